@@ -1,0 +1,285 @@
+//! `ksync bench`: each ksync primitive against the user-space peers people use
+//! instead, side by side in one run, reported as ratios.
+//!
+//! A group ([`Group`]) measures one family of primitives in a few scenarios
+//! (uncontended, 2 threads, 8 threads on this machine …) and pushes one [`Row`]
+//! per implementation. The table prints, for each scenario, every row's
+//! throughput and its ratio to the best peer (an implementation whose name does
+//! not start with `ksync`). `--json` prints the rows; `--chart FILE` draws them.
+
+use serde::Serialize;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+mod chart;
+mod spinlock;
+
+/// Options of `ksync bench`.
+#[derive(clap::Args, Default, Clone)]
+pub struct Args {
+    /// Run only these groups (comma-separated; `--list` shows them).
+    #[arg(long = "group", value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Milliseconds each measurement runs.
+    #[arg(long, default_value_t = 300)]
+    pub millis: u64,
+    /// Print the rows as a JSON array instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write an SVG bar chart of the ratios to this file.
+    #[arg(long)]
+    pub chart: Option<std::path::PathBuf>,
+    /// List the groups and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Settings every group runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long one measurement runs.
+    pub duration: Duration,
+}
+
+/// One measured implementation in one scenario.
+#[derive(Serialize, Clone, Debug)]
+pub struct Row {
+    /// The group, e.g. `spinlock`.
+    pub group: String,
+    /// The scenario, e.g. `uncontended`, `contended`.
+    pub scenario: String,
+    /// The implementation, e.g. `ksync::SpinLock`, `parking_lot::Mutex`.
+    #[serde(rename = "impl")]
+    pub impl_name: String,
+    /// Threads running the operation.
+    pub threads: usize,
+    /// Operations per second, all threads together.
+    pub ops_per_sec: f64,
+    /// Nanoseconds per operation per thread (wall time × threads / ops).
+    pub ns_per_op: f64,
+    /// Fewest / most operations of one thread, for contended scenarios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<f64>,
+}
+
+/// One registered benchmark group.
+pub struct Group {
+    /// The name `--group` selects.
+    pub name: &'static str,
+    /// One line on what it compares.
+    pub about: &'static str,
+    /// Measures every implementation in every scenario, pushing rows.
+    pub run: fn(&Config, &mut Vec<Row>),
+}
+
+/// Every registered group, in run order.
+pub fn all() -> Vec<Group> {
+    let mut v = Vec::new();
+    v.extend(spinlock::groups());
+    v
+}
+
+/// Whether an implementation is ksync's own (not a peer).
+pub fn is_ours(impl_name: &str) -> bool {
+    impl_name.starts_with("ksync")
+}
+
+/// Measures `op` run back to back on this thread for `cfg.duration`; returns a
+/// row. `op` is called in batches so the clock is read rarely.
+pub fn single(
+    cfg: &Config,
+    group: &str,
+    scenario: &str,
+    impl_name: &str,
+    mut op: impl FnMut(),
+) -> Row {
+    // Warm up.
+    for _ in 0..10_000 {
+        op();
+    }
+    let mut batch = 1_000u64;
+    let mut ops = 0u64;
+    let start = Instant::now();
+    loop {
+        for _ in 0..batch {
+            op();
+        }
+        ops += batch;
+        let el = start.elapsed();
+        if el >= cfg.duration {
+            let secs = el.as_secs_f64();
+            return Row {
+                group: group.into(),
+                scenario: scenario.into(),
+                impl_name: impl_name.into(),
+                threads: 1,
+                ops_per_sec: ops as f64 / secs,
+                ns_per_op: secs * 1e9 / ops as f64,
+                fairness: None,
+            };
+        }
+        if el < cfg.duration / 100 {
+            batch *= 2;
+        }
+    }
+}
+
+/// Runs `threads` threads, each calling its own `op` (made by `make(thread_index)`)
+/// in a loop until the time is up; all start together. Returns a row with the
+/// fairness (min/max operations per thread).
+pub fn threaded<F>(
+    cfg: &Config,
+    group: &str,
+    scenario: &str,
+    impl_name: &str,
+    threads: usize,
+    make: impl Fn(usize) -> F + Sync,
+) -> Row
+where
+    F: FnMut(),
+{
+    let stop = AtomicBool::new(false);
+    let start_line = Barrier::new(threads + 1);
+    let (counts, secs) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (stop, start_line, make) = (&stop, &start_line, &make);
+                s.spawn(move || {
+                    let mut op = make(i);
+                    start_line.wait();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..64 {
+                            op();
+                        }
+                        n += 64;
+                    }
+                    n
+                })
+            })
+            .collect();
+        start_line.wait();
+        let t0 = Instant::now();
+        std::thread::sleep(cfg.duration);
+        stop.store(true, Ordering::Relaxed);
+        let counts: Vec<u64> = handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .collect();
+        (counts, t0.elapsed().as_secs_f64())
+    });
+    let total: u64 = counts.iter().sum();
+    let (min, max) = (
+        counts.iter().min().copied().unwrap_or(0),
+        counts.iter().max().copied().unwrap_or(0),
+    );
+    Row {
+        group: group.into(),
+        scenario: scenario.into(),
+        impl_name: impl_name.into(),
+        threads,
+        ops_per_sec: total as f64 / secs,
+        ns_per_op: secs * 1e9 * threads as f64 / total.max(1) as f64,
+        fairness: Some(if max == 0 {
+            0.0
+        } else {
+            min as f64 / max as f64
+        }),
+    }
+}
+
+/// Prints the rows grouped by (group, scenario, threads), each with its ratio to
+/// the best peer in that scenario.
+pub fn print_table(rows: &[Row]) {
+    let mut keys: Vec<(String, String, usize)> = Vec::new();
+    for r in rows {
+        let k = (r.group.clone(), r.scenario.clone(), r.threads);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    println!(
+        "{:<12} {:<22} {:>3}  {:<34} {:>14} {:>10} {:>9} {:>8}",
+        "group", "scenario", "thr", "impl", "ops/s", "ns/op", "fairness", "vs best"
+    );
+    for (g, s, t) in keys {
+        let set: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.group == g && r.scenario == s && r.threads == t)
+            .collect();
+        let best_peer = set
+            .iter()
+            .filter(|r| !is_ours(&r.impl_name))
+            .map(|r| r.ops_per_sec)
+            .fold(0.0, f64::max);
+        for r in set {
+            let ratio = if best_peer > 0.0 {
+                format!("{:.2}x", r.ops_per_sec / best_peer)
+            } else {
+                "-".into()
+            };
+            let fair = r.fairness.map_or("-".into(), |f| format!("{f:.2}"));
+            println!(
+                "{:<12} {:<22} {:>3}  {:<34} {:>14.0} {:>10.2} {:>9} {:>8}",
+                r.group,
+                r.scenario,
+                r.threads,
+                r.impl_name,
+                r.ops_per_sec,
+                r.ns_per_op,
+                fair,
+                ratio
+            );
+        }
+    }
+}
+
+/// `ksync bench`: returns false on bad arguments.
+pub fn main(args: Args) -> bool {
+    let groups = all();
+    if args.list {
+        for g in &groups {
+            println!("{:<14} {}", g.name, g.about);
+        }
+        return true;
+    }
+    for name in &args.groups {
+        if !groups.iter().any(|g| g.name == name) {
+            eprintln!("ksync bench: unknown group {name:?}; `ksync bench --list` shows the groups");
+            return false;
+        }
+    }
+    if args.millis == 0 {
+        eprintln!("ksync bench: --millis must be positive");
+        return false;
+    }
+    let cfg = Config {
+        duration: Duration::from_millis(args.millis),
+    };
+    let mut rows = Vec::new();
+    for g in groups
+        .iter()
+        .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
+    {
+        if !args.json {
+            eprintln!("ksync bench: {} — {}", g.name, g.about);
+        }
+        (g.run)(&cfg, &mut rows);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serialisable")
+        );
+    } else {
+        print_table(&rows);
+    }
+    if let Some(path) = &args.chart {
+        if let Err(e) = std::fs::write(path, chart::svg(&rows)) {
+            eprintln!("ksync bench: cannot write {}: {e}", path.display());
+            return false;
+        }
+    }
+    true
+}

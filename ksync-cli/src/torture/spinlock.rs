@@ -1,0 +1,7 @@
+//! Torture types for spinlocks and rwlocks.
+
+use super::TortureType;
+
+pub fn types() -> Vec<TortureType> {
+    Vec::new()
+}

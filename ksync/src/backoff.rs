@@ -1,0 +1,141 @@
+//! [`Backoff`]: randomized, bounded exponential backoff for retry loops.
+
+use core::cell::Cell;
+
+/// Randomized exponential backoff for retry and busy-wait loops (SPEC §17:
+/// livelock). Every retry loop in ksync uses it.
+///
+/// [`spin`](Backoff::spin) is for CAS retry loops: it spins `2^step` times
+/// (up to `2^SPIN_LIMIT`) with random jitter so two threads that collided do
+/// not collide again in lock-step. [`snooze`](Backoff::snooze) is for waiting on
+/// another thread: it spins the same way first, then yields the CPU.
+/// [`is_completed`](Backoff::is_completed) says when the caller should stop
+/// spinning and sleep instead.
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use ksync::Backoff;
+///
+/// fn increment(a: &AtomicU32) {
+///     let mut backoff = Backoff::new();
+///     let mut cur = a.load(Ordering::Relaxed);
+///     loop {
+///         match a.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
+///             Ok(_) => return,
+///             Err(now) => cur = now,
+///         }
+///         backoff.spin();
+///     }
+/// }
+/// let a = AtomicU32::new(0);
+/// increment(&a);
+/// assert_eq!(a.load(Ordering::Relaxed), 1);
+/// ```
+#[derive(Debug)]
+pub struct Backoff {
+    step: Cell<u32>,
+    seed: Cell<u32>,
+}
+
+const SPIN_LIMIT: u32 = 6;
+const YIELD_LIMIT: u32 = 10;
+
+impl Backoff {
+    /// A fresh backoff at step 0.
+    #[inline]
+    pub fn new() -> Self {
+        // Seed the jitter from this frame's address: distinct per thread and cheap.
+        let local = 0u8;
+        let seed = (&local as *const u8 as usize as u32) | 1;
+        Backoff {
+            step: Cell::new(0),
+            seed: Cell::new(seed),
+        }
+    }
+
+    /// Starts over from step 0.
+    #[inline]
+    pub fn reset(&self) {
+        self.step.set(0);
+    }
+
+    #[inline]
+    fn jitter(&self, bound: u32) -> u32 {
+        // xorshift32
+        let mut x = self.seed.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.seed.set(x);
+        x % bound.max(1)
+    }
+
+    /// Backs off in a lock-free retry loop: spins between `2^(step-1)` and `2^step`
+    /// times (randomized), the step growing up to a fixed limit.
+    #[inline]
+    pub fn spin(&self) {
+        let step = self.step.get().min(SPIN_LIMIT);
+        let full = 1u32 << step;
+        let n = full / 2 + self.jitter(full / 2 + 1);
+        for _ in 0..n {
+            crate::arch::cpu_relax();
+        }
+        if self.step.get() <= SPIN_LIMIT {
+            self.step.set(self.step.get() + 1);
+        }
+    }
+
+    /// Backs off while waiting for another thread: spins at first, then yields
+    /// the CPU to let the thread being waited for run.
+    #[inline]
+    pub fn snooze(&self) {
+        if self.step.get() <= SPIN_LIMIT {
+            self.spin();
+        } else {
+            crate::arch::yield_now();
+            if self.step.get() <= YIELD_LIMIT {
+                self.step.set(self.step.get() + 1);
+            }
+        }
+    }
+
+    /// Whether backing off has gone on long enough that the caller should block
+    /// (park on a futex) instead.
+    #[inline]
+    pub fn is_completed(&self) -> bool {
+        self.step.get() > YIELD_LIMIT
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completes_after_spinning_and_yielding() {
+        let b = Backoff::new();
+        let mut n = 0;
+        while !b.is_completed() {
+            b.snooze();
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(n as u32, YIELD_LIMIT + 1);
+        b.reset();
+        assert!(!b.is_completed());
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        let b = Backoff::new();
+        for bound in 1..100 {
+            assert!(b.jitter(bound) < bound);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The task: ksync's `struct task_struct` for one thread.
+//!
+//! [`current()`] returns a handle to the calling thread's task; handles can be
+//! sent to other threads, which use them to wake the task ([`Task::wake_up`]) or
+//! send it signals ([`Task::send_signal`]). The task's shared part is allocated
+//! once, on the thread's first use of anything that needs it, and freed when the
+//! thread has exited and the last handle is dropped.
+//!
+//! Hot per-thread state (the preempt count, irq flags, RCU nesting, held locks)
+//! lives in const-initialised thread-locals of the modules that own it, which
+//! signal handlers may read; this shared part is touched only on sleep, wake
+//! and signal paths.
+
+use super::signal::{Signal, SignalSet};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::cell::Cell;
+use core::fmt;
+use std::sync::Arc;
+
+/// The state a sleeping task is in, as the kernel's `TASK_*` values: it decides
+/// which events end the sleep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TaskState {
+    /// Runnable (`TASK_RUNNING`).
+    #[doc(alias = "TASK_RUNNING")]
+    Running = 0,
+    /// Sleeping; a pending signal ends the sleep with `-EINTR` (`TASK_INTERRUPTIBLE`).
+    #[doc(alias = "TASK_INTERRUPTIBLE")]
+    Interruptible = 1,
+    /// Sleeping; signals do not end it (`TASK_UNINTERRUPTIBLE`).
+    #[doc(alias = "TASK_UNINTERRUPTIBLE")]
+    Uninterruptible = 2,
+    /// Sleeping; only a fatal signal (SIGKILL) ends it (`TASK_KILLABLE`).
+    #[doc(alias = "TASK_KILLABLE")]
+    Killable = 3,
+}
+
+impl TaskState {
+    fn from_u8(v: u8) -> TaskState {
+        match v {
+            1 => TaskState::Interruptible,
+            2 => TaskState::Uninterruptible,
+            3 => TaskState::Killable,
+            _ => TaskState::Running,
+        }
+    }
+}
+
+/// Values of [`TaskInner::wake`], the word a sleeping task parks on.
+pub(crate) mod wake_word {
+    /// No wake-up pending and the task is not parked.
+    pub(crate) const IDLE: u32 = 0;
+    /// A wake-up arrived that the task has not yet consumed.
+    pub(crate) const TOKEN: u32 = 1;
+    /// The task is parked (or about to park) on the futex; a waker must call futex wake.
+    pub(crate) const PARKED: u32 = 2;
+}
+
+pub(crate) struct TaskInner {
+    pub(crate) tid: i32,
+    pub(crate) pthread: libc::pthread_t,
+    pub(crate) name: Option<String>,
+    /// The futex word the task sleeps on; see [`wake_word`].
+    pub(crate) wake: AtomicU32,
+    /// The [`TaskState`] while sleeping, `Running` otherwise.
+    pub(crate) state: AtomicU8,
+    /// Pending signals: bit `n` is signal number `n`.
+    pub(crate) pending: AtomicU64,
+    /// Set once the thread has exited.
+    pub(crate) exited: AtomicBool,
+}
+
+/// A handle to a task (a thread), as `struct task_struct *`.
+///
+/// Cheap to clone and `Send + Sync`: any thread may wake the task or send it a
+/// signal through it.
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) inner: Arc<TaskInner>,
+}
+
+struct CurrentSlot(Arc<TaskInner>);
+
+impl Drop for CurrentSlot {
+    fn drop(&mut self) {
+        CURRENT_PTR.with(|p| p.set(core::ptr::null()));
+        self.0.exited.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static CURRENT: CurrentSlot = CurrentSlot(Arc::new(TaskInner::for_this_thread()));
+    /// The same task as a raw pointer, const-initialised so that signal handlers can
+    /// read it without lazy initialisation (not async-signal-safe). Null until the
+    /// task is first created on this thread and after the thread began to exit.
+    static CURRENT_PTR: Cell<*const TaskInner> = const { Cell::new(core::ptr::null()) };
+}
+
+// Under loom every model thread needs its own task: loom's thread-locals are per
+// model thread, std's are per OS thread.
+#[cfg(loom)]
+loom::thread_local! {
+    static CURRENT: CurrentSlot = CurrentSlot(Arc::new(TaskInner::for_this_thread()));
+    static CURRENT_PTR: Cell<*const TaskInner> = Cell::new(core::ptr::null());
+}
+
+impl TaskInner {
+    fn for_this_thread() -> TaskInner {
+        let t = std::thread::current();
+        TaskInner {
+            tid: crate::arch::gettid(),
+            // SAFETY: pthread_self has no preconditions.
+            pthread: unsafe { libc::pthread_self() },
+            name: t.name().map(str::to_owned),
+            wake: AtomicU32::new(wake_word::IDLE),
+            state: AtomicU8::new(TaskState::Running as u8),
+            pending: AtomicU64::new(0),
+            exited: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Runs `f` on the calling thread's task, creating it on first use.
+///
+/// # Panics
+/// If called from a thread-local destructor after the task was torn down.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<TaskInner>) -> R) -> R {
+    CURRENT.with(|slot| {
+        if CURRENT_PTR.with(|p| p.get().is_null()) {
+            CURRENT_PTR.with(|p| p.set(Arc::as_ptr(&slot.0)));
+        }
+        f(&slot.0)
+    })
+}
+
+/// The current task as seen from a signal handler: `None` if the thread never
+/// created its task (no ksync sleep or handle yet) or is exiting. Async-signal-safe.
+#[inline]
+pub(crate) fn current_from_handler() -> Option<&'static TaskInner> {
+    let p = CURRENT_PTR.try_with(|p| p.get()).ok()?;
+    // SAFETY: CURRENT_PTR is non-null only while the thread's CURRENT slot holds the
+    // Arc it points to; the slot is dropped (and the pointer cleared first) only at
+    // thread exit, after which no handler runs on this thread's stack frames that
+    // could still use the reference.
+    unsafe { p.as_ref() }
+}
+
+/// The task of the calling thread (`current`).
+///
+/// ```
+/// let me = ksync::sched::current();
+/// assert_eq!(me.tid(), ksync::arch::gettid());
+/// assert!(me.is_current());
+/// ```
+#[doc(alias = "get_current")]
+pub fn current() -> Task {
+    with_current(|t| Task { inner: t.clone() })
+}
+
+impl Task {
+    /// The kernel thread id (`task_pid_nr`).
+    pub fn tid(&self) -> i32 {
+        self.inner.tid
+    }
+
+    /// The thread's name, if it has one (`comm`).
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// The pthread handle, for delivering real signals to this thread.
+    pub fn pthread(&self) -> libc::pthread_t {
+        self.inner.pthread
+    }
+
+    /// Whether this is the calling thread's task.
+    pub fn is_current(&self) -> bool {
+        CURRENT_PTR.with(|p| p.get() == Arc::as_ptr(&self.inner))
+    }
+
+    /// Whether the thread has exited.
+    pub fn has_exited(&self) -> bool {
+        self.inner.exited.load(Ordering::Acquire)
+    }
+
+    /// The task's state: [`TaskState::Running`] unless it is in [`super::sleep`].
+    pub fn state(&self) -> TaskState {
+        TaskState::from_u8(self.inner.state.load(Ordering::Relaxed))
+    }
+
+    /// Wakes the task if it sleeps, or makes its next [`super::sleep`] return at
+    /// once (`wake_up_process`). Returns whether it was parked.
+    #[doc(alias = "wake_up_process")]
+    #[inline]
+    pub fn wake_up(&self) -> bool {
+        self.inner.wake_up()
+    }
+
+    /// Makes `sig` pending for the task and wakes it from an interruptible sleep
+    /// (from a killable one too, for SIGKILL) — `send_sig`.
+    #[doc(alias = "send_sig")]
+    #[doc(alias = "kill_pid")]
+    pub fn send_signal(&self, sig: Signal) {
+        self.inner
+            .pending
+            .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
+        // SeqCst pairs with the sleeper's state store and signal check (see
+        // `sched::sleep`): either we see its sleeping state here, or it sees our bit.
+        let wakes = match TaskState::from_u8(self.inner.state.load(Ordering::SeqCst)) {
+            TaskState::Interruptible => true,
+            TaskState::Killable => sig.is_fatal(),
+            TaskState::Uninterruptible | TaskState::Running => false,
+        };
+        if wakes {
+            self.inner.wake_up();
+        }
+    }
+
+    /// The signals pending for the task.
+    pub fn pending_signals(&self) -> SignalSet {
+        SignalSet::from_bits(self.inner.pending.load(Ordering::SeqCst))
+    }
+
+    /// Whether two handles name the same task.
+    pub fn same_as(&self, other: &Task) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl TaskInner {
+    #[inline]
+    pub(crate) fn wake_up(&self) -> bool {
+        // Release: what the waker did before waking is visible to the task after it
+        // consumes the token (Acquire swap in `sleep`).
+        if self.wake.swap(wake_word::TOKEN, Ordering::SeqCst) == wake_word::PARKED {
+            crate::arch::futex::wake_one(&self.wake);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("tid", &self.inner.tid)
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .field("pending", &self.pending_signals())
+            .finish()
+    }
+}
+
+impl PartialEq for Task {
+    fn eq(&self, other: &Task) -> bool {
+        self.same_as(other)
+    }
+}
+impl Eq for Task {}
