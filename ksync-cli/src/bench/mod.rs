@@ -12,7 +12,13 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod atomic;
 mod chart;
+mod irq;
+mod mutex;
+mod rcu;
+mod seqpcpu;
+mod sleeping;
 mod spinlock;
 
 /// Options of `ksync bench`.
@@ -76,7 +82,13 @@ pub struct Group {
 /// Every registered group, in run order.
 pub fn all() -> Vec<Group> {
     let mut v = Vec::new();
+    v.extend(atomic::groups());
+    v.extend(irq::groups());
     v.extend(spinlock::groups());
+    v.extend(mutex::groups());
+    v.extend(sleeping::groups());
+    v.extend(seqpcpu::groups());
+    v.extend(rcu::groups());
     v
 }
 

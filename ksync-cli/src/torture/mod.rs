@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod broken;
+mod mutex;
+mod rcu;
+mod seqpcpu;
+mod sleeping;
 mod spinlock;
 
 /// Options of `ksync torture`.
@@ -113,6 +117,10 @@ pub struct TortureType {
 pub fn all() -> Vec<TortureType> {
     let mut v = Vec::new();
     v.extend(spinlock::types());
+    v.extend(mutex::types());
+    v.extend(sleeping::types());
+    v.extend(seqpcpu::types());
+    v.extend(rcu::types());
     v.extend(broken::types());
     v
 }

@@ -1,0 +1,7 @@
+//! Benchmark groups for the irq area (registered in `super::all`).
+
+use super::Group;
+
+pub fn groups() -> Vec<Group> {
+    Vec::new()
+}
