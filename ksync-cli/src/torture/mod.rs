@@ -149,6 +149,8 @@ pub struct Outcome {
     pub readers: usize,
     /// min/max operations per writer thread (1.0 = perfectly fair).
     pub writer_fairness: f64,
+    /// min/max operations per reader thread (1.0 when there are no readers).
+    pub reader_fairness: f64,
     /// Notes from the type.
     pub notes: Vec<String>,
 }
@@ -193,6 +195,7 @@ pub fn run_one(
     });
     let seconds = start.elapsed().as_secs_f64();
     let (wmin, wmax) = report.writer_min_max;
+    let (rmin, rmax) = report.reader_min_max;
     Outcome {
         name: t.name.to_string(),
         verdict: if report.failures == 0 {
