@@ -215,6 +215,11 @@ pub fn run_one(
         } else {
             wmin as f64 / wmax as f64
         },
+        reader_fairness: if rmax == 0 {
+            1.0
+        } else {
+            rmin as f64 / rmax as f64
+        },
         notes: report.notes,
     }
 }
