@@ -4,10 +4,10 @@
 //! Each test uses its own irq lines (tests run in parallel in one process).
 //! Handlers are async-signal-safe: they only touch atomics.
 
+use ksync::Error;
 use ksync::arch::gettid;
 use ksync::irq::{self, local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save};
 use ksync::sched::{self, HARDIRQ_MASK, HARDIRQ_OFFSET, in_hardirq};
-use ksync::Error;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -32,7 +32,10 @@ static BUSY_HARDIRQ: AtomicBool = AtomicBool::new(false);
 
 fn busy_handler(_irq: u32) {
     BUSY_TID.store(gettid(), Relaxed);
-    BUSY_HARDIRQ.store(in_hardirq() && sched::in_interrupt() && sched::in_atomic(), Relaxed);
+    BUSY_HARDIRQ.store(
+        in_hardirq() && sched::in_interrupt() && sched::in_atomic(),
+        Relaxed,
+    );
     BUSY_HITS.fetch_add(1, Release);
 }
 
@@ -59,8 +62,15 @@ fn irq_interrupts_a_busy_thread_in_hardirq_context() {
         stop.store(true, Relaxed);
         let (tid, hardirq_after, spins) = t.join().unwrap();
         assert!(ran, "the handler never ran");
-        assert_eq!(BUSY_TID.load(Relaxed), tid, "the handler ran on another thread");
-        assert!(BUSY_HARDIRQ.load(Relaxed), "in_hardirq() was false in the handler");
+        assert_eq!(
+            BUSY_TID.load(Relaxed),
+            tid,
+            "the handler ran on another thread"
+        );
+        assert!(
+            BUSY_HARDIRQ.load(Relaxed),
+            "in_hardirq() was false in the handler"
+        );
         assert!(!hardirq_after, "hardirq count leaked into task context");
         assert!(spins > 0);
     });
@@ -115,7 +125,11 @@ fn save_restore_nests_and_only_the_outer_restore_runs_irqs() {
         assert!(irq::irqs_disabled());
         assert_eq!(NEST_HITS.load(Relaxed), 0, "inner restore ran irqs");
         local_irq_restore(outer);
-        assert_eq!(NEST_HITS.load(Relaxed), 2, "each raise runs once at the outer restore");
+        assert_eq!(
+            NEST_HITS.load(Relaxed),
+            2,
+            "each raise runs once at the outer restore"
+        );
     })
     .join()
     .unwrap();
@@ -198,12 +212,20 @@ fn ten_thousand_irqs_at_a_toggling_thread_none_lost_none_duplicated() {
         stop.store(true, Relaxed);
         let toggles = t.join().unwrap();
         assert_eq!(raised, N, "could not raise all irqs in time");
-        assert!(all, "lost irqs: {} of {N} handled", STORM_RUNS.load(Relaxed));
+        assert!(
+            all,
+            "lost irqs: {} of {N} handled",
+            STORM_RUNS.load(Relaxed)
+        );
         toggles
     });
     assert_eq!(STORM_RUNS.load(Relaxed), N, "handler runs != raises");
     assert_eq!(irq::irq_count(4), N);
-    assert_eq!(STORM_VIOLATIONS.load(Relaxed), 0, "a handler ran inside an irq-disabled section");
+    assert_eq!(
+        STORM_VIOLATIONS.load(Relaxed),
+        0,
+        "a handler ran inside an irq-disabled section"
+    );
     assert!(toggles > 0);
     irq::free_irq(4).unwrap();
 }
@@ -227,13 +249,19 @@ fn outer_handler(_irq: u32) {
 }
 
 fn inner_handler(_irq: u32) {
-    INNER_DEPTH.store((sched::preempt_count() & HARDIRQ_MASK) / HARDIRQ_OFFSET, Relaxed);
+    INNER_DEPTH.store(
+        (sched::preempt_count() & HARDIRQ_MASK) / HARDIRQ_OFFSET,
+        Relaxed,
+    );
     INNER_RUNS.fetch_add(1, Relaxed);
 }
 
 /// A monotonic clock readable from a signal handler (`clock_gettime`).
 fn ksync_now() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -248,8 +276,15 @@ fn irqs_of_other_lines_nest_in_a_handler() {
         .unwrap();
     assert_eq!(OUTER_RUNS.load(Relaxed), 1);
     assert_eq!(INNER_RUNS.load(Relaxed), 1);
-    assert!(INNER_SEEN_INSIDE_OUTER.load(Relaxed), "line 6 did not nest in line 5's handler");
-    assert_eq!(INNER_DEPTH.load(Relaxed), 2, "nested handler should see hardirq depth 2");
+    assert!(
+        INNER_SEEN_INSIDE_OUTER.load(Relaxed),
+        "line 6 did not nest in line 5's handler"
+    );
+    assert_eq!(
+        INNER_DEPTH.load(Relaxed),
+        2,
+        "nested handler should see hardirq depth 2"
+    );
     irq::free_irq(5).unwrap();
     irq::free_irq(6).unwrap();
 }
@@ -315,7 +350,10 @@ fn free_irq_waits_for_a_running_handler_and_the_line_is_free_after() {
     irq::raise_irq(8, &task).unwrap();
     assert!(wait_until(10, || SLOW_STARTED.load(Relaxed)));
     irq::free_irq(8).unwrap();
-    assert!(SLOW_DONE.load(Relaxed), "free_irq returned while the handler ran");
+    assert!(
+        SLOW_DONE.load(Relaxed),
+        "free_irq returned while the handler ran"
+    );
     t.join().unwrap();
     assert_eq!(irq::raise_irq(8, &task), Err(Error::NotFound));
     assert_eq!(irq::free_irq(8), Err(Error::NotFound));
@@ -325,7 +363,10 @@ fn nop(_irq: u32) {}
 
 #[test]
 fn request_irq_refuses_bad_and_busy_lines() {
-    assert_eq!(irq::request_irq(irq::NR_IRQS as u32, nop, "x"), Err(Error::InvalidArgument));
+    assert_eq!(
+        irq::request_irq(irq::NR_IRQS as u32, nop, "x"),
+        Err(Error::InvalidArgument)
+    );
     assert_eq!(irq::request_irq(irq::TIMER_IRQ, nop, "x"), Err(Error::Busy));
     irq::request_irq(15, nop, "fifteen").unwrap();
     assert_eq!(irq::irq_name(15), Some("fifteen"));

@@ -51,14 +51,25 @@ fn softirq_raised_in_an_irq_runs_at_irq_exit_on_that_thread() {
     let tid = std::thread::spawn(|| {
         irq::raise_irq(1, &sched::current()).unwrap();
         // The irq and its softirq both ran before raise_irq returned here.
-        assert_eq!(RX_ACTIONS.load(Relaxed), 1, "softirq did not run at irq exit");
+        assert_eq!(
+            RX_ACTIONS.load(Relaxed),
+            1,
+            "softirq did not run at irq exit"
+        );
         gettid()
     })
     .join()
     .unwrap();
-    assert_eq!(RX_ACTIONS_SEEN_BY_HANDLER.load(Relaxed), 0, "softirq ran inside the handler");
+    assert_eq!(
+        RX_ACTIONS_SEEN_BY_HANDLER.load(Relaxed),
+        0,
+        "softirq ran inside the handler"
+    );
     assert_eq!(RX_TID.load(Relaxed), tid, "softirq ran on another thread");
-    assert!(RX_CONTEXT_OK.load(Relaxed), "action not in serving-softirq context");
+    assert!(
+        RX_CONTEXT_OK.load(Relaxed),
+        "action not in serving-softirq context"
+    );
     assert!(Softirq::NetRx.count() >= 1);
     irq::free_irq(1).unwrap();
 }
@@ -101,14 +112,21 @@ fn softirqs_do_not_run_while_bhs_are_disabled() {
         });
         let task = rx.recv().unwrap();
         irq::raise_irq(2, &task).unwrap();
-        assert!(wait_until(10, || TX_IRQS.load(Relaxed) == 1), "irq did not run");
+        assert!(
+            wait_until(10, || TX_IRQS.load(Relaxed) == 1),
+            "irq did not run"
+        );
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(TX_ACTIONS.load(Relaxed), 0, "softirq ran with bhs disabled");
         go_tx.send(()).unwrap();
         assert!(wait_until(10, || TX_ACTIONS.load(Relaxed) == 1));
         stop.store(true, Relaxed);
         let (before, inner, after) = t.join().unwrap();
-        assert_eq!((before, inner, after), (0, 0, 1), "must run when the count drops to zero");
+        assert_eq!(
+            (before, inner, after),
+            (0, 0, 1),
+            "must run when the count drops to zero"
+        );
     });
     irq::free_irq(2).unwrap();
 }
@@ -151,8 +169,15 @@ fn a_softirq_never_preempts_a_softirq_on_the_same_thread() {
     .join()
     .unwrap();
     assert_eq!(BLOCK_IRQS.load(Relaxed), 2);
-    assert_eq!(BLOCK_RUNS.load(Relaxed), 2, "the re-raised softirq must run once more");
-    assert!(!BLOCK_IRQ_LATE.load(Relaxed), "the irq did not interrupt the softirq");
+    assert_eq!(
+        BLOCK_RUNS.load(Relaxed),
+        2,
+        "the re-raised softirq must run once more"
+    );
+    assert!(
+        !BLOCK_IRQ_LATE.load(Relaxed),
+        "the irq did not interrupt the softirq"
+    );
     assert!(!BLOCK_NESTED.load(Relaxed), "softirq nested in a softirq");
     irq::free_irq(3).unwrap();
 }
@@ -186,13 +211,19 @@ fn a_softirq_storm_is_bounded_and_handed_to_ksoftirqd() {
     })
     .join()
     .unwrap();
-    assert!(wait_until(10, || SCHED_RUNS.load(Relaxed) == 51), "storm not finished");
+    assert!(
+        wait_until(10, || SCHED_RUNS.load(Relaxed) == 51),
+        "storm not finished"
+    );
     let home = SCHED_HOME_RUNS.load(Relaxed);
     assert!(
         (1..=irq::MAX_SOFTIRQ_RESTART).contains(&home),
         "{home} runs on the raising thread: the pass was not bounded"
     );
-    assert!(SCHED_AWAY_RUNS.load(Relaxed) > 0, "ksoftirqd did not take over");
+    assert!(
+        SCHED_AWAY_RUNS.load(Relaxed) > 0,
+        "ksoftirqd did not take over"
+    );
 }
 
 static POLL_TID: AtomicI32 = AtomicI32::new(0);
@@ -206,7 +237,10 @@ fn raise_softirq_from_task_context_runs_in_ksoftirqd() {
     irq::raise_softirq(Softirq::IrqPoll);
     assert!(wait_until(10, || POLL_TID.load(Relaxed) != 0));
     assert_ne!(POLL_TID.load(Relaxed), gettid());
-    assert_eq!(irq::open_softirq(Softirq::Tasklet, poll_action), Err(ksync::Error::Busy));
+    assert_eq!(
+        irq::open_softirq(Softirq::Tasklet, poll_action),
+        Err(ksync::Error::Busy)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -272,11 +306,18 @@ fn a_tasklet_scheduled_from_many_threads_never_runs_on_two_at_once() {
         wait_until(20, || !SHARED.is_scheduled() && !SHARED.is_running()),
         "tasklet left pending: {SHARED:?}"
     );
-    assert_eq!(SHARED_OVERLAPS.load(Relaxed), 0, "tasklet ran on two threads at once");
+    assert_eq!(
+        SHARED_OVERLAPS.load(Relaxed),
+        0,
+        "tasklet ran on two threads at once"
+    );
     let runs = SHARED_RUNS.load(Relaxed);
     assert!(runs > 0 && runs <= (THREADS * 1500) as u64);
     let threads_that_ran = SHARED_RAN_ON.iter().filter(|c| c.load(Relaxed) > 0).count();
-    assert!(threads_that_ran >= 2, "the test never ran the tasklet on two threads");
+    assert!(
+        threads_that_ran >= 2,
+        "the test never ran the tasklet on two threads"
+    );
     SHARED.kill();
     irq::free_irq(10).unwrap();
 }

@@ -21,7 +21,10 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -34,7 +37,10 @@ static FIRED_TID: AtomicI32 = AtomicI32::new(0);
 static FIRED_CONTEXT_OK: AtomicBool = AtomicBool::new(false);
 
 fn record(t: &Timer) {
-    FIRED_CONTEXT_OK.store(in_serving_softirq() && !in_hardirq() && t.data() == 42, Relaxed);
+    FIRED_CONTEXT_OK.store(
+        in_serving_softirq() && !in_hardirq() && t.data() == 42,
+        Relaxed,
+    );
     FIRED_TID.store(gettid(), Relaxed);
     FIRED_AT.store(jiffies(), Release);
 }
@@ -46,10 +52,23 @@ fn a_timer_fires_once_after_its_expiry_in_softirq_context() {
     let expires = start.wrapping_add(msecs_to_jiffies(40));
     assert!(!timer.as_ref().mod_timer(expires), "was not armed before");
     assert!(timer.pending());
-    assert!(wait_until(10, || FIRED_AT.load(Acquire) != 0), "timer never fired");
-    assert!(time_after_eq(FIRED_AT.load(Relaxed), expires), "fired before its expiry");
-    assert!(FIRED_CONTEXT_OK.load(Relaxed), "callback not in softirq context");
-    assert_ne!(FIRED_TID.load(Relaxed), gettid(), "callbacks run on the timer thread");
+    assert!(
+        wait_until(10, || FIRED_AT.load(Acquire) != 0),
+        "timer never fired"
+    );
+    assert!(
+        time_after_eq(FIRED_AT.load(Relaxed), expires),
+        "fired before its expiry"
+    );
+    assert!(
+        FIRED_CONTEXT_OK.load(Relaxed),
+        "callback not in softirq context"
+    );
+    assert_ne!(
+        FIRED_TID.load(Relaxed),
+        gettid(),
+        "callbacks run on the timer thread"
+    );
     assert!(!timer.pending());
 }
 
@@ -63,7 +82,10 @@ fn del_timer_disarms_and_mod_timer_reports_pending() {
     let timer = pin!(Timer::setup(never));
     let t = timer.as_ref();
     assert!(!t.mod_timer(jiffies() + msecs_to_jiffies(60)));
-    assert!(t.mod_timer(jiffies() + msecs_to_jiffies(80)), "re-arm of a pending timer");
+    assert!(
+        t.mod_timer(jiffies() + msecs_to_jiffies(80)),
+        "re-arm of a pending timer"
+    );
     assert!(t.del_timer());
     assert!(!t.del_timer());
     std::thread::sleep(Duration::from_millis(150));
@@ -103,10 +125,19 @@ fn del_timer_sync_returns_only_after_a_running_callback_finished() {
     static SLOW: Timer = Timer::setup(slow_callback);
     let t = Pin::static_ref(&SLOW);
     t.mod_timer(jiffies().wrapping_add(1));
-    assert!(wait_until(10, || SLOW_STARTED.load(Acquire)), "callback never started");
-    assert!(!SLOW_FINISHED.load(Acquire), "callback too fast for the test");
+    assert!(
+        wait_until(10, || SLOW_STARTED.load(Acquire)),
+        "callback never started"
+    );
+    assert!(
+        !SLOW_FINISHED.load(Acquire),
+        "callback too fast for the test"
+    );
     let was_pending = t.del_timer_sync();
-    assert!(SLOW_FINISHED.load(Acquire), "del_timer_sync returned while the callback ran");
+    assert!(
+        SLOW_FINISHED.load(Acquire),
+        "del_timer_sync returned while the callback ran"
+    );
     assert!(!was_pending);
 }
 
@@ -123,7 +154,10 @@ fn periodic(t: &Timer) {
 fn a_self_rearming_timer_stops_at_del_timer_sync() {
     let t = Pin::static_ref(&PERIODIC);
     t.mod_timer(jiffies().wrapping_add(1));
-    assert!(wait_until(10, || PERIODIC_RUNS.load(Relaxed) >= 5), "periodic timer stalled");
+    assert!(
+        wait_until(10, || PERIODIC_RUNS.load(Relaxed) >= 5),
+        "periodic timer stalled"
+    );
     t.del_timer_sync();
     let n = PERIODIC_RUNS.load(Relaxed);
     assert!(!t.pending(), "still armed after del_timer_sync");

@@ -120,7 +120,9 @@ fn install() -> Result<()> {
     let old = unsafe {
         let mut old: libc::sigaction = core::mem::zeroed();
         if libc::sigaction(sig, core::ptr::null(), &mut old) != 0 {
-            return Err(Error::Os(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+            return Err(Error::Os(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
         }
         old
     };
@@ -147,7 +149,9 @@ fn install() -> Result<()> {
             libc::sigdelset(&mut sa.sa_mask, s);
         }
         if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
-            return Err(Error::Os(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+            return Err(Error::Os(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
         }
     }
     // Release pairs with the Acquire loads in `raise_irq_tid`: a raiser that sees
@@ -247,7 +251,12 @@ pub fn irq_count(irq: u32) -> u64 {
 
 /// The name line `irq` was requested with.
 pub fn irq_name(irq: u32) -> Option<&'static str> {
-    NAMES.lock().unwrap_or_else(|e| e.into_inner()).get(irq as usize).copied().flatten()
+    NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(irq as usize)
+        .copied()
+        .flatten()
 }
 
 /// Signals of the irq number that were not ksync irqs, and irqs that arrived
@@ -411,7 +420,10 @@ fn run_handler(l: &IrqLocal, irq: u32) {
     }
     // Release: what the handler did happens before `synchronize_irq` returns.
     desc.active.fetch_sub(1, Ordering::Release);
-    super::softirq::fixup_count(count, b"ksync: irq handler returned with a changed preempt count; fixed up\n");
+    super::softirq::fixup_count(
+        count,
+        b"ksync: irq handler returned with a changed preempt count; fixed up\n",
+    );
     l.in_progress.fetch_and(!(1 << irq), Ordering::Relaxed);
     super::softirq::irq_exit();
 }

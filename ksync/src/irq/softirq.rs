@@ -41,7 +41,10 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use super::local::{IrqLocal, LOCAL, TaskletList};
 use super::sync::IrqSpinLock;
 use crate::error::{Error, Result};
-use crate::sched::{HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count, preempt_count_add, preempt_count_sub};
+use crate::sched::{
+    HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count, preempt_count_add,
+    preempt_count_sub,
+};
 
 /// The softirq numbers, in priority order (lower runs first), as the kernel's
 /// `enum { HI_SOFTIRQ, TIMER_SOFTIRQ, ... }`.
@@ -108,8 +111,10 @@ impl Softirq {
 
     /// The kernel's name for it, e.g. `"NET_RX"` (as in `/proc/softirqs`).
     pub const fn name(self) -> &'static str {
-        ["HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU"]
-            [self as usize]
+        [
+            "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER",
+            "RCU",
+        ][self as usize]
     }
 
     /// How many times this softirq's action has run, on all threads.
@@ -151,7 +156,8 @@ pub fn open_softirq(nr: Softirq, action: fn()) -> Result<()> {
 /// Async-signal-safe.
 pub fn raise_softirq_irqoff(nr: Softirq) {
     LOCAL.with(|l| {
-        l.softirq_pending.fetch_or(1 << nr as u32, Ordering::Relaxed);
+        l.softirq_pending
+            .fetch_or(1 << nr as u32, Ordering::Relaxed);
         if !in_interrupt() {
             wakeup_softirqd(l);
         }
@@ -238,7 +244,10 @@ fn run_action(l: &IrqLocal, nr: usize) {
             }
         }
     }
-    fixup_count(count, b"ksync: softirq action returned with a changed preempt count; fixed up\n");
+    fixup_count(
+        count,
+        b"ksync: softirq action returned with a changed preempt count; fixed up\n",
+    );
 }
 
 /// The kernel's "huh, entered softirq with preempt_count X, exited with Y?":

@@ -200,7 +200,11 @@ impl core::fmt::Debug for Tasklet {
 /// `tasklet_action`/`tasklet_hi_action`: runs the tasklets on this thread's
 /// list `list` (0: `TASKLET_SOFTIRQ`, 1: `HI_SOFTIRQ`), in softirq context.
 pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
-    let nr = if list == 0 { Softirq::Tasklet } else { Softirq::Hi };
+    let nr = if list == 0 {
+        Softirq::Tasklet
+    } else {
+        Softirq::Hi
+    };
     let flags = local_irq_save();
     let mut p = l.tasklets[list].take();
     local_irq_restore(flags);

@@ -390,7 +390,7 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if self.pending.load(Ordering::Relaxed)
-            || BASE.running.load(Ordering::Relaxed) == self as *mut Timer
+            || ptr::eq(BASE.running.load(Ordering::Relaxed), self)
         {
             self.delete_sync();
         }
