@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p ksync --bench irq -- --warm-up-time 1 --measurement-time 2`
 
+#![allow(missing_docs)] // criterion_main! generates an undocumented `main`
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ksync::{irq, sched};
 use std::hint::black_box;

@@ -32,16 +32,28 @@ pub fn groups() -> Vec<Group> {
 
 fn run_mask(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "irq-mask";
-    rows.push(single(cfg, g, "save+restore", "ksync::local_irq_save+restore", || {
-        let f = irq::local_irq_save();
-        black_box(&f);
-        irq::local_irq_restore(f);
-    }));
-    rows.push(single(cfg, g, "save+restore", "ksync::local_irq_disable+enable", || {
-        irq::local_irq_disable();
-        black_box(());
-        irq::local_irq_enable();
-    }));
+    rows.push(single(
+        cfg,
+        g,
+        "save+restore",
+        "ksync::local_irq_save+restore",
+        || {
+            let f = irq::local_irq_save();
+            black_box(&f);
+            irq::local_irq_restore(f);
+        },
+    ));
+    rows.push(single(
+        cfg,
+        g,
+        "save+restore",
+        "ksync::local_irq_disable+enable",
+        || {
+            irq::local_irq_disable();
+            black_box(());
+            irq::local_irq_enable();
+        },
+    ));
     // SAFETY: sigset operations on a zeroed local set; pthread_sigmask with valid
     // pointers. The set blocks every signal, then the old mask is restored.
     let (all, mut old) = unsafe {
@@ -49,14 +61,20 @@ fn run_mask(cfg: &Config, rows: &mut Vec<Row>) {
         libc::sigfillset(&mut all);
         (all, std::mem::zeroed::<libc::sigset_t>())
     };
-    rows.push(single(cfg, g, "save+restore", "pthread_sigmask block+setmask", || {
-        // SAFETY: as above.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            black_box(&old);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        }
-    }));
+    rows.push(single(
+        cfg,
+        g,
+        "save+restore",
+        "pthread_sigmask block+setmask",
+        || {
+            // SAFETY: as above.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+                black_box(&old);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            }
+        },
+    ));
 }
 
 thread_local! {
@@ -65,21 +83,39 @@ thread_local! {
 
 fn run_preempt(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "preempt";
-    rows.push(single(cfg, g, "disable+enable", "ksync::preempt_disable+enable", || {
-        sched::preempt_disable();
-        black_box(());
-        sched::preempt_enable();
-    }));
-    rows.push(single(cfg, g, "disable+enable", "thread_local Cell inc+dec", || {
-        COUNTER.with(|c| c.set(c.get() + 1));
-        black_box(());
-        COUNTER.with(|c| c.set(c.get() - 1));
-    }));
-    rows.push(single(cfg, g, "bh disable+enable", "ksync::local_bh_disable+enable", || {
-        irq::local_bh_disable();
-        black_box(());
-        irq::local_bh_enable();
-    }));
+    rows.push(single(
+        cfg,
+        g,
+        "disable+enable",
+        "ksync::preempt_disable+enable",
+        || {
+            sched::preempt_disable();
+            black_box(());
+            sched::preempt_enable();
+        },
+    ));
+    rows.push(single(
+        cfg,
+        g,
+        "disable+enable",
+        "thread_local Cell inc+dec",
+        || {
+            COUNTER.with(|c| c.set(c.get() + 1));
+            black_box(());
+            COUNTER.with(|c| c.set(c.get() - 1));
+        },
+    ));
+    rows.push(single(
+        cfg,
+        g,
+        "bh disable+enable",
+        "ksync::local_bh_disable+enable",
+        || {
+            irq::local_bh_disable();
+            black_box(());
+            irq::local_bh_enable();
+        },
+    ));
 }
 
 static HITS: AtomicU64 = AtomicU64::new(0);
@@ -103,11 +139,17 @@ fn run_raise(cfg: &Config, rows: &mut Vec<Row>) {
     rows.push(single(cfg, g, "raise at self", "ksync::raise_irq", || {
         irq::raise_irq(LINE, &me).expect("raise_irq");
     }));
-    rows.push(single(cfg, g, "raise at self", "ksync::raise_irq (irqs off, replay)", || {
-        let f = irq::local_irq_save();
-        irq::raise_irq(LINE, &me).expect("raise_irq");
-        irq::local_irq_restore(f);
-    }));
+    rows.push(single(
+        cfg,
+        g,
+        "raise at self",
+        "ksync::raise_irq (irqs off, replay)",
+        || {
+            let f = irq::local_irq_save();
+            irq::raise_irq(LINE, &me).expect("raise_irq");
+            irq::local_irq_restore(f);
+        },
+    ));
     let _ = irq::free_irq(LINE);
     // A bare signal round trip on a spare real-time signal.
     let sig = libc::SIGRTMIN() + 2;
@@ -121,8 +163,14 @@ fn run_raise(cfg: &Config, rows: &mut Vec<Row>) {
     }
     // SAFETY: signalling our own live thread.
     let self_thread = unsafe { libc::pthread_self() };
-    rows.push(single(cfg, g, "raise at self", "pthread_kill + bare handler", || {
-        // SAFETY: as above.
-        unsafe { libc::pthread_kill(self_thread, sig) };
-    }));
+    rows.push(single(
+        cfg,
+        g,
+        "raise at self",
+        "pthread_kill + bare handler",
+        || {
+            // SAFETY: as above.
+            unsafe { libc::pthread_kill(self_thread, sig) };
+        },
+    ));
 }

@@ -34,9 +34,12 @@
 //!   masking, as powerpc's soft-masked interrupts). The signal is still
 //!   delivered, but its handler only records the irq as pending (a count per
 //!   line, stamped with its arrival order) and returns. [`local_irq_enable`] and
-//!   [`local_irq_restore`] then run the pending handlers, oldest line first, each
-//!   once per raise: none lost, none run twice. Disabling costs a thread-local
-//!   store (about 1 ns) where `pthread_sigmask` costs a system call.
+//!   [`local_irq_restore`] then run the pending handlers, oldest line first (a
+//!   line raised several times runs back to back, once per raise): none lost,
+//!   none run twice. Disabling costs a thread-local store (about 1 ns) where
+//!   `pthread_sigmask` costs a system call. (Irqs still queued to a thread when
+//!   it exits are dropped with it, as an offlined CPU's would be; a thread should
+//!   not exit with irqs or bottom halves disabled.)
 //! - **Softirqs run at hardirq exit, inside the signal handler**, exactly as in
 //!   the kernel model: when the outermost handler on a thread returns and bottom
 //!   halves are enabled ([`irq_exit`]), and at [`local_bh_enable`] when the

@@ -221,6 +221,13 @@ pub struct Timer {
     expires: AtomicU64,
     /// In the base's list. Changed under the base lock.
     pending: AtomicBool,
+    /// The timer softirq pass count when it was last armed: a pass runs only
+    /// timers armed before it started, so a callback that re-arms its timer for
+    /// "now" runs again on the next tick, not in a loop. Changed under the lock.
+    armed_gen: AtomicU64,
+    /// Set by the first `mod_timer` (only a pinned timer can be armed; a timer
+    /// that never was needs no lock on drop).
+    armed_ever: AtomicBool,
     /// The list link. Protected by the base lock.
     next: UnsafeCell<*const Timer>,
     _pin: PhantomPinned,
@@ -247,6 +254,8 @@ struct TimerBase {
     running_on: AtomicUsize,
     /// One thread runs callbacks at a time.
     softirq_busy: AtomicBool,
+    /// Timer softirq passes so far (changed under `lock`).
+    passes: AtomicU64,
     /// `ktimer`'s futex word, bumped when a timer is armed, and whether it sleeps.
     word: AtomicU32,
     parked: AtomicBool,
@@ -264,6 +273,7 @@ static BASE: TimerBase = TimerBase {
     running: AtomicPtr::new(ptr::null_mut()),
     running_on: AtomicUsize::new(0),
     softirq_busy: AtomicBool::new(false),
+    passes: AtomicU64::new(0),
     word: AtomicU32::new(0),
     parked: AtomicBool::new(false),
     started: AtomicBool::new(false),
@@ -290,6 +300,8 @@ impl Timer {
             data,
             expires: AtomicU64::new(0),
             pending: AtomicBool::new(false),
+            armed_gen: AtomicU64::new(0),
+            armed_ever: AtomicBool::new(false),
             next: UnsafeCell::new(ptr::null()),
             _pin: PhantomPinned,
         }
@@ -331,6 +343,9 @@ impl Timer {
             *BASE.head.get() = me;
         }
         me.pending.store(true, Ordering::Relaxed);
+        me.armed_ever.store(true, Ordering::Relaxed);
+        me.armed_gen
+            .store(BASE.passes.load(Ordering::Relaxed), Ordering::Relaxed);
         let armed = BASE.armed.fetch_add(1, Ordering::Relaxed);
         let next = BASE.next_expiry.load(Ordering::Relaxed);
         if armed == 0 || time_before(expires, next) {
@@ -389,9 +404,9 @@ impl Timer {
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        if self.pending.load(Ordering::Relaxed)
-            || ptr::eq(BASE.running.load(Ordering::Relaxed), self)
-        {
+        // Always under the lock: an unlocked look at `pending` and `running` could
+        // miss a callback that the softirq is just starting.
+        if self.armed_ever.load(Ordering::Relaxed) {
             self.delete_sync();
         }
     }
@@ -442,11 +457,16 @@ pub(crate) fn run_timer_softirq() {
     let now = jiffies();
     let me = this_thread_id();
     let mut flags = BASE.lock.lock();
+    // Timers armed from now on (by the callbacks below) wait for the next pass.
+    let pass = BASE.passes.fetch_add(1, Ordering::Relaxed) + 1;
     loop {
         // SAFETY: we hold the base lock (see `detach`).
         let due = unsafe {
             let mut p = *BASE.head.get();
-            while !p.is_null() && time_before(now, (*p).expires.load(Ordering::Relaxed)) {
+            while !p.is_null()
+                && (time_before(now, (*p).expires.load(Ordering::Relaxed))
+                    || (*p).armed_gen.load(Ordering::Relaxed) >= pass)
+            {
                 p = *(*p).next.get();
             }
             p
