@@ -376,3 +376,72 @@ fn request_irq_refuses_bad_and_busy_lines() {
     let sig = irq::irq_signal();
     assert!((libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig));
 }
+
+// ---------------------------------------------------------------------------
+
+static ORDER_LOG: AtomicU64 = AtomicU64::new(0);
+fn order_handler(irq_line: u32) {
+    // Appends the line's last digit: 11 -> 1, 12 -> 2, 13 -> 3.
+    ORDER_LOG.store(
+        ORDER_LOG.load(Relaxed) * 10 + (irq_line - 10) as u64,
+        Relaxed,
+    );
+}
+
+#[test]
+fn pending_irqs_replay_oldest_line_first_once_per_raise() {
+    for line in [11, 12, 13] {
+        irq::request_irq(line, order_handler, "order").unwrap();
+    }
+    std::thread::spawn(|| {
+        let me = sched::current();
+        local_irq_disable();
+        for line in [12, 11, 12, 13] {
+            irq::raise_irq(line, &me).unwrap();
+        }
+        assert_eq!(ORDER_LOG.load(Relaxed), 0);
+        local_irq_enable();
+    })
+    .join()
+    .unwrap();
+    // Line 12 became pending first: its two raises run back to back, then 11, 13.
+    assert_eq!(ORDER_LOG.load(Relaxed), 2213);
+    for line in [11, 12, 13] {
+        irq::free_irq(line).unwrap();
+    }
+}
+
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static SEEN: AtomicU64 = AtomicU64::new(0);
+fn seen_handler(_irq: u32) {
+    SEEN.store(WRITTEN.load(Relaxed), Relaxed);
+}
+
+#[test]
+fn a_handler_sees_what_the_raiser_wrote_before_raising() {
+    irq::request_irq(9, seen_handler, "seen").unwrap();
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel();
+        let t = s.spawn(move || {
+            tx.send(sched::current()).unwrap();
+            while !stop.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let task = rx.recv().unwrap();
+        for i in 1..=200u64 {
+            WRITTEN.store(i, Relaxed);
+            irq::raise_irq(9, &task).unwrap();
+            assert!(
+                wait_until(10, || SEEN.load(Relaxed) >= i),
+                "irq {i} not handled"
+            );
+            assert_eq!(SEEN.load(Relaxed), i);
+        }
+        stop.store(true, Relaxed);
+        t.join().unwrap();
+    });
+    irq::free_irq(9).unwrap();
+}

@@ -178,3 +178,29 @@ fn jiffies_advance_while_timers_tick() {
     assert_eq!(irq::jiffies_to_msecs(irq::msecs_to_jiffies(100)), 100);
 }
 fn never_keepalive(_: &Timer) {}
+
+#[test]
+fn msleep_interruptible_returns_early_on_a_signal() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(ksync::sched::current()).unwrap();
+        irq::msleep_interruptible(5_000)
+    });
+    let task = rx.recv().unwrap();
+    assert!(wait_until(10, || task.state()
+        == ksync::sched::TaskState::Interruptible));
+    task.send_signal(ksync::sched::Signal::SIGUSR1);
+    let left = t.join().unwrap();
+    assert!(
+        left > 0 && left <= 5_000,
+        "the signal did not end the sleep early: {left} ms left"
+    );
+}
+
+#[test]
+fn set_hz_is_refused_once_jiffies_run() {
+    assert_eq!(irq::set_hz(0), Err(ksync::Error::InvalidArgument));
+    let _ = jiffies();
+    assert_eq!(irq::set_hz(100), Err(ksync::Error::Busy));
+    assert_eq!(irq::hz(), irq::HZ);
+}

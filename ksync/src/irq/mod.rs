@@ -149,10 +149,19 @@ pub use timer::{
 };
 
 /// The saved irq state returned by [`local_irq_save`] (`unsigned long flags`).
+///
+/// `!Send`: the state belongs to the thread that saved it and must be restored
+/// there, as the kernel's flags belong to one CPU.
+///
+/// ```compile_fail
+/// let flags = ksync::irq::local_irq_save();
+/// std::thread::spawn(move || ksync::irq::local_irq_restore(flags));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "the flags must be passed to local_irq_restore"]
 pub struct IrqFlags {
     disabled: bool,
+    _not_send: core::marker::PhantomData<*mut ()>,
 }
 
 impl IrqFlags {
@@ -213,7 +222,10 @@ pub fn local_irq_save() -> IrqFlags {
         was
     });
     compiler_fence(Ordering::SeqCst);
-    IrqFlags { disabled }
+    IrqFlags {
+        disabled,
+        _not_send: core::marker::PhantomData,
+    }
 }
 
 /// Restores the irq state saved by [`local_irq_save`] (`local_irq_restore(flags)`):
