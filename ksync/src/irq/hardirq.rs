@@ -270,7 +270,10 @@ pub fn spurious_count() -> u64 {
 /// `local_irq_enable`/`local_irq_restore`). Raising at the calling thread runs
 /// the handler before this returns (when irqs are enabled).
 ///
-/// Async-signal-safe: handlers may raise irqs.
+/// Everything the caller wrote before `raise_irq` is visible to the handler:
+/// sending and delivering the signal both take the target's signal lock in the
+/// kernel, which orders them like a release/acquire pair. Async-signal-safe:
+/// handlers may raise irqs.
 ///
 /// # Errors
 /// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`;
