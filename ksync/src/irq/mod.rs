@@ -54,6 +54,9 @@
 //!   `TIMER_SOFTIRQ` on the ticker thread, whose timer irq advances [`jiffies()`]
 //!   at [`hz()`] (250 by default) while any timer is armed.
 //!
+//! The first [`request_irq`] starts two threads: `ksoftirqd` (parked until work
+//! is handed to it) and `ktimer` (parked while no timer is armed).
+//!
 //! # What a handler may call
 //!
 //! Irq handlers, softirq actions, tasklet functions and timer callbacks all run
