@@ -79,7 +79,11 @@ fn expect_one(kind: ReportKind, names: &[&str]) -> Report {
     assert_eq!(kinds(&rs), vec![kind], "reports: {rs:#?}");
     let r = rs.into_iter().next().unwrap();
     for n in names {
-        assert!(r.involves(n), "{kind:?} report does not name {n}: {:?}", r.classes);
+        assert!(
+            r.involves(n),
+            "{kind:?} report does not name {n}: {:?}",
+            r.classes
+        );
     }
     r
 }
@@ -103,7 +107,10 @@ fn ab_ba_inversion_is_found_single_threaded() {
         let _ga = a.lock(); // no other thread: this does not hang, but it is reported
     }
     let r = expect_one(ReportKind::CircularDependency, &["abba_A", "abba_B"]);
-    assert!(r.text.contains("possible circular locking dependency detected"));
+    assert!(
+        r.text
+            .contains("possible circular locking dependency detected")
+    );
     assert!(r.text.contains(file!()), "creation sites are printed:\n{r}");
     // Reported once, not on every repetition.
     {
@@ -131,7 +138,10 @@ fn three_lock_cycle() {
         let _g1 = c.lock();
         let _g2 = a.lock();
     }
-    let r = expect_one(ReportKind::CircularDependency, &["cyc3_A", "cyc3_B", "cyc3_C"]);
+    let r = expect_one(
+        ReportKind::CircularDependency,
+        &["cyc3_A", "cyc3_B", "cyc3_C"],
+    );
     assert!(r.text.contains("Chain exists of"), "{r}");
 }
 
@@ -336,7 +346,10 @@ fn irq_safe_to_irq_unsafe_dependency() {
         let _g2 = unsafe_.lock();
     }
     irq::local_irq_enable();
-    let r = expect_one(ReportKind::IrqLockInversion, &["irqdep_safe", "irqdep_unsafe"]);
+    let r = expect_one(
+        ReportKind::IrqLockInversion,
+        &["irqdep_safe", "irqdep_unsafe"],
+    );
     assert!(r.text.contains("HARDIRQ-safe -> HARDIRQ-unsafe"), "{r}");
 }
 
@@ -413,7 +426,10 @@ fn sleeping_in_atomic_context() {
     sched::preempt_enable();
     assert!(r.is_err());
     let rep = expect_one(ReportKind::SleepInAtomic, &[]);
-    assert!(rep.text.contains("sleeping function called from invalid context"));
+    assert!(
+        rep.text
+            .contains("sleeping function called from invalid context")
+    );
     assert!(rep.text.contains("preempt_count: 0x1"), "{rep}");
 }
 

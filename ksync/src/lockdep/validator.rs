@@ -352,12 +352,12 @@ impl Drop for TlsCell {
             .iter()
             .map(|h| class(h.class).name)
             .collect();
-        report::emit(Report {
+        emit_all(vec![Report {
             kind: ReportKind::HeldAtExit,
             classes,
             text,
             tid,
-        });
+        }]);
     }
 }
 
@@ -479,6 +479,10 @@ fn class_of(map: &LockdepMap, subclass: u32) -> u32 {
 
 #[cold]
 fn register(map: &LockdepMap, subclass: u32) -> u32 {
+    irqs_held_back(|| register_locked(map, subclass))
+}
+
+fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
     let ident = match map.key {
         Some(k) => Ident::Key(k as *const _ as usize),
         None => Ident::Site(map.site.file(), map.site.line(), map.site.column()),
@@ -902,24 +906,28 @@ impl Tls {
             prev.map,
             cdesc(prev.class)
         );
-        // path = next -> ... -> prev; print from the end, as the kernel does.
-        text.push_str(&format!(
-            "\n-> #{} {}:\n",
-            path.len() - 1,
-            cdesc(prev.class)
-        ));
-        text.push_str(&format!(
-            "       (new) acquired while holding {}\n",
-            class(prev.class).name
-        ));
-        for i in (0..path.len() - 1).rev() {
-            let (from, to) = (path[i], path[i + 1]);
-            let _ = writeln!(text, "\n-> #{i} {}:", cdesc(from));
-            let _ = writeln!(text, "       acquired while holding it: {}", class(to).name);
-            if let Some(e) = st.edge(from, to) {
+        // path = next -> ... -> prev, the existing dependencies; print them from
+        // the end, then the new one (#0), as the kernel does.
+        let k = path.len() - 1;
+        for i in (1..=k).rev() {
+            let (held, taken) = (path[i - 1], path[i]);
+            let _ = writeln!(
+                text,
+                "\n-> #{} {}:\n       acquired while holding {}",
+                k - i + 1,
+                cdesc(taken),
+                class(held).name
+            );
+            if let Some(e) = st.edge(held, taken) {
                 text.push_str(&trace_text(&e.trace));
             }
         }
+        let _ = writeln!(
+            text,
+            "\n-> #0 {}:\n       acquired now while holding {} (the new dependency; stack below)",
+            cdesc(next),
+            class(prev.class).name
+        );
         text.push_str("\nother info that might help us debug this:\n\n");
         let names: Vec<&str> = path.iter().map(|&c| class(c).name).collect();
         if path.len() == 2 {
@@ -1046,10 +1054,30 @@ impl Tls {
     }
 }
 
+#[inline]
 fn emit_all(out: Vec<Report>) {
-    for r in out {
-        report::emit(r);
+    if !out.is_empty() {
+        emit_slow(out);
     }
+}
+
+#[cold]
+fn emit_slow(out: Vec<Report>) {
+    for r in out {
+        irqs_held_back(|| report::emit(r));
+    }
+}
+
+/// Runs `f` with ksync irqs held back, for the slow paths that take a `std` lock
+/// outside the held-lock stack's borrow (class registration, reports), so that a
+/// handler on this thread cannot re-enter them and deadlock (the kernel's lockdep
+/// runs with irqs off too). A panic in `f` (panic mode) leaves irqs as they were
+/// disabled; the thread is going down anyway.
+fn irqs_held_back<R>(f: impl FnOnce() -> R) -> R {
+    let flags = irq::local_irq_save();
+    let r = f();
+    irq::local_irq_restore(flags);
+    r
 }
 
 pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
@@ -1062,12 +1090,11 @@ pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subcla
     }
     let pc = preempt_count();
     let irqs_off = irq::irqs_disabled();
-    // Hold ksync irqs back while the validator runs, so that a handler never
-    // interrupts it (the kernel's lockdep runs with irqs off too).
-    let flags = irq::local_irq_save();
-    let out = with_tls(|t| t.acquire(map, id, kind, trylock, pc, irqs_off));
-    irq::local_irq_restore(flags);
-    if let Some(out) = out {
+    // An irq handler (a signal handler on this thread) that interrupts us while
+    // the stack is borrowed finds it busy and skips both its acquire and its
+    // release (it runs to completion inside the borrow), so the stack stays
+    // consistent without disabling irqs on this fast path.
+    if let Some(out) = with_tls(|t| t.acquire(map, id, kind, trylock, pc, irqs_off)) {
         emit_all(out);
     }
 }
@@ -1076,10 +1103,7 @@ pub(super) fn release(map: &LockdepMap) {
     if report::mode() == Mode::Off {
         return;
     }
-    let flags = irq::local_irq_save();
-    let out = with_tls(|t| t.release(map));
-    irq::local_irq_restore(flags);
-    if let Some(out) = out {
+    if let Some(out) = with_tls(|t| t.release(map)) {
         emit_all(out);
     }
 }
@@ -1116,7 +1140,7 @@ pub(super) fn assert_held(map: &LockdepMap) {
     }
     let tid = crate::arch::gettid();
     let id = class_of(map, 0);
-    if id == 0 || !state().once(ReportKind::NotHeld, vec![id], tid) {
+    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, vec![id], tid)) {
         return;
     }
     let mut text = banner(ReportKind::NotHeld);
@@ -1128,12 +1152,12 @@ pub(super) fn assert_held(map: &LockdepMap) {
     );
     text.push_str(&held_text_now(tid));
     text.push_str(&current_trace());
-    report::emit(Report {
+    emit_all(vec![Report {
         kind: ReportKind::NotHeld,
         classes: vec![map.name()],
         text,
         tid,
-    });
+    }]);
 }
 
 pub(super) fn rcu_depth() -> u32 {
@@ -1154,7 +1178,7 @@ pub(super) fn assert_not_in_rcu(what: &'static str) {
     }) else {
         return;
     };
-    if !state().once(ReportKind::RcuSyncInReader, ids, tid) {
+    if !irqs_held_back(|| state().once(ReportKind::RcuSyncInReader, ids, tid)) {
         return;
     }
     let mut text = banner(ReportKind::RcuSyncInReader);
@@ -1164,12 +1188,12 @@ pub(super) fn assert_not_in_rcu(what: &'static str) {
     );
     text.push_str(&held_text_now(tid));
     text.push_str(&current_trace());
-    report::emit(Report {
+    emit_all(vec![Report {
         kind: ReportKind::RcuSyncInReader,
         classes: names,
         text,
         tid,
-    });
+    }]);
 }
 
 fn held_text_now(tid: i32) -> String {
