@@ -469,13 +469,17 @@ fn class_of(map: &LockdepMap, subclass: u32) -> u32 {
     if let Some(c) = map.class_cache.get(subclass as usize) {
         // Acquire: pairs with the Release store in `register`, after the class's
         // description was written.
-        let id = c.load(Ordering::Acquire);
+        let id = c.load(Ordering::Acquire) & CACHE_ID_MASK;
         if id != 0 {
             return id;
         }
     }
     register(map, subclass)
 }
+
+/// A map's `class_cache` word: the class id in the low bits, its flags above.
+const CACHE_ID_MASK: u32 = 0xffff;
+const CACHE_FLAGS_SHIFT: u32 = 16;
 
 #[cold]
 fn register(map: &LockdepMap, subclass: u32) -> u32 {
@@ -539,7 +543,10 @@ fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
     };
     if let Some(c) = map.class_cache.get(subclass as usize) {
         // Release: pairs with the Acquire load in `class_of`.
-        c.store(id, Ordering::Release);
+        c.store(
+            id | u32::from(class(id).flags) << CACHE_FLAGS_SHIFT,
+            Ordering::Release,
+        );
     }
     id
 }
@@ -628,7 +635,92 @@ impl Tls {
         }
     }
 
+    /// The fast path of an acquisition: a known class, nothing new about its
+    /// usage and a chain validated before: push and return true. Anything else:
+    /// false, and [`Tls::acquire`] does the full job.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn acquire_fast(
+        &mut self,
+        map: &LockdepMap,
+        id: u32,
+        flags: u8,
+        kind: AcquireKind,
+        trylock: bool,
+        pc: u32,
+        irqs_off: bool,
+    ) -> bool {
+        if self.broken {
+            return true;
+        }
+        if self.depth == MAX_LOCK_DEPTH
+            || (flags & F_SLEEP != 0
+                && !trylock
+                && (pc != 0 || irqs_off || self.spin + self.rcu != 0))
+        {
+            return false;
+        }
+        let ctx = if pc & HARDIRQ_MASK != 0 {
+            2
+        } else if pc & SOFTIRQ_OFFSET != 0 {
+            1
+        } else {
+            0
+        };
+        let prev = self.prev_key(ctx);
+        let key = if flags & F_RCU != 0 {
+            prev
+        } else {
+            let need = usage_needed(kind, trylock, pc, irqs_off);
+            if CLASSES[id as usize].usage.load(Ordering::Relaxed) & need != need {
+                return false;
+            }
+            let key = mix(prev, id, kind, trylock);
+            if !trylock && !chain_cached(key) {
+                return false;
+            }
+            key
+        };
+        self.held[self.depth] = Held {
+            class: id,
+            map: map as *const _ as usize,
+            kind,
+            trylock,
+            ctx,
+            flags,
+            chain_key: key,
+        };
+        self.depth += 1;
+        if flags & (F_SPIN | F_RCU) != 0 {
+            self.spin += u32::from(flags & F_SPIN != 0);
+            self.rcu += u32::from(flags & F_RCU != 0);
+        }
+        true
+    }
+
+    /// The fast path of a release: the lock on top of the stack.
+    #[inline]
+    fn release_fast(&mut self, addr: usize) -> bool {
+        if self.broken {
+            return true;
+        }
+        let Some(top) = self.depth.checked_sub(1) else {
+            return false;
+        };
+        let h = &self.held[top];
+        if h.map != addr {
+            return false;
+        }
+        let flags = h.flags;
+        self.depth = top;
+        if flags & (F_SPIN | F_RCU) != 0 {
+            self.spin -= u32::from(flags & F_SPIN != 0);
+            self.rcu -= u32::from(flags & F_RCU != 0);
+        }
+        true
+    }
+
+    #[cold]
     fn acquire(
         &mut self,
         map: &LockdepMap,
@@ -1080,29 +1172,77 @@ fn irqs_held_back<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+#[inline]
 pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
     if report::mode() == Mode::Off {
         return;
     }
+    let pc = preempt_count();
+    let irqs_off = irq::irqs_disabled();
+    // Acquire: pairs with the Release store in `register`.
+    let cached = map
+        .class_cache
+        .get(subclass as usize)
+        .map_or(0, |c| c.load(Ordering::Acquire));
+    let id = cached & CACHE_ID_MASK;
+    if id != 0 {
+        let flags = (cached >> CACHE_FLAGS_SHIFT) as u8;
+        // An irq handler (a signal handler on this thread) that interrupts us while
+        // the stack is borrowed finds it busy and skips both its acquire and its
+        // release (it runs to completion inside the borrow), so the stack stays
+        // consistent without disabling irqs on this fast path.
+        let done = TLS
+            .try_with(|c| match c.0.try_borrow_mut() {
+                Ok(mut t) => t.acquire_fast(map, id, flags, kind, trylock, pc, irqs_off),
+                Err(_) => true,
+            })
+            .unwrap_or(true);
+        if done {
+            return;
+        }
+    }
+    acquire_slow(map, kind, trylock, subclass, pc, irqs_off);
+}
+
+#[cold]
+#[inline(never)]
+fn acquire_slow(
+    map: &LockdepMap,
+    kind: AcquireKind,
+    trylock: bool,
+    subclass: u32,
+    pc: u32,
+    irqs_off: bool,
+) {
     let id = class_of(map, subclass);
     if id == 0 {
         return;
     }
-    let pc = preempt_count();
-    let irqs_off = irq::irqs_disabled();
-    // An irq handler (a signal handler on this thread) that interrupts us while
-    // the stack is borrowed finds it busy and skips both its acquire and its
-    // release (it runs to completion inside the borrow), so the stack stays
-    // consistent without disabling irqs on this fast path.
     if let Some(out) = with_tls(|t| t.acquire(map, id, kind, trylock, pc, irqs_off)) {
         emit_all(out);
     }
 }
 
+#[inline]
 pub(super) fn release(map: &LockdepMap) {
     if report::mode() == Mode::Off {
         return;
     }
+    let addr = map as *const _ as usize;
+    let done = TLS
+        .try_with(|c| match c.0.try_borrow_mut() {
+            Ok(mut t) => t.release_fast(addr),
+            Err(_) => true,
+        })
+        .unwrap_or(true);
+    if !done {
+        release_slow(map);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release_slow(map: &LockdepMap) {
     if let Some(out) = with_tls(|t| t.release(map)) {
         emit_all(out);
     }
