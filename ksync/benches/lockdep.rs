@@ -5,6 +5,8 @@
 //! without the feature the hooked rows equal the bare ones (the hooks are empty
 //! `#[inline(always)]` functions over a zero-sized map).
 
+// criterion_group! and criterion_main! generate undocumented items.
+#![allow(missing_docs)]
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 
