@@ -160,6 +160,7 @@ pub struct LockdepMap {
     pub(crate) wait: u8,
     /// Class id per subclass 0 and 1 (`class_cache`); 0 = not looked up yet.
     #[cfg(feature = "lockdep")]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) class_cache: [AtomicU32; 2],
 }
 
