@@ -29,6 +29,31 @@
 //! collects, `panic` also panics after printing, `off` disables the validator;
 //! [`set_mode`] does the same from code.
 //!
+//! # Example: an AB-BA inversion, found without a hang
+//!
+//! ```
+//! use ksync::lockdep::{self, AcquireKind::Exclusive, LockdepMap, Mode, ReportKind};
+//!
+//! let a = LockdepMap::new("a"); // two classes: two creation sites
+//! let b = LockdepMap::new("b");
+//! lockdep::acquire(&a, Exclusive, false, 0); // a, then b
+//! lockdep::acquire(&b, Exclusive, false, 0);
+//! lockdep::release(&b);
+//! lockdep::release(&a);
+//! lockdep::acquire(&b, Exclusive, false, 0); // b, then a: reported here
+//! lockdep::acquire(&a, Exclusive, false, 0);
+//! lockdep::release(&a);
+//! lockdep::release(&b);
+//!
+//! let reports = lockdep::take_reports();
+//! if lockdep::mode() == Mode::Off {
+//!     assert!(reports.is_empty()); // built without the feature, or KSYNC_LOCKDEP=off
+//! } else {
+//!     assert_eq!(reports[0].kind, ReportKind::CircularDependency);
+//!     assert!(reports[0].involves("a") && reports[0].involves("b"));
+//! }
+//! ```
+//!
 //! # The model (kernel/locking/lockdep.c, Documentation/locking/lockdep-design.rst)
 //!
 //! - **Classes.** Lockdep reasons about classes of locks, not instances. A lock's
@@ -70,11 +95,16 @@
 //!
 //! - A blocking or spinning acquisition calls [`acquire`] *before* it waits (so
 //!   recursion and inversions are reported before the thread hangs); a trylock calls
-//!   it (with `trylock = true`) only after it succeeded.
+//!   it (with `trylock = true`) only after it succeeded. A blocking acquisition
+//!   that fails (interrupted, killed, timed out) calls [`release`] to undo it.
 //! - [`release`] is called once per acquisition, after the lock is released.
 //! - Spinning waits must not go through `sched::sleep` (it calls [`might_sleep`]).
 //!
 //! # Limits
+//!
+//! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
+//! as the "existing dependency chain") when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`
+//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost.
 //!
 //! The first acquisition of a new chain takes a `std` mutex and may allocate, so an
 //! irq handler (a signal handler) that takes a lock in a chain never seen before is

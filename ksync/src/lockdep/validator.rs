@@ -1218,7 +1218,17 @@ fn acquire_slow(
     if id == 0 {
         return;
     }
-    if let Some(out) = with_tls(|t| t.acquire(map, id, kind, trylock, pc, irqs_off)) {
+    let out = with_tls(|t| {
+        let depth = t.depth;
+        let out = t.acquire(map, id, kind, trylock, pc, irqs_off);
+        if !out.is_empty() && t.depth > depth && report::mode() == Mode::Panic {
+            // The report will panic out of the lock's acquire path: the lock is
+            // not taken, so it must not stay on the stack.
+            t.release_fast(map as *const _ as usize);
+        }
+        out
+    });
+    if let Some(out) = out {
         emit_all(out);
     }
 }
