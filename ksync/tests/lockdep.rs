@@ -529,3 +529,38 @@ fn too_deep_turns_the_thread_off() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn many_threads_in_one_order_give_no_report() {
+    static L: [TestLock; 4] = [
+        TestLock::new("stress_0"),
+        TestLock::new("stress_1"),
+        TestLock::new("stress_2"),
+        TestLock::new("stress_3"),
+    ];
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut x = t.wrapping_mul(2_654_435_761) | 1;
+                for _ in 0..2000 {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    // A random subset, always taken in index order.
+                    let guards: Vec<_> = (0..4)
+                        .filter(|i| x & (1 << i) != 0)
+                        .map(|i| L[i].lock())
+                        .collect();
+                    assert_eq!(lockdep::held_lock_count(), guards.len());
+                    drop(guards);
+                }
+                take_reports()
+            })
+        })
+        .collect();
+    for t in threads {
+        let rs = t.join().unwrap();
+        assert!(rs.is_empty(), "false positive: {rs:#?}");
+    }
+    assert_eq!(lockdep::held_lock_count(), 0);
+}
