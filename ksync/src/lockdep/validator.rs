@@ -1258,17 +1258,30 @@ fn release_slow(map: &LockdepMap) {
     }
 }
 
+#[inline]
 pub(super) fn might_sleep() {
     if report::mode() == Mode::Off {
         return;
     }
     let pc = preempt_count();
     let irqs_off = irq::irqs_disabled();
+    if pc == 0 && !irqs_off {
+        let atomic = TLS
+            .try_with(|c| c.0.try_borrow().map_or(0, |t| t.spin + t.rcu))
+            .unwrap_or(0);
+        if atomic == 0 {
+            return;
+        }
+    }
+    might_sleep_slow(pc, irqs_off);
+}
+
+#[cold]
+#[inline(never)]
+fn might_sleep_slow(pc: u32, irqs_off: bool) {
     let out = with_tls(|t| {
         let mut out = Vec::new();
-        if pc != 0 || irqs_off || t.spin + t.rcu != 0 {
-            t.sleep_report(pc, irqs_off, None, &mut out);
-        }
+        t.sleep_report(pc, irqs_off, None, &mut out);
         out
     });
     if let Some(out) = out {
