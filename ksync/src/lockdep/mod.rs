@@ -1,21 +1,147 @@
-//! Lockdep: the kernel's lock validator, and the other CONFIG_DEBUG_* checks.
+//! Lockdep: the kernel's lock validator, and the other `CONFIG_DEBUG_*` checks.
 //!
 //! Every ksync lock embeds a [`LockdepMap`] and calls [`acquire`] and [`release`]
 //! from its shared acquire and release paths; the sleep path calls
 //! [`might_sleep`]. Without the `lockdep` feature the map is zero-sized and the
-//! hooks compile to nothing.
+//! hooks are empty `#[inline(always)]` functions: they compile to nothing.
+//!
+//! # What it finds
+//!
+//! With the feature on (and `KSYNC_LOCKDEP` not `off`), lockdep reports, the first
+//! time the pattern is *seen* — not when it hangs:
+//!
+//! | report | kernel heading |
+//! |---|---|
+//! | [`ReportKind::CircularDependency`] | possible circular locking dependency detected |
+//! | [`ReportKind::RecursiveLocking`] | possible recursive locking detected |
+//! | [`ReportKind::InconsistentIrqUsage`] | inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage |
+//! | [`ReportKind::IrqLockInversion`] | HARDIRQ-safe -> HARDIRQ-unsafe lock order detected |
+//! | [`ReportKind::BadUnlockBalance`] | bad unlock balance detected |
+//! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
+//! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
+//! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
+//! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
+//! | [`ReportKind::TooDeep`] | BUG: MAX_LOCK_DEPTH too low / too many lock classes |
+//!
+//! Each report is printed to stderr in the kernel's format and collected, so tests
+//! can assert it: [`take_reports`] (this thread's) and [`take_reports_involving`]
+//! (any thread's, by class name). `KSYNC_LOCKDEP=warn` (the default) prints and
+//! collects, `panic` also panics after printing, `off` disables the validator;
+//! [`set_mode`] does the same from code.
+//!
+//! # Example: an AB-BA inversion, found without a hang
+//!
+//! ```
+//! use ksync::lockdep::{self, AcquireKind::Exclusive, LockdepMap, Mode, ReportKind};
+//!
+//! let a = LockdepMap::new("a"); // two classes: two creation sites
+//! let b = LockdepMap::new("b");
+//! lockdep::acquire(&a, Exclusive, false, 0); // a, then b
+//! lockdep::acquire(&b, Exclusive, false, 0);
+//! lockdep::release(&b);
+//! lockdep::release(&a);
+//! lockdep::acquire(&b, Exclusive, false, 0); // b, then a: reported here
+//! lockdep::acquire(&a, Exclusive, false, 0);
+//! lockdep::release(&a);
+//! lockdep::release(&b);
+//!
+//! let reports = lockdep::take_reports();
+//! if lockdep::mode() == Mode::Off {
+//!     assert!(reports.is_empty()); // built without the feature, or KSYNC_LOCKDEP=off
+//! } else {
+//!     assert_eq!(reports[0].kind, ReportKind::CircularDependency);
+//!     assert!(reports[0].involves("a") && reports[0].involves("b"));
+//! }
+//! ```
+//!
+//! # The model (kernel/locking/lockdep.c, Documentation/locking/lockdep-design.rst)
+//!
+//! - **Classes.** Lockdep reasons about classes of locks, not instances. A lock's
+//!   class is the place that created it (`#[track_caller]`: a `static` is its own
+//!   class; every lock made at run time by one line of code shares that line's class)
+//!   or an explicit [`LockClassKey`] ([`LockdepMap::with_key`], `lockdep_set_class`).
+//!   Taking two locks of one class nested needs distinct `subclass` numbers
+//!   (`spin_lock_nested`, `mutex_lock_nested`), else it is reported as recursive
+//!   locking. The class id is cached in the map, so only the first acquisition of a
+//!   lock looks it up.
+//! - **Held locks.** Each thread keeps a stack of the locks it holds (at most
+//!   [`MAX_LOCK_DEPTH`]), with the irq context each was taken in.
+//! - **Dependencies.** Acquiring B while holding A records the edge A → B in one
+//!   global graph. Before an edge is added, the graph is searched for a path
+//!   B → … → A; if one exists, the two orders can deadlock, and both are printed.
+//!   Read locks follow the kernel's rules: an edge remembers whether its source was
+//!   held shared and whether its target was taken as a recursive read, and a cycle
+//!   is only reported when it is *strong* (no lock in it is entered as a recursive
+//!   read and left as a shared hold). Taking a [`AcquireKind::RecursiveRead`] of a
+//!   class already held for read is fine; an [`AcquireKind::Read`] (rwsem-style)
+//!   recursion is reported, because a waiting writer would deadlock it.
+//! - **Chains.** The sequence of held classes plus the new one hashes to a chain
+//!   key; a global lock-free table remembers validated chains, so an acquisition
+//!   pattern seen before costs one lookup and no lock.
+//! - **Irq states.** Each class collects usage bits from the context of every
+//!   acquisition (in hardirq, in softirq, with hardirqs enabled, with softirqs
+//!   enabled; read or write). A class used in an irq and also taken with that irq
+//!   enabled is reported; so is a dependency from an irq-safe class to an
+//!   irq-unsafe one.
+//! - **Trylocks** never wait, so they add no dependencies to the lock they take
+//!   (but locks taken while holding them do).
+//! - **Wait types.** [`LockdepMap::spinning`] marks a lock that must not be held
+//!   across a sleep; maps named `rcu_read_lock*` are RCU read sections. Both make
+//!   [`might_sleep`] report, and RCU maps make [`assert_not_in_rcu_read_section`]
+//!   report. [`LockdepMap::sleeping`] marks a lock whose (non-try) acquisition is
+//!   itself a sleep point (`mutex_lock`'s `might_sleep()`).
+//!
+//! # Rules for the locks that call the hooks
+//!
+//! - A blocking or spinning acquisition calls [`acquire`] *before* it waits (so
+//!   recursion and inversions are reported before the thread hangs); a trylock calls
+//!   it (with `trylock = true`) only after it succeeded. A blocking acquisition
+//!   that fails (interrupted, killed, timed out) calls [`release`] to undo it.
+//! - [`release`] is called once per acquisition, after the lock is released.
+//! - Spinning waits must not go through `sched::sleep` (it calls [`might_sleep`]).
+//!
+//! # Limits
+//!
+//! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
+//! as the "existing dependency chain") when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`
+//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost.
+//!
+//! The first acquisition of a new chain takes a `std` mutex and may allocate, so an
+//! irq handler (a signal handler) that takes a lock in a chain never seen before is
+//! not async-signal-safe with the feature on; the hooks disable ksync irqs while
+//! they run so a handler never interrupts the validator itself.
 
-use core::marker::PhantomData;
+#[cfg(feature = "lockdep")]
 use core::panic::Location;
+#[cfg(feature = "lockdep")]
+use core::sync::atomic::AtomicU32;
+
+mod report;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod validator;
+
+pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
+
+/// The most locks one thread can hold at once (`MAX_LOCK_DEPTH`).
+pub const MAX_LOCK_DEPTH: usize = 48;
 
 /// An explicit lock class (`struct lock_class_key`): locks made with the same key
 /// share a class, wherever they are created.
+///
+/// ```
+/// use ksync::lockdep::{LockClassKey, LockdepMap};
+/// static INODE_KEY: LockClassKey = LockClassKey::new("inode_lock");
+/// let a = LockdepMap::with_key("inode_lock", &INODE_KEY);
+/// let b = LockdepMap::with_key("inode_lock", &INODE_KEY); // the same class as `a`
+/// # let _ = (a, b);
+/// ```
+#[doc(alias = "lock_class_key")]
 pub struct LockClassKey {
     name: &'static str,
 }
 
 impl LockClassKey {
-    /// A class key named `name`; declare it as a `static`.
+    /// A class key named `name`; declare it as a `static` (its address is the class).
     pub const fn new(name: &'static str) -> Self {
         LockClassKey { name }
     }
@@ -38,8 +164,21 @@ pub enum AcquireKind {
     RecursiveRead,
 }
 
+/// Wait type of a map: unknown (no check).
+#[cfg(feature = "lockdep")]
+pub(crate) const WAIT_ANY: u8 = 0;
+/// Wait type of a map: a spinning lock, not to be held across a sleep (`LD_WAIT_SPIN`).
+#[cfg(feature = "lockdep")]
+pub(crate) const WAIT_SPIN: u8 = 1;
+/// Wait type of a map: a sleeping lock; acquiring it is a sleep point (`LD_WAIT_SLEEP`).
+#[cfg(feature = "lockdep")]
+pub(crate) const WAIT_SLEEP: u8 = 2;
+
 /// The lockdep state embedded in every lock (`struct lockdep_map`). Zero-sized
 /// without the `lockdep` feature.
+///
+/// With the feature it holds the lock's name, creation site, optional class key,
+/// wait type and a cache of its class ids for subclasses 0 and 1.
 pub struct LockdepMap {
     #[cfg(feature = "lockdep")]
     pub(crate) name: &'static str,
@@ -47,11 +186,18 @@ pub struct LockdepMap {
     pub(crate) site: &'static Location<'static>,
     #[cfg(feature = "lockdep")]
     pub(crate) key: Option<&'static LockClassKey>,
-    _p: PhantomData<()>,
+    #[cfg(feature = "lockdep")]
+    pub(crate) wait: u8,
+    /// Class id per subclass 0 and 1 (`class_cache`); 0 = not looked up yet.
+    #[cfg(feature = "lockdep")]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) class_cache: [AtomicU32; 2],
 }
 
 impl LockdepMap {
-    /// A map whose class is the caller's source location (`file:line`).
+    /// A map whose class is the caller's source location (`file:line:column`).
+    /// Call it from your lock's `#[track_caller] const fn new`, so the class is
+    /// the place that created the lock.
     #[track_caller]
     pub const fn new(name: &'static str) -> Self {
         let _ = name;
@@ -62,11 +208,15 @@ impl LockdepMap {
             site: Location::caller(),
             #[cfg(feature = "lockdep")]
             key: None,
-            _p: PhantomData,
+            #[cfg(feature = "lockdep")]
+            wait: WAIT_ANY,
+            #[cfg(feature = "lockdep")]
+            class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
         }
     }
 
-    /// A map whose class is `key` (`lockdep_set_class`).
+    /// A map whose class is `key` (`lockdep_set_class`, `__mutex_init(.., key)`).
+    #[doc(alias = "lockdep_set_class")]
     #[track_caller]
     pub const fn with_key(name: &'static str, key: &'static LockClassKey) -> Self {
         let _ = (name, key);
@@ -77,32 +227,211 @@ impl LockdepMap {
             site: Location::caller(),
             #[cfg(feature = "lockdep")]
             key: Some(key),
-            _p: PhantomData,
+            #[cfg(feature = "lockdep")]
+            wait: WAIT_ANY,
+            #[cfg(feature = "lockdep")]
+            class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
         }
+    }
+
+    /// [`new`](Self::new) for a spinning lock (`LD_WAIT_SPIN`): sleeping while it
+    /// is held is reported by [`might_sleep`].
+    #[track_caller]
+    pub const fn new_spinning(name: &'static str) -> Self {
+        Self::new(name).spinning()
+    }
+
+    /// [`new`](Self::new) for a sleeping lock (`LD_WAIT_SLEEP`): a blocking
+    /// acquisition of it in atomic context is reported, as `mutex_lock`'s
+    /// `might_sleep()` does.
+    #[track_caller]
+    pub const fn new_sleeping(name: &'static str) -> Self {
+        Self::new(name).sleeping()
+    }
+
+    /// Marks the map as a spinning lock (`LD_WAIT_SPIN`).
+    #[must_use]
+    pub const fn spinning(self) -> Self {
+        #[cfg(feature = "lockdep")]
+        {
+            let mut s = self;
+            s.wait = WAIT_SPIN;
+            s
+        }
+        #[cfg(not(feature = "lockdep"))]
+        self
+    }
+
+    /// Marks the map as a sleeping lock (`LD_WAIT_SLEEP`).
+    #[must_use]
+    pub const fn sleeping(self) -> Self {
+        #[cfg(feature = "lockdep")]
+        {
+            let mut s = self;
+            s.wait = WAIT_SLEEP;
+            s
+        }
+        #[cfg(not(feature = "lockdep"))]
+        self
+    }
+
+    /// The lock's name (`""` without the `lockdep` feature).
+    pub const fn name(&self) -> &'static str {
+        #[cfg(feature = "lockdep")]
+        {
+            match self.key {
+                Some(k) => k.name,
+                None => self.name,
+            }
+        }
+        #[cfg(not(feature = "lockdep"))]
+        ""
     }
 }
 
 impl core::fmt::Debug for LockdepMap {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        #[cfg(feature = "lockdep")]
+        {
+            write!(f, "LockdepMap({} at {})", self.name(), self.site)
+        }
+        #[cfg(not(feature = "lockdep"))]
         f.write_str("LockdepMap")
     }
 }
 
 /// Records that the current task acquires `map` (`lock_acquire`).
+///
+/// `trylock`: the lock was taken without waiting (call after success). `subclass`:
+/// the nesting level for two locks of one class (`spin_lock_nested`), 0 normally.
+#[doc(alias = "lock_acquire")]
+#[doc(alias = "spin_acquire")]
+#[doc(alias = "mutex_acquire")]
 #[inline(always)]
 pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    validator::acquire(map, kind, trylock, subclass);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = (map, kind, trylock, subclass);
 }
 
-/// Records that the current task releases `map` (`lock_release`).
+/// Records that the current task releases `map` (`lock_release`). Releasing a map
+/// this thread does not hold is reported ("bad unlock balance").
+#[doc(alias = "lock_release")]
+#[doc(alias = "spin_release")]
+#[doc(alias = "mutex_release")]
 #[inline(always)]
 pub fn release(map: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    validator::release(map);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
 }
 
-/// Reports a sleep in atomic context (`might_sleep()`).
+/// Reports a sleep in atomic context (`might_sleep()`): with a raised preempt
+/// count, irqs disabled, a spinning lock held or inside an RCU read section.
+#[doc(alias = "might_sleep_if")]
+#[doc(alias = "__might_sleep")]
 #[inline(always)]
-pub fn might_sleep() {}
+pub fn might_sleep() {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    validator::might_sleep();
+}
 
-#[allow(dead_code)]
-fn _location_is_used(_: &'static Location<'static>) {}
+/// Whether the current thread holds `map` (`lock_is_held`). Without the feature,
+/// or with lockdep off, this is `true`, as in the kernel, so assertions pass.
+#[doc(alias = "lockdep_is_held")]
+#[inline]
+pub fn lock_is_held(map: &LockdepMap) -> bool {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    {
+        validator::lock_is_held(map)
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    {
+        let _ = map;
+        true
+    }
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `map`
+/// (`lockdep_assert_held`).
+#[inline]
+pub fn lockdep_assert_held(map: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    validator::assert_held(map);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = map;
+}
+
+/// Whether the current thread is inside an RCU read section, as lockdep sees it
+/// (holds a map named `rcu_read_lock*`) (`rcu_read_lock_held`). `false` without
+/// the feature.
+#[inline]
+pub fn rcu_read_lock_held() -> bool {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    {
+        validator::rcu_depth() > 0
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    false
+}
+
+/// Reports [`ReportKind::RcuSyncInReader`] if the current thread is inside an RCU
+/// read section: `synchronize_rcu` (and anything else that waits for a grace
+/// period) calls this first, naming itself in `what`.
+#[doc(alias = "RCU_LOCKDEP_WARN")]
+#[inline]
+pub fn assert_not_in_rcu_read_section(what: &'static str) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    validator::assert_not_in_rcu(what);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = what;
+}
+
+/// Prints the locks the current thread holds to stderr (`lockdep_print_held_locks`,
+/// `debug_show_held_locks`). Does nothing without the feature.
+#[doc(alias = "lockdep_print_held_locks")]
+pub fn debug_show_held_locks() {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    eprint!("{}", validator::held_locks_text());
+}
+
+/// The number of locks the current thread holds, as lockdep tracks them
+/// (`lockdep_depth`); 0 without the feature.
+#[doc(alias = "lockdep_depth")]
+pub fn held_lock_count() -> usize {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    {
+        validator::depth()
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    0
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "lockdep"))]
+    #[test]
+    fn map_is_zero_sized_without_the_feature() {
+        assert_eq!(core::mem::size_of::<LockdepMap>(), 0);
+        let m = LockdepMap::new("x");
+        acquire(&m, AcquireKind::Exclusive, false, 0);
+        release(&m);
+        assert!(lock_is_held(&m));
+        assert!(take_reports().is_empty());
+    }
+
+    #[cfg(feature = "lockdep")]
+    #[test]
+    fn class_site_is_the_caller() {
+        let m = LockdepMap::new("x");
+        assert_eq!(m.site.file(), file!());
+        assert_eq!(m.name(), "x");
+        static K: LockClassKey = LockClassKey::new("keyed");
+        assert_eq!(LockdepMap::with_key("y", &K).name(), "keyed");
+        assert_eq!(LockdepMap::new_spinning("s").wait, WAIT_SPIN);
+    }
+}

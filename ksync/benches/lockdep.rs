@@ -1,0 +1,95 @@
+//! The cost of the lockdep hooks: acquire + release of a one-bit spinlock, bare
+//! and with the hooks, with the chain already validated (cached).
+//!
+//! `cargo bench -p ksync --bench lockdep --features lockdep` measures the hooks;
+//! without the feature the hooked rows equal the bare ones (the hooks are empty
+//! `#[inline(always)]` functions over a zero-sized map).
+
+// criterion_group! and criterion_main! generate undocumented items.
+#![allow(missing_docs)]
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ksync::lockdep::{self, AcquireKind, LockdepMap};
+
+/// A test-and-set spinlock with a lockdep map, calling the hooks as ksync's locks do.
+struct BitLock {
+    locked: AtomicBool,
+    map: LockdepMap,
+}
+
+impl BitLock {
+    #[track_caller]
+    const fn new(name: &'static str) -> Self {
+        BitLock {
+            locked: AtomicBool::new(false),
+            map: LockdepMap::new_spinning(name),
+        }
+    }
+
+    #[inline]
+    fn lock_bare(&self) {
+        // Acquire: pairs with the Release store in `unlock_bare`.
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline]
+    fn unlock_bare(&self) {
+        // Release: pairs with the Acquire CAS in `lock_bare`.
+        self.locked.store(false, Ordering::Release);
+    }
+
+    #[inline]
+    fn lock(&self) {
+        lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
+        self.lock_bare();
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        self.unlock_bare();
+        lockdep::release(&self.map);
+    }
+}
+
+static A: BitLock = BitLock::new("bench_A");
+static B: BitLock = BitLock::new("bench_B");
+static C: BitLock = BitLock::new("bench_C");
+
+fn hooks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lockdep");
+    g.bench_function("bare lock+unlock", |b| {
+        b.iter(|| {
+            black_box(&A).lock_bare();
+            black_box(&A).unlock_bare();
+        })
+    });
+    g.bench_function("hooked lock+unlock", |b| {
+        b.iter(|| {
+            black_box(&A).lock();
+            black_box(&A).unlock();
+        })
+    });
+    g.bench_function("hooked lock+unlock, 2 held", |b| {
+        A.lock();
+        B.lock();
+        b.iter(|| {
+            black_box(&C).lock();
+            black_box(&C).unlock();
+        });
+        B.unlock();
+        A.unlock();
+    });
+    g.bench_function("might_sleep", |b| b.iter(lockdep::might_sleep));
+    g.finish();
+}
+
+criterion_group!(benches, hooks);
+criterion_main!(benches);
