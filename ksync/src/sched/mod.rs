@@ -8,16 +8,21 @@
 //! | `in_interrupt()`, `in_hardirq()`, `in_softirq()`, `in_atomic()`, `preemptible()` | the functions of the same names |
 //! | `set_current_state(); schedule_timeout()` | [`sleep`] |
 //! | `wake_up_process()` | [`Task::wake_up`] |
+//! | `wait_queue_head_t`, `wait_event()`, `wake_up()` | [`WaitQueue`] |
 //! | `send_sig()`, `signal_pending()`, `fatal_signal_pending()` | [`Task::send_signal`], [`signal_pending`], [`fatal_signal_pending`] |
 
 mod preempt;
 mod signal;
 mod sleep;
 mod task;
+mod waitqueue;
 
 pub use preempt::*;
 pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, signal_pending};
 pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
+pub use waitqueue::{WaitQueue, WaitQueueEntry};
+#[allow(unused_imports)]
+pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
