@@ -19,10 +19,12 @@ mod waitqueue;
 
 pub use preempt::*;
 pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, signal_pending};
+#[cfg(not(loom))]
+pub use signal::{intercept_signals, release_signals};
 pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
-pub use waitqueue::{WaitQueue, WaitQueueEntry};
-#[allow(unused_imports)]
-pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
+#[allow(unused_imports)]
+pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
+pub use waitqueue::{WaitQueue, WaitQueueEntry};

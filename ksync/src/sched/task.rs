@@ -204,19 +204,7 @@ impl Task {
     #[doc(alias = "send_sig")]
     #[doc(alias = "kill_pid")]
     pub fn send_signal(&self, sig: Signal) {
-        self.inner
-            .pending
-            .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
-        // SeqCst pairs with the sleeper's state store and signal check (see
-        // `sched::sleep`): either we see its sleeping state here, or it sees our bit.
-        let wakes = match TaskState::from_u8(self.inner.state.load(Ordering::SeqCst)) {
-            TaskState::Interruptible => true,
-            TaskState::Killable => sig.is_fatal(),
-            TaskState::Uninterruptible | TaskState::Running => false,
-        };
-        if wakes {
-            self.inner.wake_up();
-        }
+        self.inner.signal(sig);
     }
 
     /// The signals pending for the task.
@@ -231,6 +219,24 @@ impl Task {
 }
 
 impl TaskInner {
+    /// Makes `sig` pending and wakes the task if its sleep ends on it: the body of
+    /// [`Task::send_signal`], also run by the real-signal handler
+    /// (async-signal-safe: atomics and at most one futex wake).
+    pub(crate) fn signal(&self, sig: Signal) {
+        self.pending
+            .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
+        // SeqCst pairs with the sleeper's state store and signal check (see
+        // `sched::sleep`): either we see its sleeping state here, or it sees our bit.
+        let wakes = match TaskState::from_u8(self.state.load(Ordering::SeqCst)) {
+            TaskState::Interruptible => true,
+            TaskState::Killable => sig.is_fatal(),
+            TaskState::Uninterruptible | TaskState::Running => false,
+        };
+        if wakes {
+            self.wake_up();
+        }
+    }
+
     #[inline]
     pub(crate) fn wake_up(&self) -> bool {
         // Release: what the waker did before waking is visible to the task after it

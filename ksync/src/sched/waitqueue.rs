@@ -254,6 +254,7 @@ pub(crate) struct Locked<'a> {
 #[must_use = "detached waiters must be woken"]
 pub(crate) struct Detached {
     head: *const Waiter,
+    tail: *const Waiter,
     count: usize,
 }
 
@@ -461,11 +462,7 @@ impl Locked<'_> {
     /// up to `nr_exclusive` exclusive ones (all if 0), skipping (leaving queued)
     /// those that `interruptible_only` does not wake — `__wake_up_common`.
     pub(crate) fn detach(&mut self, nr_exclusive: usize, interruptible_only: bool) -> Detached {
-        let mut out = Detached {
-            head: ptr::null(),
-            count: 0,
-        };
-        let mut out_tail: *const Waiter = ptr::null();
+        let mut out = Detached::empty();
         let mut nr = nr_exclusive;
         // SAFETY: lock held; linked entries are live.
         let mut cur = self.list.ends.with(|e| unsafe { (*e).0 });
@@ -480,14 +477,7 @@ impl Locked<'_> {
                     (*l).next = ptr::null();
                     (*l).detached = true;
                 });
-                if out_tail.is_null() {
-                    out.head = cur;
-                } else {
-                    // SAFETY: `out_tail` is a detached entry we own until marked.
-                    unsafe { (*out_tail).links.with_mut(|l| (*l).next = cur) };
-                }
-                out_tail = cur;
-                out.count += 1;
+                out.push(cur);
                 if w.exclusive && nr_exclusive != 0 {
                     nr -= 1;
                     if nr == 0 {
@@ -500,11 +490,13 @@ impl Locked<'_> {
         out
     }
 
-    /// Detaches the first waiter (FIFO hand-off).
-    pub(crate) fn detach_first(&mut self) -> Detached {
+    /// Detaches the first waiter onto `out` (FIFO hand-off); returns whether
+    /// there was one.
+    pub(crate) fn detach_first(&mut self, out: &mut Detached) -> bool {
+        // SAFETY: lock held.
         let head = self.list.ends.with(|e| unsafe { (*e).0 });
         if head.is_null() {
-            return Detached { head, count: 0 };
+            return false;
         }
         // SAFETY: `head` is linked and live (lock held).
         unsafe {
@@ -514,7 +506,8 @@ impl Locked<'_> {
                 (*l).detached = true;
             });
         }
-        Detached { head, count: 1 }
+        out.push(head);
+        true
     }
 }
 
@@ -528,9 +521,25 @@ impl Drop for Locked<'_> {
 }
 
 impl Detached {
-    /// How many entries were detached.
-    pub(crate) fn count(&self) -> usize {
-        self.count
+    /// No entries.
+    pub(crate) fn empty() -> Detached {
+        Detached {
+            head: ptr::null(),
+            tail: ptr::null(),
+            count: 0,
+        }
+    }
+
+    /// Appends `w`, just detached under the lock, with its `next` cleared.
+    fn push(&mut self, w: *const Waiter) {
+        if self.tail.is_null() {
+            self.head = w;
+        } else {
+            // SAFETY: `tail` is a detached entry we own until it is marked.
+            unsafe { (*self.tail).links.with_mut(|l| (*l).next = w) };
+        }
+        self.tail = w;
+        self.count += 1;
     }
 
     /// Marks and wakes every detached entry; call after releasing the lock. The
@@ -1189,7 +1198,10 @@ mod tests {
     fn timeout_reports_zero_after_the_deadline() {
         let wq = WaitQueue::new();
         let start = Instant::now();
-        assert_eq!(wq.wait_event_timeout(|| false, Duration::from_millis(10)), None);
+        assert_eq!(
+            wq.wait_event_timeout(|| false, Duration::from_millis(10)),
+            None
+        );
         assert!(start.elapsed() >= Duration::from_millis(10));
         let r = wq.wait_event_interruptible_timeout(|| false, Duration::from_millis(2));
         assert_eq!(r, Ok(None));
@@ -1237,7 +1249,8 @@ mod tests {
     fn entry_api_prepare_sleep_finish() {
         let wq = WaitQueue::new();
         let e = core::pin::pin!(WaitQueueEntry::new(&wq));
-        e.as_ref().prepare_to_wait_exclusive(TaskState::Interruptible);
+        e.as_ref()
+            .prepare_to_wait_exclusive(TaskState::Interruptible);
         assert!(wq.has_sleeper());
         assert_eq!(wq.wake_up(), 1);
         assert!(e.is_woken());
@@ -1336,9 +1349,7 @@ mod loom_tests {
                 hs.push(loom::thread::spawn(move || {
                     wq.wait_event_exclusive(|| {
                         tokens
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                                n.checked_sub(1)
-                            })
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                             .is_ok()
                     });
                 }));
