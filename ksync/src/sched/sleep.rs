@@ -91,7 +91,8 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
         // Consume a wake-up that is already here (Acquire pairs with the waker's swap).
         if task.wake.load(Ordering::Relaxed) == TOKEN {
             task.wake.store(IDLE, Ordering::Relaxed);
-            core::sync::atomic::fence(Ordering::Acquire);
+            // The shim's fence, so that loom models this acquire too.
+            crate::loom::sync::atomic::fence(Ordering::Acquire);
             break Ok(());
         }
         // Publish PARKED before checking signals (see the module docs).

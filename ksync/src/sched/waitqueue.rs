@@ -795,38 +795,44 @@ impl WaitQueue {
         };
         let entry = Waiter::new(exclusive, state);
         let w = &entry;
-        let mut need_link = true;
+        // SAFETY: `entry` is fresh and stays on this frame, which returns only after
+        // it is unlinked or woken (every exit goes through `leave`, or sees the mark).
+        unsafe { self.prepare(w) };
         loop {
-            if need_link {
-                // SAFETY: `entry` is unlinked (first turn, or woken: the waker
-                // detached it and marked it) and stays on this frame, which does not
-                // return before it is unlinked or woken (every exit below goes
-                // through `finish`).
-                unsafe { self.prepare(w) };
-            }
             if cond() {
-                self.finish(w);
+                self.leave(w);
                 return Ok(());
             }
             match sleep(state, deadline) {
-                Ok(()) => {
-                    // Woken (re-link and re-check), or spurious (still linked, or a
-                    // waker's mark and wake-up are on their way).
-                    need_link = w.is_woken();
-                }
-                Err(e) => {
-                    let woken = self.finish(w);
-                    // As the kernel: a condition that holds wins over the signal.
+                Ok(()) if w.is_woken() => {
+                    // Woken: off the list, and the waker's condition store is
+                    // visible (Acquire on the mark). Check before re-queueing.
                     if cond() {
                         return Ok(());
                     }
-                    if woken && exclusive {
-                        // We took a wake-up meant for one exclusive waiter: pass it on.
-                        self.wake_common(1, false);
-                    }
-                    return Err(e);
+                    // SAFETY: as above; woken, so unlinked and the waker is done.
+                    unsafe { self.prepare(w) };
+                }
+                // Spurious: still linked, or a waker's mark and wake-up are on
+                // their way (the entry must not be re-linked before the mark).
+                Ok(()) => {}
+                Err(e) => {
+                    self.leave(w);
+                    // As the kernel: a condition that holds wins over the signal.
+                    return if cond() { Ok(()) } else { Err(e) };
                 }
             }
+        }
+    }
+
+    /// Takes `w` off the list as its owner stops waiting (`finish_wait`). An
+    /// exclusive waiter that a wake-up detached since its last condition check
+    /// cannot tell whether that wake-up is the one it is answering (its condition
+    /// may have been made true by an earlier event), so it passes one on to the
+    /// next exclusive waiter: at worst a spurious wake-up, never a lost one.
+    fn leave(&self, w: &Waiter) {
+        if self.finish(w) && w.exclusive {
+            self.wake_common(1, false);
         }
     }
 
