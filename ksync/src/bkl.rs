@@ -32,7 +32,7 @@
 //! | `CONTENDED` | held, a task may sleep on the futex        |
 //!
 //! The holder's depth lives in a thread-local: only the holder reads or writes
-//! its own. Taking it spins with [`Backoff`](crate::Backoff) (a spinning lock, as
+//! its own. Taking it spins with [`Backoff`] (a spinning lock, as
 //! the kernel's was), then sleeps on the futex — the holder may itself be asleep
 //! holding nothing but its depth, or preempted, so spinning forever would be wrong
 //! in user space. Without the holder's task on a CPU the futex slow path costs

@@ -8,7 +8,7 @@
 //!
 //! # Implementation details
 //!
-//! One word holds the count and a waiters flag; a [`WaitList`] (the wait
+//! One word holds the count and a waiters flag; a `WaitList` (the wait
 //! queue's entries on the sleepers' stacks, under a small internal lock) holds
 //! the sleepers in FIFO order:
 //!

@@ -333,12 +333,13 @@ impl WaitList {
             return true;
         }
         let mut l = self.lock();
-        // SAFETY (both): `w` belongs to this list or to none; we hold the lock.
+        // SAFETY: `w` belongs to this list or to none; we hold the lock.
         if unsafe { l.is_linked(w) } {
             // SAFETY: linked into this list, lock held.
             unsafe { l.unlink(w) };
             cancel(&mut l);
             false
+        // SAFETY: as above.
         } else if unsafe { l.is_detached(w) } {
             drop(l);
             w.wait_for_mark();
@@ -469,10 +470,12 @@ impl Locked<'_> {
         while !cur.is_null() {
             // SAFETY: `cur` is a linked, live entry (lock held).
             let w = unsafe { &*cur };
+            // SAFETY: lock held.
             let next = w.links.with(|l| unsafe { (*l).next });
             if !interruptible_only || w.state == TaskState::Interruptible {
                 // SAFETY: linked into this list.
                 unsafe { self.unlink(w) };
+                // SAFETY: just detached; lock held.
                 w.links.with_mut(|l| unsafe {
                     (*l).next = ptr::null();
                     (*l).detached = true;
@@ -1038,8 +1041,9 @@ impl<'a> WaitQueueEntry<'a> {
         // SAFETY: lock held below; the entry is pinned, and its Drop finishes the
         // wait, so it is unlinked (or woken) before its memory goes away.
         let mut l = wq.list.lock();
-        // SAFETY (all three): `w` belongs to `wq`'s list or none; lock held.
+        // SAFETY: `w` belongs to `wq`'s list or none; lock held.
         if !unsafe { l.is_linked(w) } {
+            // SAFETY: as above.
             if unsafe { l.is_detached(w) } && !w.is_woken() {
                 // A waker is about to mark it: let it finish before re-queueing.
                 drop(l);
@@ -1248,7 +1252,7 @@ mod tests {
         wq.wake_up();
         let rs: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
         let oks = rs.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(items.load(O::Relaxed) as usize + oks, 1);
+        assert_eq!(items.load(O::Relaxed) + oks, 1);
     }
 
     #[test]
