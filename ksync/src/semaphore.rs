@@ -43,6 +43,9 @@ use std::time::{Duration, Instant};
 
 const WAITERS: usize = 1;
 const UNIT: usize = 2;
+/// Backoff rounds a downer spins before it queues (about 2^SPINS pauses in all).
+#[cfg(not(loom))]
+const SPINS: u32 = 8;
 
 /// A counting semaphore (`struct semaphore`).
 ///
@@ -307,6 +310,23 @@ impl Semaphore {
 
     #[cold]
     fn down_slow(&self, state: TaskState, deadline: Option<Instant>) -> Result<()> {
+        // Spin a little while nobody is queued: a holder that is about to `up`
+        // costs a few hundred cycles, a sleep and a wake-up 15-25 µs in a VM.
+        // Once anyone is queued, FIFO order says: queue behind them.
+        #[cfg(not(loom))]
+        {
+            let backoff = crate::Backoff::new();
+            for _ in 0..SPINS {
+                let s = self.state.load(Ordering::Relaxed);
+                if s & WAITERS != 0 {
+                    break;
+                }
+                if s >= UNIT && self.try_fast() {
+                    return Ok(());
+                }
+                backoff.spin();
+            }
+        }
         let w = Waiter::new(true, state);
         let mut woken = Detached::empty();
         {
