@@ -381,6 +381,24 @@ mod loom_tests {
         });
     }
 
+    /// An interruptible wait racing `complete` and a signal: either it takes the
+    /// completion, or it fails and the completion stays for the next waiter.
+    #[test]
+    fn loom_interrupted_wait_vs_complete() {
+        loom::model(|| {
+            let c = Arc::new(Completion::new());
+            let me = crate::sched::current();
+            let c2 = c.clone();
+            let t = loom::thread::spawn(move || c2.complete());
+            let sig = loom::thread::spawn(move || me.send_signal(crate::sched::Signal::SIGINT));
+            let r = c.wait_interruptible();
+            t.join().unwrap();
+            sig.join().unwrap();
+            crate::sched::flush_signals();
+            assert_eq!(c.try_wait(), r.is_err());
+        });
+    }
+
     /// The waiter frees the completion as soon as it wakes: the completer's
     /// accesses to it must all happen before (loom reports a use after free of
     /// the loom cells and atomics inside as a causality violation).

@@ -511,6 +511,31 @@ mod loom_tests {
         });
     }
 
+    /// An interruptible down racing an `up` and a signal: it either gets the unit
+    /// (count stays 0) or fails and takes nothing (count 1). Never both, never
+    /// neither.
+    #[test]
+    fn loom_semaphore_interrupted_down_vs_up() {
+        loom::model(|| {
+            let s = Arc::new(Semaphore::new(0));
+            let me = crate::sched::current();
+            let s2 = s.clone();
+            let up = loom::thread::spawn(move || s2.up());
+            let sig = loom::thread::spawn(move || me.send_signal(crate::sched::Signal::SIGINT));
+            let r = s.down_interruptible();
+            up.join().unwrap();
+            sig.join().unwrap();
+            crate::sched::flush_signals();
+            match r {
+                Ok(()) => assert_eq!(s.count(), 0),
+                Err(e) => {
+                    assert_eq!(e, Error::Interrupted);
+                    assert_eq!(s.count(), 1);
+                }
+            }
+        });
+    }
+
     /// A sleeper on a locked semaphore is woken by an `up` from another thread.
     #[test]
     fn loom_semaphore_up_wakes_sleeper() {

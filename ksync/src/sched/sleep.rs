@@ -88,11 +88,14 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
         if let Err(e) = check_signals(task, state) {
             break Err(e);
         }
-        // Consume a wake-up that is already here (Acquire pairs with the waker's swap).
+        // Consume a wake-up that is already here (Acquire pairs with the waker's
+        // swap). An RMW, not a plain store: a second waker whose swap lands between
+        // the load and here must either be read by this swap (and synchronize with
+        // us) or come after it (and stay for the next sleep). A store would
+        // overwrite its token while we might not yet see what it published (its
+        // wait-queue mark, say): a lost wake-up, found by the completion loom model.
         if task.wake.load(Ordering::Relaxed) == TOKEN {
-            task.wake.store(IDLE, Ordering::Relaxed);
-            // The shim's fence, so that loom models this acquire too.
-            crate::loom::sync::atomic::fence(Ordering::Acquire);
+            task.wake.swap(IDLE, Ordering::Acquire);
             break Ok(());
         }
         // Publish PARKED before checking signals (see the module docs).

@@ -1015,18 +1015,18 @@ impl<'a> WaitQueueEntry<'a> {
     }
 
     fn waiter(self: core::pin::Pin<&Self>, exclusive: bool, state: TaskState) -> &Waiter {
-        // SAFETY: the Option is written only here, when empty, and the entry is
-        // !Sync and !Send, so no other reference to its contents exists.
-        let slot = unsafe { &mut *self.w.as_ptr() };
-        match slot {
-            Some(w) if w.exclusive == exclusive && w.state == state => {}
-            _ => {
-                // Replacing an entry is allowed only while it is off the queue.
-                self.finish_wait();
-                *slot = Some(Waiter::new(exclusive, state));
-            }
+        let reuse =
+            matches!(self.current(), Some(w) if w.exclusive == exclusive && w.state == state);
+        if !reuse {
+            // Replacing an entry is allowed only while it is off the queue.
+            self.finish_wait();
+            // SAFETY: the old entry is off the queue and no waker holds it (finish_wait
+            // waited for any pending mark); no reference into the slot is alive (the
+            // borrows from `current` ended) and the entry is !Sync, so no other thread
+            // sees it. Assigning drops the old entry in place, as pinning requires.
+            unsafe { *self.w.as_ptr() = Some(Waiter::new(exclusive, state)) };
         }
-        slot.as_ref().expect("just set")
+        self.get_ref().current().expect("set above")
     }
 
     fn current(&self) -> Option<&Waiter> {
