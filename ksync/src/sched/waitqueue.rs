@@ -964,6 +964,10 @@ type NotSend = PhantomData<*mut ()>;
 /// queued, so it is used pinned: `core::pin::pin!(WaitQueueEntry::new(&wq))`.
 /// Dropping it finishes the wait. It is `!Send`: it belongs to the task that made it.
 ///
+/// As in the kernel, [`finish_wait`](Self::finish_wait) only reports whether the
+/// entry was woken: an exclusive waiter that gives up after being woken should
+/// pass the wake-up on (`wq.wake_up()`); the `wait_event*` methods do that for you.
+///
 /// ```
 /// use ksync::sched::{self, TaskState, WaitQueue, WaitQueueEntry};
 /// use std::sync::atomic::{AtomicBool, Ordering};
