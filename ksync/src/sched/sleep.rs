@@ -82,6 +82,12 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
     // state (store→load on both sides): either it sees this state and wakes us, or
     // the signal check below sees its bit.
     task.state.store(state as u8, Ordering::SeqCst);
+    // SeqCst fence: pairs with the one in `TaskInner::signal` (store-buffering:
+    // our state store, then our pending load; its pending store, then its state
+    // load). SeqCst accesses alone order this in Rust's model too, but loom models
+    // SeqCst accesses as AcqRel and only fences as SeqCst, and found a missed
+    // signal without it.
+    crate::loom::sync::atomic::fence(Ordering::SeqCst);
     let r = loop {
         // A signal that ends this sleep wins over a wake-up token; the token stays
         // for the next sleep (a spurious wake-up, which callers tolerate).

@@ -226,8 +226,10 @@ impl TaskInner {
     pub(crate) fn signal(&self, sig: Signal) {
         self.pending
             .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
-        // SeqCst pairs with the sleeper's state store and signal check (see
-        // `sched::sleep`): either we see its sleeping state here, or it sees our bit.
+        // SeqCst fence, paired with the one after the state store in
+        // `sched::sleep` (store-buffering): either we see its sleeping state here,
+        // or it sees our bit.
+        crate::loom::sync::atomic::fence(Ordering::SeqCst);
         let wakes = match TaskState::from_u8(self.state.load(Ordering::SeqCst)) {
             TaskState::Interruptible => true,
             TaskState::Killable => sig.is_fatal(),

@@ -1351,6 +1351,41 @@ mod loom_tests {
         });
     }
 
+    /// An interruptible exclusive waiter that is signalled around the time it is
+    /// woken must not swallow the wake-up: the other exclusive waiter gets the
+    /// token (directly or passed on) unless the signalled one took it.
+    #[test]
+    fn loom_interrupted_exclusive_waiter_passes_wakeup_on() {
+        loom::model(|| {
+            let wq = Arc::new(WaitQueue::new());
+            let tokens = Arc::new(AtomicU32::new(0));
+            let take = |t: &AtomicU32| {
+                t.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok()
+            };
+            let (tx, rx) = loom::sync::mpsc::channel();
+            let (wq_a, tok_a) = (wq.clone(), tokens.clone());
+            let a = loom::thread::spawn(move || {
+                tx.send(current()).unwrap();
+                let r = wq_a.wait_event_interruptible_exclusive(|| take(&tok_a));
+                crate::sched::flush_signals();
+                r.is_ok()
+            });
+            let (wq_b, tok_b) = (wq.clone(), tokens.clone());
+            let b = loom::thread::spawn(move || wq_b.wait_event_exclusive(|| take(&tok_b)));
+            let task_a = rx.recv().unwrap();
+            tokens.fetch_add(1, Ordering::Release);
+            wq.wake_up();
+            task_a.send_signal(crate::sched::Signal::SIGINT);
+            if a.join().unwrap() {
+                // A took the token: give B its own.
+                tokens.fetch_add(1, Ordering::Release);
+                wq.wake_up();
+            }
+            b.join().unwrap();
+        });
+    }
+
     /// Two exclusive waiters, two single wake-ups, two tokens: both finish.
     #[test]
     fn loom_exclusive_wakeups_not_lost() {
