@@ -3,6 +3,7 @@
 //! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`).
 
 use super::{Config, Group, Row, single, threaded};
+use ksync::arch::CachePadded;
 use ksync::completion::Completion;
 use ksync::sched::WaitQueue;
 use ksync::semaphore::Semaphore;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// glibc's `sem_t`, shareable between threads.
+#[repr(align(128))]
 struct GlibcSem(UnsafeCell<libc::sem_t>);
 
 // SAFETY: sem_t is designed for concurrent use through sem_wait/sem_post.
@@ -52,7 +54,8 @@ fn spin(n: u32) {
 
 fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "semaphore";
-    let sem = Semaphore::new(1);
+    // Each subject on its own cache lines, on the heap.
+    let sem = Box::new(CachePadded::new(Semaphore::new(1)));
     rows.push(single(
         cfg,
         g,
