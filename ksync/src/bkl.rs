@@ -1,17 +1,270 @@
 //! The Big Kernel Lock: `lock_kernel`, `unlock_kernel`, `kernel_locked`.
 //!
-//! The only lock that may be held across a sleep: [`crate::sched::sleep`] releases
-//! it before blocking and retakes it, at the same depth, afterwards.
+//! One global, recursive lock: a task may take it again while holding it (a
+//! per-task depth, the kernel's `current->lock_depth`). It is the only lock that
+//! may be held across a sleep: [`crate::sched::sleep`] releases it before
+//! blocking and retakes it, at the same depth, when the task runs again — so a
+//! BKL holder that sleeps in [`Semaphore::down`](crate::semaphore::Semaphore::down)
+//! lets other tasks take the BKL meanwhile.
+//!
+//! ```
+//! use ksync::bkl;
+//! bkl::lock_kernel();
+//! bkl::lock_kernel(); // recursive
+//! assert!(bkl::kernel_locked());
+//! bkl::unlock_kernel();
+//! bkl::unlock_kernel();
+//! assert!(!bkl::kernel_locked());
+//! {
+//!     let _g = bkl::BklGuard::new();
+//!     assert!(bkl::kernel_locked());
+//! }
+//! ```
+//!
+//! # Implementation details
+//!
+//! The lock word (std's futex mutex states):
+//!
+//! | value       | meaning                                    |
+//! |-------------|--------------------------------------------|
+//! | `UNLOCKED`  | free                                       |
+//! | `LOCKED`    | held, no sleeper                           |
+//! | `CONTENDED` | held, a task may sleep on the futex        |
+//!
+//! The holder's depth lives in a thread-local: only the holder reads or writes
+//! its own. Taking it spins with [`Backoff`] (a spinning lock, as
+//! the kernel's was), then sleeps on the futex — the holder may itself be asleep
+//! holding nothing but its depth, or preempted, so spinning forever would be wrong
+//! in user space. Without the holder's task on a CPU the futex slow path costs
+//! nothing while waiting.
+
+use crate::Backoff;
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+const UNLOCKED: u32 = 0;
+const LOCKED: u32 = 1;
+const CONTENDED: u32 = 2;
+
+static BKL: AtomicU32 = AtomicU32::new(UNLOCKED);
+
+thread_local! {
+    /// This task's BKL depth (`current->lock_depth + 1`).
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+#[inline]
+fn raw_lock() {
+    // Acquire pairs with the Release swap in `raw_unlock`.
+    if BKL
+        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        raw_lock_slow();
+    }
+}
+
+#[cold]
+fn raw_lock_slow() {
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        if BKL.load(Ordering::Relaxed) == UNLOCKED
+            && BKL
+                .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+        backoff.snooze();
+    }
+    // Acquire as above; CONTENDED makes the holder wake us.
+    while BKL.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+        futex_wait();
+    }
+}
+
+#[inline]
+fn raw_unlock() {
+    // Release pairs with the Acquire of the next locker.
+    if BKL.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+        futex_wake();
+    }
+}
+
+#[cfg(not(loom))]
+fn futex_wait() {
+    crate::arch::futex::wait(&BKL, CONTENDED, None);
+}
+#[cfg(not(loom))]
+fn futex_wake() {
+    crate::arch::futex::wake_one(&BKL);
+}
+// Under loom the BKL is a std atomic outside the model (loom atomics cannot be
+// statics); models do not take it, so these are plain yields.
+#[cfg(loom)]
+fn futex_wait() {
+    std::thread::yield_now();
+}
+#[cfg(loom)]
+fn futex_wake() {}
+
+/// Takes the Big Kernel Lock, or deepens this task's hold on it (`lock_kernel`).
+#[inline]
+pub fn lock_kernel() {
+    let d = DEPTH.with(Cell::get);
+    if d == 0 {
+        raw_lock();
+    }
+    DEPTH.with(|c| c.set(d + 1));
+}
+
+/// Undoes one [`lock_kernel`] (`unlock_kernel`); the lock is released when the
+/// depth reaches zero.
+///
+/// # Panics
+/// If the current task does not hold the BKL.
+#[inline]
+pub fn unlock_kernel() {
+    let d = DEPTH.with(Cell::get);
+    assert!(
+        d > 0,
+        "unlock_kernel() called by a task that does not hold the Big Kernel Lock"
+    );
+    DEPTH.with(|c| c.set(d - 1));
+    if d == 1 {
+        raw_unlock();
+    }
+}
+
+/// Whether the current task holds the BKL (`kernel_locked`).
+#[inline]
+pub fn kernel_locked() -> bool {
+    DEPTH.with(Cell::get) > 0
+}
+
+/// This task's BKL depth (0 when not held).
+#[inline]
+pub fn depth() -> u32 {
+    DEPTH.with(Cell::get)
+}
+
+/// Holds the BKL (one level of it) until dropped. `!Send`: the depth belongs to
+/// the task that took it.
+///
+/// ```compile_fail
+/// let g = ksync::bkl::BklGuard::new();
+/// std::thread::spawn(move || drop(g));
+/// ```
+#[must_use = "dropping the guard releases the BKL at once"]
+pub struct BklGuard {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl BklGuard {
+    /// Takes the BKL ([`lock_kernel`]).
+    #[inline]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> BklGuard {
+        lock_kernel();
+        BklGuard {
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for BklGuard {
+    #[inline]
+    fn drop(&mut self) {
+        unlock_kernel();
+    }
+}
+
+impl core::fmt::Debug for BklGuard {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BklGuard").field("depth", &depth()).finish()
+    }
+}
 
 /// Releases the BKL if the current task holds it, returning the depth to restore
 /// (0 if not held). Called by [`crate::sched::sleep`] before it blocks.
 #[inline]
 pub(crate) fn release_for_sleep() -> u32 {
-    0
+    #[cfg(loom)]
+    {
+        0
+    }
+    #[cfg(not(loom))]
+    {
+        let d = DEPTH.with(Cell::get);
+        if d > 0 {
+            DEPTH.with(|c| c.set(0));
+            raw_unlock();
+        }
+        d
+    }
 }
 
 /// Retakes the BKL at `depth` after a sleep (nothing for 0).
 #[inline]
 pub(crate) fn reacquire_after_sleep(depth: u32) {
-    debug_assert_eq!(depth, 0);
+    if depth > 0 {
+        raw_lock();
+        DEPTH.with(|c| c.set(depth));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_depth() {
+        std::thread::spawn(|| {
+            assert!(!kernel_locked());
+            lock_kernel();
+            lock_kernel();
+            assert_eq!(depth(), 2);
+            unlock_kernel();
+            assert!(kernel_locked());
+            unlock_kernel();
+            assert!(!kernel_locked());
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn unlock_without_lock_panics() {
+        let r = std::thread::spawn(unlock_kernel).join();
+        let msg = r.unwrap_err();
+        let msg = msg
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| msg.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains("does not hold the Big Kernel Lock"), "{msg}");
+    }
+
+    #[test]
+    fn excludes_other_tasks() {
+        use std::sync::atomic::AtomicUsize;
+        static IN: AtomicUsize = AtomicUsize::new(0);
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..2000 {
+                        let _g = BklGuard::new();
+                        let _g2 = BklGuard::new();
+                        assert_eq!(IN.fetch_add(1, Ordering::Relaxed), 0);
+                        core::hint::spin_loop();
+                        IN.fetch_sub(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    }
 }

@@ -8,16 +8,23 @@
 //! | `in_interrupt()`, `in_hardirq()`, `in_softirq()`, `in_atomic()`, `preemptible()` | the functions of the same names |
 //! | `set_current_state(); schedule_timeout()` | [`sleep`] |
 //! | `wake_up_process()` | [`Task::wake_up`] |
+//! | `wait_queue_head_t`, `wait_event()`, `wake_up()` | [`WaitQueue`] |
 //! | `send_sig()`, `signal_pending()`, `fatal_signal_pending()` | [`Task::send_signal`], [`signal_pending`], [`fatal_signal_pending`] |
 
 mod preempt;
 mod signal;
 mod sleep;
 mod task;
+mod waitqueue;
 
 pub use preempt::*;
 pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, signal_pending};
+#[cfg(not(loom))]
+pub use signal::{intercept_signals, release_signals};
 pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
+#[allow(unused_imports)]
+pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
+pub use waitqueue::{WaitQueue, WaitQueueEntry};

@@ -168,6 +168,125 @@ pub fn raise(sig: Signal) {
     super::current().send_signal(sig);
 }
 
+// ---------------------------------------------------------------------------
+// Real signals.
+
+/// The dispositions that [`intercept_signals`] replaced, to put back with
+/// [`release_signals`]. Touched only outside signal handlers.
+#[cfg(not(loom))]
+static SAVED: std::sync::Mutex<[Option<libc::sigaction>; 32]> = std::sync::Mutex::new([None; 32]);
+
+/// The handler [`intercept_signals`] installs: marks the signal pending on the
+/// task of the thread it runs on and wakes that task from an interruptible (or,
+/// for a fatal signal, killable) sleep, exactly as [`Task::send_signal`] does.
+///
+/// Async-signal-safe: it reads a const-initialised thread-local, does atomic
+/// operations and at most one `futex` system call, and saves and restores
+/// `errno` around them. No allocation, no lock.
+#[cfg(not(loom))]
+extern "C" fn on_signal(signo: libc::c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot; always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(task) = super::task::current_from_handler() {
+        if let Some(sig) = u32::try_from(signo).ok().and_then(Signal::from_number) {
+            task.signal(sig);
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Makes the real signals `sigs`, delivered to a thread (`pthread_kill`, `tgkill`,
+/// or `kill` to the process, which the kernel delivers to some thread), act as
+/// ksync signals: the signal becomes pending on that thread's task
+/// ([`signal_pending`]) and ends an interruptible sleep in any ksync primitive
+/// with [`Error::Interrupted`](crate::Error::Interrupted), just like
+/// [`Task::send_signal`](super::Task::send_signal).
+///
+/// It installs a `sigaction` handler (without `SA_RESTART`, so a thread parked in
+/// `futex_wait` returns with `EINTR` and the sleep path sees the pending bit;
+/// the handler also wakes the task, for a signal that lands between the sleep's
+/// signal check and its system call). Only the signals named are touched; their
+/// previous dispositions are saved, and [`release_signals`] puts them back. While
+/// intercepted, a signal no longer runs the program's own handler or default
+/// action (SIGINT no longer terminates): the program sees it through
+/// [`signal_pending`] / [`flush_signals`] instead. A signal that arrives on a
+/// thread that never used ksync (no task yet) is dropped. Real-time signals
+/// (ksync's irqs) and numbers beyond SIGSYS are not [`Signal`]s; SIGKILL and
+/// SIGSTOP cannot be caught.
+///
+/// ```
+/// use ksync::sched::{self, Signal};
+/// sched::intercept_signals(&[Signal::SIGUSR2]).unwrap();
+/// let me = sched::current();
+/// // SAFETY (doc example): pthread_kill to our own live thread.
+/// unsafe { libc::pthread_kill(me.pthread(), libc::SIGUSR2) };
+/// assert!(sched::signal_pending());
+/// assert!(sched::flush_signals().contains(Signal::SIGUSR2));
+/// sched::release_signals(&[Signal::SIGUSR2]).unwrap();
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for SIGKILL or
+/// SIGSTOP (nothing is installed then); the error of `sigaction` otherwise.
+#[cfg(not(loom))]
+pub fn intercept_signals(sigs: &[Signal]) -> crate::Result<()> {
+    if sigs
+        .iter()
+        .any(|s| matches!(s, Signal::SIGKILL | Signal::SIGSTOP))
+    {
+        return Err(crate::Error::InvalidArgument);
+    }
+    // Make sure this thread's task exists, so a signal sent to it right away is seen.
+    with_current(|_| ());
+    let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
+    for &sig in sigs {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we
+        // fill in the handler and mask below.
+        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+        act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        act.sa_flags = 0; // no SA_RESTART: futex_wait must return EINTR
+        // SAFETY: act.sa_mask is a valid sigset_t to initialise.
+        unsafe { libc::sigemptyset(&mut act.sa_mask) };
+        // SAFETY: zeroed is a valid out-parameter for the old action.
+        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: valid signal number (1..=31, not KILL/STOP), valid pointers.
+        if unsafe { libc::sigaction(sig.number() as libc::c_int, &act, &mut old) } != 0 {
+            return Err(crate::Error::Os(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        let slot = &mut saved[sig.number() as usize];
+        if slot.is_none() {
+            *slot = Some(old);
+        }
+    }
+    Ok(())
+}
+
+/// Puts back the dispositions that [`intercept_signals`] replaced for `sigs`
+/// (signals not intercepted are left alone). Pending ksync signals stay pending.
+///
+/// # Errors
+/// The error of `sigaction`.
+#[cfg(not(loom))]
+pub fn release_signals(sigs: &[Signal]) -> crate::Result<()> {
+    let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
+    for &sig in sigs {
+        if let Some(old) = saved[sig.number() as usize].take() {
+            // SAFETY: `old` was returned by sigaction for this signal.
+            if unsafe { libc::sigaction(sig.number() as libc::c_int, &old, core::ptr::null_mut()) }
+                != 0
+            {
+                return Err(crate::Error::Os(
+                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -82,16 +82,26 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
     // state (store→load on both sides): either it sees this state and wakes us, or
     // the signal check below sees its bit.
     task.state.store(state as u8, Ordering::SeqCst);
+    // SeqCst fence: pairs with the one in `TaskInner::signal` (store-buffering:
+    // our state store, then our pending load; its pending store, then its state
+    // load). SeqCst accesses alone order this in Rust's model too, but loom models
+    // SeqCst accesses as AcqRel and only fences as SeqCst, and found a missed
+    // signal without it.
+    crate::loom::sync::atomic::fence(Ordering::SeqCst);
     let r = loop {
         // A signal that ends this sleep wins over a wake-up token; the token stays
         // for the next sleep (a spurious wake-up, which callers tolerate).
         if let Err(e) = check_signals(task, state) {
             break Err(e);
         }
-        // Consume a wake-up that is already here (Acquire pairs with the waker's swap).
+        // Consume a wake-up that is already here (Acquire pairs with the waker's
+        // swap). An RMW, not a plain store: a second waker whose swap lands between
+        // the load and here must either be read by this swap (and synchronize with
+        // us) or come after it (and stay for the next sleep). A store would
+        // overwrite its token while we might not yet see what it published (its
+        // wait-queue mark, say): a lost wake-up, found by the completion loom model.
         if task.wake.load(Ordering::Relaxed) == TOKEN {
-            task.wake.store(IDLE, Ordering::Relaxed);
-            core::sync::atomic::fence(Ordering::Acquire);
+            task.wake.swap(IDLE, Ordering::Acquire);
             break Ok(());
         }
         // Publish PARKED before checking signals (see the module docs).

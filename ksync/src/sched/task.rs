@@ -84,7 +84,8 @@ struct CurrentSlot(Arc<TaskInner>);
 
 impl Drop for CurrentSlot {
     fn drop(&mut self) {
-        CURRENT_PTR.with(|p| p.set(core::ptr::null()));
+        // try_with: under loom the pointer's slot may be destroyed first.
+        let _ = CURRENT_PTR.try_with(|p| p.set(core::ptr::null()));
         self.0.exited.store(true, Ordering::Release);
     }
 }
@@ -204,19 +205,7 @@ impl Task {
     #[doc(alias = "send_sig")]
     #[doc(alias = "kill_pid")]
     pub fn send_signal(&self, sig: Signal) {
-        self.inner
-            .pending
-            .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
-        // SeqCst pairs with the sleeper's state store and signal check (see
-        // `sched::sleep`): either we see its sleeping state here, or it sees our bit.
-        let wakes = match TaskState::from_u8(self.inner.state.load(Ordering::SeqCst)) {
-            TaskState::Interruptible => true,
-            TaskState::Killable => sig.is_fatal(),
-            TaskState::Uninterruptible | TaskState::Running => false,
-        };
-        if wakes {
-            self.inner.wake_up();
-        }
+        self.inner.signal(sig);
     }
 
     /// The signals pending for the task.
@@ -231,6 +220,26 @@ impl Task {
 }
 
 impl TaskInner {
+    /// Makes `sig` pending and wakes the task if its sleep ends on it: the body of
+    /// [`Task::send_signal`], also run by the real-signal handler
+    /// (async-signal-safe: atomics and at most one futex wake).
+    pub(crate) fn signal(&self, sig: Signal) {
+        self.pending
+            .fetch_or(1u64 << sig.number(), Ordering::SeqCst);
+        // SeqCst fence, paired with the one after the state store in
+        // `sched::sleep` (store-buffering): either we see its sleeping state here,
+        // or it sees our bit.
+        crate::loom::sync::atomic::fence(Ordering::SeqCst);
+        let wakes = match TaskState::from_u8(self.state.load(Ordering::SeqCst)) {
+            TaskState::Interruptible => true,
+            TaskState::Killable => sig.is_fatal(),
+            TaskState::Uninterruptible | TaskState::Running => false,
+        };
+        if wakes {
+            self.wake_up();
+        }
+    }
+
     #[inline]
     pub(crate) fn wake_up(&self) -> bool {
         // Release: what the waker did before waking is visible to the task after it
