@@ -1,43 +1,6 @@
 //! [`PercpuCounter`]: `struct percpu_counter` — a counter whose updates touch
-//! only a local cache line, folded into a shared count in batches.
-//!
-//! # Implementation details
-//!
-//! The kernel keeps one `s32` delta per CPU and adds to it with `this_cpu_add`
-//! under `preempt_disable`, folding it into the shared `s64` count under a spinlock
-//! when it reaches the batch (`lib/percpu_counter.c`). A user-space thread cannot
-//! disable preemption: a read-modify-write of a per-CPU slot must then be a locked
-//! atomic (a migrated thread may race another on the same slot), and a
-//! `cpu_id` + locked-add design reaches only about 2× a shared `fetch_add`.
-//!
-//! ksync therefore gives each *thread* its own delta slot per counter — a
-//! per-thread approximation of per-CPU data, with the same guarantees:
-//!
-//! - Only the owning thread writes its slot, so an add is a relaxed load and a
-//!   relaxed store (no `lock` prefix, no contention), and `sum` can still read the
-//!   slot at any time (both are atomic accesses: no data race).
-//! - When `|delta| >= batch`, the owner folds it into the shared count under the
-//!   counter's lock (`count += delta; delta = 0`), as the kernel does; `sum` takes
-//!   the same lock, so it never sees a fold half done.
-//! - Each counter keeps a registry of its slots; `sum` adds them to the count.
-//!   When a thread exits, its thread-local destructor folds each of its slots
-//!   into its counter and unregisters it (under the lock), so no delta is lost.
-//! - Adds from interrupt context ([`in_interrupt`](crate::sched::in_interrupt):
-//!   an irq handler may have interrupted this thread's own load/store pair), from
-//!   a thread whose thread-locals are being destroyed, or for a thread's first add
-//!   to a counter before its slot exists, go to the shared count with a
-//!   `fetch_add` or through the registering slow path.
-//!
-//! | field       | written by                         | read by                     |
-//! |-------------|------------------------------------|-----------------------------|
-//! | `count`     | folds (under `slots`), irq adds     | `read`, `sum` (under `slots`) |
-//! | slot delta  | its owner thread only (and its exit fold) | its owner, `sum`, `set` |
-//! | `slots`     | registration and exit (under its lock) | `sum`, `set`, exit       |
-//!
-//! The error of [`read`](PercpuCounter::read) is below `batch` per registered
-//! slot, i.e. `batch × threads that used the counter and are alive`, where the
-//! kernel's is `batch × online CPUs`; [`compare`](PercpuCounter::compare) uses
-//! this bound.
+//! only a local cache line, folded into a shared count in batches. The design
+//! notes are on the type.
 
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -139,9 +102,6 @@ thread_local! {
 /// thread's cache line; [`read`](Self::read) is fast and approximate,
 /// [`sum`](Self::sum) exact.
 ///
-/// See the [module-level implementation notes](self) for how per-CPU deltas are
-/// approximated by per-thread deltas in user space.
-///
 /// ```
 /// use ksync::percpu::PercpuCounter;
 ///
@@ -158,6 +118,44 @@ thread_local! {
 /// assert_eq!(free_blocks.sum(), 600);
 /// assert!(free_blocks.compare(500).is_gt());
 /// ```
+///
+/// # Implementation details
+///
+/// The kernel keeps one `s32` delta per CPU and adds to it with `this_cpu_add`
+/// under `preempt_disable`, folding it into the shared `s64` count under a spinlock
+/// when it reaches the batch (`lib/percpu_counter.c`). A user-space thread cannot
+/// disable preemption: a read-modify-write of a per-CPU slot must then be a locked
+/// atomic (a migrated thread may race another on the same slot), and a
+/// `cpu_id` + locked-add design reaches only about 2× a shared `fetch_add`.
+///
+/// ksync therefore gives each *thread* its own delta slot per counter — a
+/// per-thread approximation of per-CPU data, with the same guarantees:
+///
+/// - Only the owning thread writes its slot, so an add is a relaxed load and a
+///   relaxed store (no `lock` prefix, no contention), and `sum` can still read the
+///   slot at any time (both are atomic accesses: no data race).
+/// - When `|delta| >= batch`, the owner folds it into the shared count under the
+///   counter's lock (`count += delta; delta = 0`), as the kernel does; `sum` takes
+///   the same lock, so it never sees a fold half done.
+/// - Each counter keeps a registry of its slots; `sum` adds them to the count.
+///   When a thread exits, its thread-local destructor folds each of its slots
+///   into its counter and unregisters it (under the lock), so no delta is lost.
+/// - Adds from interrupt context ([`in_interrupt`](crate::sched::in_interrupt):
+///   an irq handler may have interrupted this thread's own load/store pair), from
+///   a thread whose thread-locals are being destroyed, or for a thread's first add
+///   to a counter before its slot exists, go to the shared count with a
+///   `fetch_add` or through the registering slow path.
+///
+/// | field       | written by                         | read by                     |
+/// |-------------|------------------------------------|-----------------------------|
+/// | `count`     | folds (under `slots`), irq adds     | `read`, `sum` (under `slots`) |
+/// | slot delta  | its owner thread only (and its exit fold) | its owner, `sum`, `set` |
+/// | `slots`     | registration and exit (under its lock) | `sum`, `set`, exit       |
+///
+/// The error of [`read`](PercpuCounter::read) is below `batch` per registered
+/// slot, i.e. `batch × threads that used the counter and are alive`, where the
+/// kernel's is `batch × online CPUs`; [`compare`](PercpuCounter::compare) uses
+/// this bound.
 #[doc(alias = "percpu_counter")]
 pub struct PercpuCounter {
     inner: Arc<Inner>,

@@ -3,7 +3,7 @@
 //!
 //! A [`PerCpu<T>`] holds one `T` per possible CPU (`nr_cpu_ids`), each on a cache
 //! line of its own, and indexes them by the CPU the calling thread is running on
-//! ([`arch::cpu_id`](crate::arch::cpu_id): glibc's rseq area, one load). Threads on
+//! ([`arch::cpu_id`]: glibc's rseq area, one load). Threads on
 //! different CPUs touch different cache lines, so per-CPU counters and caches
 //! scale where one shared word does not.
 //!
@@ -501,9 +501,9 @@ impl<T: Send> PerCpu<LocalLock<T>> {
 ///
 /// ```compile_fail
 /// use ksync::percpu::{LocalLock, PerCpu};
-/// let v: PerCpu<LocalLock<u64>> = PerCpu::new();
-/// let g = v.get_cpu_var();
-/// std::thread::spawn(move || drop(g));
+/// static V: PerCpu<LocalLock<u64>> = PerCpu::new();
+/// let g = V.get_cpu_var();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not `Send`
 /// ```
 #[must_use = "the element is released when the guard is dropped"]
 pub struct CpuVarGuard<'a, T> {

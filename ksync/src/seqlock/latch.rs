@@ -37,9 +37,9 @@ use crate::loom::sync::atomic::{AtomicBool, Ordering};
 ///
 /// ```
 /// use ksync::seqlock::SeqLatch;
-/// let clock = SeqLatch::new((1u64, 10u64));
-/// clock.write((2, 20));
-/// assert_eq!(clock.read(), (2, 20));
+/// let clock = SeqLatch::new([1u64, 10]);
+/// clock.write([2, 20]);
+/// assert_eq!(clock.read(), [2, 20]);
 /// ```
 #[doc(alias = "seqcount_latch_t")]
 pub struct SeqLatch<T> {

@@ -199,8 +199,8 @@ impl<T: SeqPod> SeqLock<T> {
     ///
     /// ```
     /// use ksync::seqlock::SeqLock;
-    /// let sl = SeqLock::new((3u32, 4u32));
-    /// let (a, b) = loop {
+    /// let sl = SeqLock::new([3u32, 4]);
+    /// let [a, b] = loop {
     ///     let seq = sl.read_begin();
     ///     let v = sl.read_unvalidated();
     ///     if !sl.read_retry(seq) {
@@ -379,9 +379,9 @@ impl<T: SeqPod + fmt::Debug> fmt::Debug for SeqLock<T> {
 ///
 /// ```compile_fail
 /// use ksync::seqlock::SeqLock;
-/// let sl = SeqLock::new(0u64);
-/// let g = sl.write();
-/// std::thread::spawn(move || drop(g));
+/// static SL: SeqLock<u64> = SeqLock::new(0);
+/// let g = SL.write();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not `Send`
 /// ```
 #[must_use = "the update is published and the lock released when the guard is dropped"]
 pub struct SeqLockWriteGuard<'a, T: SeqPod> {

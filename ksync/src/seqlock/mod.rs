@@ -57,10 +57,15 @@
 //!
 //! # Example
 //!
+//! The data type derives bytemuck's `Pod` (which checks at compile time that it
+//! has no padding); ksync re-exports bytemuck, so a crate that does not depend on
+//! it names the re-export with `#[bytemuck(crate = "ksync::seqlock::bytemuck")]`.
+//!
 //! ```
 //! use ksync::seqlock::{Pod, SeqLock, Zeroable};
 //!
 //! #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+//! #[bytemuck(crate = "ksync::seqlock::bytemuck")]
 //! #[repr(C)]
 //! struct Clock {
 //!     sec: u64,
