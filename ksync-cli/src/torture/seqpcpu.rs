@@ -128,9 +128,6 @@ fn snapshot_torture(cfg: &Config, mon: &Monitor, subject: &dyn Subject) -> Repor
                         progress[w].store(n, Ordering::Release);
                         subject.write(Snap::of(w as u64, n));
                         mon.writes.fetch_add(1, Ordering::Relaxed);
-                        if n % 64 == 0 {
-                            std::thread::yield_now();
-                        }
                     }
                     n
                 })
