@@ -1,97 +1,17 @@
-//! [`SeqLock<T>`]: `seqlock_t` — a [`SeqCount`], a writer lock and the data.
+//! [`SeqLock<T>`]: `seqlock_t` — a [`SeqCount`], a writer spinlock and the data.
 //!
-//! # The writer lock word
-//!
-//! | value | meaning                       |
-//! |-------|-------------------------------|
-//! | 0     | unlocked                      |
-//! | 1     | held by a writer (or a locking reader, `read_seqlock_excl`) |
-//!
-//! A test-and-test-and-set spinlock with randomized backoff that yields after a
-//! short spin, taken with preemption (and, for the `_irq`/`_bh` forms, irqs or
-//! bottom halves) disabled, as the kernel's `spin_lock` is. It sits next to the
-//! count and is touched only by writers, never by lockless readers.
+//! The writer side is ksync's `spinlock_t`, [`SpinLock`], holding no data: it
+//! serializes writers (and `read_seqlock_excl` readers), disables preemption and,
+//! for the `_irq`/`_irqsave`/`_bh` forms, irqs or bottom halves, and carries the
+//! lockdep class. Lockless readers never touch it. The data lives in a
+//! [`SeqData`] beside the count.
 
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 use super::{SeqCount, SeqData, SeqPod};
-use crate::irq::{self, IrqFlags};
-use crate::lockdep::{self, AcquireKind, LockdepMap};
-use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::sched;
-
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-
-/// The writer-side lock: see the table at the top of this file.
-struct WriterLock {
-    state: AtomicU32,
-}
-
-impl WriterLock {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        WriterLock {
-            state: AtomicU32::new(UNLOCKED),
-        }
-    }
-
-    #[cfg(loom)]
-    fn new() -> Self {
-        WriterLock {
-            state: AtomicU32::new(UNLOCKED),
-        }
-    }
-
-    #[inline]
-    fn lock(&self) {
-        // Acquire pairs with the Release store in `unlock`: this writer sees the
-        // previous writer's data and count.
-        if self
-            .state
-            .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow();
-        }
-    }
-
-    #[cold]
-    fn lock_slow(&self) {
-        let backoff = crate::Backoff::new();
-        loop {
-            // Spin on loads; CAS only when it can succeed.
-            while self.state.load(Ordering::Relaxed) != UNLOCKED {
-                backoff.snooze();
-            }
-            // Acquire: as in `lock`.
-            if self
-                .state
-                .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    #[inline]
-    fn unlock(&self) {
-        // Release pairs with the Acquire CAS in `lock`.
-        self.state.store(UNLOCKED, Ordering::Release);
-    }
-}
-
-/// How a writer entered, so its guard can undo exactly that.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Plain,
-    Irq,
-    IrqSave(IrqFlags),
-    Bh,
-}
+use crate::spinlock::{SpinLock, SpinLockGuard};
 
 /// A sequence lock (`seqlock_t`): lockless readers that retry, writers
 /// serialized by a spinlock that never wait for readers.
@@ -126,15 +46,14 @@ enum Mode {
 /// ```
 #[doc(alias = "seqlock_t")]
 pub struct SeqLock<T> {
+    /// The sequence word (see the [module table](super)); written only with
+    /// `lock` held.
     seq: SeqCount,
-    lock: WriterLock,
-    map: LockdepMap,
+    /// Serializes writers; protects nothing readers see directly.
+    lock: SpinLock<()>,
+    /// The data: atomic word accesses only.
     data: SeqData<T>,
 }
-
-// SAFETY: `SeqData<T>` is `Sync` for `T: SeqPod` (atomic accesses only); the
-// count and the lock are atomics.
-unsafe impl<T: SeqPod> Sync for SeqLock<T> {}
 
 impl<T: SeqPod> SeqLock<T> {
     /// A seqlock holding `value` (`DEFINE_SEQLOCK`, `seqlock_init`). The lockdep
@@ -147,8 +66,7 @@ impl<T: SeqPod> SeqLock<T> {
     pub const fn new(value: T) -> Self {
         SeqLock {
             seq: SeqCount::new(),
-            lock: WriterLock::new(),
-            map: LockdepMap::new("seqlock_t"),
+            lock: SpinLock::new(()),
             data: SeqData::new(value),
         }
     }
@@ -159,8 +77,7 @@ impl<T: SeqPod> SeqLock<T> {
     pub fn new(value: T) -> Self {
         SeqLock {
             seq: SeqCount::new(),
-            lock: WriterLock::new(),
-            map: LockdepMap::new("seqlock_t"),
+            lock: SpinLock::new(()),
             data: SeqData::new(value),
         }
     }
@@ -271,31 +188,22 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "read_seqlock_excl")]
     #[doc(alias = "read_sequnlock_excl")]
     pub fn read_locked(&self) -> T {
-        sched::preempt_disable();
-        self.lock.lock();
-        lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
+        let _excl = self.lock.lock();
         // The lock excludes writers, so this copy cannot be torn.
-        let v = self.data.load();
-        lockdep::release(&self.map);
-        self.lock.unlock();
-        sched::preempt_enable();
-        v
+        self.data.load()
     }
 
     #[inline]
-    fn write_mode(&self, mode: Mode) -> SeqLockWriteGuard<'_, T> {
-        sched::preempt_disable();
-        self.lock.lock();
-        lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
-        // SAFETY: we hold the writer lock, so we are the only writer; the guard
-        // calls `raw_write_end` exactly once, in `drop`.
+    fn begin<'a>(&'a self, held: SpinLockGuard<'a, ()>) -> SeqLockWriteGuard<'a, T> {
+        // SAFETY: `held` is the writer lock, so we are the only writer; the guard
+        // calls `raw_write_end` exactly once, in `drop`, before releasing `held`.
         unsafe { self.seq.raw_write_begin() };
         // The lock excludes other writers, so this copy is exact.
         let shadow = self.data.load();
         SeqLockWriteGuard {
-            lock: self,
+            seqlock: self,
             shadow,
-            mode,
+            _held: held,
             _not_send: PhantomData,
         }
     }
@@ -306,7 +214,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock")]
     #[inline]
     pub fn write(&self) -> SeqLockWriteGuard<'_, T> {
-        self.write_mode(Mode::Plain)
+        self.begin(self.lock.lock())
     }
 
     /// [`write`](Self::write) with irqs disabled on this thread
@@ -314,8 +222,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_irq")]
     #[inline]
     pub fn write_irq(&self) -> SeqLockWriteGuard<'_, T> {
-        irq::local_irq_disable();
-        self.write_mode(Mode::Irq)
+        self.begin(self.lock.lock_irq())
     }
 
     /// [`write`](Self::write) saving and disabling irqs
@@ -324,8 +231,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_irqsave")]
     #[inline]
     pub fn write_irqsave(&self) -> SeqLockWriteGuard<'_, T> {
-        let flags = irq::local_irq_save();
-        self.write_mode(Mode::IrqSave(flags))
+        self.begin(self.lock.lock_irqsave())
     }
 
     /// [`write`](Self::write) with bottom halves disabled (`write_seqlock_bh`);
@@ -333,8 +239,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_bh")]
     #[inline]
     pub fn write_bh(&self) -> SeqLockWriteGuard<'_, T> {
-        irq::local_bh_disable();
-        self.write_mode(Mode::Bh)
+        self.begin(self.lock.lock_bh())
     }
 
     /// The data, for an owner with exclusive access.
@@ -385,9 +290,12 @@ impl<T: SeqPod + fmt::Debug> fmt::Debug for SeqLock<T> {
 /// ```
 #[must_use = "the update is published and the lock released when the guard is dropped"]
 pub struct SeqLockWriteGuard<'a, T: SeqPod> {
-    lock: &'a SeqLock<T>,
+    seqlock: &'a SeqLock<T>,
+    /// The writer's copy, published in `drop`.
     shadow: T,
-    mode: Mode,
+    /// The writer lock (and the irq/bh state it saved): released after the
+    /// count turns even, when this field is dropped after `drop` runs.
+    _held: SpinLockGuard<'a, ()>,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -419,20 +327,12 @@ impl<T: SeqPod> DerefMut for SeqLockWriteGuard<'_, T> {
 impl<T: SeqPod> Drop for SeqLockWriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        let l = self.lock;
-        l.data.store(&self.shadow);
-        // SAFETY: `write_mode` began this update under the writer lock, which we
-        // still hold; this is its one `raw_write_end`.
-        unsafe { l.seq.raw_write_end() };
-        lockdep::release(&l.map);
-        l.lock.unlock();
-        sched::preempt_enable();
-        match self.mode {
-            Mode::Plain => {}
-            Mode::Irq => irq::local_irq_enable(),
-            Mode::IrqSave(flags) => irq::local_irq_restore(flags),
-            Mode::Bh => irq::local_bh_enable(),
-        }
+        let sl = self.seqlock;
+        sl.data.store(&self.shadow);
+        // SAFETY: `begin` began this update under the writer lock, which `_held`
+        // still holds; this is its one `raw_write_end`. `_held` is dropped (the
+        // lock released, irqs/bhs restored) right after this function returns.
+        unsafe { sl.seq.raw_write_end() };
     }
 }
 
@@ -447,6 +347,7 @@ impl<T: SeqPod + fmt::Debug> fmt::Debug for SeqLockWriteGuard<'_, T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::{irq, sched};
 
     #[test]
     fn write_guard_publishes_on_drop_and_counts_updates() {
