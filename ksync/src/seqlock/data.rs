@@ -85,8 +85,6 @@ pub struct SeqData<T> {
 // of the value, so sharing it between threads is free of data races; `T: Send`
 // because values stored by one thread are read out on another.
 unsafe impl<T: SeqPod> Sync for SeqData<T> {}
-// SAFETY: `SeqData<T>` owns a `T` and nothing else.
-unsafe impl<T: SeqPod> Send for SeqData<T> {}
 
 #[cfg(not(loom))]
 impl<T: SeqPod> SeqData<T> {

@@ -49,9 +49,6 @@ pub struct SeqLatch<T> {
     data: [SeqData<T>; 2],
 }
 
-// SAFETY: all fields are atomics or `SeqData` (atomic accesses only).
-unsafe impl<T: SeqPod> Sync for SeqLatch<T> {}
-
 impl<T: SeqPod> SeqLatch<T> {
     /// A latch holding `value` in both copies.
     #[cfg(not(loom))]

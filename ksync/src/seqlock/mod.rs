@@ -376,6 +376,15 @@ mod tests {
     }
 
     #[test]
+    fn the_types_are_shareable() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<SeqCount>();
+        shareable::<SeqData<[u64; 8]>>();
+        shareable::<SeqLock<[u64; 8]>>();
+        shareable::<SeqLatch<[u8; 3]>>();
+    }
+
+    #[test]
     fn latch_bump_is_one() {
         let c = SeqCount::new();
         // SAFETY: single-threaded test: the only writer.
