@@ -96,8 +96,9 @@ impl<T: SeqPod> SeqLock<T> {
     }
 
     /// Runs `f` on consistent copies of the data and returns its result from a
-    /// validated pass. `f` may run more than once (on torn copies that are then
-    /// discarded), so it must not have side effects.
+    /// validated pass. `f` may run more than once, on torn copies that are then
+    /// discarded, so it must not have side effects and must tolerate inconsistent
+    /// fields (no indexing or dividing by a field without a check).
     #[inline]
     pub fn read_with<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
         loop {
@@ -411,5 +412,28 @@ mod tests {
         });
         assert_eq!((r, passes), (2, 2));
         assert_eq!(sl.read_or_lock(|v| *v), 2);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// The full seqlock (writer spinlock, count, atomic-word data): a reader
+    /// never returns a torn value, and the lock-fallback reader neither.
+    #[test]
+    fn loom_seqlock_read_and_read_or_lock_are_never_torn() {
+        loom::model(|| {
+            let sl = Arc::new(SeqLock::new([0u64; 2]));
+            let s2 = sl.clone();
+            let writer = loom::thread::spawn(move || {
+                *s2.write() = [1, 1];
+            });
+            let v = sl.read_or_lock(|v| *v);
+            assert_eq!(v[0], v[1], "torn read_or_lock");
+            writer.join().unwrap();
+            assert_eq!(sl.read(), [1, 1]);
+        });
     }
 }
