@@ -16,24 +16,37 @@ struct Slot {
     delta: CachePadded<AtomicI64>,
 }
 
+/// A counter's shared state, behind an `Arc` (threads' entries hold `Weak`s).
+///
+/// `repr(C)` with three cache lines: the read-mostly fields every add reads
+/// (`batch`, `id`, next to the `Arc` counts, which change only when a thread
+/// registers or exits), the shared count (written by folds), and the lock with the
+/// slot count (written by folds and registrations). A fold by one thread must not
+/// evict the line that other threads' fast paths read.
+#[repr(C)]
 struct Inner {
-    /// The shared count (`fbc->count`).
-    count: CachePadded<AtomicI64>,
-    /// Every live thread slot of this counter (`fbc->lock` protects folds too).
-    slots: Mutex<Vec<Arc<Slot>>>,
-    /// `slots.len()`, readable without the lock (for `compare`'s error bound).
-    nslots: AtomicUsize,
     /// The default fold threshold.
     batch: i64,
     /// This counter's index in every thread's slot table.
     id: usize,
+    /// The shared count (`fbc->count`).
+    count: CachePadded<AtomicI64>,
+    /// Every live thread slot of this counter (`fbc->lock`, which also
+    /// serializes folds), and the number of slots.
+    locked: CachePadded<Locked>,
+}
+
+struct Locked {
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// `slots.len()`, readable without the lock (for `compare`'s error bound).
+    nslots: AtomicUsize,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
         // No poisoning semantics (as everywhere in ksync): the data is a list of
         // slots whose values are atomics, always consistent.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+        self.locked.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -84,7 +97,7 @@ impl Drop for Local {
                 let d = e.slot.delta.swap(0, Ordering::Relaxed);
                 inner.count.fetch_add(d, Ordering::Relaxed);
                 slots.retain(|s| !Arc::ptr_eq(s, &e.slot));
-                inner.nslots.store(slots.len(), Ordering::Relaxed);
+                inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
             }
         }
     }
@@ -190,8 +203,10 @@ impl PercpuCounter {
         PercpuCounter {
             inner: Arc::new(Inner {
                 count: CachePadded::new(AtomicI64::new(value)),
-                slots: Mutex::new(Vec::new()),
-                nslots: AtomicUsize::new(0),
+                locked: CachePadded::new(Locked {
+                    slots: Mutex::new(Vec::new()),
+                    nslots: AtomicUsize::new(0),
+                }),
                 batch,
                 id,
             }),
@@ -282,7 +297,7 @@ impl PercpuCounter {
         {
             let mut slots = inner.lock();
             slots.push(slot.clone());
-            inner.nslots.store(slots.len(), Ordering::Relaxed);
+            inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
         }
         let registered = LOCAL.try_with(|l| {
             // SAFETY: as in `add_batch`; no other borrow of the table is live.
@@ -300,7 +315,7 @@ impl PercpuCounter {
             // Thread exiting: nobody will fold the slot; take it back.
             let mut slots = inner.lock();
             slots.retain(|s| !Arc::ptr_eq(s, &slot));
-            inner.nslots.store(slots.len(), Ordering::Relaxed);
+            inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
         }
         inner.count.fetch_add(amount, Ordering::Relaxed);
     }
@@ -372,7 +387,7 @@ impl PercpuCounter {
     #[doc(alias = "__percpu_counter_compare")]
     pub fn compare_batch(&self, rhs: i64, batch: i64) -> CmpOrdering {
         let count = self.read();
-        let slots = self.inner.nslots.load(Ordering::Relaxed) as i128;
+        let slots = self.inner.locked.nslots.load(Ordering::Relaxed) as i128;
         let bound = i128::from(batch.max(self.inner.batch)) * slots;
         if (i128::from(count) - i128::from(rhs)).abs() > bound {
             return count.cmp(&rhs);
