@@ -484,6 +484,44 @@ mod tests {
     }
 
     #[test]
+    fn adds_in_interrupt_context_go_straight_to_the_shared_count() {
+        let c = PercpuCounter::with_batch(0, 1000);
+        c.add(1); // registers this thread's slot
+        c.add(1); // in the slot
+        crate::irq::local_bh_disable();
+        // bh disabled counts as interrupt context: an irq handler interrupting
+        // this thread's own load/store pair must not use the slot.
+        c.add(10);
+        crate::irq::local_bh_enable();
+        assert_eq!((c.read(), c.sum()), (11, 12));
+    }
+
+    #[test]
+    fn a_thread_outliving_its_counter_exits_cleanly() {
+        let c = PercpuCounter::with_batch(0, 1000);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                c.add(1);
+                c.add(2);
+            });
+            h.join().unwrap();
+            std::thread::spawn({
+                let c2 = PercpuCounter::with_batch(0, 1000);
+                move || {
+                    c2.add(1);
+                    c2.add(1);
+                    drop(c2); // the counter dies first; the exit fold must skip it
+                    rx.recv().unwrap();
+                }
+            })
+        });
+        tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(c.sum(), 3);
+    }
+
+    #[test]
     fn exiting_threads_fold_their_deltas() {
         let c = PercpuCounter::with_batch(0, 1 << 20);
         std::thread::scope(|s| {
