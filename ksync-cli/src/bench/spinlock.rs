@@ -80,7 +80,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
             rows,
             G,
             threads,
-            "ksync::RawSpinLock (ticket)",
+            "ksync::RawSpinLock",
             ksync::spinlock::RawSpinLock::new(0u64),
             |l| { *l.lock() += 1 }
         );

@@ -77,7 +77,7 @@ fn spin_lock_bh(cfg: &Config, mon: &Monitor) -> Report {
     spin::<Queued>(Variant::Bh)(cfg, mon)
 }
 fn raw_spin_lock(cfg: &Config, mon: &Monitor) -> Report {
-    spin::<Ticket>(Variant::Plain)(cfg, mon)
+    spin::<ksync::spinlock::raw::RawQueued>(Variant::Plain)(cfg, mon)
 }
 fn mcs(cfg: &Config, mon: &Monitor) -> Report {
     spin::<Mcs>(Variant::Plain)(cfg, mon)
@@ -122,12 +122,7 @@ pub fn types() -> Vec<TortureType> {
             spin_lock_irqsave,
         ),
         t("spin_lock_bh", "SpinLock: lock_bh", 0, spin_lock_bh),
-        t(
-            "raw_spin_lock",
-            "RawSpinLock (ticket): lock",
-            0,
-            raw_spin_lock,
-        ),
+        t("raw_spin_lock", "RawSpinLock: lock", 0, raw_spin_lock),
         t("ticket", "Lock<_, Ticket>: lock_irqsave", 0, ticket),
         t("mcs", "Lock<_, Mcs>: MCS queue lock", 0, mcs),
         t("tas", "Lock<_, Tas>: test-and-set", 0, tas),
