@@ -4,7 +4,7 @@
 //! | kernel                               | ksync                                   |
 //! |--------------------------------------|-----------------------------------------|
 //! | `spinlock_t`, `DEFINE_SPINLOCK`      | [`SpinLock<T>`], [`SpinLock::new`] (queued lock) |
-//! | `raw_spinlock_t`                     | [`RawSpinLock<T>`] (ticket lock)        |
+//! | `raw_spinlock_t`                     | [`RawSpinLock<T>`] (queued, own type)   |
 //! | `spin_lock` / `spin_unlock`          | [`Lock::lock`] / drop the [`LockGuard`] |
 //! | `spin_lock_irq`, `_irqsave`, `_bh`   | [`Lock::lock_irq`], [`Lock::lock_irqsave`], [`Lock::lock_bh`] |
 //! | `spin_trylock` (+ `_irq`, `_irqsave`, `_bh`) | [`Lock::try_lock`] and variants |
@@ -80,14 +80,20 @@ pub type SpinLock<T> = Lock<T, raw::Queued>;
 /// The guard of a [`SpinLock`].
 pub type SpinLockGuard<'a, T> = LockGuard<'a, T, raw::Queued>;
 
-/// `raw_spinlock_t`: the ticket lock ([`raw::Ticket`]). In the kernel
-/// `raw_spinlock_t` is the lock that stays a spinning lock even under
-/// PREEMPT_RT; here it is the pure spinner — strict FIFO, never sleeps on a
-/// futex, yields the CPU once its backoff is spent — for code that must not
-/// enter the futex path (e.g. code the sleep path itself runs).
+/// `raw_spinlock_t`: the same queued algorithm as [`SpinLock`], as its own
+/// type ([`raw::RawQueued`]) so the two stay distinct, as in C. (In the kernel
+/// the difference matters only under PREEMPT_RT, where `spinlock_t` becomes a
+/// sleeping rt_mutex and `raw_spinlock_t` keeps spinning.) A strict-FIFO ticket
+/// lock was the first choice; it collapses when threads outnumber CPUs (the
+/// next ticket's thread is often not running), which the bench shows — use
+/// [`TicketSpinLock`] where strict FIFO order matters more.
 #[doc(alias = "raw_spinlock_t")]
 #[doc(alias = "DEFINE_RAW_SPINLOCK")]
-pub type RawSpinLock<T> = Lock<T, raw::Ticket>;
+pub type RawSpinLock<T> = Lock<T, raw::RawQueued>;
+
+/// A spinlock on the ticket algorithm ([`raw::Ticket`]): strict FIFO, never
+/// sleeps.
+pub type TicketSpinLock<T> = Lock<T, raw::Ticket>;
 
 /// A [`SpinLock`] on a cache line of its own (128 bytes), for arrays of related
 /// locks.
@@ -138,7 +144,7 @@ mod lock_api_impls {
             }
         )*};
     }
-    raw_mutex!(Queued, Ticket, Mcs, Tas, Ttas);
+    raw_mutex!(Queued, RawQueued, Ticket, Mcs, Tas, Ttas);
 
     macro_rules! raw_rwlock {
         ($($t:ty),*) => {$(

@@ -130,6 +130,42 @@ unsafe impl RawSpin for Queued {
     }
 }
 
+/// The queued lock under its own type, for [`RawSpinLock`](super::RawSpinLock)
+/// (`raw_spinlock_t`): the same algorithm as [`Queued`].
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct RawQueued(Queued);
+
+// SAFETY: delegates every operation to `Queued`.
+unsafe impl RawSpin for RawQueued {
+    #[cfg(not(loom))]
+    const INIT: Self = RawQueued(Queued::INIT);
+    #[cfg(loom)]
+    fn new() -> Self {
+        RawQueued(Queued::new())
+    }
+    const NAME: &'static str = "raw-queued";
+    #[inline]
+    fn lock(&self) {
+        self.0.lock()
+    }
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.0.try_lock()
+    }
+    #[inline]
+    unsafe fn unlock(&self) {
+        // SAFETY: forwarded from our caller.
+        unsafe { self.0.unlock() }
+    }
+    fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+    fn is_contended(&self) -> bool {
+        self.0.is_contended()
+    }
+}
+
 impl Queued {
     #[inline]
     fn cas_lock(&self) -> bool {

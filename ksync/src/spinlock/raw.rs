@@ -9,7 +9,7 @@
 
 pub use super::mcs::Mcs;
 pub use super::qrwlock::QueuedRw;
-pub use super::qspinlock::Queued;
+pub use super::qspinlock::{Queued, RawQueued};
 pub use super::rwraw::ReaderPref;
 pub use super::tas::{Tas, Ttas};
 pub use super::ticket::Ticket;

@@ -91,9 +91,17 @@ impl Ticket {
             if o == me {
                 return;
             }
+            let ahead = me.wrapping_sub(o);
+            if ahead > 1 && spin.is_completed() {
+                // Not next in line and the line is not moving: give the CPU to
+                // the threads ahead of us (one of them may be the preempted
+                // holder or the next ticket).
+                crate::arch::yield_now();
+                continue;
+            }
             // Proportional backoff: one relax per thread ahead of us, then the
             // randomized backoff (which ends in yields).
-            for _ in 1..me.wrapping_sub(o).min(64) {
+            for _ in 1..ahead.min(64) {
                 crate::arch::cpu_relax();
             }
             if spin.is_completed() {

@@ -1,0 +1,473 @@
+//! Hard interrupts: irq lines, the real-time signal that carries them, the
+//! handler that dispatches them, and the replay of irqs held pending while a
+//! thread had irqs disabled.
+//!
+//! # Implementation details
+//!
+//! `raise_irq` sends `irq_signal()` with `rt_tgsigqueueinfo(2)`: `si_code` is
+//! `SI_QUEUE`, `si_pid` our pid and `si_value` carries `IRQ_TAG << 32 | line`, so
+//! the handler knows which line was raised and can tell ksync's signals from any
+//! other sender's. Real-time signals queue one entry per send, which is why each
+//! raise runs the handler exactly once.
+//!
+//! The signal is installed without `SA_NODEFER`: the kernel blocks it while the
+//! handler starts, so queued irqs are delivered one frame at a time (with
+//! `SA_NODEFER` a burst of queued signals would stack one frame per signal before
+//! any handler ran). Once the handler has marked its line in progress it unblocks
+//! the signal so that other lines nest; an arrival of a line that is in progress
+//! (or of any line while irqs are disabled) only bumps the line's pending count
+//! and returns. `sigreturn` restores the interrupted code's mask.
+//!
+//! Per line, in the shared descriptor table: the handler (a `fn` pointer as
+//! `usize`, 0 = free), the number of threads running it now (`active`, for
+//! `synchronize_irq`) and the number of times it ran (`count`).
+
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::local::{IrqLocal, LOCAL};
+use crate::error::{Error, Result};
+use crate::sched::{HARDIRQ_OFFSET, Task, preempt_count, preempt_count_add};
+
+/// The number of irq lines (`NR_IRQS`): lines are `0..NR_IRQS`.
+pub const NR_IRQS: usize = 16;
+
+/// The timer interrupt's line (as IRQ 0, the PIT's, on a PC). Owned by ksync's
+/// timer code: [`request_irq`] refuses it.
+pub const TIMER_IRQ: u32 = 0;
+
+/// An irq handler (`irq_handler_t`): called with the line number, in hardirq
+/// context, inside a signal handler. Must be async-signal-safe (see the
+/// [module docs](super#what-a-handler-may-call)).
+pub type IrqHandler = fn(u32);
+
+/// The tag in the upper half of `si_value` that marks a signal as ksync's irq.
+const IRQ_TAG: u64 = 0x6b73_796e; // "ksyn"
+
+/// `si_code` of a signal sent with `sigqueue`/`rt_tgsigqueueinfo`.
+const SI_QUEUE: i32 = -1;
+
+struct IrqDesc {
+    /// The handler as a `fn(u32)` cast to `usize`; 0 when the line is free.
+    handler: AtomicUsize,
+    /// Threads running this line's handler now.
+    active: AtomicU32,
+    /// Handler runs so far (`kstat_irqs`).
+    count: AtomicU64,
+}
+
+static DESCS: [IrqDesc; NR_IRQS] = [const {
+    IrqDesc {
+        handler: AtomicUsize::new(0),
+        active: AtomicU32::new(0),
+        count: AtomicU64::new(0),
+    }
+}; NR_IRQS];
+
+/// Names given to `request_irq`, for [`irq_name`]; never touched by a handler.
+static NAMES: Mutex<[Option<&'static str>; NR_IRQS]> = Mutex::new([None; NR_IRQS]);
+
+/// The installed signal number; 0 until the handler is installed.
+static SIGNO: AtomicI32 = AtomicI32::new(0);
+/// Guards installation.
+static INSTALL: Mutex<()> = Mutex::new(());
+/// Signals of our number that were not ksync irqs, or irqs of a freed line.
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// `siginfo_t` as the kernel lays it out for `SI_QUEUE` on 64-bit Linux.
+#[repr(C)]
+struct QueueInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    _pad: i32,
+    pid: i32,
+    uid: u32,
+    value: u64,
+    _rest: [u64; 12],
+}
+const _: () = assert!(core::mem::size_of::<QueueInfo>() == 128);
+const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
+
+/// The real-time signal that carries irqs: `SIGRTMAX - 3` unless the
+/// environment variable `KSYNC_IRQ_SIGNAL` named another one when the first
+/// irq was requested.
+pub fn irq_signal() -> i32 {
+    match SIGNO.load(Ordering::Acquire) {
+        0 => chosen_signal(),
+        s => s,
+    }
+}
+
+fn chosen_signal() -> i32 {
+    std::env::var("KSYNC_IRQ_SIGNAL")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| libc::SIGRTMAX() - 3)
+}
+
+fn install() -> Result<()> {
+    let _g = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if SIGNO.load(Ordering::Acquire) != 0 {
+        return Ok(());
+    }
+    let sig = chosen_signal();
+    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+        return Err(Error::InvalidArgument);
+    }
+    // SAFETY: sigaction with a null new action only reads the old one into a
+    // zeroed, properly sized struct.
+    let old = unsafe {
+        let mut old: libc::sigaction = core::mem::zeroed();
+        if libc::sigaction(sig, core::ptr::null(), &mut old) != 0 {
+            return Err(Error::Os(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        old
+    };
+    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        return Err(Error::Busy); // the program's own handler: leave it alone
+    }
+    // SAFETY: the action is fully initialised (zeroed, then every field we use
+    // set); the handler is an `extern "C"` fn of the SA_SIGINFO signature.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = irq_signal_handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // Block every other signal while an irq is handled, except the
+        // synchronous faults (blocking them would turn a crash into a hang).
+        libc::sigfillset(&mut sa.sa_mask);
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGABRT,
+        ] {
+            libc::sigdelset(&mut sa.sa_mask, s);
+        }
+        if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
+            return Err(Error::Os(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+    }
+    // Release pairs with the Acquire loads in `raise_irq_tid`: a raiser that sees
+    // the number sees the handler installed.
+    SIGNO.store(sig, Ordering::Release);
+    Ok(())
+}
+
+fn check_line(irq: u32) -> Result<&'static IrqDesc> {
+    DESCS.get(irq as usize).ok_or(Error::InvalidArgument)
+}
+
+/// Binds `handler` to line `irq` (`request_irq(irq, handler, flags, name, dev)`).
+/// Installs the irq signal handler on first use and starts `ksoftirqd` and the
+/// (idle) timer thread.
+///
+/// # Errors
+/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
+///   real-time signal;
+/// - [`Error::Busy`]: the line has a handler already (or is [`TIMER_IRQ`]), or
+///   the program installed its own handler for [`irq_signal()`].
+pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
+    if irq == TIMER_IRQ {
+        check_line(irq)?;
+        return Err(Error::Busy);
+    }
+    request(irq, handler, name)?;
+    super::timer::ensure_ticker();
+    Ok(())
+}
+
+pub(crate) fn request(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
+    let desc = check_line(irq)?;
+    install()?;
+    super::softirq::start_ksoftirqd();
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    // SeqCst pairs with the handler dispatch's `active` increment and load (see
+    // `free_irq`); here it only needs to publish the handler (Release).
+    desc.handler
+        .compare_exchange(0, handler as usize, Ordering::SeqCst, Ordering::Relaxed)
+        .map_err(|_| Error::Busy)?;
+    names[irq as usize] = Some(name);
+    Ok(())
+}
+
+/// Unbinds line `irq` and waits until no thread runs its handler any more
+/// (`free_irq`, which calls `synchronize_irq`). Irqs of the line raised but not
+/// yet delivered are then counted as spurious.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a bad or ksync-owned line, [`Error::NotFound`]
+/// if it had no handler.
+///
+/// # Panics
+/// When called from the line's own handler on this thread (it would wait for
+/// itself).
+pub fn free_irq(irq: u32) -> Result<()> {
+    let desc = check_line(irq)?;
+    if irq == TIMER_IRQ {
+        return Err(Error::InvalidArgument);
+    }
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    // SeqCst: store→load against the dispatcher's `active` increment then handler
+    // load. Either the dispatcher sees 0, or `synchronize_irq` sees it active.
+    if desc.handler.swap(0, Ordering::SeqCst) == 0 {
+        return Err(Error::NotFound);
+    }
+    names[irq as usize] = None;
+    drop(names);
+    synchronize_irq(irq);
+    Ok(())
+}
+
+/// Waits until no thread is running line `irq`'s handler (`synchronize_irq`).
+///
+/// # Panics
+/// When called from that handler on this thread, or for a line `>= NR_IRQS`.
+pub fn synchronize_irq(irq: u32) {
+    let desc = &DESCS[irq as usize];
+    if LOCAL.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
+        panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
+    }
+    let backoff = crate::Backoff::new();
+    // SeqCst pairs with the dispatcher (see `free_irq`).
+    while desc.active.load(Ordering::SeqCst) != 0 {
+        backoff.snooze();
+    }
+}
+
+/// How many times line `irq`'s handler has run, on all threads (`kstat_irqs`).
+/// 0 for lines out of range.
+pub fn irq_count(irq: u32) -> u64 {
+    DESCS
+        .get(irq as usize)
+        .map_or(0, |d| d.count.load(Ordering::Relaxed))
+}
+
+/// The name line `irq` was requested with.
+pub fn irq_name(irq: u32) -> Option<&'static str> {
+    NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(irq as usize)
+        .copied()
+        .flatten()
+}
+
+/// Signals of the irq number that were not ksync irqs, and irqs that arrived
+/// for a line with no handler (the kernel's "nobody cared" count).
+pub fn spurious_count() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
+
+/// Raises line `irq` on `task`'s thread: its handler runs there asynchronously,
+/// once for this raise (or, if that thread has irqs disabled, at its next
+/// `local_irq_enable`/`local_irq_restore`). Raising at the calling thread runs
+/// the handler before this returns (when irqs are enabled).
+///
+/// Async-signal-safe: handlers may raise irqs.
+///
+/// # Errors
+/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`;
+/// - [`Error::NotFound`]: no handler is bound to the line, or the thread exited;
+/// - [`Error::WouldBlock`]: the kernel's queue of pending signals is full
+///   (`RLIMIT_SIGPENDING`); nothing was raised, try again later.
+#[doc(alias = "generic_handle_irq")]
+pub fn raise_irq(irq: u32, task: &Task) -> Result<()> {
+    if task.has_exited() {
+        return Err(Error::NotFound);
+    }
+    raise_irq_tid(irq, task.tid())
+}
+
+/// [`raise_irq`] for a thread named by its kernel thread id (`gettid`), which
+/// must be a thread of this process. Async-signal-safe.
+///
+/// # Errors
+/// As [`raise_irq`].
+pub fn raise_irq_tid(irq: u32, tid: i32) -> Result<()> {
+    let desc = check_line(irq)?;
+    // Acquire pairs with the Release store in `install`.
+    let sig = SIGNO.load(Ordering::Acquire);
+    if sig == 0 || desc.handler.load(Ordering::Relaxed) == 0 {
+        return Err(Error::NotFound);
+    }
+    // SAFETY: getpid/getuid have no preconditions and are async-signal-safe.
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let info = QueueInfo {
+        signo: sig,
+        errno: 0,
+        code: SI_QUEUE,
+        _pad: 0,
+        pid,
+        uid,
+        value: IRQ_TAG << 32 | irq as u64,
+        _rest: [0; 12],
+    };
+    // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo from a valid pointer; the
+    // thread group is ours, so only a thread of this process can be signalled.
+    // (Raw syscall because `pthread_sigqueue` would dereference a pthread handle
+    // that is freed once the thread is joined; a tid is just a number.)
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            tid,
+            sig,
+            &info as *const QueueInfo,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // SAFETY: errno is thread-local; reading it is always sound.
+    match unsafe { *libc::__errno_location() } {
+        libc::EAGAIN => Err(Error::WouldBlock),
+        libc::ESRCH => Err(Error::NotFound),
+        e => Err(Error::Os(e)),
+    }
+}
+
+/// The irq signal's handler. Async-signal-safe: thread-local atomics, the
+/// handlers (which must be), and `pthread_sigmask`.
+extern "C" fn irq_signal_handler(_sig: i32, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    // SAFETY: errno is this thread's; we restore it so the interrupted code never
+    // sees our system calls' errors.
+    let errno = unsafe { *libc::__errno_location() };
+    // SAFETY: with SA_SIGINFO the kernel passes a valid 128-byte siginfo.
+    let q = unsafe { &*(info as *const QueueInfo) };
+    // SAFETY: getpid has no preconditions.
+    let ours = q.code == SI_QUEUE && q.pid == unsafe { libc::getpid() } && q.value >> 32 == IRQ_TAG;
+    let irq = q.value as u32;
+    if ours && (irq as usize) < NR_IRQS {
+        LOCAL.with(|l| arrived(l, irq));
+    } else {
+        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// One delivery of line `irq` to this thread, in its signal handler.
+fn arrived(l: &IrqLocal, irq: u32) {
+    let bit = 1u32 << irq;
+    l.in_signal.fetch_add(1, Ordering::Relaxed);
+    if l.disabled.load(Ordering::Relaxed) || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
+        defer(l, irq);
+    } else {
+        // Mark the line before unblocking, so its next arrival is deferred rather
+        // than re-entering the handler.
+        l.in_progress.fetch_or(bit, Ordering::Relaxed);
+        unblock_irq_signal();
+        run_handler(l, irq);
+        replay(l);
+    }
+    l.in_signal.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Lets irqs of other lines nest in this handler. `sigreturn` restores the
+/// interrupted code's mask afterwards.
+fn unblock_irq_signal() {
+    // SAFETY: the set is initialised by sigemptyset before use; pthread_sigmask is
+    // async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, SIGNO.load(Ordering::Relaxed));
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+    }
+}
+
+/// Holds one raise of `irq` pending on this thread.
+fn defer(l: &IrqLocal, irq: u32) {
+    let n = irq as usize;
+    if l.pending[n].fetch_add(1, Ordering::Relaxed) == 0 {
+        l.first_seq[n].store(l.seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    }
+    l.pending_total.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Enters hardirq context on this thread (`irq_enter()`): the preempt count's
+/// hardirq field goes up by one. ksync's irq dispatch calls it around every
+/// handler; call it yourself only to emulate an interrupt in task context, paired
+/// with [`irq_exit`](super::irq_exit).
+pub fn irq_enter() {
+    preempt_count_add(HARDIRQ_OFFSET);
+}
+
+/// Runs `irq`'s handler on this thread; the line's `in_progress` bit is already
+/// set and is cleared here, before `irq_exit` runs softirqs.
+fn run_handler(l: &IrqLocal, irq: u32) {
+    let desc = &DESCS[irq as usize];
+    irq_enter();
+    let count = preempt_count();
+    // SeqCst pairs with `free_irq` (see there).
+    desc.active.fetch_add(1, Ordering::SeqCst);
+    let h = desc.handler.load(Ordering::SeqCst);
+    if h != 0 {
+        desc.count.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: nonzero values of `handler` are `IrqHandler`s stored by
+        // `request`; fn pointers and usize have the same size on Linux targets.
+        let f: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
+        f(irq);
+    } else {
+        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+    }
+    // Release: what the handler did happens before `synchronize_irq` returns.
+    desc.active.fetch_sub(1, Ordering::Release);
+    super::softirq::fixup_count(
+        count,
+        b"ksync: irq handler returned with a changed preempt count; fixed up\n",
+    );
+    l.in_progress.fetch_and(!(1 << irq), Ordering::Relaxed);
+    super::softirq::irq_exit();
+}
+
+/// Runs the irqs held pending on this thread, oldest line first, while irqs are
+/// enabled. Lines whose handler is in progress (further up this thread's stack)
+/// are left for that handler's own replay.
+fn replay(l: &IrqLocal) {
+    while !l.disabled.load(Ordering::Relaxed) && l.pending_total.load(Ordering::Relaxed) != 0 {
+        let busy = l.in_progress.load(Ordering::Relaxed);
+        let mut best: Option<(usize, u64)> = None;
+        for n in 0..NR_IRQS {
+            if busy & (1 << n) == 0 && l.pending[n].load(Ordering::Relaxed) != 0 {
+                let seq = l.first_seq[n].load(Ordering::Relaxed);
+                if best.is_none_or(|(_, s)| seq < s) {
+                    best = Some((n, seq));
+                }
+            }
+        }
+        let Some((n, _)) = best else { return };
+        let bit = 1u32 << n;
+        if l.in_progress.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return; // a nested frame took the line meanwhile; it replays it
+        }
+        // Claim one raise; a nested arrival may have run it meanwhile.
+        if l.pending[n]
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1))
+            .is_err()
+        {
+            l.in_progress.fetch_and(!bit, Ordering::Relaxed);
+            continue;
+        }
+        l.pending_total.fetch_sub(1, Ordering::Relaxed);
+        run_handler(l, n as u32);
+    }
+}
+
+/// `local_irq_enable`'s slow path: run what arrived while irqs were off, then
+/// softirqs left pending.
+#[cold]
+#[inline(never)]
+pub(crate) fn replay_pending() {
+    LOCAL.with(|l| {
+        replay(l);
+        super::softirq::run_pending_if_allowed(l);
+    });
+}

@@ -1,0 +1,237 @@
+//! Tasklets: deferred functions that never run on two threads at once.
+//!
+//! # State word
+//!
+//! | bit | name | set by | cleared by |
+//! |---|---|---|---|
+//! | 0 | `SCHED` | [`Tasklet::schedule`] (the one that sets it queues the tasklet) | the runner, just before calling the function |
+//! | 1 | `RUN` | the runner (a try-lock: only one thread runs it) | the runner, after the function returns |
+//!
+//! `count` is the disable depth: a tasklet taken off a list while disabled (or
+//! while `RUN` is held by another thread) is queued again and its softirq
+//! re-raised, as the kernel's `tasklet_action` does.
+//!
+//! A tasklet is linked into the scheduling thread's list through its own `next`
+//! field (intrusive: scheduling never allocates, so irq handlers may schedule).
+//! That is why tasklets are `&'static`: a list may hold one until it runs, on
+//! any thread. Put them in a `static`, or `Box::leak` one made at run time.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use super::local::{IrqLocal, LOCAL};
+use super::softirq::{Softirq, raise_softirq_irqoff};
+use super::{local_irq_restore, local_irq_save};
+use crate::Backoff;
+
+const SCHED: u32 = 1;
+const RUN: u32 = 2;
+
+/// A tasklet (`struct tasklet_struct`): a function and its data, run once per
+/// scheduling in softirq context, never concurrently with itself.
+///
+/// ```
+/// use ksync::irq::Tasklet;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// static RUNS: AtomicUsize = AtomicUsize::new(0);
+/// fn work(data: usize) {
+///     assert!(ksync::sched::in_serving_softirq());
+///     RUNS.fetch_add(data, Ordering::Relaxed);
+/// }
+/// static T: Tasklet = Tasklet::new(work, 1);
+///
+/// // The kernel idiom: schedule with bottom halves off, run at local_bh_enable.
+/// ksync::irq::local_bh_disable();
+/// T.schedule();
+/// T.schedule(); // already pending: runs once
+/// ksync::irq::local_bh_enable();
+/// assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+/// T.kill();
+/// ```
+pub struct Tasklet {
+    state: AtomicU32,
+    count: AtomicU32,
+    /// The list link; owned by whoever set `SCHED` (or took it off a list).
+    pub(crate) next: AtomicPtr<Tasklet>,
+    func: fn(usize),
+    data: usize,
+}
+
+impl Tasklet {
+    /// A tasklet that calls `func(data)` (`DECLARE_TASKLET`, `tasklet_init`,
+    /// `tasklet_setup`). The function runs in softirq context, possibly inside a
+    /// signal handler: it must be async-signal-safe.
+    #[doc(alias = "tasklet_init")]
+    #[doc(alias = "DECLARE_TASKLET")]
+    #[doc(alias = "tasklet_setup")]
+    pub const fn new(func: fn(usize), data: usize) -> Tasklet {
+        Tasklet {
+            state: AtomicU32::new(0),
+            count: AtomicU32::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+            func,
+            data,
+        }
+    }
+
+    /// The data word given to [`Tasklet::new`].
+    pub fn data(&self) -> usize {
+        self.data
+    }
+
+    /// Schedules the tasklet on this thread's `TASKLET_SOFTIRQ` list
+    /// (`tasklet_schedule`). If it is already scheduled and has not started
+    /// running, nothing happens: it runs once. From an irq handler or with bhs
+    /// disabled it runs at irq exit / `local_bh_enable` on this thread; from
+    /// plain task context `ksoftirqd` runs it. Async-signal-safe.
+    #[doc(alias = "tasklet_schedule")]
+    pub fn schedule(&'static self) {
+        self.schedule_on(0, Softirq::Tasklet);
+    }
+
+    /// As [`schedule`](Self::schedule), on the high-priority list
+    /// (`HI_SOFTIRQ`, run before every other softirq) — `tasklet_hi_schedule`.
+    #[doc(alias = "tasklet_hi_schedule")]
+    pub fn hi_schedule(&'static self) {
+        self.schedule_on(1, Softirq::Hi);
+    }
+
+    fn schedule_on(&'static self, list: usize, nr: Softirq) {
+        // AcqRel: Release publishes the scheduler's writes to the run that will
+        // clear SCHED (its AcqRel fetch_and reads this RMW's value or a later
+        // one); the thread that sets the bit owns the `next` link.
+        if self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED == 0 {
+            let flags = local_irq_save();
+            LOCAL.with(|l| l.tasklets[list].push(self));
+            raise_softirq_irqoff(nr);
+            local_irq_restore(flags);
+        }
+    }
+
+    /// Whether the tasklet is scheduled and has not started running.
+    pub fn is_scheduled(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & SCHED != 0
+    }
+
+    /// Whether the tasklet's function is running now, on any thread.
+    pub fn is_running(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & RUN != 0
+    }
+
+    /// Disables the tasklet without waiting (`tasklet_disable_nosync`): it may
+    /// still be scheduled but will not run until [`enable`](Self::enable)d.
+    #[doc(alias = "tasklet_disable_nosync")]
+    pub fn disable_nosync(&self) {
+        // SeqCst: the runner's count check after taking RUN must see this, or we
+        // see its RUN bit in `unlock_wait` (`smp_mb__after_atomic` in the kernel).
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Disables the tasklet and waits until it is not running on any thread
+    /// (`tasklet_disable`). Nests; each needs an [`enable`](Self::enable).
+    /// Calling it from the tasklet's own function deadlocks.
+    #[doc(alias = "tasklet_disable")]
+    pub fn disable(&self) {
+        self.disable_nosync();
+        self.unlock_wait();
+    }
+
+    /// Re-enables the tasklet (`tasklet_enable`).
+    ///
+    /// # Panics
+    /// If it was not disabled.
+    #[doc(alias = "tasklet_enable")]
+    pub fn enable(&self) {
+        // Release: what the disabler did is visible to the next run (Acquire count
+        // load in `tasklet_action`).
+        let old = self.count.fetch_sub(1, Ordering::Release);
+        if old == 0 {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            panic!("ksync: tasklet_enable on a tasklet that is not disabled");
+        }
+    }
+
+    /// Waits until the function is not running on any thread (`tasklet_unlock_wait`).
+    #[doc(alias = "tasklet_unlock_wait")]
+    pub fn unlock_wait(&self) {
+        let backoff = Backoff::new();
+        // Acquire pairs with the runner's Release clear of RUN: its writes are
+        // visible once we see the bit clear.
+        while self.state.load(Ordering::Acquire) & RUN != 0 {
+            backoff.snooze();
+        }
+    }
+
+    /// Waits until the tasklet is neither scheduled nor running, keeping it from
+    /// being scheduled meanwhile (`tasklet_kill`). A tasklet that is scheduled
+    /// while disabled is waited for until it is enabled and has run.
+    ///
+    /// # Panics
+    /// In interrupt context (it waits for softirqs, which cannot run there).
+    #[doc(alias = "tasklet_kill")]
+    pub fn kill(&'static self) {
+        if crate::sched::in_interrupt() {
+            panic!("ksync: tasklet_kill called from interrupt context");
+        }
+        let backoff = Backoff::new();
+        // Own SCHED ourselves, so nobody queues it while we wait.
+        while self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED != 0 {
+            // It may be on this thread's own list (raised with irqs off).
+            super::softirq::do_softirq();
+            backoff.snooze();
+        }
+        self.unlock_wait();
+        self.state.fetch_and(!SCHED, Ordering::Release);
+    }
+}
+
+impl core::fmt::Debug for Tasklet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tasklet")
+            .field("scheduled", &self.is_scheduled())
+            .field("running", &self.is_running())
+            .field("disabled", &(self.count.load(Ordering::Relaxed) != 0))
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// `tasklet_action`/`tasklet_hi_action`: runs the tasklets on this thread's
+/// list `list` (0: `TASKLET_SOFTIRQ`, 1: `HI_SOFTIRQ`), in softirq context.
+pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
+    let nr = if list == 0 {
+        Softirq::Tasklet
+    } else {
+        Softirq::Hi
+    };
+    let flags = local_irq_save();
+    let mut p = l.tasklets[list].take();
+    local_irq_restore(flags);
+    while !p.is_null() {
+        // SAFETY: lists hold only `&'static Tasklet`s (`schedule_on` takes one).
+        let t: &'static Tasklet = unsafe { &*p };
+        p = t.next.load(Ordering::Relaxed);
+        // Acquire pairs with the Release clear of RUN by the previous runner.
+        if t.state.fetch_or(RUN, Ordering::Acquire) & RUN == 0 {
+            if t.count.load(Ordering::SeqCst) == 0 {
+                if t.state.fetch_and(!SCHED, Ordering::AcqRel) & SCHED == 0 {
+                    let msg = b"ksync: tasklet on a list without TASKLET_STATE_SCHED\n";
+                    // SAFETY: writing a static buffer to fd 2 (async-signal-safe).
+                    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                }
+                (t.func)(t.data);
+                // Release pairs with the Acquire RUN try-lock of the next runner and
+                // with `unlock_wait`.
+                t.state.fetch_and(!RUN, Ordering::Release);
+                continue;
+            }
+            t.state.fetch_and(!RUN, Ordering::Release);
+        }
+        // Disabled, or running on another thread: queue it again.
+        let flags = local_irq_save();
+        l.tasklets[list].push(t);
+        raise_softirq_irqoff(nr);
+        local_irq_restore(flags);
+    }
+}
