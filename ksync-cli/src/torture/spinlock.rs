@@ -1,7 +1,143 @@
-//! Torture types for spinlocks and rwlocks.
+//! Torture types for spinlocks and rwlocks: every raw algorithm behind the one
+//! generic `Lock<T, B>`, every context variant of `SpinLock`, both rwlocks with
+//! readers, and the queued lock through lock_api's adapter.
 
-use super::TortureType;
+use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
+use ksync::spinlock::raw::{Mcs, Queued, RawRwSpin, RawSpin, ReaderPref, Tas, Ticket, Ttas};
+use ksync::spinlock::{Lock, RwLockOf};
+
+/// How a torture type takes its exclusive lock.
+#[derive(Clone, Copy)]
+enum Variant {
+    Plain,
+    Irq,
+    IrqSave,
+    Bh,
+}
+
+struct SpinT<B: RawSpin> {
+    lock: Lock<(), B>,
+    variant: Variant,
+}
+
+impl<B: RawSpin> TortureLock for SpinT<B> {
+    fn write(&self, cs: &mut dyn FnMut()) {
+        let _g = match self.variant {
+            Variant::Plain => self.lock.lock(),
+            Variant::Irq => self.lock.lock_irq(),
+            Variant::IrqSave => self.lock.lock_irqsave(),
+            Variant::Bh => self.lock.lock_bh(),
+        };
+        cs();
+    }
+}
+
+struct RwT<B: RawRwSpin> {
+    lock: RwLockOf<(), B>,
+}
+
+impl<B: RawRwSpin> TortureLock for RwT<B> {
+    fn write(&self, cs: &mut dyn FnMut()) {
+        let _g = self.lock.write();
+        cs();
+    }
+    fn read(&self, cs: &mut dyn FnMut()) {
+        let _g = self.lock.read();
+        cs();
+    }
+}
+
+fn spin<B: RawSpin>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
+    move |cfg, mon| {
+        let t = SpinT::<B> {
+            lock: Lock::new(()),
+            variant,
+        };
+        lock_torture(&t, cfg, mon)
+    }
+}
+
+fn rw<B: RawRwSpin>(cfg: &Config, mon: &Monitor) -> Report {
+    let t = RwT::<B> {
+        lock: RwLockOf::new(()),
+    };
+    lock_torture(&t, cfg, mon)
+}
+
+fn spin_lock(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Queued>(Variant::Plain)(cfg, mon)
+}
+fn spin_lock_irq(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Queued>(Variant::Irq)(cfg, mon)
+}
+fn spin_lock_irqsave(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Queued>(Variant::IrqSave)(cfg, mon)
+}
+fn spin_lock_bh(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Queued>(Variant::Bh)(cfg, mon)
+}
+fn raw_spin_lock(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<ksync::spinlock::raw::RawQueued>(Variant::Plain)(cfg, mon)
+}
+fn mcs(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Mcs>(Variant::Plain)(cfg, mon)
+}
+fn tas(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Tas>(Variant::Plain)(cfg, mon)
+}
+fn ttas(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Ttas>(Variant::Plain)(cfg, mon)
+}
+fn ticket(cfg: &Config, mon: &Monitor) -> Report {
+    spin::<Ticket>(Variant::IrqSave)(cfg, mon)
+}
+fn rw_lock(cfg: &Config, mon: &Monitor) -> Report {
+    rw::<ReaderPref>(cfg, mon)
+}
+fn qrw_lock(cfg: &Config, mon: &Monitor) -> Report {
+    rw::<ksync::spinlock::raw::QueuedRw>(cfg, mon)
+}
 
 pub fn types() -> Vec<TortureType> {
-    Vec::new()
+    let t = |name, about, readers, run| TortureType {
+        name,
+        about,
+        writers: 4,
+        readers,
+        hidden: false,
+        run,
+    };
+    vec![
+        t(
+            "spin_lock",
+            "SpinLock (queued, paravirt slow path): lock",
+            0,
+            spin_lock,
+        ),
+        t("spin_lock_irq", "SpinLock: lock_irq", 0, spin_lock_irq),
+        t(
+            "spin_lock_irqsave",
+            "SpinLock: lock_irqsave",
+            0,
+            spin_lock_irqsave,
+        ),
+        t("spin_lock_bh", "SpinLock: lock_bh", 0, spin_lock_bh),
+        t("raw_spin_lock", "RawSpinLock: lock", 0, raw_spin_lock),
+        t("ticket", "Lock<_, Ticket>: lock_irqsave", 0, ticket),
+        t("mcs", "Lock<_, Mcs>: MCS queue lock", 0, mcs),
+        t("tas", "Lock<_, Tas>: test-and-set", 0, tas),
+        t("ttas", "Lock<_, Ttas>: test-and-test-and-set", 0, ttas),
+        t(
+            "rw_lock",
+            "ReaderPrefRwLock: classic reader-preferring rwlock_t",
+            2,
+            rw_lock,
+        ),
+        t(
+            "qrw_lock",
+            "RwLock (qrwlock, fair): readers and writers",
+            2,
+            qrw_lock,
+        ),
+    ]
 }

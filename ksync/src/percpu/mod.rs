@@ -1,1 +1,612 @@
-//! (in progress)
+//! Per-CPU data: `DEFINE_PER_CPU`, `per_cpu`, `this_cpu_*`, `get_cpu_var`, and
+//! `percpu_counter`.
+//!
+//! A [`PerCpu<T>`] holds one `T` per possible CPU (`nr_cpu_ids`), each on a cache
+//! line of its own, and indexes them by the CPU the calling thread is running on
+//! ([`arch::cpu_id`]: glibc's rseq area, one load). Threads on
+//! different CPUs touch different cache lines, so per-CPU counters and caches
+//! scale where one shared word does not.
+//!
+//! | kernel                                 | ksync                                        |
+//! |----------------------------------------|----------------------------------------------|
+//! | `DEFINE_PER_CPU(type, name)`           | `static NAME: PerCpu<T> = PerCpu::new();`     |
+//! | `alloc_percpu` / `free_percpu`         | [`PerCpu::new`] / drop ([`PerCpu::free`])     |
+//! | `per_cpu(var, cpu)`, `per_cpu_ptr`     | [`PerCpu::get`]                               |
+//! | `this_cpu_ptr`, `__get_cpu_var`        | [`PerCpu::this_cpu`]                          |
+//! | `get_cpu_var` / `put_cpu_var`          | [`PerCpu::get_cpu_var`] on `PerCpu<LocalLock<T>>` / drop |
+//! | `this_cpu_{read,write,add,inc,dec}`    | [`PerCpu::this_cpu_read`] … on `PerCpu<AtomicU64>` etc. |
+//! | `for_each_possible_cpu`                | [`PerCpu::iter`], [`for_each_possible_cpu`]   |
+//! | `nr_cpu_ids`                           | [`nr_cpu_ids`]                                |
+//! | `struct percpu_counter`                | [`PercpuCounter`]                             |
+//!
+//! # Migration
+//!
+//! In the kernel, `this_cpu_add` is one instruction that cannot be split by a
+//! migration, and `get_cpu_var` disables preemption so the task stays on its CPU.
+//! In user space the OS may migrate a thread between any two instructions, and
+//! ksync cannot stop it. So every operation here is correct whichever slot it
+//! lands on and whenever the thread moves:
+//!
+//! - `this_cpu_add`/`inc`/`dec`/`write` are one relaxed atomic operation on the
+//!   slot of the CPU the thread was on when it looked. If it has moved since, the
+//!   update still lands whole in that slot (at worst a cross-CPU cache miss); the
+//!   sum over all slots is exact. Nothing is torn and nothing is lost.
+//! - `get_cpu_var` locks the slot it picked ([`LocalLock`], the kernel's
+//!   `local_lock_t`, which on PREEMPT_RT is also a real per-CPU lock): a thread
+//!   that migrated keeps exclusive use of its slot until `put_cpu_var`, and a thread
+//!   that now runs on that CPU waits briefly for it.
+
+mod counter;
+
+pub use counter::PercpuCounter;
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+use std::sync::OnceLock;
+
+use crate::arch::{self, CachePadded};
+
+/// The number of possible CPU ids (`nr_cpu_ids`): the number of slots of every
+/// [`PerCpu`].
+#[inline]
+pub fn nr_cpu_ids() -> usize {
+    arch::nr_cpu_ids()
+}
+
+/// Every possible CPU id, `0..nr_cpu_ids()` (`for_each_possible_cpu`).
+pub fn for_each_possible_cpu() -> core::ops::Range<usize> {
+    0..nr_cpu_ids()
+}
+
+/// How a [`PerCpu`]'s slots are made.
+enum Init<T> {
+    /// Lazily, on first use, with this function for every slot.
+    Lazy(fn() -> T),
+    /// Already made by [`PerCpu::from_fn`].
+    Eager,
+}
+
+/// One `T` per possible CPU, each cache-line padded (`DEFINE_PER_CPU`,
+/// `alloc_percpu`).
+///
+/// Access is shared (`&T`): other threads may run on (or have just left) the same
+/// CPU, so elements are usually atomics ([`this_cpu_add`](Self::this_cpu_add) and
+/// friends) or [`LocalLock`]s ([`get_cpu_var`](Self::get_cpu_var)).
+///
+/// A `static` cannot know `nr_cpu_ids` at compile time, so [`PerCpu::new`] is a
+/// `const fn` that allocates the slots on first use (one allocation, one
+/// `OnceLock` check per access afterwards).
+///
+/// ```
+/// use ksync::percpu::PerCpu;
+/// use std::sync::atomic::AtomicU64;
+///
+/// static EVENTS: PerCpu<AtomicU64> = PerCpu::new();
+///
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| {
+///             for _ in 0..1000 {
+///                 EVENTS.this_cpu_inc();
+///             }
+///         });
+///     }
+/// });
+/// assert_eq!(EVENTS.sum(), 4000);
+/// ```
+#[doc(alias = "DEFINE_PER_CPU")]
+#[doc(alias = "DECLARE_PER_CPU")]
+pub struct PerCpu<T> {
+    slots: OnceLock<Box<[CachePadded<T>]>>,
+    init: Init<T>,
+}
+
+impl<T: Default> PerCpu<T> {
+    /// A per-CPU variable whose slots start as `T::default()`, allocated on first
+    /// use (`DEFINE_PER_CPU`, `alloc_percpu`).
+    #[doc(alias = "alloc_percpu")]
+    pub const fn new() -> Self {
+        Self::with_init(T::default)
+    }
+}
+
+impl<T: Default> Default for PerCpu<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> PerCpu<T> {
+    /// A per-CPU variable whose slots start as `init()`, allocated on first use;
+    /// usable in a `static`.
+    pub const fn with_init(init: fn() -> T) -> Self {
+        PerCpu {
+            slots: OnceLock::new(),
+            init: Init::Lazy(init),
+        }
+    }
+
+    /// A per-CPU variable with slot `cpu` set to `f(cpu)`, allocated now
+    /// (`alloc_percpu` followed by a `for_each_possible_cpu` initialisation).
+    pub fn from_fn(f: impl FnMut(usize) -> T) -> Self {
+        let slots: Box<[CachePadded<T>]> = for_each_possible_cpu()
+            .map(f)
+            .map(CachePadded::new)
+            .collect();
+        PerCpu {
+            slots: OnceLock::from(slots),
+            init: Init::Eager,
+        }
+    }
+
+    #[inline]
+    fn slots(&self) -> &[CachePadded<T>] {
+        match self.slots.get() {
+            Some(s) => s,
+            None => self.alloc(),
+        }
+    }
+
+    #[cold]
+    fn alloc(&self) -> &[CachePadded<T>] {
+        self.slots.get_or_init(|| match self.init {
+            Init::Lazy(f) => for_each_possible_cpu()
+                .map(|_| CachePadded::new(f()))
+                .collect(),
+            // `from_fn` fills `slots` before the value exists, so `get` never
+            // returns `None` for it.
+            Init::Eager => unreachable!("ksync: PerCpu::from_fn slots missing"),
+        })
+    }
+
+    /// CPU `cpu`'s element (`per_cpu(var, cpu)`, `per_cpu_ptr(ptr, cpu)`).
+    ///
+    /// # Panics
+    ///
+    /// If `cpu >= nr_cpu_ids()`.
+    #[doc(alias = "per_cpu")]
+    #[doc(alias = "per_cpu_ptr")]
+    #[inline]
+    pub fn get(&self, cpu: usize) -> &T {
+        let slots = self.slots();
+        match slots.get(cpu) {
+            Some(s) => s,
+            None => bad_cpu(cpu, slots.len()),
+        }
+    }
+
+    /// The element of the CPU the calling thread is running on
+    /// (`this_cpu_ptr`, `__get_cpu_var`, `raw_cpu_ptr`). The thread may migrate
+    /// right after the lookup; the reference stays valid (elements live as long as
+    /// the `PerCpu`), only no longer local.
+    #[doc(alias = "this_cpu_ptr")]
+    #[doc(alias = "__get_cpu_var")]
+    #[doc(alias = "raw_cpu_ptr")]
+    #[doc(alias = "__this_cpu_ptr")]
+    #[inline]
+    pub fn this_cpu(&self) -> &T {
+        let slots = self.slots();
+        let cpu = arch::cpu_id();
+        match slots.get(cpu) {
+            Some(s) => s,
+            // A CPU id at or above nr_cpu_ids (hot-added CPU): share the last slot.
+            None => &slots[slots.len() - 1],
+        }
+    }
+
+    /// Every CPU's element with its CPU id (`for_each_possible_cpu(cpu)
+    /// per_cpu(var, cpu)`).
+    #[inline]
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (usize, &T)> + '_ {
+        self.slots().iter().map(|s| &**s).enumerate()
+    }
+
+    /// Every CPU's element, for an owner with exclusive access.
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (usize, &mut T)> + '_ {
+        self.alloc_mut().iter_mut().map(|s| &mut **s).enumerate()
+    }
+
+    /// CPU `cpu`'s element, for an owner with exclusive access.
+    ///
+    /// # Panics
+    ///
+    /// If `cpu >= nr_cpu_ids()`.
+    pub fn get_mut(&mut self, cpu: usize) -> &mut T {
+        let slots = self.alloc_mut();
+        let n = slots.len();
+        match slots.get_mut(cpu) {
+            Some(s) => s,
+            None => bad_cpu(cpu, n),
+        }
+    }
+
+    fn alloc_mut(&mut self) -> &mut [CachePadded<T>] {
+        self.slots();
+        self.slots
+            .get_mut()
+            .expect("ksync: PerCpu slots allocated just above")
+    }
+
+    /// The number of elements, `nr_cpu_ids()`.
+    pub fn len(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Always `false`: there is at least one CPU.
+    pub fn is_empty(&self) -> bool {
+        self.slots().is_empty()
+    }
+
+    /// Frees the elements (`free_percpu`); the same as dropping.
+    #[doc(alias = "free_percpu")]
+    pub fn free(self) {}
+}
+
+#[cold]
+#[inline(never)]
+fn bad_cpu(cpu: usize, n: usize) -> ! {
+    panic!("ksync: per-CPU access to cpu {cpu}, but nr_cpu_ids is {n}");
+}
+
+impl<T: fmt::Debug> fmt::Debug for PerCpu<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Integer atomics usable as per-CPU counters: the `this_cpu_*` operations of
+/// [`PerCpu`] are defined for `PerCpu<A>` where `A` is one of these.
+pub trait PerCpuInt: Sync + Default {
+    /// The integer type.
+    type Int: Copy + core::iter::Sum + fmt::Debug;
+    /// One, for `inc`/`dec`.
+    const ONE: Self::Int;
+    /// A relaxed atomic add (wrapping).
+    fn add(&self, v: Self::Int);
+    /// A relaxed atomic subtract (wrapping).
+    fn sub(&self, v: Self::Int);
+    /// A relaxed load.
+    fn read(&self) -> Self::Int;
+    /// A relaxed store.
+    fn write(&self, v: Self::Int);
+    /// Wrapping sum of two values.
+    fn wrapping_sum(a: Self::Int, b: Self::Int) -> Self::Int;
+}
+
+macro_rules! per_cpu_int {
+    ($($a:ty => $i:ty),* $(,)?) => {$(
+        impl PerCpuInt for $a {
+            type Int = $i;
+            const ONE: $i = 1;
+            // Relaxed everywhere: per-CPU statistics order nothing; sums are exact
+            // once the updaters are done (their joins order the updates).
+            #[inline]
+            fn add(&self, v: $i) {
+                self.fetch_add(v, Ordering::Relaxed);
+            }
+            #[inline]
+            fn sub(&self, v: $i) {
+                self.fetch_sub(v, Ordering::Relaxed);
+            }
+            #[inline]
+            fn read(&self) -> $i {
+                self.load(Ordering::Relaxed)
+            }
+            #[inline]
+            fn write(&self, v: $i) {
+                self.store(v, Ordering::Relaxed);
+            }
+            #[inline]
+            fn wrapping_sum(a: $i, b: $i) -> $i {
+                a.wrapping_add(b)
+            }
+        }
+    )*};
+}
+
+per_cpu_int!(
+    AtomicU64 => u64,
+    AtomicI64 => i64,
+    AtomicU32 => u32,
+    AtomicI32 => i32,
+    AtomicUsize => usize,
+    AtomicIsize => isize,
+);
+
+impl<A: PerCpuInt> PerCpu<A> {
+    /// Adds `v` to this CPU's element (`this_cpu_add`): one relaxed atomic add on
+    /// the slot of the CPU the thread is on, correct even if it has just migrated.
+    #[doc(alias = "__this_cpu_add")]
+    #[doc(alias = "raw_cpu_add")]
+    #[inline]
+    pub fn this_cpu_add(&self, v: A::Int) {
+        self.this_cpu().add(v);
+    }
+
+    /// Subtracts `v` from this CPU's element (`this_cpu_sub`).
+    #[inline]
+    pub fn this_cpu_sub(&self, v: A::Int) {
+        self.this_cpu().sub(v);
+    }
+
+    /// Adds one to this CPU's element (`this_cpu_inc`).
+    #[doc(alias = "__this_cpu_inc")]
+    #[inline]
+    pub fn this_cpu_inc(&self) {
+        self.this_cpu().add(A::ONE);
+    }
+
+    /// Subtracts one from this CPU's element (`this_cpu_dec`).
+    #[doc(alias = "__this_cpu_dec")]
+    #[inline]
+    pub fn this_cpu_dec(&self) {
+        self.this_cpu().sub(A::ONE);
+    }
+
+    /// This CPU's element (`this_cpu_read`).
+    #[doc(alias = "__this_cpu_read")]
+    #[inline]
+    pub fn this_cpu_read(&self) -> A::Int {
+        self.this_cpu().read()
+    }
+
+    /// Sets this CPU's element (`this_cpu_write`).
+    #[doc(alias = "__this_cpu_write")]
+    #[inline]
+    pub fn this_cpu_write(&self, v: A::Int) {
+        self.this_cpu().write(v);
+    }
+
+    /// The wrapping sum of every CPU's element: exact once concurrent updates
+    /// have finished, a snapshot of moving values otherwise.
+    pub fn sum(&self) -> A::Int {
+        let mut it = self.iter().map(|(_, a)| a.read());
+        let first = it.next().expect("ksync: at least one CPU");
+        it.fold(first, A::wrapping_sum)
+    }
+}
+
+/// A lock around one per-CPU element (`local_lock_t`): what
+/// [`PerCpu::get_cpu_var`] takes so that a thread keeps exclusive use of "its"
+/// CPU's element even if the OS migrates it before `put_cpu_var`.
+///
+/// The state is one flag: `false` free, `true` held. Contention is rare (only
+/// threads that are or were on the same CPU meet here), so it spins with
+/// [`Backoff`](crate::Backoff), yielding after a short spin.
+#[doc(alias = "local_lock_t")]
+pub struct LocalLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock gives one thread at a time `&mut T`, so sharing the lock needs
+// only `T: Send`, as for any mutex.
+unsafe impl<T: Send> Sync for LocalLock<T> {}
+
+impl<T> LocalLock<T> {
+    /// Wraps `value`.
+    pub const fn new(value: T) -> Self {
+        LocalLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock (`local_lock`); the guard disables preemption while held.
+    #[doc(alias = "local_lock")]
+    #[inline]
+    pub fn lock(&self) -> CpuVarGuard<'_, T> {
+        crate::sched::preempt_disable();
+        // Acquire pairs with the Release store in the guard's drop.
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+        CpuVarGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        let backoff = crate::Backoff::new();
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                backoff.snooze();
+            }
+            // Acquire: as in `lock`.
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The value, for an owner with exclusive access.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
+    /// Unwraps the value.
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+impl<T: Default> Default for LocalLock<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T> fmt::Debug for LocalLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalLock")
+            .field("locked", &self.locked.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send> PerCpu<LocalLock<T>> {
+    /// Exclusive use of this CPU's element until the guard is dropped
+    /// (`get_cpu_var` … `put_cpu_var`, `local_lock(&var.lock)`).
+    ///
+    /// ```
+    /// use ksync::percpu::{LocalLock, PerCpu};
+    ///
+    /// let hist: PerCpu<LocalLock<[u64; 4]>> = PerCpu::new();
+    /// std::thread::scope(|s| {
+    ///     for t in 0..4usize {
+    ///         let hist = &hist;
+    ///         s.spawn(move || {
+    ///             for _ in 0..100 {
+    ///                 let mut h = hist.get_cpu_var();
+    ///                 h[t] += 1; // never torn, never lost, even across a migration
+    ///             }
+    ///         });
+    ///     }
+    /// });
+    /// let mut total = [0u64; 4];
+    /// for (_, slot) in hist.iter() {
+    ///     let h = slot.lock();
+    ///     for i in 0..4 {
+    ///         total[i] += h[i];
+    ///     }
+    /// }
+    /// assert_eq!(total, [100; 4]);
+    /// ```
+    #[doc(alias = "get_cpu_ptr")]
+    #[inline]
+    pub fn get_cpu_var(&self) -> CpuVarGuard<'_, T> {
+        self.this_cpu().lock()
+    }
+}
+
+/// Exclusive use of one per-CPU element, from [`PerCpu::get_cpu_var`] or
+/// [`LocalLock::lock`]; dropping it is `put_cpu_var`.
+///
+/// `!Send`: it re-enables preemption, a per-thread count, on drop.
+///
+/// ```compile_fail
+/// use ksync::percpu::{LocalLock, PerCpu};
+/// static V: PerCpu<LocalLock<u64>> = PerCpu::new();
+/// let g = V.get_cpu_var();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not `Send`
+/// ```
+#[must_use = "the element is released when the guard is dropped"]
+pub struct CpuVarGuard<'a, T> {
+    lock: &'a LocalLock<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> CpuVarGuard<'_, T> {
+    /// Releases the element (`put_cpu_var`, `local_unlock`); the same as dropping.
+    #[doc(alias = "put_cpu_var")]
+    #[doc(alias = "put_cpu_ptr")]
+    #[doc(alias = "local_unlock")]
+    #[inline]
+    pub fn put(self) {}
+}
+
+impl<T> Deref for CpuVarGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, so no `&mut T` exists elsewhere.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for CpuVarGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock exclusively.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for CpuVarGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release pairs with the Acquire CAS of the next `lock`: our writes to the
+        // element happen-before its accesses.
+        self.lock.locked.store(false, Ordering::Release);
+        crate::sched::preempt_enable();
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for CpuVarGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CpuVarGuard").field(&**self).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_padded_and_indexed_by_cpu() {
+        let p: PerCpu<AtomicU64> = PerCpu::new();
+        assert_eq!(p.len(), nr_cpu_ids());
+        assert!(!p.is_empty());
+        let a = p.get(0) as *const _ as usize;
+        if p.len() > 1 {
+            let b = p.get(1) as *const _ as usize;
+            assert!(b - a >= 64, "slots share a cache line");
+        }
+        p.this_cpu_add(5);
+        p.this_cpu_inc();
+        p.this_cpu_dec();
+        p.this_cpu_sub(1);
+        assert_eq!(p.sum(), 4);
+        let q: PerCpu<AtomicI32> = PerCpu::new();
+        q.this_cpu_write(-10);
+        // Only one slot was written, whichever CPU the thread was on.
+        assert_eq!(q.sum(), -10);
+    }
+
+    #[test]
+    fn from_fn_sets_each_cpu() {
+        let mut p = PerCpu::from_fn(|cpu| cpu * 2);
+        for (cpu, v) in p.iter() {
+            assert_eq!(*v, cpu * 2);
+        }
+        *p.get_mut(0) = 7;
+        assert_eq!(*p.get(0), 7);
+        assert_eq!(p.iter_mut().count(), nr_cpu_ids());
+        assert_eq!(for_each_possible_cpu().len(), nr_cpu_ids());
+        p.free();
+    }
+
+    #[test]
+    #[should_panic(expected = "nr_cpu_ids")]
+    fn get_beyond_nr_cpu_ids_panics() {
+        let p: PerCpu<u8> = PerCpu::new();
+        p.get(nr_cpu_ids());
+    }
+
+    #[test]
+    fn get_cpu_var_disables_preemption_until_put() {
+        let p: PerCpu<LocalLock<u32>> = PerCpu::new();
+        assert!(crate::sched::preemptible());
+        let mut g = p.get_cpu_var();
+        assert!(!crate::sched::preemptible());
+        *g += 1;
+        g.put();
+        assert!(crate::sched::preemptible());
+        assert_eq!(p.iter().map(|(_, l)| *l.lock()).sum::<u32>(), 1);
+    }
+}

@@ -1,0 +1,439 @@
+//! [`SeqLock<T>`]: `seqlock_t` — a [`SeqCount`], a writer spinlock and the data.
+//!
+//! The writer side is ksync's `spinlock_t`, [`SpinLock`], holding no data: it
+//! serializes writers (and `read_seqlock_excl` readers), disables preemption and,
+//! for the `_irq`/`_irqsave`/`_bh` forms, irqs or bottom halves, and carries the
+//! lockdep class. Lockless readers never touch it. The data lives in a
+//! [`SeqData`] beside the count.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+use super::{SeqCount, SeqData, SeqPod};
+use crate::spinlock::{SpinLock, SpinLockGuard};
+
+/// A sequence lock (`seqlock_t`): lockless readers that retry, writers
+/// serialized by a spinlock that never wait for readers.
+///
+/// `T` is copied in and out ([`SeqPod`]: plain data, no padding): readers get a
+/// validated copy from [`read`](Self::read); writers get a guard that derefs to a
+/// private copy, written back with atomic stores before the count turns even
+/// again. See the [module docs](super) for why the data is never read with plain
+/// loads.
+///
+/// Readers must be free of side effects that a retry would repeat, and must not
+/// follow addresses found in `T` (see [`SeqPod`]).
+///
+/// ```
+/// use ksync::seqlock::SeqLock;
+///
+/// let sl = SeqLock::new([0u64; 8]);
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         for i in 1..=1000u64 {
+///             *sl.write() = [i; 8];
+///         }
+///     });
+///     s.spawn(|| {
+///         for _ in 0..1000 {
+///             let v = sl.read();
+///             assert!(v.iter().all(|&x| x == v[0]), "torn read");
+///         }
+///     });
+/// });
+/// assert_eq!(sl.read(), [1000; 8]);
+/// ```
+#[doc(alias = "seqlock_t")]
+pub struct SeqLock<T> {
+    /// The sequence word (see the [module table](super)); written only with
+    /// `lock` held.
+    seq: SeqCount,
+    /// Serializes writers; protects nothing readers see directly.
+    lock: SpinLock<()>,
+    /// The data: atomic word accesses only.
+    data: SeqData<T>,
+}
+
+impl<T: SeqPod> SeqLock<T> {
+    /// A seqlock holding `value` (`DEFINE_SEQLOCK`, `seqlock_init`). The lockdep
+    /// class is the caller's source location.
+    #[doc(alias = "DEFINE_SEQLOCK")]
+    #[doc(alias = "seqlock_init")]
+    #[doc(alias = "__SEQLOCK_UNLOCKED")]
+    #[cfg(not(loom))]
+    #[track_caller]
+    pub const fn new(value: T) -> Self {
+        SeqLock {
+            seq: SeqCount::new(),
+            lock: SpinLock::new(()),
+            data: SeqData::new(value),
+        }
+    }
+
+    /// A seqlock holding `value` (loom model).
+    #[cfg(loom)]
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        SeqLock {
+            seq: SeqCount::new(),
+            lock: SpinLock::new(()),
+            data: SeqData::new(value),
+        }
+    }
+
+    /// A consistent copy of the data: retries while a writer is active or ran
+    /// during the copy. Never blocks a writer; waits only while one is mid-update.
+    #[inline]
+    pub fn read(&self) -> T {
+        loop {
+            let start = self.seq.read_begin();
+            let v = self.data.load();
+            if !self.seq.read_retry(start) {
+                return v;
+            }
+        }
+    }
+
+    /// Runs `f` on consistent copies of the data and returns its result from a
+    /// validated pass. `f` may run more than once, on torn copies that are then
+    /// discarded, so it must not have side effects and must tolerate inconsistent
+    /// fields (no indexing or dividing by a field without a check).
+    #[inline]
+    pub fn read_with<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
+        loop {
+            let start = self.seq.read_begin();
+            let v = self.data.load();
+            let r = f(&v);
+            if !self.seq.read_retry(start) {
+                return r;
+            }
+        }
+    }
+
+    /// Begins an explicit read section (`read_seqbegin`): waits for an active
+    /// writer, returns the count for [`read_retry`](Self::read_retry). Read the
+    /// data in between with [`read_unvalidated`](Self::read_unvalidated).
+    ///
+    /// ```
+    /// use ksync::seqlock::SeqLock;
+    /// let sl = SeqLock::new([3u32, 4]);
+    /// let [a, b] = loop {
+    ///     let seq = sl.read_begin();
+    ///     let v = sl.read_unvalidated();
+    ///     if !sl.read_retry(seq) {
+    ///         break v;
+    ///     }
+    /// };
+    /// assert_eq!(a * a + b * b, 25);
+    /// ```
+    #[doc(alias = "read_seqbegin")]
+    #[inline]
+    pub fn read_begin(&self) -> u32 {
+        self.seq.read_begin()
+    }
+
+    /// Whether the read section begun at `start` saw a writer and must be retried
+    /// (`read_seqretry`).
+    #[doc(alias = "read_seqretry")]
+    #[inline]
+    #[must_use = "a read section that must be retried saw torn data"]
+    pub fn read_retry(&self, start: u32) -> bool {
+        self.seq.read_retry(start)
+    }
+
+    /// A copy of the data that is consistent only if the surrounding
+    /// [`read_begin`](Self::read_begin)/[`read_retry`](Self::read_retry) section
+    /// validates. Until then it may be torn: a valid `T` (any bit pattern is), but
+    /// a mix of two updates.
+    #[inline]
+    pub fn read_unvalidated(&self) -> T {
+        self.data.load()
+    }
+
+    /// A reader that tries once without the lock and, if a writer interfered,
+    /// takes the writer lock (excluding writers, without bumping the count) for a
+    /// second pass that cannot fail (`read_seqbegin_or_lock`, then
+    /// `need_seqretry` and `done_seqretry`). `f` runs at most twice, the first
+    /// result possibly discarded. Bounds reader latency under a stream of writers.
+    ///
+    /// ```
+    /// use ksync::seqlock::SeqLock;
+    /// let sl = SeqLock::new([1u32, 2]);
+    /// assert_eq!(sl.read_or_lock(|v| v[0] + v[1]), 3);
+    /// ```
+    #[doc(alias = "read_seqbegin_or_lock")]
+    #[doc(alias = "need_seqretry")]
+    #[doc(alias = "done_seqretry")]
+    #[doc(alias = "read_seqbegin_or_lock_irqsave")]
+    #[inline]
+    pub fn read_or_lock<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
+        let start = self.seq.read_begin();
+        let v = self.data.load();
+        let r = f(&v);
+        if !self.seq.read_retry(start) {
+            return r;
+        }
+        self.read_locked_with(f)
+    }
+
+    #[cold]
+    fn read_locked_with<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
+        let v = self.read_locked();
+        f(&v)
+    }
+
+    /// A copy of the data taken under the writer lock, without touching the count
+    /// (`read_seqlock_excl` … `read_sequnlock_excl`): never retries, but waits
+    /// for and excludes writers.
+    #[doc(alias = "read_seqlock_excl")]
+    #[doc(alias = "read_sequnlock_excl")]
+    pub fn read_locked(&self) -> T {
+        let _excl = self.lock.lock();
+        // The lock excludes writers, so this copy cannot be torn.
+        self.data.load()
+    }
+
+    #[inline]
+    fn begin<'a>(&'a self, held: SpinLockGuard<'a, ()>) -> SeqLockWriteGuard<'a, T> {
+        // SAFETY: `held` is the writer lock, so we are the only writer; the guard
+        // calls `raw_write_end` exactly once, in `drop`, before releasing `held`.
+        unsafe { self.seq.raw_write_begin() };
+        // The lock excludes other writers, so this copy is exact.
+        let shadow = self.data.load();
+        SeqLockWriteGuard {
+            seqlock: self,
+            shadow,
+            _held: held,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the writer lock and begins an update (`write_seqlock`). The guard
+    /// derefs to a copy of the data; dropping it stores the copy, ends the update
+    /// and unlocks (`write_sequnlock`).
+    #[doc(alias = "write_seqlock")]
+    #[inline]
+    pub fn write(&self) -> SeqLockWriteGuard<'_, T> {
+        self.begin(self.lock.lock())
+    }
+
+    /// [`write`](Self::write) with irqs disabled on this thread
+    /// (`write_seqlock_irq`); the guard re-enables them (`write_sequnlock_irq`).
+    #[doc(alias = "write_seqlock_irq")]
+    #[inline]
+    pub fn write_irq(&self) -> SeqLockWriteGuard<'_, T> {
+        self.begin(self.lock.lock_irq())
+    }
+
+    /// [`write`](Self::write) saving and disabling irqs
+    /// (`write_seqlock_irqsave`); the guard restores them
+    /// (`write_sequnlock_irqrestore`).
+    #[doc(alias = "write_seqlock_irqsave")]
+    #[inline]
+    pub fn write_irqsave(&self) -> SeqLockWriteGuard<'_, T> {
+        self.begin(self.lock.lock_irqsave())
+    }
+
+    /// [`write`](Self::write) with bottom halves disabled (`write_seqlock_bh`);
+    /// the guard re-enables them (`write_sequnlock_bh`).
+    #[doc(alias = "write_seqlock_bh")]
+    #[inline]
+    pub fn write_bh(&self) -> SeqLockWriteGuard<'_, T> {
+        self.begin(self.lock.lock_bh())
+    }
+
+    /// The data, for an owner with exclusive access.
+    #[cfg(not(loom))]
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// Unwraps the data.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+
+    /// The number of completed updates (the count divided by two), for
+    /// statistics; an update in progress is not counted.
+    pub fn updates(&self) -> u32 {
+        self.seq.raw_read() / 2
+    }
+}
+
+impl<T: SeqPod + Default> Default for SeqLock<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: SeqPod + fmt::Debug> fmt::Debug for SeqLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeqLock")
+            .field("data", &self.read())
+            .finish()
+    }
+}
+
+/// An update of a [`SeqLock`] in progress: derefs to a private copy of the data,
+/// which is stored (with atomic word stores) when the guard is dropped, before the
+/// count turns even and the lock is released.
+///
+/// `!Send`: it undoes per-thread state (the preempt count, irq or bh disabling,
+/// lockdep's held-lock stack) on the thread that took the lock.
+///
+/// ```compile_fail
+/// use ksync::seqlock::SeqLock;
+/// static SL: SeqLock<u64> = SeqLock::new(0);
+/// let g = SL.write();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not `Send`
+/// ```
+#[must_use = "the update is published and the lock released when the guard is dropped"]
+pub struct SeqLockWriteGuard<'a, T: SeqPod> {
+    seqlock: &'a SeqLock<T>,
+    /// The writer's copy, published in `drop`.
+    shadow: T,
+    /// The writer lock (and the irq/bh state it saved): released after the
+    /// count turns even, when this field is dropped after `drop` runs.
+    _held: SpinLockGuard<'a, ()>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T: SeqPod> SeqLockWriteGuard<'_, T> {
+    /// Publishes the update and unlocks: the same as dropping the guard
+    /// (`write_sequnlock`, `write_sequnlock_irq`, `write_sequnlock_irqrestore`,
+    /// `write_sequnlock_bh` — the guard remembers which lock call it came from).
+    #[doc(alias = "write_sequnlock")]
+    #[doc(alias = "write_sequnlock_irq")]
+    #[doc(alias = "write_sequnlock_irqrestore")]
+    #[doc(alias = "write_sequnlock_bh")]
+    #[inline]
+    pub fn unlock(self) {}
+}
+
+impl<T: SeqPod> Deref for SeqLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.shadow
+    }
+}
+
+impl<T: SeqPod> DerefMut for SeqLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.shadow
+    }
+}
+
+impl<T: SeqPod> Drop for SeqLockWriteGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let sl = self.seqlock;
+        sl.data.store(&self.shadow);
+        // SAFETY: `begin` began this update under the writer lock, which `_held`
+        // still holds; this is its one `raw_write_end`. `_held` is dropped (the
+        // lock released, irqs/bhs restored) right after this function returns.
+        unsafe { sl.seq.raw_write_end() };
+    }
+}
+
+impl<T: SeqPod + fmt::Debug> fmt::Debug for SeqLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SeqLockWriteGuard")
+            .field(&self.shadow)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{irq, sched};
+
+    #[test]
+    fn write_guard_publishes_on_drop_and_counts_updates() {
+        let sl = SeqLock::new([0u32; 3]);
+        {
+            let mut g = sl.write();
+            g[1] = 5;
+            // Not visible before the guard is dropped; readers would wait.
+            assert_eq!(sl.seq.raw_read() & 1, 1);
+        }
+        assert_eq!(sl.read(), [0, 5, 0]);
+        assert_eq!(sl.updates(), 1);
+    }
+
+    #[test]
+    fn irq_and_bh_variants_restore_the_context() {
+        let sl = SeqLock::new(1u64);
+        assert!(!irq::irqs_disabled());
+        {
+            let mut g = sl.write_irq();
+            assert!(irq::irqs_disabled());
+            *g += 1;
+        }
+        assert!(!irq::irqs_disabled());
+        let g = sl.write_irqsave();
+        assert!(irq::irqs_disabled());
+        g.unlock();
+        assert!(!irq::irqs_disabled());
+        {
+            let _g = sl.write_bh();
+            assert!(sched::in_softirq());
+            assert!(!sched::preemptible());
+        }
+        assert!(!sched::in_softirq());
+        assert!(sched::preemptible());
+        assert_eq!(sl.read(), 2);
+    }
+
+    #[test]
+    fn explicit_section_retries_across_a_write() {
+        let sl = SeqLock::new(7u16);
+        let s = sl.read_begin();
+        *sl.write() = 8;
+        assert!(sl.read_retry(s));
+        let s = sl.read_begin();
+        assert_eq!(sl.read_unvalidated(), 8);
+        assert!(!sl.read_retry(s));
+    }
+
+    #[test]
+    fn read_or_lock_falls_back_to_the_lock_after_interference() {
+        let sl = SeqLock::new(1u64);
+        let mut passes = 0;
+        let r = sl.read_or_lock(|v| {
+            passes += 1;
+            if passes == 1 {
+                // A writer interferes with the optimistic pass.
+                *sl.write() = 2;
+            }
+            *v
+        });
+        assert_eq!((r, passes), (2, 2));
+        assert_eq!(sl.read_or_lock(|v| *v), 2);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// The full seqlock (writer spinlock, count, atomic-word data): a reader
+    /// never returns a torn value, and the lock-fallback reader neither.
+    #[test]
+    fn loom_seqlock_read_and_read_or_lock_are_never_torn() {
+        loom::model(|| {
+            let sl = Arc::new(SeqLock::new([0u64; 2]));
+            let s2 = sl.clone();
+            let writer = loom::thread::spawn(move || {
+                *s2.write() = [1, 1];
+            });
+            let v = sl.read_or_lock(|v| *v);
+            assert_eq!(v[0], v[1], "torn read_or_lock");
+            writer.join().unwrap();
+            assert_eq!(sl.read(), [1, 1]);
+        });
+    }
+}

@@ -1,0 +1,325 @@
+//! The queued spinlock (the kernel's `qspinlock`, kernel/locking/qspinlock.c) with
+//! the paravirtual slow path (kernel/locking/qspinlock_paravirt.h): the lock
+//! behind [`SpinLock`](super::SpinLock).
+//!
+//! | word     | bits  | name        | meaning                                          |
+//! |----------|-------|-------------|--------------------------------------------------|
+//! | `locked` | all   | `LOCKED` 1  | held; 0 = free. The futex the queue head sleeps on |
+//! | `tail`   | 0     | `SLEEPER`   | the queue head is (about to be) asleep on `locked`: unlock must wake it |
+//! | `tail`   | 1     | `HEAD_SPIN` | the queue head is spinning for the lock: no stealing (the kernel's pending bit as `pv_wait_head_or_lock` uses it) |
+//! | `tail`   | 2..32 | tail code   | the last queued MCS node ([`super::node`]), 0 = no queue |
+//!
+//! Transitions: `locked` 0→1 only by a CAS (fast path, steal or queue head);
+//! 1→0 only by the holder's release store. `SLEEPER`/`HEAD_SPIN` are set and
+//! cleared only by the queue head. The tail code is exchanged by each arriving
+//! waiter (keeping the flag bits) and cleared by the head that finds itself last.
+//!
+//! ## Why two words
+//! The kernel packs all of this into one 32-bit word and unlocks with a *byte*
+//! store to the locked byte while other CPUs change the other bytes. Rust's
+//! memory model forbids racing mixed-size atomic accesses, and an unlock by RMW
+//! would double the uncontended cost. So the lock is two 32-bit words on one
+//! 8-byte aligned unit: `locked`, written only by a CAS that saw 0 and by the
+//! holder's release store, and `tail`, which the waiters own.
+//!
+//! ## The paths
+//! - Fast path: `tail == 0` (a load from the same line) and one CAS `locked`
+//!   0→1. Unlock: one release store, a [`light_barrier`] (a compiler barrier when
+//!   membarrier is available), and a load of `tail` to see whether the queue head
+//!   sleeps — the asymmetric-fence pair whose other half, [`heavy_barrier`], the
+//!   rare sleeper pays.
+//! - Lock stealing (`pv_hybrid_queued_unfair_trylock`): while waiters are queued
+//!   but the head is not actively spinning (it sleeps, or is preempted before
+//!   it started), newcomers may take a free lock for a bounded time instead of
+//!   queueing behind a thread that is not running. With `HEAD_SPIN` set they
+//!   queue: FIFO among running threads.
+//! - Queue: a newcomer exchanges its per-thread node into `tail`, links into the
+//!   predecessor's `next`, and waits for the hand-over: spins a bounded time,
+//!   then sleeps on its node's futex until kicked (`pv_wait_node`/`pv_kick_node`).
+//! - Head: sets `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
+//!   sets `SLEEPER`, issues [`heavy_barrier`], and if the lock is still held
+//!   sleeps on `locked` (`pv_wait_head_or_lock`). The unlocker either sees
+//!   `SLEEPER` (and wakes) or the sleeper's re-check sees the unlock: the
+//!   barrier pair forbids both missing (store buffering).
+//! - Having the lock, the head clears its flags and either empties the queue
+//!   (CAS tail → 0 when it is last) or hands headship to its successor.
+
+use super::node::{self, CODE_SHIFT};
+use super::raw::{RawSpin, Spin};
+use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
+
+const LOCKED: u32 = 1;
+const SLEEPER: u32 = 1;
+const HEAD_SPIN: u32 = 2;
+const FLAGS: u32 = (1 << CODE_SHIFT) - 1;
+const TAIL_MASK: u32 = !FLAGS;
+
+/// Rounds of stealing a newcomer tries before it queues.
+#[cfg(not(loom))]
+const STEAL_TRIES: u32 = 64;
+#[cfg(loom)]
+const STEAL_TRIES: u32 = 1;
+
+/// The queued spinlock (`struct qspinlock`), paravirtual flavour.
+#[derive(Debug)]
+#[repr(C, align(8))]
+pub struct Queued {
+    locked: AtomicU32,
+    tail: AtomicU32,
+}
+
+// SAFETY: `locked` goes 0→1 only through a CAS that saw 0, so one thread wins;
+// it returns to 0 only by the holder's Release store, and every winning CAS is
+// Acquire. The queue only decides who tries the CAS.
+unsafe impl RawSpin for Queued {
+    #[cfg(not(loom))]
+    const INIT: Self = Queued {
+        locked: AtomicU32::new(0),
+        tail: AtomicU32::new(0),
+    };
+    #[cfg(loom)]
+    fn new() -> Self {
+        Queued {
+            locked: AtomicU32::new(0),
+            tail: AtomicU32::new(0),
+        }
+    }
+    const NAME: &'static str = "queued";
+
+    #[inline]
+    fn lock(&self) {
+        // Relaxed tail load: only a fairness hint (queue first if others wait);
+        // the CAS decides. Acquire CAS: pairs with the Release store in `unlock`.
+        if self.tail.load(Ordering::Relaxed) != 0
+            || self
+                .locked
+                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            self.lock_slow();
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.locked.load(Ordering::Relaxed) == 0
+            && self.tail.load(Ordering::Relaxed) & HEAD_SPIN == 0
+            && self.cas_lock()
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        // Release: pairs with the Acquire CAS of the next holder.
+        self.locked.store(0, Ordering::Release);
+        // Orders the store above before the load below, together with the
+        // sleeper's heavy_barrier() between its SLEEPER store and its re-check
+        // of `locked` (see `head_wait`).
+        light_barrier();
+        if self.tail.load(Ordering::Relaxed) & SLEEPER != 0 {
+            self.wake_head();
+        }
+    }
+
+    fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed) != 0
+    }
+
+    fn is_contended(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) & TAIL_MASK != 0
+    }
+}
+
+/// The queued lock under its own type, for [`RawSpinLock`](super::RawSpinLock)
+/// (`raw_spinlock_t`): the same algorithm as [`Queued`].
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct RawQueued(Queued);
+
+// SAFETY: delegates every operation to `Queued`.
+unsafe impl RawSpin for RawQueued {
+    #[cfg(not(loom))]
+    const INIT: Self = RawQueued(Queued::INIT);
+    #[cfg(loom)]
+    fn new() -> Self {
+        RawQueued(Queued::new())
+    }
+    const NAME: &'static str = "raw-queued";
+    #[inline]
+    fn lock(&self) {
+        self.0.lock()
+    }
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.0.try_lock()
+    }
+    #[inline]
+    unsafe fn unlock(&self) {
+        // SAFETY: forwarded from our caller.
+        unsafe { self.0.unlock() }
+    }
+    fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+    fn is_contended(&self) -> bool {
+        self.0.is_contended()
+    }
+}
+
+impl Queued {
+    #[inline]
+    fn cas_lock(&self) -> bool {
+        // Acquire: pairs with the Release store in `unlock`.
+        self.locked
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[cold]
+    fn wake_head(&self) {
+        crate::arch::futex::wake_one(&self.locked);
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        // Steal while the queue's head is not spinning for the lock, a bounded
+        // number of rounds (pv_hybrid_queued_unfair_trylock).
+        let spin = Spin::new();
+        for _ in 0..STEAL_TRIES {
+            let t = self.tail.load(Ordering::Relaxed);
+            if t & HEAD_SPIN != 0 {
+                break;
+            }
+            if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
+                return;
+            }
+            if t & TAIL_MASK == 0 {
+                // No queue: become its head right away.
+                break;
+            }
+            spin.spin();
+        }
+
+        let Some(me) = node::claim() else {
+            // Out of nodes (deep irq nesting, or no thread slot): spin on
+            // trylock as the kernel does past MAX_NODES, yielding when spent.
+            return self.lock_without_node();
+        };
+        // AcqRel: Release publishes our node's initialisation to the successor
+        // that reads our code from `tail`; Acquire makes the predecessor's node
+        // initialisation visible before we write its `next`.
+        let old = match self
+            .tail
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some((t & FLAGS) | me.code)
+            }) {
+            Ok(t) | Err(t) => t,
+        };
+        if old & TAIL_MASK != 0 {
+            // Release: pairs with the predecessor's Acquire in `wait_for_next`.
+            node::get(old & TAIL_MASK)
+                .next
+                .store(me.code, Ordering::Release);
+            node::wait_for_handover(me.node);
+        }
+
+        self.head_wait();
+
+        // We hold the lock and are the queue head: clear our flags and leave
+        // the queue, emptying it if we are last.
+        let mut t = self.tail.load(Ordering::Relaxed);
+        loop {
+            let new = if t & TAIL_MASK == me.code {
+                0
+            } else {
+                t & TAIL_MASK
+            };
+            // Relaxed: the tail carries no data for the next head; hand-over
+            // below (Release) and the lock word do.
+            match self
+                .tail
+                .compare_exchange_weak(t, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) if new == 0 => {
+                    node::free(&me);
+                    return;
+                }
+                Ok(_) => break,
+                Err(now) => t = now,
+            }
+        }
+        let next = node::wait_for_next(me.node);
+        node::hand_over(node::get(next));
+        node::free(&me);
+    }
+
+    /// The queue head's wait for the lock word (`pv_wait_head_or_lock`).
+    fn head_wait(&self) {
+        let spin = Spin::new();
+        loop {
+            // Spin phase: HEAD_SPIN set, so newcomers queue instead of stealing.
+            self.tail.fetch_or(HEAD_SPIN, Ordering::Relaxed);
+            spin.reset();
+            loop {
+                if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
+                    return;
+                }
+                if spin.is_completed() {
+                    break;
+                }
+                spin.snooze();
+            }
+            // Sleep phase: announce the sleeper, then re-check.
+            self.tail
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some((t & !HEAD_SPIN) | SLEEPER)
+                })
+                .ok();
+            // Pairs with the unlocker's light_barrier(): either it sees SLEEPER
+            // after its release store, or we see its store of 0 here.
+            heavy_barrier();
+            if self.cas_lock() {
+                self.tail.fetch_and(!SLEEPER, Ordering::Relaxed);
+                return;
+            }
+            // Sleeps only while `locked` is still LOCKED; any unlock after our
+            // heavy barrier sees SLEEPER and wakes us.
+            crate::arch::futex::wait(&self.locked, LOCKED, None);
+            self.tail.fetch_and(!SLEEPER, Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn lock_without_node(&self) {
+        let spin = Spin::new();
+        loop {
+            if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
+                return;
+            }
+            if spin.is_completed() {
+                crate::arch::yield_now();
+            } else {
+                spin.snooze();
+            }
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    /// Two threads: mutual exclusion, and with a one-round spin budget both the
+    /// node sleep and the head sleep (SLEEPER + barrier pair) are explored; a
+    /// lost wake-up would show as a deadlock.
+    #[test]
+    fn loom_queued_mutual_exclusion() {
+        super::super::loom_support::mutual_exclusion::<Queued>(2);
+    }
+
+    /// Three threads: a queue of two behind a holder (hand-over, node sleep).
+    #[test]
+    fn loom_queued_three_threads() {
+        super::super::loom_support::mutual_exclusion::<Queued>(3);
+    }
+}

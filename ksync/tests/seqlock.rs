@@ -1,0 +1,140 @@
+//! Stress tests for `ksync::seqlock`: readers racing writers never validate a
+//! torn snapshot.
+
+use ksync::seqlock::{Pod, SeqLatch, SeqLock, Zeroable};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// 64 bytes, every field derived from one stamp, so any mix of two writes shows.
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C)]
+struct Snap {
+    f: [u64; 8],
+}
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The inverse of `MUL` modulo 2^64.
+const MUL_INV: u64 = 0xF1DE_83E1_9937_733D;
+
+impl Snap {
+    fn of(stamp: u64) -> Self {
+        let mut f = [0; 8];
+        for (i, x) in f.iter_mut().enumerate() {
+            *x = stamp.wrapping_mul(MUL).rotate_left(i as u32 * 7) ^ i as u64;
+        }
+        Snap { f }
+    }
+
+    fn is_consistent(&self) -> bool {
+        let stamp = self.f[0].wrapping_mul(MUL_INV);
+        *self == Snap::of(stamp)
+    }
+}
+
+#[test]
+fn a_torn_snapshot_is_detected_by_the_check() {
+    for s in [0u64, 1, 2, 12345, u64::MAX] {
+        assert!(Snap::of(s).is_consistent());
+    }
+    let mut torn = Snap::of(1);
+    torn.f[5] = Snap::of(2).f[5];
+    assert!(!torn.is_consistent());
+}
+
+const READERS: usize = 8;
+const WRITERS: usize = 2;
+
+/// Runs 2 writers (each publishing distinct stamps) and 8 readers for `d`;
+/// returns (reads, reads that saw a torn snapshot).
+fn run_for(
+    d: Duration,
+    reader: impl Fn() -> bool + Sync,
+    writer: impl Fn(u64) + Sync,
+) -> (u64, u64) {
+    let stop = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let torn = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for w in 0..WRITERS as u64 {
+            let (stop, writer) = (&stop, &writer);
+            s.spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    writer(n * WRITERS as u64 + w);
+                }
+            });
+        }
+        for _ in 0..READERS {
+            let (stop, reader, reads, torn) = (&stop, &reader, &reads, &torn);
+            s.spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if !reader() {
+                        torn.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+                reads.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < d {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    (reads.into_inner(), torn.into_inner())
+}
+
+#[test]
+fn seqlock_8_readers_2_writers_never_validate_a_torn_64_byte_read() {
+    let sl = SeqLock::new(Snap::of(0));
+    let (reads, torn) = run_for(
+        Duration::from_millis(1500),
+        || sl.read().is_consistent(),
+        |stamp| *sl.write() = Snap::of(stamp),
+    );
+    assert_eq!(torn, 0, "{torn} torn reads validated out of {reads}");
+    assert!(reads > 0);
+    assert!(sl.read().is_consistent());
+    assert!(sl.updates() > 0);
+}
+
+#[test]
+fn seqlock_explicit_sections_and_read_or_lock_never_validate_torn_reads() {
+    let sl = SeqLock::new(Snap::of(0));
+    let (reads, torn) = run_for(
+        Duration::from_millis(500),
+        || {
+            // The explicit read_seqbegin/read_seqretry pair ...
+            let a = loop {
+                let s = sl.read_begin();
+                let v = sl.read_unvalidated();
+                if !sl.read_retry(s) {
+                    break v;
+                }
+            };
+            // ... and the reader that falls back to the lock.
+            let b = sl.read_or_lock(|v| *v);
+            a.is_consistent() && b.is_consistent()
+        },
+        |stamp| {
+            let mut g = sl.write_irqsave();
+            *g = Snap::of(stamp);
+        },
+    );
+    assert_eq!(torn, 0, "{torn} torn reads validated out of {reads}");
+}
+
+#[test]
+fn latch_8_readers_2_writers_never_return_a_torn_read() {
+    let latch = SeqLatch::new(Snap::of(0));
+    let (reads, torn) = run_for(
+        Duration::from_millis(700),
+        || latch.read().is_consistent(),
+        |stamp| latch.write(Snap::of(stamp)),
+    );
+    assert_eq!(torn, 0, "{torn} torn reads out of {reads}");
+    assert!(latch.updates() > 0);
+}
