@@ -21,8 +21,8 @@
 //! `Relaxed` accesses to *other* locations around it (the store-buffering shape).
 //! Code that needs that — the kernel's `smp_mb__before_atomic()` /
 //! `smp_mb__after_atomic()` idiom — uses
-//! [`smp_mb__before_atomic`](crate::barrier::smp_mb__before_atomic) and
-//! [`smp_mb__after_atomic`](crate::barrier::smp_mb__after_atomic), which are real
+//! [`smp_mb_before_atomic`](crate::barrier::smp_mb_before_atomic) and
+//! [`smp_mb_after_atomic`](crate::barrier::smp_mb_after_atomic), which are real
 //! fences in ksync.
 //!
 //! The types admit only atomic operations: there is no `&self` access to the

@@ -883,3 +883,301 @@ impl fmt::Debug for BitSpinGuard<'_> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+
+    #[test]
+    fn atomic_ops_change_the_bit_and_return_the_old_value() {
+        let m = Bitmap::new(130);
+        assert!(!m.test_bit(129));
+        m.set_bit(129);
+        assert!(m.test_bit(129));
+        m.set_bit(129); // idempotent
+        assert_eq!(m.weight(), 1);
+        m.clear_bit(129);
+        assert!(!m.test_bit(129));
+        m.change_bit(64);
+        assert!(m.test_bit(64));
+        m.change_bit(64);
+        assert!(!m.test_bit(64));
+
+        assert!(!m.test_and_set_bit(0));
+        assert!(m.test_and_set_bit(0));
+        assert!(m.test_bit(0));
+        assert!(m.test_and_clear_bit(0));
+        assert!(!m.test_and_clear_bit(0));
+        assert!(!m.test_bit(0));
+        assert!(!m.test_and_change_bit(63));
+        assert!(m.test_bit(63));
+        assert!(m.test_and_change_bit(63));
+        assert!(!m.test_bit(63));
+        assert!(m.is_clear());
+    }
+
+    #[test]
+    fn bits_do_not_disturb_their_neighbours() {
+        let m = Bitmap::new(192);
+        for nr in (0..192).step_by(3) {
+            m.set_bit(nr);
+        }
+        for nr in 0..192 {
+            assert_eq!(m.test_bit(nr), nr % 3 == 0, "bit {nr}");
+        }
+        assert_eq!(m.weight(), 64);
+    }
+
+    #[test]
+    fn lock_forms() {
+        let m = Bitmap::new(8);
+        assert!(!m.test_and_set_bit_lock(5));
+        assert!(m.test_and_set_bit_lock(5));
+        assert!(m.test_bit_acquire(5));
+        m.clear_bit_unlock(5);
+        assert!(!m.test_bit(5));
+        {
+            let _g = m.bit_spin_lock(2);
+            assert!(m.bit_spin_is_locked(2));
+            assert!(m.bit_spin_trylock(2).is_none());
+            let g3 = m.bit_spin_trylock(3).expect("bit 3 is free");
+            assert!(m.test_bit(3));
+            drop(g3);
+            assert!(!m.test_bit(3));
+        }
+        assert!(!m.bit_spin_is_locked(2));
+    }
+
+    #[test]
+    fn bit_spin_lock_excludes() {
+        let m = Bitmap::new(64);
+        let counter = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        let _g = m.bit_spin_lock(17);
+                        // A non-atomic read-modify-write made of two atomic
+                        // accesses: an interleaving would lose increments.
+                        let v = counter.load(std::sync::atomic::Ordering::Relaxed);
+                        std::hint::spin_loop();
+                        counter.store(v + 1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.into_inner(), 4_000);
+        assert!(!m.test_bit(17));
+    }
+
+    #[test]
+    fn nonatomic_forms() {
+        let mut m = Bitmap::new(100);
+        m.set_bit_nonatomic(99);
+        assert!(m.test_bit(99));
+        m.clear_bit_nonatomic(99);
+        assert!(!m.test_bit(99));
+        m.change_bit_nonatomic(1);
+        assert!(m.test_bit(1));
+        assert!(!m.test_and_set_bit_nonatomic(2));
+        assert!(m.test_and_set_bit_nonatomic(2));
+        assert!(m.test_and_clear_bit_nonatomic(2));
+        assert!(!m.test_and_clear_bit_nonatomic(2));
+        assert!(m.test_and_change_bit_nonatomic(1));
+        assert!(!m.test_and_change_bit_nonatomic(1));
+        assert!(m.test_bit(1));
+        m.fill();
+        assert_eq!(m.weight(), 100);
+        assert_eq!(m.find_first_zero_bit(), None);
+        m.zero();
+        assert!(m.is_clear());
+    }
+
+    #[test]
+    fn find_functions() {
+        let m = Bitmap::new(300);
+        assert_eq!(m.find_first_bit(), None);
+        assert_eq!(m.find_next_bit(0), None);
+        assert_eq!(m.find_last_bit(), None);
+        assert_eq!(m.find_first_zero_bit(), Some(0));
+        m.set_bit(0);
+        m.set_bit(63);
+        m.set_bit(64);
+        m.set_bit(299);
+        assert_eq!(m.find_first_bit(), Some(0));
+        assert_eq!(m.find_next_bit(1), Some(63));
+        assert_eq!(m.find_next_bit(63), Some(63));
+        assert_eq!(m.find_next_bit(64), Some(64));
+        assert_eq!(m.find_next_bit(65), Some(299)); // crosses the 4-word skip
+        assert_eq!(m.find_next_bit(299), Some(299));
+        assert_eq!(m.find_next_bit(300), None); // offset == nbits
+        assert_eq!(m.find_next_bit(10_000), None);
+        assert_eq!(m.find_last_bit(), Some(299));
+        assert_eq!(m.find_first_zero_bit(), Some(1));
+        assert_eq!(m.find_next_zero_bit(63), Some(65));
+        assert_eq!(m.find_next_zero_bit(299), None);
+        assert_eq!(m.find_next_zero_bit(298), Some(298));
+        assert_eq!(m.iter_set().collect::<Vec<_>>(), [0, 63, 64, 299]);
+        assert_eq!(m.iter_clear().count(), 296);
+        assert_eq!(
+            format!("{m:?}"),
+            "Bitmap { nbits: 300, set: [0, 63, 64, 299] }"
+        );
+    }
+
+    #[test]
+    fn find_zero_stops_at_nbits() {
+        // 70 bits: the last word's bits 70..128 are outside the bitmap.
+        let mut m = Bitmap::new(70);
+        m.fill();
+        assert_eq!(m.find_first_zero_bit(), None);
+        m.clear_bit(69);
+        assert_eq!(m.find_first_zero_bit(), Some(69));
+        assert_eq!(m.find_next_zero_bit(0), Some(69));
+        let empty = Bitmap::new(0);
+        assert_eq!(empty.find_first_bit(), None);
+        assert_eq!(empty.find_first_zero_bit(), None);
+        assert_eq!(empty.iter_set().count(), 0);
+    }
+
+    #[test]
+    fn find_agrees_with_a_naive_scan() {
+        let m = Bitmap::new(1000);
+        let mut x = 12345u32;
+        for _ in 0..60 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            m.set_bit(x as usize % 1000);
+        }
+        for off in 0..1001 {
+            let want = (off..1000).find(|&i| m.test_bit(i));
+            assert_eq!(m.find_next_bit(off), want, "offset {off}");
+            let want0 = (off..1000).find(|&i| !m.test_bit(i));
+            assert_eq!(m.find_next_zero_bit(off), want0, "offset {off}");
+        }
+    }
+
+    #[test]
+    fn static_bitmaps() {
+        static S: StaticBitmap<{ bits_to_longs(65) }> = StaticBitmap::new_static(65);
+        crate::declare_bitmap!(static D, 10);
+        S.set_bit(64);
+        assert_eq!(S.find_first_bit(), Some(64));
+        assert_eq!(S.nbits(), 65);
+        D.set_bit(9);
+        assert!(D.test_and_clear_bit(9));
+        assert_eq!(bits_to_longs(0), 0);
+        assert_eq!(bits_to_longs(64), 1);
+        assert_eq!(bits_to_longs(65), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "bit index 100 out of range for a bitmap of 100 bits")]
+    fn out_of_range_panics_with_index_and_length() {
+        Bitmap::new(100).test_and_set_bit(100);
+    }
+
+    #[test]
+    #[should_panic(expected = "bit index 64 out of range for a bitmap of 64 bits")]
+    fn out_of_range_nonatomic_panics() {
+        Bitmap::new(64).set_bit_nonatomic(64);
+    }
+
+    #[test]
+    #[should_panic(expected = "bit index 32 out of range for a bitmap of 32 bits")]
+    fn word_out_of_range_panics() {
+        AtomicU32::new(0).set_bit(32);
+    }
+
+    #[test]
+    fn word_bitops() {
+        let w = AtomicU64::new(0);
+        w.set_bit(63);
+        assert!(w.test_bit(63));
+        assert!(!w.test_and_set_bit(1));
+        assert!(w.test_and_set_bit(1));
+        assert!(w.test_and_clear_bit(1));
+        assert!(!w.test_and_clear_bit(1));
+        assert!(!w.test_and_change_bit(2));
+        assert!(w.test_and_change_bit(2));
+        w.change_bit(3);
+        w.clear_bit(63);
+        assert_eq!(w.load(std::sync::atomic::Ordering::Relaxed), 0b1000);
+        w.set_mask(0b0110);
+        w.clear_mask(0b1100);
+        assert_eq!(w.load(std::sync::atomic::Ordering::Relaxed), 0b0010);
+        assert!(!w.test_and_set_bit_lock(0));
+        assert!(w.test_and_set_bit_lock(0));
+        w.clear_bit_unlock(0);
+        assert!(!w.test_bit(0));
+
+        let u = AtomicUsize::new(0);
+        {
+            let _g = u.bit_spin_lock(3);
+            assert!(u.bit_spin_is_locked(3));
+            assert!(u.bit_spin_trylock(3).is_none());
+        }
+        assert!(!u.bit_spin_is_locked(3));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// test_and_set_bit_lock / clear_bit_unlock give mutual exclusion and
+    /// publish the critical section: loom reports a data race on the cell if
+    /// the acquire/release pairing were missing.
+    #[test]
+    fn loom_bit_lock_excludes() {
+        loom::model(|| {
+            let m = Arc::new((Bitmap::new(8), UnsafeCell::new(0u32)));
+            let ths: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || {
+                        while m.0.test_and_set_bit_lock(3) {
+                            loom::thread::yield_now();
+                        }
+                        // SAFETY: bit 3 is held: no other thread is in here.
+                        m.1.with_mut(|p| unsafe { *p += 1 });
+                        m.0.clear_bit_unlock(3);
+                    })
+                })
+                .collect();
+            for t in ths {
+                t.join().unwrap();
+            }
+            // SAFETY: both threads joined.
+            assert_eq!(m.1.with(|p| unsafe { *p }), 2);
+            assert!(!m.0.test_bit(3));
+        });
+    }
+
+    /// The bit spinlock guard: same property through bit_spin_lock's slow path.
+    #[test]
+    fn loom_bit_spin_lock_excludes() {
+        loom::model(|| {
+            let m = Arc::new((AtomicUsize::new(0), UnsafeCell::new(0u32)));
+            let ths: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || {
+                        let _g = m.0.bit_spin_lock(0);
+                        // SAFETY: the bit lock is held.
+                        m.1.with_mut(|p| unsafe { *p += 1 });
+                    })
+                })
+                .collect();
+            for t in ths {
+                t.join().unwrap();
+            }
+            // SAFETY: both threads joined.
+            assert_eq!(m.1.with(|p| unsafe { *p }), 2);
+        });
+    }
+}

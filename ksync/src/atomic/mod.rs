@@ -28,3 +28,6 @@ pub use bitops::{
     BITS_PER_LONG, BitOps, BitSpinGuard, BitSpinLock, Bitmap, StaticBitmap, bits_to_longs,
 };
 pub use refcount::{Kref, REFCOUNT_MAX, REFCOUNT_SATURATED, Refcount, RefcountWarning};
+
+#[cfg(all(test, not(loom)))]
+mod atomic_tests;

@@ -483,3 +483,210 @@ impl<T: fmt::Debug> fmt::Debug for Kref<T> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdUsize;
+
+    #[test]
+    fn counting() {
+        let r = Refcount::new(1);
+        r.inc();
+        r.add(3);
+        assert_eq!(r.read(), 5);
+        r.dec();
+        assert_eq!(r.read(), 4);
+        assert!(!r.sub_and_test(2));
+        assert_eq!(r.read(), 2);
+        assert!(r.sub_and_test(2));
+        assert_eq!(r.read(), 0);
+        r.set(1);
+        assert!(r.inc_not_zero());
+        assert!(r.add_not_zero(2));
+        assert_eq!(r.read(), 4);
+        assert!(r.dec_not_one());
+        assert!(r.dec_not_one());
+        assert!(r.dec_not_one());
+        assert!(!r.dec_not_one());
+        assert!(!Refcount::new(2).dec_if_one());
+        assert!(r.dec_if_one());
+        assert_eq!(r.read(), 0);
+        assert!(!r.inc_not_zero());
+        assert!(!r.add_not_zero(5));
+        assert_eq!(r.read(), 0);
+        assert_eq!(format!("{:?}", Refcount::new(3)), "Refcount(3)");
+    }
+
+    #[test]
+    fn overflow_saturates_and_warns() {
+        let before = RefcountWarning::Saturated.count();
+        let r = Refcount::new(REFCOUNT_MAX);
+        r.inc();
+        assert!(r.is_saturated());
+        assert_eq!(r.read(), REFCOUNT_SATURATED as u32);
+        assert!(RefcountWarning::Saturated.count() > before);
+        // Saturated stays saturated: neither an increment nor a decrement
+        // brings it back, and the object is never freed.
+        r.inc();
+        assert!(!r.dec_and_test());
+        assert!(r.is_saturated());
+        assert!(r.dec_not_one());
+        assert!(r.is_saturated());
+        assert_eq!(format!("{r:?}"), "Refcount(saturated)");
+
+        let r = Refcount::new(REFCOUNT_MAX - 1);
+        assert!(r.add_not_zero(10));
+        assert!(r.is_saturated());
+    }
+
+    #[test]
+    fn increment_from_zero_warns() {
+        let before = RefcountWarning::AdditionOnZero.count();
+        let r = Refcount::new(0);
+        r.inc();
+        assert!(r.is_saturated());
+        assert!(RefcountWarning::AdditionOnZero.count() > before);
+    }
+
+    #[test]
+    fn underflow_and_dec_to_zero_warn() {
+        let before = RefcountWarning::Underflow.count();
+        let r = Refcount::new(1);
+        assert!(!r.sub_and_test(2));
+        assert!(r.is_saturated());
+        assert!(RefcountWarning::Underflow.count() > before);
+
+        let before = RefcountWarning::DecrementHitZero.count();
+        let r = Refcount::new(1);
+        r.dec();
+        assert!(r.is_saturated());
+        assert!(RefcountWarning::DecrementHitZero.count() > before);
+        assert_eq!(
+            RefcountWarning::DecrementHitZero.to_string(),
+            "refcount_t: decrement hit 0; leaking memory."
+        );
+    }
+
+    #[test]
+    fn exactly_one_thread_sees_zero() {
+        for _ in 0..20 {
+            let r = Refcount::new(8);
+            let zeros = StdUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        if r.dec_and_test() {
+                            zeros.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert_eq!(zeros.into_inner(), 1);
+        }
+    }
+
+    #[test]
+    fn kref_releases_once_with_the_value() {
+        static RELEASED: StdUsize = StdUsize::new(0);
+        let k = Kref::new(vec![1, 2, 3]);
+        let handles: Vec<_> = (0..8).map(|_| k.get()).collect();
+        assert_eq!(Kref::read(&k), 9);
+        std::thread::scope(|s| {
+            for h in handles {
+                s.spawn(move || {
+                    assert_eq!(h.len(), 3);
+                    h.put(|v| {
+                        RELEASED.fetch_add(v.len(), core::sync::atomic::Ordering::Relaxed);
+                    });
+                });
+            }
+        });
+        assert_eq!(Kref::read(&k), 1);
+        assert_eq!(RELEASED.load(core::sync::atomic::Ordering::Relaxed), 0);
+        assert!(k.put(|v| {
+            RELEASED.fetch_add(v.len(), core::sync::atomic::Ordering::Relaxed);
+        }));
+        assert_eq!(RELEASED.load(core::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn kref_drop_is_a_put() {
+        struct D<'a>(&'a StdUsize);
+        impl Drop for D<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let dropped = StdUsize::new(0);
+        let a = Kref::new(D(&dropped));
+        let b = a.clone();
+        drop(a);
+        assert_eq!(dropped.load(core::sync::atomic::Ordering::Relaxed), 0);
+        drop(b);
+        assert_eq!(dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// Of two threads dropping the last two references, exactly one sees zero,
+    /// and it sees the other thread's write to the object (release on the
+    /// decrement, acquire fence at zero): loom flags the read as a data race
+    /// otherwise.
+    #[test]
+    fn loom_dec_and_test_publishes_to_the_freer() {
+        loom::model(|| {
+            let obj = Arc::new((
+                Refcount::new(2),
+                [UnsafeCell::new(0u32), UnsafeCell::new(0u32)],
+            ));
+            let ths: Vec<_> = (0..2usize)
+                .map(|i| {
+                    let obj = obj.clone();
+                    loom::thread::spawn(move || {
+                        // This holder's last write to the object (its own field)...
+                        // SAFETY: only thread i writes field i, and only before
+                        // its decrement; the freer reads after zero.
+                        obj.1[i].with_mut(|p| unsafe { *p = i as u32 + 1 });
+                        if obj.0.dec_and_test() {
+                            // ...is visible to whoever frees it, whichever
+                            // thread that is.
+                            // SAFETY: the count is zero: no holder is left.
+                            Some(obj.1.iter().map(|c| c.with(|p| unsafe { *p })).sum::<u32>())
+                        } else {
+                            None
+                        }
+                    })
+                })
+                .collect();
+            let seen: Vec<_> = ths.into_iter().map(|t| t.join().unwrap()).collect();
+            let zeros: Vec<_> = seen.into_iter().flatten().collect();
+            assert_eq!(zeros, [3], "exactly one thread frees, seeing both writes");
+        });
+    }
+
+    /// inc_not_zero never revives a count that reached zero.
+    #[test]
+    fn loom_inc_not_zero_does_not_revive() {
+        loom::model(|| {
+            let r = Arc::new(Refcount::new(1));
+            let r2 = r.clone();
+            let t = loom::thread::spawn(move || r2.inc_not_zero());
+            let freed = r.dec_and_test();
+            let got = t.join().unwrap();
+            if got {
+                // The lookup won: the count went 1 -> 2 -> 1, nobody freed.
+                assert!(!freed);
+                assert_eq!(r.read(), 1);
+            } else {
+                assert!(freed);
+                assert_eq!(r.read(), 0);
+            }
+        });
+    }
+}
