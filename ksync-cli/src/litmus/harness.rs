@@ -208,8 +208,8 @@ fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a valid cpu_set_t of the size passed, for the calling thread (0).
     let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } == 0;
     let cpus: Vec<usize> = if ok {
-        // SAFETY: CPU_ISSET reads the set we own.
         (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads the set we own, at an index below CPU_SETSIZE.
             .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
             .collect()
     } else {
@@ -263,7 +263,6 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
         let mut handles = Vec::new();
         for (t, body) in test.threads.iter().enumerate() {
             let (vars, regs, barrier, cpus, progress) = (&vars, &regs, &barrier, &cpus, &progress);
-            let group_len = group_len;
             // Thread 0 counts the outcomes.
             let counts_out = counts_slot.take();
             handles.push(s.spawn(move || {

@@ -3,33 +3,8 @@
 //! Generated from one template for both widths, so that the two types cannot
 //! drift apart; every method carries the kernel's C name as a `doc(alias)`.
 //!
-//! # The ordering rules (Documentation/atomic_t.txt)
-//!
-//! | operation | kernel | ksync | x86-64 | arm64 |
-//! |---|---|---|---|---|
-//! | `read`, `set` | unordered (`READ_ONCE`/`WRITE_ONCE`) | `Relaxed` load/store | `mov` | `ldr`/`str` |
-//! | `read_acquire`, `set_release` | acquire / release | `Acquire` / `Release` | `mov` | `ldar` / `stlr` |
-//! | void RMW: `add`, `sub`, `inc`, `dec`, `and`, `or`, `xor`, `andnot` | unordered | `Relaxed` RMW | `lock add` | `stadd` |
-//! | value-returning RMW: `*_return`, `fetch_*`, `xchg`, `cmpxchg`, `*_and_test`, `add_negative`, `add_unless` … | fully ordered | `SeqCst` RMW | `lock xadd` | `ldaddal` |
-//! | `*_relaxed` / `*_acquire` / `*_release` forms | as named | `Relaxed` / `Acquire` / `Release` | same as above | `ldadd` / `ldadda` / `ldaddl` |
-//! | a failed `cmpxchg`/`try_cmpxchg`, a conditional op that does not store | unordered | `Relaxed` failure ordering | — | — |
-//!
-//! A fully ordered operation compiles to the same instruction the kernel uses on
-//! x86-64 and arm64. In the Rust (C++20) memory model a `SeqCst` read-modify-write
-//! is an acquire and a release that also takes part in the single total order of
-//! `SeqCst` operations and fences; it is *not*, by itself, a full fence for the
-//! `Relaxed` accesses to *other* locations around it (the store-buffering shape).
-//! Code that needs that — the kernel's `smp_mb__before_atomic()` /
-//! `smp_mb__after_atomic()` idiom — uses
-//! [`smp_mb_before_atomic`](crate::barrier::smp_mb_before_atomic) and
-//! [`smp_mb_after_atomic`](crate::barrier::smp_mb_after_atomic), which are real
-//! fences in ksync.
-//!
-//! The types admit only atomic operations: there is no `&self` access to the
-//! plain value, so sharing one between threads is never a data race (SPEC §17:
-//! the volatile trap). Arithmetic wraps, as the kernel's (built with
-//! `-fno-strict-overflow`); use [`Refcount`](super::Refcount) for counts that must
-//! not.
+//! The ordering rules and what each operation compiles to are in the
+//! [module docs](crate::atomic).
 
 use crate::Backoff;
 use crate::loom::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -40,7 +15,7 @@ use core::fmt;
 /// Value-returning read-modify-write operations are fully ordered, void ones are
 /// unordered, and each value-returning operation also comes in `_relaxed`,
 /// `_acquire` and `_release` forms — the kernel's rules, see the
-/// [module docs](self). Every method is named after the kernel's
+/// [module docs](crate::atomic). Every method is named after the kernel's
 /// `atomic_<op>()` and carries that name as a doc alias.
 ///
 /// ```
@@ -820,7 +795,7 @@ impl fmt::Debug for Atomic {
 /// Value-returning read-modify-write operations are fully ordered, void ones are
 /// unordered, and each value-returning operation also comes in `_relaxed`,
 /// `_acquire` and `_release` forms — the kernel's rules, see the
-/// [module docs](self). Every method is named after the kernel's
+/// [module docs](crate::atomic). Every method is named after the kernel's
 /// `atomic64_<op>()` and carries that name as a doc alias.
 ///
 /// ```

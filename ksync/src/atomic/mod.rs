@@ -17,11 +17,39 @@
 //! admits only atomic operations through `&self`; the non-atomic `__` forms take
 //! `&mut self`, so they cannot race. The barriers that go with them live in
 //! [`crate::barrier`].
+//!
+//! # The ordering rules (Documentation/atomic_t.txt)
+//!
+//! | operation | kernel | ksync | x86-64 | arm64 |
+//! |---|---|---|---|---|
+//! | `read`, `set` | unordered (`READ_ONCE`/`WRITE_ONCE`) | `Relaxed` load/store | `mov` | `ldr`/`str` |
+//! | `read_acquire`, `set_release` | acquire / release | `Acquire` / `Release` | `mov` | `ldar` / `stlr` |
+//! | void RMW: `add`, `sub`, `inc`, `dec`, `and`, `or`, `xor`, `andnot` | unordered | `Relaxed` RMW | `lock add` | `stadd` |
+//! | value-returning RMW: `*_return`, `fetch_*`, `xchg`, `cmpxchg`, `*_and_test`, `add_negative`, `add_unless` … | fully ordered | `SeqCst` RMW | `lock xadd` | `ldaddal` |
+//! | `*_relaxed` / `*_acquire` / `*_release` forms | as named | `Relaxed` / `Acquire` / `Release` | same as above | `ldadd` / `ldadda` / `ldaddl` |
+//! | a failed `cmpxchg`/`try_cmpxchg`, a conditional op that does not store | unordered | `Relaxed` failure ordering | — | — |
+//!
+//! A fully ordered operation compiles to the same instruction the kernel uses on
+//! x86-64 and arm64. In the Rust (C++20) memory model a `SeqCst` read-modify-write
+//! is an acquire and a release that also takes part in the single total order of
+//! `SeqCst` operations and fences; it is *not*, by itself, a full fence for the
+//! `Relaxed` accesses to *other* locations around it (the store-buffering shape).
+//! Code that needs that — the kernel's `smp_mb__before_atomic()` /
+//! `smp_mb__after_atomic()` idiom — uses
+//! [`smp_mb_before_atomic`](crate::barrier::smp_mb_before_atomic) and
+//! [`smp_mb_after_atomic`](crate::barrier::smp_mb_after_atomic): a full fence
+//! (`dmb ish`) on weakly ordered CPUs, and on x86-64 a compiler barrier, since
+//! there the locked instruction itself is a full fence in hardware.
+//!
+//! The types admit only atomic operations: there is no `&self` access to the
+//! plain value, so sharing one between threads is never a data race (SPEC §17:
+//! the volatile trap). Arithmetic wraps, as the kernel's (built with
+//! `-fno-strict-overflow`); use [`Refcount`] for counts that must not.
 
 #[allow(clippy::module_inception)]
 mod atomic;
-mod bitops;
-mod refcount;
+pub mod bitops;
+pub mod refcount;
 
 pub use atomic::{Atomic, Atomic64, AtomicLong};
 pub use bitops::{
