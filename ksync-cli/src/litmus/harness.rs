@@ -239,7 +239,10 @@ const GROUP: usize = 25;
 
 /// Runs `test` for (at least) `iterations` instances.
 pub fn run(test: &Test, iterations: u64) -> Outcome {
-    let k = INSTANCES;
+    // Small runs (tests, --iterations below one round) use one shorter round.
+    let k = (iterations as usize)
+        .clamp(GROUP, INSTANCES)
+        .next_multiple_of(GROUP);
     let nthreads = test.threads.len();
     let rounds = iterations.div_ceil(k as u64).max(1);
     let vars: Vec<AtomicU32> = (0..3 * k).map(|_| AtomicU32::new(0)).collect();
