@@ -327,11 +327,14 @@ fn warn(kind: RefcountWarning) {
     use core::sync::atomic::Ordering::Relaxed;
     WARN_COUNT[kind.index()].fetch_add(1, Relaxed);
     if !WARNED[kind.index()].swap(true, Relaxed) {
-        eprintln!(
-            "ksync: WARNING: {} (reported once)\n{}",
-            kind.message(),
-            std::backtrace::Backtrace::capture()
-        );
+        // The backtrace is there with RUST_BACKTRACE=1, as the kernel's WARN
+        // prints the call chain.
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("ksync: WARNING: {} (reported once)\n{bt}", kind.message());
+        } else {
+            eprintln!("ksync: WARNING: {} (reported once)", kind.message());
+        }
     }
     debug_assert!(RefcountWarning::ALL.contains(&kind));
 }
