@@ -22,7 +22,7 @@ use std::time::Instant;
 /// Options of `ksync litmus`.
 #[derive(clap::Args, Default)]
 pub struct Args {
-    /// Iterations per test (default: 50000 for two-thread tests, 20000 for
+    /// Iterations per test (default: 100000 for two-thread tests, 50000 for
     /// three and four threads).
     #[arg(long)]
     pub iterations: Option<u64>,
@@ -42,9 +42,8 @@ pub struct Args {
 /// default run of every test well under a minute on a 2-CPU machine.
 fn default_iterations(threads: usize) -> u64 {
     match threads {
-        2 => 50_000,
-        3 => 20_000,
-        _ => 20_000,
+        2 => 100_000,
+        _ => 50_000,
     }
 }
 
