@@ -7,8 +7,9 @@
 //! (forbidden) or `Sometimes` (allowed) — and how often this CPU showed it. A
 //! `Never` outcome that shows up is a failure: the command exits non-zero.
 //!
-//! On x86-64 (TSO) expect `SB+poonceonces` and `R+poonceonces` to be seen —
-//! stores wait in the store buffer while later loads go ahead — and no other
+//! On x86-64 (TSO) expect `SB+poonceonces`, `SB+rfionceonce-poonceonces` and
+//! `R+poonceonces` to be seen — stores wait in the store buffer while later
+//! loads go ahead — and no other
 //! `Sometimes` outcome, since x86-64 keeps every other order; on arm64 and
 //! POWER most `Sometimes` outcomes show up. Seeing `SB+poonceonces` is the
 //! proof that the harness makes the threads race for real.
