@@ -1,0 +1,481 @@
+//! The catalogue: the classic patterns, each plain (`READ_ONCE`/`WRITE_ONCE`
+//! only) and with the barrier or acquire/release that the Linux-kernel memory
+//! model says forbids the interesting outcome. Names and verdicts follow the
+//! kernel's tools/memory-model/litmus-tests (and herd's naming for the shapes
+//! that directory lacks, such as 2+2W): `po` = program order, `once` =
+//! READ_ONCE/WRITE_ONCE, `release`/`acquire` = smp_store_release /
+//! smp_load_acquire, `fencemb`/`fencewmb`/`fencermb` = smp_mb/smp_wmb/smp_rmb,
+//! `ctrl` = a control dependency, `rfi` = reading one's own store.
+//!
+//! Every body uses ksync's own barrier functions, so the run checks them.
+
+use super::harness::{Loc, Test, Vars, Verdict};
+use ksync::barrier::{
+    read_once, smp_load_acquire, smp_mb, smp_rmb, smp_store_release, smp_wmb, write_once,
+};
+
+type R = [u32; super::harness::REGS];
+
+const R0: Loc = Loc::Reg(0, 0);
+const R1: Loc = Loc::Reg(1, 0);
+
+/// Every test, in the order a default run takes them.
+pub fn all() -> Vec<Test> {
+    vec![
+        // ---- SB: store buffering (Dekker) ------------------------------------
+        Test {
+            name: "SB+poonceonces",
+            about: "store buffering: can both threads miss the other's store?",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.x, 1);
+                    r[0] = read_once(v.y);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.y, 1);
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[0, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "SB+fencembonceonces",
+            about: "store buffering with smp_mb() between store and load",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_mb();
+                    r[0] = read_once(v.y);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.y, 1);
+                    smp_mb();
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[0, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "SB+rfionceonce-poonceonces",
+            about: "store buffering where each thread first reads its own store back",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.x, 1);
+                    r[0] = read_once(v.x);
+                    r[1] = read_once(v.y);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.y, 1);
+                    r[0] = read_once(v.y);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[
+                Loc::Reg(0, 0),
+                Loc::Reg(0, 1),
+                Loc::Reg(1, 0),
+                Loc::Reg(1, 1),
+            ],
+            exists: &[1, 0, 1, 0],
+            model: Verdict::Sometimes,
+        },
+        // ---- MP: message passing ---------------------------------------------
+        Test {
+            name: "MP+poonceonces",
+            about: "message passing: can the flag be seen before the data?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "MP+pooncerelease+poacquireonce",
+            about: "message passing with smp_store_release / smp_load_acquire",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_store_release(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.y);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+fencewmbonceonce+fencermbonceonce",
+            about: "message passing with smp_wmb() and smp_rmb()",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_wmb();
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_rmb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        // ---- LB: load buffering ----------------------------------------------
+        Test {
+            name: "LB+poonceonces",
+            about: "load buffering: can each load see the other thread's later store?",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[1, 1],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "LB+poacquireonce+pooncerelease",
+            about: "load buffering with a release on one side and an acquire on the other",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    smp_store_release(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.y);
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[1, 1],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "LB+fencembonceonce+ctrlonceonce",
+            about: "load buffering with a control dependency and smp_mb()",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    if r[0] != 0 {
+                        write_once(v.y, 1);
+                    }
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_mb();
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[1, 1],
+            model: Verdict::Never,
+        },
+        // ---- WRC: write-to-read causality --------------------------------------
+        Test {
+            name: "WRC+poonceonces+Once",
+            about: "write-to-read causality across three threads, no ordering",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(2, 0), Loc::Reg(2, 1)],
+            exists: &[1, 1, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "WRC+pooncerelease+fencermbonceonce+Once",
+            about: "write-to-read causality with a release and smp_rmb()",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    smp_store_release(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_rmb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(2, 0), Loc::Reg(2, 1)],
+            exists: &[1, 1, 0],
+            model: Verdict::Never,
+        },
+        // ---- ISA2: a release-acquire chain -------------------------------------
+        Test {
+            name: "ISA2+poonceonces",
+            about: "a chain of three threads passing a message, no ordering",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    write_once(v.z, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.z);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(2, 0), Loc::Reg(2, 1)],
+            exists: &[1, 1, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "ISA2+pooncerelease+poacquirerelease+poacquireonce",
+            about: "can a release-acquire chain order a prior store against a later load?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_store_release(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.y);
+                    smp_store_release(v.z, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.z);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(2, 0), Loc::Reg(2, 1)],
+            exists: &[1, 1, 0],
+            model: Verdict::Never,
+        },
+        // ---- IRIW: independent reads of independent writes ---------------------
+        Test {
+            name: "IRIW+poonceonces+OnceOnce",
+            about: "can two readers disagree on the order of two independent writes?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    r[1] = read_once(v.y);
+                },
+                |v: &Vars<'_>, _r: &mut R| write_once(v.y, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[
+                Loc::Reg(1, 0),
+                Loc::Reg(1, 1),
+                Loc::Reg(3, 0),
+                Loc::Reg(3, 1),
+            ],
+            exists: &[1, 0, 1, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "IRIW+fencembonceonces+OnceOnce",
+            about: "independent reads of independent writes, smp_mb() between the reads",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    smp_mb();
+                    r[1] = read_once(v.y);
+                },
+                |v: &Vars<'_>, _r: &mut R| write_once(v.y, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_mb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[
+                Loc::Reg(1, 0),
+                Loc::Reg(1, 1),
+                Loc::Reg(3, 0),
+                Loc::Reg(3, 1),
+            ],
+            exists: &[1, 0, 1, 0],
+            model: Verdict::Never,
+        },
+        // ---- 2+2W: two writes each, in opposite orders -------------------------
+        Test {
+            name: "2+2W+poonceonces",
+            about: "can each thread's first write land after the other's second?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    write_once(v.y, 2);
+                },
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.y, 1);
+                    write_once(v.x, 2);
+                },
+            ],
+            observe: &[Loc::Var(0), Loc::Var(1)],
+            exists: &[1, 1],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "2+2W+fencembonceonces",
+            about: "two writes each in opposite orders, smp_mb() between them",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_mb();
+                    write_once(v.y, 2);
+                },
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.y, 1);
+                    smp_mb();
+                    write_once(v.x, 2);
+                },
+            ],
+            observe: &[Loc::Var(0), Loc::Var(1)],
+            exists: &[1, 1],
+            model: Verdict::Never,
+        },
+        // ---- R: a write racing a write-then-read ---------------------------------
+        Test {
+            name: "R+poonceonces",
+            about: "store propagation: can a read miss a write that is co-before the reader's own?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.y, 2);
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Var(1), R1],
+            exists: &[2, 0],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "R+fencembonceonces",
+            about: "the R pattern with smp_mb() on both sides",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    smp_mb();
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.y, 2);
+                    smp_mb();
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Var(1), R1],
+            exists: &[2, 0],
+            model: Verdict::Never,
+        },
+        // ---- S: a write ordered against a later write via a read ----------------
+        Test {
+            name: "S+poonceonces",
+            about: "can a store that depends on a read land before the read's source's predecessor?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 2);
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[Loc::Var(0), R1],
+            exists: &[2, 1],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "S+fencewmbonceonce+poacquireonce",
+            about: "can smp_wmb() and an acquire order a prior store against a later store?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 2);
+                    smp_wmb();
+                    write_once(v.y, 1);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.y);
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[Loc::Var(0), R1],
+            exists: &[2, 1],
+            model: Verdict::Never,
+        },
+        // ---- Coherence: one variable --------------------------------------------
+        Test {
+            name: "CoRR+poonceonce+Once",
+            about: "read-read coherence: can a later read see an older value?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 1),
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "CoRW+poonceonce+Once",
+            about: "read-write coherence: can a read see a write that is co-after the reader's own?",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.x);
+                    write_once(v.x, 1);
+                },
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 2),
+            ],
+            observe: &[R0, Loc::Var(0)],
+            exists: &[2, 2],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "CoWR+poonceonce+Once",
+            about: "write-read coherence: can a read after a write see a value co-before it?",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.x, 1);
+                    r[0] = read_once(v.x);
+                },
+                |v: &Vars<'_>, _r: &mut R| write_once(v.x, 2),
+            ],
+            observe: &[R0, Loc::Var(0)],
+            exists: &[2, 1],
+            model: Verdict::Never,
+        },
+    ]
+}
