@@ -179,7 +179,10 @@ mod tests {
         let got = unsafe { libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) };
         assert_eq!(got, 0);
         let first = (0..n)
-            .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .find(|&c| {
+                // SAFETY: `c` < nr_cpu_ids <= CPU_SETSIZE and `set` is initialised.
+                unsafe { libc::CPU_ISSET(c, &set) }
+            })
             .unwrap();
         std::thread::spawn(move || {
             // SAFETY: as above.
