@@ -309,15 +309,18 @@ impl Queued {
 mod loom_tests {
     use super::*;
 
-    /// Two threads: mutual exclusion, and with a one-round spin budget both the
-    /// node sleep and the head sleep (SLEEPER + barrier pair) are explored; a
-    /// lost wake-up would show as a deadlock.
+    /// Two threads: mutual exclusion through the fast path, the steal loop and
+    /// the queue head's spin.
     #[test]
     fn loom_queued_mutual_exclusion() {
         super::super::loom_support::mutual_exclusion::<Queued>(2);
     }
 
-    /// Three threads: a queue of two behind a holder (hand-over, node sleep).
+    /// Three threads: a queue of two behind a holder. With the loom spin
+    /// budget of one round this reaches the node sleep (hand-over kick) and the
+    /// head sleep (SLEEPER, heavy/light barrier pair, futex kick); a lost
+    /// wake-up shows as a deadlock. Checked by mutation: dropping the unlock's
+    /// kick, or the sleeper's `heavy_barrier()`, makes this model deadlock.
     #[test]
     fn loom_queued_three_threads() {
         super::super::loom_support::mutual_exclusion::<Queued>(3);
