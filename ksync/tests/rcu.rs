@@ -49,7 +49,10 @@ fn synchronize_waits_for_preexisting_reader() {
         std::thread::yield_now();
     }
     synchronize_rcu();
-    assert!(left.load(Ordering::SeqCst), "synchronize_rcu returned before the reader left");
+    assert!(
+        left.load(Ordering::SeqCst),
+        "synchronize_rcu returned before the reader left"
+    );
     reader.join().unwrap();
 }
 
@@ -142,7 +145,10 @@ fn call_rcu_waits_for_reader() {
     let f = freed.clone();
     call_rcu(move || f.store(true, Ordering::SeqCst));
     std::thread::sleep(Duration::from_millis(20));
-    assert!(!freed.load(Ordering::SeqCst), "callback ran inside a pre-existing reader");
+    assert!(
+        !freed.load(Ordering::SeqCst),
+        "callback ran inside a pre-existing reader"
+    );
     drop(g);
     rcu_barrier();
     assert!(freed.load(Ordering::SeqCst));

@@ -12,7 +12,11 @@
 //! | word | values |
 //! |------|--------|
 //! | `CallbackQueue::head` | null: empty; else the newest node of the pending stack |
-//! | `CallbackQueue::sleeping` | 0: worker running; 1: worker asleep or about to sleep (futex word) |
+//! | `CallbackQueue::sleeping` | 0 (`RUNNING`); 1 (`IDLE`): the queue was empty, the worker sleeps until a `call_rcu` wakes it; 2 (`GATHERING`): the worker waits up to [`GATHER`] for more callbacks to join its batch, woken early only by `rcu_barrier` (futex word) |
+//!
+//! The gathering pause is liburcu's: its `call_rcu` thread sleeps 10 ms between
+//! batches so that one grace period serves many callbacks. ksync pauses 1 ms, and
+//! not at all while an `rcu_barrier` waits.
 //!
 //! ## At process exit
 //!
@@ -79,6 +83,17 @@ impl CbHead {
     }
 }
 
+/// `CallbackQueue::sleeping`: the worker is working.
+const RUNNING: u32 = 0;
+/// The worker sleeps until the next `call_rcu`.
+const IDLE: u32 = 1;
+/// The worker gathers a batch; only a kick (rcu_barrier) or the timeout wakes it.
+#[cfg(not(loom))]
+const GATHERING: u32 = 2;
+/// How long the worker gathers callbacks into a batch before its grace period.
+#[cfg(not(loom))]
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The lock-free multi-producer queue and the worker's sleep word.
 pub(crate) struct CallbackQueue {
     head: AtomicPtr<CbHead>,
@@ -96,7 +111,7 @@ impl CallbackQueue {
     pub(crate) const fn new() -> Self {
         CallbackQueue {
             head: AtomicPtr::new(ptr::null_mut()),
-            sleeping: AtomicU32::new(0),
+            sleeping: AtomicU32::new(RUNNING),
         }
     }
     #[cfg(loom)]
@@ -119,12 +134,13 @@ impl CallbackQueue {
         loop {
             // SAFETY: `p` is ours until the CAS publishes it.
             unsafe { (*p).next = head };
-            // SeqCst: publishes the node (Release for its contents, paired with
-            // the worker's Acquire swap) and is ordered before the `sleeping`
-            // load below against the worker's SeqCst store/load pair (Dekker).
+            // AcqRel: Release publishes the node's contents (pairs with the
+            // worker's Acquire swap); Acquire pairs with the worker's Release
+            // RMW in `wait_nonempty`, so that if the worker checked the queue
+            // before this push, its `sleeping = IDLE` store is visible below.
             match self
                 .head
-                .compare_exchange_weak(head, p, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange_weak(head, p, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => break,
                 Err(h) => {
@@ -133,24 +149,60 @@ impl CallbackQueue {
                 }
             }
         }
-        // SeqCst: see the CAS above.
-        if self.sleeping.load(Ordering::SeqCst) != 0 {
-            self.wake_worker();
+        // Relaxed: ordered by the CAS's Acquire (see above); a stale RUNNING
+        // means the worker has not yet checked the queue and will see the node.
+        if self.sleeping.load(Ordering::Relaxed) == IDLE {
+            self.wake_idle();
         }
     }
 
     #[cold]
-    fn wake_worker(&self) {
-        if self.sleeping.swap(0, Ordering::SeqCst) != 0 {
+    fn wake_idle(&self) {
+        if self
+            .sleeping
+            .compare_exchange(IDLE, RUNNING, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
             crate::arch::futex::wake_one(&self.sleeping);
         }
     }
 
-    /// Detaches every queued node, oldest first, as a linked list (null: none).
+    /// Wakes the worker from either sleep (an `rcu_barrier` is waiting). Call it
+    /// after pushing.
+    #[cfg(not(loom))]
+    pub(crate) fn kick(&self) {
+        // Relaxed: a kick that misses the worker entering GATHERING costs at most
+        // one GATHER pause (the gather sleep is timed); one that sees IDLE or
+        // GATHERING wakes it.
+        if self.sleeping.load(Ordering::Relaxed) != RUNNING
+            && self.sleeping.swap(RUNNING, Ordering::AcqRel) != RUNNING
+        {
+            crate::arch::futex::wake_one(&self.sleeping);
+        }
+    }
+
+    /// Waits up to `timeout` (gathering a batch) unless kicked. Spurious returns
+    /// happen.
+    #[cfg(not(loom))]
+    pub(crate) fn gather(&self, timeout: std::time::Duration) {
+        // Relaxed: `kick` only needs to see it eventually (see there).
+        self.sleeping.store(GATHERING, Ordering::Relaxed);
+        let _ = crate::arch::futex::wait(
+            &self.sleeping,
+            GATHERING,
+            Some(std::time::Instant::now() + timeout),
+        );
+        self.sleeping.store(RUNNING, Ordering::Relaxed);
+    }
+
+    /// Detaches every queued node, oldest first, as a linked list; returns its
+    /// first and last nodes (both null: none).
     #[inline]
-    pub(crate) fn take_all(&self) -> *mut CbHead {
+    pub(crate) fn take_all_with_tail(&self) -> (*mut CbHead, *mut CbHead) {
         // Acquire: pairs with the producers' CAS; the nodes' contents are visible.
         let mut p = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        // The newest node ends up last.
+        let tail = p;
         // Reverse the stack into arrival order.
         let mut rev: *mut CbHead = ptr::null_mut();
         while !p.is_null() {
@@ -161,18 +213,39 @@ impl CallbackQueue {
             rev = p;
             p = next;
         }
-        rev
+        (rev, tail)
+    }
+
+    /// Links `after` behind `tail`.
+    ///
+    /// # Safety
+    /// `tail` is the live last node of a detached list.
+    pub(crate) unsafe fn link(tail: *mut CbHead, after: *mut CbHead) {
+        // SAFETY: per the contract.
+        unsafe { (*tail).next = after };
     }
 
     /// Sleeps until the queue is (probably) non-empty. Spurious returns happen.
     pub(crate) fn wait_nonempty(&self) {
-        // SeqCst store then SeqCst load: pairs with push's CAS then load, so that
-        // either push sees `sleeping` set or this load sees the node.
-        self.sleeping.store(1, Ordering::SeqCst);
-        if self.head.load(Ordering::SeqCst).is_null() {
-            let _ = crate::arch::futex::wait(&self.sleeping, 1, None);
+        self.sleeping.store(IDLE, Ordering::Relaxed);
+        // The emptiness check is an RMW (a CAS of null for null), not a load: it
+        // takes a place in the head's modification order, so a producer whose CAS
+        // comes later reads from it (AcqRel: our Release, its Acquire) and sees
+        // IDLE; a producer whose CAS came earlier left a node that this check sees.
+        // No store→load fence is needed on either side.
+        if self
+            .head
+            .compare_exchange(
+                ptr::null_mut(),
+                ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            let _ = crate::arch::futex::wait(&self.sleeping, IDLE, None);
         }
-        self.sleeping.store(0, Ordering::Relaxed);
+        self.sleeping.store(RUNNING, Ordering::Relaxed);
     }
 
     /// The next node of a detached list.
@@ -200,6 +273,9 @@ mod worker {
     static QUEUE: CallbackQueue = CallbackQueue::new();
     static WORKER: OnceLock<()> = OnceLock::new();
     static PANICS: AtomicU64 = AtomicU64::new(0);
+    /// rcu_barrier calls in progress: while non-zero the worker does not pause to
+    /// gather batches.
+    static BARRIERS: AtomicU64 = AtomicU64::new(0);
 
     fn ensure_worker() {
         WORKER.get_or_init(|| {
@@ -212,13 +288,13 @@ mod worker {
 
     fn worker_loop() {
         loop {
-            let mut list = QUEUE.take_all();
+            let (mut list, mut tail) = QUEUE.take_all_with_tail();
             if list.is_null() {
                 // Idle: a short spin catches bursts, then sleep.
                 let backoff = crate::Backoff::new();
                 while !backoff.is_completed() {
                     backoff.snooze();
-                    list = QUEUE.take_all();
+                    (list, tail) = QUEUE.take_all_with_tail();
                     if !list.is_null() {
                         break;
                     }
@@ -228,6 +304,18 @@ mod worker {
                     continue;
                 }
             }
+            // Let more callbacks join this batch, unless someone waits in
+            // rcu_barrier.
+            if BARRIERS.load(Ordering::Relaxed) == 0 {
+                QUEUE.gather(GATHER);
+                let (more, more_tail) = QUEUE.take_all_with_tail();
+                if !more.is_null() {
+                    // SAFETY: `tail` is the last node of our detached list.
+                    unsafe { CallbackQueue::link(tail, more) };
+                    tail = more_tail;
+                }
+            }
+            let _ = tail;
             // One grace period for the whole batch.
             super::super::synchronize_rcu();
             while !list.is_null() {
@@ -257,7 +345,8 @@ mod worker {
     /// lock: one allocation and one CAS.
     ///
     /// Callbacks run one at a time, in the order they were queued, on the RCU
-    /// callback thread (`ksync-rcu-cb`); they should be short. See the module
+    /// callback thread (`ksync-rcu-cb`); they should be short. A callback runs
+    /// after its grace period and a batching pause of about [`GATHER`](super::GATHER). See the module
     /// docs for what happens at process exit ([`rcu_barrier`] runs them all).
     ///
     /// ```
@@ -315,6 +404,7 @@ mod worker {
             );
         }
         crate::lockdep::might_sleep();
+        BARRIERS.fetch_add(1, Ordering::Relaxed);
         let done = Arc::new(AtomicU32::new(0));
         let task = sched::current();
         let d = done.clone();
@@ -324,6 +414,8 @@ mod worker {
             d.store(1, Ordering::Release);
             task.wake_up();
         });
+        // The worker may be gathering a batch: no pause while we wait.
+        QUEUE.kick();
         let backoff = crate::Backoff::new();
         while done.load(Ordering::Acquire) == 0 {
             if backoff.is_completed() {
@@ -332,6 +424,7 @@ mod worker {
                 backoff.snooze();
             }
         }
+        BARRIERS.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// How many callbacks have panicked since the process started.
@@ -369,7 +462,7 @@ mod loom_tests {
                 .collect();
             let mut seen = 0;
             while seen < 2 {
-                let mut list = q.take_all();
+                let mut list = q.take_all_with_tail().0;
                 if list.is_null() {
                     q.wait_nonempty();
                     continue;
@@ -387,7 +480,7 @@ mod loom_tests {
                 p.join().unwrap();
             }
             assert_eq!(ran.load(Ordering::Relaxed), 2);
-            assert!(q.take_all().is_null());
+            assert!(q.take_all_with_tail().0.is_null());
         });
     }
 
@@ -419,7 +512,7 @@ mod loom_tests {
             };
             let mut seen = 0;
             while seen < 2 {
-                let mut list = q.take_all();
+                let mut list = q.take_all_with_tail().0;
                 if list.is_null() {
                     q.wait_nonempty();
                     continue;

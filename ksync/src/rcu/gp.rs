@@ -139,10 +139,11 @@ impl Record {
         let c = self.ctr.load(Ordering::Relaxed);
         debug_assert!(c & NEST_MASK != 0, "rcu_read_unlock without rcu_read_lock");
         if c & NEST_MASK == NEST_ONE {
-            // Orders the section's loads before the store that ends it; pairs with
-            // the heavy_barrier after the updater's last scan.
-            light_barrier();
-            self.ctr.store(c - NEST_ONE, Ordering::Relaxed);
+            // Release: orders the section's accesses before the store that ends
+            // it (load→store and store→store need no fence: a plain store on
+            // x86-64); pairs with the updater's Relaxed scan load followed by
+            // heavy_barrier (a SeqCst fence: fence-acquire synchronization).
+            self.ctr.store(c - NEST_ONE, Ordering::Release);
             // Orders the ctr store before the futex load (store→load); pairs with
             // the heavy_barrier between the updater's futex store and its scan.
             light_barrier();

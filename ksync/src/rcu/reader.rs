@@ -68,7 +68,7 @@ fn alloc_record() -> *const Record {
     // CachePadded<T> derefs to its T; keep the pointer to the padded box so the
     // record is aligned to its own cache line(s).
     // SAFETY: `p` comes from Box::into_raw just above and is valid.
-    let r: &Record = unsafe { &**p };
+    let r: &Record = unsafe { &*p };
     r as *const Record
 }
 
@@ -141,8 +141,9 @@ pub fn rcu_unregister_thread() {
         return;
     }
     // SAFETY: a non-null RECORD points at this thread's live record.
+    let nesting = unsafe { (*r).nesting() };
     assert!(
-        unsafe { (*r).nesting() } == 0,
+        nesting == 0,
         "rcu_unregister_thread() called inside an RCU read-side critical section"
     );
     {

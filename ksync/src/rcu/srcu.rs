@@ -247,6 +247,8 @@ impl Drop for SrcuReadGuard<'_> {
 
 impl core::fmt::Debug for SrcuReadGuard<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SrcuReadGuard").field("idx", &self.idx).finish()
+        f.debug_struct("SrcuReadGuard")
+            .field("idx", &self.idx)
+            .finish()
     }
 }
