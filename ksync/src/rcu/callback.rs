@@ -217,6 +217,7 @@ impl CallbackQueue {
     }
 
     /// Links `after` behind `tail`.
+    #[cfg(not(loom))]
     ///
     /// # Safety
     /// `tail` is the live last node of a detached list.
@@ -286,7 +287,13 @@ mod worker {
         });
     }
 
+    thread_local! {
+        /// Set on the callback thread: `rcu_barrier` there would wait for itself.
+        static IN_WORKER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    }
+
     fn worker_loop() {
+        IN_WORKER.with(|w| w.set(true));
         loop {
             let (mut list, mut tail) = QUEUE.take_all_with_tail();
             if list.is_null() {
@@ -391,7 +398,8 @@ mod worker {
     /// whatever the callbacks use.
     ///
     /// # Panics
-    /// Inside a read-side critical section (it would deadlock).
+    /// Inside a read-side critical section, or in a `call_rcu` callback (either
+    /// would deadlock).
     ///
     /// ```
     /// ksync::rcu::rcu_barrier(); // nothing queued: returns after one round trip
@@ -401,6 +409,12 @@ mod worker {
         if super::super::rcu_read_lock_held() {
             panic!(
                 "rcu_barrier() called inside an RCU read-side critical section: this would deadlock"
+            );
+        }
+        if IN_WORKER.with(|w| w.get()) {
+            panic!(
+                "rcu_barrier() called from a call_rcu callback: this would deadlock \
+                 (the barrier waits for a callback queued behind the running one)"
             );
         }
         crate::lockdep::might_sleep();

@@ -50,9 +50,11 @@ pub(crate) const NEST_ONE: usize = 1;
 /// [`GpState::futex`] value meaning "the updater sleeps; wake it".
 pub(crate) const GP_SLEEPING: u32 = u32::MAX;
 
+#[cfg(not(loom))]
 /// How many scans `synchronize_rcu` spins before it sleeps on the futex
 /// (liburcu's `RCU_QS_ACTIVE_ATTEMPTS`).
 pub(crate) const ACTIVE_ATTEMPTS: u32 = 100;
+#[cfg(not(loom))]
 /// The same for `synchronize_rcu_expedited`: spin ten times longer.
 pub(crate) const EXPEDITED_ATTEMPTS: u32 = 1000;
 
@@ -157,6 +159,7 @@ impl Record {
     }
 
     /// The nesting depth (only meaningful on the owning thread).
+    #[cfg(not(loom))]
     #[inline(always)]
     pub(crate) fn nesting(&self) -> usize {
         self.ctr.load(Ordering::Relaxed) & NEST_MASK
