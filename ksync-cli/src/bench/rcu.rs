@@ -1,7 +1,322 @@
-//! Benchmark groups for the rcu area (registered in `super::all`).
+//! Benchmark group `rcu`: RCU read sides against crossbeam-epoch, arc-swap and
+//! parking_lot's RwLock; grace-period latency; call_rcu throughput.
 
-use super::Group;
+use super::{Config, Group, Row, single, threaded};
+use ksync::rcu::{
+    RcuPtr, SrcuStruct, call_rcu, rcu_barrier, rcu_read_lock, rcu_register_thread, synchronize_rcu,
+    synchronize_rcu_expedited,
+};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub fn groups() -> Vec<Group> {
-    Vec::new()
+    vec![Group {
+        name: "rcu",
+        about: "rcu_read_lock vs crossbeam_epoch::pin, ArcSwap::load, parking_lot::RwLock::read; synchronize_rcu latency; call_rcu throughput",
+        run,
+    }]
+}
+
+const G: &str = "rcu";
+
+/// This thread's CPU time: excludes the time the thread waits for a CPU, so
+/// single-thread costs stay meaningful on a loaded machine.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Like `bench::single`, but ns/op from this thread's CPU time.
+fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut()) -> Row {
+    for _ in 0..10_000 {
+        op();
+    }
+    let wall = Instant::now();
+    let cpu0 = thread_cpu();
+    let mut ops = 0u64;
+    while wall.elapsed() < cfg.duration {
+        for _ in 0..10_000 {
+            op();
+        }
+        ops += 10_000;
+    }
+    let cpu = (thread_cpu() - cpu0).as_secs_f64();
+    Row {
+        group: G.into(),
+        scenario: scenario.into(),
+        impl_name: impl_name.into(),
+        threads: 1,
+        ops_per_sec: ops as f64 / cpu,
+        ns_per_op: cpu * 1e9 / ops as f64,
+        fairness: None,
+    }
+}
+
+/// The bare read-side rows, measured by `$measure(cfg, scenario, impl, op)`.
+/// A macro, not a function taking `&mut dyn FnMut`, so each `op` is inlined
+/// into the measuring loop as it would be in a user's code.
+macro_rules! bare_reads {
+    ($cfg:expr, $rows:expr, $sc:expr, $measure:expr) => {{
+        let (cfg, sc) = ($cfg, $sc);
+        $rows.push($measure(cfg, sc, "ksync rcu_read_lock", || {
+            let g = rcu_read_lock();
+            black_box(&g);
+        }));
+        $rows.push($measure(cfg, sc, "crossbeam_epoch::pin", || {
+            let g = crossbeam_epoch::pin();
+            black_box(&g);
+        }));
+        let arc = arc_swap::ArcSwap::from_pointee(1u64);
+        $rows.push($measure(cfg, sc, "arc_swap::ArcSwap::load", || {
+            let g = arc.load();
+            black_box(&g);
+        }));
+        let rw = parking_lot::RwLock::new(1u64);
+        $rows.push($measure(cfg, sc, "parking_lot::RwLock::read", || {
+            let g = rw.read();
+            black_box(&g);
+        }));
+    }};
+}
+
+fn run(cfg: &Config, rows: &mut Vec<Row>) {
+    // 1. Bare read-side enter+exit on one thread, no writer: in wall time, and
+    //    in this thread's CPU time (robust to a loaded machine).
+    bare_reads!(cfg, rows, "read lock+unlock", |c, sc, name, op| single(
+        c, G, sc, name, op
+    ));
+    bare_reads!(cfg, rows, "read lock+unlock, cpu time", single_cpu);
+
+    // 2. Readers dereferencing a pointer that one writer replaces every 50 µs.
+    for threads in [1usize, 2, 8] {
+        read_with_writer(cfg, rows, threads);
+    }
+
+    // 3. synchronize_rcu latency with 2 registered idle readers (median).
+    sync_latency(cfg, rows);
+
+    // 4. call_rcu + rcu_barrier throughput.
+    callbacks(cfg, rows);
+}
+
+/// Runs `update` every 50 µs on a writer thread while `body` runs.
+fn with_writer<R>(update: impl Fn() + Send + Sync, body: impl FnOnce() -> R) -> R {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                update();
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let r = body();
+        stop.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize) {
+    let sc = "read + 1 writer";
+    let p = RcuPtr::new(Some(Box::new(1u64)));
+    let n = AtomicU64::new(0);
+    rows.push(with_writer(
+        || p.store(Some(Box::new(n.fetch_add(1, Ordering::Relaxed)))),
+        || {
+            threaded(cfg, G, sc, "ksync RcuPtr::read", threads, |_| {
+                let p = &p;
+                move || {
+                    let g = rcu_read_lock();
+                    black_box(p.read(&g).copied());
+                }
+            })
+        },
+    ));
+    rcu_barrier();
+
+    let a = crossbeam_epoch::Atomic::new(1u64);
+    rows.push(with_writer(
+        || {
+            let g = crossbeam_epoch::pin();
+            let old = a.swap(
+                crossbeam_epoch::Owned::new(n.fetch_add(1, Ordering::Relaxed)),
+                Ordering::AcqRel,
+                &g,
+            );
+            // SAFETY: `old` is unlinked; defer its destruction past every pinned reader.
+            unsafe { g.defer_destroy(old) };
+        },
+        || {
+            threaded(cfg, G, sc, "crossbeam_epoch pin+load", threads, |_| {
+                let a = &a;
+                move || {
+                    let g = crossbeam_epoch::pin();
+                    let s = a.load(Ordering::Acquire, &g);
+                    // SAFETY: never null; protected by the pin.
+                    black_box(unsafe { s.deref() });
+                }
+            })
+        },
+    ));
+    // SAFETY: no reader is left; the last value is ours to free.
+    drop(unsafe { a.into_owned() });
+
+    let s = arc_swap::ArcSwap::from_pointee(1u64);
+    rows.push(with_writer(
+        || s.store(Arc::new(n.fetch_add(1, Ordering::Relaxed))),
+        || {
+            threaded(cfg, G, sc, "arc_swap::ArcSwap::load", threads, |_| {
+                let s = &s;
+                move || {
+                    black_box(**s.load());
+                }
+            })
+        },
+    ));
+
+    let rw = parking_lot::RwLock::new(1u64);
+    rows.push(with_writer(
+        || *rw.write() = n.fetch_add(1, Ordering::Relaxed),
+        || {
+            threaded(cfg, G, sc, "parking_lot::RwLock::read", threads, |_| {
+                let rw = &rw;
+                move || {
+                    black_box(*rw.read());
+                }
+            })
+        },
+    ));
+}
+
+fn median_row(scenario: &str, impl_name: &str, mut samples: Vec<f64>) -> Row {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let med = samples[samples.len() / 2];
+    Row {
+        group: G.into(),
+        scenario: scenario.into(),
+        impl_name: impl_name.into(),
+        threads: 1,
+        ops_per_sec: 1e9 / med,
+        ns_per_op: med,
+        fairness: None,
+    }
+}
+
+fn sample(cfg: &Config, mut op: impl FnMut()) -> Vec<f64> {
+    let mut v = Vec::new();
+    let end = Instant::now() + cfg.duration;
+    while Instant::now() < end || v.len() < 11 {
+        let t = Instant::now();
+        op();
+        v.push(t.elapsed().as_nanos() as f64);
+    }
+    v
+}
+
+fn sync_latency(cfg: &Config, rows: &mut Vec<Row>) {
+    let sc = "sync, 2 idle readers";
+    let stop = Arc::new(AtomicBool::new(false));
+    let idle: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                rcu_register_thread();
+                drop(rcu_read_lock());
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(Duration::from_millis(10));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(5));
+    rows.push(median_row(
+        sc,
+        "ksync synchronize_rcu",
+        sample(cfg, synchronize_rcu),
+    ));
+    rows.push(median_row(
+        sc,
+        "ksync synchronize_rcu_expedited",
+        sample(cfg, synchronize_rcu_expedited),
+    ));
+    let srcu = SrcuStruct::new();
+    drop(srcu.read_lock());
+    rows.push(median_row(
+        sc,
+        "ksync synchronize_srcu",
+        sample(cfg, || srcu.synchronize()),
+    ));
+    // The nearest peer operation: crossbeam-epoch has no blocking grace period;
+    // pin().flush() advances its epoch and runs what it can.
+    rows.push(median_row(
+        sc,
+        "crossbeam_epoch pin+flush",
+        sample(cfg, || crossbeam_epoch::pin().flush()),
+    ));
+    stop.store(true, Ordering::Relaxed);
+    for t in idle {
+        t.thread().unpark();
+        t.join().unwrap();
+    }
+}
+
+fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
+    let sc = "call_rcu + rcu_barrier";
+    const BATCH: u64 = 100_000;
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    // Warm up the worker.
+    call_rcu(|| {});
+    rcu_barrier();
+    let start = COUNT.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < cfg.duration {
+        for _ in 0..BATCH {
+            call_rcu(|| {
+                COUNT.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        rcu_barrier();
+        n += BATCH;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(COUNT.load(Ordering::Relaxed) - start, n);
+    rows.push(Row {
+        group: G.into(),
+        scenario: sc.into(),
+        impl_name: "ksync call_rcu".into(),
+        threads: 1,
+        ops_per_sec: n as f64 / secs,
+        ns_per_op: secs * 1e9 / n as f64,
+        fairness: None,
+    });
+    // Peer: crossbeam-epoch's deferred functions, flushed at the end of each batch.
+    static CB_COUNT: AtomicU64 = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < cfg.duration {
+        for _ in 0..BATCH {
+            crossbeam_epoch::pin().defer(|| {
+                CB_COUNT.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        crossbeam_epoch::pin().flush();
+        n += BATCH;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    rows.push(Row {
+        group: G.into(),
+        scenario: sc.into(),
+        impl_name: "crossbeam_epoch Guard::defer".into(),
+        threads: 1,
+        ops_per_sec: n as f64 / secs,
+        ns_per_op: secs * 1e9 / n as f64,
+        fairness: None,
+    });
 }

@@ -1,1 +1,79 @@
-//! (in progress)
+//! Read-copy-update: readers that never wait, updaters that copy, publish, and
+//! reclaim after a grace period.
+//!
+//! The design is liburcu's membarrier flavour (urcu/userspace-rcu: `src/urcu.c`,
+//! `include/urcu/static/urcu-memb.h`, `src/urcu-call-rcu-impl.h`), with the
+//! kernel's API (`Documentation/RCU/whatisRCU.rst`):
+//!
+//! - **Readers**: [`rcu_read_lock`] returns a `!Send` [`RcuReadGuard`]; dropping
+//!   it is `rcu_read_unlock`. The read side touches only the calling thread's own
+//!   cache-padded record (a nesting count and a copy of the grace-period phase)
+//!   and a compiler barrier — `arch::membarrier::light_barrier`, a full fence only
+//!   where `membarrier(PRIVATE_EXPEDITED)` is unavailable. Threads register on
+//!   their first `rcu_read_lock` and unregister at exit; [`rcu_register_thread`]
+//!   and [`rcu_unregister_thread`] do it early. Readers must not sleep.
+//! - **Grace periods**: [`synchronize_rcu`] flips the phase twice and waits for
+//!   every reader that is in a section of the old phase (spinning briefly, then
+//!   sleeping on a futex that the reader's outermost unlock wakes). Concurrent
+//!   callers share one grace period. [`synchronize_rcu_expedited`] spins longer.
+//! - **Callbacks**: [`call_rcu`], [`defer_drop`] / [`kfree_rcu`] queue without
+//!   locks to one worker thread that runs a whole batch after one grace period;
+//!   [`rcu_barrier`] waits for all of them. Callbacks still queued when the
+//!   process exits are not run: call [`rcu_barrier`] at shutdown.
+//! - **Data structures**: [`RcuPtr`] (`rcu_dereference`, `rcu_assign_pointer`),
+//!   [`RcuList`] (`list_*_rcu`, `hlist_*_rcu`), [`RcuHashMap`].
+//! - **SRCU**: [`SrcuStruct`], domains whose readers may sleep.
+//!
+//! ```
+//! use ksync::rcu::{rcu_read_lock, synchronize_rcu, RcuPtr};
+//! use std::sync::Arc;
+//!
+//! let table = Arc::new(RcuPtr::new(Some(Box::new(vec![1, 2, 3]))));
+//! let t = table.clone();
+//! let reader = std::thread::spawn(move || {
+//!     let g = rcu_read_lock();
+//!     t.read(&g).map_or(0, |v| v.len())   // never blocks, never sees freed memory
+//! });
+//! // Copy, update, publish; the old vector is freed after a grace period.
+//! table.update(|old| old.map(|v| { let mut v = v.clone(); v.push(4); Box::new(v) }));
+//! let n = reader.join().unwrap();
+//! assert!(n == 3 || n == 4);
+//! synchronize_rcu();
+//! ```
+
+#[cfg(not(loom))]
+mod hash;
+#[cfg(not(loom))]
+mod list;
+#[cfg(not(loom))]
+mod ptr;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+mod srcu;
+#[cfg(not(loom))]
+mod sync;
+
+mod callback;
+mod gp;
+
+#[cfg(not(loom))]
+pub use callback::{GATHER, call_rcu, callback_panics, defer_drop, kfree_rcu, rcu_barrier};
+#[cfg(not(loom))]
+pub use hash::RcuHashMap;
+#[cfg(not(loom))]
+pub use list::{Iter, ListWriter, RcuList};
+#[cfg(not(loom))]
+pub use ptr::{RcuPtr, Retired};
+#[cfg(not(loom))]
+pub use reader::{
+    RcuReadGuard, rcu_read_lock, rcu_read_lock_held, rcu_read_unlock, rcu_register_thread,
+    rcu_unregister_thread,
+};
+#[cfg(not(loom))]
+pub use srcu::{
+    SrcuReadGuard, SrcuStruct, cleanup_srcu_struct, init_srcu_struct, srcu_read_lock,
+    synchronize_srcu,
+};
+#[cfg(not(loom))]
+pub use sync::{synchronize_rcu, synchronize_rcu_expedited};

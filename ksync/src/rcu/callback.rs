@@ -1,0 +1,547 @@
+//! `call_rcu`, `kfree_rcu` and `rcu_barrier`: callbacks run after a grace period
+//! by one background worker thread (liburcu's `call_rcu` thread,
+//! `src/urcu-call-rcu-impl.h`).
+//!
+//! `call_rcu` allocates one node holding the callback (the `rcu_head` and the
+//! closure in one box) and pushes it onto a lock-free stack with one CAS. The
+//! worker detaches the whole stack with one swap, reverses it into arrival order,
+//! waits for one grace period for the whole batch and runs it: one grace period
+//! serves every callback queued while the previous batch ran. When the stack is
+//! empty the worker sleeps on a futex that the next `call_rcu` wakes.
+//!
+//! | word | values |
+//! |------|--------|
+//! | `CallbackQueue::head` | null: empty; else the newest node of the pending stack |
+//! | `CallbackQueue::sleeping` | 0 (`RUNNING`); 1 (`IDLE`): the queue was empty, the worker sleeps until a `call_rcu` wakes it; 2 (`GATHERING`): the worker waits up to [`GATHER`] for more callbacks to join its batch, woken early only by `rcu_barrier` (futex word) |
+//!
+//! The gathering pause is liburcu's: its `call_rcu` thread sleeps 10 ms between
+//! batches so that one grace period serves many callbacks. ksync pauses 1 ms, and
+//! not at all while an `rcu_barrier` waits.
+//!
+//! ## At process exit
+//!
+//! The worker is a detached thread. When `main` returns, callbacks still queued or
+//! waiting for their grace period are **not run** (the process ends under them,
+//! as with liburcu); memory they would have freed is returned to the system with
+//! the process. A program whose callbacks do more than free memory (flush, close,
+//! count) calls [`rcu_barrier`] before it exits, which runs them all.
+//!
+//! ## Panicking callbacks
+//!
+//! A callback that panics is caught (`catch_unwind`); the panic is reported on
+//! stderr, counted in [`callback_panics`], and the worker goes on with the next
+//! callback: no other callback is lost.
+
+use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::ptr;
+
+/// The header of every queued callback (the kernel's `struct rcu_head`).
+#[repr(C)]
+pub(crate) struct CbHead {
+    next: *mut CbHead,
+    /// Takes ownership of the node and runs (or, with `run == false`, drops) it.
+    call: unsafe fn(*mut CbHead, bool),
+}
+
+#[repr(C)]
+struct CbNode<F> {
+    head: CbHead,
+    f: F,
+}
+
+/// # Safety
+/// `p` is the head of a `Box<CbNode<F>>` leaked by [`CbHead::boxed`], used once.
+unsafe fn call_node<F: FnOnce()>(p: *mut CbHead, run: bool) {
+    // SAFETY: per the contract; the head is the first field (repr(C)).
+    let node = unsafe { Box::from_raw(p as *mut CbNode<F>) };
+    let CbNode { f, .. } = *node;
+    if run {
+        f();
+    }
+}
+
+impl CbHead {
+    /// Boxes `f` with its header; the node is owned by the returned pointer.
+    pub(crate) fn boxed<F: FnOnce() + Send + 'static>(f: F) -> *mut CbHead {
+        let b = Box::new(CbNode {
+            head: CbHead {
+                next: ptr::null_mut(),
+                call: call_node::<F>,
+            },
+            f,
+        });
+        Box::into_raw(b) as *mut CbHead
+    }
+
+    /// Runs the callback of node `p` and frees the node.
+    ///
+    /// # Safety
+    /// `p` came from [`CbHead::boxed`] and is not used again.
+    pub(crate) unsafe fn run(p: *mut CbHead) {
+        // SAFETY: per the contract.
+        unsafe { ((*p).call)(p, true) }
+    }
+}
+
+/// `CallbackQueue::sleeping`: the worker is working.
+const RUNNING: u32 = 0;
+/// The worker sleeps until the next `call_rcu`.
+const IDLE: u32 = 1;
+/// The worker gathers a batch; only a kick (rcu_barrier) or the timeout wakes it.
+#[cfg(not(loom))]
+const GATHERING: u32 = 2;
+/// How long the worker gathers callbacks into a batch before its grace period.
+#[cfg(not(loom))]
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The lock-free multi-producer queue and the worker's sleep word.
+pub(crate) struct CallbackQueue {
+    head: AtomicPtr<CbHead>,
+    sleeping: AtomicU32,
+}
+
+// SAFETY: the queue only moves `Send` callbacks (CbHead::boxed requires
+// F: Send) between threads through its atomics.
+unsafe impl Sync for CallbackQueue {}
+// SAFETY: as above.
+unsafe impl Send for CallbackQueue {}
+
+impl CallbackQueue {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        CallbackQueue {
+            head: AtomicPtr::new(ptr::null_mut()),
+            sleeping: AtomicU32::new(RUNNING),
+        }
+    }
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        CallbackQueue {
+            head: AtomicPtr::new(ptr::null_mut()),
+            sleeping: AtomicU32::new(0),
+        }
+    }
+
+    /// Queues node `p` and wakes the worker if it sleeps. Lock-free: one CAS
+    /// (retried under contention) and one load.
+    ///
+    /// # Safety
+    /// `p` came from [`CbHead::boxed`]; the queue owns it from now on.
+    #[inline]
+    pub(crate) unsafe fn push(&self, p: *mut CbHead) {
+        let backoff = crate::Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `p` is ours until the CAS publishes it.
+            unsafe { (*p).next = head };
+            // AcqRel: Release publishes the node's contents (pairs with the
+            // worker's Acquire swap); Acquire pairs with the worker's Release
+            // RMW in `wait_nonempty`, so that if the worker checked the queue
+            // before this push, its `sleeping = IDLE` store is visible below.
+            match self
+                .head
+                .compare_exchange_weak(head, p, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => {
+                    head = h;
+                    backoff.spin();
+                }
+            }
+        }
+        // Relaxed: ordered by the CAS's Acquire (see above); a stale RUNNING
+        // means the worker has not yet checked the queue and will see the node.
+        if self.sleeping.load(Ordering::Relaxed) == IDLE {
+            self.wake_idle();
+        }
+    }
+
+    #[cold]
+    fn wake_idle(&self) {
+        if self
+            .sleeping
+            .compare_exchange(IDLE, RUNNING, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            crate::arch::futex::wake_one(&self.sleeping);
+        }
+    }
+
+    /// Wakes the worker from either sleep (an `rcu_barrier` is waiting). Call it
+    /// after pushing.
+    #[cfg(not(loom))]
+    pub(crate) fn kick(&self) {
+        // Relaxed: a kick that misses the worker entering GATHERING costs at most
+        // one GATHER pause (the gather sleep is timed); one that sees IDLE or
+        // GATHERING wakes it.
+        if self.sleeping.load(Ordering::Relaxed) != RUNNING
+            && self.sleeping.swap(RUNNING, Ordering::AcqRel) != RUNNING
+        {
+            crate::arch::futex::wake_one(&self.sleeping);
+        }
+    }
+
+    /// Waits up to `timeout` (gathering a batch) unless kicked. Spurious returns
+    /// happen.
+    #[cfg(not(loom))]
+    pub(crate) fn gather(&self, timeout: std::time::Duration) {
+        // Relaxed: `kick` only needs to see it eventually (see there).
+        self.sleeping.store(GATHERING, Ordering::Relaxed);
+        let _ = crate::arch::futex::wait(
+            &self.sleeping,
+            GATHERING,
+            Some(std::time::Instant::now() + timeout),
+        );
+        self.sleeping.store(RUNNING, Ordering::Relaxed);
+    }
+
+    /// Detaches every queued node, oldest first, as a linked list; returns its
+    /// first and last nodes (both null: none).
+    #[inline]
+    pub(crate) fn take_all_with_tail(&self) -> (*mut CbHead, *mut CbHead) {
+        // Acquire: pairs with the producers' CAS; the nodes' contents are visible.
+        let mut p = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        // The newest node ends up last.
+        let tail = p;
+        // Reverse the stack into arrival order.
+        let mut rev: *mut CbHead = ptr::null_mut();
+        while !p.is_null() {
+            // SAFETY: detached nodes are owned by the caller now.
+            let next = unsafe { (*p).next };
+            // SAFETY: as above.
+            unsafe { (*p).next = rev };
+            rev = p;
+            p = next;
+        }
+        (rev, tail)
+    }
+
+    /// Links `after` behind `tail`.
+    #[cfg(not(loom))]
+    ///
+    /// # Safety
+    /// `tail` is the live last node of a detached list.
+    pub(crate) unsafe fn link(tail: *mut CbHead, after: *mut CbHead) {
+        // SAFETY: per the contract.
+        unsafe { (*tail).next = after };
+    }
+
+    /// Sleeps until the queue is (probably) non-empty. Spurious returns happen.
+    pub(crate) fn wait_nonempty(&self) {
+        self.sleeping.store(IDLE, Ordering::Relaxed);
+        // The emptiness check is an RMW (a CAS of null for null), not a load: it
+        // takes a place in the head's modification order, so a producer whose CAS
+        // comes later reads from it (AcqRel: our Release, its Acquire) and sees
+        // IDLE; a producer whose CAS came earlier left a node that this check sees.
+        // No store→load fence is needed on either side.
+        if self
+            .head
+            .compare_exchange(
+                ptr::null_mut(),
+                ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            let _ = crate::arch::futex::wait(&self.sleeping, IDLE, None);
+        }
+        self.sleeping.store(RUNNING, Ordering::Relaxed);
+    }
+
+    /// The next node of a detached list.
+    ///
+    /// # Safety
+    /// `p` is a live node of a list returned by [`take_all`](Self::take_all).
+    #[inline]
+    pub(crate) unsafe fn next(p: *mut CbHead) -> *mut CbHead {
+        // SAFETY: per the contract.
+        unsafe { (*p).next }
+    }
+}
+
+#[cfg(not(loom))]
+pub use worker::*;
+
+#[cfg(not(loom))]
+mod worker {
+    use super::*;
+    use crate::sched::{self, TaskState};
+    use std::sync::Arc;
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU64;
+
+    static QUEUE: CallbackQueue = CallbackQueue::new();
+    static WORKER: OnceLock<()> = OnceLock::new();
+    static PANICS: AtomicU64 = AtomicU64::new(0);
+    /// rcu_barrier calls in progress: while non-zero the worker does not pause to
+    /// gather batches.
+    static BARRIERS: AtomicU64 = AtomicU64::new(0);
+
+    fn ensure_worker() {
+        WORKER.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("ksync-rcu-cb".into())
+                .spawn(worker_loop)
+                .expect("ksync: cannot start the call_rcu worker thread");
+        });
+    }
+
+    thread_local! {
+        /// Set on the callback thread: `rcu_barrier` there would wait for itself.
+        static IN_WORKER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    }
+
+    fn worker_loop() {
+        IN_WORKER.with(|w| w.set(true));
+        loop {
+            let (mut list, mut tail) = QUEUE.take_all_with_tail();
+            if list.is_null() {
+                // Idle: a short spin catches bursts, then sleep.
+                let backoff = crate::Backoff::new();
+                while !backoff.is_completed() {
+                    backoff.snooze();
+                    (list, tail) = QUEUE.take_all_with_tail();
+                    if !list.is_null() {
+                        break;
+                    }
+                }
+                if list.is_null() {
+                    QUEUE.wait_nonempty();
+                    continue;
+                }
+            }
+            // Let more callbacks join this batch, unless someone waits in
+            // rcu_barrier.
+            if BARRIERS.load(Ordering::Relaxed) == 0 {
+                QUEUE.gather(GATHER);
+                let (more, more_tail) = QUEUE.take_all_with_tail();
+                if !more.is_null() {
+                    // SAFETY: `tail` is the last node of our detached list.
+                    unsafe { CallbackQueue::link(tail, more) };
+                    tail = more_tail;
+                }
+            }
+            let _ = tail;
+            // One grace period for the whole batch.
+            super::super::synchronize_rcu();
+            while !list.is_null() {
+                // SAFETY: `list` is a detached node we own.
+                let next = unsafe { CallbackQueue::next(list) };
+                let node = list;
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: each detached node is run exactly once.
+                    unsafe { CbHead::run(node) }
+                }));
+                if let Err(e) = r {
+                    PANICS.fetch_add(1, Ordering::Relaxed);
+                    let msg = e
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| e.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "<non-string panic>".into());
+                    eprintln!("ksync: a call_rcu callback panicked: {msg} (the worker goes on)");
+                }
+                list = next;
+            }
+        }
+    }
+
+    /// Queues `f` to run after a grace period: after every read-side critical
+    /// section that exists now has ended (`call_rcu`). Does not block and takes no
+    /// lock: one allocation and one CAS.
+    ///
+    /// Callbacks run one at a time, in the order they were queued, on the RCU
+    /// callback thread (`ksync-rcu-cb`); they should be short. A callback runs
+    /// after its grace period and a batching pause of about [`GATHER`](super::GATHER). See the module
+    /// docs for what happens at process exit ([`rcu_barrier`] runs them all).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// ksync::rcu::call_rcu(move || r.store(true, Ordering::Relaxed));
+    /// ksync::rcu::rcu_barrier();
+    /// assert!(ran.load(Ordering::Relaxed));
+    /// ```
+    #[inline]
+    pub fn call_rcu<F: FnOnce() + Send + 'static>(f: F) {
+        let p = CbHead::boxed(f);
+        ensure_worker();
+        // SAFETY: `p` is a fresh node from CbHead::boxed; the queue owns it now.
+        unsafe { QUEUE.push(p) };
+    }
+
+    /// Drops `b` after a grace period (`kfree_rcu`): the object stays valid for
+    /// every reader that may still see it.
+    ///
+    /// ```
+    /// ksync::rcu::defer_drop(Box::new(vec![1, 2, 3]));
+    /// ksync::rcu::rcu_barrier();
+    /// ```
+    #[doc(alias = "kfree_rcu")]
+    #[doc(alias = "kvfree_rcu")]
+    #[inline]
+    pub fn defer_drop<T: Send + 'static>(b: Box<T>) {
+        call_rcu(move || drop(b));
+    }
+
+    /// The kernel's name for [`defer_drop`].
+    #[inline]
+    pub fn kfree_rcu<T: Send + 'static>(b: Box<T>) {
+        defer_drop(b);
+    }
+
+    /// Waits until every callback queued by [`call_rcu`] before this call has run
+    /// (`rcu_barrier`). Call it before the program exits, or before unloading
+    /// whatever the callbacks use.
+    ///
+    /// # Panics
+    /// Inside a read-side critical section, or in a `call_rcu` callback (either
+    /// would deadlock).
+    ///
+    /// ```
+    /// ksync::rcu::rcu_barrier(); // nothing queued: returns after one round trip
+    /// ```
+    #[track_caller]
+    pub fn rcu_barrier() {
+        if super::super::rcu_read_lock_held() {
+            panic!(
+                "rcu_barrier() called inside an RCU read-side critical section: this would deadlock"
+            );
+        }
+        if IN_WORKER.with(|w| w.get()) {
+            panic!(
+                "rcu_barrier() called from a call_rcu callback: this would deadlock \
+                 (the barrier waits for a callback queued behind the running one)"
+            );
+        }
+        crate::lockdep::might_sleep();
+        BARRIERS.fetch_add(1, Ordering::Relaxed);
+        let done = Arc::new(AtomicU32::new(0));
+        let task = sched::current();
+        let d = done.clone();
+        // Callbacks run in queue order, so this one runs after every earlier one.
+        call_rcu(move || {
+            // Release: pairs with the Acquire load below.
+            d.store(1, Ordering::Release);
+            task.wake_up();
+        });
+        // The worker may be gathering a batch: no pause while we wait.
+        QUEUE.kick();
+        let backoff = crate::Backoff::new();
+        while done.load(Ordering::Acquire) == 0 {
+            if backoff.is_completed() {
+                let _ = sched::sleep(TaskState::Uninterruptible, None);
+            } else {
+                backoff.snooze();
+            }
+        }
+        BARRIERS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many callbacks have panicked since the process started.
+    pub fn callback_panics() -> u64 {
+        PANICS.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::Arc;
+    use crate::loom::sync::atomic::AtomicUsize;
+
+    /// Two producers queue one callback each while the worker drains: no callback
+    /// is lost, none runs twice, and the worker's sleep misses no wake-up (a lost
+    /// wake-up shows as a deadlock in the futex model).
+    #[test]
+    fn loom_no_callback_lost() {
+        loom::model(|| {
+            let q = Arc::new(CallbackQueue::new());
+            let ran = Arc::new(AtomicUsize::new(0));
+            let producers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (q, ran) = (q.clone(), ran.clone());
+                    loom::thread::spawn(move || {
+                        let r = ran.clone();
+                        let p = CbHead::boxed(move || {
+                            r.fetch_add(1, Ordering::Relaxed);
+                        });
+                        // SAFETY: fresh node.
+                        unsafe { q.push(p) };
+                    })
+                })
+                .collect();
+            let mut seen = 0;
+            while seen < 2 {
+                let mut list = q.take_all_with_tail().0;
+                if list.is_null() {
+                    q.wait_nonempty();
+                    continue;
+                }
+                while !list.is_null() {
+                    // SAFETY: detached nodes are ours; each runs once.
+                    let next = unsafe { CallbackQueue::next(list) };
+                    // SAFETY: as above.
+                    unsafe { CbHead::run(list) };
+                    seen += 1;
+                    list = next;
+                }
+            }
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert_eq!(ran.load(Ordering::Relaxed), 2);
+            assert!(q.take_all_with_tail().0.is_null());
+        });
+    }
+
+    /// rcu_barrier's guarantee: a barrier callback queued after another callback
+    /// (by the same thread) runs after it — the worker runs batches in order.
+    #[test]
+    fn loom_barrier_runs_after_earlier_callbacks() {
+        loom::model(|| {
+            let q = Arc::new(CallbackQueue::new());
+            let ran = Arc::new(AtomicUsize::new(0));
+            let seen_at_barrier = Arc::new(AtomicUsize::new(usize::MAX));
+            let producer = {
+                let (q, ran, seen) = (q.clone(), ran.clone(), seen_at_barrier.clone());
+                loom::thread::spawn(move || {
+                    let r = ran.clone();
+                    let a = CbHead::boxed(move || {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    });
+                    let r2 = ran.clone();
+                    let b = CbHead::boxed(move || {
+                        seen.store(r2.load(Ordering::Relaxed), Ordering::Relaxed);
+                        r2.fetch_add(1, Ordering::Relaxed);
+                    });
+                    // SAFETY: fresh nodes.
+                    unsafe { q.push(a) };
+                    // SAFETY: fresh node.
+                    unsafe { q.push(b) };
+                })
+            };
+            let mut seen = 0;
+            while seen < 2 {
+                let mut list = q.take_all_with_tail().0;
+                if list.is_null() {
+                    q.wait_nonempty();
+                    continue;
+                }
+                while !list.is_null() {
+                    // SAFETY: detached nodes are ours.
+                    let next = unsafe { CallbackQueue::next(list) };
+                    // SAFETY: each runs once.
+                    unsafe { CbHead::run(list) };
+                    seen += 1;
+                    list = next;
+                }
+            }
+            producer.join().unwrap();
+            assert_eq!(seen_at_barrier.load(Ordering::Relaxed), 1);
+        });
+    }
+}

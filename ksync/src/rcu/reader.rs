@@ -1,0 +1,283 @@
+//! The read side: the thread's record, its registration, and [`RcuReadGuard`].
+//!
+//! Each thread that reads owns one cache-padded [`Record`] (see `gp.rs` for its
+//! word). A const-initialised thread-local `Cell<*const Record>` points at it, so
+//! `rcu_read_lock` is one TLS load, a load and a store to the thread's own cache
+//! line, and a compiler barrier. The first `rcu_read_lock` of a thread takes the
+//! `#[cold]` path that allocates the record and adds it to the registry; a
+//! thread-local with a destructor removes it when the thread exits.
+//!
+//! The registry is a list of record pointers under a mutex that the grace-period
+//! code holds while it scans; a record is freed only after it has been removed
+//! from the list under that mutex, so the updater never reads a freed record.
+
+use super::gp::{GpState, Record};
+use crate::arch::CachePadded;
+use crate::lockdep::{self, AcquireKind, LockdepMap};
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::ptr;
+use std::sync::Mutex;
+
+/// The global grace-period state.
+pub(crate) static GP: GpState = GpState::new();
+
+/// The lockdep map of `rcu_read_lock` (the kernel's `rcu_lock_map`).
+pub(crate) static RCU_LOCK_MAP: LockdepMap = LockdepMap::new("rcu_read_lock");
+
+/// A registered record (a raw pointer, so the list can be `Send`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordPtr(pub(crate) *const Record);
+// SAFETY: a record is only read through this pointer while the registry lock is
+// held, and a record is freed only after its pointer was removed under that lock.
+unsafe impl Send for RecordPtr {}
+
+/// The registered readers (liburcu's `registry`, under `rcu_registry_lock`).
+pub(crate) static REGISTRY: Mutex<Vec<RecordPtr>> = Mutex::new(Vec::new());
+
+pub(crate) fn registry() -> std::sync::MutexGuard<'static, Vec<RecordPtr>> {
+    // A panic cannot leave the list inconsistent (every update is one push or
+    // one swap_remove), so a poisoned lock is taken over.
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    /// This thread's record, or null before registration / after exit.
+    static RECORD: Cell<*const Record> = const { Cell::new(ptr::null()) };
+    /// Owns the record; its destructor unregisters it at thread exit.
+    static REGISTRATION: Registration = Registration::new();
+}
+
+/// Owns one thread's record; unregisters and frees it on drop (thread exit).
+struct Registration {
+    record: *const Record,
+}
+
+impl Registration {
+    fn new() -> Self {
+        let record = alloc_record();
+        registry().push(RecordPtr(record));
+        RECORD.with(|c| c.set(record));
+        Registration { record }
+    }
+}
+
+fn alloc_record() -> *const Record {
+    let b: Box<CachePadded<Record>> = Box::new(CachePadded::new(Record::new()));
+    let p: *const CachePadded<Record> = Box::into_raw(b);
+    // CachePadded<T> derefs to its T; keep the pointer to the padded box so the
+    // record is aligned to its own cache line(s).
+    // SAFETY: `p` comes from Box::into_raw just above and is valid.
+    let r: &Record = unsafe { &*p };
+    r as *const Record
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        {
+            let mut reg = registry();
+            if let Some(i) = reg.iter().position(|r| r.0 == self.record) {
+                reg.swap_remove(i);
+            }
+        }
+        RECORD.with(|c| c.set(ptr::null()));
+        // SAFETY: the record came from `alloc_record` (a Box<CachePadded<Record>>,
+        // whose first field is the record: CachePadded is repr(C)-like with the
+        // value first) and was removed from the registry under its lock above, so
+        // no updater reads it any more; RECORD no longer points at it, so no guard
+        // of this thread touches it (guards re-read RECORD on drop).
+        unsafe { free_record(self.record) };
+    }
+}
+
+/// # Safety
+/// `r` came from [`alloc_record`], is not in the registry and is not used again.
+unsafe fn free_record(r: *const Record) {
+    // SAFETY: per the contract, `r` is the address of the value inside a leaked
+    // Box<CachePadded<Record>>; CachePadded stores the value at offset 0.
+    drop(unsafe { Box::from_raw(r as *mut CachePadded<Record>) });
+}
+
+#[cold]
+#[inline(never)]
+fn register_slow() -> *const Record {
+    match REGISTRATION.try_with(|r| r.record) {
+        Ok(r) => r,
+        // The thread is exiting and its registration is gone (an RCU reader in
+        // another thread-local's destructor): register a record that is never
+        // freed. It stays quiescent after this section, so grace periods do not
+        // wait for it; it costs one cache line per such thread.
+        Err(_) => {
+            let record = alloc_record();
+            registry().push(RecordPtr(record));
+            RECORD.with(|c| c.set(record));
+            record
+        }
+    }
+}
+
+/// Registers the calling thread as an RCU reader now rather than at its first
+/// [`rcu_read_lock`] (optional: registration is automatic).
+///
+/// ```
+/// ksync::rcu::rcu_register_thread();
+/// let g = ksync::rcu::rcu_read_lock();
+/// drop(g);
+/// ```
+pub fn rcu_register_thread() {
+    if RECORD.with(|c| c.get()).is_null() {
+        let _ = lock_slow_record();
+    }
+}
+
+/// Unregisters the calling thread now rather than at its exit (optional). A later
+/// [`rcu_read_lock`] on this thread registers it again.
+///
+/// # Panics
+/// Inside a read-side critical section.
+pub fn rcu_unregister_thread() {
+    let r = RECORD.with(|c| c.get());
+    if r.is_null() {
+        return;
+    }
+    // SAFETY: a non-null RECORD points at this thread's live record.
+    let nesting = unsafe { (*r).nesting() };
+    assert!(
+        nesting == 0,
+        "rcu_unregister_thread() called inside an RCU read-side critical section"
+    );
+    {
+        let mut reg = registry();
+        if let Some(i) = reg.iter().position(|x| x.0 == r) {
+            reg.swap_remove(i);
+        }
+    }
+    // The record stays owned by REGISTRATION (freed at thread exit, where the
+    // registry search finds nothing to remove); re-register it on next use.
+    match REGISTRATION.try_with(|reg| reg.record) {
+        Ok(owned) if owned == r => {
+            RECORD.with(|c| c.set(ptr::null()));
+            REREGISTER.with(|f| f.set(true));
+        }
+        _ => {
+            // An orphan record made during thread exit: it is not in the registry
+            // any more, so it can be freed.
+            RECORD.with(|c| c.set(ptr::null()));
+            // SAFETY: removed from the registry above; RECORD cleared.
+            unsafe { free_record(r) };
+        }
+    }
+}
+
+thread_local! {
+    /// Set by `rcu_unregister_thread`: the owned record must be pushed again.
+    static REREGISTER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Re-registration after `rcu_unregister_thread` (the registration exists but
+/// RECORD was cleared): handled by `register_slow` through this hook.
+#[cold]
+fn reregister(owned: *const Record) -> *const Record {
+    registry().push(RecordPtr(owned));
+    RECORD.with(|c| c.set(owned));
+    REREGISTER.with(|f| f.set(false));
+    owned
+}
+
+/// A read-side critical section (`rcu_read_lock` … `rcu_read_unlock`): while it
+/// lives, nothing an updater removed after it began is reclaimed. Dropping it is
+/// `rcu_read_unlock`.
+///
+/// Readers must not sleep or block on anything an updater may wait for. Guards
+/// nest. The guard is `!Send`: the section belongs to its thread.
+///
+/// ```compile_fail
+/// fn needs_send<T: Send>(_: T) {}
+/// needs_send(ksync::rcu::rcu_read_lock());
+/// ```
+#[must_use = "the read-side critical section ends when the guard is dropped"]
+pub struct RcuReadGuard {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl core::fmt::Debug for RcuReadGuard {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RcuReadGuard")
+    }
+}
+
+/// Enters a read-side critical section; the returned guard leaves it on drop.
+///
+/// Costs a thread-local load, a load and a store to this thread's own record and
+/// a compiler barrier (a full fence where membarrier is unavailable). Nestable.
+///
+/// ```
+/// use ksync::rcu::{rcu_read_lock, RcuPtr};
+/// let p = RcuPtr::new(Some(Box::new(7)));
+/// let g = rcu_read_lock();
+/// assert_eq!(p.read(&g), Some(&7));
+/// drop(g); // rcu_read_unlock
+/// ```
+#[inline(always)]
+pub fn rcu_read_lock() -> RcuReadGuard {
+    let mut r = RECORD.with(|c| c.get());
+    if r.is_null() {
+        r = lock_slow_record();
+    }
+    // SAFETY: `r` is this thread's live record: RECORD is cleared before the
+    // record is freed, and only this thread writes its ctr.
+    unsafe { (*r).lock(&GP) };
+    lockdep::acquire(&RCU_LOCK_MAP, AcquireKind::RecursiveRead, false, 0);
+    RcuReadGuard {
+        _not_send: PhantomData,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn lock_slow_record() -> *const Record {
+    if REREGISTER.with(|f| f.get()) {
+        if let Ok(owned) = REGISTRATION.try_with(|reg| reg.record) {
+            return reregister(owned);
+        }
+    }
+    register_slow()
+}
+
+impl Drop for RcuReadGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        lockdep::release(&RCU_LOCK_MAP);
+        let r = RECORD.with(|c| c.get());
+        // Null only if this thread's registration was torn down while the guard
+        // lived (a guard kept in a thread-local that outlives the registration):
+        // the record is gone and the section with it.
+        if !r.is_null() {
+            // SAFETY: non-null RECORD is this thread's live record.
+            unsafe { (*r).unlock(&GP) };
+        }
+    }
+}
+
+/// Leaves a read-side critical section: the same as dropping the guard.
+#[inline(always)]
+pub fn rcu_read_unlock(guard: RcuReadGuard) {
+    drop(guard);
+}
+
+/// Whether the calling thread is inside a read-side critical section.
+///
+/// ```
+/// use ksync::rcu::{rcu_read_lock, rcu_read_lock_held};
+/// assert!(!rcu_read_lock_held());
+/// let g = rcu_read_lock();
+/// assert!(rcu_read_lock_held());
+/// drop(g);
+/// assert!(!rcu_read_lock_held());
+/// ```
+#[inline]
+pub fn rcu_read_lock_held() -> bool {
+    let r = RECORD.with(|c| c.get());
+    // SAFETY: non-null RECORD is this thread's live record.
+    !r.is_null() && unsafe { (*r).nesting() } > 0
+}

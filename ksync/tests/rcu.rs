@@ -1,0 +1,432 @@
+//! RCU integration and stress tests (bounded to a few seconds).
+
+use ksync::rcu::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[test]
+fn nesting_and_held() {
+    assert!(!rcu_read_lock_held());
+    let a = rcu_read_lock();
+    let b = rcu_read_lock();
+    assert!(rcu_read_lock_held());
+    drop(b);
+    assert!(rcu_read_lock_held());
+    rcu_read_unlock(a);
+    assert!(!rcu_read_lock_held());
+}
+
+#[test]
+#[should_panic(expected = "synchronize_rcu() called inside an RCU read-side critical section")]
+fn synchronize_inside_reader_panics() {
+    let _g = rcu_read_lock();
+    synchronize_rcu();
+}
+
+#[test]
+#[should_panic(expected = "rcu_barrier() called inside an RCU read-side critical section")]
+fn barrier_inside_reader_panics() {
+    let _g = rcu_read_lock();
+    rcu_barrier();
+}
+
+/// A reader that is inside its section when synchronize_rcu starts keeps it
+/// waiting until the section ends.
+#[test]
+fn synchronize_waits_for_preexisting_reader() {
+    let entered = Arc::new(AtomicBool::new(false));
+    let left = Arc::new(AtomicBool::new(false));
+    let (e, l) = (entered.clone(), left.clone());
+    let reader = std::thread::spawn(move || {
+        let g = rcu_read_lock();
+        e.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        l.store(true, Ordering::SeqCst);
+        drop(g);
+    });
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    synchronize_rcu();
+    assert!(
+        left.load(Ordering::SeqCst),
+        "synchronize_rcu returned before the reader left"
+    );
+    reader.join().unwrap();
+}
+
+/// Same, with the futex sleep path: the reader stays long enough for the updater
+/// to go to sleep, and its unlock must wake it.
+#[test]
+fn expedited_and_futex_wakeup() {
+    for _ in 0..3 {
+        let left = Arc::new(AtomicBool::new(false));
+        let entered = Arc::new(AtomicBool::new(false));
+        let (e, l) = (entered.clone(), left.clone());
+        let reader = std::thread::spawn(move || {
+            let g = rcu_read_lock();
+            e.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            l.store(true, Ordering::SeqCst);
+            drop(g);
+        });
+        while !entered.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        synchronize_rcu_expedited();
+        assert!(left.load(Ordering::SeqCst));
+        reader.join().unwrap();
+    }
+}
+
+/// Many concurrent synchronize_rcu callers all return, and each still waits for
+/// a reader that started before it.
+#[test]
+fn concurrent_synchronize_callers_share_grace_periods() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _g = rcu_read_lock();
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let updaters: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..50 {
+                    synchronize_rcu();
+                }
+            })
+        })
+        .collect();
+    for u in updaters {
+        u.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+}
+
+#[test]
+fn call_rcu_runs_everything_and_barrier_waits() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    let n = n.clone();
+                    call_rcu(move || {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                rcu_barrier();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    rcu_barrier();
+    assert_eq!(n.load(Ordering::Relaxed), 40_000);
+}
+
+#[test]
+fn call_rcu_waits_for_reader() {
+    let freed = Arc::new(AtomicBool::new(false));
+    let g = rcu_read_lock();
+    let f = freed.clone();
+    call_rcu(move || f.store(true, Ordering::SeqCst));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !freed.load(Ordering::SeqCst),
+        "callback ran inside a pre-existing reader"
+    );
+    drop(g);
+    rcu_barrier();
+    assert!(freed.load(Ordering::SeqCst));
+}
+
+#[test]
+fn panicking_callback_does_not_lose_others() {
+    let before = callback_panics();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r1 = ran.clone();
+    call_rcu(move || {
+        r1.fetch_add(1, Ordering::SeqCst);
+    });
+    call_rcu(|| panic!("deliberate test panic in a call_rcu callback"));
+    let r2 = ran.clone();
+    call_rcu(move || {
+        r2.fetch_add(1, Ordering::SeqCst);
+    });
+    rcu_barrier();
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+    assert!(callback_panics() > before);
+}
+
+/// rcu_barrier inside a callback would wait for itself: it panics (caught and
+/// counted by the worker), and the worker goes on.
+#[test]
+fn barrier_inside_callback_is_reported() {
+    let before = callback_panics();
+    let after_panic = Arc::new(AtomicBool::new(false));
+    call_rcu(rcu_barrier);
+    let a = after_panic.clone();
+    call_rcu(move || a.store(true, Ordering::SeqCst));
+    rcu_barrier();
+    assert!(after_panic.load(Ordering::SeqCst));
+    assert!(callback_panics() > before);
+}
+
+struct DropCount(Arc<AtomicUsize>);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn rcu_ptr_frees_old_values_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let p = RcuPtr::new(Some(Box::new(DropCount(drops.clone()))));
+    for _ in 0..100 {
+        p.store(Some(Box::new(DropCount(drops.clone()))));
+    }
+    let old = p.swap(None).unwrap().into_box_after_gp();
+    drop(old);
+    rcu_barrier();
+    assert_eq!(drops.load(Ordering::SeqCst), 101);
+    assert!(p.is_null());
+}
+
+#[test]
+fn rcu_ptr_update_is_atomic_across_updaters() {
+    let p = Arc::new(RcuPtr::new(Some(Box::new(0u64))));
+    let ts: Vec<_> = (0..4)
+        .map(|_| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    p.update(|old| Some(Box::new(old.copied().unwrap_or(0) + 1)));
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(p.read(&rcu_read_lock()), Some(&4000));
+    rcu_barrier();
+}
+
+/// Readers check that what they read was not freed: values carry a `live` flag
+/// that their Drop clears just before the memory is freed, so a reader that sees
+/// `live == false` has found an object being reclaimed under it.
+#[test]
+fn stress_rcu_ptr_no_use_after_free() {
+    struct Obj {
+        live: AtomicBool,
+        v: u64,
+    }
+    impl Drop for Obj {
+        fn drop(&mut self) {
+            self.live.store(false, Ordering::SeqCst);
+        }
+    }
+    let p = Arc::new(RcuPtr::new(Some(Box::new(Obj {
+        live: AtomicBool::new(true),
+        v: 0,
+    }))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bad = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (p, stop, bad) = (p.clone(), stop.clone(), bad.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let g = rcu_read_lock();
+                    if let Some(o) = p.read(&g) {
+                        for _ in 0..50 {
+                            std::hint::spin_loop();
+                        }
+                        if !o.live.load(Ordering::SeqCst) {
+                            bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Values only grow.
+                        if o.v < last {
+                            bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                        last = o.v;
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut v = 1;
+    // Run for the time, and at least 20 replacements however loaded the machine.
+    while Instant::now() < deadline || v <= 20 {
+        let new = Some(Box::new(Obj {
+            live: AtomicBool::new(true),
+            v,
+        }));
+        if v % 2 == 0 {
+            p.store(new);
+        } else if let Some(old) = p.swap(new) {
+            drop(old.into_box_after_gp());
+        }
+        v += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    rcu_barrier();
+    assert_eq!(bad.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn list_operations_and_concurrent_readers() {
+    let list = Arc::new(RcuList::new());
+    for i in 0..10 {
+        list.add_tail(i);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (list, stop, total) = (list.clone(), stop.clone(), total.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let g = rcu_read_lock();
+                    // Entries 0..10 are only ever replaced by equal values, so
+                    // every walk sees all ten, in order.
+                    let fixed: Vec<i32> = list.iter(&g).copied().filter(|&x| x < 10).collect();
+                    assert_eq!(fixed, (0..10).collect::<Vec<_>>());
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut round = 0;
+    // Keep updating until the readers have walked the list many times.
+    while round < 2000 || total.load(Ordering::Relaxed) < 200 {
+        round += 1;
+        let x = 100 + round % 7;
+        list.add(x);
+        list.replace(|&v| v == round % 10, round % 10);
+        assert!(list.del(|&v| v == x));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    let g = rcu_read_lock();
+    assert_eq!(list.iter(&g).count(), 10);
+    drop(g);
+    let mut w = list.writer();
+    w.retain(|&v| v % 2 == 0);
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
+    drop(w);
+    rcu_barrier();
+}
+
+#[test]
+fn hash_map_lookups_during_updates() {
+    let map: Arc<RcuHashMap<u64, u64>> = Arc::new(RcuHashMap::with_buckets(16));
+    for k in 0..100 {
+        map.insert(k, k * 10);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (map, stop) = (map.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let g = rcu_read_lock();
+                    for k in 0..100 {
+                        // Keys below 100 are always present with a multiple of 10.
+                        let v = *map.get(&k, &g).expect("stable key vanished");
+                        assert_eq!(v % 10, 0);
+                        assert_eq!(v / 10 % 100, k);
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 0..3000u64 {
+        let k = i % 100;
+        assert!(map.insert(k, (k + 100 * (i % 5)) * 10));
+        assert!(!map.insert(1000 + i, 0));
+        assert!(map.remove(&(1000 + i)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(map.contains_key(&5));
+    assert!(!map.contains_key(&1005));
+    assert_eq!(map.iter(&rcu_read_lock()).count(), 100);
+    rcu_barrier();
+}
+
+#[test]
+fn srcu_waits_for_sleeping_reader() {
+    let s = Arc::new(SrcuStruct::new());
+    let left = Arc::new(AtomicBool::new(false));
+    let entered = Arc::new(AtomicBool::new(false));
+    let (s2, l, e) = (s.clone(), left.clone(), entered.clone());
+    let reader = std::thread::spawn(move || {
+        let g = srcu_read_lock(&s2);
+        e.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(30)); // SRCU readers may sleep
+        l.store(true, Ordering::SeqCst);
+        drop(g);
+    });
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    synchronize_srcu(&s);
+    assert!(left.load(Ordering::SeqCst));
+    reader.join().unwrap();
+    // Explicit unlock by index.
+    let idx = s.read_lock().into_index();
+    // SAFETY: idx is the index of the section just entered on this thread.
+    unsafe { s.read_unlock(idx) };
+    s.synchronize();
+    // A domain's long reader does not block another domain.
+    let other = SrcuStruct::new();
+    let _g = s.read_lock();
+    other.synchronize();
+    drop(_g);
+    let owned = Arc::try_unwrap(s).unwrap();
+    cleanup_srcu_struct(owned);
+}
+
+#[test]
+fn thread_exit_unregisters() {
+    for _ in 0..20 {
+        std::thread::spawn(|| {
+            let _g = rcu_read_lock();
+        })
+        .join()
+        .unwrap();
+    }
+    // Exited threads are not waited for.
+    synchronize_rcu();
+    rcu_register_thread();
+    rcu_unregister_thread();
+    let g = rcu_read_lock(); // registers again
+    assert!(rcu_read_lock_held());
+    drop(g);
+    synchronize_rcu();
+}
