@@ -83,13 +83,28 @@ fn selects_one_test_or_a_shape() {
 
 /// The lock-based tests (run on ksync's `SpinLock`) and the address-dependency
 /// test, with the kernel's names and verdicts.
-const LOCK_AND_DEP_TESTS: [(&str, &str, &str); 7] = [
+const LOCK_AND_DEP_TESTS: [(&str, &str, &str); 10] = [
     ("MP+polocks", "Never", "1:r0=1 /\\ 1:r1=0"),
     ("MP+porevlocks", "Never", "0:r0=1 /\\ 0:r1=0"),
     (
         "LB+unlocklockonceonce+poacquireonce",
         "Never",
         "0:r0=1 /\\ 1:r0=1",
+    ),
+    (
+        "MP+unlocklockonceonce+fencermbonceonce",
+        "Never",
+        "1:r0=1 /\\ 1:r1=0",
+    ),
+    (
+        "MP+polockmbonce+poacquiresilsil",
+        "Never",
+        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
+    ),
+    (
+        "MP+polockonce+poacquiresilsil",
+        "Sometimes",
+        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
     ),
     (
         "ISA2+pooncelock+pooncelock+pombonce",

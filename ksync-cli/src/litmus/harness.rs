@@ -99,7 +99,7 @@ pub fn ptr_of(v: &AtomicU32) -> *mut AtomicU32 {
 pub type Body = fn(&Vars<'_>, &mut [u32; REGS]);
 
 /// Registers per thread.
-pub const REGS: usize = 2;
+pub const REGS: usize = 3;
 /// Values per location in an outcome key (values are 0..=3).
 const RADIX: usize = 4;
 

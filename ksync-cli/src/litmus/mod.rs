@@ -24,7 +24,9 @@
 //! makes critical sections of one lock appear in order to a thread that does
 //! not take it (`Z6.0+pooncelock+poonceLock+pombonce`, Never; without it,
 //! `Z6.0+pooncelock+pooncelock+pombonce` is Sometimes — though not on x86-64,
-//! where the acquisition's locked instruction is already a full barrier).
+//! where the acquisition's locked instruction is already a full barrier);
+//! the `…silsil` pair asks the same of an observer that senses the lock with
+//! `spin_is_locked()`.
 
 mod harness;
 mod tests;

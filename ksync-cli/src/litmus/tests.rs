@@ -8,7 +8,7 @@
 //! `ctrl` = a control dependency, `rfi` = reading one's own store, `lock` =
 //! an access inside a `spin_lock`/`spin_unlock` critical section (`Lock` with
 //! `smp_mb__after_spinlock()` after the acquisition), `unlocklock` = an unlock
-//! followed by a lock in program order, `onceassign`/`derefonce` =
+//! followed by a lock in program order, `sil` = `spin_is_locked()`, `onceassign`/`derefonce` =
 //! `rcu_assign_pointer` / `rcu_dereference` (an address dependency).
 //!
 //! Every body uses ksync's own barrier functions and spinlocks
@@ -577,6 +577,67 @@ pub fn all() -> Vec<Test> {
             observe: &[R0, R1],
             exists: &[1, 1],
             model: Verdict::Never,
+        },
+        Test {
+            name: "MP+unlocklockonceonce+fencermbonceonce",
+            about: "an unlock then a lock of another lock: are the first section's stores seen before the second's?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    drop(g);
+                    let g = v.t.lock();
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_rmb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+polockmbonce+poacquiresilsil",
+            about: "with smp_mb__after_spinlock(), can spin_is_locked() see the lock free then taken after the section's store was read?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    smp_mb_after_spinlock();
+                    write_once(v.x, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.x);
+                    r[1] = u32::from(v.s.is_locked());
+                    r[2] = u32::from(v.s.is_locked());
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1), Loc::Reg(1, 2)],
+            exists: &[1, 0, 1],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+polockonce+poacquiresilsil",
+            about: "without smp_mb__after_spinlock(), may spin_is_locked() see the lock free then taken after the section's store was read?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.x);
+                    r[1] = u32::from(v.s.is_locked());
+                    r[2] = u32::from(v.s.is_locked());
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1), Loc::Reg(1, 2)],
+            exists: &[1, 0, 1],
+            model: Verdict::Sometimes,
         },
         Test {
             name: "ISA2+pooncelock+pooncelock+pombonce",
