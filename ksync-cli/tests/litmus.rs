@@ -80,3 +80,96 @@ fn selects_one_test_or_a_shape() {
     let (ok, _) = litmus(&["--test", "NoSuchTest"]);
     assert!(!ok, "an unknown test name must fail");
 }
+
+/// The lock-based tests (run on ksync's `SpinLock`) and the address-dependency
+/// test, with the kernel's names and verdicts.
+const LOCK_AND_DEP_TESTS: [(&str, &str, &str); 10] = [
+    ("MP+polocks", "Never", "1:r0=1 /\\ 1:r1=0"),
+    ("MP+porevlocks", "Never", "0:r0=1 /\\ 0:r1=0"),
+    (
+        "LB+unlocklockonceonce+poacquireonce",
+        "Never",
+        "0:r0=1 /\\ 1:r0=1",
+    ),
+    (
+        "MP+unlocklockonceonce+fencermbonceonce",
+        "Never",
+        "1:r0=1 /\\ 1:r1=0",
+    ),
+    (
+        "MP+polockmbonce+poacquiresilsil",
+        "Never",
+        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
+    ),
+    (
+        "MP+polockonce+poacquiresilsil",
+        "Sometimes",
+        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
+    ),
+    (
+        "ISA2+pooncelock+pooncelock+pombonce",
+        "Never",
+        "1:r0=1 /\\ 2:r0=1 /\\ 2:r1=0",
+    ),
+    (
+        "Z6.0+pooncelock+poonceLock+pombonce",
+        "Never",
+        "1:r0=1 /\\ z=2 /\\ 2:r0=0",
+    ),
+    (
+        "Z6.0+pooncelock+pooncelock+pombonce",
+        "Sometimes",
+        "1:r0=1 /\\ z=2 /\\ 2:r0=0",
+    ),
+    ("MP+onceassign+derefonce", "Never", "1:r0=x /\\ 1:r1=0"),
+];
+
+#[test]
+fn lock_and_dependency_tests_never_show_a_forbidden_outcome() {
+    let (ok, out) = litmus(&["--iterations", "3000", "--json"]);
+    assert!(ok, "a forbidden outcome was seen:\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let tests = v.as_array().expect("an array");
+    for (name, model, exists) in LOCK_AND_DEP_TESTS {
+        let t = tests
+            .iter()
+            .find(|t| t["test"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from the JSON"));
+        assert_eq!(t["model"], model, "{name}");
+        assert_eq!(t["exists"], exists, "{name}");
+        assert!(t["iterations"].as_u64().unwrap() >= 3000, "{name}");
+        if model == "Never" {
+            assert_eq!(t["observed"], 0, "{name}: forbidden outcome seen");
+            assert_eq!(t["ok"], true, "{name}");
+        }
+        // Every instance was counted, under some outcome.
+        let total: u64 = t["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o[1].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, t["iterations"].as_u64().unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn dependency_test_reports_pointers_by_name() {
+    let (ok, out) = litmus(&[
+        "--iterations",
+        "2000",
+        "--json",
+        "--test",
+        "MP+onceassign+derefonce",
+    ]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let outcomes = v[0]["outcomes"].as_array().unwrap();
+    // The reader sees either the initial pointer (to z, which holds 0) or the
+    // published one (to x, which then holds 1); z never holds 1.
+    for o in outcomes {
+        let s = o[0].as_str().unwrap();
+        assert!(s.starts_with("1:r0=x") || s.starts_with("1:r0=z"), "{s}");
+        assert_ne!(s, "1:r0=z /\\ 1:r1=1", "read 1 through the pointer to z");
+    }
+}

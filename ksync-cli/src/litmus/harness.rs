@@ -4,7 +4,8 @@
 //! # How a run works
 //!
 //! A test's memory is `INSTANCES` independent copies of its variables (`x`,
-//! `y`, `z`, each array on its own cache lines). Its threads are started once
+//! `y`, `z`, each array on its own cache lines, plus two spinlocks and a
+//! pointer per instance: see [`Vars`]). Its threads are started once
 //! and pinned one per CPU where the CPUs allow. Each round they meet at a spin
 //! barrier, then each thread runs its part of the test on instance 0, 1, 2 …
 //! in turn, writing its registers to its own result array. Threads released
@@ -12,7 +13,7 @@
 //! instance `i` of every thread runs within nanoseconds of the others: the
 //! races the test is about really happen, thousands of times per round. After
 //! the round, thread 0 reads every instance's registers and final memory values,
-//! counts the outcomes, and zeroes the memory for the next round.
+//! counts the outcomes, and resets the memory for the next round.
 //!
 //! The barrier spins on a generation counter with `cpu_relax` (so the release
 //! reaches all threads within a cache-line transfer) and yields only after a
@@ -20,7 +21,8 @@
 
 use ksync::arch::CachePadded;
 use ksync::barrier::{read_once, write_once};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use ksync::spinlock::SpinLock;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The Linux-kernel memory model's verdict for a test's `exists` clause.
@@ -41,29 +43,63 @@ pub enum Loc {
     Reg(usize, usize),
     /// A shared variable's final value (0 = `x`, 1 = `y`, 2 = `z`).
     Var(usize),
+    /// A register holding a pointer read from [`Vars::p`], recorded as 1 when
+    /// it points to `x` and 0 when it points to `z` (its initial value), and
+    /// shown as herd does: `1:r0=x`.
+    PtrReg(usize, usize),
 }
 
 impl Loc {
     pub fn name(self) -> String {
         match self {
-            Loc::Reg(t, r) => format!("{t}:r{r}"),
+            Loc::Reg(t, r) | Loc::PtrReg(t, r) => format!("{t}:r{r}"),
             Loc::Var(v) => ["x", "y", "z"][v].to_string(),
+        }
+    }
+
+    /// `name=value`, as in a herd `exists` clause.
+    pub fn show(self, value: u32) -> String {
+        match self {
+            Loc::PtrReg(..) => {
+                format!("{}={}", self.name(), if value == 1 { "x" } else { "z" })
+            }
+            _ => format!("{}={value}", self.name()),
         }
     }
 }
 
 /// One instance's shared variables, as a thread body sees them.
+///
+/// Besides the integers `x`, `y` and `z` (0 at the start of every instance),
+/// an instance has two of ksync's own spinlocks for the lock-based tests (herd's
+/// `mylock`, or `s` and `t`; unlocked at the start, and every body that takes
+/// one releases it) and a pointer `p` for the address-dependency tests.
 pub struct Vars<'a> {
     pub x: &'a AtomicU32,
     pub y: &'a AtomicU32,
     pub z: &'a AtomicU32,
+    /// `mylock` (or `s`).
+    pub s: &'a SpinLock<()>,
+    /// `t`, the second lock of `LB+unlocklockonceonce+poacquireonce`.
+    pub t: &'a SpinLock<()>,
+    /// A pointer to this instance's `x` or `z`, pointing to `z` at the start
+    /// of every instance. Invariant (kept by the harness, relied on by the
+    /// bodies' dereferences): it never holds anything else, and both targets
+    /// outlive every thread of the run.
+    pub p: &'a AtomicPtr<AtomicU32>,
+}
+
+/// The pointer value that designates `v` in [`Vars::p`].
+#[inline(always)]
+pub fn ptr_of(v: &AtomicU32) -> *mut AtomicU32 {
+    v as *const AtomicU32 as *mut AtomicU32
 }
 
 /// A thread of a test: runs on one instance, writes its registers.
 pub type Body = fn(&Vars<'_>, &mut [u32; REGS]);
 
 /// Registers per thread.
-pub const REGS: usize = 2;
+pub const REGS: usize = 3;
 /// Values per location in an outcome key (values are 0..=3).
 const RADIX: usize = 4;
 
@@ -89,7 +125,7 @@ impl Test {
         self.observe
             .iter()
             .zip(values)
-            .map(|(l, v)| format!("{}={v}", l.name()))
+            .map(|(l, &v)| l.show(v))
             .collect::<Vec<_>>()
             .join(" /\\ ")
     }
@@ -246,6 +282,14 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
     let nthreads = test.threads.len();
     let rounds = iterations.div_ceil(k as u64).max(1);
     let vars: Vec<AtomicU32> = (0..3 * k).map(|_| AtomicU32::new(0)).collect();
+    // Two creation sites: `s` and `t` are two lockdep classes, as two
+    // `DEFINE_SPINLOCK`s are.
+    let locks_s: Vec<SpinLock<()>> = (0..k).map(|_| SpinLock::new(())).collect();
+    let locks_t: Vec<SpinLock<()>> = (0..k).map(|_| SpinLock::new(())).collect();
+    // Every `p` starts pointing to its instance's `z`.
+    let ptrs: Vec<AtomicPtr<AtomicU32>> = (0..k)
+        .map(|i| AtomicPtr::new(ptr_of(&vars[2 * k + i])))
+        .collect();
     // Each thread's registers in an array of its own: no false sharing between
     // the threads' result writes.
     let regs: Vec<Vec<AtomicU32>> = (0..nthreads)
@@ -266,6 +310,7 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
         let mut handles = Vec::new();
         for (t, body) in test.threads.iter().enumerate() {
             let (vars, regs, barrier, cpus, progress) = (&vars, &regs, &barrier, &cpus, &progress);
+            let (locks_s, locks_t, ptrs) = (&locks_s, &locks_t, &ptrs);
             // Thread 0 counts the outcomes.
             let counts_out = counts_slot.take();
             handles.push(s.spawn(move || {
@@ -286,6 +331,9 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
                                 x: &vars[i],
                                 y: &vars[k + i],
                                 z: &vars[2 * k + i],
+                                s: &locks_s[i],
+                                t: &locks_t[i],
+                                p: &ptrs[i],
                             };
                             r = [0; REGS];
                             body(&v, &mut r);
@@ -296,7 +344,7 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
                     }
                     barrier.wait();
                     if let Some(counts) = counts_out.as_deref_mut() {
-                        tally(test, k, vars, regs, counts);
+                        tally(test, k, vars, ptrs, regs, counts);
                     }
                 }
                 let _ = r;
@@ -325,15 +373,22 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
     }
 }
 
-/// Counts the outcome of every instance of the round just finished and zeroes
-/// the variables for the next one. Runs on thread 0 between two barriers, when
-/// no other thread touches the arrays.
-fn tally(test: &Test, k: usize, vars: &[AtomicU32], regs: &[Vec<AtomicU32>], counts: &mut [u64]) {
+/// Counts the outcome of every instance of the round just finished and resets
+/// the variables for the next one (integers to 0, pointers to their `z`). Runs
+/// on thread 0 between two barriers, when no other thread touches the arrays.
+fn tally(
+    test: &Test,
+    k: usize,
+    vars: &[AtomicU32],
+    ptrs: &[AtomicPtr<AtomicU32>],
+    regs: &[Vec<AtomicU32>],
+    counts: &mut [u64],
+) {
     let mut values = [0u32; 8];
     for i in 0..k {
         for (n, loc) in test.observe.iter().enumerate() {
             values[n] = match *loc {
-                Loc::Reg(t, r) => read_once(&regs[t][REGS * i + r]),
+                Loc::Reg(t, r) | Loc::PtrReg(t, r) => read_once(&regs[t][REGS * i + r]),
                 Loc::Var(v) => read_once(&vars[v * k + i]),
             }
             .min(RADIX as u32 - 1);
@@ -342,5 +397,8 @@ fn tally(test: &Test, k: usize, vars: &[AtomicU32], regs: &[Vec<AtomicU32>], cou
     }
     for v in vars {
         write_once(v, 0);
+    }
+    for (i, p) in ptrs.iter().enumerate() {
+        write_once(p, ptr_of(&vars[2 * k + i]));
     }
 }

@@ -1,7 +1,9 @@
 //! `ksync litmus`: memory-model litmus tests run on this CPU.
 //!
 //! Each test is a classic pattern (SB, MP, LB, WRC, ISA2, IRIW, 2+2W, R, S and
-//! the coherence tests) run many times with its threads racing (see
+//! the coherence tests; the lock-based MP, LB, ISA2 and Z6.0 tests on ksync's
+//! own [`SpinLock`](ksync::spinlock::SpinLock); the `rcu_assign_pointer` /
+//! `rcu_dereference` address-dependency test) run many times with its threads racing (see
 //! [`harness`] for how). For each, the run prints every outcome with its count,
 //! the Linux-kernel memory model's verdict for the interesting outcome — `Never`
 //! (forbidden) or `Sometimes` (allowed) — and how often this CPU showed it. A
@@ -13,6 +15,18 @@
 //! `Sometimes` outcome, since x86-64 keeps every other order; on arm64 and
 //! POWER most `Sometimes` outcomes show up. Seeing `SB+poonceonces` is the
 //! proof that the harness makes the threads race for real.
+//!
+//! The lock tests check what `spin_lock`/`spin_unlock` promise beyond mutual
+//! exclusion: an acquisition is an acquire and a release a release
+//! (`MP+polocks`, `MP+porevlocks`), an unlock followed by a lock orders the two
+//! critical sections even for different locks
+//! (`LB+unlocklockonceonce+poacquireonce`), and `smp_mb__after_spinlock()`
+//! makes critical sections of one lock appear in order to a thread that does
+//! not take it (`Z6.0+pooncelock+poonceLock+pombonce`, Never; without it,
+//! `Z6.0+pooncelock+pooncelock+pombonce` is Sometimes — though not on x86-64,
+//! where the acquisition's locked instruction is already a full barrier);
+//! the `…silsil` pair asks the same of an observer that senses the lock with
+//! `spin_is_locked()`.
 
 mod harness;
 mod tests;

@@ -5,14 +5,25 @@
 //! that directory lacks, such as 2+2W): `po` = program order, `once` =
 //! READ_ONCE/WRITE_ONCE, `release`/`acquire` = smp_store_release /
 //! smp_load_acquire, `fencemb`/`fencewmb`/`fencermb` = smp_mb/smp_wmb/smp_rmb,
-//! `ctrl` = a control dependency, `rfi` = reading one's own store.
+//! `ctrl` = a control dependency, `rfi` = reading one's own store, `lock` =
+//! an access inside a `spin_lock`/`spin_unlock` critical section (`Lock` with
+//! `smp_mb__after_spinlock()` after the acquisition), `unlocklock` = an unlock
+//! followed by a lock in program order, `sil` = `spin_is_locked()`, `onceassign`/`derefonce` =
+//! `rcu_assign_pointer` / `rcu_dereference` (an address dependency).
 //!
-//! Every body uses ksync's own barrier functions, so the run checks them.
+//! Every body uses ksync's own barrier functions and spinlocks
+//! ([`SpinLock`](ksync::spinlock::SpinLock), the queued lock), so the run
+//! checks them.
+//!
+//! Registers are numbered per thread in the order the thread sets them (the
+//! kernel's files sometimes number them otherwise, e.g. `2:r2` for our `2:r0`).
 
-use super::harness::{Loc, Test, Vars, Verdict};
+use super::harness::{Loc, Test, Vars, Verdict, ptr_of};
 use ksync::barrier::{
-    read_once, smp_load_acquire, smp_mb, smp_rmb, smp_store_release, smp_wmb, write_once,
+    read_once, smp_load_acquire, smp_mb, smp_mb_after_spinlock, smp_rmb, smp_store_release,
+    smp_wmb, write_once,
 };
+use ksync::rcu::rcu_read_lock;
 
 type R = [u32; super::harness::REGS];
 
@@ -134,6 +145,32 @@ pub fn all() -> Vec<Test> {
                 },
             ],
             observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+onceassign+derefonce",
+            about: "rcu_assign_pointer / rcu_dereference: can a reader that sees the new pointer read stale data through it?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    // rcu_assign_pointer(p, &x): a release store.
+                    smp_store_release(v.p, ptr_of(v.x));
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = rcu_read_lock();
+                    // rcu_dereference(p): READ_ONCE, then the load through the
+                    // pointer is ordered only by its address dependency, as in
+                    // the kernel (no acquire, no fence).
+                    let p = read_once(v.p);
+                    // SAFETY: `p` holds only this instance's `&x` or `&z`
+                    // (the `Vars::p` invariant), which outlive the run.
+                    r[1] = read_once(unsafe { &*p });
+                    r[0] = u32::from(p == ptr_of(v.x));
+                    drop(g);
+                },
+            ],
+            observe: &[Loc::PtrReg(1, 0), Loc::Reg(1, 1)],
             exists: &[1, 0],
             model: Verdict::Never,
         },
@@ -476,6 +513,210 @@ pub fn all() -> Vec<Test> {
             observe: &[R0, Loc::Var(0)],
             exists: &[2, 1],
             model: Verdict::Never,
+        },
+        // ---- Locks: ksync's SpinLock as the LKMM's spin_lock/spin_unlock ---------
+        Test {
+            name: "MP+polocks",
+            about: "message passing through a lock: does the critical section that sees the flag see the data written before it?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    write_once(v.x, 1);
+                    let g = v.s.lock();
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = v.s.lock();
+                    r[0] = read_once(v.y);
+                    drop(g);
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+porevlocks",
+            about: "message passing through a lock, reversed: a write before the unlock, a read after the lock",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    let g = v.s.lock();
+                    r[1] = read_once(v.x);
+                    drop(g);
+                },
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    drop(g);
+                    write_once(v.y, 1);
+                },
+            ],
+            observe: &[Loc::Reg(0, 0), Loc::Reg(0, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "LB+unlocklockonceonce+poacquireonce",
+            about: "an unlock then a lock of another lock orders the first section's read before the second's write",
+            threads: &[
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = v.s.lock();
+                    r[0] = read_once(v.x);
+                    drop(g);
+                    let g = v.t.lock();
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.y);
+                    write_once(v.x, 1);
+                },
+            ],
+            observe: &[R0, R1],
+            exists: &[1, 1],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+unlocklockonceonce+fencermbonceonce",
+            about: "an unlock then a lock of another lock: are the first section's stores seen before the second's?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    drop(g);
+                    let g = v.t.lock();
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.y);
+                    smp_rmb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1)],
+            exists: &[1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+polockmbonce+poacquiresilsil",
+            about: "with smp_mb__after_spinlock(), can spin_is_locked() see the lock free then taken after the section's store was read?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    smp_mb_after_spinlock();
+                    write_once(v.x, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.x);
+                    r[1] = u32::from(v.s.is_locked());
+                    r[2] = u32::from(v.s.is_locked());
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1), Loc::Reg(1, 2)],
+            exists: &[1, 0, 1],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "MP+polockonce+poacquiresilsil",
+            about: "without smp_mb__after_spinlock(), may spin_is_locked() see the lock free then taken after the section's store was read?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = smp_load_acquire(v.x);
+                    r[1] = u32::from(v.s.is_locked());
+                    r[2] = u32::from(v.s.is_locked());
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(1, 1), Loc::Reg(1, 2)],
+            exists: &[1, 0, 1],
+            model: Verdict::Sometimes,
+        },
+        Test {
+            name: "ISA2+pooncelock+pooncelock+pombonce",
+            about: "is the write order two critical sections of one lock impose seen by a third thread with smp_mb()?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = v.s.lock();
+                    r[0] = read_once(v.y);
+                    write_once(v.z, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    r[0] = read_once(v.z);
+                    smp_mb();
+                    r[1] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Reg(2, 0), Loc::Reg(2, 1)],
+            exists: &[1, 1, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "Z6.0+pooncelock+poonceLock+pombonce",
+            about: "with smp_mb__after_spinlock(), are two critical sections seen in order by a thread not holding the lock?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = v.s.lock();
+                    smp_mb_after_spinlock();
+                    r[0] = read_once(v.y);
+                    write_once(v.z, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.z, 2);
+                    smp_mb();
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Var(2), Loc::Reg(2, 0)],
+            exists: &[1, 2, 0],
+            model: Verdict::Never,
+        },
+        Test {
+            name: "Z6.0+pooncelock+pooncelock+pombonce",
+            about: "without smp_mb__after_spinlock(), may a thread not holding the lock see two critical sections out of order?",
+            threads: &[
+                |v: &Vars<'_>, _r: &mut R| {
+                    let g = v.s.lock();
+                    write_once(v.x, 1);
+                    write_once(v.y, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    let g = v.s.lock();
+                    r[0] = read_once(v.y);
+                    write_once(v.z, 1);
+                    drop(g);
+                },
+                |v: &Vars<'_>, r: &mut R| {
+                    write_once(v.z, 2);
+                    smp_mb();
+                    r[0] = read_once(v.x);
+                },
+            ],
+            observe: &[Loc::Reg(1, 0), Loc::Var(2), Loc::Reg(2, 0)],
+            exists: &[1, 2, 0],
+            model: Verdict::Sometimes,
         },
     ]
 }
