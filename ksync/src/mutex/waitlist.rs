@@ -176,12 +176,6 @@ impl Locked<'_> {
         self.with(|l| unsafe { l.head.as_ref() })
     }
 
-    /// The entry after `w` (which must be linked).
-    pub(crate) fn next_of(&self, w: &Waiter) -> Option<&Waiter> {
-        // SAFETY: as in `front`.
-        unsafe { w.next.get().as_ref() }
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.with(|l| l.head.is_null())
     }
