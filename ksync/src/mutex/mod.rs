@@ -1091,6 +1091,26 @@ mod loom_tests {
         });
     }
 
+    /// Hand-off: under loom a waiter asks for hand-off after one vain wake-up
+    /// (`HANDOFF_WAKEUPS`), so a relocking thread drives the hand-off paths
+    /// (both the pre-release one and the CAS after a racing release).
+    #[test]
+    fn loom_mutex_handoff() {
+        loom::model(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let m2 = m.clone();
+            let t = loom::thread::spawn(move || {
+                *m2.lock() += 1;
+            });
+            for _ in 0..2 {
+                *m.lock() += 1;
+            }
+            t.join().unwrap();
+            assert_eq!(*m.lock(), 3);
+            assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
     /// Three threads: a locker that sleeps, and the wake passed along the queue.
     #[test]
     fn loom_mutex_three_lockers() {

@@ -91,7 +91,7 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
         // Consume a wake-up that is already here (Acquire pairs with the waker's swap).
         if task.wake.load(Ordering::Relaxed) == TOKEN {
             task.wake.store(IDLE, Ordering::Relaxed);
-            core::sync::atomic::fence(Ordering::Acquire);
+            crate::loom::sync::atomic::fence(Ordering::Acquire); // loom's fence under loom
             break Ok(());
         }
         // Publish PARKED before checking signals (see the module docs).

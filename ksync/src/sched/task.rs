@@ -84,7 +84,8 @@ struct CurrentSlot(Arc<TaskInner>);
 
 impl Drop for CurrentSlot {
     fn drop(&mut self) {
-        CURRENT_PTR.with(|p| p.set(core::ptr::null()));
+        // `try_with`: under loom the pointer's slot may be destroyed first.
+        let _ = CURRENT_PTR.try_with(|p| p.set(core::ptr::null()));
         self.0.exited.store(true, Ordering::Release);
     }
 }
