@@ -28,24 +28,24 @@ pub fn groups() -> Vec<Group> {
 
 /// A lock under measurement: run `f` on the protected counter.
 trait Locked: Sync {
-    fn with(&self, f: &mut dyn FnMut(&mut u64));
+    fn with(&self, f: impl FnOnce(&mut u64));
 }
 
 impl Locked for ksync::mutex::Mutex<u64> {
     #[inline]
-    fn with(&self, f: &mut dyn FnMut(&mut u64)) {
+    fn with(&self, f: impl FnOnce(&mut u64)) {
         f(&mut self.lock())
     }
 }
 impl Locked for std::sync::Mutex<u64> {
     #[inline]
-    fn with(&self, f: &mut dyn FnMut(&mut u64)) {
+    fn with(&self, f: impl FnOnce(&mut u64)) {
         f(&mut self.lock().unwrap())
     }
 }
 impl Locked for parking_lot::Mutex<u64> {
     #[inline]
-    fn with(&self, f: &mut dyn FnMut(&mut u64)) {
+    fn with(&self, f: impl FnOnce(&mut u64)) {
         f(&mut self.lock())
     }
 }
@@ -53,14 +53,14 @@ impl Locked for parking_lot::Mutex<u64> {
 fn mutex_rows<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
     let l = CachePadded::new(make());
     rows.push(single(cfg, "mutex", "uncontended", name, || {
-        l.with(&mut |v| *v += 1);
+        l.with(|v| *v += 1);
         black_box(&l);
     }));
     for threads in [2, 8] {
         let l = CachePadded::new(make());
         rows.push(threaded(cfg, "mutex", "contended", name, threads, |_| {
             let l = &l;
-            move || l.with(&mut |v| *v = black_box(*v + 1))
+            move || l.with(|v| *v = black_box(*v + 1))
         }));
     }
 }
