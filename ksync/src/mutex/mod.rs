@@ -368,38 +368,38 @@ impl RawMutex {
                     // (it reads `done` with Acquire after this store; `done` is set
                     // with Release in `Woken::wake_all`).
                     self.owner.store(first.tag, Ordering::Release);
-                    self.pick(&q, first, &mut woken);
+                    self.pop_first(&q, &mut woken);
                 }
                 _ => {
                     // The requester left (signal) in between: an ordinary unlock.
-                    // With the list lock held, the list is what we see; if it is
-                    // non-empty, wake the first waiter after freeing the lock.
+                    // With the list lock held, the list is what we see: free the
+                    // lock and wake the first waiter, if any.
                     self.owner.store(UNLOCKED, Ordering::Release);
-                    if let Some(first) = q.front() {
-                        let t = first.task.clone();
-                        drop(q);
-                        t.wake_up();
-                    }
-                    return;
+                    self.pop_first(&q, &mut woken);
                 }
             }
         }
         woken.wake_all();
     }
 
-    /// Unlinks the hand-off target `first` into `woken`, updating the flags.
-    fn pick(&self, q: &Locked<'_>, first: &Waiter, woken: &mut Woken) {
-        q.take(first, woken);
+    /// Unlinks the first waiter (if any) into `woken` — to be woken, or handed
+    /// the lock — and updates the flags: `HANDOFF` belongs to the first waiter
+    /// and goes with it; `HAS_WAITERS` goes when the list empties.
+    fn pop_first(&self, q: &Locked<'_>, woken: &mut Woken) {
+        if let Some(first) = q.front() {
+            q.take(first, woken);
+        }
         let f = if q.is_empty() { 0 } else { HAS_WAITERS };
         self.flags.store(f, Ordering::Relaxed);
     }
 
-    /// Unlock found waiters after releasing: wake the first, or hand off if it
-    /// asked in the meantime.
+    /// Unlock found waiters after releasing: wake the first (unlinking it, so
+    /// later unlocks stay on the fast path until it queues again), or hand off
+    /// if it asked in the meantime.
     #[cold]
     fn unlock_slow(&self) {
         let mut woken = Woken::new();
-        let task = {
+        {
             let q = self.waiters.lock();
             let Some(first) = q.front() else { return };
             if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
@@ -408,24 +408,18 @@ impl RawMutex {
                 if self
                     .owner
                     .compare_exchange(UNLOCKED, first.tag, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+                    .is_err()
                 {
-                    self.pick(&q, first, &mut woken);
-                    None
-                } else {
                     // Stolen: the thief's unlock sees HANDOFF in step 1.
                     return;
                 }
-            } else {
-                Some(first.task.clone())
+            } else if self.owner.load(Ordering::Relaxed) != UNLOCKED {
+                // Someone took it already; their unlock will wake the first waiter.
+                return;
             }
-        };
-        match task {
-            Some(t) => {
-                t.wake_up();
-            }
-            None => woken.wake_all(),
+            self.pop_first(&q, &mut woken);
         }
+        woken.wake_all();
     }
 
     /// The contended acquire: misuse checks, optimistic spin, then sleep.
@@ -440,7 +434,7 @@ impl RawMutex {
         if crate::sched::in_interrupt() {
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
-        if self.spin(me) {
+        if self.spin(me, false) {
             return Ok(());
         }
         // Report a sleep in atomic context before we are on the list.
@@ -449,12 +443,12 @@ impl RawMutex {
     }
 
     /// Optimistic spinning: bounded, on loads, CAS only when it can succeed, and
-    /// not at all while a hand-off is pending.
+    /// not while a hand-off to someone else is pending.
     #[inline]
-    fn spin(&self, me: u32) -> bool {
+    fn spin(&self, me: u32, handoff_is_mine: bool) -> bool {
         let backoff = crate::Backoff::new();
         for _ in 0..SPIN_ROUNDS {
-            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
                 return false;
             }
             if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
@@ -465,50 +459,68 @@ impl RawMutex {
         false
     }
 
+    /// Queue, sleep, retry. A woken waiter was unlinked by its waker; if it loses
+    /// the race for the lock it goes back to the *front* of the list, keeping
+    /// its place, and after [`HANDOFF_AFTER`] or [`HANDOFF_WAKEUPS`] vain
+    /// wake-ups it asks for hand-off.
     fn lock_queued(&self, me: u32, state: TaskState) -> Result<()> {
         let node = Waiter::new(crate::sched::current(), me);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        let set_waiters = {
-            let q = self.waiters.lock();
-            // SAFETY: `node` stays on this stack frame until it is unlinked: every
-            // return below happens after `dequeue`/`leave` unlinked it or after a
-            // waker unlinked it and set `done`.
-            unsafe { q.push_back(&node) };
-            let f = self.flags.load(Ordering::Relaxed);
-            if f & HAS_WAITERS == 0 {
-                self.flags.store(f | HAS_WAITERS, Ordering::Relaxed);
-                true
-            } else {
-                false
-            }
-        };
-        if set_waiters {
-            // Pairs with the unlocker's `light_barrier` (module docs).
-            heavy_barrier();
-        }
         let mut wakeups = 0u32;
         loop {
-            if node.is_done() {
-                return Ok(()); // handed off to us
+            let set_waiters = {
+                let q = self.waiters.lock();
+                // SAFETY: `node` stays on this stack frame until it is unlinked:
+                // we leave this loop only after a waker unlinked it and set `done`
+                // (it then reset it), or after `dequeue`/`leave` unlinked it.
+                unsafe {
+                    if wakeups == 0 {
+                        q.push_back(&node);
+                    } else {
+                        q.push_front(&node);
+                    }
+                }
+                let f = self.flags.load(Ordering::Relaxed);
+                let mut nf = f | HAS_WAITERS;
+                if node.handoff.get() {
+                    // We are first again: the next unlock hands the lock to us.
+                    nf |= HANDOFF;
+                }
+                self.flags.store(nf, Ordering::Relaxed);
+                f & HAS_WAITERS == 0
+            };
+            if set_waiters {
+                // Pairs with the unlocker's `light_barrier` (module docs).
+                heavy_barrier();
             }
-            let f = self.flags.load(Ordering::Relaxed);
-            if (f & HANDOFF == 0 || node.handoff.get())
-                && self.owner.load(Ordering::Relaxed) == UNLOCKED
-                && self.try_acquire(me)
-            {
-                self.dequeue(&node);
+            loop {
+                if node.is_done() {
+                    break; // unlinked by an unlocker: woken, or handed the lock
+                }
+                let f = self.flags.load(Ordering::Relaxed);
+                if (f & HANDOFF == 0 || node.handoff.get())
+                    && self.owner.load(Ordering::Relaxed) == UNLOCKED
+                    && self.try_acquire(me)
+                {
+                    self.dequeue(&node);
+                    return Ok(());
+                }
+                if let Err(e) = crate::sched::sleep(state, None) {
+                    return if self.leave(&node, me) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+            }
+            // Unlinked and done. A hand-off stored our id before setting `done`
+            // (Release), and `is_done` was an Acquire load.
+            if self.owner.load(Ordering::Relaxed) == me {
                 return Ok(());
             }
-            if let Err(e) = crate::sched::sleep(state, None) {
-                return if self.leave(&node) { Ok(()) } else { Err(e) };
-            }
-            if node.is_done() {
-                return Ok(());
-            }
-            // Woken (or spuriously): spin a little — the unlocker has just freed it.
-            if self.spin_first(me, &node) {
-                self.dequeue(&node);
+            node.reset();
+            if self.spin(me, node.handoff.get()) {
                 return Ok(());
             }
             wakeups += 1;
@@ -516,42 +528,21 @@ impl RawMutex {
             let long = wakeups >= HANDOFF_WAKEUPS || start.elapsed() >= HANDOFF_AFTER;
             #[cfg(loom)]
             let long = wakeups >= HANDOFF_WAKEUPS;
-            if long && !node.handoff.get() {
-                let q = self.waiters.lock();
-                if q.front().is_some_and(|w| core::ptr::eq(w, &node)) {
-                    node.handoff.set(true);
-                    let f = self.flags.load(Ordering::Relaxed);
-                    self.flags.store(f | HANDOFF, Ordering::Relaxed);
-                }
+            if long {
+                node.handoff.set(true);
             }
         }
-    }
-
-    /// The woken waiter's spin: like [`RawMutex::spin`], but a hand-off it asked
-    /// for itself does not stop it.
-    fn spin_first(&self, me: u32, node: &Waiter) -> bool {
-        let backoff = crate::Backoff::new();
-        for _ in 0..SPIN_ROUNDS {
-            if node.is_done() {
-                return false;
-            }
-            let f = self.flags.load(Ordering::Relaxed);
-            if (f & HANDOFF == 0 || node.handoff.get())
-                && self.owner.load(Ordering::Relaxed) == UNLOCKED
-                && self.try_acquire(me)
-            {
-                return true;
-            }
-            backoff.spin();
-        }
-        false
     }
 
     /// Unlinks `node` after its own CAS took the lock.
     fn dequeue(&self, node: &Waiter) {
         let q = self.waiters.lock();
-        let was = q.remove(node);
-        debug_assert!(was, "a waiter that took the lock by CAS is still linked");
+        if !q.remove(node) {
+            // An unlocker unlinked us to wake us just as our CAS won: let it finish.
+            drop(q);
+            node.wait_done();
+            return;
+        }
         let mut f = self.flags.load(Ordering::Relaxed);
         if node.handoff.get() {
             f &= !HANDOFF;
@@ -565,33 +556,47 @@ impl RawMutex {
     /// A waiter gives up (signal). Returns `true` if a hand-off made it the owner
     /// first.
     #[cold]
-    fn leave(&self, node: &Waiter) -> bool {
-        let q = self.waiters.lock();
-        if !node.is_linked(&q) {
-            drop(q);
-            node.wait_done();
-            return true;
-        }
-        q.remove(node);
-        let mut f = self.flags.load(Ordering::Relaxed);
-        if node.handoff.get() {
-            f &= !HANDOFF;
-        }
-        if q.is_empty() {
-            f &= !HAS_WAITERS;
-        }
-        self.flags.store(f, Ordering::Relaxed);
-        // Pass on a wake-up we may have absorbed: if the lock is free, the new
-        // first waiter must try. (If it is held, that owner's unlock sees
-        // HAS_WAITERS, still set.)
-        if self.owner.load(Ordering::Relaxed) == UNLOCKED {
-            if let Some(first) = q.front() {
-                let t = first.task.clone();
+    fn leave(&self, node: &Waiter, me: u32) -> bool {
+        let mut woken = Woken::new();
+        {
+            let q = self.waiters.lock();
+            if q.remove(node) {
+                let mut f = self.flags.load(Ordering::Relaxed);
+                if node.handoff.get() {
+                    f &= !HANDOFF;
+                }
+                if q.is_empty() {
+                    f &= !HAS_WAITERS;
+                }
+                self.flags.store(f, Ordering::Relaxed);
+            } else {
+                // An unlocker unlinked us: a hand-off, or a wake-up we absorb.
                 drop(q);
-                t.wake_up();
+                node.wait_done();
+                if self.owner.load(Ordering::Relaxed) == me {
+                    return true;
+                }
+                let q = self.waiters.lock();
+                self.pass_on(&q, &mut woken);
+                drop(q);
+                woken.wake_all();
+                return false;
             }
+            self.pass_on(&q, &mut woken);
         }
+        woken.wake_all();
         false
+    }
+
+    /// Passes on a wake-up a leaving waiter may have absorbed: if the lock is
+    /// free, the first waiter must try. (If it is held, that owner's unlock sees
+    /// `HAS_WAITERS`.)
+    fn pass_on(&self, q: &Locked<'_>, woken: &mut Woken) {
+        if self.owner.load(Ordering::Relaxed) == UNLOCKED
+            && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
+        {
+            self.pop_first(q, woken);
+        }
     }
 }
 

@@ -71,6 +71,12 @@ impl Waiter {
             backoff.snooze();
         }
     }
+
+    /// Makes a completed entry reusable (its waker is done with it).
+    pub(crate) fn reset(&self) {
+        debug_assert!(!self.linked.get());
+        self.done.store(false, Ordering::Relaxed);
+    }
 }
 
 struct Links {
@@ -197,6 +203,26 @@ impl Locked<'_> {
                 unsafe { (*l.tail).next.set(w) };
             }
             l.tail = w;
+        });
+        w.linked.set(true);
+    }
+
+    /// Prepends `w` (a woken waiter going back to sleep keeps its place).
+    ///
+    /// # Safety
+    /// As for [`Locked::push_back`].
+    pub(crate) unsafe fn push_front(&self, w: &Waiter) {
+        debug_assert!(!w.linked.get());
+        self.with(|l| {
+            w.next.set(l.head);
+            w.prev.set(ptr::null());
+            if l.head.is_null() {
+                l.tail = w;
+            } else {
+                // SAFETY: the head is a live linked entry (lock held).
+                unsafe { (*l.head).prev.set(w) };
+            }
+            l.head = w;
         });
         w.linked.set(true);
     }
