@@ -1,4 +1,4 @@
-//! Condition variables over ksync's [`Mutex`], as in Solaris and POSIX (SPEC §13):
+//! Condition variables over ksync's [`Mutex`](crate::mutex::Mutex), as in Solaris and POSIX (SPEC §13):
 //! wait (atomically release the mutex and sleep), signal, broadcast, timed wait.
 //!
 //! | POSIX / Solaris | ksync |

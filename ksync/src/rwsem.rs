@@ -508,9 +508,9 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwSemaphore<T> {
 /// `up_read` by the task that did `down_read`.
 ///
 /// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
 /// let s = ksync::rwsem::RwSemaphore::new(0);
-/// let g = s.read();
-/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// must_be_send(s.read()); // error: the guard is not Send
 /// ```
 #[must_use = "the semaphore is released as soon as the guard is dropped"]
 pub struct RwSemReadGuard<'a, T: ?Sized> {
@@ -554,9 +554,9 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwSemReadGuard<'_, T> {
 /// Exclusive access; `up_write` on drop. `!Send` (see [`RwSemReadGuard`]).
 ///
 /// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
 /// let s = ksync::rwsem::RwSemaphore::new(0);
-/// let g = s.write();
-/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// must_be_send(s.write()); // error: the guard is not Send
 /// ```
 #[must_use = "the semaphore is released as soon as the guard is dropped"]
 pub struct RwSemWriteGuard<'a, T: ?Sized> {

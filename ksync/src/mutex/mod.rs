@@ -61,7 +61,7 @@
 //! loads with [`Backoff`](crate::Backoff) while no hand-off is pending (user
 //! space cannot see whether the owner is on a CPU, as the kernel's
 //! `mutex_spin_on_owner` does, so the spin is bounded instead: a few µs, less than
-//! the 15–25 µs a futex wake-up costs in this VM), then queues a [`Waiter`] on its
+//! the 15–25 µs a futex wake-up costs in this VM), then queues a waiter entry on its
 //! stack and sleeps in [`sched::sleep`](crate::sched::sleep). A woken waiter
 //! stays first in the queue and retries (it may lose to a newcomer); once it has
 //! waited more than [`HANDOFF_AFTER`] or been woken [`HANDOFF_WAKEUPS`] times in
@@ -72,7 +72,7 @@
 //!    (`owner = its tid` under the list lock, unlink it, mark it done, wake it) —
 //!    the lock is never free, so nobody can steal it;
 //! 2. otherwise `owner.store(0, Release)`, then
-//!    [`light_barrier`](crate::arch::membarrier::light_barrier), then load
+//!    [`light_barrier`], then load
 //!    `flags`; if either bit is set, wake the first waiter (or, if `HANDOFF` was
 //!    set meanwhile, CAS `0 → its tid`; if a newcomer stole the lock in that
 //!    window, the newcomer's own unlock hands off in step 1).
@@ -81,7 +81,7 @@
 //! fence the CPU may perform the load first, see no waiters, and skip the wake
 //! while a sleeper sets `HAS_WAITERS`, sees the lock still held and goes to sleep.
 //! The sleeper side does: set `HAS_WAITERS` (when the list becomes non-empty),
-//! then [`heavy_barrier`](crate::arch::membarrier::heavy_barrier) (membarrier:
+//! then [`heavy_barrier`] (membarrier:
 //! every running thread of the process executes a full barrier), then retries
 //! the lock, and only sleeps if it sees it held. The pair acts as a SeqCst fence
 //! on both sides (it is the store-buffering pattern `SB` with a fence on each
@@ -791,9 +791,9 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// to the thread that locked it, so only that thread may unlock.
 ///
 /// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
 /// let m = ksync::mutex::Mutex::new(0);
-/// let g = m.lock();
-/// std::thread::spawn(move || drop(g)); // error: MutexGuard is not Send
+/// must_be_send(m.lock()); // error: MutexGuard is not Send
 /// ```
 #[must_use = "the mutex unlocks as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T: ?Sized> {

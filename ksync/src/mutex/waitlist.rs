@@ -283,7 +283,9 @@ impl Woken {
             let (next, task) = unsafe { ((*p).next.get(), (*p).task.clone()) };
             // Release pairs with `Waiter::is_done`. After this store the entry may
             // be gone: only our own `next` and `task` copies are used.
-            unsafe { &(*p).done }.store(true, Ordering::Release);
+            // SAFETY: still alive, as above (`done` is not yet set).
+            let done = unsafe { &(*p).done };
+            done.store(true, Ordering::Release);
             task.wake_up();
             p = next;
         }
