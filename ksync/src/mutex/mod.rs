@@ -62,20 +62,25 @@
 //! space cannot see whether the owner is on a CPU, as the kernel's
 //! `mutex_spin_on_owner` does, so the spin is bounded instead: a few µs, less than
 //! the 15–25 µs a futex wake-up costs in this VM), then queues a waiter entry on its
-//! stack and sleeps in [`sched::sleep`](crate::sched::sleep). A woken waiter
-//! stays first in the queue and retries (it may lose to a newcomer); once it has
-//! waited more than [`HANDOFF_AFTER`] or been woken [`HANDOFF_WAKEUPS`] times in
-//! vain, it sets `HANDOFF`.
+//! stack and sleeps in [`sched::sleep`](crate::sched::sleep). The unlocker that
+//! wakes a waiter unlinks it (as parking_lot does), so while it gets going the
+//! list may be empty, `HAS_WAITERS` clear, and later unlocks stay on the fast
+//! path; the woken waiter spins and retries, and if it loses to a newcomer it
+//! goes back to the *front* of the list (keeping its place, as the kernel's
+//! first waiter does). Once it has waited more than [`HANDOFF_AFTER`] in all, or
+//! been woken [`HANDOFF_WAKEUPS`] times in vain, it sets `HANDOFF` as it
+//! requeues.
 //!
 //! **Unlock** (the owner):
 //! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
 //!    (`owner = its tid` under the list lock, unlink it, mark it done, wake it) —
 //!    the lock is never free, so nobody can steal it;
-//! 2. otherwise `owner.store(0, Release)`, then
-//!    [`light_barrier`], then load
-//!    `flags`; if either bit is set, wake the first waiter (or, if `HANDOFF` was
-//!    set meanwhile, CAS `0 → its tid`; if a newcomer stole the lock in that
-//!    window, the newcomer's own unlock hands off in step 1).
+//! 2. otherwise `owner.store(0, Release)`, then [`light_barrier`], then load
+//!    `flags`; if either bit is set, take the list lock and unlink and wake the
+//!    first waiter — unless someone has taken the lock meanwhile (their unlock
+//!    will) — or, if `HANDOFF` was set meanwhile, CAS `0 → its tid` and hand
+//!    off (if a newcomer stole the lock in that window, the newcomer's own
+//!    unlock hands off in step 1).
 //!
 //! **Why no wake-up is lost.** Step 2 is a store followed by a load: without a
 //! fence the CPU may perform the load first, see no waiters, and skip the wake
@@ -97,9 +102,10 @@
 //! fast path then costs a full fence instead of a compiler barrier.
 //!
 //! A waiter interrupted by a signal (or SIGKILL for the killable form) unlinks
-//! itself, clears `HANDOFF` if it had set it, and if the lock is free and others
-//! still wait, wakes the new first waiter, so the wake-up it absorbed is passed
-//! on. If a hand-off reached it first, it owns the lock and returns `Ok`.
+//! itself (or finds that an unlocker did), clears `HANDOFF` if it had set it,
+//! and if the lock is free and others still wait, wakes the new first waiter, so
+//! a wake-up it absorbed is passed on. If a hand-off reached it first, it owns
+//! the lock and returns `Ok`.
 //!
 //! **Misuse** is reported cheaply on the slow path: a thread that tries to lock a
 //! mutex it owns panics ("recursive locking") instead of hanging, locking from
