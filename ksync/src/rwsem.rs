@@ -200,7 +200,7 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[doc(alias = "down_read_trylock")]
     #[inline]
     pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
-        let backoff = crate::Backoff::new();
+        let backoff = crate::mutex::Relax::new();
         let mut s = self.state.load(Ordering::Relaxed);
         while s & (WRITER | WAITERS) == 0 {
             // Acquire as in `try_read_fast`.
@@ -366,7 +366,7 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     /// Bounded optimistic spin while no one is queued.
     fn spin(&self, kind: u32) -> bool {
-        let backoff = crate::Backoff::new();
+        let backoff = crate::mutex::Relax::new();
         for _ in 0..SPIN_ROUNDS {
             let s = self.state.load(Ordering::Relaxed);
             if s & WAITERS != 0 {

@@ -114,7 +114,7 @@
 
 mod waitlist;
 
-pub(crate) use waitlist::{Locked, WaitList, Waiter, Woken};
+pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::error::Result;
@@ -452,7 +452,7 @@ impl RawMutex {
     /// not while a hand-off to someone else is pending.
     #[inline]
     fn spin(&self, me: u32, handoff_is_mine: bool) -> bool {
-        let backoff = crate::Backoff::new();
+        let backoff = crate::mutex::Relax::new();
         for _ in 0..SPIN_ROUNDS {
             if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
                 return false;
@@ -1118,6 +1118,44 @@ mod loom_tests {
             }
             t.join().unwrap();
             assert_eq!(*m.lock(), 3);
+            assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A signal racing with the unlock: the interruptible waiter either gets the
+    /// lock or returns `Interrupted`, and either way the mutex ends free with no
+    /// waiter recorded (a wake-up it absorbed is not lost: the relock below
+    /// would hang, and loom report it).
+    #[test]
+    fn loom_mutex_interrupted_waiter() {
+        loom::model(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let task = Arc::new(loom::sync::Mutex::new(None));
+            let g = m.lock();
+            let (m2, task2) = (m.clone(), task.clone());
+            let t = loom::thread::spawn(move || {
+                *task2.lock().unwrap() = Some(crate::sched::current());
+                let r = m2.lock_interruptible().map(|mut g| *g += 1);
+                crate::sched::flush_signals();
+                r
+            });
+            let victim = loop {
+                if let Some(v) = task.lock().unwrap().clone() {
+                    break v;
+                }
+                loom::thread::yield_now();
+            };
+            victim.send_signal(crate::sched::Signal::SIGUSR1);
+            drop(g);
+            let r = t.join().unwrap();
+            let v = *m.lock();
+            match r {
+                Ok(()) => assert_eq!(v, 1),
+                Err(e) => {
+                    assert_eq!(e, crate::Error::Interrupted);
+                    assert_eq!(v, 0);
+                }
+            }
             assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
         });
     }

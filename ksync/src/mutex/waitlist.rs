@@ -17,12 +17,47 @@
 //! finds its entry unlinked but not yet `done` (it was picked by a waker that has
 //! not finished) spins until `done` — the window is a few instructions.
 
-use crate::Backoff;
 use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::sched::Task;
 use core::cell::Cell;
 use core::ptr;
+
+/// [`Backoff`](crate::Backoff) for the spin loops of the sleeping locks. Under
+/// loom it is a single yield per round: `Backoff` seeds its jitter from a stack
+/// address, which would make a model non-deterministic.
+pub(crate) struct Relax {
+    #[cfg(not(loom))]
+    backoff: crate::Backoff,
+}
+
+impl Relax {
+    #[inline]
+    pub(crate) fn new() -> Relax {
+        Relax {
+            #[cfg(not(loom))]
+            backoff: crate::Backoff::new(),
+        }
+    }
+
+    /// [`Backoff::spin`](crate::Backoff::spin).
+    #[inline]
+    pub(crate) fn spin(&self) {
+        #[cfg(not(loom))]
+        self.backoff.spin();
+        #[cfg(loom)]
+        crate::arch::cpu_relax();
+    }
+
+    /// [`Backoff::snooze`](crate::Backoff::snooze).
+    #[inline]
+    pub(crate) fn snooze(&self) {
+        #[cfg(not(loom))]
+        self.backoff.snooze();
+        #[cfg(loom)]
+        crate::arch::cpu_relax();
+    }
+}
 
 /// One sleeper's entry (`struct mutex_waiter`, `struct rwsem_waiter`). Lives on
 /// the sleeper's stack; linked while it waits.
@@ -66,7 +101,7 @@ impl Waiter {
     /// Waits for `done` after finding the entry unlinked by a waker that is
     /// still finishing (see the module docs).
     pub(crate) fn wait_done(&self) {
-        let backoff = Backoff::new();
+        let backoff = Relax::new();
         while !self.is_done() {
             backoff.snooze();
         }
@@ -139,7 +174,7 @@ impl WaitList {
 
     #[cold]
     fn lock_contended(&self) {
-        let backoff = Backoff::new();
+        let backoff = Relax::new();
         loop {
             if self.lock.load(Ordering::Relaxed) == 0
                 && self
