@@ -58,6 +58,11 @@
 //! and grants, or the waiter's `fetch_or` returns the released state and it
 //! grants itself (and whoever is first) before sleeping. No fence pair is needed.
 //!
+//! A queued waiter first spins (bounded) on its entry's `done` flag before it
+//! sleeps: critical sections are usually short, so the grant tends to arrive
+//! while it spins and costs no wake-up — without this, every writer arriving
+//! among busy readers put all of them to sleep and back (a convoy).
+//!
 //! A waiter that is interrupted (or killed) unlinks itself and re-runs the grant
 //! step, since its leaving may unblock the readers queued behind it. If a grant
 //! reached it first, it owns the lock and returns `Ok`.
@@ -407,6 +412,16 @@ impl<T: ?Sized> RwSemaphore<T> {
             self.grant(&q, &mut woken);
         }
         woken.wake_all();
+        // A grant often comes within microseconds (short critical sections): wait
+        // for it spinning first, so that it costs no wake-up. The granter's
+        // `wake_up` then only leaves a token (a later spurious `sleep` return).
+        let backoff = crate::mutex::Relax::new();
+        for _ in 0..SPIN_ROUNDS {
+            if node.is_done() {
+                return Ok(());
+            }
+            backoff.spin();
+        }
         loop {
             if node.is_done() {
                 return Ok(());
