@@ -1,7 +1,149 @@
-//! Benchmark groups for the mutex area (registered in `super::all`).
+//! Benchmark groups for the mutex area: `ksync::mutex::Mutex` against
+//! `std::sync::Mutex` and `parking_lot::Mutex`; `ksync::rwsem::RwSemaphore` against
+//! `parking_lot::RwLock` and `std::sync::RwLock`.
+//!
+//! Every operation takes the lock, bumps a counter inside it and releases it.
+//! Contended scenarios run 2 and 8 threads on one lock (more threads than this
+//! machine's CPUs, so sleeping and waking are measured too) and report fairness
+//! (fewest/most operations of one thread).
 
-use super::Group;
+use super::{Config, Group, Row, single, threaded};
+use ksync::arch::CachePadded;
+use std::hint::black_box;
 
 pub fn groups() -> Vec<Group> {
-    Vec::new()
+    vec![
+        Group {
+            name: "mutex",
+            about: "ksync Mutex vs std and parking_lot: uncontended, 2 and 8 threads (with fairness)",
+            run: run_mutex,
+        },
+        Group {
+            name: "rwsem",
+            about: "ksync RwSemaphore vs parking_lot and std RwLock: uncontended read/write, read-mostly and mixed",
+            run: run_rwsem,
+        },
+    ]
+}
+
+/// A lock under measurement: run `f` on the protected counter.
+trait Locked: Sync {
+    fn with(&self, f: impl FnOnce(&mut u64));
+}
+
+impl Locked for ksync::mutex::Mutex<u64> {
+    #[inline]
+    fn with(&self, f: impl FnOnce(&mut u64)) {
+        f(&mut self.lock())
+    }
+}
+impl Locked for std::sync::Mutex<u64> {
+    #[inline]
+    fn with(&self, f: impl FnOnce(&mut u64)) {
+        f(&mut self.lock().unwrap())
+    }
+}
+impl Locked for parking_lot::Mutex<u64> {
+    #[inline]
+    fn with(&self, f: impl FnOnce(&mut u64)) {
+        f(&mut self.lock())
+    }
+}
+
+fn mutex_rows<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
+    let l = CachePadded::new(make());
+    rows.push(single(cfg, "mutex", "uncontended", name, || {
+        l.with(|v| *v += 1);
+        black_box(&l);
+    }));
+    for threads in [2, 8] {
+        let l = CachePadded::new(make());
+        rows.push(threaded(cfg, "mutex", "contended", name, threads, |_| {
+            let l = &l;
+            move || l.with(|v| *v = black_box(*v + 1))
+        }));
+    }
+}
+
+fn run_mutex(cfg: &Config, rows: &mut Vec<Row>) {
+    mutex_rows(cfg, rows, "ksync::mutex::Mutex", || {
+        ksync::mutex::Mutex::new(0)
+    });
+    mutex_rows(cfg, rows, "parking_lot::Mutex", || {
+        parking_lot::Mutex::new(0)
+    });
+    mutex_rows(cfg, rows, "std::sync::Mutex", || std::sync::Mutex::new(0));
+}
+
+/// A reader-writer lock under measurement.
+trait RwLocked: Sync {
+    fn read(&self) -> u64;
+    fn write(&self);
+}
+
+impl RwLocked for ksync::rwsem::RwSemaphore<u64> {
+    #[inline]
+    fn read(&self) -> u64 {
+        *ksync::rwsem::RwSemaphore::read(self)
+    }
+    #[inline]
+    fn write(&self) {
+        *ksync::rwsem::RwSemaphore::write(self) += 1;
+    }
+}
+impl RwLocked for parking_lot::RwLock<u64> {
+    #[inline]
+    fn read(&self) -> u64 {
+        *parking_lot::RwLock::read(self)
+    }
+    #[inline]
+    fn write(&self) {
+        *parking_lot::RwLock::write(self) += 1;
+    }
+}
+impl RwLocked for std::sync::RwLock<u64> {
+    #[inline]
+    fn read(&self) -> u64 {
+        *std::sync::RwLock::read(self).unwrap()
+    }
+    #[inline]
+    fn write(&self) {
+        *std::sync::RwLock::write(self).unwrap() += 1;
+    }
+}
+
+fn rwsem_rows<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
+    let l = CachePadded::new(make());
+    rows.push(single(cfg, "rwsem", "uncontended read", name, || {
+        black_box(l.read());
+    }));
+    rows.push(single(cfg, "rwsem", "uncontended write", name, || {
+        l.write()
+    }));
+    // Read-mostly: one write in 64 operations; mixed: one in 4.
+    for (scenario, every) in [("read-mostly (1/64 w)", 64u32), ("mixed (1/4 w)", 4)] {
+        let l = CachePadded::new(make());
+        rows.push(threaded(cfg, "rwsem", scenario, name, 4, |i| {
+            let l = &l;
+            let mut n = i as u32;
+            move || {
+                n = n.wrapping_add(1);
+                if n % every == 0 {
+                    l.write();
+                } else {
+                    black_box(l.read());
+                }
+            }
+        }));
+    }
+}
+
+fn run_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
+    rwsem_rows(cfg, rows, "ksync::rwsem::RwSemaphore", || {
+        ksync::rwsem::RwSemaphore::new(0)
+    });
+    rwsem_rows(cfg, rows, "parking_lot::RwLock", || {
+        parking_lot::RwLock::new(0)
+    });
+    rwsem_rows(cfg, rows, "std::sync::RwLock", || std::sync::RwLock::new(0));
 }

@@ -1,0 +1,1183 @@
+//! `struct mutex`: a sleeping lock with an owner, adaptive spinning and hand-off.
+//!
+//! [`Mutex<T>`] guards a `T`; [`Mutex::lock`] returns a [`MutexGuard`] that unlocks
+//! on drop (`mutex_unlock`). Only the owner unlocks (guards are `!Send`), the mutex
+//! is not recursive, and it may not be taken from interrupt context (SPEC §9).
+//!
+//! | kernel | ksync |
+//! |---|---|
+//! | `DEFINE_MUTEX(m)`, `mutex_init(&m)` | `static M: Mutex<T> = Mutex::new(v)`, [`Mutex::new`] |
+//! | `mutex_lock` / `mutex_unlock` | [`Mutex::lock`] / drop of the [`MutexGuard`] ([`MutexGuard::unlock`]) |
+//! | `mutex_trylock` | [`Mutex::try_lock`] |
+//! | `mutex_lock_interruptible`, `mutex_lock_killable` | [`Mutex::lock_interruptible`], [`Mutex::lock_killable`] |
+//! | `mutex_is_locked` | [`Mutex::is_locked`] |
+//!
+//! ```
+//! use ksync::mutex::Mutex;
+//!
+//! static COUNT: Mutex<u64> = Mutex::new(0); // DEFINE_MUTEX
+//!
+//! std::thread::scope(|s| {
+//!     for _ in 0..4 {
+//!         s.spawn(|| {
+//!             for _ in 0..1000 {
+//!                 *COUNT.lock() += 1;
+//!             }
+//!         });
+//!     }
+//! });
+//! assert_eq!(*COUNT.lock(), 4000);
+//! ```
+//!
+//! # Implementation details
+//!
+//! The algorithm follows the kernel's `kernel/locking/mutex.c` (owner field,
+//! optimistic spinning, `MUTEX_FLAG_WAITERS` and `MUTEX_FLAG_HANDOFF`), with the
+//! fast paths of std's futex mutex (`library/std/src/sys/sync/mutex/futex.rs`)
+//! and the spin-then-park shape of parking_lot's `raw_mutex.rs`. What differs is
+//! the unlock: std and parking_lot unlock with a second atomic RMW (a swap or
+//! CAS), so that the unlocker learns about sleepers; here unlock is a plain
+//! release store, and the sleeper pays for the ordering with a membarrier.
+//!
+//! Two words, one cache line:
+//!
+//! | `owner`      | meaning |
+//! |--------------|---------|
+//! | `0`          | unlocked |
+//! | `tid`        | locked by the thread with that kernel thread id |
+//!
+//! | `flags` bit   | meaning | set / cleared |
+//! |---------------|---------|---------------|
+//! | `HAS_WAITERS` | the wait list is not empty | under the list lock, when the list becomes non-empty / empty |
+//! | `HANDOFF`     | the first waiter has waited too long: the next unlock passes the lock straight to it | set by the first waiter, cleared by the hand-off or when that waiter leaves (both under the list lock) |
+//!
+//! Transitions of `owner`: `0 → tid` by a CAS (lock, trylock, a waiter's retry);
+//! `tid → 0` by the owner's release store (unlock); `tid → tid'` by the owner
+//! under the list lock (hand-off to waiter `tid'`); `0 → tid'` by a CAS of an
+//! unlocker that raced with a hand-off request (see below).
+//!
+//! **Lock** is one CAS `0 → tid` (Acquire, pairing with the Release store of the
+//! previous unlock). On failure the slow path spins a bounded number of times on
+//! loads with [`Backoff`](crate::Backoff) while no hand-off is pending (user
+//! space cannot see whether the owner is on a CPU, as the kernel's
+//! `mutex_spin_on_owner` does, so the spin is bounded instead: a few µs, less than
+//! the 15–25 µs a futex wake-up costs in this VM), then queues a waiter entry on its
+//! stack and sleeps in [`sched::sleep`](crate::sched::sleep). The unlocker that
+//! wakes a waiter unlinks it (as parking_lot does), so while it gets going the
+//! list may be empty, `HAS_WAITERS` clear, and later unlocks stay on the fast
+//! path; the woken waiter spins and retries, and if it loses to a newcomer it
+//! goes back to the *front* of the list (keeping its place, as the kernel's
+//! first waiter does). Once it has waited more than [`HANDOFF_AFTER`] in all, or
+//! been woken [`HANDOFF_WAKEUPS`] times in vain, it sets `HANDOFF` as it
+//! requeues.
+//!
+//! **Unlock** (the owner):
+//! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
+//!    (`owner = its tid` under the list lock, unlink it, mark it done, wake it) —
+//!    the lock is never free, so nobody can steal it;
+//! 2. otherwise `owner.store(0, Release)`, then [`light_barrier`], then load
+//!    `flags`; if either bit is set, take the list lock and unlink and wake the
+//!    first waiter — unless someone has taken the lock meanwhile (their unlock
+//!    will) — or, if `HANDOFF` was set meanwhile, CAS `0 → its tid` and hand
+//!    off (if a newcomer stole the lock in that window, the newcomer's own
+//!    unlock hands off in step 1).
+//!
+//! **Why no wake-up is lost.** Step 2 is a store followed by a load: without a
+//! fence the CPU may perform the load first, see no waiters, and skip the wake
+//! while a sleeper sets `HAS_WAITERS`, sees the lock still held and goes to sleep.
+//! The sleeper side does: set `HAS_WAITERS` (when the list becomes non-empty),
+//! then [`heavy_barrier`] (membarrier:
+//! every running thread of the process executes a full barrier), then retries
+//! the lock, and only sleeps if it sees it held. The pair acts as a SeqCst fence
+//! on both sides (it is the store-buffering pattern `SB` with a fence on each
+//! side), so either the unlocker's load sees `HAS_WAITERS` and wakes the first
+//! waiter, or the sleeper's retry sees `owner == 0` and takes the lock. A waiter
+//! that joins a non-empty list does not need its own membarrier: `HAS_WAITERS`
+//! has been set continuously since the waiter that set it did its barrier and
+//! will, before it sleeps, either take the lock or see it held by an owner whose
+//! unlock comes after that barrier and therefore sees the bit; either way the
+//! next unlock wakes the first waiter, and every waiter that takes the lock and
+//! unlocks with others still queued wakes the next. Where membarrier is missing
+//! (or under loom) both barriers are `fence(SeqCst)`, the textbook `SB` fix; the
+//! fast path then costs a full fence instead of a compiler barrier.
+//!
+//! A waiter interrupted by a signal (or SIGKILL for the killable form) unlinks
+//! itself (or finds that an unlocker did), clears `HANDOFF` if it had set it,
+//! and if the lock is free and others still wait, wakes the new first waiter, so
+//! a wake-up it absorbed is passed on. If a hand-off reached it first, it owns
+//! the lock and returns `Ok`.
+//!
+//! **Misuse** is reported cheaply on the slow path: a thread that tries to lock a
+//! mutex it owns panics ("recursive locking") instead of hanging, locking from
+//! interrupt context panics, and [`RawMutex::unlock`] by a thread that is not the
+//! owner panics naming the owner's tid.
+
+mod waitlist;
+
+pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
+
+use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::error::Result;
+use crate::lockdep::{self, AcquireKind, LockdepMap};
+use crate::loom::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use crate::sched::TaskState;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+const UNLOCKED: u32 = 0;
+const HAS_WAITERS: u32 = 1;
+const HANDOFF: u32 = 2;
+
+/// Optimistic-spin rounds before queueing: each [`Backoff::spin`](crate::Backoff::spin)
+/// round spins up to 64 `pause`s, so this is a few µs.
+const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 12 };
+
+/// A waiter that has waited this long asks for hand-off.
+#[cfg(not(loom))]
+pub const HANDOFF_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A waiter woken this many times without getting the lock asks for hand-off.
+pub const HANDOFF_WAKEUPS: u32 = if cfg!(loom) { 1 } else { 8 };
+
+/// The caller's owner id: its kernel thread id, cached in a thread-local so the
+/// fast path does not make a system call.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn current_id() -> u32 {
+    std::thread_local! {
+        static TID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    }
+    let t = TID.with(core::cell::Cell::get);
+    if t != 0 {
+        return t;
+    }
+    #[cold]
+    fn init() -> u32 {
+        let t = crate::arch::gettid() as u32;
+        TID.with(|c| c.set(t));
+        t
+    }
+    init()
+}
+
+/// Under loom every model thread runs on the same OS thread: number them instead.
+#[cfg(loom)]
+pub(crate) fn current_id() -> u32 {
+    use core::sync::atomic::AtomicU32 as StdAtomicU32;
+    static NEXT: StdAtomicU32 = StdAtomicU32::new(1);
+    loom::thread_local! {
+        static ID: u32 = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+    ID.with(|id| *id)
+}
+
+/// The raw mutex: the lock word, the wait list and the lockdep map, without data.
+///
+/// [`Mutex<T>`] is this plus a `T`. Use the raw type where the protected data is
+/// not a Rust value (e.g. a lock protecting an external resource); its
+/// [`unlock`](RawMutex::unlock) is `unsafe` and checks the owner.
+pub struct RawMutex {
+    /// `0` or the owner's tid (see the module docs).
+    owner: AtomicU32,
+    /// `HAS_WAITERS | HANDOFF`; written only with `waiters`' lock held.
+    flags: AtomicU32,
+    /// The sleepers, FIFO.
+    waiters: WaitList,
+    dep_map: LockdepMap,
+}
+
+impl RawMutex {
+    /// An unlocked mutex whose lockdep class is the caller's location.
+    #[cfg(not(loom))]
+    #[track_caller]
+    pub const fn new() -> RawMutex {
+        RawMutex {
+            owner: AtomicU32::new(UNLOCKED),
+            flags: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            dep_map: LockdepMap::new("mutex"),
+        }
+    }
+
+    /// An unlocked mutex (loom build).
+    #[cfg(loom)]
+    #[track_caller]
+    pub fn new() -> RawMutex {
+        RawMutex {
+            owner: AtomicU32::new(UNLOCKED),
+            flags: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            dep_map: LockdepMap::new("mutex"),
+        }
+    }
+
+    /// Whether the mutex is held by anyone (`mutex_is_locked`). A snapshot.
+    #[doc(alias = "mutex_is_locked")]
+    #[inline]
+    pub fn is_locked(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) != UNLOCKED
+    }
+
+    /// The owner's thread id, if locked. A snapshot, for diagnostics.
+    #[inline]
+    pub fn owner(&self) -> Option<i32> {
+        match self.owner.load(Ordering::Relaxed) {
+            UNLOCKED => None,
+            t => Some(t as i32),
+        }
+    }
+
+    /// Whether the calling thread holds the mutex.
+    #[inline]
+    pub fn is_owned_by_current(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == current_id()
+    }
+
+    #[inline]
+    fn try_acquire(&self, me: u32) -> bool {
+        // Acquire pairs with the Release store (or hand-off store) of the previous
+        // unlock: its critical section happens before ours.
+        self.owner
+            .compare_exchange(UNLOCKED, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Takes the mutex, sleeping uninterruptibly while it is held (`mutex_lock`).
+    ///
+    /// # Panics
+    /// If the caller already holds it (recursive locking), or in interrupt context.
+    #[doc(alias = "mutex_lock")]
+    #[inline]
+    pub fn lock(&self) {
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        if !self.try_acquire(current_id()) {
+            let r = self.lock_slow(TaskState::Uninterruptible);
+            debug_assert!(r.is_ok());
+        }
+    }
+
+    /// Takes the mutex, or returns [`Error::Interrupted`](crate::Error::Interrupted)
+    /// (`-EINTR`) if a signal arrives while it sleeps — [`Error::Killed`](crate::Error::Killed)
+    /// for SIGKILL — leaving the mutex untouched (`mutex_lock_interruptible`).
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`](crate::Error::Interrupted), [`Error::Killed`](crate::Error::Killed).
+    #[doc(alias = "mutex_lock_interruptible")]
+    #[inline]
+    pub fn lock_interruptible(&self) -> Result<()> {
+        self.lock_state(TaskState::Interruptible)
+    }
+
+    /// Takes the mutex, or returns [`Error::Killed`](crate::Error::Killed) if SIGKILL
+    /// arrives while it sleeps (`mutex_lock_killable`).
+    ///
+    /// # Errors
+    /// [`Error::Killed`](crate::Error::Killed).
+    #[doc(alias = "mutex_lock_killable")]
+    #[inline]
+    pub fn lock_killable(&self) -> Result<()> {
+        self.lock_state(TaskState::Killable)
+    }
+
+    #[inline]
+    fn lock_state(&self, state: TaskState) -> Result<()> {
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        if self.try_acquire(current_id()) {
+            return Ok(());
+        }
+        let r = self.lock_slow(state);
+        if r.is_err() {
+            lockdep::release(&self.dep_map);
+        }
+        r
+    }
+
+    /// Takes the mutex if it is free, without sleeping (`mutex_trylock`; the
+    /// kernel returns 1 on success, this returns `true`).
+    #[doc(alias = "mutex_trylock")]
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        // A pending hand-off keeps the owner word non-zero, so a trylock cannot
+        // steal a handed-off lock.
+        let ok = self.try_acquire(current_id());
+        if ok {
+            lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
+        }
+        ok
+    }
+
+    /// Releases the mutex (`mutex_unlock`).
+    ///
+    /// # Safety
+    /// The caller must hold the mutex, and nothing may use the data it protects
+    /// (e.g. through a guard that was forgotten) after this call.
+    ///
+    /// # Panics
+    /// If the calling thread is not the owner: "unlock by a non-owner" (SPEC §17),
+    /// naming the owner.
+    #[doc(alias = "mutex_unlock")]
+    #[inline]
+    pub unsafe fn unlock(&self) {
+        let me = current_id();
+        let o = self.owner.load(Ordering::Relaxed);
+        if o != me {
+            self.bad_unlock(o, me);
+        }
+        // SAFETY: checked just above that we own it; the rest is the caller's promise.
+        unsafe { self.unlock_owned() }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_unlock(&self, owner: u32, me: u32) -> ! {
+        if owner == UNLOCKED {
+            panic!("mutex_unlock: unlock of an unlocked mutex by tid {me}");
+        }
+        panic!("mutex_unlock: unlock by tid {me}, which is not the owner (tid {owner})");
+    }
+
+    /// Releases the mutex, which the caller owns (the guard's path: no owner check).
+    ///
+    /// # Safety
+    /// The caller owns the mutex.
+    #[inline]
+    pub(crate) unsafe fn unlock_owned(&self) {
+        lockdep::release(&self.dep_map);
+        // Step 1: a pending hand-off request (Relaxed: it only decides between two
+        // correct paths; step 2 re-checks after the fence).
+        if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+            self.unlock_handoff();
+            return;
+        }
+        // Step 2. Release pairs with the Acquire CAS of the next locker.
+        self.owner.store(UNLOCKED, Ordering::Release);
+        // Orders the store above before the load below, together with the
+        // sleeper's `heavy_barrier` (see "Why no wake-up is lost").
+        light_barrier();
+        if self.flags.load(Ordering::Relaxed) != 0 {
+            self.unlock_slow();
+        }
+    }
+
+    /// Unlock with `HANDOFF` seen before releasing: pass the lock to the first
+    /// waiter without ever freeing it.
+    #[cold]
+    fn unlock_handoff(&self) {
+        let mut woken = Woken::new();
+        {
+            let q = self.waiters.lock();
+            match q.front() {
+                Some(first) if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 => {
+                    // Release: our critical section happens before the new owner's
+                    // (it reads `done` with Acquire after this store; `done` is set
+                    // with Release in `Woken::wake_all`).
+                    self.owner.store(first.tag, Ordering::Release);
+                    self.pop_first(&q, &mut woken);
+                }
+                _ => {
+                    // The requester left (signal) in between: an ordinary unlock.
+                    // With the list lock held, the list is what we see: free the
+                    // lock and wake the first waiter, if any.
+                    self.owner.store(UNLOCKED, Ordering::Release);
+                    self.pop_first(&q, &mut woken);
+                }
+            }
+        }
+        woken.wake_all();
+    }
+
+    /// Unlinks the first waiter (if any) into `woken` — to be woken, or handed
+    /// the lock — and updates the flags: `HANDOFF` belongs to the first waiter
+    /// and goes with it; `HAS_WAITERS` goes when the list empties.
+    fn pop_first(&self, q: &Locked<'_>, woken: &mut Woken) {
+        if let Some(first) = q.front() {
+            q.take(first, woken);
+        }
+        let f = if q.is_empty() { 0 } else { HAS_WAITERS };
+        self.flags.store(f, Ordering::Relaxed);
+    }
+
+    /// Unlock found waiters after releasing: wake the first (unlinking it, so
+    /// later unlocks stay on the fast path until it queues again), or hand off
+    /// if it asked in the meantime.
+    #[cold]
+    fn unlock_slow(&self) {
+        let mut woken = Woken::new();
+        {
+            let q = self.waiters.lock();
+            let Some(first) = q.front() else { return };
+            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+                // AcqRel: Acquire takes in the critical section of a thief that
+                // stole and released in the window; Release passes ours on.
+                if self
+                    .owner
+                    .compare_exchange(UNLOCKED, first.tag, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    // Stolen: the thief's unlock sees HANDOFF in step 1.
+                    return;
+                }
+            } else if self.owner.load(Ordering::Relaxed) != UNLOCKED {
+                // Someone took it already; their unlock will wake the first waiter.
+                return;
+            }
+            self.pop_first(&q, &mut woken);
+        }
+        woken.wake_all();
+    }
+
+    /// The contended acquire: misuse checks, optimistic spin, then sleep.
+    #[cold]
+    fn lock_slow(&self, state: TaskState) -> Result<()> {
+        let me = current_id();
+        if self.owner.load(Ordering::Relaxed) == me {
+            panic!(
+                "mutex_lock: recursive locking: tid {me} already holds this mutex (it would deadlock)"
+            );
+        }
+        if crate::sched::in_interrupt() {
+            panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
+        }
+        if self.spin(me, false) {
+            return Ok(());
+        }
+        // Report a sleep in atomic context before we are on the list.
+        lockdep::might_sleep();
+        self.lock_queued(me, state)
+    }
+
+    /// Optimistic spinning: bounded, on loads, CAS only when it can succeed, and
+    /// not while a hand-off to someone else is pending.
+    #[inline]
+    fn spin(&self, me: u32, handoff_is_mine: bool) -> bool {
+        let backoff = crate::mutex::Relax::new();
+        for _ in 0..SPIN_ROUNDS {
+            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
+                return false;
+            }
+            if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
+                return true;
+            }
+            backoff.spin();
+        }
+        false
+    }
+
+    /// Queue, sleep, retry. A woken waiter was unlinked by its waker; if it loses
+    /// the race for the lock it goes back to the *front* of the list, keeping
+    /// its place, and after [`HANDOFF_AFTER`] or [`HANDOFF_WAKEUPS`] vain
+    /// wake-ups it asks for hand-off.
+    fn lock_queued(&self, me: u32, state: TaskState) -> Result<()> {
+        let node = Waiter::new(crate::sched::current(), me);
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        let mut wakeups = 0u32;
+        loop {
+            let set_waiters = {
+                let q = self.waiters.lock();
+                // SAFETY: `node` stays on this stack frame until it is unlinked:
+                // we leave this loop only after a waker unlinked it and set `done`
+                // (it then reset it), or after `dequeue`/`leave` unlinked it.
+                unsafe {
+                    if wakeups == 0 {
+                        q.push_back(&node);
+                    } else {
+                        q.push_front(&node);
+                    }
+                }
+                let f = self.flags.load(Ordering::Relaxed);
+                let mut nf = f | HAS_WAITERS;
+                if node.handoff.get() {
+                    // We are first again: the next unlock hands the lock to us.
+                    nf |= HANDOFF;
+                }
+                self.flags.store(nf, Ordering::Relaxed);
+                f & HAS_WAITERS == 0
+            };
+            if set_waiters {
+                // Pairs with the unlocker's `light_barrier` (module docs).
+                heavy_barrier();
+            }
+            loop {
+                if node.is_done() {
+                    break; // unlinked by an unlocker: woken, or handed the lock
+                }
+                let f = self.flags.load(Ordering::Relaxed);
+                if (f & HANDOFF == 0 || node.handoff.get())
+                    && self.owner.load(Ordering::Relaxed) == UNLOCKED
+                    && self.try_acquire(me)
+                {
+                    self.dequeue(&node);
+                    return Ok(());
+                }
+                if let Err(e) = crate::sched::sleep(state, None) {
+                    return if self.leave(&node, me) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+            }
+            // Unlinked and done. A hand-off stored our id before setting `done`
+            // (Release), and `is_done` was an Acquire load.
+            if self.owner.load(Ordering::Relaxed) == me {
+                return Ok(());
+            }
+            node.reset();
+            if self.spin(me, node.handoff.get()) {
+                return Ok(());
+            }
+            wakeups += 1;
+            #[cfg(not(loom))]
+            let long = wakeups >= HANDOFF_WAKEUPS || start.elapsed() >= HANDOFF_AFTER;
+            #[cfg(loom)]
+            let long = wakeups >= HANDOFF_WAKEUPS;
+            if long {
+                node.handoff.set(true);
+            }
+        }
+    }
+
+    /// Unlinks `node` after its own CAS took the lock.
+    fn dequeue(&self, node: &Waiter) {
+        let q = self.waiters.lock();
+        if !q.remove(node) {
+            // An unlocker unlinked us to wake us just as our CAS won: let it finish.
+            drop(q);
+            node.wait_done();
+            return;
+        }
+        let mut f = self.flags.load(Ordering::Relaxed);
+        if node.handoff.get() {
+            f &= !HANDOFF;
+        }
+        if q.is_empty() {
+            f &= !HAS_WAITERS;
+        }
+        self.flags.store(f, Ordering::Relaxed);
+    }
+
+    /// A waiter gives up (signal). Returns `true` if a hand-off made it the owner
+    /// first.
+    #[cold]
+    fn leave(&self, node: &Waiter, me: u32) -> bool {
+        let mut woken = Woken::new();
+        {
+            let q = self.waiters.lock();
+            if q.remove(node) {
+                let mut f = self.flags.load(Ordering::Relaxed);
+                if node.handoff.get() {
+                    f &= !HANDOFF;
+                }
+                if q.is_empty() {
+                    f &= !HAS_WAITERS;
+                }
+                self.flags.store(f, Ordering::Relaxed);
+            } else {
+                // An unlocker unlinked us: a hand-off, or a wake-up we absorb.
+                drop(q);
+                node.wait_done();
+                if self.owner.load(Ordering::Relaxed) == me {
+                    return true;
+                }
+                let q = self.waiters.lock();
+                self.pass_on(&q, &mut woken);
+                drop(q);
+                woken.wake_all();
+                return false;
+            }
+            self.pass_on(&q, &mut woken);
+        }
+        woken.wake_all();
+        false
+    }
+
+    /// Passes on a wake-up a leaving waiter may have absorbed: if the lock is
+    /// free, the first waiter must try. (If it is held, that owner's unlock sees
+    /// `HAS_WAITERS`.)
+    fn pass_on(&self, q: &Locked<'_>, woken: &mut Woken) {
+        if self.owner.load(Ordering::Relaxed) == UNLOCKED
+            && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
+        {
+            self.pop_first(q, woken);
+        }
+    }
+}
+
+impl Default for RawMutex {
+    #[track_caller]
+    fn default() -> Self {
+        RawMutex::new()
+    }
+}
+
+impl fmt::Debug for RawMutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawMutex")
+            .field("owner", &self.owner())
+            .field("flags", &self.flags.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A mutual-exclusion lock that sleeps (`struct mutex`), guarding a `T`.
+///
+/// See the [module docs](self) for the algorithm. Not recursive: a second
+/// [`lock`](Mutex::lock) by the owner panics (lockdep, when enabled, reports it
+/// first). May not be used from interrupt context.
+#[doc(alias = "mutex")]
+#[doc(alias = "DEFINE_MUTEX")]
+pub struct Mutex<T: ?Sized> {
+    pub(crate) raw: RawMutex,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex owns its `T`; moving it to another thread moves the `T`.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: a `&Mutex<T>` lets any thread obtain `&mut T`, one at a time, so `T`
+// must be `Send` (as for std's `Mutex`); `T: Sync` is not needed because no two
+// threads see the `T` at once.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// A new unlocked mutex holding `data` (`DEFINE_MUTEX`, `mutex_init`). `const`,
+    /// so it can initialise a `static`. Its lockdep class is the caller's location.
+    ///
+    /// ```
+    /// use ksync::mutex::Mutex;
+    /// static LIST: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    /// LIST.lock().push(1);
+    /// assert_eq!(LIST.lock().len(), 1);
+    /// ```
+    #[doc(alias = "mutex_init")]
+    #[cfg(not(loom))]
+    #[track_caller]
+    pub const fn new(data: T) -> Mutex<T> {
+        Mutex {
+            raw: RawMutex::new(),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// A new unlocked mutex (loom build).
+    #[cfg(loom)]
+    #[track_caller]
+    pub fn new(data: T) -> Mutex<T> {
+        Mutex {
+            raw: RawMutex::new(),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Consumes the mutex, returning the data.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    #[inline]
+    fn guard(&self) -> MutexGuard<'_, T> {
+        MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Locks, sleeping uninterruptibly while another task holds it (`mutex_lock`).
+    ///
+    /// # Panics
+    /// On recursive locking by the owner and in interrupt context.
+    ///
+    /// ```should_panic
+    /// let m = ksync::mutex::Mutex::new(());
+    /// let _g = m.lock();
+    /// let _g2 = m.lock(); // panics: recursive locking
+    /// ```
+    #[doc(alias = "mutex_lock")]
+    #[inline]
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.raw.lock();
+        self.guard()
+    }
+
+    /// Locks, or returns [`Error::Interrupted`](crate::Error::Interrupted)
+    /// (`-EINTR`) if a signal is sent to the task while it sleeps; the mutex is
+    /// then left untouched (`mutex_lock_interruptible`).
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`](crate::Error::Interrupted), or
+    /// [`Error::Killed`](crate::Error::Killed) for SIGKILL.
+    ///
+    /// ```
+    /// use ksync::mutex::Mutex;
+    /// let m = Mutex::new(1);
+    /// assert_eq!(*m.lock_interruptible().unwrap(), 1);
+    /// ```
+    #[doc(alias = "mutex_lock_interruptible")]
+    #[inline]
+    pub fn lock_interruptible(&self) -> Result<MutexGuard<'_, T>> {
+        self.raw.lock_interruptible().map(|()| self.guard())
+    }
+
+    /// Locks, or returns [`Error::Killed`](crate::Error::Killed) if SIGKILL is
+    /// sent while it sleeps (`mutex_lock_killable`).
+    ///
+    /// # Errors
+    /// [`Error::Killed`](crate::Error::Killed).
+    #[doc(alias = "mutex_lock_killable")]
+    #[inline]
+    pub fn lock_killable(&self) -> Result<MutexGuard<'_, T>> {
+        self.raw.lock_killable().map(|()| self.guard())
+    }
+
+    /// Locks if free, without sleeping (`mutex_trylock`).
+    ///
+    /// ```
+    /// let m = ksync::mutex::Mutex::new(0);
+    /// let g = m.try_lock().unwrap();
+    /// assert!(m.is_locked());
+    /// drop(g);
+    /// assert!(!m.is_locked());
+    /// ```
+    #[doc(alias = "mutex_trylock")]
+    #[inline]
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.raw.try_lock().then(|| self.guard())
+    }
+
+    /// Whether anyone holds the mutex (`mutex_is_locked`). A snapshot.
+    #[doc(alias = "mutex_is_locked")]
+    #[inline]
+    pub fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    /// The raw mutex, for [`RawMutex::owner`] and the like.
+    pub fn raw(&self) -> &RawMutex {
+        &self.raw
+    }
+
+    /// Mutable access without locking: `&mut self` proves no one else holds it.
+    pub fn get_mut(&mut self) -> &mut T {
+        // SAFETY: `&mut self` excludes every other access to the data.
+        self.data.with_mut(|p| unsafe { &mut *p })
+    }
+
+    /// A pointer to the data, for use with [`RawMutex`]-level locking.
+    pub fn data_ptr(&self) -> *mut T {
+        self.data.with_mut(|p| p)
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.try_lock() {
+            Some(g) => f.debug_struct("Mutex").field("data", &&*g).finish(),
+            None => f
+                .debug_struct("Mutex")
+                .field("owner", &self.raw.owner())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The proof that the mutex is held; unlocks on drop (`mutex_unlock`).
+///
+/// `!Send`: the owner recorded in the mutex and lockdep's held-lock stack belong
+/// to the thread that locked it, so only that thread may unlock.
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let m = ksync::mutex::Mutex::new(0);
+/// must_be_send(m.lock()); // error: MutexGuard is not Send
+/// ```
+#[must_use = "the mutex unlocks as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    pub(crate) mutex: &'a Mutex<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+// SAFETY: sharing a guard shares `&T` only.
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
+
+impl<T: ?Sized> MutexGuard<'_, T> {
+    /// Unlocks now (`mutex_unlock`); the same as dropping the guard.
+    #[doc(alias = "mutex_unlock")]
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves we hold the lock, so no one else accesses the data.
+        self.mutex.data.with(|p| unsafe { &*p })
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        self.mutex.data.with_mut(|p| unsafe { &mut *p })
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard proves this thread owns the lock; it is gone after this.
+        unsafe { self.mutex.raw.unlock_owned() }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use crate::sched::{Signal, current};
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn lock_try_lock_and_is_locked() {
+        let m = Mutex::new(5);
+        assert!(!m.is_locked());
+        {
+            let mut g = m.lock();
+            *g += 1;
+            assert!(m.is_locked());
+            assert_eq!(m.raw().owner(), Some(crate::arch::gettid()));
+            assert!(m.raw().is_owned_by_current());
+        }
+        assert!(!m.is_locked());
+        assert_eq!(*m.try_lock().unwrap(), 6);
+        let mut m = m;
+        *m.get_mut() += 1;
+        assert_eq!(m.into_inner(), 7);
+    }
+
+    #[test]
+    fn try_lock_fails_while_held_elsewhere() {
+        let m = Arc::new(Mutex::new(()));
+        let g = m.lock();
+        let m2 = m.clone();
+        assert!(
+            std::thread::spawn(move || m2.try_lock().is_none())
+                .join()
+                .unwrap()
+        );
+        drop(g);
+    }
+
+    #[test]
+    #[should_panic(expected = "recursive locking")]
+    fn recursive_lock_panics_instead_of_hanging() {
+        let m = Mutex::new(());
+        let _g = m.lock();
+        let _g2 = m.lock();
+    }
+
+    #[test]
+    #[should_panic(expected = "not the owner")]
+    fn raw_unlock_by_non_owner_panics_naming_the_owner() {
+        let m = Arc::new(RawMutex::new());
+        let m2 = m.clone();
+        std::thread::spawn(move || m2.lock()).join().unwrap();
+        // SAFETY: deliberately wrong: we are not the owner, which `unlock` reports.
+        unsafe { m.unlock() };
+    }
+
+    #[test]
+    fn raw_lock_unlock() {
+        let m = RawMutex::new();
+        m.lock();
+        assert!(m.is_locked());
+        // SAFETY: we hold it and nothing else refers to protected data.
+        unsafe { m.unlock() };
+        assert!(!m.is_locked());
+    }
+
+    #[test]
+    fn interrupt_context_is_refused() {
+        let m = Arc::new(Mutex::new(()));
+        let g = m.lock();
+        let m2 = m.clone();
+        let r = std::thread::spawn(move || {
+            crate::sched::preempt_count_add(crate::sched::HARDIRQ_OFFSET);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m2.lock())));
+            crate::sched::preempt_count_sub(crate::sched::HARDIRQ_OFFSET);
+            r
+        })
+        .join()
+        .unwrap();
+        let msg = r.unwrap_err();
+        let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(msg.contains("interrupt context"), "{msg}");
+        drop(g);
+    }
+
+    /// The waiter is really asleep (its task state says so) before the owner
+    /// unlocks, and the unlock wakes it.
+    #[test]
+    fn sleeper_is_woken_by_unlock() {
+        let m = Arc::new(Mutex::new(0));
+        let g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            *m2.lock() += 1;
+        });
+        let task = rx.recv().unwrap();
+        while task.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(*m.lock(), 1);
+    }
+
+    #[test]
+    fn interruptible_lock_returns_eintr_and_leaves_the_mutex_alone() {
+        let m = Arc::new(Mutex::new(0u32));
+        let mut g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let r = m2.lock_interruptible().map(|_| ());
+            crate::sched::flush_signals();
+            (r, Instant::now())
+        });
+        let task = rx.recv().unwrap();
+        while task.state() != TaskState::Interruptible {
+            std::thread::yield_now();
+        }
+        let sent = Instant::now();
+        task.send_signal(Signal::SIGUSR1);
+        let (r, at) = t.join().unwrap();
+        assert_eq!(r, Err(Error::Interrupted));
+        assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
+        // Returned promptly: generous bound, this is a liveness check, not a timing one.
+        assert!(at.duration_since(sent) < Duration::from_secs(5));
+        // Untouched: we still own it, no waiter is recorded, others can use it after us.
+        assert!(m.raw().is_owned_by_current());
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+        *g += 1;
+        drop(g);
+        let m3 = m.clone();
+        std::thread::spawn(move || *m3.lock() += 1).join().unwrap();
+        assert_eq!(*m.lock(), 2);
+    }
+
+    #[test]
+    fn killable_lock_ignores_other_signals_and_stops_at_sigkill() {
+        let m = Arc::new(Mutex::new(()));
+        let g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let r = m2.lock_killable().map(|_| ());
+            crate::sched::flush_signals();
+            r
+        });
+        let task = rx.recv().unwrap();
+        while task.state() != TaskState::Killable {
+            std::thread::yield_now();
+        }
+        task.send_signal(Signal::SIGUSR2);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(task.state(), TaskState::Killable);
+        task.send_signal(Signal::SIGKILL);
+        assert_eq!(t.join().unwrap(), Err(Error::Killed));
+        drop(g);
+        assert!(m.try_lock().is_some());
+    }
+
+    /// Hand-off: a sleeper is not starved by a thread that relocks in a tight loop.
+    #[test]
+    fn handoff_lets_a_sleeper_in_against_a_relocking_loop() {
+        let m = Arc::new(Mutex::new(0u64));
+        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let (m1, stop1) = (m.clone(), stop.clone());
+        let hog = std::thread::spawn(move || {
+            while !stop1.load(core::sync::atomic::Ordering::Relaxed) {
+                let mut g = m1.lock();
+                *g += 1;
+                for _ in 0..50 {
+                    core::hint::spin_loop();
+                }
+            }
+        });
+        // Let the hog run, then contend.
+        while *m.lock() < 1000 {
+            std::thread::yield_now();
+        }
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let sleeper = std::thread::spawn(move || {
+            for _ in 0..20 {
+                drop(m2.lock());
+            }
+            tx.send(()).unwrap();
+        });
+        // Watchdog: generous; a starved sleeper would never report.
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        hog.join().unwrap();
+        sleeper.join().unwrap();
+        assert!(got.is_ok(), "the sleeper was starved");
+    }
+
+    #[test]
+    fn stress_16_threads() {
+        let m = Arc::new(Mutex::new(0u64));
+        let n = 16;
+        let per = 2000;
+        std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(|| {
+                    for i in 0..per {
+                        let mut g = m.lock();
+                        *g += 1;
+                        if i % 64 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(*m.lock(), n * per);
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::Arc;
+
+    /// Mutual exclusion and no lost wake-up: two lockers increment through the
+    /// lock (non-atomically, so loom's cell checks catch overlap); the final value
+    /// is exact and nobody sleeps forever (loom reports a deadlock otherwise).
+    #[test]
+    fn loom_mutex_excludes_and_wakes() {
+        loom::model(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let m2 = m.clone();
+            let t = loom::thread::spawn(move || {
+                *m2.lock() += 1;
+            });
+            *m.lock() += 1;
+            t.join().unwrap();
+            assert_eq!(*m.lock(), 2);
+        });
+    }
+
+    /// Hand-off: under loom a waiter asks for hand-off after one vain wake-up
+    /// (`HANDOFF_WAKEUPS`), so a relocking thread drives the hand-off paths
+    /// (both the pre-release one and the CAS after a racing release).
+    #[test]
+    fn loom_mutex_handoff() {
+        loom::model(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let m2 = m.clone();
+            let t = loom::thread::spawn(move || {
+                *m2.lock() += 1;
+            });
+            for _ in 0..2 {
+                *m.lock() += 1;
+            }
+            t.join().unwrap();
+            assert_eq!(*m.lock(), 3);
+            assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A signal racing with the unlock: the interruptible waiter either gets the
+    /// lock or returns `Interrupted`, and either way the mutex ends free with no
+    /// waiter recorded (a wake-up it absorbed is not lost: the relock below
+    /// would hang, and loom report it).
+    #[test]
+    fn loom_mutex_interrupted_waiter() {
+        loom::model(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let task = Arc::new(loom::sync::Mutex::new(None));
+            let g = m.lock();
+            let (m2, task2) = (m.clone(), task.clone());
+            let t = loom::thread::spawn(move || {
+                *task2.lock().unwrap() = Some(crate::sched::current());
+                let r = m2.lock_interruptible().map(|mut g| *g += 1);
+                crate::sched::flush_signals();
+                r
+            });
+            let victim = loop {
+                if let Some(v) = task.lock().unwrap().clone() {
+                    break v;
+                }
+                loom::thread::yield_now();
+            };
+            victim.send_signal(crate::sched::Signal::SIGUSR1);
+            drop(g);
+            let r = t.join().unwrap();
+            let v = *m.lock();
+            match r {
+                Ok(()) => assert_eq!(v, 1),
+                Err(e) => {
+                    assert_eq!(e, crate::Error::Interrupted);
+                    assert_eq!(v, 0);
+                }
+            }
+            assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Three threads: a locker that sleeps, and the wake passed along the queue.
+    #[test]
+    fn loom_mutex_three_lockers() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || *m.lock() += 1)
+                })
+                .collect();
+            *m.lock() += 1;
+            for t in ts {
+                t.join().unwrap();
+            }
+            assert_eq!(*m.lock(), 3);
+        });
+    }
+}
