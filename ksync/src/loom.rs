@@ -74,14 +74,6 @@ impl<T: ?Sized> UnsafeCell<T> {
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }
-    #[inline(always)]
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut()
-    }
-    #[inline(always)]
-    pub(crate) fn get(&self) -> *mut T {
-        self.0.get()
-    }
 }
 
 #[cfg(loom)]
