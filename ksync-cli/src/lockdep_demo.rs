@@ -34,42 +34,13 @@ mod imp {
 
 #[cfg(feature = "lockdep")]
 mod imp {
-    use ksync::lockdep::{self, AcquireKind, LockdepMap, Mode, Report, ReportKind};
-    use ksync::sched::{self, HARDIRQ_OFFSET, TaskState};
-    use std::time::Duration;
-
-    /// A small spinning lock feeding lockdep the way ksync's locks do (acquire
-    /// before waiting, release after unlocking).
-    struct DemoLock {
-        inner: std::sync::Mutex<()>,
-        map: LockdepMap,
-    }
-
-    struct DemoGuard<'a>(
-        &'a DemoLock,
-        #[allow(dead_code)] std::sync::MutexGuard<'a, ()>,
-    );
-
-    impl DemoLock {
-        #[track_caller]
-        const fn new(name: &'static str) -> Self {
-            DemoLock {
-                inner: std::sync::Mutex::new(()),
-                map: LockdepMap::new_spinning(name),
-            }
-        }
-
-        fn lock(&self) -> DemoGuard<'_> {
-            lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
-            DemoGuard(self, self.inner.lock().unwrap_or_else(|e| e.into_inner()))
-        }
-    }
-
-    impl Drop for DemoGuard<'_> {
-        fn drop(&mut self) {
-            lockdep::release(&self.0.map);
-        }
-    }
+    use ksync::irq;
+    use ksync::lockdep::{self, LockClassKey, Mode, Report, ReportKind};
+    use ksync::mutex::Mutex;
+    use ksync::rcu;
+    use ksync::sched;
+    use ksync::spinlock::SpinLock;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
 
     struct Demo {
         name: &'static str,
@@ -81,72 +52,111 @@ mod imp {
     const DEMOS: &[Demo] = &[
         Demo {
             name: "abba",
-            about: "thread 1 takes A then B; later B then A (no hang needed: found at once)",
+            about: "SpinLock A then B; later B then A, on one thread (found at once, no hang needed)",
             expect: ReportKind::CircularDependency,
             run: abba,
         },
         Demo {
             name: "cycle3",
-            about: "A then B, B then C, then C then A: a three-lock cycle",
+            about: "SpinLock A then B, B then C, then C then A: a three-lock cycle",
             expect: ReportKind::CircularDependency,
             run: cycle3,
         },
         Demo {
             name: "recursive",
-            about: "two locks of one class nested without a subclass (spin_lock_nested)",
+            about: "mutex_lock of a Mutex its owner already holds (reported before it hangs; the mutex refuses)",
             expect: ReportKind::RecursiveLocking,
             run: recursive,
         },
         Demo {
+            name: "recursive-spin",
+            about: "spin_lock of a SpinLock its holder already holds, in KSYNC_LOCKDEP=panic mode: stopped by the report instead of spinning for ever",
+            expect: ReportKind::RecursiveLocking,
+            run: recursive_spin,
+        },
+        Demo {
+            name: "nested-class",
+            about: "two SpinLocks of one class (one creation site) nested without a subclass",
+            expect: ReportKind::RecursiveLocking,
+            run: nested_class,
+        },
+        Demo {
             name: "bad-unlock",
-            about: "releasing a lock that is not held",
+            about: "mutex_unlock of a Mutex that is not held (RawMutex::unlock; the mutex refuses)",
             expect: ReportKind::BadUnlockBalance,
             run: bad_unlock,
         },
         Demo {
             name: "irq-inversion",
-            about: "a lock taken in hardirq context and also with irqs enabled (irq simulated through the preempt count)",
+            about: "a SpinLock taken in a real irq handler, and with plain spin_lock (irqs enabled) in process context",
             expect: ReportKind::InconsistentIrqUsage,
             run: irq_inversion,
         },
         Demo {
             name: "sleep-in-atomic",
-            about: "sleeping while holding a spinlock",
+            about: "mutex_lock while holding a SpinLock",
             expect: ReportKind::SleepInAtomic,
             run: sleep_in_atomic,
         },
         Demo {
             name: "rcu-sync",
-            about: "synchronize_rcu inside an RCU read section",
+            about: "synchronize_rcu inside rcu_read_lock",
             expect: ReportKind::RcuSyncInReader,
             run: rcu_sync,
         },
         Demo {
             name: "held-at-exit",
-            about: "a thread exits holding a lock",
+            about: "a thread exits holding a Mutex (its guard forgotten)",
             expect: ReportKind::HeldAtExit,
             run: held_at_exit,
         },
     ];
 
+    /// Runs `f`, which the lock under demonstration refuses with a panic after
+    /// lockdep's report, and prints the refusal in one line instead of the
+    /// panic hook's message and backtrace.
+    fn refused(f: impl FnOnce()) {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = catch_unwind(AssertUnwindSafe(f));
+        std::panic::set_hook(hook);
+        match r {
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("?");
+                eprintln!("(then refused, with a panic: {msg})");
+            }
+            Ok(()) => eprintln!("(not refused)"),
+        }
+    }
+
     fn abba() -> Vec<Report> {
-        let a = DemoLock::new("demo_lock_A");
-        let b = DemoLock::new("demo_lock_B");
+        static KA: LockClassKey = LockClassKey::new("demo_spin_A");
+        static KB: LockClassKey = LockClassKey::new("demo_spin_B");
+        let a = SpinLock::with_class(0, "demo_spin_A", &KA);
+        let b = SpinLock::with_class(0, "demo_spin_B", &KB);
         {
             let _ga = a.lock();
             let _gb = b.lock();
         }
         {
             let _gb = b.lock();
-            let _ga = a.lock();
+            let _ga = a.lock(); // reported here
         }
         lockdep::take_reports()
     }
 
     fn cycle3() -> Vec<Report> {
-        let a = DemoLock::new("demo_cycle_A");
-        let b = DemoLock::new("demo_cycle_B");
-        let c = DemoLock::new("demo_cycle_C");
+        static KA: LockClassKey = LockClassKey::new("demo_cycle_A");
+        static KB: LockClassKey = LockClassKey::new("demo_cycle_B");
+        static KC: LockClassKey = LockClassKey::new("demo_cycle_C");
+        let a = SpinLock::with_class(0, "demo_cycle_A", &KA);
+        let b = SpinLock::with_class(0, "demo_cycle_B", &KB);
+        let c = SpinLock::with_class(0, "demo_cycle_C", &KC);
+        // A → B, then B → C; C → A closes the cycle (three CPUs could deadlock).
         for (x, y) in [(&a, &b), (&b, &c), (&c, &a)] {
             let _gx = x.lock();
             let _gy = y.lock();
@@ -155,53 +165,101 @@ mod imp {
     }
 
     fn recursive() -> Vec<Report> {
-        let inodes: Vec<DemoLock> = (0..2).map(|_| DemoLock::new("demo_inode_lock")).collect();
+        static K: LockClassKey = LockClassKey::new("demo_recursive_mutex");
+        let m = Mutex::with_class(0, "demo_recursive_mutex", &K);
+        let _g = m.lock();
+        refused(|| drop(m.lock()));
+        lockdep::take_reports()
+    }
+
+    fn recursive_spin() -> Vec<Report> {
+        static K: LockClassKey = LockClassKey::new("demo_recursive_spin");
+        let l = SpinLock::with_class(0, "demo_recursive_spin", &K);
+        let g = l.lock();
+        // In warn mode the second spin_lock would report, then spin for ever, as
+        // in the kernel; panic mode turns the report into a panic before it spins.
+        lockdep::set_mode(Mode::Panic);
+        refused(|| drop(l.lock()));
+        lockdep::set_mode(Mode::Warn);
+        // The panic left the second lock()'s preempt-count raise behind (what a
+        // kernel oops leaves too); this thread ends right after the demo.
+        drop(g);
+        lockdep::take_reports()
+    }
+
+    fn nested_class() -> Vec<Report> {
+        // One creation site, one class: every inode's lock.
+        let inodes: Vec<SpinLock<u32>> = (0..2).map(SpinLock::new).collect();
         let _g0 = inodes[0].lock();
-        let _g1 = inodes[1].lock();
+        let _g1 = inodes[1].lock(); // needs spin_lock_nested(.., SINGLE_DEPTH_NESTING)
         lockdep::take_reports()
     }
 
     fn bad_unlock() -> Vec<Report> {
-        let l = DemoLock::new("demo_unbalanced");
-        drop(l.lock());
-        lockdep::release(&l.map);
+        static K: LockClassKey = LockClassKey::new("demo_unbalanced_mutex");
+        let m = Mutex::with_class(0, "demo_unbalanced_mutex", &K);
+        drop(m.lock());
+        // SAFETY: deliberately wrong (the mutex is not held): RawMutex::unlock
+        // checks the owner and refuses with a panic, leaving the mutex as it is.
+        refused(|| unsafe { m.raw().unlock() });
         lockdep::take_reports()
     }
 
+    static IRQ_KEY: LockClassKey = LockClassKey::new("demo_irq_lock");
+    static IRQ_LOCK: SpinLock<u64> = SpinLock::with_class(0, "demo_irq_lock", &IRQ_KEY);
+    /// The irq line the demo requests (any free one; the tests use low numbers).
+    const DEMO_IRQ: u32 = 14;
+
+    fn demo_irq_handler(_irq: u32) {
+        *IRQ_LOCK.lock() += 1; // in hardirq context: {IN-HARDIRQ-W}
+    }
+
     fn irq_inversion() -> Vec<Report> {
-        let l = DemoLock::new("demo_irq_lock");
-        sched::preempt_count_add(HARDIRQ_OFFSET); // "in the irq handler"
-        drop(l.lock());
-        sched::preempt_count_sub(HARDIRQ_OFFSET);
-        drop(l.lock()); // process context, irqs enabled: should be spin_lock_irq
+        if let Err(e) = irq::request_irq(DEMO_IRQ, demo_irq_handler, "lockdep-demo") {
+            eprintln!("request_irq({DEMO_IRQ}): {e:?}");
+            return Vec::new();
+        }
+        // A real irq (a signal to this thread): the handler runs now.
+        let raised = irq::raise_irq(DEMO_IRQ, &sched::current());
+        let ran = *IRQ_LOCK.lock_irqsave() == 1;
+        // Process context, irqs enabled: should have been spin_lock_irqsave.
+        *IRQ_LOCK.lock() += 1;
+        let _ = irq::free_irq(DEMO_IRQ);
+        if raised.is_err() || !ran {
+            eprintln!("the irq did not run: {raised:?}");
+            return Vec::new();
+        }
         lockdep::take_reports()
     }
 
     fn sleep_in_atomic() -> Vec<Report> {
-        let l = DemoLock::new("demo_spinlock");
-        let _g = l.lock();
-        sched::preempt_disable(); // what spin_lock does
-        let _ = sched::sleep_timeout(TaskState::Uninterruptible, Duration::from_millis(1));
-        sched::preempt_enable();
+        static KS: LockClassKey = LockClassKey::new("demo_spinlock");
+        static KM: LockClassKey = LockClassKey::new("demo_mutex");
+        let s = SpinLock::with_class((), "demo_spinlock", &KS);
+        let m = Mutex::with_class((), "demo_mutex", &KM);
+        let _gs = s.lock();
+        let _gm = m.lock(); // uncontended, still a sleep point
         lockdep::take_reports()
     }
 
-    static DEMO_RCU: LockdepMap = LockdepMap::new("rcu_read_lock");
-
     fn rcu_sync() -> Vec<Report> {
-        lockdep::acquire(&DEMO_RCU, AcquireKind::RecursiveRead, false, 0); // rcu_read_lock()
+        let _r = rcu::rcu_read_lock();
+        // synchronize_rcu's own check, made explicitly too so the report is the
+        // same whichever ksync::rcu this is built with (the report is once per
+        // thread and section, so this does not double it).
         lockdep::assert_not_in_rcu_read_section("synchronize_rcu");
-        lockdep::release(&DEMO_RCU); // rcu_read_unlock()
+        refused(rcu::synchronize_rcu);
         lockdep::take_reports()
     }
 
     fn held_at_exit() -> Vec<Report> {
-        static L: DemoLock = DemoLock::new("demo_leaked_lock");
+        static K: LockClassKey = LockClassKey::new("demo_leaked_mutex");
+        static M: Mutex<u32> = Mutex::with_class(0, "demo_leaked_mutex", &K);
         let _ = std::thread::Builder::new()
             .name("demo-exiting".into())
-            .spawn(|| std::mem::forget(L.lock()))
+            .spawn(|| std::mem::forget(M.lock()))
             .map(|h| h.join());
-        lockdep::take_reports_involving("demo_leaked_lock")
+        lockdep::take_reports_involving("demo_leaked_mutex")
     }
 
     pub fn main(args: super::Args) -> bool {

@@ -197,7 +197,22 @@ impl RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
             waiters: WaitList::new(),
-            dep_map: LockdepMap::new("mutex"),
+            dep_map: LockdepMap::new_sleeping("mutex"),
+        }
+    }
+
+    /// An unlocked mutex whose lockdep class is `key`, named `name`
+    /// (`__mutex_init(lock, name, key)`, `lockdep_set_class`): mutexes made at
+    /// several places share one class.
+    #[cfg(not(loom))]
+    #[doc(alias = "__mutex_init")]
+    #[track_caller]
+    pub const fn with_class(name: &'static str, key: &'static lockdep::LockClassKey) -> RawMutex {
+        RawMutex {
+            owner: AtomicU32::new(UNLOCKED),
+            flags: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
     }
 
@@ -209,7 +224,7 @@ impl RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
             waiters: WaitList::new(),
-            dep_map: LockdepMap::new("mutex"),
+            dep_map: LockdepMap::new_sleeping("mutex"),
         }
     }
 
@@ -251,7 +266,25 @@ impl RawMutex {
     #[doc(alias = "mutex_lock")]
     #[inline]
     pub fn lock(&self) {
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        self.lock_nested(0);
+    }
+
+    /// [`lock`](Self::lock) with a lockdep subclass (`mutex_lock_nested`): for
+    /// taking two mutexes of one lock class nested (a parent's, then a child's),
+    /// which lockdep would otherwise report as recursive locking. `subclass` is
+    /// the nesting level (0 is plain `lock`); without the `lockdep` feature it is
+    /// ignored.
+    ///
+    /// # Panics
+    /// As [`lock`](Self::lock).
+    #[doc(alias = "mutex_lock_nested")]
+    #[inline]
+    pub fn lock_nested(&self, subclass: u32) {
+        // Before waiting (the kernel's mutex_acquire_nested + LOCK_CONTENDED), so
+        // recursion and inversions are reported before the thread hangs. The map
+        // is a sleeping one: lockdep also reports this acquisition in atomic
+        // context, as mutex_lock's might_sleep() does, even when uncontended.
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         if !self.try_acquire(current_id()) {
             let r = self.lock_slow(TaskState::Uninterruptible);
             debug_assert!(r.is_ok());
@@ -267,7 +300,7 @@ impl RawMutex {
     #[doc(alias = "mutex_lock_interruptible")]
     #[inline]
     pub fn lock_interruptible(&self) -> Result<()> {
-        self.lock_state(TaskState::Interruptible)
+        self.lock_state(TaskState::Interruptible, 0)
     }
 
     /// Takes the mutex, or returns [`Error::Killed`](crate::Error::Killed) if SIGKILL
@@ -278,20 +311,43 @@ impl RawMutex {
     #[doc(alias = "mutex_lock_killable")]
     #[inline]
     pub fn lock_killable(&self) -> Result<()> {
-        self.lock_state(TaskState::Killable)
+        self.lock_state(TaskState::Killable, 0)
     }
 
     #[inline]
-    fn lock_state(&self, state: TaskState) -> Result<()> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+    fn lock_state(&self, state: TaskState, subclass: u32) -> Result<()> {
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         if self.try_acquire(current_id()) {
             return Ok(());
         }
         let r = self.lock_slow(state);
         if r.is_err() {
+            // Interrupted or killed: the mutex is not ours, undo the acquire.
             lockdep::release(&self.dep_map);
         }
         r
+    }
+
+    /// [`lock_interruptible`](Self::lock_interruptible) with a lockdep subclass
+    /// (`mutex_lock_interruptible_nested`); see [`lock_nested`](Self::lock_nested).
+    ///
+    /// # Errors
+    /// As [`lock_interruptible`](Self::lock_interruptible).
+    #[doc(alias = "mutex_lock_interruptible_nested")]
+    #[inline]
+    pub fn lock_interruptible_nested(&self, subclass: u32) -> Result<()> {
+        self.lock_state(TaskState::Interruptible, subclass)
+    }
+
+    /// [`lock_killable`](Self::lock_killable) with a lockdep subclass
+    /// (`mutex_lock_killable_nested`); see [`lock_nested`](Self::lock_nested).
+    ///
+    /// # Errors
+    /// As [`lock_killable`](Self::lock_killable).
+    #[doc(alias = "mutex_lock_killable_nested")]
+    #[inline]
+    pub fn lock_killable_nested(&self, subclass: u32) -> Result<()> {
+        self.lock_state(TaskState::Killable, subclass)
     }
 
     /// Takes the mutex if it is free, without sleeping (`mutex_trylock`; the
@@ -332,6 +388,9 @@ impl RawMutex {
     #[cold]
     #[inline(never)]
     fn bad_unlock(&self, owner: u32, me: u32) -> ! {
+        // lockdep's "bad unlock balance" report first (this thread does not hold
+        // the map), as the kernel's mutex_release does; the mutex is left as is.
+        lockdep::release(&self.dep_map);
         if owner == UNLOCKED {
             panic!("mutex_unlock: unlock of an unlocked mutex by tid {me}");
         }
@@ -433,11 +492,15 @@ impl RawMutex {
     fn lock_slow(&self, state: TaskState) -> Result<()> {
         let me = current_id();
         if self.owner.load(Ordering::Relaxed) == me {
+            // Refused: undo the caller's lockdep acquire (which reported it), so
+            // the held-lock stack stays balanced for whoever catches the panic.
+            lockdep::release(&self.dep_map);
             panic!(
                 "mutex_lock: recursive locking: tid {me} already holds this mutex (it would deadlock)"
             );
         }
         if crate::sched::in_interrupt() {
+            lockdep::release(&self.dep_map);
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
         if self.spin(me, false) {
@@ -661,6 +724,30 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// A new unlocked mutex whose lockdep class is `key`, named `name`
+    /// (`__mutex_init(lock, name, key)`, `lockdep_set_class`): mutexes made at
+    /// several places share one class, and reports name it.
+    ///
+    /// ```
+    /// use ksync::{lockdep::LockClassKey, mutex::Mutex};
+    /// static INODE_LOCK: LockClassKey = LockClassKey::new("inode->i_lock");
+    /// let a = Mutex::with_class(1, "inode->i_lock", &INODE_LOCK);
+    /// assert_eq!(*a.lock(), 1);
+    /// ```
+    #[cfg(not(loom))]
+    #[doc(alias = "__mutex_init")]
+    #[track_caller]
+    pub const fn with_class(
+        data: T,
+        name: &'static str,
+        key: &'static lockdep::LockClassKey,
+    ) -> Mutex<T> {
+        Mutex {
+            raw: RawMutex::with_class(name, key),
+            data: UnsafeCell::new(data),
+        }
+    }
+
     /// A new unlocked mutex (loom build).
     #[cfg(loom)]
     #[track_caller]
@@ -700,6 +787,30 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.raw.lock();
+        self.guard()
+    }
+
+    /// Locks with a lockdep subclass (`mutex_lock_nested`): two mutexes of one
+    /// lock class taken nested need distinct subclasses, or lockdep reports
+    /// recursive locking. Without the `lockdep` feature, the same as [`lock`](Self::lock).
+    ///
+    /// # Panics
+    /// As [`lock`](Self::lock).
+    ///
+    /// ```
+    /// use ksync::mutex::Mutex;
+    /// // One creation site: one lock class for every node.
+    /// let nodes: Vec<Mutex<u32>> = (0..2).map(Mutex::new).collect();
+    /// let parent = nodes[0].lock();
+    /// let child = nodes[1].lock_nested(1); // SINGLE_DEPTH_NESTING: no report
+    /// assert_eq!(*parent + *child, 1);
+    /// # drop((child, parent));
+    /// # assert!(ksync::lockdep::take_reports().is_empty());
+    /// ```
+    #[doc(alias = "mutex_lock_nested")]
+    #[inline]
+    pub fn lock_nested(&self, subclass: u32) -> MutexGuard<'_, T> {
+        self.raw.lock_nested(subclass);
         self.guard()
     }
 
