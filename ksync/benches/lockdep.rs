@@ -1,5 +1,7 @@
 //! The cost of the lockdep hooks: acquire + release of a one-bit spinlock, bare
-//! and with the hooks, with the chain already validated (cached).
+//! and with the hooks, with the chain already validated (cached); and ksync's
+//! real `SpinLock` and `Mutex` lock+unlock (run once with and once without the
+//! feature: with it off their cost must be unchanged).
 //!
 //! `cargo bench -p ksync --bench lockdep --features lockdep` measures the hooks;
 //! without the feature the hooked rows equal the bare ones (the hooks are empty
@@ -12,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ksync::lockdep::{self, AcquireKind, LockdepMap};
+use ksync::mutex::Mutex;
+use ksync::spinlock::SpinLock;
 
 /// A test-and-set spinlock with a lockdep map, calling the hooks as ksync's locks do.
 struct BitLock {
@@ -91,5 +95,36 @@ fn hooks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hooks);
+static SPIN: SpinLock<u64> = SpinLock::new(0);
+static SPIN_OUTER: SpinLock<u64> = SpinLock::new(0);
+static MUTEX: Mutex<u64> = Mutex::new(0);
+static MUTEX_OUTER: Mutex<u64> = Mutex::new(0);
+
+/// The real locks, uncontended: the feature-off build of these rows is the
+/// baseline the feature-on build is compared with.
+fn real_locks(c: &mut Criterion) {
+    let feature = if cfg!(feature = "lockdep") {
+        "lockdep on"
+    } else {
+        "lockdep off"
+    };
+    let mut g = c.benchmark_group(format!("real locks, {feature}"));
+    g.bench_function("SpinLock lock+unlock", |b| {
+        b.iter(|| *black_box(&SPIN).lock() += 1)
+    });
+    g.bench_function("SpinLock lock+unlock, 1 held", |b| {
+        let _outer = SPIN_OUTER.lock();
+        b.iter(|| *black_box(&SPIN).lock() += 1)
+    });
+    g.bench_function("Mutex lock+unlock", |b| {
+        b.iter(|| *black_box(&MUTEX).lock() += 1)
+    });
+    g.bench_function("Mutex lock+unlock, 1 held", |b| {
+        let _outer = MUTEX_OUTER.lock();
+        b.iter(|| *black_box(&MUTEX).lock() += 1)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hooks, real_locks);
 criterion_main!(benches);
