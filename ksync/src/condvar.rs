@@ -41,6 +41,13 @@
 //! unlinked it first, it reports success instead, so the notification is not
 //! lost to the others. The sleep goes through [`sched::sleep`](crate::sched::sleep).
 //!
+//! Lockdep sees a wait as the mutex's unlock followed by its lock: the mutex
+//! leaves the held-lock stack before the sleep (so waiting with *another* lock
+//! of a spinning kind held is still reported as a sleep in atomic context) and
+//! is acquired again, as a blocking acquisition, after it — recording again the
+//! order of any lock held around the wait before the mutex. The condition
+//! variable itself has no lockdep map (as the kernel's wait queues have none).
+//!
 //! The `waiters` count is read with Relaxed in `notify_*`: a waiter links itself
 //! and bumps the count before it unlocks the mutex (Release), and a notifier that
 //! must see it took the mutex afterwards (Acquire), so the count's increment

@@ -391,3 +391,30 @@ fn mutex_unlock_of_an_unheld_mutex_is_a_bad_unlock() {
     drop(m.lock());
     expect_none();
 }
+
+#[test]
+fn contended_mutex_under_a_spinlock_is_one_report() {
+    warn_mode();
+    use std::sync::{Arc, Barrier};
+    static KS: LockClassKey = LockClassKey::new("contended_spin");
+    static KM: LockClassKey = LockClassKey::new("contended_mutex");
+    let s = SpinLock::with_class((), "contended_spin", &KS);
+    let m = Arc::new(Mutex::with_class(0, "contended_mutex", &KM));
+    let bar = Arc::new(Barrier::new(2));
+    let (m2, bar2) = (m.clone(), bar.clone());
+    let holder = std::thread::spawn(move || {
+        let g = m2.lock();
+        bar2.wait();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(g);
+    });
+    bar.wait();
+    {
+        let _gs = s.lock();
+        // Reported at the acquire; the sleep that follows (the mutex is held by
+        // the other thread) is the same bug in the same context: not again.
+        *m.lock() += 1;
+    }
+    holder.join().unwrap();
+    expect_one(ReportKind::SleepInAtomic, &["contended_mutex"]);
+}

@@ -1054,10 +1054,13 @@ impl Tls {
             .filter(|h| h.flags & (F_SPIN | F_RCU) != 0)
             .map(|h| h.class)
             .collect();
+        // Once per thread and atomic context (the locks making it atomic, the
+        // preempt count, the irq flag) — not per lock being acquired: a contended
+        // mutex_lock under a spinlock reports at its acquire and would again at
+        // its sleep, one bug (the kernel rate-limits __might_sleep likewise).
         let mut ids = offenders.clone();
         ids.push(pc);
         ids.push(u32::from(irqs_off));
-        ids.extend(acquiring);
         if !state().once(ReportKind::SleepInAtomic, ids, tid) {
             return;
         }
