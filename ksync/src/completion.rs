@@ -6,6 +6,13 @@
 //! or the last `Arc` reference — so [`Completion::complete`] must not touch it
 //! after the wake-up.
 //!
+//! With the `lockdep` feature every wait (but not [`Completion::try_wait`])
+//! checks `might_sleep()` first, so waiting in atomic context — under a
+//! spinlock, with irqs off, in an RCU read section — is reported even when the
+//! completion is already done. A completion has no lockdep map and joins no lock
+//! order, as in the kernel (whose cross-release tracking of completions was
+//! removed); a wait for a completion that a lock holder must signal is not found.
+//!
 //! # Implementation details
 //!
 //! | field     | protected by   | meaning                                                  |

@@ -418,3 +418,19 @@ fn contended_mutex_under_a_spinlock_is_one_report() {
     holder.join().unwrap();
     expect_one(ReportKind::SleepInAtomic, &["contended_mutex"]);
 }
+
+#[test]
+fn completion_wait_in_atomic_context_is_reported_even_when_done() {
+    warn_mode();
+    let done = ksync::completion::Completion::new();
+    done.complete();
+    sched::preempt_disable();
+    assert!(done.try_wait()); // never sleeps: not a sleep point
+    sched::preempt_enable();
+    expect_none();
+    done.complete();
+    sched::preempt_disable();
+    done.wait(); // done already, so no wait — but wait_for_completion may sleep
+    sched::preempt_enable();
+    expect_one(ReportKind::SleepInAtomic, &[]);
+}
