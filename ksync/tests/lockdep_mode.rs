@@ -46,4 +46,28 @@ fn off_warn_and_panic_modes() {
     lockdep::release(&p);
     assert_eq!(lockdep::held_lock_count(), 0);
     assert!(lockdep::take_reports().is_empty());
+    // The report ran with irqs held back; the panic gave them back on its way out.
+    assert!(
+        !ksync::irq::irqs_disabled(),
+        "irqs left disabled by a caught report"
+    );
+
+    // A real recursive spin_lock in panic mode: stopped before it spins for ever,
+    // and what the refused lock() had raised (the preempt count) is its own
+    // business, but lockdep's stack and irqs are as before.
+    let l = ksync::spinlock::SpinLock::new(0);
+    let g = l.lock_irq();
+    lockdep::set_mode(Mode::Panic);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(l.lock())));
+    lockdep::set_mode(Mode::Warn);
+    assert!(r.is_err(), "a recursive spin_lock in panic mode panics");
+    assert!(
+        ksync::irq::irqs_disabled(),
+        "lock_irq's disable is still in force"
+    );
+    assert_eq!(lockdep::held_lock_count(), 1);
+    drop(g);
+    assert!(!ksync::irq::irqs_disabled());
+    assert_eq!(lockdep::held_lock_count(), 0);
+    let _ = lockdep::take_reports();
 }

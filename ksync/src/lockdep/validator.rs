@@ -1166,13 +1166,19 @@ fn emit_slow(out: Vec<Report>) {
 /// Runs `f` with ksync irqs held back, for the slow paths that take a `std` lock
 /// outside the held-lock stack's borrow (class registration, reports), so that a
 /// handler on this thread cannot re-enter them and deadlock (the kernel's lockdep
-/// runs with irqs off too). A panic in `f` (panic mode) leaves irqs as they were
-/// disabled; the thread is going down anyway.
+/// runs with irqs off too). A panic in `f` (panic mode) restores irqs too, as the
+/// panic unwinds: a test or a demo that catches it finds irqs as they were.
 fn irqs_held_back<R>(f: impl FnOnce() -> R) -> R {
-    let flags = irq::local_irq_save();
-    let r = f();
-    irq::local_irq_restore(flags);
-    r
+    struct Restore(Option<irq::IrqFlags>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(flags) = self.0.take() {
+                irq::local_irq_restore(flags);
+            }
+        }
+    }
+    let _restore = Restore(Some(irq::local_irq_save()));
+    f()
 }
 
 #[inline]
