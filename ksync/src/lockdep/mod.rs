@@ -100,6 +100,19 @@
 //! - [`release`] is called once per acquisition, after the lock is released.
 //! - Spinning waits must not go through `sched::sleep` (it calls [`might_sleep`]).
 //!
+//! # What feeds it
+//!
+//! | ksync lock | lockdep sees |
+//! |---|---|
+//! | [`SpinLock`](crate::spinlock::SpinLock), raw spinlocks, and the writer lock of a [`SeqLock`](crate::seqlock::SeqLock) | exclusive acquisitions; the `_irq`/`_irqsave`/`_bh` forms by the irq state they set |
+//! | [`RwLock`](crate::spinlock::RwLock) (`rwlock_t`) | `write_lock` exclusive; `read_lock` a recursive read in irq context (and on the unfair lock), a plain read in process context on the queued (fair) lock, which makes a waiting writer block new readers (the kernel's `read_lock_is_recursive`) |
+//! | [`Mutex`](crate::mutex::Mutex) | a sleeping lock: `mutex_lock` in atomic context is reported even uncontended; [`lock_nested`](crate::mutex::Mutex::lock_nested) gives the subclass |
+//! | [`RwSemaphore`](crate::rwsem::RwSemaphore) | `down_write` exclusive, `down_read` a plain (non-recursive) read |
+//! | [`rcu_read_lock`](crate::rcu::rcu_read_lock) | a recursive-read pseudo-lock named `rcu_read_lock`: sleeping and waiting for a grace period inside it are reported |
+//! | [`Semaphore`](crate::semaphore::Semaphore), [`Completion`](crate::completion::Completion), [`WaitQueue`](crate::sched::WaitQueue), [`CondVar`](crate::condvar::CondVar) waits | [`might_sleep`] only: no owner, so no lock order (as in the kernel); a condvar wait is its mutex's unlock and relock |
+//!
+//! Tests on the real locks (every report kind, a real irq): `ksync/tests/lockdep_real.rs`.
+//!
 //! # Limits
 //!
 //! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
