@@ -117,7 +117,32 @@ impl<T> RwSemaphore<T> {
         RwSemaphore {
             state: AtomicU32::new(0),
             waiters: WaitList::new(),
-            dep_map: LockdepMap::new("rw_semaphore"),
+            dep_map: LockdepMap::new_sleeping("rw_semaphore"),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// A new, free semaphore whose lockdep class is `key`, named `name`
+    /// (`__init_rwsem(sem, name, key)`, `lockdep_set_class`).
+    ///
+    /// ```
+    /// use ksync::{lockdep::LockClassKey, rwsem::RwSemaphore};
+    /// static MMAP_LOCK: LockClassKey = LockClassKey::new("mm->mmap_lock");
+    /// let s = RwSemaphore::with_class(0, "mm->mmap_lock", &MMAP_LOCK);
+    /// assert_eq!(*s.read(), 0);
+    /// ```
+    #[doc(alias = "__init_rwsem")]
+    #[cfg(not(loom))]
+    #[track_caller]
+    pub const fn with_class(
+        data: T,
+        name: &'static str,
+        key: &'static lockdep::LockClassKey,
+    ) -> RwSemaphore<T> {
+        RwSemaphore {
+            state: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            dep_map: LockdepMap::with_key(name, key).sleeping(),
             data: UnsafeCell::new(data),
         }
     }
@@ -129,7 +154,7 @@ impl<T> RwSemaphore<T> {
         RwSemaphore {
             state: AtomicU32::new(0),
             waiters: WaitList::new(),
-            dep_map: LockdepMap::new("rw_semaphore"),
+            dep_map: LockdepMap::new_sleeping("rw_semaphore"),
             data: UnsafeCell::new(data),
         }
     }
@@ -158,7 +183,17 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[doc(alias = "down_read")]
     #[inline]
     pub fn read(&self) -> RwSemReadGuard<'_, T> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Read, false, 0);
+        self.read_nested(0)
+    }
+
+    /// [`read`](Self::read) with a lockdep subclass (`down_read_nested`), for two
+    /// semaphores of one lock class taken nested; ignored without the feature.
+    #[doc(alias = "down_read_nested")]
+    #[inline]
+    pub fn read_nested(&self, subclass: u32) -> RwSemReadGuard<'_, T> {
+        // Before waiting; the map is a sleeping one, so down_read in atomic
+        // context is reported even uncontended (down_read's might_sleep()).
+        lockdep::acquire(&self.dep_map, AcquireKind::Read, false, subclass);
         if !self.try_read_fast() {
             let r = self.lock_slow(WANT_READ, TaskState::Uninterruptible);
             debug_assert!(r.is_ok());
@@ -259,7 +294,15 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[doc(alias = "down_write")]
     #[inline]
     pub fn write(&self) -> RwSemWriteGuard<'_, T> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        self.write_nested(0)
+    }
+
+    /// [`write`](Self::write) with a lockdep subclass (`down_write_nested`), for
+    /// two semaphores of one lock class taken nested; ignored without the feature.
+    #[doc(alias = "down_write_nested")]
+    #[inline]
+    pub fn write_nested(&self, subclass: u32) -> RwSemWriteGuard<'_, T> {
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         if !self.try_write_fast() {
             let r = self.lock_slow(WANT_WRITE, TaskState::Uninterruptible);
             debug_assert!(r.is_ok());
@@ -393,6 +436,9 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[cold]
     fn lock_slow(&self, kind: u32, state: TaskState) -> Result<()> {
         if crate::sched::in_interrupt() {
+            // Refused: undo the caller's lockdep acquire first, so the held-lock
+            // stack stays balanced for whoever catches the panic.
+            lockdep::release(&self.dep_map);
             panic!("down_read/down_write: an rw_semaphore may not be taken in interrupt context");
         }
         if self.spin(kind) {
