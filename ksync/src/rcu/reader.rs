@@ -302,3 +302,29 @@ pub fn rcu_read_lock_held() -> bool {
     // SAFETY: non-null RECORD is this thread's live record.
     !r.is_null() && unsafe { (*r).nesting() } > 0
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::arch::membarrier::is_expedited;
+    use crate::loom::sync::atomic::Ordering;
+
+    /// A registered reader finds the phase word's FENCE bit set exactly when
+    /// membarrier is unavailable, so its barriers are full fences then, and the
+    /// guard holds this thread's record.
+    #[test]
+    fn registration_sets_fence_mode_and_guard_holds_record() {
+        std::thread::spawn(|| {
+            let g = rcu_read_lock();
+            let fence = GP.ctr.load(Ordering::Relaxed) & super::super::gp::FENCE != 0;
+            assert_eq!(fence, !is_expedited());
+            assert_eq!(g.rec, RECORD.with(|c| c.get()));
+            // SAFETY: this thread's live record.
+            assert_eq!(unsafe { (*g.rec).nesting() }, 1);
+            drop(g);
+            assert!(!rcu_read_lock_held());
+        })
+        .join()
+        .unwrap();
+    }
+}
