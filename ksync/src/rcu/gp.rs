@@ -49,8 +49,9 @@
 //! nesting test, a load of the phase word and its store into the record, a sign
 //! test (the [`FENCE`] bit); the drop loads the record, tests for the outermost
 //! level, stores the decremented word, tests the sign bit again and compares the
-//! futex word: about 17 instructions, no atomic read-modify-write, no fence, no
-//! call (liburcu's `_urcu_memb_read_lock`/`_urcu_memb_read_unlock`).
+//! futex word: about 20 instructions, no atomic read-modify-write, no fence, no
+//! call (liburcu's `_urcu_memb_read_lock`/`_urcu_memb_read_unlock`: 22, with
+//! three loads of its `has_sys_membarrier` flag).
 
 use crate::arch::membarrier::{heavy_barrier, is_expedited};
 use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence, fence};
