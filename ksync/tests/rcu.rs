@@ -517,3 +517,55 @@ fn srcu_stress_sleeping_readers_wake_the_updater() {
         r.join().unwrap();
     }
 }
+
+/// Callback nodes small enough for the recycled pool and larger ones (boxed):
+/// every callback runs once and its captures are dropped exactly once, also
+/// from producer threads that exit (handing their cached blocks back) while the
+/// worker recycles the blocks of earlier batches.
+#[test]
+fn call_rcu_small_and_large_nodes_run_and_drop_once() {
+    let token = Arc::new(());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..8)
+        .map(|t| {
+            let (token, ran) = (token.clone(), ran.clone());
+            std::thread::spawn(move || {
+                for i in 0..5_000usize {
+                    let (tk, r) = (token.clone(), ran.clone());
+                    if (i + t) % 3 == 0 {
+                        // Large: 128 bytes of captures, boxed.
+                        let big = [i as u64; 16];
+                        call_rcu(move || {
+                            assert_eq!(big[15], i as u64);
+                            drop(tk);
+                            r.fetch_add(1, Ordering::Relaxed);
+                        });
+                    } else {
+                        // Small: two pointers, a pool block.
+                        call_rcu(move || {
+                            drop(tk);
+                            r.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                    if i % 1_000 == 999 {
+                        rcu_barrier();
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    rcu_barrier();
+    assert_eq!(ran.load(Ordering::Relaxed), 8 * 5_000);
+    // Every capture was dropped exactly once: only our reference is left.
+    assert_eq!(Arc::strong_count(&token), 1);
+    // A second round reuses the recycled blocks.
+    for _ in 0..10_000 {
+        let tk = token.clone();
+        call_rcu(move || drop(tk));
+    }
+    rcu_barrier();
+    assert_eq!(Arc::strong_count(&token), 1);
+}
