@@ -1121,6 +1121,47 @@ mod tests {
     }
 
     #[test]
+    fn reader_gets_in_under_three_continuous_writers() {
+        let s = Arc::new(RwSemaphore::new(0u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, stop, writes) = (s.clone(), stop.clone(), writes.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        *s.write() += 1;
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        while writes.load(Ordering::Relaxed) < 1000 {
+            std::thread::yield_now();
+        }
+        let (tx, rx) = mpsc::channel();
+        let s2 = s.clone();
+        let reader = std::thread::spawn(move || {
+            let mut last = 0;
+            for _ in 0..100 {
+                let v = *s2.read();
+                assert!(v >= last);
+                last = v;
+            }
+            tx.send(()).unwrap();
+        });
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        reader.join().unwrap();
+        assert!(got.is_ok(), "the reader starved under continuous writers");
+        assert_eq!(*s.read(), writes.load(Ordering::Relaxed));
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn interruptible_read_returns_eintr_and_leaves_the_state_alone() {
         let s = Arc::new(RwSemaphore::new(()));
         let w = s.write();
@@ -1251,6 +1292,54 @@ mod loom_tests {
             drop(r);
             t.join().unwrap();
             assert_eq!(*s.read(), 2);
+        });
+    }
+    /// Two readers and a writer: exclusion, readers see consistent pairs, and
+    /// every wake-up (batch reader wake, last-reader writer wake) is delivered.
+    #[test]
+    fn loom_rwsem_two_readers_one_writer() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new((0u32, 0u32)));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let g = s.read();
+                        assert_eq!(g.0, g.1);
+                    })
+                })
+                .collect();
+            {
+                let mut g = s.write();
+                g.0 += 1;
+                g.1 += 1;
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A queued writer blocks new readers (so a reader stream cannot starve it):
+    /// once `WRITER_WAITING` is up, `try_read` fails, and when the active reader
+    /// leaves, the writer gets in.
+    #[test]
+    fn loom_rwsem_waiting_writer_blocks_new_readers() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new(0u32));
+            let r = s.read();
+            let s2 = s.clone();
+            let w = loom::thread::spawn(move || {
+                *s2.write() += 1;
+            });
+            while s.state.load(Ordering::Relaxed) & WRITER_WAITING == 0 {
+                loom::thread::yield_now();
+            }
+            assert!(s.try_read().is_none());
+            drop(r);
+            w.join().unwrap();
+            assert_eq!(*s.read(), 1);
         });
     }
 }
