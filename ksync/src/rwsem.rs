@@ -1185,6 +1185,49 @@ mod tests {
     }
 
     #[test]
+    fn interrupted_reader_behind_a_waiting_writer_leaves_no_trace() {
+        let s = Arc::new(RwSemaphore::new(0u32));
+        let r = s.read();
+        // A writer queues behind our read: new readers are blocked from now on.
+        let (s1, s2) = (s.clone(), s.clone());
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            *s1.write() += 1;
+        });
+        let wtask = rx.recv().unwrap();
+        while wtask.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
+        assert!(
+            s.try_read().is_none(),
+            "a waiting writer must block new readers"
+        );
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let r = s2.read_interruptible().map(|g| *g);
+            crate::sched::flush_signals();
+            r
+        });
+        let rtask = rx.recv().unwrap();
+        while rtask.state() != TaskState::Interruptible {
+            std::thread::yield_now();
+        }
+        rtask.send_signal(Signal::SIGINT);
+        assert_eq!(reader.join().unwrap(), Err(Error::Interrupted));
+        // Only our read and the queued writer remain.
+        assert_eq!(
+            s.state.load(Ordering::Relaxed),
+            READER | WAITERS | WRITER_WAITING
+        );
+        drop(r);
+        writer.join().unwrap();
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(*s.read(), 1);
+    }
+
+    #[test]
     fn killed_writer_unblocks_the_readers_queued_behind_it() {
         let s = Arc::new(RwSemaphore::new(()));
         let r = s.read();
