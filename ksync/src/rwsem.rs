@@ -421,8 +421,9 @@ impl<T: ?Sized> RwSemaphore<T> {
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            // Release `WRITER` and pass the lock on in one step: the queued
-            // readers get it in the same CAS, so no newcomer writer slips in.
+            // Release `WRITER` and pass the lock on in one CAS: wake the queued
+            // readers (with their ticket past `WRITER_WAITING`), or the first
+            // writer, or grant it to the waiter that asked for hand-off.
             self.grant_or_wake(&q, &mut woken, &mut wake, Turn::WriterRelease);
         }
         woken.wake_all();
@@ -726,12 +727,15 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     /// The one step that passes the lock on to waiters, run with the list lock
     /// held whenever the lock may have become available to them (`turn` says
-    /// why). If no writer holds it (or the caller, releasing `WRITER` in this
-    /// step, is the one) and readers are queued and it is their turn (a writer
-    /// is releasing or downgrading, or no writer is queued), grants it to all of
-    /// them. Otherwise, if it is free and a writer is queued: with `HANDOFF` set,
-    /// grants it to the first writer, else leaves that writer's task in `wake`
-    /// to be woken to retry.
+    /// why), unless a writer holds it (other than the caller, which releases
+    /// `WRITER` in this step's CAS):
+    /// - `HANDOFF` set: grants it to all queued readers if a reader asked, or to
+    ///   the writer that asked once no reader holds it;
+    /// - readers queued and it is their turn (a writer is releasing or
+    ///   downgrading, or no writer is queued): unlinks and wakes all of them to
+    ///   retry, past `WRITER_WAITING`;
+    /// - it is free and a writer is queued: leaves the first writer's task in
+    ///   `wake`, to be woken to retry (it stays queued).
     fn grant_or_wake(
         &self,
         q: &Locked<'_>,
@@ -743,7 +747,8 @@ impl<T: ?Sized> RwSemaphore<T> {
         let readers_turn = turn != Turn::Other;
         loop {
             // Acquire: the releases we grant after (their Release RMWs) happen
-            // before the granted critical sections, through `done` (Release/Acquire).
+            // before the granted critical sections, through `done` (Release/Acquire);
+            // a woken waiter instead acquires with its own CAS.
             let s = self.state.load(Ordering::Acquire);
             let base = if releasing {
                 debug_assert!(s & WRITER != 0 && s & READER_MASK == 0);
