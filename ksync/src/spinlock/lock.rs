@@ -14,7 +14,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::raw::{RawSpin, Spin};
 use crate::irq::{self, IrqFlags};
-use crate::lockdep::{self, AcquireKind, LockClassKey, LockdepMap};
+use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::sched::{preempt_disable, preempt_enable};
 
 /// The execution-context change a guard undoes on drop.
@@ -154,7 +154,11 @@ impl<T, B: RawSpin> Lock<T, B> {
     #[cfg(not(loom))]
     #[doc(alias = "lockdep_set_class")]
     #[track_caller]
-    pub const fn with_class(data: T, name: &'static str, key: &'static LockClassKey) -> Self {
+    pub const fn with_class(
+        data: T,
+        name: &'static str,
+        key: &'static lockdep::LockClassKey,
+    ) -> Self {
         Lock {
             raw: B::INIT,
             dep_map: LockdepMap::with_key(name, key).spinning(),
