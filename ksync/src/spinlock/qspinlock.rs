@@ -41,7 +41,11 @@
 //! - Queue: a newcomer exchanges its per-thread node into `tail`, links into the
 //!   predecessor's `next`, and waits for the hand-over: spins a bounded time,
 //!   then sleeps on its node's futex until kicked (`pv_wait_node`/`pv_kick_node`).
-//! - Head: sets `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
+//! - Head: first spins a short steal window (`STEAL_WINDOW` exponential rounds)
+//!   with stealing still open, so the thread that just unlocked, its cache
+//!   line hot, may take the lock again (two contending threads then trade
+//!   bursts instead of one cache-line transfer per acquisition); then it sets
+//!   `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
 //!   sets `SLEEPER`, issues [`heavy_barrier`], and if the lock is still held
 //!   sleeps on `locked` (`pv_wait_head_or_lock`). The unlocker either sees
 //!   `SLEEPER` (and wakes) or the sleeper's re-check sees the unlock: the
@@ -81,6 +85,13 @@ const TAIL_MASK: u32 = !FLAGS;
 const STEAL_TRIES: u32 = 64;
 #[cfg(loom)]
 const STEAL_TRIES: u32 = 1;
+
+/// Spin rounds (exponential, like `Backoff::spin`) the queue head leaves
+/// stealing open before it sets `HEAD_SPIN`.
+#[cfg(not(loom))]
+const STEAL_WINDOW: u32 = 7;
+#[cfg(loom)]
+const STEAL_WINDOW: u32 = 1;
 
 /// How many times the queue head goes to sleep, competing with stealers after
 /// each wake-up, before it asks for the lock to be handed to it (`HANDOFF`).
@@ -320,6 +331,15 @@ impl Queued {
     /// The queue head's wait for the lock word (`pv_wait_head_or_lock`).
     fn head_wait(&self) {
         let spin = Spin::new();
+        // Steal window: a short spin during which running newcomers (often
+        // the thread that just unlocked, its cache line still hot) may still
+        // take the lock; then HEAD_SPIN closes it.
+        for _ in 0..STEAL_WINDOW {
+            if self.head_try_take() {
+                return;
+            }
+            spin.spin();
+        }
         let mut sleeps = 0;
         loop {
             // Spin phase: HEAD_SPIN set, so newcomers queue instead of stealing.
