@@ -37,8 +37,22 @@
 //! holding nothing but its depth, or preempted, so spinning forever would be wrong
 //! in user space. Without the holder's task on a CPU the futex slow path costs
 //! nothing while waiting.
+//!
+//! # Lockdep
+//!
+//! The BKL has one lockdep map, `kernel_lock`, of the default wait type — not
+//! spinning: it is legal to sleep holding it. Its recursion is by design, so
+//! lockdep sees only the outermost level: [`lock_kernel`] calls `acquire`
+//! (before waiting) when the depth goes 0 → 1 and [`unlock_kernel`] calls
+//! `release` when it goes back to 0; nested levels are invisible to it.
+//! Across a sleep the map is released with the lock and, when the task runs
+//! again, re-acquired as a trylock (no new dependency): the task retakes the
+//! BKL holding at most sleeping locks (a spinning one would have been
+//! reported by `might_sleep`), and any BKL holder that waits for one of those
+//! sleeps and so drops the BKL — the retake cannot close a deadlock.
 
 use crate::Backoff;
+use crate::lockdep::{self, AcquireKind, LockdepMap};
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -48,6 +62,10 @@ const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
 
 static BKL: AtomicU32 = AtomicU32::new(UNLOCKED);
+
+/// The BKL's lockdep map: one class, not spinning (sleeping while holding it
+/// is legal).
+static BKL_MAP: LockdepMap = LockdepMap::new("kernel_lock");
 
 thread_local! {
     /// This task's BKL depth (`current->lock_depth + 1`).
@@ -114,6 +132,9 @@ fn futex_wake() {}
 pub fn lock_kernel() {
     let d = DEPTH.with(Cell::get);
     if d == 0 {
+        // Outermost level only (the recursion is legal); before waiting, so
+        // an inversion is reported before it hangs.
+        lockdep::acquire(&BKL_MAP, AcquireKind::Exclusive, false, 0);
         raw_lock();
     }
     DEPTH.with(|c| c.set(d + 1));
@@ -133,6 +154,7 @@ pub fn unlock_kernel() {
     );
     DEPTH.with(|c| c.set(d - 1));
     if d == 1 {
+        lockdep::release(&BKL_MAP);
         raw_unlock();
     }
 }
@@ -199,6 +221,7 @@ pub(crate) fn release_for_sleep() -> u32 {
         let d = DEPTH.with(Cell::get);
         if d > 0 {
             DEPTH.with(|c| c.set(0));
+            lockdep::release(&BKL_MAP);
             raw_unlock();
         }
         d
@@ -210,6 +233,9 @@ pub(crate) fn release_for_sleep() -> u32 {
 pub(crate) fn reacquire_after_sleep(depth: u32) {
     if depth > 0 {
         raw_lock();
+        // As a trylock: retaking the BKL after a sleep adds no dependency
+        // (module docs, "Lockdep").
+        lockdep::acquire(&BKL_MAP, AcquireKind::Exclusive, true, 0);
         DEPTH.with(|c| c.set(depth));
     }
 }

@@ -19,15 +19,23 @@
 //! - [`spinlock`] — `spinlock_t` as [`spinlock::SpinLock`] with its `_irq`,
 //!   `_irqsave` and `_bh` variants, the raw algorithms (ticket, MCS, queued), and
 //!   `rwlock_t` as [`spinlock::RwLock`].
-//! - [`semaphore`] — `struct semaphore`: counting semaphores that sleep.
-//! - [`rwsem`] — `struct rw_semaphore`: many sleeping readers or one writer.
-//! - [`mutex`] — `struct mutex`: owner-tracked, adaptive (spin, then sleep).
-//! - [`completion`] — `struct completion`: wait for something to be done.
-//! - [`condvar`] — condition variables over ksync's mutex.
-//! - [`seqlock`] — `seqlock_t`/`seqcount_t`: writers never wait for readers.
-//! - [`percpu`] — `DEFINE_PER_CPU`, `this_cpu_*`, `percpu_counter`.
-//! - [`rcu`] — read-copy-update: `rcu_read_lock`, `synchronize_rcu`, `call_rcu`,
-//!   RCU lists and SRCU.
+//! - [`semaphore`] — `struct semaphore` as [`semaphore::Semaphore`]: counting
+//!   semaphores that sleep, FIFO, with interruptible, killable and timed downs.
+//! - [`rwsem`] — `struct rw_semaphore` as [`rwsem::RwSemaphore`]: many sleeping
+//!   readers or one writer, neither starving.
+//! - [`mutex`] — `struct mutex` as [`mutex::Mutex`]: owner-tracked, adaptive (spin,
+//!   then sleep), with hand-off so no sleeper starves.
+//! - [`completion`] — `struct completion` as [`completion::Completion`]: wait for
+//!   something to be done. Wait queues (`wait_queue_head_t`) are
+//!   [`sched::WaitQueue`].
+//! - [`condvar`] — [`condvar::CondVar`]: condition variables over ksync's mutex.
+//! - [`seqlock`] — `seqlock_t`/`seqcount_t` as [`seqlock::SeqLock`] and
+//!   [`seqlock::SeqCount`]: writers never wait for readers, and readers copy the data
+//!   with atomic loads, so a racing read is never a data race.
+//! - [`percpu`] — `DEFINE_PER_CPU` as [`percpu::PerCpu`], `this_cpu_*`, and
+//!   `percpu_counter` as [`percpu::PercpuCounter`].
+//! - [`rcu`] — read-copy-update: [`rcu::rcu_read_lock`], [`rcu::synchronize_rcu`],
+//!   [`rcu::call_rcu`], [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
 //! - [`bkl`] — the Big Kernel Lock, the only lock held across a sleep.
 //! - [`lockdep`] — the lock validator and the `CONFIG_DEBUG_*` checks (feature
 //!   `lockdep`).
@@ -39,7 +47,34 @@
 //!
 //! ## Which protection does my data need?
 //!
-//! (The table of SPEC section 1 with the ksync call for each cell: see [`irq`].)
+//! It depends on which control paths touch it: system calls (tasks), interrupt
+//! handlers, or deferrable functions (softirqs, tasklets, timers). The kernel's
+//! table, with the ksync call for each cell, is in the [`irq`] module's docs:
+//! [Which protection does my data need?](irq#which-protection-does-my-data-need).
+//!
+//! ## A taste
+//!
+//! ```
+//! use ksync::spinlock::SpinLock;
+//! use ksync::mutex::Mutex;
+//! use ksync::rcu::{RcuPtr, rcu_read_lock};
+//!
+//! static STATS: SpinLock<u64> = SpinLock::new(0); // DEFINE_SPINLOCK
+//!
+//! // spin_lock_irqsave(&stats_lock, flags); ... spin_unlock_irqrestore(...)
+//! *STATS.lock_irqsave() += 1;
+//!
+//! let config = Mutex::new(String::from("eth0")); // mutex_init
+//! config.lock().push_str(":up");                 // mutex_lock ... mutex_unlock
+//!
+//! let route = RcuPtr::new(Some(Box::new(42u32)));
+//! {
+//!     let guard = rcu_read_lock();                // rcu_read_lock()
+//!     assert_eq!(route.read(&guard), Some(&42));  // rcu_dereference()
+//! }                                               // rcu_read_unlock()
+//! assert_eq!(*STATS.lock(), 1);
+//! assert_eq!(*config.lock(), "eth0:up");
+//! ```
 
 #![cfg(target_os = "linux")]
 #![warn(missing_docs, rust_2018_idioms)]

@@ -26,77 +26,138 @@
 //!
 //! # Implementation details
 //!
-//! The state word (after the kernel's `kernel/locking/rwsem.c`, whose count also
-//! holds a writer bit, a waiters flag and the reader count):
+//! The algorithm borrows from the kernel's `kernel/locking/rwsem.c` (a count
+//! word with a writer bit, waiter flags and the reader count; `RWSEM_FLAG_HANDOFF`;
+//! readers woken as a batch by `rwsem_mark_wake`) and from parking_lot's
+//! `src/raw_rwlock.rs` (a writer first blocks new readers, then waits for the
+//! active ones to drain; unlocks wake instead of hand over, with hand-off only
+//! once a waiter has waited too long). The state word:
 //!
-//! | bits      | name      | meaning |
-//! |-----------|-----------|---------|
-//! | 0         | `WRITER`  | a writer holds the lock |
-//! | 1         | `WAITERS` | the wait list is not empty (set and cleared with the list lock held) |
-//! | 2..32     | readers   | number of readers holding the lock, in units of `READER` (4) |
+//! | bits      | name             | meaning | set / cleared |
+//! |-----------|------------------|---------|---------------|
+//! | 0         | `WRITER`         | a writer holds the lock | by the acquiring writer (CAS) or its granter; by `up_write` |
+//! | 1         | `WAITERS`        | the wait list is not empty | under the list lock |
+//! | 2         | `WRITER_WAITING` | a writer is queued: new readers queue instead of entering | under the list lock |
+//! | 3         | `HANDOFF`        | the first queued writer has waited too long: nobody but it may take the lock next | under the list lock |
+//! | 4..32     | readers          | readers holding the lock, in units of `READER` (16) | reader fast path (CAS), `up_read`, reader grants |
 //!
 //! Invariant: `WRITER` and a non-zero reader count never coexist.
 //!
-//! **Fairness: FIFO hand-off (task-fair).** While anyone waits (`WAITERS`), no
-//! newcomer takes the lock on the fast path, not even a reader while other
-//! readers hold it: it queues. When the lock becomes free for the first waiter,
-//! the releaser *grants* it, under the list lock: it adds the writer bit or the
-//! reader counts on behalf of the waiters at the head of the queue (one writer,
-//! or every consecutive reader), unlinks them and wakes them; they return owning
-//! the lock without retrying. So a writer cannot starve behind a stream of
-//! readers (readers arriving after it queue behind it), and readers cannot starve
-//! behind a stream of writers (a writer's release grants the readers queued
-//! before the next writer). The price against reader-preferring locks is that a
-//! reader waits when a writer is queued even though readers hold the lock — the
-//! same trade the kernel makes.
+//! **Fairness: phase-fair with writer preference and hand-off.** The phases
+//! alternate:
+//! - *readers enter freely* while no writer holds or waits (one CAS);
+//! - *a writer arriving* spins briefly while another writer holds it, then
+//!   queues and sets `WRITER_WAITING`: from then on new readers queue, and the
+//!   writer waits (spinning a bounded time on the word, then sleeping) for the
+//!   active readers to drain — the last one wakes it. So a stream of readers
+//!   cannot starve a writer;
+//! - *a writer releasing* with readers queued wakes **all** of them at once
+//!   (they do not convoy one by one), even those that queued behind later
+//!   writers, and lets them in past `WRITER_WAITING` (a one-time ticket): the
+//!   readers that arrived while a writer waited get their turn after it;
+//! - the lock is not handed to a sleeping thread by default: a lock granted to
+//!   a sleeper stays idle for the 15–25 µs that waking it takes, which is what
+//!   made strict FIFO hand-off convoy. So woken waiters retry, and a writer that
+//!   is awake may take the free lock first (lock stealing, as in the kernel's
+//!   mutex and parking_lot). The woken writer keeps its place in the queue;
+//! - **hand-off** bounds what stealing can cost (the kernel's
+//!   `RWSEM_FLAG_HANDOFF`): a reader that was woken and lost the race to a
+//!   writer, or a writer that has waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER)
+//!   (1 ms), sets `HANDOFF`: newcomers (readers and writers) stop taking the
+//!   lock, and the release that frees it grants it directly — to all queued
+//!   readers, or to that writer. So a reader waits at most about two writer
+//!   critical sections, and nobody starves.
 //!
-//! Fast paths: `read` is one CAS adding `READER` if neither `WRITER` nor
-//! `WAITERS` is set; `write` is one CAS `0 → WRITER`. Releases are one RMW
-//! (`fetch_sub`, Release); they enter the slow path only when they freed the lock
-//! and `WAITERS` was set. Because setting `WAITERS` and every release are RMWs on
-//! the same word, they are totally ordered: either the release sees `WAITERS`
-//! and grants, or the waiter's `fetch_or` returns the released state and it
-//! grants itself (and whoever is first) before sleeping. No fence pair is needed.
+//! **Fast paths.** `read`: one CAS adding `READER` when none of `WRITER`,
+//! `WRITER_WAITING`, `HANDOFF` is set (queued readers alone do not stop it).
+//! `write`: one CAS `0 → WRITER`. `up_read`: one `fetch_sub`; the last reader
+//! out with `WAITERS` set takes the slow path (wakes the first writer). `up_write`:
+//! one CAS `WRITER → 0`, which fails only if a flag is set; then, under the list
+//! lock, it frees the lock and wakes the queued readers or the first writer (or
+//! grants it on hand-off) in one CAS.
 //!
-//! A queued waiter first spins (bounded) on its entry's `done` flag before it
-//! sleeps: critical sections are usually short, so the grant tends to arrive
-//! while it spins and costs no wake-up — without this, every writer arriving
-//! among busy readers put all of them to sleep and back (a convoy).
+//! **No lost wake-up.** A waiter queues under the list lock and sets its flags
+//! with an RMW on the word; every release is an RMW on the same word (or runs
+//! under the list lock), so the two are totally ordered: either the release sees
+//! `WAITERS` and wakes/grants, or the waiter, re-checking after its RMW, sees the
+//! released state. Each step that can make the lock available to a waiter (a
+//! release, a waiter queueing, leaving or asking for hand-off, a woken reader
+//! giving up) runs the same grant/wake step (`grant_or_wake`). Woken writers stay
+//! queued (so `WRITER_WAITING` stays set) until they take the lock; woken
+//! readers are unlinked and, if they lose the race, queue again. Waiters spin
+//! (then yield) for a few µs before sleeping, so a wake-up arriving soon costs no
+//! futex wake.
 //!
-//! A waiter that is interrupted (or killed) unlinks itself and re-runs the grant
-//! step, since its leaving may unblock the readers queued behind it. If a grant
-//! reached it first, it owns the lock and returns `Ok`.
+//! A waiter interrupted (or killed) unlinks itself, clears `HANDOFF` if it had
+//! set it, and re-runs the grant/wake step, so whatever its leaving unblocks
+//! (readers queued behind a writer, the next writer) is woken: a wake-up it
+//! absorbed is passed on. If a grant reached it first, it owns the lock and
+//! returns `Ok`, as if the signal had come just after.
 
 use crate::error::Result;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::mutex::{Locked, WaitList, Waiter, Woken};
-use crate::sched::TaskState;
+use crate::sched::{Task, TaskState};
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 const WRITER: u32 = 1;
 const WAITERS: u32 = 2;
-const READER: u32 = 4;
-const READER_MASK: u32 = !(WRITER | WAITERS);
+const WRITER_WAITING: u32 = 4;
+const HANDOFF: u32 = 8;
+const READER: u32 = 16;
+const FLAGS: u32 = WAITERS | WRITER_WAITING | HANDOFF;
+const READER_MASK: u32 = !(WRITER | FLAGS);
+/// What keeps a newcomer reader out.
+const READ_BLOCKED: u32 = WRITER | WRITER_WAITING | HANDOFF;
 
 /// Waiter tags.
 const WANT_READ: u32 = 0;
 const WANT_WRITE: u32 = 1;
 
-/// Optimistic-spin rounds before queueing (each a [`Backoff::spin`](crate::Backoff::spin)).
+/// Why [`RwSemaphore::grant_or_wake`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// The caller holds `WRITER` and releases it in the same step: the queued
+    /// readers' turn.
+    WriterRelease,
+    /// A writer became a reader: the queued readers' turn too.
+    Downgrade,
+    /// A reader left, a waiter queued or gave up, or asked for hand-off.
+    Other,
+}
+
+/// Whom [`RwSemaphore::grant_or_wake`] passes the lock to.
+enum Grant<'q> {
+    /// Hand-off to all queued readers: they hold the lock when woken.
+    Readers,
+    /// Wake all queued readers to retry.
+    WakeReaders,
+    Writer(&'q Waiter),
+    Wake(&'q Waiter),
+    Nobody,
+}
+
+/// Optimistic-spin rounds (each a [`Backoff::spin`](crate::Backoff::spin), up to
+/// 64 `pause`s: a few µs in all, less than a futex wake-up in this VM).
 const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
 
 /// A reader-writer semaphore guarding a `T` (`struct rw_semaphore`).
 ///
-/// See the [module docs](self) for the fairness policy (FIFO hand-off).
+/// See the [module docs](self) for the fairness policy (phase-fair with writer
+/// preference and hand-off).
 #[doc(alias = "rw_semaphore")]
 #[doc(alias = "DECLARE_RWSEM")]
 pub struct RwSemaphore<T: ?Sized> {
     state: AtomicU32,
     waiters: WaitList,
+    /// Queued readers / writers; changed only with the list lock held (atomics
+    /// only so that the type stays `Sync`; Relaxed, the lock orders them).
+    queued_readers: AtomicU32,
+    queued_writers: AtomicU32,
     dep_map: LockdepMap,
     data: UnsafeCell<T>,
 }
@@ -117,6 +178,8 @@ impl<T> RwSemaphore<T> {
         RwSemaphore {
             state: AtomicU32::new(0),
             waiters: WaitList::new(),
+            queued_readers: AtomicU32::new(0),
+            queued_writers: AtomicU32::new(0),
             dep_map: LockdepMap::new_sleeping("rw_semaphore"),
             data: UnsafeCell::new(data),
         }
@@ -142,6 +205,8 @@ impl<T> RwSemaphore<T> {
         RwSemaphore {
             state: AtomicU32::new(0),
             waiters: WaitList::new(),
+            queued_readers: AtomicU32::new(0),
+            queued_writers: AtomicU32::new(0),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
             data: UnsafeCell::new(data),
         }
@@ -154,6 +219,8 @@ impl<T> RwSemaphore<T> {
         RwSemaphore {
             state: AtomicU32::new(0),
             waiters: WaitList::new(),
+            queued_readers: AtomicU32::new(0),
+            queued_writers: AtomicU32::new(0),
             dep_map: LockdepMap::new_sleeping("rw_semaphore"),
             data: UnsafeCell::new(data),
         }
@@ -171,8 +238,8 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[inline]
     fn try_read_fast(&self) -> bool {
         let s = self.state.load(Ordering::Relaxed);
-        // Acquire pairs with the Release of the last writer's release.
-        s & (WRITER | WAITERS) == 0
+        // Acquire pairs with the Release of the last writer's `up_write`.
+        s & READ_BLOCKED == 0
             && self
                 .state
                 .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
@@ -195,7 +262,7 @@ impl<T: ?Sized> RwSemaphore<T> {
         // context is reported even uncontended (down_read's might_sleep()).
         lockdep::acquire(&self.dep_map, AcquireKind::Read, false, subclass);
         if !self.try_read_fast() {
-            let r = self.lock_slow(WANT_READ, TaskState::Uninterruptible);
+            let r = self.read_slow(TaskState::Uninterruptible);
             debug_assert!(r.is_ok());
         }
         self.read_guard()
@@ -227,7 +294,7 @@ impl<T: ?Sized> RwSemaphore<T> {
     fn read_state(&self, state: TaskState) -> Result<RwSemReadGuard<'_, T>> {
         lockdep::acquire(&self.dep_map, AcquireKind::Read, false, 0);
         if !self.try_read_fast() {
-            if let Err(e) = self.lock_slow(WANT_READ, state) {
+            if let Err(e) = self.read_slow(state) {
                 lockdep::release(&self.dep_map);
                 return Err(e);
             }
@@ -236,13 +303,13 @@ impl<T: ?Sized> RwSemaphore<T> {
     }
 
     /// Takes it for reading if that needs no wait (`down_read_trylock`): fails
-    /// while a writer holds it or anyone is queued.
+    /// while a writer holds it, waits for it, or a hand-off is pending.
     #[doc(alias = "down_read_trylock")]
     #[inline]
     pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
         let backoff = crate::mutex::Relax::new();
         let mut s = self.state.load(Ordering::Relaxed);
-        while s & (WRITER | WAITERS) == 0 {
+        while s & READ_BLOCKED == 0 {
             // Acquire as in `try_read_fast`.
             match self.state.compare_exchange_weak(
                 s,
@@ -273,10 +340,11 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[inline]
     fn up_read(&self) {
         lockdep::release(&self.dep_map);
-        // Release pairs with the Acquire of the next writer (fast CAS or grant).
+        // Release pairs with the Acquire of the next writer (its CAS, or the
+        // granter's CAS in `grant_or_wake`).
         let prev = self.state.fetch_sub(READER, Ordering::Release);
-        if prev == READER | WAITERS {
-            self.wake_slow();
+        if prev & READER_MASK == READER && prev & WAITERS != 0 {
+            self.wake_slow(Turn::Other);
         }
     }
 
@@ -304,7 +372,7 @@ impl<T: ?Sized> RwSemaphore<T> {
     pub fn write_nested(&self, subclass: u32) -> RwSemWriteGuard<'_, T> {
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         if !self.try_write_fast() {
-            let r = self.lock_slow(WANT_WRITE, TaskState::Uninterruptible);
+            let r = self.write_slow(TaskState::Uninterruptible);
             debug_assert!(r.is_ok());
         }
         self.write_guard()
@@ -335,7 +403,7 @@ impl<T: ?Sized> RwSemaphore<T> {
     fn write_state(&self, state: TaskState) -> Result<RwSemWriteGuard<'_, T>> {
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
         if !self.try_write_fast() {
-            if let Err(e) = self.lock_slow(WANT_WRITE, state) {
+            if let Err(e) = self.write_slow(state) {
                 lockdep::release(&self.dep_map);
                 return Err(e);
             }
@@ -343,16 +411,30 @@ impl<T: ?Sized> RwSemaphore<T> {
         Ok(self.write_guard())
     }
 
-    /// Takes it for writing if it is free and nobody waits (`down_write_trylock`).
+    /// Takes it for writing if no one holds it and no hand-off is pending
+    /// (`down_write_trylock`). Like the kernel's, it may overtake queued waiters.
     #[doc(alias = "down_write_trylock")]
     #[inline]
     pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
-        if self.try_write_fast() {
+        if self.try_write_fast() || self.try_write_steal() {
             lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
             Some(self.write_guard())
         } else {
             None
         }
+    }
+
+    /// Takes the lock for writing if it is free and no hand-off is pending, even
+    /// with waiters queued (lock stealing; module docs).
+    #[inline]
+    fn try_write_steal(&self) -> bool {
+        let s = self.state.load(Ordering::Relaxed);
+        // Acquire pairs with the Release of the previous holders' releases.
+        s & (WRITER | READER_MASK | HANDOFF) == 0
+            && self
+                .state
+                .compare_exchange(s, s | WRITER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     #[inline]
@@ -367,15 +449,36 @@ impl<T: ?Sized> RwSemaphore<T> {
     #[inline]
     fn up_write(&self) {
         lockdep::release(&self.dep_map);
-        // Release pairs with the Acquire of the next holder.
-        let prev = self.state.fetch_sub(WRITER, Ordering::Release);
-        if prev & WAITERS != 0 {
-            self.wake_slow();
+        // Release pairs with the Acquire of the next holder. Fails only when a
+        // flag is set (someone waits): then hand over under the list lock.
+        if self
+            .state
+            .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.up_write_slow();
         }
     }
 
-    /// `downgrade_write`: writer → reader, atomically; queued readers at the head
-    /// are let in, writers stay excluded.
+    #[cold]
+    fn up_write_slow(&self) {
+        let mut woken = Woken::new();
+        let mut wake = None;
+        {
+            let q = self.waiters.lock();
+            // Release `WRITER` and pass the lock on in one CAS: wake the queued
+            // readers (with their ticket past `WRITER_WAITING`), or the first
+            // writer, or grant it to the waiter that asked for hand-off.
+            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::WriterRelease);
+        }
+        woken.wake_all();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
+    }
+
+    /// `downgrade_write`: writer → reader, atomically; queued readers are let
+    /// in, writers stay excluded (the reader count is never zero in between).
     fn downgrade(&self) {
         lockdep::release(&self.dep_map);
         lockdep::acquire(&self.dep_map, AcquireKind::Read, true, 0);
@@ -384,7 +487,7 @@ impl<T: ?Sized> RwSemaphore<T> {
         let prev = self.state.fetch_add(READER - WRITER, Ordering::Release);
         debug_assert!(prev & WRITER != 0);
         if prev & WAITERS != 0 {
-            self.wake_slow();
+            self.wake_slow(Turn::Downgrade);
         }
     }
 
@@ -412,134 +515,421 @@ impl<T: ?Sized> RwSemaphore<T> {
         self.data.with_mut(|p| unsafe { &mut *p })
     }
 
-    /// Bounded optimistic spin while no one is queued.
-    fn spin(&self, kind: u32) -> bool {
-        let backoff = crate::mutex::Relax::new();
-        for _ in 0..SPIN_ROUNDS {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & WAITERS != 0 {
-                return false;
-            }
-            let ok = if kind == WANT_READ {
-                s & WRITER == 0 && self.try_read_fast()
-            } else {
-                s == 0 && self.try_write_fast()
-            };
-            if ok {
-                return true;
-            }
-            backoff.spin();
-        }
-        false
-    }
-
-    #[cold]
-    fn lock_slow(&self, kind: u32, state: TaskState) -> Result<()> {
+    fn check_context(&self) {
         if crate::sched::in_interrupt() {
             // Refused: undo the caller's lockdep acquire first, so the held-lock
             // stack stays balanced for whoever catches the panic.
             lockdep::release(&self.dep_map);
             panic!("down_read/down_write: an rw_semaphore may not be taken in interrupt context");
         }
-        if self.spin(kind) {
-            return Ok(());
+    }
+
+    /// Recomputes the flag bits from the queue counts (list lock held).
+    fn flags_for(&self, handoff: bool) -> u32 {
+        let nr = self.queued_readers.load(Ordering::Relaxed);
+        let nw = self.queued_writers.load(Ordering::Relaxed);
+        let mut f = 0;
+        if nr + nw != 0 {
+            f |= WAITERS;
         }
-        lockdep::might_sleep();
-        let node = Waiter::new(crate::sched::current(), kind);
-        let mut woken = Woken::new();
-        {
-            let q = self.waiters.lock();
-            // SAFETY: `node` stays on this frame until unlinked: we return only
-            // after it was granted (`done`) or after `leave` unlinked it.
-            unsafe { q.push_back(&node) };
-            // SeqCst RMW: ordered with every release's RMW on this word (module docs).
-            self.state.fetch_or(WAITERS, Ordering::SeqCst);
-            // The lock may have been freed before our bit landed: grant now.
-            self.grant(&q, &mut woken);
+        if nw != 0 {
+            f |= WRITER_WAITING;
         }
-        woken.wake_all();
-        // A grant often comes within microseconds (short critical sections): wait
-        // for it spinning first, so that it costs no wake-up. The granter's
-        // `wake_up` then only leaves a token (a later spurious `sleep` return).
+        if handoff {
+            f |= HANDOFF;
+        }
+        f
+    }
+
+    /// Sets the flag bits to `flags` (list lock held; the other bits may move
+    /// under us: readers leaving, a writer stealing).
+    fn set_flags(&self, flags: u32) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            // SeqCst: a waiter's flag RMW and every release RMW on this word are
+            // totally ordered (the no-lost-wake-up argument, module docs).
+            match self.state.compare_exchange_weak(
+                s,
+                (s & !FLAGS) | flags,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    #[cold]
+    fn read_slow(&self, state: TaskState) -> Result<()> {
+        self.check_context();
+        // Spin a little while a writer holds it (its section is likely short)
+        // and no writer queues behind it.
         let backoff = crate::mutex::Relax::new();
         for _ in 0..SPIN_ROUNDS {
-            if node.is_done() {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & (WRITER_WAITING | HANDOFF) != 0 {
+                break;
+            }
+            if s & WRITER == 0 && self.try_read_fast() {
                 return Ok(());
             }
             backoff.spin();
         }
+        lockdep::might_sleep();
+        let node = Waiter::new(crate::sched::current(), WANT_READ);
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        let mut lost = false;
         loop {
+            let mut woken = Woken::new();
+            let mut wake = None;
+            {
+                let q = self.waiters.lock();
+                // SAFETY: `node` stays on this frame until unlinked: we go on
+                // only after a waker unlinked it (`done`) or `leave` did.
+                unsafe { q.push_back(&node) };
+                self.queued_readers.fetch_add(1, Ordering::Relaxed);
+                let mut handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
+                #[cfg(not(loom))]
+                let too_long = start.elapsed() >= crate::mutex::HANDOFF_AFTER;
+                #[cfg(loom)]
+                let too_long = false;
+                if !handoff && (lost || too_long) {
+                    // Woken once and a writer got in first (or waited too
+                    // long): the queued readers get the lock next, so a stream
+                    // of writers cannot starve them (module docs).
+                    node.handoff.set(true);
+                    handoff = true;
+                }
+                self.set_flags(self.flags_for(handoff));
+                // What blocked us may be gone already (released before our
+                // flags landed): the common step wakes or grants us then.
+                self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
+            }
+            woken.wake_all();
+            if let Some(t) = wake {
+                t.wake_up();
+            }
+            // Wait for a waker: spin first, then sleep.
+            let backoff = crate::mutex::Relax::new();
+            let mut spins = 0;
+            while !node.is_done() {
+                if spins < SPIN_ROUNDS {
+                    spins += 1;
+                    backoff.snooze();
+                } else if let Err(e) = crate::sched::sleep(state, None) {
+                    return if self.leave(&node) { Ok(()) } else { Err(e) };
+                }
+            }
+            if node.handoff.get() {
+                // Granted (hand-off): we hold the lock.
+                return Ok(());
+            }
+            // Woken by a writer's release (or with no writer queued): we may
+            // enter even past `WRITER_WAITING`, but not past a writer or a
+            // pending hand-off. Acquire as in `try_read_fast`.
+            let backoff = crate::mutex::Relax::new();
+            for _ in 0..SPIN_ROUNDS {
+                let s = self.state.load(Ordering::Relaxed);
+                if s & HANDOFF != 0 {
+                    break;
+                }
+                if s & WRITER == 0
+                    && self
+                        .state
+                        .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return Ok(());
+                }
+                backoff.spin();
+            }
+            // A writer got in first: queue again, asking for hand-off.
+            node.reset();
+            lost = true;
+        }
+    }
+
+    #[cold]
+    fn write_slow(&self, state: TaskState) -> Result<()> {
+        self.check_context();
+        // Spin a little while another writer holds it; readers may hold it for
+        // long, so if they do, queue at once to stop new ones coming in.
+        let backoff = crate::mutex::Relax::new();
+        for _ in 0..SPIN_ROUNDS {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & (READER_MASK | WAITERS | HANDOFF) != 0 {
+                break;
+            }
+            if s & WRITER == 0 && self.try_write_steal() {
+                return Ok(());
+            }
+            backoff.snooze();
+        }
+        lockdep::might_sleep();
+        let node = Waiter::new(crate::sched::current(), WANT_WRITE);
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        {
+            let q = self.waiters.lock();
+            // SAFETY: `node` stays on this frame until unlinked: we return only
+            // after it was granted (`done`), after unlinking it ourselves
+            // (`acquired`) or after `leave` unlinked it.
+            unsafe { q.push_back(&node) };
+            self.queued_writers.fetch_add(1, Ordering::Relaxed);
+            let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
+            // From here on new readers queue.
+            self.set_flags(self.flags_for(handoff));
+        }
+        loop {
+            // Wait for the active holders to drain: spin, then sleep. Every
+            // release that frees the lock with us queued wakes the first writer
+            // (`grant_or_wake`); the RMW above orders our flags with it.
+            let backoff = crate::mutex::Relax::new();
+            for _ in 0..SPIN_ROUNDS {
+                if node.is_done() {
+                    return Ok(());
+                }
+                if self.try_write_steal() {
+                    self.acquired(&node);
+                    return Ok(());
+                }
+                backoff.snooze();
+            }
             if node.is_done() {
+                return Ok(());
+            }
+            if self.try_write_steal() {
+                self.acquired(&node);
                 return Ok(());
             }
             if let Err(e) = crate::sched::sleep(state, None) {
                 return if self.leave(&node) { Ok(()) } else { Err(e) };
             }
+            #[cfg(not(loom))]
+            if !node.handoff.get() && start.elapsed() >= crate::mutex::HANDOFF_AFTER {
+                self.request_handoff(&node);
+            }
         }
     }
 
-    /// Grants the lock to the waiters at the head that can have it now, moving
-    /// them to `woken`; clears `WAITERS` if the list empties. List lock held.
-    fn grant(&self, q: &Locked<'_>, woken: &mut Woken) {
-        while let Some(first) = q.front() {
-            // Acquire: the releases we grant after (their Release RMWs) happen
-            // before the granted critical sections, through `done` (Release/Acquire).
-            let s = self.state.load(Ordering::Acquire);
-            let (can, add) = if first.tag == WANT_WRITE {
-                (s & (WRITER | READER_MASK) == 0, WRITER)
-            } else {
-                (s & WRITER == 0, READER)
-            };
-            if !can {
-                break;
+    /// A queued writer took the lock itself: unlink it (it holds `WRITER`, so no
+    /// grant can reach it meanwhile).
+    fn acquired(&self, node: &Waiter) {
+        let q = self.waiters.lock();
+        let was = q.remove(node);
+        debug_assert!(was, "a writer that took the lock itself is still queued");
+        self.queued_writers.fetch_sub(1, Ordering::Relaxed);
+        // A hand-off requested meanwhile by another writer stays pending.
+        debug_assert!(!node.handoff.get());
+        let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
+        self.set_flags(self.flags_for(handoff));
+    }
+
+    /// A queued writer has waited too long: from now on the lock goes to it next
+    /// (`RWSEM_FLAG_HANDOFF`), unless another waiter asked first.
+    #[cfg(not(loom))]
+    #[cold]
+    fn request_handoff(&self, node: &Waiter) {
+        let mut woken = Woken::new();
+        let mut wake = None;
+        {
+            let q = self.waiters.lock();
+            if !node.is_linked(&q) || self.state.load(Ordering::Relaxed) & HANDOFF != 0 {
+                return;
             }
-            // Only releases (which never set bits) race with us here: newcomers
-            // see WAITERS and queue. Retry the CAS if a release landed.
-            if self
-                .state
-                .compare_exchange(s, s + add, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
+            node.handoff.set(true);
+            self.set_flags(self.flags_for(true));
+            // The lock may be free already: grant it to us now.
+            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
+        }
+        woken.wake_all();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
+    }
+
+    /// The waiter that asked for hand-off.
+    fn flagged<'q>(q: &'q Locked<'_>) -> Option<&'q Waiter> {
+        let mut p = q.front();
+        while let Some(w) = p {
+            if w.handoff.get() {
+                return Some(w);
+            }
+            p = q.next_of(w);
+        }
+        None
+    }
+
+    fn first_writer<'q>(&self, q: &'q Locked<'_>) -> Option<&'q Waiter> {
+        let mut p = q.front();
+        while let Some(w) = p {
+            if w.tag == WANT_WRITE {
+                return Some(w);
+            }
+            p = q.next_of(w);
+        }
+        None
+    }
+
+    /// The one step that passes the lock on to waiters, run with the list lock
+    /// held whenever the lock may have become available to them (`turn` says
+    /// why), unless a writer holds it (other than the caller, which releases
+    /// `WRITER` in this step's CAS):
+    /// - `HANDOFF` set: grants it to all queued readers if a reader asked, or to
+    ///   the writer that asked once no reader holds it;
+    /// - readers queued and it is their turn (a writer is releasing or
+    ///   downgrading, or no writer is queued): unlinks and wakes all of them to
+    ///   retry, past `WRITER_WAITING`;
+    /// - it is free and a writer is queued: leaves the first writer's task in
+    ///   `wake`, to be woken to retry (it stays queued).
+    fn grant_or_wake(
+        &self,
+        q: &Locked<'_>,
+        woken: &mut Woken,
+        wake: &mut Option<Task>,
+        turn: Turn,
+    ) {
+        let releasing = turn == Turn::WriterRelease;
+        let readers_turn = turn != Turn::Other;
+        loop {
+            // Acquire: the releases we grant after (their Release RMWs) happen
+            // before the granted critical sections, through `done` (Release/Acquire);
+            // a woken waiter instead acquires with its own CAS.
+            let s = self.state.load(Ordering::Acquire);
+            let base = if releasing {
+                debug_assert!(s & WRITER != 0 && s & READER_MASK == 0);
+                s & !WRITER
+            } else if s & WRITER != 0 {
+                return;
+            } else {
+                s
+            };
+            let nr = self.queued_readers.load(Ordering::Relaxed);
+            let nw = self.queued_writers.load(Ordering::Relaxed);
+            let queued = |nr: u32, nw: u32| {
+                (if nr + nw != 0 { WAITERS } else { 0 }) | if nw != 0 { WRITER_WAITING } else { 0 }
+            };
+            // What to do, as (new word, whom to grant or wake).
+            let (new, grant) = if base & HANDOFF != 0 {
+                // A waiter that waited too long gets the lock next.
+                let Some(f) = Self::flagged(q) else {
+                    unreachable!("HANDOFF set with no waiter asking for it");
+                };
+                if f.tag == WANT_READ {
+                    // All queued readers (none holds `WRITER` now).
+                    let new = ((base & !FLAGS) + nr * READER) | queued(0, nw);
+                    (new, Grant::Readers)
+                } else if base & READER_MASK == 0 {
+                    (
+                        (base & !FLAGS) | WRITER | queued(nr, nw - 1),
+                        Grant::Writer(f),
+                    )
+                } else {
+                    (base, Grant::Nobody)
+                }
+            } else if nr != 0 && (readers_turn || nw == 0) {
+                // Every queued reader at once, to retry (module docs).
+                ((base & !FLAGS) | queued(0, nw), Grant::WakeReaders)
+            } else if nw != 0 && base & (WRITER | READER_MASK) == 0 {
+                let Some(first) = self.first_writer(q) else {
+                    unreachable!("queued_writers is non-zero with no writer queued");
+                };
+                (base, Grant::Wake(first))
+            } else {
+                (base, Grant::Nobody)
+            };
+            // Release (when releasing `WRITER`): our critical section happens
+            // before the next holders'. Only reader releases, newcomer readers
+            // (while `WRITER_WAITING` is clear) and a stealing writer race with
+            // this CAS (the flags change only under the list lock): retry then.
+            if new != s
+                && self
+                    .state
+                    .compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
             {
                 continue;
             }
-            let was_writer = first.tag == WANT_WRITE;
-            q.take(first, woken);
-            if was_writer {
-                break;
+            match grant {
+                Grant::Readers | Grant::WakeReaders => {
+                    // `handoff` tells a reader whether it was granted the lock
+                    // or only woken (read after its `done`, Acquire).
+                    let granted = matches!(grant, Grant::Readers);
+                    self.queued_readers.store(0, Ordering::Relaxed);
+                    let mut p = q.front();
+                    while let Some(w) = p {
+                        p = q.next_of(w);
+                        if w.tag == WANT_READ {
+                            w.handoff.set(granted);
+                            q.take(w, woken);
+                        }
+                    }
+                }
+                Grant::Writer(f) => {
+                    // `f.handoff` stays set: a granted writer (`leave` reads it).
+                    self.queued_writers.store(nw - 1, Ordering::Relaxed);
+                    q.take(f, woken);
+                }
+                Grant::Wake(first) => *wake = Some(first.task.clone()),
+                Grant::Nobody => {}
             }
-        }
-        if q.is_empty() {
-            self.state.fetch_and(!WAITERS, Ordering::Relaxed);
+            return;
         }
     }
 
     /// A release freed the lock (or downgraded) with waiters queued.
     #[cold]
-    fn wake_slow(&self) {
+    fn wake_slow(&self, turn: Turn) {
         let mut woken = Woken::new();
+        let mut wake = None;
         {
             let q = self.waiters.lock();
-            self.grant(&q, &mut woken);
+            self.grant_or_wake(&q, &mut woken, &mut wake, turn);
         }
         woken.wake_all();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
     }
 
     /// A waiter gives up. Returns `true` if a grant reached it first.
     #[cold]
     fn leave(&self, node: &Waiter) -> bool {
         let mut woken = Woken::new();
+        let mut wake = None;
         {
             let q = self.waiters.lock();
             if !node.is_linked(&q) {
                 drop(q);
                 node.wait_done();
-                return true;
+                if node.handoff.get() {
+                    // Granted: we hold the lock.
+                    return true;
+                }
+                // A reader woken to retry: those behind it (a writer the lock
+                // would have reached after our read) must not lose the wake-up.
+                self.wake_slow(Turn::Other);
+                return false;
             }
             q.remove(node);
-            // Our leaving may unblock those behind us (readers behind a writer).
-            self.grant(&q, &mut woken);
+            if node.tag == WANT_READ {
+                self.queued_readers.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.queued_writers.fetch_sub(1, Ordering::Relaxed);
+            }
+            let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0 && !node.handoff.get();
+            node.handoff.set(false);
+            self.set_flags(self.flags_for(handoff));
+            // Our leaving may unblock others (readers behind a writer), and a
+            // wake-up we absorbed must reach the next writer.
+            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
         }
         woken.wake_all();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
         false
     }
 }
@@ -784,6 +1174,47 @@ mod tests {
     }
 
     #[test]
+    fn reader_gets_in_under_three_continuous_writers() {
+        let s = Arc::new(RwSemaphore::new(0u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, stop, writes) = (s.clone(), stop.clone(), writes.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        *s.write() += 1;
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        while writes.load(Ordering::Relaxed) < 1000 {
+            std::thread::yield_now();
+        }
+        let (tx, rx) = mpsc::channel();
+        let s2 = s.clone();
+        let reader = std::thread::spawn(move || {
+            let mut last = 0;
+            for _ in 0..100 {
+                let v = *s2.read();
+                assert!(v >= last);
+                last = v;
+            }
+            tx.send(()).unwrap();
+        });
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        reader.join().unwrap();
+        assert!(got.is_ok(), "the reader starved under continuous writers");
+        assert_eq!(*s.read(), writes.load(Ordering::Relaxed));
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn interruptible_read_returns_eintr_and_leaves_the_state_alone() {
         let s = Arc::new(RwSemaphore::new(()));
         let w = s.write();
@@ -804,6 +1235,49 @@ mod tests {
         assert_eq!(s.state.load(Ordering::Relaxed), WRITER);
         drop(w);
         assert!(s.try_write().is_some());
+    }
+
+    #[test]
+    fn interrupted_reader_behind_a_waiting_writer_leaves_no_trace() {
+        let s = Arc::new(RwSemaphore::new(0u32));
+        let r = s.read();
+        // A writer queues behind our read: new readers are blocked from now on.
+        let (s1, s2) = (s.clone(), s.clone());
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            *s1.write() += 1;
+        });
+        let wtask = rx.recv().unwrap();
+        while wtask.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
+        assert!(
+            s.try_read().is_none(),
+            "a waiting writer must block new readers"
+        );
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let r = s2.read_interruptible().map(|g| *g);
+            crate::sched::flush_signals();
+            r
+        });
+        let rtask = rx.recv().unwrap();
+        while rtask.state() != TaskState::Interruptible {
+            std::thread::yield_now();
+        }
+        rtask.send_signal(Signal::SIGINT);
+        assert_eq!(reader.join().unwrap(), Err(Error::Interrupted));
+        // Only our read and the queued writer remain.
+        assert_eq!(
+            s.state.load(Ordering::Relaxed),
+            READER | WAITERS | WRITER_WAITING
+        );
+        drop(r);
+        writer.join().unwrap();
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(*s.read(), 1);
     }
 
     #[test]
@@ -914,6 +1388,54 @@ mod loom_tests {
             drop(r);
             t.join().unwrap();
             assert_eq!(*s.read(), 2);
+        });
+    }
+    /// Two readers and a writer: exclusion, readers see consistent pairs, and
+    /// every wake-up (batch reader wake, last-reader writer wake) is delivered.
+    #[test]
+    fn loom_rwsem_two_readers_one_writer() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new((0u32, 0u32)));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let g = s.read();
+                        assert_eq!(g.0, g.1);
+                    })
+                })
+                .collect();
+            {
+                let mut g = s.write();
+                g.0 += 1;
+                g.1 += 1;
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A queued writer blocks new readers (so a reader stream cannot starve it):
+    /// once `WRITER_WAITING` is up, `try_read` fails, and when the active reader
+    /// leaves, the writer gets in.
+    #[test]
+    fn loom_rwsem_waiting_writer_blocks_new_readers() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new(0u32));
+            let r = s.read();
+            let s2 = s.clone();
+            let w = loom::thread::spawn(move || {
+                *s2.write() += 1;
+            });
+            while s.state.load(Ordering::Relaxed) & WRITER_WAITING == 0 {
+                loom::thread::yield_now();
+            }
+            assert!(s.try_read().is_none());
+            drop(r);
+            w.join().unwrap();
+            assert_eq!(*s.read(), 1);
         });
     }
 }

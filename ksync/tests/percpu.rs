@@ -187,3 +187,48 @@ fn percpu_counter_compare_is_correct_near_and_far() {
     });
     assert_eq!(c.sum(), 4 * 1030);
 }
+
+#[test]
+fn percpu_counter_sum_never_sees_a_fold_half_done() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    // One thread adds 1 at a time, folding every 8th add into the shared count
+    // with no lock, and publishes how many adds it has made. A sum that saw a
+    // fold half done — the amount in the count and still in the slot, or in
+    // neither — would exceed the adds made, or go backwards.
+    let c = PercpuCounter::with_batch(0, 8);
+    let made = AtomicI64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                c.add(1);
+                n += 1;
+                // Release: the add above happens-before a reader that sees `n`.
+                made.store(n, Ordering::Release);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        let (mut last, mut sums) = (0, 0u64);
+        let mut bad = None;
+        while std::time::Instant::now() < deadline || sums < 10_000 {
+            // Acquire pairs with the Release store above.
+            let before = made.load(Ordering::Acquire);
+            let v = c.sum();
+            let after = made.load(Ordering::Acquire);
+            // The sum may include the one add whose count is not published yet.
+            if v < before || v > after + 1 || v < last {
+                bad = Some(format!(
+                    "sum {v}: adds made {before}..={after}, last sum {last}"
+                ));
+                break;
+            }
+            last = v;
+            sums += 1;
+        }
+        // Stop the adder before failing, or the scope would wait for it forever.
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(bad, None);
+    });
+    assert_eq!(c.sum(), made.load(Ordering::Relaxed));
+}

@@ -430,3 +430,142 @@ fn thread_exit_unregisters() {
     drop(g);
     synchronize_rcu();
 }
+
+/// A guard kept in a thread-local that is destroyed after the thread's RCU
+/// registration (thread-local destructors run in reverse order of first use)
+/// still holds its section open: the registration leaves the record registered
+/// instead of freeing it, so a grace period waits for the guard's drop.
+#[test]
+fn guard_outliving_thread_registration_is_waited_for() {
+    use std::cell::RefCell;
+    static SECTION_ENDED: AtomicBool = AtomicBool::new(false);
+    struct Late(Option<ksync::rcu::RcuReadGuard>);
+    impl Drop for Late {
+        fn drop(&mut self) {
+            // Runs after the registration's destructor: hold the section a while.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            SECTION_ENDED.store(true, Ordering::Relaxed);
+            drop(self.0.take()); // rcu_read_unlock
+        }
+    }
+    thread_local! {
+        static LATE: RefCell<Late> = const { RefCell::new(Late(None)) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // First use of LATE before the first rcu_read_lock: its destructor is
+        // registered first, so it runs after the registration's.
+        LATE.with(|_| {});
+        let g = rcu_read_lock();
+        LATE.with(|l| l.borrow_mut().0 = Some(g));
+        tx.send(()).unwrap();
+    });
+    rx.recv().unwrap();
+    synchronize_rcu();
+    // The grace period ends only after the section, which set the flag first
+    // (its unlock is a Release store; the grace period's barriers order it).
+    assert!(SECTION_ENDED.load(Ordering::Relaxed));
+    t.join().unwrap();
+    synchronize_rcu();
+}
+
+/// SRCU under load: 8 readers whose sections sometimes sleep, one updater
+/// running grace periods (so it sleeps on the domain's futex and the readers'
+/// unlocks wake it; a lost wake-up hangs the test). A reader that saw
+/// generation `g` inside a section must never see `g` reclaimed before the
+/// section ends.
+#[test]
+fn srcu_stress_sleeping_readers_wake_the_updater() {
+    static S: SrcuStruct = SrcuStruct::new();
+    let cur = Arc::new(AtomicUsize::new(0));
+    let freed_below = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|t| {
+            let (cur, freed_below, stop) = (cur.clone(), freed_below.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let g = S.read_lock();
+                    let seen = cur.load(Ordering::SeqCst);
+                    if (n + t) % 4 == 0 {
+                        std::thread::sleep(Duration::from_micros(50));
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    assert!(
+                        seen >= freed_below.load(Ordering::SeqCst),
+                        "generation {seen} reclaimed inside an SRCU section"
+                    );
+                    drop(g);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut gps = 0;
+    while gps < 300 && (gps < 20 || t0.elapsed() < Duration::from_secs(2)) {
+        gps += 1;
+        cur.store(gps, Ordering::SeqCst);
+        S.synchronize();
+        // Every section that could have seen generation < gps has ended.
+        freed_below.store(gps, Ordering::SeqCst);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+}
+
+/// Callback nodes small enough for the recycled pool and larger ones (boxed):
+/// every callback runs once and its captures are dropped exactly once, also
+/// from producer threads that exit (handing their cached blocks back) while the
+/// worker recycles the blocks of earlier batches.
+#[test]
+fn call_rcu_small_and_large_nodes_run_and_drop_once() {
+    let token = Arc::new(());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..8)
+        .map(|t| {
+            let (token, ran) = (token.clone(), ran.clone());
+            std::thread::spawn(move || {
+                for i in 0..5_000usize {
+                    let (tk, r) = (token.clone(), ran.clone());
+                    if (i + t) % 3 == 0 {
+                        // Large: 128 bytes of captures, boxed.
+                        let big = [i as u64; 16];
+                        call_rcu(move || {
+                            assert_eq!(big[15], i as u64);
+                            drop(tk);
+                            r.fetch_add(1, Ordering::Relaxed);
+                        });
+                    } else {
+                        // Small: two pointers, a pool block.
+                        call_rcu(move || {
+                            drop(tk);
+                            r.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                    if i % 1_000 == 999 {
+                        rcu_barrier();
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    rcu_barrier();
+    assert_eq!(ran.load(Ordering::Relaxed), 8 * 5_000);
+    // Every capture was dropped exactly once: only our reference is left.
+    assert_eq!(Arc::strong_count(&token), 1);
+    // A second round reuses the recycled blocks.
+    for _ in 0..10_000 {
+        let tk = token.clone();
+        call_rcu(move || drop(tk));
+    }
+    rcu_barrier();
+    assert_eq!(Arc::strong_count(&token), 1);
+}

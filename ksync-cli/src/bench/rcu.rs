@@ -94,9 +94,14 @@ fn run(cfg: &Config, rows: &mut Vec<Row>) {
     ));
     bare_reads!(cfg, rows, "read lock+unlock, cpu time", single_cpu);
 
-    // 2. Readers dereferencing a pointer that one writer replaces every 50 µs.
+    // 2. Readers dereferencing a pointer that one writer replaces every 50 µs:
+    //    in wall time, and in the readers' CPU time (scaling robust to a loaded
+    //    machine: contention shows, waiting for a CPU does not).
     for threads in [1usize, 2, 8] {
-        read_with_writer(cfg, rows, threads);
+        read_with_writer(cfg, rows, threads, false);
+    }
+    for threads in [1usize, 2, 8] {
+        read_with_writer(cfg, rows, threads, true);
     }
 
     // 3. synchronize_rcu latency with 2 registered idle readers (median).
@@ -104,6 +109,81 @@ fn run(cfg: &Config, rows: &mut Vec<Row>) {
 
     // 4. call_rcu + rcu_barrier throughput.
     callbacks(cfg, rows);
+}
+
+/// Like `bench::threaded`, but in the threads' CPU time: ns/op is CPU-ns per
+/// operation; ops/s is what `threads` threads reach with one CPU each
+/// (`threads × ops / CPU-seconds`), so the N-thread row over the 1-thread row is
+/// the scaling the algorithm allows. Cache-line contention between the threads
+/// shows as more CPU-ns per op (while they run at the same time); time spent
+/// waiting for a CPU on a loaded machine does not.
+fn threaded_cpu<F: FnMut()>(
+    cfg: &Config,
+    scenario: &str,
+    impl_name: &str,
+    threads: usize,
+    make: impl Fn(usize) -> F + Sync,
+) -> Row {
+    let stop = AtomicBool::new(false);
+    let start_line = std::sync::Barrier::new(threads + 1);
+    let per_thread: Vec<(u64, f64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (stop, start_line, make) = (&stop, &start_line, &make);
+                s.spawn(move || {
+                    let mut op = make(i);
+                    start_line.wait();
+                    let cpu0 = thread_cpu();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..64 {
+                            op();
+                        }
+                        n += 64;
+                    }
+                    (n, (thread_cpu() - cpu0).as_secs_f64())
+                })
+            })
+            .collect();
+        start_line.wait();
+        std::thread::sleep(cfg.duration);
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .collect()
+    });
+    let ops: u64 = per_thread.iter().map(|t| t.0).sum();
+    let cpu: f64 = per_thread.iter().map(|t| t.1).sum::<f64>().max(1e-9);
+    let (min, max) = per_thread
+        .iter()
+        .map(|t| t.0 as f64 / t.1.max(1e-9))
+        .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    Row {
+        group: G.into(),
+        scenario: scenario.into(),
+        impl_name: impl_name.into(),
+        threads,
+        ops_per_sec: threads as f64 * ops as f64 / cpu,
+        ns_per_op: cpu * 1e9 / ops.max(1) as f64,
+        fairness: Some(if max > 0.0 { min / max } else { 0.0 }),
+    }
+}
+
+/// `threaded` (wall time) or [`threaded_cpu`] (CPU time).
+fn measure<F: FnMut()>(
+    cpu: bool,
+    cfg: &Config,
+    scenario: &str,
+    impl_name: &str,
+    threads: usize,
+    make: impl Fn(usize) -> F + Sync,
+) -> Row {
+    if cpu {
+        threaded_cpu(cfg, scenario, impl_name, threads, make)
+    } else {
+        threaded(cfg, G, scenario, impl_name, threads, make)
+    }
 }
 
 /// Runs `update` every 50 µs on a writer thread while `body` runs.
@@ -122,14 +202,18 @@ fn with_writer<R>(update: impl Fn() + Send + Sync, body: impl FnOnce() -> R) -> 
     })
 }
 
-fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize) {
-    let sc = "read + 1 writer";
+fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize, cpu: bool) {
+    let sc = if cpu {
+        "read + 1 writer, cpu time"
+    } else {
+        "read + 1 writer"
+    };
     let p = RcuPtr::new(Some(Box::new(1u64)));
     let n = AtomicU64::new(0);
     rows.push(with_writer(
         || p.store(Some(Box::new(n.fetch_add(1, Ordering::Relaxed)))),
         || {
-            threaded(cfg, G, sc, "ksync RcuPtr::read", threads, |_| {
+            measure(cpu, cfg, sc, "ksync RcuPtr::read", threads, |_| {
                 let p = &p;
                 move || {
                     let g = rcu_read_lock();
@@ -153,7 +237,7 @@ fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize) {
             unsafe { g.defer_destroy(old) };
         },
         || {
-            threaded(cfg, G, sc, "crossbeam_epoch pin+load", threads, |_| {
+            measure(cpu, cfg, sc, "crossbeam_epoch pin+load", threads, |_| {
                 let a = &a;
                 move || {
                     let g = crossbeam_epoch::pin();
@@ -171,7 +255,7 @@ fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize) {
     rows.push(with_writer(
         || s.store(Arc::new(n.fetch_add(1, Ordering::Relaxed))),
         || {
-            threaded(cfg, G, sc, "arc_swap::ArcSwap::load", threads, |_| {
+            measure(cpu, cfg, sc, "arc_swap::ArcSwap::load", threads, |_| {
                 let s = &s;
                 move || {
                     black_box(**s.load());
@@ -184,7 +268,7 @@ fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize) {
     rows.push(with_writer(
         || *rw.write() = n.fetch_add(1, Ordering::Relaxed),
         || {
-            threaded(cfg, G, sc, "parking_lot::RwLock::read", threads, |_| {
+            measure(cpu, cfg, sc, "parking_lot::RwLock::read", threads, |_| {
                 let rw = &rw;
                 move || {
                     black_box(*rw.read());

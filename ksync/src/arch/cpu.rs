@@ -7,14 +7,15 @@
 //! rseq is not registered (older glibc, `GLIBC_TUNABLES=glibc.pthread.rseq=0`) the
 //! `getcpu` vDSO call is used instead.
 
-use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-/// Offset of glibc's `struct rseq` from the thread pointer; `RSEQ_UNKNOWN` until
-/// looked up, `RSEQ_NONE` where rseq is not in use.
-static RSEQ_OFFSET: AtomicIsize = AtomicIsize::new(RSEQ_UNKNOWN);
-const RSEQ_UNKNOWN: isize = isize::MIN;
-const RSEQ_NONE: isize = isize::MIN + 1;
+/// Offset of the `cpu_id` field of glibc's `struct rseq` from the thread
+/// pointer (`__rseq_offset + 4`); 0 until looked up and where rseq is not in use
+/// (0 cannot be a real offset: the thread pointer's own word is there).
+static RSEQ_CPU: AtomicIsize = AtomicIsize::new(0);
+/// Whether the lookup has run (so that a process without rseq looks up once).
+static RSEQ_LOOKED_UP: AtomicBool = AtomicBool::new(false);
 /// Byte offset of `cpu_id` within `struct rseq` (after `cpu_id_start`).
 const RSEQ_CPU_ID: isize = 4;
 
@@ -45,9 +46,43 @@ fn thread_pointer() -> Option<*const u8> {
     }
 }
 
+/// Reads the 32-bit word at `off` bytes from the thread pointer.
+///
+/// # Safety
+///
+/// `off` must be the offset of a 4-byte-aligned word of this thread's
+/// thread-control area that is only ever accessed atomically (here: the rseq
+/// area's `cpu_id`, which the kernel writes while the thread is not running).
+#[inline(always)]
+unsafe fn tp_load_u32(off: isize) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v: u32;
+        // SAFETY: per the contract, `fs:[off]` is a valid aligned word of this
+        // thread's TCB; a 4-byte aligned load is single-copy atomic, like a
+        // relaxed atomic load. One instruction: no separate thread-pointer load.
+        unsafe {
+            core::arch::asm!("mov {0:e}, dword ptr fs:[{1}]", out(reg) v, in(reg) off, options(nostack, readonly, preserves_flags));
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        match thread_pointer() {
+            // SAFETY: per the contract the word is valid, aligned and accessed
+            // only atomically.
+            Some(tp) => unsafe {
+                (*(tp.offset(off) as *const core::sync::atomic::AtomicU32)).load(Ordering::Relaxed)
+            },
+            None => u32::MAX,
+        }
+    }
+}
+
 #[cold]
-fn rseq_offset_slow() -> isize {
-    let mut off = RSEQ_NONE;
+#[inline(never)]
+fn rseq_lookup() {
+    let mut off = 0;
     if thread_pointer().is_some() {
         // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
         let (offp, sizep) = unsafe {
@@ -61,12 +96,31 @@ fn rseq_offset_slow() -> isize {
             let (o, size) = unsafe { (offp.read(), sizep.read()) };
             // A zero size means glibc did not register rseq (disabled by tunable).
             if size >= 8 {
-                off = o;
+                off = o + RSEQ_CPU_ID;
             }
         }
     }
-    RSEQ_OFFSET.store(off, Ordering::Relaxed);
-    off
+    RSEQ_CPU.store(off, Ordering::Relaxed);
+    RSEQ_LOOKED_UP.store(true, Ordering::Relaxed);
+}
+
+/// [`cpu_id`] when the fast path could not answer: rseq offset not looked up
+/// yet, rseq not in use, or not registered for this thread.
+#[cold]
+#[inline(never)]
+fn cpu_id_slow() -> usize {
+    if !RSEQ_LOOKED_UP.load(Ordering::Relaxed) {
+        rseq_lookup();
+    }
+    let off = RSEQ_CPU.load(Ordering::Relaxed);
+    if off != 0 {
+        // SAFETY: as in `cpu_id`.
+        let cpu = unsafe { tp_load_u32(off) };
+        if (cpu as i32) >= 0 {
+            return cpu as usize;
+        }
+    }
+    cpu_id_syscall()
 }
 
 /// The kernel's number for the CPU the calling thread is running on
@@ -74,32 +128,35 @@ fn rseq_offset_slow() -> isize {
 ///
 /// The answer can be stale by the time it is used: the OS may migrate the thread
 /// at any instruction. Per-CPU data built on it (see [`crate::percpu`]) must stay
-/// correct when that happens. Costs one thread-local load where glibc registered
-/// rseq, a vDSO call otherwise.
+/// correct when that happens. Costs one load of a static and one thread-local
+/// load (`mov eax, fs:[off]`) where glibc registered rseq, a vDSO call otherwise.
 #[doc(alias = "smp_processor_id")]
 #[doc(alias = "raw_smp_processor_id")]
-#[inline]
+#[inline(always)]
 pub fn cpu_id() -> usize {
-    let mut off = RSEQ_OFFSET.load(Ordering::Relaxed);
-    if off == RSEQ_UNKNOWN {
-        off = rseq_offset_slow();
+    match cpu_id_fast() {
+        Some(cpu) => cpu,
+        None => cpu_id_slow(),
     }
-    if off != RSEQ_NONE {
-        if let Some(tp) = thread_pointer() {
-            // SAFETY: glibc's rseq area lives at tp + __rseq_offset for every thread
-            // for the thread's whole life, is 4-byte aligned, and the kernel updates
-            // `cpu_id` only while this thread is not running user code, so a 32-bit
-            // atomic load of it is not a data race.
-            let cpu = unsafe {
-                (*(tp.offset(off + RSEQ_CPU_ID) as *const AtomicU32)).load(Ordering::Relaxed)
-            };
-            // Negative values (as u32, huge) mean "not registered for this thread".
-            if (cpu as i32) >= 0 {
-                return cpu as usize;
-            }
+}
+
+/// [`cpu_id`]'s fast path alone: `None` where it would take the slow path
+/// (for callers that want their own slow path to be a tail call).
+#[inline(always)]
+pub(crate) fn cpu_id_fast() -> Option<usize> {
+    let off = RSEQ_CPU.load(Ordering::Relaxed);
+    if off != 0 {
+        // SAFETY: a nonzero `RSEQ_CPU` is `__rseq_offset + 4`: glibc's rseq area
+        // lives at tp + __rseq_offset for every thread for the thread's whole
+        // life, is 32-byte aligned, and the kernel updates `cpu_id` only while
+        // this thread is not running user code, so the load is not a data race.
+        let cpu = unsafe { tp_load_u32(off) };
+        // Negative values mean "not registered for this thread".
+        if (cpu as i32) >= 0 {
+            return Some(cpu as usize);
         }
     }
-    cpu_id_syscall()
+    None
 }
 
 /// [`cpu_id`] through `getcpu(2)` (vDSO), never through rseq: for comparison in

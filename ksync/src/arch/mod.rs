@@ -22,6 +22,7 @@ pub mod futex;
 pub mod membarrier;
 
 pub use cache::CachePadded;
+pub(crate) use cpu::cpu_id_fast;
 pub use cpu::{cpu_id, cpu_id_syscall, nr_cpu_ids, online_cpus};
 
 /// Tells the CPU the caller is busy-waiting (`cpu_relax()`): `pause` on x86-64,

@@ -217,6 +217,14 @@ impl Locked<'_> {
         self.with(|l| unsafe { l.head.as_ref() })
     }
 
+    /// The entry after `w` (linked), if any: lets a waker walk the list.
+    pub(crate) fn next_of(&self, w: &Waiter) -> Option<&Waiter> {
+        debug_assert!(w.linked.get());
+        // SAFETY: linked entries stay alive until unlinked under this lock, which
+        // cannot happen while `self` (and so this borrow) lives.
+        unsafe { w.next.get().as_ref() }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.with(|l| l.head.is_null())
     }

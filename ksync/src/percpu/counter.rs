@@ -2,51 +2,111 @@
 //! only a local cache line, folded into a shared count in batches. The design
 //! notes are on the type.
 
+use core::cell::{Cell, UnsafeCell};
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::arch::CachePadded;
 
-/// One thread's delta for one counter. `CachePadded`: a slot is written at full
-/// speed by its owner and must not share a line with anything.
-struct Slot {
-    delta: CachePadded<AtomicI64>,
-}
-
-/// A counter's shared state, behind an `Arc` (threads' entries hold `Weak`s).
-///
-/// `repr(C)` with three cache lines: the read-mostly fields every add reads
-/// (`batch`, `id`, next to the `Arc` counts, which change only when a thread
-/// registers or exits), the shared count (written by folds), and the lock with the
-/// slot count (written by folds and registrations). A fold by one thread must not
-/// evict the line that other threads' fast paths read.
+/// One thread's delta for one counter, on a cache line of its own: written at
+/// full speed by its owner thread only.
 #[repr(C)]
-struct Inner {
-    /// The default fold threshold.
-    batch: i64,
-    /// This counter's index in every thread's slot table.
-    id: usize,
-    /// The shared count (`fbc->count`).
-    count: CachePadded<AtomicI64>,
-    /// Every live thread slot of this counter (`fbc->lock`, which also
-    /// serializes folds), and the number of slots.
-    locked: CachePadded<Locked>,
+struct Slot {
+    /// The delta not yet folded into the shared count.
+    delta: AtomicI64,
+    /// The fold sequence: odd while the owner moves `delta` into the shared
+    /// count, so that `sum` never sees the amount in both places or in neither.
+    /// Written by the owner only.
+    seq: AtomicU64,
 }
 
-struct Locked {
-    slots: Mutex<Vec<Arc<Slot>>>,
-    /// `slots.len()`, readable without the lock (for `compare`'s error bound).
+type SlotBox = Arc<CachePadded<Slot>>;
+
+/// A counter's shared state, behind an `Arc` (threads' tables hold `Weak`s).
+struct Inner {
+    /// The shared count (`fbc->count`): folds and interrupt-context adds.
+    count: CachePadded<Count>,
+    /// Every live thread slot of this counter, and their number (readable
+    /// without the lock, for `compare`'s error bound). The lock serializes
+    /// registration, thread-exit folds, `sum` and `set` — not the owners' folds.
+    slots: Mutex<Vec<SlotBox>>,
     nslots: AtomicUsize,
+    /// This counter's index in every thread's table.
+    id: usize,
+}
+
+/// The shared count, and the flag that asks folds to wait (on the same line:
+/// every fold writes the count anyway).
+struct Count {
+    value: AtomicI64,
+    /// Set by a `sum` whose first few snapshots were spoiled by folds: new folds
+    /// wait for it (on the slot lock, which it holds) so that it finishes.
+    /// A liveness aid only; correctness comes from the slot sequences.
+    summing: AtomicBool,
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<SlotBox>> {
         // No poisoning semantics (as everywhere in ksync): the data is a list of
         // slots whose values are atomics, always consistent.
-        self.locked.slots.lock().unwrap_or_else(|e| e.into_inner())
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the shared count and the sum of the deltas, read as one
+    /// consistent set: retried until no owner folded meanwhile. Called with the
+    /// slot lock held (`slots`), so no thread registers or exits meanwhile.
+    fn snapshot<R>(&self, slots: &[SlotBox], mut f: impl FnMut(i64, i64) -> Option<R>) -> R {
+        let backoff = crate::Backoff::new();
+        let mut tries = 0u32;
+        let result = loop {
+            tries += 1;
+            if tries == 4 {
+                // Folds keep spoiling the snapshot: hold new ones back until it
+                // is taken. Relaxed: only a hint (see `Count::summing`); the
+                // folds that miss it are caught by the sequences as usual.
+                self.count.summing.store(true, Ordering::Relaxed);
+            }
+            // A read-side seqcount over every slot at once: the sequences only
+            // grow, so equal sums before and after mean no fold ran between.
+            let mut before = 0u64;
+            let mut odd = false;
+            for s in slots {
+                // Acquire pairs with the Release store that ends a fold: a fold
+                // seen finished is seen whole (count and delta).
+                let q = s.seq.load(Ordering::Acquire);
+                before = before.wrapping_add(q);
+                odd |= q & 1 != 0;
+            }
+            if odd {
+                // An owner is mid-fold (a few instructions, unless preempted).
+                backoff.snooze();
+                continue;
+            }
+            let count = self.count.value.load(Ordering::Relaxed);
+            let deltas = slots
+                .iter()
+                .fold(0i64, |a, s| a.wrapping_add(s.delta.load(Ordering::Relaxed)));
+            // smp_rmb(): orders the loads above before the sequence loads below;
+            // pairs with the Release fence in `fold`. If any load above saw a
+            // store or add made after a fold began, that fold's odd sequence is
+            // visible below and the sums differ.
+            fence(Ordering::Acquire);
+            let after = slots
+                .iter()
+                .fold(0u64, |a, s| a.wrapping_add(s.seq.load(Ordering::Relaxed)));
+            if after == before {
+                if let Some(r) = f(count, deltas) {
+                    break r;
+                }
+            }
+            backoff.spin();
+        };
+        if tries >= 4 {
+            self.count.summing.store(false, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -56,57 +116,97 @@ impl Drop for Inner {
     }
 }
 
-/// Allocator of small counter ids, so that a thread's table is a plain vector.
+/// Allocator of small counter ids, so that a thread's table is a plain vector;
+/// and of unique counter numbers (never reused), which tell a table entry of a
+/// dropped counter from one of a live counter that got the same id.
 struct Ids {
     next: usize,
     free: Vec<usize>,
+    uid: u64,
 }
 
 fn ids() -> MutexGuard<'static, Ids> {
     static IDS: Mutex<Ids> = Mutex::new(Ids {
         next: 0,
         free: Vec::new(),
+        uid: 0,
     });
     IDS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A thread's slot for one counter. `counter` is weak: the thread must not keep a
-/// dropped counter alive, and the weak reference also keeps the counter's
-/// allocation (not its contents) alive, so its address identifies it: no other
-/// counter can reuse the address while this entry exists.
+/// A thread's slot for one counter: `uid` and `slot` are what the fast path
+/// reads (through [`CACHE`]); `owner` keeps the slot allocated as long as the
+/// entry exists, and `counter` (weak: a thread must not keep a dropped counter
+/// alive) lets the thread fold the slot at exit.
+#[repr(C)]
 struct Entry {
+    /// The counter's unique number; 0 for an empty entry.
+    uid: u64,
+    /// `&owner.delta`, or null when empty.
+    slot: *const Slot,
+    owner: Option<SlotBox>,
     counter: Weak<Inner>,
-    slot: Arc<Slot>,
 }
 
-/// This thread's slots, indexed by counter id.
-struct Local {
-    /// Touched only by the owning thread, never re-entrantly: adds from interrupt
-    /// context (the only way to re-enter on one thread) bypass the table.
-    entries: UnsafeCell<Vec<Option<Entry>>>,
+/// This thread's entries, indexed by counter id. The vector is touched only by
+/// the owning thread, never re-entrantly (adds in interrupt context, the only
+/// way to re-enter on one thread, bypass it). Dropped at thread exit, which
+/// folds every slot into its counter.
+struct Table {
+    entries: UnsafeCell<Vec<Entry>>,
 }
 
-impl Drop for Local {
+/// Where the fast path finds this thread's entries: a copy of the table's
+/// pointer and length. A `const`-initialised thread-local without a destructor,
+/// so reading it is a plain thread-pointer-relative load with no "initialised
+/// yet?" check; empty until the thread's first add and again once its
+/// [`Table`] is being destroyed.
+struct Cache {
+    entries: Cell<*const Entry>,
+    len: Cell<usize>,
+}
+
+impl Table {
+    /// Points [`CACHE`] at the entries (after any change to the vector).
+    fn publish(entries: &[Entry]) {
+        CACHE.with(|c| {
+            c.entries.set(entries.as_ptr());
+            c.len.set(entries.len());
+        });
+    }
+}
+
+impl Drop for Table {
     fn drop(&mut self) {
+        // First make the fast path miss: adds made from here on (by later
+        // thread-local destructors) go to the shared count.
+        Self::publish(&[]);
         // The thread is exiting: fold each slot into its counter, if alive.
-        for e in self.entries.get_mut().drain(..).flatten() {
-            if let Some(inner) = e.counter.upgrade() {
-                let mut slots = inner.lock();
-                // Under the lock, so `sum` sees the delta either in the slot or in
-                // the count, never in both or neither. Relaxed: the lock orders it.
-                let d = e.slot.delta.swap(0, Ordering::Relaxed);
-                inner.count.fetch_add(d, Ordering::Relaxed);
-                slots.retain(|s| !Arc::ptr_eq(s, &e.slot));
-                inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
-            }
+        for e in self.entries.get_mut().drain(..) {
+            let (Some(inner), Some(slot)) = (e.counter.upgrade(), e.owner) else {
+                continue;
+            };
+            let mut slots = inner.lock();
+            // Under the lock, so `sum` sees the delta either in the slot or in
+            // the count, never in both or neither. Relaxed: the lock orders it.
+            let d = slot.delta.swap(0, Ordering::Relaxed);
+            inner.count.value.fetch_add(d, Ordering::Relaxed);
+            slots.retain(|s| !Arc::ptr_eq(s, &slot));
+            inner.nslots.store(slots.len(), Ordering::Relaxed);
         }
     }
 }
 
 thread_local! {
-    static LOCAL: Local = const {
-        Local {
+    static TABLE: Table = const {
+        Table {
             entries: UnsafeCell::new(Vec::new()),
+        }
+    };
+    static CACHE: Cache = const {
+        Cache {
+            entries: Cell::new(core::ptr::null()),
+            len: Cell::new(0),
         }
     };
 }
@@ -147,22 +247,37 @@ thread_local! {
 /// - Only the owning thread writes its slot, so an add is a relaxed load and a
 ///   relaxed store (no `lock` prefix, no contention), and `sum` can still read the
 ///   slot at any time (both are atomic accesses: no data race).
-/// - When `|delta| >= batch`, the owner folds it into the shared count under the
-///   counter's lock (`count += delta; delta = 0`), as the kernel does; `sum` takes
-///   the same lock, so it never sees a fold half done.
-/// - Each counter keeps a registry of its slots; `sum` adds them to the count.
+/// - The fast path finds the slot through a `const`-initialised thread-local
+///   with no destructor (no lazy-init check): a pointer to this thread's table of
+///   slots, indexed by a small id given to the counter at creation and checked
+///   against the counter's unique number (ids are reused, numbers never), so an
+///   add is: preempt-count test, two thread-local loads, index, compare, load,
+///   add, range compare, store.
+/// - When `|delta| >= batch`, the owner folds it into the shared count
+///   (`count += delta; delta = 0`, `#[cold]`). The kernel takes the counter's
+///   spinlock for this; here the slot carries a sequence count that the owner
+///   makes odd around the two updates (one locked instruction per fold instead
+///   of three), and `sum` is a seqcount reader over all slots at once: it reads
+///   every sequence, the count and the deltas, then the sequences again, and
+///   retries if any fold ran — so it never sees an amount in both places or in
+///   neither.
+/// - Each counter keeps a registry of its slots (under a mutex taken by
+///   registration, thread exit, `sum` and `set`); `sum` adds them to the count.
 ///   When a thread exits, its thread-local destructor folds each of its slots
-///   into its counter and unregisters it (under the lock), so no delta is lost.
+///   into its counter and unregisters it under that mutex, so no delta is lost.
+///   A dropped counter frees nothing a thread's table points to: the table entry
+///   keeps its slot alive until the thread exits or the id is reused.
 /// - Adds from interrupt context ([`in_interrupt`](crate::sched::in_interrupt):
 ///   an irq handler may have interrupted this thread's own load/store pair), from
 ///   a thread whose thread-locals are being destroyed, or for a thread's first add
 ///   to a counter before its slot exists, go to the shared count with a
-///   `fetch_add` or through the registering slow path.
+///   `fetch_add` (the first one also registers the slot).
 ///
 /// | field       | written by                         | read by                     |
 /// |-------------|------------------------------------|-----------------------------|
-/// | `count`     | folds (under `slots`), irq adds     | `read`, `sum` (under `slots`) |
+/// | `count`     | folds, exit folds (under `slots`), irq and first adds | `read`, `sum`, `set` (CAS) |
 /// | slot delta  | its owner thread only (and its exit fold) | its owner, `sum`, `set` |
+/// | slot `seq`  | its owner's folds (odd while folding) | `sum`, `set`           |
 /// | `slots`     | registration and exit (under its lock) | `sum`, `set`, exit       |
 ///
 /// The error of [`read`](PercpuCounter::read) is below `batch` per registered
@@ -171,6 +286,14 @@ thread_local! {
 /// this bound.
 #[doc(alias = "percpu_counter")]
 pub struct PercpuCounter {
+    /// This counter's index in the threads' tables and its unique number
+    /// (copies of what the thread tables hold, read by every add: kept next to
+    /// the `Arc` pointer, not behind it).
+    id: usize,
+    uid: u64,
+    /// The default fold threshold, and `batch - 1` for the fast path.
+    batch: i64,
+    lim: u64,
     inner: Arc<Inner>,
 }
 
@@ -190,24 +313,30 @@ impl PercpuCounter {
     /// If `batch < 1`.
     pub fn with_batch(value: i64, batch: i64) -> Self {
         assert!(batch >= 1, "ksync: percpu_counter batch must be positive");
-        let id = {
+        let (id, uid) = {
             let mut ids = ids();
-            match ids.free.pop() {
+            ids.uid += 1;
+            let id = match ids.free.pop() {
                 Some(id) => id,
                 None => {
                     ids.next += 1;
                     ids.next - 1
                 }
-            }
+            };
+            (id, ids.uid)
         };
         PercpuCounter {
+            id,
+            uid,
+            batch,
+            lim: batch as u64 - 1,
             inner: Arc::new(Inner {
-                count: CachePadded::new(AtomicI64::new(value)),
-                locked: CachePadded::new(Locked {
-                    slots: Mutex::new(Vec::new()),
-                    nslots: AtomicUsize::new(0),
+                count: CachePadded::new(Count {
+                    value: AtomicI64::new(value),
+                    summing: AtomicBool::new(false),
                 }),
-                batch,
+                slots: Mutex::new(Vec::new()),
+                nslots: AtomicUsize::new(0),
                 id,
             }),
         }
@@ -215,7 +344,7 @@ impl PercpuCounter {
 
     /// The default batch of this counter.
     pub fn batch(&self) -> i64 {
-        self.inner.batch
+        self.batch
     }
 
     /// Adds `amount` (`percpu_counter_add`).
@@ -223,7 +352,7 @@ impl PercpuCounter {
     #[doc(alias = "percpu_counter_add_local")]
     #[inline]
     pub fn add(&self, amount: i64) {
-        self.add_batch(amount, self.inner.batch);
+        self.add_within(amount, self.lim);
     }
 
     /// Adds one (`percpu_counter_inc`).
@@ -252,72 +381,103 @@ impl PercpuCounter {
     #[doc(alias = "percpu_counter_add_batch")]
     #[inline]
     pub fn add_batch(&self, amount: i64, batch: i64) {
-        if !crate::sched::in_interrupt() {
-            let inner = &*self.inner;
-            let hit = LOCAL.try_with(|l| {
-                // SAFETY: the table is this thread's and is never accessed
-                // re-entrantly (interrupt context is excluded above; nothing below
-                // calls back into a counter); this shared borrow ends before any
-                // mutable one in `add_slow`.
-                let entries = unsafe { &*l.entries.get() };
-                match entries.get(inner.id) {
-                    Some(Some(e)) if Weak::as_ptr(&e.counter) == Arc::as_ptr(&self.inner) => {
-                        // Only this thread stores to its slot: a load and a store,
-                        // no locked RMW. Relaxed: `sum` reads it under no ordering
-                        // promise; folds are ordered by the lock.
-                        let d = e.slot.delta.load(Ordering::Relaxed).wrapping_add(amount);
-                        if d.unsigned_abs() < batch.unsigned_abs() {
-                            e.slot.delta.store(d, Ordering::Relaxed);
-                        } else {
-                            fold(inner, &e.slot, d);
-                        }
-                        true
-                    }
-                    _ => false,
-                }
-            });
-            match hit {
-                Ok(true) => return,
-                Ok(false) => return self.add_slow(amount),
-                // Thread-locals being destroyed: fall through to the shared count.
-                Err(_) => {}
-            }
-        }
-        // Relaxed: a plain statistic; `sum`'s lock does not need to order it.
-        self.inner.count.fetch_add(amount, Ordering::Relaxed);
+        self.add_within(amount, batch.unsigned_abs().saturating_sub(1));
     }
 
-    /// First add of this thread to this counter: make and register its slot.
+    /// Adds `amount`, keeping this thread's delta within `-lim..=lim` (`lim` is
+    /// `|batch| - 1`, below 2^63) and folding it otherwise.
+    ///
+    /// The fast path: this thread's slot found through [`CACHE`] (two
+    /// thread-local loads, an index, a compare), then a load and a store.
+    #[inline(always)]
+    fn add_within(&self, amount: i64, lim: u64) {
+        // An irq handler may have interrupted this thread between its own load
+        // and store of the slot: it must not use the slot (nor the table, which
+        // the interrupted code may be changing).
+        if !crate::sched::in_interrupt() {
+            let (entries, len) = CACHE.with(|c| (c.entries.get(), c.len.get()));
+            if self.id < len {
+                // SAFETY: `CACHE` describes this thread's live table vector
+                // (`publish` runs after every change to it and when it is
+                // dropped), `id < len`, and nothing changes the vector while
+                // this borrow lives: only this thread does, never re-entrantly
+                // (interrupt context is excluded above).
+                let e = unsafe { &*entries.add(self.id) };
+                if e.uid == self.uid {
+                    // SAFETY: a nonzero `uid` that matches is this counter's
+                    // entry, whose `slot` points into `owner`, kept alive by the
+                    // entry.
+                    let slot = unsafe { &*e.slot };
+                    // Only this thread stores to its slot: a load and a store,
+                    // no locked RMW. Relaxed: `sum` orders its reads with the
+                    // fold sequence, not with this store.
+                    let d = slot.delta.load(Ordering::Relaxed).wrapping_add(amount);
+                    // -lim <= d <= lim as one unsigned compare: d + lim lies in
+                    // 0..=2·lim exactly then (lim < 2^63, so 2·lim cannot wrap).
+                    if (d as u64).wrapping_add(lim) <= lim.wrapping_mul(2) {
+                        slot.delta.store(d, Ordering::Relaxed);
+                    } else {
+                        fold(&self.inner, slot, d);
+                    }
+                    return;
+                }
+            }
+        }
+        self.add_slow(amount);
+    }
+
+    /// Not the fast path: interrupt context, this thread's first add to this
+    /// counter (make and register its slot), or thread-locals already destroyed.
     #[cold]
+    #[inline(never)]
     fn add_slow(&self, amount: i64) {
+        if !crate::sched::in_interrupt() {
+            self.register();
+        }
+        // Relaxed: a plain statistic; `sum` sees it through the count's
+        // modification order, with no other data to order.
+        self.inner.count.value.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Gives this thread a slot for this counter.
+    fn register(&self) {
         let inner = &*self.inner;
-        let slot = Arc::new(Slot {
-            delta: CachePadded::new(AtomicI64::new(0)),
-        });
+        let slot: SlotBox = Arc::new(CachePadded::new(Slot {
+            delta: AtomicI64::new(0),
+            seq: AtomicU64::new(0),
+        }));
         {
             let mut slots = inner.lock();
             slots.push(slot.clone());
-            inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
+            inner.nslots.store(slots.len(), Ordering::Relaxed);
         }
-        let registered = LOCAL.try_with(|l| {
-            // SAFETY: as in `add_batch`; no other borrow of the table is live.
-            let entries = unsafe { &mut *l.entries.get() };
-            if entries.len() <= inner.id {
-                entries.resize_with(inner.id + 1, || None);
+        let registered = TABLE.try_with(|t| {
+            // SAFETY: the table is this thread's; no other borrow of it is live
+            // (the fast path's borrow ended; interrupt context never gets here).
+            let entries = unsafe { &mut *t.entries.get() };
+            if entries.len() <= self.id {
+                entries.resize_with(self.id + 1, || Entry {
+                    uid: 0,
+                    slot: core::ptr::null(),
+                    owner: None,
+                    counter: Weak::new(),
+                });
             }
             // Any entry left here belongs to a dropped counter that had this id.
-            entries[inner.id] = Some(Entry {
+            entries[self.id] = Entry {
+                uid: self.uid,
+                slot: &**slot as *const Slot,
+                owner: Some(slot.clone()),
                 counter: Arc::downgrade(&self.inner),
-                slot: slot.clone(),
-            });
+            };
+            Table::publish(entries);
         });
         if registered.is_err() {
             // Thread exiting: nobody will fold the slot; take it back.
             let mut slots = inner.lock();
             slots.retain(|s| !Arc::ptr_eq(s, &slot));
-            inner.locked.nslots.store(slots.len(), Ordering::Relaxed);
+            inner.nslots.store(slots.len(), Ordering::Relaxed);
         }
-        inner.count.fetch_add(amount, Ordering::Relaxed);
     }
 
     /// The shared count: fast, and off by less than `batch` per thread that has
@@ -325,7 +485,7 @@ impl PercpuCounter {
     #[doc(alias = "percpu_counter_read")]
     #[inline]
     pub fn read(&self) -> i64 {
-        self.inner.count.load(Ordering::Relaxed)
+        self.inner.count.value.load(Ordering::Relaxed)
     }
 
     /// [`read`](Self::read), but never negative (`percpu_counter_read_positive`).
@@ -335,20 +495,16 @@ impl PercpuCounter {
         self.read().max(0)
     }
 
-    /// The exact value: the shared count plus every thread's delta, under the
-    /// counter's lock (`percpu_counter_sum`). Exact when no add runs concurrently;
-    /// with concurrent adds, some value the counter had during the call.
+    /// The exact value: the shared count plus every thread's delta
+    /// (`percpu_counter_sum`). Exact when no add runs concurrently; with
+    /// concurrent adds, each thread's contribution is counted once, as of some
+    /// moment during the call.
     #[doc(alias = "percpu_counter_sum")]
     #[doc(alias = "__percpu_counter_sum")]
     pub fn sum(&self) -> i64 {
         let slots = self.inner.lock();
-        // Relaxed loads under the lock: folds and exit folds happen under it, so
-        // the count and the deltas are read as one consistent set.
-        let mut s = self.inner.count.load(Ordering::Relaxed);
-        for slot in slots.iter() {
-            s = s.wrapping_add(slot.delta.load(Ordering::Relaxed));
-        }
-        s
+        self.inner
+            .snapshot(&slots, |count, deltas| Some(count.wrapping_add(deltas)))
     }
 
     /// [`sum`](Self::sum), but never negative (`percpu_counter_sum_positive`).
@@ -362,20 +518,32 @@ impl PercpuCounter {
     #[doc(alias = "percpu_counter_set")]
     pub fn set(&self, value: i64) {
         let slots = self.inner.lock();
-        let deltas = slots
-            .iter()
-            .fold(0i64, |s, d| s.wrapping_add(d.delta.load(Ordering::Relaxed)));
-        // Relaxed: under the lock, as in `sum`.
-        self.inner
-            .count
-            .store(value.wrapping_sub(deltas), Ordering::Relaxed);
+        let inner = &*self.inner;
+        inner.snapshot(&slots, |count, deltas| {
+            // A fold that moved an amount from a slot to the count after the
+            // snapshot keeps the total (count + deltas) unchanged; the exchange
+            // fails only if the count moved since it was read (a fold or an
+            // interrupt-context add), and then the snapshot is retaken. Relaxed:
+            // the snapshot ordered the reads.
+            inner
+                .count
+                .value
+                .compare_exchange(
+                    count,
+                    value.wrapping_sub(deltas),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .ok()
+                .map(|_| ())
+        });
     }
 
     /// Compares the counter with `rhs` (`percpu_counter_compare`), cheaply when
     /// the approximate value is far enough away: with the default batch.
     #[doc(alias = "percpu_counter_compare")]
     pub fn compare(&self, rhs: i64) -> CmpOrdering {
-        self.compare_batch(rhs, self.inner.batch)
+        self.compare_batch(rhs, self.batch)
     }
 
     /// Compares the counter with `rhs` given the largest `batch` used with
@@ -387,8 +555,8 @@ impl PercpuCounter {
     #[doc(alias = "__percpu_counter_compare")]
     pub fn compare_batch(&self, rhs: i64, batch: i64) -> CmpOrdering {
         let count = self.read();
-        let slots = self.inner.locked.nslots.load(Ordering::Relaxed) as i128;
-        let bound = i128::from(batch.max(self.inner.batch)) * slots;
+        let slots = self.inner.nslots.load(Ordering::Relaxed) as i128;
+        let bound = i128::from(batch.max(self.batch)) * slots;
         if (i128::from(count) - i128::from(rhs)).abs() > bound {
             return count.cmp(&rhs);
         }
@@ -400,13 +568,29 @@ impl PercpuCounter {
     pub fn destroy(self) {}
 }
 
-/// Folds `d` (this thread's new delta) into the shared count, under the lock.
+/// Moves `d` (this thread's new delta) into the shared count: a write-side
+/// seqcount section on the slot, so that `sum` sees the amount in exactly one
+/// place, with one locked instruction (the count's add) and no lock.
 #[cold]
+#[inline(never)]
 fn fold(inner: &Inner, slot: &Slot, d: i64) {
-    let _slots = inner.lock();
-    // Relaxed: `sum` reads both under the same lock.
-    inner.count.fetch_add(d, Ordering::Relaxed);
+    if inner.count.summing.load(Ordering::Relaxed) {
+        // A `sum` is starved by folds: wait until it is done (it holds the lock).
+        drop(inner.lock());
+    }
+    let count = &inner.count.value;
+    // Only this thread writes `seq`: a load and a store suffice.
+    let s = slot.seq.load(Ordering::Relaxed);
+    slot.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+    // smp_wmb(): the odd sequence is ordered before the count and delta updates
+    // below (and the later fast-path stores); pairs with the Acquire fence in
+    // `Inner::snapshot`.
+    fence(Ordering::Release);
+    count.fetch_add(d, Ordering::Relaxed);
     slot.delta.store(0, Ordering::Relaxed);
+    // Release pairs with the Acquire sequence loads of `snapshot`: a reader that
+    // sees the fold finished sees both updates.
+    slot.seq.store(s.wrapping_add(2), Ordering::Release);
 }
 
 impl Default for PercpuCounter {
@@ -419,7 +603,7 @@ impl fmt::Debug for PercpuCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PercpuCounter")
             .field("count", &self.read())
-            .field("batch", &self.inner.batch)
+            .field("batch", &self.batch)
             .finish_non_exhaustive()
     }
 }

@@ -45,9 +45,10 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering,
 };
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use crate::arch::{self, CachePadded};
 
@@ -80,7 +81,7 @@ enum Init<T> {
 ///
 /// A `static` cannot know `nr_cpu_ids` at compile time, so [`PerCpu::new`] is a
 /// `const fn` that allocates the slots on first use (one allocation, one
-/// `OnceLock` check per access afterwards).
+/// well-predicted null check per access afterwards).
 ///
 /// ```
 /// use ksync::percpu::PerCpu;
@@ -102,8 +103,17 @@ enum Init<T> {
 #[doc(alias = "DEFINE_PER_CPU")]
 #[doc(alias = "DECLARE_PER_CPU")]
 pub struct PerCpu<T> {
-    slots: OnceLock<Box<[CachePadded<T>]>>,
+    /// The slots, `len` of them; null until allocated. Written once (under
+    /// `once`, or by `from_fn` before the value exists), freed by `drop`.
+    ptr: AtomicPtr<CachePadded<T>>,
+    /// The number of slots, `nr_cpu_ids()`: stored before `ptr` is published.
+    len: AtomicUsize,
+    once: Once,
     init: Init<T>,
+    /// Owns the slots, and is `Sync` only where `T: Send + Sync`, as a
+    /// lazily-initialised shared value must be (the slots are made on whichever
+    /// thread comes first and dropped by the owner).
+    _owns: PhantomData<OnceLock<Box<[CachePadded<T>]>>>,
 }
 
 impl<T: Default> PerCpu<T> {
@@ -126,8 +136,11 @@ impl<T> PerCpu<T> {
     /// usable in a `static`.
     pub const fn with_init(init: fn() -> T) -> Self {
         PerCpu {
-            slots: OnceLock::new(),
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            len: AtomicUsize::new(0),
+            once: Once::new(),
             init: Init::Lazy(init),
+            _owns: PhantomData,
         }
     }
 
@@ -138,30 +151,61 @@ impl<T> PerCpu<T> {
             .map(f)
             .map(CachePadded::new)
             .collect();
+        let len = slots.len();
         PerCpu {
-            slots: OnceLock::from(slots),
+            ptr: AtomicPtr::new(Box::into_raw(slots) as *mut CachePadded<T>),
+            len: AtomicUsize::new(len),
+            once: Once::new(),
             init: Init::Eager,
+            _owns: PhantomData,
         }
+    }
+
+    /// The slots' address and number, allocating them on first use: one
+    /// well-predicted branch once allocated.
+    #[inline(always)]
+    fn raw(&self) -> (*mut CachePadded<T>, usize) {
+        // Acquire pairs with the Release store in `alloc`: the slots' contents
+        // and `len` are visible once the pointer is.
+        let p = self.ptr.load(Ordering::Acquire);
+        if p.is_null() {
+            return self.alloc();
+        }
+        (p, self.len.load(Ordering::Relaxed))
     }
 
     #[inline]
     fn slots(&self) -> &[CachePadded<T>] {
-        match self.slots.get() {
-            Some(s) => s,
-            None => self.alloc(),
-        }
+        let (p, n) = self.raw();
+        // SAFETY: `p` points to `n` initialised slots that live until `drop`
+        // (which needs `&mut self`); only shared references are handed out here.
+        unsafe { core::slice::from_raw_parts(p, n) }
     }
 
     #[cold]
-    fn alloc(&self) -> &[CachePadded<T>] {
-        self.slots.get_or_init(|| match self.init {
-            Init::Lazy(f) => for_each_possible_cpu()
-                .map(|_| CachePadded::new(f()))
-                .collect(),
-            // `from_fn` fills `slots` before the value exists, so `get` never
-            // returns `None` for it.
-            Init::Eager => unreachable!("ksync: PerCpu::from_fn slots missing"),
-        })
+    #[inline(never)]
+    fn alloc(&self) -> (*mut CachePadded<T>, usize) {
+        self.once.call_once(|| {
+            let slots: Box<[CachePadded<T>]> = match self.init {
+                Init::Lazy(f) => for_each_possible_cpu()
+                    .map(|_| CachePadded::new(f()))
+                    .collect(),
+                // `from_fn` fills `ptr` before the value exists, so it is never
+                // null for it.
+                Init::Eager => unreachable!("ksync: PerCpu::from_fn slots missing"),
+            };
+            self.len.store(slots.len(), Ordering::Relaxed);
+            // Release pairs with the Acquire load in `raw`.
+            self.ptr.store(
+                Box::into_raw(slots) as *mut CachePadded<T>,
+                Ordering::Release,
+            );
+        });
+        // `call_once` returning orders the store above before this load.
+        (
+            self.ptr.load(Ordering::Acquire),
+            self.len.load(Ordering::Relaxed),
+        )
     }
 
     /// CPU `cpu`'s element (`per_cpu(var, cpu)`, `per_cpu_ptr(ptr, cpu)`).
@@ -184,19 +228,37 @@ impl<T> PerCpu<T> {
     /// (`this_cpu_ptr`, `__get_cpu_var`, `raw_cpu_ptr`). The thread may migrate
     /// right after the lookup; the reference stays valid (elements live as long as
     /// the `PerCpu`), only no longer local.
+    ///
+    /// The cost: [`arch::cpu_id`] (a static and one thread-local load), the
+    /// slots' address and number, a clamp (`cmov`) and an index.
     #[doc(alias = "this_cpu_ptr")]
     #[doc(alias = "__get_cpu_var")]
     #[doc(alias = "raw_cpu_ptr")]
     #[doc(alias = "__this_cpu_ptr")]
     #[inline]
     pub fn this_cpu(&self) -> &T {
-        let slots = self.slots();
-        let cpu = arch::cpu_id();
-        match slots.get(cpu) {
-            Some(s) => s,
-            // A CPU id at or above nr_cpu_ids (hot-added CPU): share the last slot.
-            None => &slots[slots.len() - 1],
+        // Acquire: as in `raw`.
+        let p = self.ptr.load(Ordering::Acquire);
+        if let (false, Some(cpu)) = (p.is_null(), arch::cpu_id_fast()) {
+            let n = self.len.load(Ordering::Relaxed);
+            // A CPU id at or above nr_cpu_ids (a hot-added CPU) shares the last
+            // slot: a branch-free clamp instead of a bounds check.
+            let i = cpu.min(n - 1);
+            // SAFETY: `p` is non-null, so it points to `n` initialised slots
+            // that live as long as `self` (see `slots`), and `i < n`.
+            return unsafe { &*p.add(i) };
         }
+        self.this_cpu_slow()
+    }
+
+    /// [`this_cpu`](Self::this_cpu) before the first allocation, or where the
+    /// CPU id needs its slow path: a tail call, so the fast path saves no
+    /// registers.
+    #[cold]
+    #[inline(never)]
+    fn this_cpu_slow(&self) -> &T {
+        let slots = self.slots();
+        &slots[arch::cpu_id().min(slots.len() - 1)]
     }
 
     /// Every CPU's element with its CPU id (`for_each_possible_cpu(cpu)
@@ -226,10 +288,10 @@ impl<T> PerCpu<T> {
     }
 
     fn alloc_mut(&mut self) -> &mut [CachePadded<T>] {
-        self.slots();
-        self.slots
-            .get_mut()
-            .expect("ksync: PerCpu slots allocated just above")
+        let (p, n) = self.raw();
+        // SAFETY: `p` points to `n` initialised slots owned by `self`, and
+        // `&mut self` excludes every other reference to them.
+        unsafe { core::slice::from_raw_parts_mut(p, n) }
     }
 
     /// The number of elements, `nr_cpu_ids()`.
@@ -245,6 +307,18 @@ impl<T> PerCpu<T> {
     /// Frees the elements (`free_percpu`); the same as dropping.
     #[doc(alias = "free_percpu")]
     pub fn free(self) {}
+}
+
+impl<T> Drop for PerCpu<T> {
+    fn drop(&mut self) {
+        let p = *self.ptr.get_mut();
+        if !p.is_null() {
+            let n = *self.len.get_mut();
+            // SAFETY: `p` and `n` came from `Box::into_raw` of a boxed slice of
+            // `n` slots (`alloc` or `from_fn`), freed nowhere else.
+            drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)) });
+        }
+    }
 }
 
 #[cold]

@@ -10,11 +10,13 @@
 //!
 //! | word | bits | meaning |
 //! |------|------|---------|
-//! | [`GpState::ctr`] | bit 32 ([`PHASE`]) | the current grace-period phase; flipped twice per grace period |
+//! | [`GpState::ctr`] | bit 63 ([`FENCE`]) | set once, before the first reader's first section, when membarrier is unavailable: the read side must use `fence(SeqCst)` |
+//! |                  | bit 32 ([`PHASE`]) | the current grace-period phase; flipped twice per grace period |
 //! |                  | bits 0..32 | always 1 ([`NEST_ONE`]): a reader copies the whole word as "nesting 1, this phase" |
 //! | [`GpState::futex`] | `u32` | 0: the updater is not sleeping; `u32::MAX` (liburcu's -1): the updater sleeps or is about to, the outermost `rcu_read_unlock` wakes it |
 //! | [`Record::ctr`] | bits 0..32 ([`NEST_MASK`]) | the reader's nesting depth (0: quiescent) |
 //! |                 | bit 32 | the phase the reader saw at its outermost `rcu_read_lock` |
+//! |                 | bit 63 | copied with the phase: this section's barriers are full fences |
 //!
 //! ## Why two flips
 //!
@@ -31,18 +33,37 @@
 //!
 //! ## Memory ordering
 //!
-//! Readers pair a compiler barrier ([`light_barrier`]) with the updater's
+//! Readers pair a compiler barrier with the updater's
 //! `membarrier(PRIVATE_EXPEDITED)` ([`heavy_barrier`]); without membarrier both are
-//! `fence(SeqCst)`. Each barrier below names its partner.
+//! `fence(SeqCst)` (the pair `arch::membarrier::light_barrier`/`heavy_barrier`).
+//! The reader's choice between the two is not a load of the global membarrier
+//! mode (as `light_barrier` and liburcu's `smp_mb_slave` do) but the [`FENCE`] bit
+//! of the phase word it has just loaded or copied, already in a register: the
+//! read side reads no global word but the phase and the updater's futex. Each
+//! barrier below names its partner.
+//!
+//! ## Generated code
+//!
+//! An outermost `rcu_read_lock` + drop, inlined into a loop on x86-64, is one TLS
+//! load and its null test (the registration check), a load of the record and the
+//! nesting test, a load of the phase word and its store into the record, a sign
+//! test (the [`FENCE`] bit); the drop loads the record, tests for the outermost
+//! level, stores the decremented word, tests the sign bit again and compares the
+//! futex word: about 20 instructions, no atomic read-modify-write, no fence, no
+//! call (liburcu's `_urcu_memb_read_lock`/`_urcu_memb_read_unlock`: 22, with
+//! three loads of its `has_sys_membarrier` flag).
 
-use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
+use crate::arch::membarrier::{heavy_barrier, is_expedited};
+use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence, fence};
 
 /// The phase bit of [`GpState::ctr`] and [`Record::ctr`].
 #[cfg(target_pointer_width = "64")]
 pub(crate) const PHASE: usize = 1 << 32;
 #[cfg(not(target_pointer_width = "64"))]
 pub(crate) const PHASE: usize = 1 << 16;
+/// The fence-mode bit of [`GpState::ctr`] and [`Record::ctr`]: the top bit, so
+/// the reader tests it with the sign flag.
+pub(crate) const FENCE: usize = 1 << (usize::BITS - 1);
 /// The nesting field of [`Record::ctr`].
 pub(crate) const NEST_MASK: usize = PHASE - 1;
 /// One level of nesting.
@@ -58,7 +79,38 @@ pub(crate) const ACTIVE_ATTEMPTS: u32 = 100;
 /// The same for `synchronize_rcu_expedited`: spin ten times longer.
 pub(crate) const EXPEDITED_ATTEMPTS: u32 = 1000;
 
-/// The global grace-period state (liburcu's `rcu_gp`).
+/// [`FENCE`] where the read side must fence (membarrier unavailable), else 0.
+/// Constant once decided (the membarrier mode is chosen once, at start-up).
+#[inline]
+fn fence_bit() -> usize {
+    if is_expedited() { 0 } else { FENCE }
+}
+
+/// The read side's barrier after the store that enters or ends a section, chosen
+/// by the [`FENCE`] bit of the word the reader has in hand: a compiler barrier
+/// when membarrier is in use (its partner is the updater's [`heavy_barrier`]),
+/// else `fence(SeqCst)` (partner: the `fence(SeqCst)` that `heavy_barrier`
+/// degrades to).
+#[inline(always)]
+fn reader_barrier(word: usize) {
+    if word & FENCE != 0 {
+        full_fence();
+    } else {
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// The fallback's fence, out of line so the membarrier path falls through.
+#[cold]
+#[inline(never)]
+fn full_fence() {
+    fence(Ordering::SeqCst);
+}
+
+/// The global grace-period state (liburcu's `rcu_gp`). Only the grace-period
+/// leader writes it (and each new reader's registration, once, for [`FENCE`]);
+/// readers only read it, so its cache line stays shared between them. The
+/// static holding it is cache-padded so no other written data shares the line.
 pub(crate) struct GpState {
     /// The phase word readers copy; written only by the grace-period leader.
     pub(crate) ctr: AtomicUsize,
@@ -74,11 +126,28 @@ impl GpState {
             futex: AtomicU32::new(0),
         }
     }
+    /// Under loom the read side always takes the fence path (membarrier cannot
+    /// be modelled), as with `KSYNC_NO_MEMBARRIER=1`.
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
         GpState {
-            ctr: AtomicUsize::new(NEST_ONE),
+            ctr: AtomicUsize::new(NEST_ONE | FENCE),
             futex: AtomicU32::new(0),
+        }
+    }
+
+    /// Prepares the phase word for a new reader: sets [`FENCE`] where the read
+    /// side must fence. Called by every reader registration, before the reader's
+    /// first section; the grace-period flip ORs the same bit in, so a flip that
+    /// races with this read-modify-write cannot lose it (both write the same
+    /// process-wide constant).
+    #[cfg(not(loom))]
+    pub(crate) fn prepare_reader(&self) {
+        let f = fence_bit();
+        // Relaxed: the bit only has to reach this thread's own later loads of
+        // the word (coherence); every later store to it carries the bit too.
+        if f != 0 && self.ctr.load(Ordering::Relaxed) & f == 0 {
+            self.ctr.fetch_or(f, Ordering::Relaxed);
         }
     }
 }
@@ -126,8 +195,8 @@ impl Record {
             self.ctr.store(g, Ordering::Relaxed);
             // Orders the ctr store before the section's loads; pairs with the
             // heavy_barrier that `wait_for_readers`/`synchronize` issue before they
-            // scan the records (urcu-memb.h: cmm_barrier + smp_mb_master).
-            light_barrier();
+            // scan the records (urcu-memb.h: smp_mb_slave + smp_mb_master).
+            reader_barrier(g);
         } else {
             debug_assert!(c & NEST_MASK != NEST_MASK, "rcu_read_lock nesting overflow");
             self.ctr.store(c + NEST_ONE, Ordering::Relaxed);
@@ -148,10 +217,11 @@ impl Record {
             self.ctr.store(c - NEST_ONE, Ordering::Release);
             // Orders the ctr store before the futex load (store→load); pairs with
             // the heavy_barrier between the updater's futex store and its scan.
-            light_barrier();
+            // `c` carries the FENCE bit copied at the outermost lock.
+            reader_barrier(c);
             // Relaxed: a stale 0 is excluded by the barrier pair above.
             if gp.futex.load(Ordering::Relaxed) == GP_SLEEPING {
-                wake_up_gp(gp);
+                wake_up_gp(&gp.futex);
             }
         } else {
             self.ctr.store(c - NEST_ONE, Ordering::Relaxed);
@@ -180,22 +250,26 @@ impl Record {
     }
 }
 
-/// The outermost unlock saw the updater sleeping: wake it (liburcu's `wake_up_gp`).
+/// The outermost unlock saw the updater sleeping on `futex` ([`GP_SLEEPING`]):
+/// wake it (liburcu's `wake_up_gp`). Also the SRCU read side's.
 #[cold]
 #[inline(never)]
-fn wake_up_gp(gp: &GpState) {
-    gp.futex.store(0, Ordering::Relaxed);
-    crate::arch::futex::wake_one(&gp.futex);
+pub(crate) fn wake_up_gp(futex: &AtomicU32) {
+    futex.store(0, Ordering::Relaxed);
+    crate::arch::futex::wake_one(futex);
 }
 
 /// Waits until `scan` reports that no reader is in [`ReaderState::ActiveOld`]:
-/// spins `attempts` scans, then announces itself on the futex and sleeps until an
+/// spins `attempts` scans, then announces itself on `futex` and sleeps until an
 /// outermost `rcu_read_unlock` wakes it (liburcu's `wait_for_readers`/`wait_gp`).
 ///
 /// `scan` takes whatever lock protects the record set, checks every record, and
 /// drops the lock before returning, so readers may register and unregister while
-/// the updater sleeps.
-pub(crate) fn wait_for_readers(gp: &GpState, attempts: u32, mut scan: impl FnMut() -> bool) {
+/// the updater sleeps. The readers' side of the protocol: after the store that
+/// ends their section, a reader barrier (light, paired with the `heavy_barrier`s
+/// here), then if `futex` is [`GP_SLEEPING`], [`wake_up_gp`]. RCU uses
+/// [`GpState::futex`]; each SRCU domain has its own word.
+pub(crate) fn wait_for_readers(futex: &AtomicU32, attempts: u32, mut scan: impl FnMut() -> bool) {
     let mut loops = 0u32;
     loop {
         if loops < attempts {
@@ -203,9 +277,9 @@ pub(crate) fn wait_for_readers(gp: &GpState, attempts: u32, mut scan: impl FnMut
         }
         let sleeping = loops >= attempts;
         if sleeping {
-            gp.futex.store(GP_SLEEPING, Ordering::Relaxed);
+            futex.store(GP_SLEEPING, Ordering::Relaxed);
             // Orders the futex store before the record loads of the scan; pairs
-            // with the readers' light_barrier between their ctr store and futex load.
+            // with the readers' reader_barrier between their ctr store and futex load.
             heavy_barrier();
         }
         if scan() {
@@ -213,15 +287,15 @@ pub(crate) fn wait_for_readers(gp: &GpState, attempts: u32, mut scan: impl FnMut
                 // Orders the scan's loads before the futex reset (liburcu: "read
                 // reader_gp before write futex").
                 heavy_barrier();
-                gp.futex.store(0, Ordering::Relaxed);
+                futex.store(0, Ordering::Relaxed);
             }
             return;
         }
         if sleeping {
             // Orders the scan before the futex load below.
             heavy_barrier();
-            if gp.futex.load(Ordering::Relaxed) == GP_SLEEPING {
-                let _ = crate::arch::futex::wait(&gp.futex, GP_SLEEPING, None);
+            if futex.load(Ordering::Relaxed) == GP_SLEEPING {
+                let _ = crate::arch::futex::wait(futex, GP_SLEEPING, None);
             }
         } else {
             crate::arch::cpu_relax();
@@ -235,19 +309,22 @@ pub(crate) fn wait_for_readers(gp: &GpState, attempts: u32, mut scan: impl FnMut
 /// one runs at a time: the phase is flipped with a plain load and store).
 pub(crate) fn grace_period(gp: &GpState, attempts: u32, scan: impl Fn(&GpState) -> bool) {
     // Orders the updater's earlier stores (the unpublished pointer) before the
-    // scans; pairs with the readers' light_barrier after their ctr store.
+    // scans; pairs with the readers' reader_barrier after their ctr store.
     heavy_barrier();
-    wait_for_readers(gp, attempts, || scan(gp));
+    wait_for_readers(&gp.futex, attempts, || scan(gp));
     // Finish reading the records of the first wait before the flip (liburcu keeps
     // a full barrier here although only compiler order is required).
     fence(Ordering::SeqCst);
     let c = gp.ctr.load(Ordering::Relaxed);
-    gp.ctr.store(c ^ PHASE, Ordering::Relaxed);
+    // The FENCE bit is ORed in so a reader registration racing with this
+    // load/store pair cannot lose it (see `GpState::prepare_reader`).
+    gp.ctr.store((c ^ PHASE) | fence_bit(), Ordering::Relaxed);
     // Commit the flip before the second wait's loads (same reasoning).
     fence(Ordering::SeqCst);
-    wait_for_readers(gp, attempts, || scan(gp));
-    // Orders the scans before the caller's frees; pairs with the readers'
-    // light_barrier before the store that ends their section.
+    wait_for_readers(&gp.futex, attempts, || scan(gp));
+    // Orders the scans before the caller's frees; with the scan's Relaxed load of
+    // a record it is the acquire half of the readers' Release store that ends
+    // their section (fence-acquire synchronization).
     heavy_barrier();
 }
 

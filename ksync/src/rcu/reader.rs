@@ -1,11 +1,20 @@
 //! The read side: the thread's record, its registration, and [`RcuReadGuard`].
 //!
 //! Each thread that reads owns one cache-padded [`Record`] (see `gp.rs` for its
-//! word). A const-initialised thread-local `Cell<*const Record>` points at it, so
-//! `rcu_read_lock` is one TLS load, a load and a store to the thread's own cache
-//! line, and a compiler barrier. The first `rcu_read_lock` of a thread takes the
-//! `#[cold]` path that allocates the record and adds it to the registry; a
-//! thread-local with a destructor removes it when the thread exits.
+//! word). A const-initialised thread-local `Cell<*const Record>` with no
+//! destructor points at it, so `RECORD.with` compiles to one direct TLS load
+//! (no lazy-initialisation or destroyed-state check) and `rcu_read_lock` is that
+//! load, a null test, a load and a store to the thread's own cache line, and a
+//! compiler barrier. The guard keeps the record pointer, so the drop needs no
+//! second TLS access. The first `rcu_read_lock` of a thread finds the pointer
+//! null and takes the `#[cold]` path that allocates the record and adds it to the
+//! registry; a second thread-local, with a destructor, removes it when the
+//! thread exits.
+//!
+//! A record is freed only with nesting 0 (no guard points at it): a thread that
+//! exits while a guard lives on (in another thread-local's destructor) leaves its
+//! record registered and leaked, so the guard's drop still writes valid memory and
+//! grace periods keep waiting for that section until it ends.
 //!
 //! The registry is a list of record pointers under a mutex that the grace-period
 //! code holds while it scans; a record is freed only after it has been removed
@@ -15,12 +24,13 @@ use super::gp::{GpState, Record};
 use crate::arch::CachePadded;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use core::cell::Cell;
-use core::marker::PhantomData;
 use core::ptr;
 use std::sync::Mutex;
 
-/// The global grace-period state.
-pub(crate) static GP: GpState = GpState::new();
+/// The global grace-period state, alone in its cache line(s): readers load it on
+/// every outermost lock and unlock, so no other written data may share it (the
+/// registry mutex next to it did before).
+pub(crate) static GP: CachePadded<GpState> = CachePadded::new(GpState::new());
 
 /// The lockdep map of `rcu_read_lock` (the kernel's `rcu_lock_map`).
 pub(crate) static RCU_LOCK_MAP: LockdepMap = LockdepMap::new("rcu_read_lock");
@@ -63,6 +73,8 @@ impl Registration {
 }
 
 fn alloc_record() -> *const Record {
+    // Before the record exists, so before this thread's first section.
+    GP.prepare_reader();
     let b: Box<CachePadded<Record>> = Box::new(CachePadded::new(Record::new()));
     let p: *const CachePadded<Record> = Box::into_raw(b);
     // CachePadded<T> derefs to its T; keep the pointer to the padded box so the
@@ -74,18 +86,28 @@ fn alloc_record() -> *const Record {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // SAFETY: our own live record; only this thread writes it.
+        if unsafe { (*self.record).nesting() } != 0 {
+            // A guard outlives the registration (it lives in a thread-local that
+            // is destroyed later) and points at the record: leave the record
+            // registered, so grace periods still wait for that section, and leak
+            // it, so the guard's drop writes valid memory. RECORD keeps pointing
+            // at it, so sections opened by later destructors use it too (it is
+            // now an orphan, see `rcu_unregister_thread`). Afterwards it stays
+            // quiescent in the registry: one cache line per such thread.
+            return;
+        }
+        RECORD.with(|c| c.set(ptr::null()));
         {
             let mut reg = registry();
             if let Some(i) = reg.iter().position(|r| r.0 == self.record) {
                 reg.swap_remove(i);
             }
         }
-        RECORD.with(|c| c.set(ptr::null()));
-        // SAFETY: the record came from `alloc_record` (a Box<CachePadded<Record>>,
-        // whose first field is the record: CachePadded is repr(C)-like with the
-        // value first) and was removed from the registry under its lock above, so
-        // no updater reads it any more; RECORD no longer points at it, so no guard
-        // of this thread touches it (guards re-read RECORD on drop).
+        // SAFETY: the record came from `alloc_record` and was removed from the
+        // registry under its lock above, so no updater reads it any more; RECORD
+        // no longer points at it and its nesting is 0, so no guard points at it
+        // (each live guard holds one level of its record's nesting).
         unsafe { free_record(self.record) };
     }
 }
@@ -197,7 +219,10 @@ fn reregister(owned: *const Record) -> *const Record {
 /// ```
 #[must_use = "the read-side critical section ends when the guard is dropped"]
 pub struct RcuReadGuard {
-    _not_send: PhantomData<*mut ()>,
+    /// This thread's record, which the drop decrements. A raw pointer, so the
+    /// guard is neither `Send` nor `Sync`. Valid for the guard's life: a record is
+    /// freed only with nesting 0, and the guard holds one level of it.
+    rec: *const Record,
 }
 
 impl core::fmt::Debug for RcuReadGuard {
@@ -209,7 +234,8 @@ impl core::fmt::Debug for RcuReadGuard {
 /// Enters a read-side critical section; the returned guard leaves it on drop.
 ///
 /// Costs a thread-local load, a load and a store to this thread's own record and
-/// a compiler barrier (a full fence where membarrier is unavailable). Nestable.
+/// a compiler barrier (a full fence where membarrier is unavailable); no atomic
+/// read-modify-write and no call. Nestable.
 ///
 /// ```
 /// use ksync::rcu::{rcu_read_lock, RcuPtr};
@@ -228,9 +254,7 @@ pub fn rcu_read_lock() -> RcuReadGuard {
     // record is freed, and only this thread writes its ctr.
     unsafe { (*r).lock(&GP) };
     lockdep::acquire(&RCU_LOCK_MAP, AcquireKind::RecursiveRead, false, 0);
-    RcuReadGuard {
-        _not_send: PhantomData,
-    }
+    RcuReadGuard { rec: r }
 }
 
 #[cold]
@@ -248,14 +272,11 @@ impl Drop for RcuReadGuard {
     #[inline(always)]
     fn drop(&mut self) {
         lockdep::release(&RCU_LOCK_MAP);
-        let r = RECORD.with(|c| c.get());
-        // Null only if this thread's registration was torn down while the guard
-        // lived (a guard kept in a thread-local that outlives the registration):
-        // the record is gone and the section with it.
-        if !r.is_null() {
-            // SAFETY: non-null RECORD is this thread's live record.
-            unsafe { (*r).unlock(&GP) };
-        }
+        // SAFETY: `rec` is the record this guard's lock incremented, on this
+        // thread (the guard is !Send); it is not freed while its nesting is
+        // non-zero (Registration::drop leaks it, rcu_unregister_thread panics),
+        // and only this thread writes its ctr.
+        unsafe { (*self.rec).unlock(&GP) };
     }
 }
 
@@ -280,4 +301,30 @@ pub fn rcu_read_lock_held() -> bool {
     let r = RECORD.with(|c| c.get());
     // SAFETY: non-null RECORD is this thread's live record.
     !r.is_null() && unsafe { (*r).nesting() } > 0
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::arch::membarrier::is_expedited;
+    use crate::loom::sync::atomic::Ordering;
+
+    /// A registered reader finds the phase word's FENCE bit set exactly when
+    /// membarrier is unavailable, so its barriers are full fences then, and the
+    /// guard holds this thread's record.
+    #[test]
+    fn registration_sets_fence_mode_and_guard_holds_record() {
+        std::thread::spawn(|| {
+            let g = rcu_read_lock();
+            let fence = GP.ctr.load(Ordering::Relaxed) & super::super::gp::FENCE != 0;
+            assert_eq!(fence, !is_expedited());
+            assert_eq!(g.rec, RECORD.with(|c| c.get()));
+            // SAFETY: this thread's live record.
+            assert_eq!(unsafe { (*g.rec).nesting() }, 1);
+            drop(g);
+            assert!(!rcu_read_lock_held());
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -13,19 +13,27 @@
 //! |------|--------|
 //! | `SrcuStruct::idx` | the counter a new reader uses is `idx & 1`; incremented per flip |
 //! | per-CPU `lock[i]` / `unlock[i]` | wrapping counts of entries / exits on index `i` |
+//! | `SrcuStruct::futex` | 0: no updater sleeps; `u32::MAX`: `synchronize_srcu` sleeps or is about to, the next `srcu_read_unlock` wakes it |
 //!
-//! Unlike RCU readers, SRCU readers cost an atomic RMW on a per-CPU counter and
-//! the domain's grace period polls (it does not sleep on a futex wake-up): SRCU
-//! suits read sides that must sleep, RCU everything else. Domains are
+//! `synchronize_srcu` waits as `synchronize_rcu` does (the shared
+//! `gp::wait_for_readers`): a few scans of the sums, then it announces itself on
+//! the domain's futex word and sleeps; every `srcu_read_unlock` checks that word
+//! after its exit count (one load of a line that only the updater writes,
+//! ordered by the membarrier pair) and wakes the updater. So the grace period
+//! ends within a wake-up of the last old reader's exit, instead of polling with
+//! sleeps of up to a millisecond, and burns no CPU while readers sleep.
+//!
+//! Unlike RCU readers, SRCU readers cost an atomic RMW on a per-CPU counter:
+//! SRCU suits read sides that must sleep, RCU everything else. Domains are
 //! independent: a long reader of one domain does not delay another's grace
 //! periods.
 
+use super::gp::{self, GP_SLEEPING};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::arch::{CachePadded, cpu_id, nr_cpu_ids};
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 #[derive(Default)]
 struct Counts {
@@ -45,6 +53,8 @@ struct Counts {
 /// ```
 pub struct SrcuStruct {
     idx: AtomicUsize,
+    /// The sleeping updater's futex word (0 or [`GP_SLEEPING`]).
+    futex: AtomicU32,
     counts: OnceLock<Box<[CachePadded<Counts>]>>,
     gp_lock: Mutex<()>,
 }
@@ -72,6 +82,7 @@ impl SrcuStruct {
     pub const fn new() -> Self {
         SrcuStruct {
             idx: AtomicUsize::new(0),
+            futex: AtomicU32::new(0),
             counts: OnceLock::new(),
             gp_lock: Mutex::new(()),
         }
@@ -124,6 +135,13 @@ impl SrcuStruct {
         // heavy_barrier in synchronize (the kernel's smp_mb() C).
         light_barrier();
         self.this_cpu().unlock[idx & 1].fetch_add(1, Ordering::Relaxed);
+        // Orders the exit count before the futex load (store→load); pairs with
+        // the heavy_barrier between the updater's futex store and its sums.
+        light_barrier();
+        // Relaxed: a stale 0 is excluded by the barrier pair above.
+        if self.futex.load(Ordering::Relaxed) == GP_SLEEPING {
+            gp::wake_up_gp(&self.futex);
+        }
     }
 
     /// Whether every reader that used index `i` has left.
@@ -143,23 +161,16 @@ impl SrcuStruct {
         locks == unlocks
     }
 
+    /// Waits until every reader on index `i` has left: a few scans, then sleeps
+    /// on the domain's futex until a `srcu_read_unlock` wakes it.
     fn wait_gone(&self, i: usize) {
-        let backoff = crate::Backoff::new();
-        let mut sleep = Duration::from_micros(10);
-        while !self.readers_gone(i) {
-            if backoff.is_completed() {
-                // SRCU readers may sleep for long: poll with a growing period.
-                std::thread::sleep(sleep);
-                sleep = (sleep * 2).min(Duration::from_millis(1));
-            } else {
-                backoff.snooze();
-            }
-        }
+        gp::wait_for_readers(&self.futex, gp::ACTIVE_ATTEMPTS, || self.readers_gone(i));
     }
 
     /// Waits until every read-side section of this domain that began before the
-    /// call has ended (`synchronize_srcu`). Blocks (polling). Calling it inside a
-    /// section of the same domain deadlocks, as in the kernel.
+    /// call has ended (`synchronize_srcu`). Blocks: scans briefly, then sleeps
+    /// until a reader's unlock wakes it. Calling it inside a section of the same
+    /// domain deadlocks, as in the kernel.
     #[doc(alias = "synchronize_srcu")]
     #[doc(alias = "synchronize_srcu_expedited")]
     pub fn synchronize(&self) {

@@ -14,7 +14,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::raw::{RawSpin, Spin};
 use crate::irq::{self, IrqFlags};
-use crate::lockdep::{self, AcquireKind, LockClassKey, LockdepMap};
+use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::sched::{preempt_disable, preempt_enable};
 
 /// The execution-context change a guard undoes on drop.
@@ -36,6 +36,19 @@ pub(crate) enum CtxKind {
     Irq,
     IrqSave,
     Bh,
+}
+
+/// Undoes a [`Ctx::enter`] if the lockdep hook between it and the lock panics
+/// (`KSYNC_LOCKDEP=panic` reporting recursion or an inversion): the caller
+/// `mem::forget`s it once the hook returned. Without the `lockdep` feature the
+/// hook cannot panic and this compiles to nothing.
+pub(crate) struct ExitOnUnwind(pub(crate) Ctx);
+
+impl Drop for ExitOnUnwind {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.exit();
+    }
 }
 
 impl Ctx {
@@ -120,7 +133,7 @@ impl<T, B: RawSpin> Lock<T, B> {
     pub const fn new(data: T) -> Self {
         Lock {
             raw: B::INIT,
-            dep_map: LockdepMap::new("spinlock_t"),
+            dep_map: LockdepMap::new_spinning("spinlock_t"),
             data: UnsafeCell::new(data),
         }
     }
@@ -131,7 +144,7 @@ impl<T, B: RawSpin> Lock<T, B> {
     pub fn new(data: T) -> Self {
         Lock {
             raw: B::new(),
-            dep_map: LockdepMap::new("spinlock_t"),
+            dep_map: LockdepMap::new_spinning("spinlock_t"),
             data: UnsafeCell::new(data),
         }
     }
@@ -141,10 +154,14 @@ impl<T, B: RawSpin> Lock<T, B> {
     #[cfg(not(loom))]
     #[doc(alias = "lockdep_set_class")]
     #[track_caller]
-    pub const fn with_class(data: T, name: &'static str, key: &'static LockClassKey) -> Self {
+    pub const fn with_class(
+        data: T,
+        name: &'static str,
+        key: &'static lockdep::LockClassKey,
+    ) -> Self {
         Lock {
             raw: B::INIT,
-            dep_map: LockdepMap::with_key(name, key),
+            dep_map: LockdepMap::with_key(name, key).spinning(),
             data: UnsafeCell::new(data),
         }
     }
@@ -160,8 +177,12 @@ impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     #[inline(always)]
     fn lock_in(&self, kind: CtxKind) -> LockGuard<'_, T, B> {
         let ctx = Ctx::enter(kind);
-        // Before spinning, as the kernel's spin_acquire + LOCK_CONTENDED.
+        // Before spinning, as the kernel's spin_acquire + LOCK_CONTENDED, so
+        // recursion is reported instead of hanging. If the report panics, the
+        // context is restored and the lock was never touched.
+        let undo = ExitOnUnwind(ctx);
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        core::mem::forget(undo);
         self.raw.lock();
         // INVARIANT: `raw` is held by this thread until the guard drops.
         LockGuard {

@@ -30,7 +30,7 @@ use crate::loom::sync::atomic::{AtomicU32, Ordering};
 /// Nodes per thread (nesting levels); the kernel has 4 per CPU.
 pub(crate) const NODES_PER_THREAD: u32 = 8;
 /// Low bits of a code left free for lock flags.
-pub(crate) const CODE_SHIFT: u32 = 2;
+pub(crate) const CODE_SHIFT: u32 = 3;
 
 /// Queued, not yet handed over.
 pub(crate) const WAITING: u32 = 0;

@@ -5,7 +5,8 @@
 //! |-------------|------------------|------------------------------------------------|
 //! | 0–7         | `WLOCKED` (0xff) | a writer holds the lock                        |
 //! | 8           | `WAITING`        | a writer waits (at the head of the queue) for the readers to drain |
-//! | 9–31        | reader count     | in units of `READER` (1 << 9)                  |
+//! | 9           | `SLEEPING`       | the queue head (the `wait_lock` holder) sleeps on `cnts`: the release that ends its wait must wake it |
+//! | 10–31       | reader count     | in units of `READER` (1 << 10)                 |
 //!
 //! Transitions: readers `fetch_add(READER)` and back off (subtract) if a writer
 //! holds or waits; a writer CASes 0 → `WLOCKED`. Contended lockers queue on
@@ -14,6 +15,15 @@
 //! `cnts`. A waiting writer sets `WAITING`, which turns new readers away into
 //! the queue, then CASes `WAITING` → `WLOCKED` once the readers drain. So a
 //! writer waits only for readers that came before it: no starvation.
+//!
+//! The queue head's waits (a reader for the writer to leave, a writer for the
+//! readers to drain) spin a bounded time and then sleep on `cnts` with
+//! `SLEEPING` set, as the queued spinlock's head does; the unlock that ends the
+//! wait (`write_unlock`, or the last `read_unlock` before a waiting writer)
+//! sees `SLEEPING` in the value its RMW returns and wakes it. Both sides are
+//! RMWs on `cnts`, so one sees the other: no fence is needed for the lost
+//! wake-up race. Only the `wait_lock` holder sleeps, so there is at most one
+//! sleeper; readers in interrupt context never sleep (they spin and yield).
 //!
 //! The kernel's irq rule is kept: a reader in interrupt context (hardirq or
 //! softirq) does not queue behind a waiting writer — it waits only for a writer
@@ -30,7 +40,8 @@ use crate::loom::sync::atomic::{AtomicU32, Ordering};
 const WLOCKED: u32 = 0xff;
 const WAITING: u32 = 0x100;
 const WMASK: u32 = WLOCKED | WAITING;
-const READER: u32 = 0x200;
+const SLEEPING: u32 = 0x200;
+const READER: u32 = 0x400;
 
 /// The queued fair rwlock (`struct qrwlock`).
 #[derive(Debug)]
@@ -76,16 +87,14 @@ unsafe impl RawRwSpin for QueuedRw {
             if c & WMASK == 0 {
                 return true;
             }
-            // Release: a waiting writer's Acquire sees our (empty) section end.
-            self.cnts.fetch_sub(READER, Ordering::Release);
+            self.unbias();
         }
         false
     }
 
     #[inline]
     unsafe fn read_unlock(&self) {
-        // Release: pairs with the writer's Acquire CAS once readers drain.
-        self.cnts.fetch_sub(READER, Ordering::Release);
+        self.unbias();
     }
 
     #[inline]
@@ -108,7 +117,10 @@ unsafe impl RawRwSpin for QueuedRw {
     #[inline]
     unsafe fn write_unlock(&self) {
         // Release: pairs with the Acquire of the next reader or writer.
-        self.cnts.fetch_sub(WLOCKED, Ordering::Release);
+        if self.cnts.fetch_sub(WLOCKED, Ordering::Release) & SLEEPING != 0 {
+            // The queue head (a reader) sleeps until we leave.
+            self.wake_head();
+        }
     }
 
     fn is_locked(&self) -> bool {
@@ -122,9 +134,25 @@ unsafe impl RawRwSpin for QueuedRw {
 }
 
 impl QueuedRw {
-    /// Waits until no writer holds the lock (readers may).
+    /// Drops one reader bias (`read_unlock`, or a reader backing off).
     #[inline]
-    fn wait_unlocked_writer(&self) {
+    fn unbias(&self) {
+        // Release: pairs with the writer's Acquire CAS once readers drain.
+        let c = self.cnts.fetch_sub(READER, Ordering::Release);
+        if c & SLEEPING != 0 && (c - READER) & !SLEEPING == WAITING {
+            // The last reader out, and the waiting writer sleeps.
+            self.wake_head();
+        }
+    }
+
+    #[cold]
+    fn wake_head(&self) {
+        crate::arch::futex::wake_one(&self.cnts);
+    }
+
+    /// Waits until no writer holds the lock (readers may), spinning and
+    /// yielding: for readers in interrupt context, which must not sleep.
+    fn wait_unlocked_writer_spinning(&self) {
         let spin = Spin::new();
         // Acquire: pairs with the writer's Release fetch_sub in `write_unlock`.
         while self.cnts.load(Ordering::Acquire) & WLOCKED != 0 {
@@ -136,22 +164,53 @@ impl QueuedRw {
         }
     }
 
+    /// The queue head's wait (we hold `wait_lock`) until `done(cnts)`: spins a
+    /// bounded time, then sleeps on `cnts` with `SLEEPING` set until the
+    /// release that makes `done` true wakes us. Returns with `SLEEPING` clear.
+    fn head_wait(&self, done: impl Fn(u32) -> bool) {
+        let spin = Spin::new();
+        loop {
+            // Acquire: pairs with the Release RMW of the unlock we waited for.
+            if done(self.cnts.load(Ordering::Acquire)) {
+                return;
+            }
+            if spin.is_completed() {
+                break;
+            }
+            spin.snooze();
+        }
+        loop {
+            // Acquire: as above. The RMW is ordered with the releaser's RMW on
+            // the same word: either it sees SLEEPING and wakes us, or we see
+            // its release here.
+            let c = self.cnts.fetch_or(SLEEPING, Ordering::Acquire);
+            if done(c) {
+                self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
+                return;
+            }
+            // Sleeps only while `cnts` is unchanged since our RMW.
+            crate::arch::futex::wait(&self.cnts, c | SLEEPING, None);
+            self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
+        }
+    }
+
     /// `queued_read_lock_slowpath`: our READER bias is already added.
     #[cold]
     fn read_slow(&self) {
         if crate::sched::in_interrupt() {
             // Readers in interrupt context keep their bias and only wait for an
             // active writer (the irq rule above).
-            self.wait_unlocked_writer();
+            self.wait_unlocked_writer_spinning();
             return;
         }
-        // Release: as in `read_unlock` (our bias came and went).
-        self.cnts.fetch_sub(READER, Ordering::Release);
+        // Our bias came and went, but a waiting writer may have seen it and
+        // gone to sleep: leave as `read_unlock` does.
+        self.unbias();
         self.wait_lock.lock();
         // Acquire: as in `read`. A waiting writer behind us in the queue has not
         // set WAITING yet (it is the queue head only after we leave it).
         self.cnts.fetch_add(READER, Ordering::Acquire);
-        self.wait_unlocked_writer();
+        self.head_wait(|c| c & WLOCKED == 0);
         // SAFETY: we took `wait_lock` above.
         unsafe { self.wait_lock.unlock() };
     }
@@ -163,21 +222,15 @@ impl QueuedRw {
         if !self.try_write() {
             // Turn new readers into the queue.
             self.cnts.fetch_or(WAITING, Ordering::Relaxed);
-            let spin = Spin::new();
             loop {
+                self.head_wait(|c| c == WAITING);
                 // Acquire: pairs with the last reader's Release fetch_sub.
-                if self.cnts.load(Ordering::Relaxed) == WAITING
-                    && self
-                        .cnts
-                        .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
+                if self
+                    .cnts
+                    .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
                 {
                     break;
-                }
-                if spin.is_completed() {
-                    crate::arch::yield_now();
-                } else {
-                    spin.snooze();
                 }
             }
         }
@@ -193,5 +246,31 @@ mod loom_tests {
     #[test]
     fn loom_qrwlock_writers_exclude() {
         super::super::loom_support::rw_exclusion::<QueuedRw>();
+    }
+
+    /// A writer waits for a reader to drain and, its one-round spin budget
+    /// spent, sleeps with `SLEEPING` set; the reader's unlock must wake it
+    /// (a lost wake-up shows as a deadlock). Then a reader waits for that
+    /// writer the same way.
+    #[test]
+    fn loom_qrwlock_sleeping_head_is_woken() {
+        use loom::sync::Arc;
+        loom::model(|| {
+            let l = Arc::new(QueuedRw::new());
+            l.read();
+            let l2 = l.clone();
+            let w = loom::thread::spawn(move || {
+                l2.write();
+                // SAFETY: taken just above.
+                unsafe { l2.write_unlock() };
+            });
+            // SAFETY: taken above, on this thread.
+            unsafe { l.read_unlock() };
+            l.read();
+            // SAFETY: taken just above.
+            unsafe { l.read_unlock() };
+            w.join().unwrap();
+            assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
+        });
     }
 }

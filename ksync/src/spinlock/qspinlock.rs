@@ -5,14 +5,19 @@
 //! | word     | bits  | name        | meaning                                          |
 //! |----------|-------|-------------|--------------------------------------------------|
 //! | `locked` | all   | `LOCKED` 1  | held; 0 = free. The futex the queue head sleeps on |
+//! | `locked` | all   | `HANDED` 2  | handed to the queue head by the unlocker (the kernel's `_Q_SLOW_VAL` hand-off): held, and the head owns it |
 //! | `tail`   | 0     | `SLEEPER`   | the queue head is (about to be) asleep on `locked`: unlock must wake it |
 //! | `tail`   | 1     | `HEAD_SPIN` | the queue head is spinning for the lock: no stealing (the kernel's pending bit as `pv_wait_head_or_lock` uses it) |
-//! | `tail`   | 2..32 | tail code   | the last queued MCS node ([`super::node`]), 0 = no queue |
+//! | `tail`   | 2     | `HANDOFF`   | the queue head has slept `HANDOFF_AFTER` times: no stealing, and unlock hands the lock to it (set only with `SLEEPER`) |
+//! | `tail`   | 3..32 | tail code   | the last queued MCS node ([`super::node`]), 0 = no queue |
 //!
 //! Transitions: `locked` 0→1 only by a CAS (fast path, steal or queue head);
-//! 1→0 only by the holder's release store. `SLEEPER`/`HEAD_SPIN` are set and
-//! cleared only by the queue head. The tail code is exchanged by each arriving
-//! waiter (keeping the flag bits) and cleared by the head that finds itself last.
+//! 0→2 only by an unlocker that saw `HANDOFF` (CAS); 2→1 only by the queue
+//! head (CAS: it takes the handed lock), 2→0 only by that unlocker when the
+//! head it saw has meanwhile left (CAS: undo); 1→0 only by the holder's
+//! release store. `SLEEPER`/`HEAD_SPIN`/`HANDOFF` are set and cleared only by
+//! the queue head. The tail code is exchanged by each arriving waiter (keeping
+//! the flag bits) and cleared by the head that finds itself last.
 //!
 //! ## Why two words
 //! The kernel packs all of this into one 32-bit word and unlocks with a *byte*
@@ -31,16 +36,32 @@
 //! - Lock stealing (`pv_hybrid_queued_unfair_trylock`): while waiters are queued
 //!   but the head is not actively spinning (it sleeps, or is preempted before
 //!   it started), newcomers may take a free lock for a bounded time instead of
-//!   queueing behind a thread that is not running. With `HEAD_SPIN` set they
-//!   queue: FIFO among running threads.
+//!   queueing behind a thread that is not running. With `HEAD_SPIN` or
+//!   `HANDOFF` set they queue: FIFO.
 //! - Queue: a newcomer exchanges its per-thread node into `tail`, links into the
 //!   predecessor's `next`, and waits for the hand-over: spins a bounded time,
 //!   then sleeps on its node's futex until kicked (`pv_wait_node`/`pv_kick_node`).
-//! - Head: sets `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
+//! - Head: first spins a short steal window (`STEAL_WINDOW` exponential rounds)
+//!   with stealing still open, so the thread that just unlocked, its cache
+//!   line hot, may take the lock again (two contending threads then trade
+//!   bursts instead of one cache-line transfer per acquisition); then it sets
+//!   `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
 //!   sets `SLEEPER`, issues [`heavy_barrier`], and if the lock is still held
 //!   sleeps on `locked` (`pv_wait_head_or_lock`). The unlocker either sees
 //!   `SLEEPER` (and wakes) or the sleeper's re-check sees the unlock: the
 //!   barrier pair forbids both missing (store buffering).
+//! - Hand-off (starvation bound). A head woken from its sleep competes with
+//!   stealers again until it runs, and on an oversubscribed machine a running
+//!   thread could re-steal the lock for its whole time slice while the woken
+//!   head waits for a CPU. So once the head has gone to sleep `HANDOFF_AFTER`
+//!   times it sets `HANDOFF` with `SLEEPER` and stays asleep until it is *given*
+//!   the lock: the unlocker that sees `HANDOFF` after its release store sets
+//!   `locked` 0→`HANDED` on the head's behalf and kicks it (as the kernel's
+//!   `pv_kick_node` with the locked byte set for the head, or the mutex's
+//!   `MUTEX_FLAG_HANDOFF`); stealers and `try_lock` back off while `HANDOFF` is
+//!   set. An unlocker whose view of `HANDOFF` was stale (the head already took
+//!   the lock itself and left) re-reads `tail` after its CAS and undoes the
+//!   hand-off (`HANDED`→0), so an unheld lock never stays `HANDED`.
 //! - Having the lock, the head clears its flags and either empties the queue
 //!   (CAS tail → 0 when it is last) or hands headship to its successor.
 
@@ -50,8 +71,12 @@ use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 const LOCKED: u32 = 1;
+const HANDED: u32 = 2;
 const SLEEPER: u32 = 1;
 const HEAD_SPIN: u32 = 2;
+const HANDOFF: u32 = 4;
+/// Flags that stop newcomers from stealing or barging with `try_lock`.
+const NO_STEAL: u32 = HEAD_SPIN | HANDOFF;
 const FLAGS: u32 = (1 << CODE_SHIFT) - 1;
 const TAIL_MASK: u32 = !FLAGS;
 
@@ -60,6 +85,21 @@ const TAIL_MASK: u32 = !FLAGS;
 const STEAL_TRIES: u32 = 64;
 #[cfg(loom)]
 const STEAL_TRIES: u32 = 1;
+
+/// Spin rounds (exponential, like `Backoff::spin`) the queue head leaves
+/// stealing open before it sets `HEAD_SPIN`.
+#[cfg(not(loom))]
+const STEAL_WINDOW: u32 = 7;
+#[cfg(loom)]
+const STEAL_WINDOW: u32 = 1;
+
+/// How many times the queue head goes to sleep, competing with stealers after
+/// each wake-up, before it asks for the lock to be handed to it (`HANDOFF`).
+#[cfg(not(loom))]
+const HANDOFF_AFTER: u32 = 1;
+/// How many times the queue head sleeps before asking for hand-off (loom: 1).
+#[cfg(loom)]
+const HANDOFF_AFTER: u32 = 1;
 
 /// The queued spinlock (`struct qspinlock`), paravirtual flavour.
 #[derive(Debug)]
@@ -104,7 +144,7 @@ unsafe impl RawSpin for Queued {
     #[inline]
     fn try_lock(&self) -> bool {
         self.locked.load(Ordering::Relaxed) == 0
-            && self.tail.load(Ordering::Relaxed) & HEAD_SPIN == 0
+            && self.tail.load(Ordering::Relaxed) & NO_STEAL == 0
             && self.cas_lock()
     }
 
@@ -116,8 +156,9 @@ unsafe impl RawSpin for Queued {
         // sleeper's heavy_barrier() between its SLEEPER store and its re-check
         // of `locked` (see `head_wait`).
         light_barrier();
-        if self.tail.load(Ordering::Relaxed) & SLEEPER != 0 {
-            self.wake_head();
+        let t = self.tail.load(Ordering::Relaxed);
+        if t & SLEEPER != 0 {
+            self.wake_head(t);
         }
     }
 
@@ -175,8 +216,42 @@ impl Queued {
             .is_ok()
     }
 
+    /// The queue head takes the lock: a free one by CAS, or one an unlocker
+    /// handed to it.
+    #[inline]
+    fn head_try_take(&self) -> bool {
+        match self.locked.load(Ordering::Relaxed) {
+            0 => self.cas_lock(),
+            // Acquire: reads from the unlocker's CAS, part of the release
+            // sequence of its Release store of 0 in `unlock`.
+            HANDED => self
+                .locked
+                .compare_exchange(HANDED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Unlock's slow path: the queue head sleeps (`t` has `SLEEPER`). With
+    /// `HANDOFF` the lock is handed to it first (`__pv_queued_spin_unlock_slowpath`).
     #[cold]
-    fn wake_head(&self) {
+    fn wake_head(&self, t: u32) {
+        // AcqRel: Acquire makes a head that took the lock before our CAS (and
+        // cleared its flags before unlocking) visible to the `tail` re-read;
+        // the CAS continues the release sequence of our unlock store.
+        if t & HANDOFF != 0
+            && self
+                .locked
+                .compare_exchange(0, HANDED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            && self.tail.load(Ordering::Relaxed) & HANDOFF == 0
+        {
+            // Our view of HANDOFF was stale: the head it belonged to has taken
+            // the lock and left. Undo, unless a new head took it meanwhile.
+            let _ = self
+                .locked
+                .compare_exchange(HANDED, 0, Ordering::Release, Ordering::Relaxed);
+        }
         crate::arch::futex::wake_one(&self.locked);
     }
 
@@ -187,7 +262,7 @@ impl Queued {
         let spin = Spin::new();
         for _ in 0..STEAL_TRIES {
             let t = self.tail.load(Ordering::Relaxed);
-            if t & HEAD_SPIN != 0 {
+            if t & NO_STEAL != 0 {
                 break;
             }
             if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
@@ -256,12 +331,24 @@ impl Queued {
     /// The queue head's wait for the lock word (`pv_wait_head_or_lock`).
     fn head_wait(&self) {
         let spin = Spin::new();
+        // Steal window: a short spin during which running newcomers (often
+        // the thread that just unlocked, its cache line still hot) may still
+        // take the lock; then HEAD_SPIN closes it.
+        for _ in 0..STEAL_WINDOW {
+            if self.head_try_take() {
+                return;
+            }
+            spin.spin();
+        }
+        let mut sleeps = 0;
         loop {
             // Spin phase: HEAD_SPIN set, so newcomers queue instead of stealing.
             self.tail.fetch_or(HEAD_SPIN, Ordering::Relaxed);
             spin.reset();
             loop {
-                if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
+                // Having the lock, `lock_slow` clears our flags as it leaves
+                // the queue.
+                if self.head_try_take() {
                     return;
                 }
                 if spin.is_completed() {
@@ -269,23 +356,32 @@ impl Queued {
                 }
                 spin.snooze();
             }
-            // Sleep phase: announce the sleeper, then re-check.
+            // Sleep phase: announce the sleeper (asking for hand-off once it
+            // has slept often enough), then re-check.
+            sleeps += 1;
+            let handoff = sleeps >= HANDOFF_AFTER;
+            let flags = if handoff { SLEEPER | HANDOFF } else { SLEEPER };
             self.tail
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                    Some((t & !HEAD_SPIN) | SLEEPER)
+                    Some((t & !HEAD_SPIN) | flags)
                 })
                 .ok();
-            // Pairs with the unlocker's light_barrier(): either it sees SLEEPER
-            // after its release store, or we see its store of 0 here.
+            // Pairs with the unlocker's light_barrier(): either it sees our
+            // flags after its release store, or we see its store of 0 here.
             heavy_barrier();
-            if self.cas_lock() {
-                self.tail.fetch_and(!SLEEPER, Ordering::Relaxed);
-                return;
+            loop {
+                if self.head_try_take() {
+                    return;
+                }
+                // Sleeps only while `locked` is still LOCKED; any unlock after
+                // our heavy barrier sees SLEEPER and wakes us (having handed
+                // us the lock if HANDOFF is set).
+                crate::arch::futex::wait(&self.locked, LOCKED, None);
+                if !handoff {
+                    break;
+                }
             }
-            // Sleeps only while `locked` is still LOCKED; any unlock after our
-            // heavy barrier sees SLEEPER and wakes us.
-            crate::arch::futex::wait(&self.locked, LOCKED, None);
-            self.tail.fetch_and(!SLEEPER, Ordering::Relaxed);
+            self.tail.fetch_and(!flags, Ordering::Relaxed);
         }
     }
 
@@ -324,5 +420,43 @@ mod loom_tests {
     #[test]
     fn loom_queued_three_threads() {
         super::super::loom_support::mutual_exclusion::<Queued>(3);
+    }
+
+    /// The hand-off: one thread holds the lock while another queues, spins its
+    /// one-round budget and sleeps asking for hand-off; the holder's unlock
+    /// must give it the lock (`HANDED`) and kick it, and the holder's second
+    /// acquisition must wait for it (no stealing past `HANDOFF`). Afterwards
+    /// the lock is free: no stale `HANDED` is left behind, even when the
+    /// unlocker's view of `HANDOFF` was stale and it had to undo.
+    #[test]
+    fn loom_queued_handoff() {
+        use loom::cell::UnsafeCell;
+        use loom::sync::Arc;
+        loom::model(|| {
+            let s = Arc::new((Queued::new(), UnsafeCell::new(0u32)));
+            s.0.lock();
+            let s2 = s.clone();
+            let t = loom::thread::spawn(move || {
+                s2.0.lock();
+                // SAFETY: the lock is held.
+                s2.1.with_mut(|p| unsafe { *p += 1 });
+                // SAFETY: locked just above, on this thread.
+                unsafe { s2.0.unlock() };
+            });
+            // SAFETY: locked above, on this thread.
+            s.1.with_mut(|p| unsafe { *p += 1 });
+            // SAFETY: locked above, on this thread.
+            unsafe { s.0.unlock() };
+            s.0.lock();
+            // SAFETY: the lock is held.
+            s.1.with_mut(|p| unsafe { *p += 1 });
+            // SAFETY: locked just above, on this thread.
+            unsafe { s.0.unlock() };
+            t.join().unwrap();
+            // SAFETY: every thread has joined.
+            assert_eq!(s.1.with(|p| unsafe { *p }), 3);
+            assert!(!s.0.is_locked(), "a stale hand-off left the lock HANDED");
+            assert_eq!(s.0.tail.load(Ordering::Relaxed), 0);
+        });
     }
 }

@@ -8,7 +8,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use super::lock::{Ctx, CtxKind};
+use super::lock::{Ctx, CtxKind, ExitOnUnwind};
 use super::raw::RawRwSpin;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 
@@ -48,7 +48,7 @@ impl<T, B: RawRwSpin> RwLockOf<T, B> {
     pub const fn new(data: T) -> Self {
         RwLockOf {
             raw: B::INIT,
-            dep_map: LockdepMap::new("rwlock_t"),
+            dep_map: LockdepMap::new_spinning("rwlock_t"),
             data: UnsafeCell::new(data),
         }
     }
@@ -59,7 +59,7 @@ impl<T, B: RawRwSpin> RwLockOf<T, B> {
     pub fn new(data: T) -> Self {
         RwLockOf {
             raw: B::new(),
-            dep_map: LockdepMap::new("rwlock_t"),
+            dep_map: LockdepMap::new_spinning("rwlock_t"),
             data: UnsafeCell::new(data),
         }
     }
@@ -75,8 +75,11 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     #[inline(always)]
     fn read_kind() -> AcquireKind {
         // rwlock_t readers are recursive (a reader may re-enter while another
-        // read is held); the fair lock queues non-interrupt readers behind a
-        // waiting writer, so there they are plain shared acquisitions.
+        // read is held), except where the lock makes them wait behind a
+        // waiting writer: the fair lock queues non-interrupt readers, so there
+        // a nested read_lock can deadlock and is a plain shared acquisition —
+        // the kernel's `rwlock_acquire_read` with `read_lock_is_recursive()`
+        // (recursive only for !CONFIG_QUEUED_RWLOCKS or in_interrupt()).
         if B::NAME == "queued-rw" && !crate::sched::in_interrupt() {
             AcquireKind::Read
         } else {
@@ -87,7 +90,11 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     #[inline(always)]
     fn read_in(&self, kind: CtxKind) -> ReadGuard<'_, T, B> {
         let ctx = Ctx::enter(kind);
+        // Before waiting (recursion reported, not hung); a panicking report
+        // restores the context.
+        let undo = ExitOnUnwind(ctx);
         lockdep::acquire(&self.dep_map, Self::read_kind(), false, 0);
+        core::mem::forget(undo);
         self.raw.read();
         // INVARIANT: a read lock is held by this thread until the guard drops.
         ReadGuard {
@@ -100,7 +107,10 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     #[inline(always)]
     fn write_in(&self, kind: CtxKind) -> WriteGuard<'_, T, B> {
         let ctx = Ctx::enter(kind);
+        // As in `read_in`.
+        let undo = ExitOnUnwind(ctx);
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        core::mem::forget(undo);
         self.raw.write();
         // INVARIANT: the write lock is held by this thread until the guard drops.
         WriteGuard {

@@ -11,10 +11,22 @@
 //! waits: a steady stream of readers starves writers — the classic complaint
 //! the fair [`QueuedRw`](super::raw::QueuedRw) answers. Because readers only
 //! CAS from a value without `WRITER`, nobody changes the word while a writer
-//! holds it, so `write_unlock` is a plain release store. Waiters spin on loads
-//! with [`crate::Backoff`] and yield once it is spent.
+//! holds it, so `write_unlock` is a plain release store.
+//!
+//! | `sleepers` | meaning                                                   |
+//! |------------|-----------------------------------------------------------|
+//! | n          | waiters (readers or writers) asleep, or about to sleep, on `word` |
+//!
+//! Waiters spin on loads with [`crate::Backoff`] and, once it is spent, sleep
+//! on `word` (a futex): a sleeper counts itself in `sleepers`, issues
+//! [`heavy_barrier`], and re-checks `word` before it sleeps; an unlock that
+//! frees the lock (`write_unlock`, the last `read_unlock`) issues
+//! [`light_barrier`] after its store and wakes every sleeper if `sleepers` is
+//! non-zero — the asymmetric fence pair of the queued spinlock, so the unlock
+//! fast paths pay only a compiler barrier and a load.
 
 use super::raw::{RawRwSpin, Spin};
+use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 const WRITER: u32 = 1 << 31;
@@ -23,6 +35,7 @@ const WRITER: u32 = 1 << 31;
 #[derive(Debug)]
 pub struct ReaderPref {
     word: AtomicU32,
+    sleepers: AtomicU32,
 }
 
 // SAFETY: a writer enters only by CAS 0→WRITER (no readers, no writer) and no
@@ -32,11 +45,13 @@ unsafe impl RawRwSpin for ReaderPref {
     #[cfg(not(loom))]
     const INIT: Self = ReaderPref {
         word: AtomicU32::new(0),
+        sleepers: AtomicU32::new(0),
     };
     #[cfg(loom)]
     fn new() -> Self {
         ReaderPref {
             word: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
         }
     }
     const NAME: &'static str = "reader-pref";
@@ -63,7 +78,9 @@ unsafe impl RawRwSpin for ReaderPref {
     #[inline]
     unsafe fn read_unlock(&self) {
         // Release: pairs with a writer's Acquire CAS from 0.
-        self.word.fetch_sub(1, Ordering::Release);
+        if self.word.fetch_sub(1, Ordering::Release) == 1 {
+            self.wake_sleepers();
+        }
     }
 
     #[inline]
@@ -86,6 +103,7 @@ unsafe impl RawRwSpin for ReaderPref {
         // Nobody else changes the word while WRITER is set. Release: pairs with
         // the next entrant's Acquire CAS.
         self.word.store(0, Ordering::Release);
+        self.wake_sleepers();
     }
 
     fn is_locked(&self) -> bool {
@@ -98,6 +116,33 @@ unsafe impl RawRwSpin for ReaderPref {
 }
 
 impl ReaderPref {
+    /// After an unlock that freed the lock: wakes the sleepers, if any.
+    #[inline]
+    fn wake_sleepers(&self) {
+        // Orders our unlock before the load below, with the sleeper's
+        // heavy_barrier() between its `sleepers` increment and its re-check of
+        // `word` (see `sleep_while`): one of the two sees the other.
+        light_barrier();
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            crate::arch::futex::wake_all(&self.word);
+        }
+    }
+
+    /// The spin budget is spent: sleeps on `word` while `blocked(word)`.
+    #[cold]
+    fn sleep_while(&self, blocked: impl Fn(u32) -> bool) {
+        // Relaxed: ordered before the re-check by the heavy barrier.
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        heavy_barrier();
+        let w = self.word.load(Ordering::Relaxed);
+        if blocked(w) {
+            // Sleeps only while `word` still holds `w`; an unlock after our
+            // barrier sees `sleepers` and wakes us.
+            crate::arch::futex::wait(&self.word, w, None);
+        }
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
     #[cold]
     fn read_slow(&self) {
         let spin = Spin::new();
@@ -113,7 +158,8 @@ impl ReaderPref {
                 }
                 spin.spin();
             } else if spin.is_completed() {
-                crate::arch::yield_now();
+                self.sleep_while(|w| w & WRITER != 0);
+                spin.reset();
             } else {
                 spin.snooze();
             }
@@ -128,10 +174,49 @@ impl ReaderPref {
                 return;
             }
             if spin.is_completed() {
-                crate::arch::yield_now();
+                self.sleep_while(|w| w != 0);
+                spin.reset();
             } else {
                 spin.snooze();
             }
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    #[test]
+    fn loom_reader_pref_excludes() {
+        super::super::loom_support::rw_exclusion::<ReaderPref>();
+    }
+
+    /// A writer waits for a reader and, its one-round spin budget spent,
+    /// sleeps; the reader's unlock (store, light barrier, `sleepers` load)
+    /// must wake it: a lost wake-up shows as a deadlock.
+    #[test]
+    fn loom_reader_pref_sleeping_writer_is_woken() {
+        use loom::sync::Arc;
+        loom::model(|| {
+            let l = Arc::new(ReaderPref::new());
+            l.read();
+            let l2 = l.clone();
+            let w = loom::thread::spawn(move || {
+                l2.write();
+                // SAFETY: taken just above.
+                unsafe { l2.write_unlock() };
+            });
+            // Some progress of ours (loom runs a yielding waiter again only
+            // after another thread did something), so the writer can spend
+            // its spin budget and sleep before we unlock.
+            assert!(l.is_locked());
+            assert!(!l.is_write_locked());
+            // SAFETY: taken above, on this thread.
+            unsafe { l.read_unlock() };
+            w.join().unwrap();
+            assert_eq!(l.word.load(Ordering::Relaxed), 0);
+            assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
+        });
     }
 }

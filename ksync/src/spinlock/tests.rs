@@ -137,6 +137,39 @@ fn waiter_sleeps_when_the_holder_is_slow_and_is_woken() {
 }
 
 #[test]
+fn rwlock_sleeping_waiters_are_woken() {
+    sleeping_rw_waiters::<QueuedRw>();
+    sleeping_rw_waiters::<ReaderPref>();
+}
+
+fn sleeping_rw_waiters<B: RawRwSpin + 'static>() {
+    // A reader held for 50 ms: the writer's spin budget runs out and it sleeps
+    // until the last reader leaves; then the writer held for 50 ms: readers
+    // waiting behind it sleep until its unlock.
+    let l = Arc::new(RwLockOf::<u32, B>::new(0));
+    let r = l.read();
+    let l2 = l.clone();
+    let w = std::thread::spawn(move || *l2.write() += 1);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(*r, 0);
+    drop(r);
+    w.join().unwrap();
+    let g = l.write();
+    let rs: Vec<_> = (0..3)
+        .map(|_| {
+            let l2 = l.clone();
+            std::thread::spawn(move || *l2.read())
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    drop(g);
+    for h in rs {
+        assert_eq!(h.join().unwrap(), 1);
+    }
+    assert!(!l.is_locked());
+}
+
+#[test]
 fn get_mut_and_into_inner() {
     let mut l = SpinLock::new(vec![1]);
     l.get_mut().push(2);
