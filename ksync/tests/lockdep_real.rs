@@ -116,7 +116,7 @@ fn spinlock_mutex_spinlock_three_lock_cycle() {
         let _ga = a.lock();
         let _gm = m.lock();
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["cyc_mutex_M"]);
+    let r = expect_one(ReportKind::SleepInAtomic, &["cyc_mutex_M", "cyc_spin_A"]);
     assert!(r.text.contains("cyc_spin_A"), "held locks not shown:\n{r}");
     {
         let _gm = m.lock();
@@ -252,7 +252,7 @@ fn mutex_under_a_spinlock_sleeps_in_atomic() {
         let _gs = s.lock();
         let _gm = m.lock(); // uncontended, still a sleep point: reported
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["atomic_mutex"]);
+    let r = expect_one(ReportKind::SleepInAtomic, &["atomic_mutex", "atomic_spin"]);
     assert!(r.text.contains("atomic_spin"), "held locks not shown:\n{r}");
     assert!(
         r.text
@@ -416,7 +416,10 @@ fn contended_mutex_under_a_spinlock_is_one_report() {
         *m.lock() += 1;
     }
     holder.join().unwrap();
-    expect_one(ReportKind::SleepInAtomic, &["contended_mutex"]);
+    expect_one(
+        ReportKind::SleepInAtomic,
+        &["contended_mutex", "contended_spin"],
+    );
 }
 
 #[test]
@@ -454,7 +457,7 @@ fn rwsem_read_recursion_and_write_under_a_spinlock() {
         let _gs = s.lock();
         *sem.write() += 1; // uncontended, still a sleep point
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["real_rwsem"]);
+    let r = expect_one(ReportKind::SleepInAtomic, &["real_rwsem", "rwsem_spin"]);
     assert!(r.text.contains("rwsem_spin"), "{r}");
     // Nested with a subclass: two semaphores of one class, no report.
     let other = RwSemaphore::with_class(0, "real_rwsem", &K);
