@@ -63,6 +63,9 @@ fn in_reader_panic(what: &str) -> ! {
 #[track_caller]
 pub fn synchronize_rcu() {
     if super::rcu_read_lock_held() {
+        // Lockdep's "suspicious RCU usage" report first (a no-op without the
+        // feature), then the panic: the call would wait for its own section.
+        crate::lockdep::assert_not_in_rcu_read_section("synchronize_rcu");
         in_reader_panic("synchronize_rcu");
     }
     synchronize(gp::ACTIVE_ATTEMPTS);
@@ -80,6 +83,9 @@ pub fn synchronize_rcu() {
 #[track_caller]
 pub fn synchronize_rcu_expedited() {
     if super::rcu_read_lock_held() {
+        // Lockdep's "suspicious RCU usage" report first (a no-op without the
+        // feature), then the panic: the call would wait for its own section.
+        crate::lockdep::assert_not_in_rcu_read_section("synchronize_rcu_expedited");
         in_reader_panic("synchronize_rcu_expedited");
     }
     synchronize(gp::EXPEDITED_ATTEMPTS);

@@ -176,12 +176,17 @@ impl<T, B: RawSpin> Lock<T, B> {
 impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     #[inline(always)]
     fn lock_in(&self, kind: CtxKind) -> LockGuard<'_, T, B> {
+        self.lock_in_sub(kind, 0)
+    }
+
+    #[inline(always)]
+    fn lock_in_sub(&self, kind: CtxKind, subclass: u32) -> LockGuard<'_, T, B> {
         let ctx = Ctx::enter(kind);
         // Before spinning, as the kernel's spin_acquire + LOCK_CONTENDED, so
         // recursion is reported instead of hanging. If the report panics, the
         // context is restored and the lock was never touched.
         let undo = ExitOnUnwind(ctx);
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         core::mem::forget(undo);
         self.raw.lock();
         // INVARIANT: `raw` is held by this thread until the guard drops.
@@ -224,6 +229,25 @@ impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     #[inline]
     pub fn lock(&self) -> LockGuard<'_, T, B> {
         self.lock_in(CtxKind::Plain)
+    }
+
+    /// [`lock`](Self::lock) with a lockdep subclass (`spin_lock_nested`): taking
+    /// two locks of one class nested — a parent and a child of the same type, say —
+    /// is reported as possible recursive locking unless the inner acquisition
+    /// names a different subclass. Without the `lockdep` feature it is `lock`.
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let locks: Vec<SpinLock<u32>> = (0..2).map(SpinLock::new).collect(); // one class
+    /// let parent = locks[0].lock();
+    /// let child = locks[1].lock_nested(1); // SINGLE_DEPTH_NESTING
+    /// assert_eq!(*parent + *child, 1);
+    /// ```
+    #[doc(alias = "spin_lock_nested")]
+    #[doc(alias = "raw_spin_lock_nested")]
+    #[inline]
+    pub fn lock_nested(&self, subclass: u32) -> LockGuard<'_, T, B> {
+        self.lock_in_sub(CtxKind::Plain, subclass)
     }
 
     /// Disables irqs on this thread, then acquires (`spin_lock_irq`); the guard

@@ -159,8 +159,14 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// ```
     /// use ksync::spinlock::RwLock;
     /// let l = RwLock::new(5);
-    /// let (a, b) = (l.read(), l.read()); // readers share
-    /// assert_eq!(*a + *b, 10);
+    /// std::thread::scope(|s| {
+    ///     let a = l.read();
+    ///     // Readers share: another thread reads while this one holds a read lock.
+    ///     // (Not twice on one thread: on the fair lock a writer arriving in
+    ///     // between would deadlock that, and lockdep reports it.)
+    ///     s.spawn(|| assert_eq!(*l.read(), 5)).join().unwrap();
+    ///     assert_eq!(*a, 5);
+    /// });
     /// ```
     #[doc(alias = "read_lock")]
     #[inline]
