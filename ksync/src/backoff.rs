@@ -45,8 +45,15 @@ impl Backoff {
     #[inline]
     pub fn new() -> Self {
         // Seed the jitter from this frame's address: distinct per thread and cheap.
-        let local = 0u8;
-        let seed = (&local as *const u8 as usize as u32) | 1;
+        // Under loom the model must be deterministic (loom replays executions and
+        // a stack address changes between them), so the seed is fixed there.
+        #[cfg(not(loom))]
+        let seed = {
+            let local = 0u8;
+            (&local as *const u8 as usize as u32) | 1
+        };
+        #[cfg(loom)]
+        let seed = 0x9e37_79b9;
         Backoff {
             step: Cell::new(0),
             seed: Cell::new(seed),
