@@ -9,59 +9,15 @@
 
 // criterion_group! and criterion_main! generate undocumented items.
 #![allow(missing_docs)]
+mod common;
+use common::BitLock;
+use ksync::lockdep;
+
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ksync::lockdep::{self, AcquireKind, LockdepMap};
 use ksync::mutex::Mutex;
 use ksync::spinlock::SpinLock;
-
-/// A test-and-set spinlock with a lockdep map, calling the hooks as ksync's locks do.
-struct BitLock {
-    locked: AtomicBool,
-    map: LockdepMap,
-}
-
-impl BitLock {
-    #[track_caller]
-    const fn new(name: &'static str) -> Self {
-        BitLock {
-            locked: AtomicBool::new(false),
-            map: LockdepMap::new_spinning(name),
-        }
-    }
-
-    #[inline]
-    fn lock_bare(&self) {
-        // Acquire: pairs with the Release store in `unlock_bare`.
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            std::hint::spin_loop();
-        }
-    }
-
-    #[inline]
-    fn unlock_bare(&self) {
-        // Release: pairs with the Acquire CAS in `lock_bare`.
-        self.locked.store(false, Ordering::Release);
-    }
-
-    #[inline]
-    fn lock(&self) {
-        lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
-        self.lock_bare();
-    }
-
-    #[inline]
-    fn unlock(&self) {
-        self.unlock_bare();
-        lockdep::release(&self.map);
-    }
-}
 
 static A: BitLock = BitLock::new("bench_A");
 static B: BitLock = BitLock::new("bench_B");

@@ -11,55 +11,16 @@
 //! nothing over a zero-sized map) — that is the "unchanged when off" check, in
 //! one binary; with it on, the difference is the hooks' cost, chain cached.
 
-use ksync::lockdep::{self, AcquireKind, LockdepMap};
+mod common;
+use common::BitLock;
+use ksync::lockdep::LockdepMap;
+
 use ksync::mutex::Mutex;
 use ksync::spinlock::SpinLock;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// A test-and-set lock with and without the hooks, to compare in one binary.
-struct BitLock {
-    locked: AtomicBool,
-    map: LockdepMap,
-}
-
-impl BitLock {
-    #[inline]
-    fn lock_bare(&self) {
-        // Acquire: pairs with the Release store in `unlock_bare`.
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            std::hint::spin_loop();
-        }
-    }
-
-    #[inline]
-    fn unlock_bare(&self) {
-        // Release: pairs with the Acquire CAS in `lock_bare`.
-        self.locked.store(false, Ordering::Release);
-    }
-
-    #[inline]
-    fn lock(&self) {
-        lockdep::acquire(&self.map, AcquireKind::Exclusive, false, 0);
-        self.lock_bare();
-    }
-
-    #[inline]
-    fn unlock(&self) {
-        self.unlock_bare();
-        lockdep::release(&self.map);
-    }
-}
-
-static BIT: BitLock = BitLock {
-    locked: AtomicBool::new(false),
-    map: LockdepMap::new_spinning("cost_bitlock"),
-};
+static BIT: BitLock = BitLock::new("cost_bitlock");
 static SPIN: SpinLock<u64> = SpinLock::new(0);
 static MUTEX: Mutex<u64> = Mutex::new(0);
 
