@@ -6,18 +6,17 @@
 //! |----------|-------|-------------|--------------------------------------------------|
 //! | `locked` | all   | `LOCKED` 1  | held; 0 = free. The futex the queue head sleeps on |
 //! | `locked` | all   | `HANDED` 2  | handed to the queue head by the unlocker (the kernel's `_Q_SLOW_VAL` hand-off): held, and the head owns it |
-//! | `tail`   | 0     | `SLEEPER`   | the queue head is (about to be) asleep on `locked`: unlock must wake it |
-//! | `tail`   | 1     | `HEAD_SPIN` | the queue head is spinning for the lock: no stealing (the kernel's pending bit as `pv_wait_head_or_lock` uses it) |
-//! | `tail`   | 2     | `HANDOFF`   | the queue head has slept `HANDOFF_AFTER` times: no stealing, and unlock hands the lock to it (set only with `SLEEPER`) |
+//! | `tail`   | 0     | `SLEEPER`   | the queue head is (about to be) asleep on `locked`: unlock must wake it (set only with `HANDOFF`) |
+//! | `tail`   | 2     | `HANDOFF`   | the queue head has waited [`FAIR_WAIT`]: unlock hands the lock to it, `try_lock` fails |
 //! | `tail`   | 3..32 | tail code   | the last queued MCS node ([`super::node`]), 0 = no queue |
 //!
-//! Transitions: `locked` 0→1 only by a CAS (fast path, steal or queue head);
+//! Transitions: `locked` 0→1 only by a CAS (fast path or queue head);
 //! 0→2 only by an unlocker that saw `HANDOFF` (CAS); 2→1 only by the queue
 //! head (CAS: it takes the handed lock), 2→0 only by that unlocker when the
 //! head it saw has meanwhile left (CAS: undo); 1→0 only by the holder's
-//! release store. `SLEEPER`/`HEAD_SPIN`/`HANDOFF` are set and cleared only by
-//! the queue head. The tail code is exchanged by each arriving waiter (keeping
-//! the flag bits) and cleared by the head that finds itself last.
+//! release store. `SLEEPER`/`HANDOFF` are set and cleared only by the queue
+//! head. The tail code is exchanged by each arriving waiter (keeping the flag
+//! bits) and cleared by the head that finds itself last. (Bit 1 is unused.)
 //!
 //! ## Why two words
 //! The kernel packs all of this into one 32-bit word and unlocks with a *byte*
@@ -28,78 +27,85 @@
 //! holder's release store, and `tail`, which the waiters own.
 //!
 //! ## The paths
-//! - Fast path: `tail == 0` (a load from the same line) and one CAS `locked`
-//!   0→1. Unlock: one release store, a [`light_barrier`] (a compiler barrier when
-//!   membarrier is available), and a load of `tail` to see whether the queue head
-//!   sleeps — the asymmetric-fence pair whose other half, [`heavy_barrier`], the
-//!   rare sleeper pays.
-//! - Lock stealing (`pv_hybrid_queued_unfair_trylock`): while waiters are queued
-//!   but the head is not actively spinning (it sleeps, or is preempted before
-//!   it started), newcomers may take a free lock for a bounded time instead of
-//!   queueing behind a thread that is not running. With `HEAD_SPIN` or
-//!   `HANDOFF` set they queue: FIFO.
-//! - Queue: a newcomer exchanges its per-thread node into `tail`, links into the
-//!   predecessor's `next`, and waits for the hand-over: spins a bounded time,
-//!   then sleeps on its node's futex until kicked (`pv_wait_node`/`pv_kick_node`).
-//! - Head: first spins a short steal window (`STEAL_WINDOW` exponential rounds)
-//!   with stealing still open, so the thread that just unlocked, its cache
-//!   line hot, may take the lock again (two contending threads then trade
-//!   bursts instead of one cache-line transfer per acquisition); then it sets
-//!   `HEAD_SPIN`, spins a bounded time trying the CAS, then clears it,
-//!   sets `SLEEPER`, issues [`heavy_barrier`], and if the lock is still held
-//!   sleeps on `locked` (`pv_wait_head_or_lock`). The unlocker either sees
-//!   `SLEEPER` (and wakes) or the sleeper's re-check sees the unlock: the
-//!   barrier pair forbids both missing (store buffering).
-//! - Hand-off (starvation bound). A head woken from its sleep competes with
-//!   stealers again until it runs, and on an oversubscribed machine a running
-//!   thread could re-steal the lock for its whole time slice while the woken
-//!   head waits for a CPU. So once the head has gone to sleep `HANDOFF_AFTER`
-//!   times it sets `HANDOFF` with `SLEEPER` and stays asleep until it is *given*
-//!   the lock: the unlocker that sees `HANDOFF` after its release store sets
-//!   `locked` 0→`HANDED` on the head's behalf and kicks it (as the kernel's
+//! - Fast path: one CAS `locked` 0→1. Unlock: one release store, a
+//!   [`light_barrier`] (a compiler barrier when membarrier is available), and a
+//!   load of `tail` to see whether the queue head asked for the lock — the
+//!   asymmetric-fence pair whose other half, [`heavy_barrier`], the rare
+//!   sleeper pays.
+//! - Queue: a thread whose CAS failed exchanges its per-thread node into
+//!   `tail`, links into the predecessor's `next`, and waits for the hand-over:
+//!   spins a bounded time, then sleeps on its node's futex until kicked
+//!   (`pv_wait_node`/`pv_kick_node`). Only the head touches the lock word.
+//! - Head, phase 1 (bursts): the head polls the lock word at intervals that
+//!   double from [`POLL_FIRST`] to [`POLL_MAX`] (yielding its CPU at the
+//!   longest), for [`FAIR_WAIT`]. Running threads keep taking the free lock
+//!   with the fast path meanwhile — the kernel's native qspinlock forbids that
+//!   and hands the line over on every acquisition; here the holder keeps its
+//!   line hot and runs bursts of hundreds of acquisitions, paying one cache
+//!   miss per poll (parking_lot gets its speed the same way, by letting
+//!   running threads barge, and its eventual fairness by a timed hand-off).
+//!   A poll that finds the lock free takes it.
+//! - Head, phase 2 (hand-off, the starvation bound): after [`FAIR_WAIT`] the
+//!   head sets `HANDOFF`; the unlocker that sees it after its release store
+//!   sets `locked` 0→`HANDED` on the head's behalf (as the kernel's
 //!   `pv_kick_node` with the locked byte set for the head, or the mutex's
-//!   `MUTEX_FLAG_HANDOFF`); stealers and `try_lock` back off while `HANDOFF` is
-//!   set. An unlocker whose view of `HANDOFF` was stale (the head already took
-//!   the lock itself and left) re-reads `tail` after its CAS and undoes the
+//!   `MUTEX_FLAG_HANDOFF`), so no running thread can take the lock past the
+//!   head any more: each waiter's wait is bounded by the queue ahead of it
+//!   times ([`FAIR_WAIT`] + one critical section). A stealer that CASed 0→1
+//!   between an unlocker's store and its hand-off CAS sees `HANDOFF` at its own
+//!   unlock. An unlocker whose view of `HANDOFF` was stale (the head already
+//!   took the lock itself and left) re-reads `tail` after its CAS and undoes the
 //!   hand-off (`HANDED`→0), so an unheld lock never stays `HANDED`.
+//! - Head, phase 3 (sleep, `pv_wait_head_or_lock`): if the holder still has
+//!   not let go after a bounded snooze (it is preempted, or its critical
+//!   section is long), the head sets `SLEEPER`, issues [`heavy_barrier`], and
+//!   if the lock is still held sleeps on `locked`. The unlocker either sees
+//!   `SLEEPER` (hands over and wakes) or the sleeper's re-check sees the
+//!   unlock: the barrier pair forbids both missing (store buffering).
 //! - Having the lock, the head clears its flags and either empties the queue
 //!   (CAS tail → 0 when it is last) or hands headship to its successor.
 
 use super::node::{self, CODE_SHIFT};
-use super::raw::{RawSpin, Spin};
+use super::raw::{Patience, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
 
 const LOCKED: u32 = 1;
 const HANDED: u32 = 2;
 const SLEEPER: u32 = 1;
-const HEAD_SPIN: u32 = 2;
 const HANDOFF: u32 = 4;
 /// Flags that stop newcomers from stealing or barging with `try_lock`.
-const NO_STEAL: u32 = HEAD_SPIN | HANDOFF;
+const NO_STEAL: u32 = HANDOFF;
+/// Flags that send the unlocker to its slow path.
+const UNLOCK_SLOW: u32 = SLEEPER | HANDOFF;
 const FLAGS: u32 = (1 << CODE_SHIFT) - 1;
 const TAIL_MASK: u32 = !FLAGS;
 
-/// Rounds of stealing a newcomer tries before it queues.
+/// How long the queue head waits with stealing open before it asks for the
+/// lock to be handed to it (`HANDOFF`): the longest burst a running thread can
+/// have while a waiter is at the head of the queue.
 #[cfg(not(loom))]
-const STEAL_TRIES: u32 = 64;
+const FAIR_WAIT: Duration = Duration::from_micros(50);
+/// Under loom patience is always exhausted (see `Patience`).
 #[cfg(loom)]
-const STEAL_TRIES: u32 = 1;
+const FAIR_WAIT: Duration = Duration::ZERO;
 
-/// Spin rounds (exponential, like `Backoff::spin`) the queue head leaves
-/// stealing open before it sets `HEAD_SPIN`.
+/// The queue head's first poll interval; it doubles up to [`POLL_MAX`]. Each
+/// poll of the lock word costs a running holder one cache miss, and each poll
+/// that finds the lock free moves it (and its line) to the other CPU, so the
+/// head polls rarely: the holder runs bursts of hundreds of acquisitions with
+/// its line hot.
 #[cfg(not(loom))]
-const STEAL_WINDOW: u32 = 7;
-#[cfg(loom)]
-const STEAL_WINDOW: u32 = 1;
-
-/// How many times the queue head goes to sleep, competing with stealers after
-/// each wake-up, before it asks for the lock to be handed to it (`HANDOFF`).
+const POLL_FIRST: Duration = Duration::from_micros(1);
+/// The longest poll interval; at this interval the head also yields its CPU
+/// between polls, so on an oversubscribed machine the holder gets it.
 #[cfg(not(loom))]
-const HANDOFF_AFTER: u32 = 1;
-/// How many times the queue head sleeps before asking for hand-off (loom: 1).
+const POLL_MAX: Duration = Duration::from_micros(8);
 #[cfg(loom)]
-const HANDOFF_AFTER: u32 = 1;
+const POLL_FIRST: Duration = Duration::ZERO;
+#[cfg(loom)]
+const POLL_MAX: Duration = Duration::ZERO;
 
 /// The queued spinlock (`struct qspinlock`), paravirtual flavour.
 #[derive(Debug)]
@@ -131,11 +137,13 @@ unsafe impl RawSpin for Queued {
     fn lock(&self) {
         // Relaxed tail load: only a fairness hint (queue first if others wait);
         // the CAS decides. Acquire CAS: pairs with the Release store in `unlock`.
-        if self.tail.load(Ordering::Relaxed) != 0
-            || self
-                .locked
-                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
+        // Acquire: pairs with the Release store in `unlock`. The queue is not
+        // consulted: a running thread may take a free lock past sleeping
+        // waiters; the head's `HANDOFF` (after `FAIR_WAIT`) bounds that.
+        if self
+            .locked
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
         {
             self.lock_slow();
         }
@@ -157,7 +165,7 @@ unsafe impl RawSpin for Queued {
         // of `locked` (see `head_wait`).
         light_barrier();
         let t = self.tail.load(Ordering::Relaxed);
-        if t & SLEEPER != 0 {
+        if t & UNLOCK_SLOW != 0 {
             self.wake_head(t);
         }
     }
@@ -252,29 +260,13 @@ impl Queued {
                 .locked
                 .compare_exchange(HANDED, 0, Ordering::Release, Ordering::Relaxed);
         }
-        crate::arch::futex::wake_one(&self.locked);
+        if t & SLEEPER != 0 {
+            crate::arch::futex::wake_one(&self.locked);
+        }
     }
 
     #[cold]
     fn lock_slow(&self) {
-        // Steal while the queue's head is not spinning for the lock, a bounded
-        // number of rounds (pv_hybrid_queued_unfair_trylock).
-        let spin = Spin::new();
-        for _ in 0..STEAL_TRIES {
-            let t = self.tail.load(Ordering::Relaxed);
-            if t & NO_STEAL != 0 {
-                break;
-            }
-            if self.locked.load(Ordering::Relaxed) == 0 && self.cas_lock() {
-                return;
-            }
-            if t & TAIL_MASK == 0 {
-                // No queue: become its head right away.
-                break;
-            }
-            spin.spin();
-        }
-
         let Some(me) = node::claim() else {
             // Out of nodes (deep irq nesting, or no thread slot): spin on
             // trylock as the kernel does past MAX_NODES, yielding when spent.
@@ -328,60 +320,65 @@ impl Queued {
         node::free(&me);
     }
 
-    /// The queue head's wait for the lock word (`pv_wait_head_or_lock`).
+    /// The queue head's wait for the lock word (`pv_wait_head_or_lock`), in
+    /// three phases:
+    ///
+    /// 1. Poll with stealing open, for [`FAIR_WAIT`]: the holder (and anyone
+    ///    running) keeps taking the lock with its cache line hot, so two busy
+    ///    threads trade long bursts instead of one cache-line transfer per
+    ///    acquisition. The polls back off exponentially, so the holder pays a
+    ///    miss only every few microseconds. A free lock seen here is taken.
+    /// 2. Set `HANDOFF`: from now on the unlocker gives the lock to us (`HANDED`)
+    ///    instead of freeing it, so nobody can take it past us — every waiter's
+    ///    wait is bounded by [`FAIR_WAIT`] plus one critical section per running
+    ///    thread. Keep polling (snoozing) a while.
+    /// 3. Set `SLEEPER` too and sleep on `locked` until an unlocker hands us the
+    ///    lock and kicks us (a holder preempted or in a long critical section
+    ///    does not make us burn our time slice).
     fn head_wait(&self) {
         let spin = Spin::new();
-        // Steal window: a short spin during which running newcomers (often
-        // the thread that just unlocked, its cache line still hot) may still
-        // take the lock; then HEAD_SPIN closes it.
-        for _ in 0..STEAL_WINDOW {
+        let patience = Patience::start();
+        let mut interval = POLL_FIRST;
+        loop {
+            patience.relax_for(interval);
+            if interval >= POLL_MAX {
+                crate::arch::yield_now();
+            }
+            interval = (interval * 2).min(POLL_MAX);
             if self.head_try_take() {
                 return;
             }
-            spin.spin();
+            if patience.expired(FAIR_WAIT) {
+                break;
+            }
         }
-        let mut sleeps = 0;
+        self.tail.fetch_or(HANDOFF, Ordering::Relaxed);
+        spin.reset();
         loop {
-            // Spin phase: HEAD_SPIN set, so newcomers queue instead of stealing.
-            self.tail.fetch_or(HEAD_SPIN, Ordering::Relaxed);
-            spin.reset();
-            loop {
-                // Having the lock, `lock_slow` clears our flags as it leaves
-                // the queue.
-                if self.head_try_take() {
-                    return;
-                }
-                if spin.is_completed() {
-                    break;
-                }
-                spin.snooze();
+            // Having the lock, `lock_slow` clears our flags as it leaves the
+            // queue.
+            if self.head_try_take() {
+                return;
             }
-            // Sleep phase: announce the sleeper (asking for hand-off once it
-            // has slept often enough), then re-check.
-            sleeps += 1;
-            let handoff = sleeps >= HANDOFF_AFTER;
-            let flags = if handoff { SLEEPER | HANDOFF } else { SLEEPER };
-            self.tail
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                    Some((t & !HEAD_SPIN) | flags)
-                })
-                .ok();
-            // Pairs with the unlocker's light_barrier(): either it sees our
-            // flags after its release store, or we see its store of 0 here.
-            heavy_barrier();
-            loop {
-                if self.head_try_take() {
-                    return;
-                }
-                // Sleeps only while `locked` is still LOCKED; any unlock after
-                // our heavy barrier sees SLEEPER and wakes us (having handed
-                // us the lock if HANDOFF is set).
-                crate::arch::futex::wait(&self.locked, LOCKED, None);
-                if !handoff {
-                    break;
-                }
+            if spin.is_completed() {
+                break;
             }
-            self.tail.fetch_and(!flags, Ordering::Relaxed);
+            spin.snooze();
+        }
+        self.tail.fetch_or(SLEEPER, Ordering::Relaxed);
+        // Pairs with the unlocker's light_barrier(): either it sees SLEEPER
+        // after its release store (and wakes us, having handed us the lock),
+        // or we see its store of 0 here.
+        heavy_barrier();
+        loop {
+            if self.head_try_take() {
+                return;
+            }
+            // Sleeps only while `locked` is still LOCKED; any unlock after our
+            // heavy barrier sees SLEEPER | HANDOFF, hands us the lock and wakes
+            // us. A stealer that slipped in between an unlocker's store of 0
+            // and its hand-off CAS sees HANDOFF at its own unlock.
+            crate::arch::futex::wait(&self.locked, LOCKED, None);
         }
     }
 
@@ -405,18 +402,21 @@ impl Queued {
 mod loom_tests {
     use super::*;
 
-    /// Two threads: mutual exclusion through the fast path, the steal loop and
-    /// the queue head's spin.
+    /// Two threads: mutual exclusion through the fast path and the queue
+    /// head's polls.
     #[test]
     fn loom_queued_mutual_exclusion() {
         super::super::loom_support::mutual_exclusion::<Queued>(2);
     }
 
-    /// Three threads: a queue of two behind a holder. With the loom spin
-    /// budget of one round this reaches the node sleep (hand-over kick) and the
-    /// head sleep (SLEEPER, heavy/light barrier pair, futex kick); a lost
-    /// wake-up shows as a deadlock. Checked by mutation: dropping the unlock's
-    /// kick, or the sleeper's `heavy_barrier()`, makes this model deadlock.
+    /// Three threads: a queue of two behind a holder. Under loom the head's
+    /// patience is always exhausted and the spin budget is one round, so this
+    /// reaches the node sleep (hand-over kick) and the head's phases 2 and 3
+    /// (HANDOFF, SLEEPER, heavy/light barrier pair, futex kick); a lost
+    /// wake-up shows as a deadlock. Checked by mutation: dropping the
+    /// sleeper's `heavy_barrier()` makes this model deadlock. (Dropping the
+    /// unlock's kick alone does not: the loom futex model wakes every sleeper
+    /// on any kick, and the queue's hand-over kick stands in for it.)
     #[test]
     fn loom_queued_three_threads() {
         super::super::loom_support::mutual_exclusion::<Queued>(3);

@@ -160,3 +160,55 @@ impl Spin {
         self.n.set(0);
     }
 }
+
+/// How long a waiter has waited: time-based (a spin round's length varies
+/// tenfold between CPUs, `pause` alone from 10 to 140 cycles). Under loom
+/// patience is always exhausted and relaxing is free, so the models reach the
+/// paths that follow within their small preemption bound.
+pub(crate) struct Patience {
+    #[cfg(not(loom))]
+    start: std::time::Instant,
+}
+
+impl Patience {
+    /// Starts counting now.
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Patience {
+            #[cfg(not(loom))]
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Spins (`cpu_relax`) for about `d` (loom: returns at once). Reads the clock
+    /// every few pauses, so the wait is in time, not in pauses.
+    #[inline]
+    pub(crate) fn relax_for(&self, d: std::time::Duration) {
+        #[cfg(not(loom))]
+        {
+            let end = std::time::Instant::now() + d;
+            loop {
+                for _ in 0..4 {
+                    crate::arch::cpu_relax();
+                }
+                if std::time::Instant::now() >= end {
+                    break;
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = d;
+    }
+
+    /// Whether `limit` has passed since [`Patience::start`] (loom: always).
+    #[inline]
+    pub(crate) fn expired(&self, limit: std::time::Duration) -> bool {
+        #[cfg(not(loom))]
+        return self.start.elapsed() >= limit;
+        #[cfg(loom)]
+        {
+            let _ = limit;
+            true
+        }
+    }
+}
