@@ -56,30 +56,41 @@
 //! under the list lock (hand-off to waiter `tid'`); `0 → tid'` by a CAS of an
 //! unlocker that raced with a hand-off request (see below).
 //!
+//! A third word, `spinners`, counts the contenders that are awake and polling
+//! the lock: newcomers in their optimistic spin, and waiters an unlocker has
+//! just woken (the unlocker counts them, before they run).
+//!
 //! **Lock** is one CAS `0 → tid` (Acquire, pairing with the Release store of the
-//! previous unlock). On failure the slow path spins a bounded number of times on
-//! loads with [`Backoff`](crate::Backoff) while no hand-off is pending (user
-//! space cannot see whether the owner is on a CPU, as the kernel's
-//! `mutex_spin_on_owner` does, so the spin is bounded instead: a few µs, less than
-//! the 15–25 µs a futex wake-up costs in this VM), then queues a waiter entry on its
-//! stack and sleeps in [`sched::sleep`](crate::sched::sleep). The unlocker that
-//! wakes a waiter unlinks it (as parking_lot does), so while it gets going the
-//! list may be empty, `HAS_WAITERS` clear, and later unlocks stay on the fast
-//! path; the woken waiter spins and retries, and if it loses to a newcomer it
-//! goes back to the *front* of the list (keeping its place, as the kernel's
-//! first waiter does). Once it has waited more than [`HANDOFF_AFTER`] in all, or
-//! been woken [`HANDOFF_WAKEUPS`] times in vain, it sets `HANDOFF` as it
-//! requeues.
+//! previous unlock). On failure the slow path spins: it counts itself in
+//! `spinners` and polls the lock at intervals that double from 1 to 8 µs
+//! (yielding its CPU at the longest), for [`SPIN_TIME`], while no hand-off to
+//! someone else is pending. User space cannot see whether the owner is on a CPU,
+//! as the kernel's `mutex_spin_on_owner` does, so the spin is bounded in time
+//! instead: longer than the 15–25 µs a futex wake-up costs in this VM. Rare polls
+//! let a busy owner run bursts of acquisitions with its cache line hot, and two
+//! busy threads trade the lock every few µs instead of on every acquisition
+//! (parking_lot's speed comes from the same barging). Then the contender
+//! uncounts itself, queues a waiter entry on its stack and sleeps in
+//! [`sched::sleep`](crate::sched::sleep). The unlocker that wakes a waiter
+//! unlinks it (as parking_lot does) and counts it as a spinner; while it gets
+//! going, later unlocks wake nobody. The woken waiter spins; if it loses to a
+//! newcomer it goes back to the *front* of the list (keeping its place, as the
+//! kernel's first waiter does). Once it has waited more than [`HANDOFF_AFTER`]
+//! in all, or been woken [`HANDOFF_WAKEUPS`] times in vain, it sets `HANDOFF` as
+//! it requeues. A first waiter that sleeps is not woken while others are awake,
+//! so it also sleeps with a [`HANDOFF_AFTER`] timer: when it fires, it sets
+//! `HANDOFF` — the starvation bound.
 //!
 //! **Unlock** (the owner):
 //! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
 //!    (`owner = its tid` under the list lock, unlink it, mark it done, wake it) —
 //!    the lock is never free, so nobody can steal it;
 //! 2. otherwise `owner.store(0, Release)`, then [`light_barrier`], then load
-//!    `flags`; if either bit is set, take the list lock and unlink and wake the
-//!    first waiter — unless someone has taken the lock meanwhile (their unlock
-//!    will) — or, if `HANDOFF` was set meanwhile, CAS `0 → its tid` and hand
-//!    off (if a newcomer stole the lock in that window, the newcomer's own
+//!    `flags` (and `spinners`); if there are waiters and no awake contender (or
+//!    `HANDOFF` was set meanwhile), take the list lock and unlink, count and wake
+//!    the first waiter — unless someone has taken the lock meanwhile (their
+//!    unlock will) — or, if `HANDOFF` was set meanwhile, CAS `0 → its tid` and
+//!    hand off (if a newcomer stole the lock in that window, the newcomer's own
 //!    unlock hands off in step 1).
 //!
 //! **Why no wake-up is lost.** Step 2 is a store followed by a load: without a
@@ -97,9 +108,14 @@
 //! will, before it sleeps, either take the lock or see it held by an owner whose
 //! unlock comes after that barrier and therefore sees the bit; either way the
 //! next unlock wakes the first waiter, and every waiter that takes the lock and
-//! unlocks with others still queued wakes the next. Where membarrier is missing
-//! (or under loom) both barriers are `fence(SeqCst)`, the textbook `SB` fix; the
-//! fast path then costs a full fence instead of a compiler barrier.
+//! unlocks with others still queued wakes the next. The spinner count is the
+//! same pattern: an unlocker that saw a contender counted skips its wake-up, so
+//! every contender that stops counting without the lock (to sleep, or to leave
+//! on a signal) issues [`heavy_barrier`] before its last look at the lock —
+//! either that look sees the lock free, or the unlocker saw the count drop.
+//! Where membarrier is missing (or under loom) both barriers are
+//! `fence(SeqCst)`, the textbook `SB` fix; the fast path then costs a full
+//! fence instead of a compiler barrier.
 //!
 //! A waiter interrupted by a signal (or SIGKILL for the killable form) unlinks
 //! itself (or finds that an unlocker did), clears `HANDOFF` if it had set it,
@@ -122,21 +138,46 @@ use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
+use crate::spinlock::raw::Patience;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+use core::time::Duration;
 
 const UNLOCKED: u32 = 0;
 const HAS_WAITERS: u32 = 1;
 const HANDOFF: u32 = 2;
 
-/// Optimistic-spin rounds before queueing: each [`Backoff::spin`](crate::Backoff::spin)
-/// round spins up to 64 `pause`s, so this is a few µs.
-const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 12 };
-
-/// A waiter that has waited this long asks for hand-off.
+/// How long an awake contender (a newcomer whose CAS failed, or a waiter just
+/// woken) polls the lock before it goes to sleep: longer than a futex wake-up
+/// costs in this VM (15–25 µs), so a contender that would get the lock soon
+/// does not pay for sleeping.
 #[cfg(not(loom))]
-pub const HANDOFF_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+const SPIN_TIME: Duration = Duration::from_micros(50);
+/// Under loom patience is always exhausted (one poll).
+#[cfg(loom)]
+const SPIN_TIME: Duration = Duration::ZERO;
+/// The first poll interval of a spinning contender; it doubles up to
+/// [`POLL_MAX`], where the spinner also yields its CPU between polls. Each poll
+/// costs a running owner a cache miss, and each poll that finds the lock free
+/// moves it (and its line) to another CPU: rare polls let the owner run bursts
+/// with its line hot (as the queued spinlock's head does).
+#[cfg(not(loom))]
+const POLL_FIRST: Duration = Duration::from_micros(1);
+/// The longest poll interval.
+#[cfg(not(loom))]
+const POLL_MAX: Duration = Duration::from_micros(8);
+#[cfg(loom)]
+const POLL_FIRST: Duration = Duration::ZERO;
+#[cfg(loom)]
+const POLL_MAX: Duration = Duration::ZERO;
+
+/// A waiter that has waited this long asks for hand-off. A sleeping first
+/// waiter wakes itself when this has passed to ask (the unlocker does not wake
+/// sleepers while a contender is awake, so without the timer a sleeper could
+/// wait for ever behind threads that keep trading the lock).
+#[cfg(not(loom))]
+pub const HANDOFF_AFTER: Duration = Duration::from_millis(1);
 
 /// A waiter woken this many times without getting the lock asks for hand-off.
 pub const HANDOFF_WAKEUPS: u32 = if cfg!(loom) { 1 } else { 8 };
@@ -183,6 +224,10 @@ pub struct RawMutex {
     owner: AtomicU32,
     /// `HAS_WAITERS | HANDOFF`; written only with `waiters`' lock held.
     flags: AtomicU32,
+    /// How many contenders are awake and polling the lock (spinning newcomers,
+    /// and waiters woken by an unlocker, counted by it): while one is, unlock
+    /// wakes nobody — one of them takes the lock.
+    spinners: AtomicU32,
     /// The sleepers, FIFO.
     waiters: WaitList,
     dep_map: LockdepMap,
@@ -196,6 +241,7 @@ impl RawMutex {
         RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
+            spinners: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -211,6 +257,7 @@ impl RawMutex {
         RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
+            spinners: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
@@ -223,6 +270,7 @@ impl RawMutex {
         RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
+            spinners: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -415,7 +463,10 @@ impl RawMutex {
         // Orders the store above before the load below, together with the
         // sleeper's `heavy_barrier` (see "Why no wake-up is lost").
         light_barrier();
-        if self.flags.load(Ordering::Relaxed) != 0 {
+        let f = self.flags.load(Ordering::Relaxed);
+        // Waiters, but an awake contender will take the lock: nothing to do.
+        // (Relaxed: ordered by the barrier pair, see "Why no wake-up is lost".)
+        if f != 0 && (f & HANDOFF != 0 || self.spinners.load(Ordering::Relaxed) == 0) {
             self.unlock_slow();
         }
     }
@@ -433,25 +484,30 @@ impl RawMutex {
                     // (it reads `done` with Acquire after this store; `done` is set
                     // with Release in `Woken::wake_all`).
                     self.owner.store(first.tag, Ordering::Release);
-                    self.pop_first(&q, &mut woken);
+                    self.pop_first(&q, &mut woken, false);
                 }
                 _ => {
                     // The requester left (signal) in between: an ordinary unlock.
                     // With the list lock held, the list is what we see: free the
                     // lock and wake the first waiter, if any.
                     self.owner.store(UNLOCKED, Ordering::Release);
-                    self.pop_first(&q, &mut woken);
+                    self.pop_first(&q, &mut woken, true);
                 }
             }
         }
         woken.wake_all();
     }
 
-    /// Unlinks the first waiter (if any) into `woken` — to be woken, or handed
+    /// Unlinks the first waiter (if any) into `woken` — to be woken (`wake`:
+    /// counted in `spinners` on its behalf, before it can run, so later unlocks
+    /// wake nobody else; it uncounts itself when it stops polling), or handed
     /// the lock — and updates the flags: `HANDOFF` belongs to the first waiter
     /// and goes with it; `HAS_WAITERS` goes when the list empties.
-    fn pop_first(&self, q: &Locked<'_>, woken: &mut Woken) {
+    fn pop_first(&self, q: &Locked<'_>, woken: &mut Woken, wake: bool) {
         if let Some(first) = q.front() {
+            if wake {
+                self.spinners.fetch_add(1, Ordering::Relaxed);
+            }
             q.take(first, woken);
         }
         let f = if q.is_empty() { 0 } else { HAS_WAITERS };
@@ -478,11 +534,16 @@ impl RawMutex {
                     // Stolen: the thief's unlock sees HANDOFF in step 1.
                     return;
                 }
-            } else if self.owner.load(Ordering::Relaxed) != UNLOCKED {
-                // Someone took it already; their unlock will wake the first waiter.
+                self.pop_first(&q, &mut woken, false);
+            } else if self.owner.load(Ordering::Relaxed) != UNLOCKED
+                || self.spinners.load(Ordering::Relaxed) != 0
+            {
+                // Someone took it already (their unlock will wake the first
+                // waiter), or an awake contender will.
                 return;
+            } else {
+                self.pop_first(&q, &mut woken, true);
             }
-            self.pop_first(&q, &mut woken);
         }
         woken.wake_all();
     }
@@ -503,7 +564,7 @@ impl RawMutex {
             lockdep::release(&self.dep_map);
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
-        if self.spin(me, false) {
+        if self.spin(me, false, false) {
             return Ok(());
         }
         // Report a sleep in atomic context before we are on the list.
@@ -511,21 +572,43 @@ impl RawMutex {
         self.lock_queued(me, state)
     }
 
-    /// Optimistic spinning: bounded, on loads, CAS only when it can succeed, and
-    /// not while a hand-off to someone else is pending.
-    #[inline]
-    fn spin(&self, me: u32, handoff_is_mine: bool) -> bool {
-        let backoff = crate::mutex::Relax::new();
-        for _ in 0..SPIN_ROUNDS {
-            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
-                return false;
-            }
-            if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
-                return true;
-            }
-            backoff.spin();
+    /// Optimistic spinning: polls the lock for [`SPIN_TIME`] at intervals that
+    /// double from [`POLL_FIRST`] to [`POLL_MAX`] (yielding at the longest),
+    /// CAS only when it can succeed, and not while a hand-off to someone else is
+    /// pending. Counted in `spinners` meanwhile (`counted`: an unlocker that
+    /// woke us counted us already); uncounted on return. A caller that then
+    /// sleeps must issue `heavy_barrier` before its last look at the lock (an
+    /// unlocker that saw us counted skipped its wake-up).
+    fn spin(&self, me: u32, handoff_is_mine: bool, counted: bool) -> bool {
+        if !counted {
+            self.spinners.fetch_add(1, Ordering::Relaxed);
         }
-        false
+        let patience = Patience::start();
+        let mut interval = POLL_FIRST;
+        // A woken waiter was woken because the lock is free: look at once. A
+        // newcomer's CAS just failed: give the owner its burst first.
+        let mut look = counted;
+        let got = loop {
+            if look {
+                if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
+                    break false;
+                }
+                if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
+                    break true;
+                }
+                if patience.expired(SPIN_TIME) {
+                    break false;
+                }
+            }
+            look = true;
+            patience.relax_for(interval);
+            if interval >= POLL_MAX {
+                crate::arch::yield_now();
+            }
+            interval = (interval * 2).min(POLL_MAX);
+        };
+        self.spinners.fetch_sub(1, Ordering::Relaxed);
+        got
     }
 
     /// Queue, sleep, retry. A woken waiter was unlinked by its waker; if it loses
@@ -536,9 +619,14 @@ impl RawMutex {
         let node = Waiter::new(crate::sched::current(), me);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
+        // When a sleeping waiter wakes itself to ask for hand-off if it is first.
+        #[cfg(not(loom))]
+        let mut deadline = Some(start + HANDOFF_AFTER);
+        #[cfg(loom)]
+        let mut deadline: Option<std::time::Instant> = None;
         let mut wakeups = 0u32;
         loop {
-            let set_waiters = {
+            {
                 let q = self.waiters.lock();
                 // SAFETY: `node` stays on this stack frame until it is unlinked:
                 // we leave this loop only after a waker unlinked it and set `done`
@@ -557,12 +645,12 @@ impl RawMutex {
                     nf |= HANDOFF;
                 }
                 self.flags.store(nf, Ordering::Relaxed);
-                f & HAS_WAITERS == 0
-            };
-            if set_waiters {
-                // Pairs with the unlocker's `light_barrier` (module docs).
-                heavy_barrier();
             }
+            // Pairs with the unlocker's `light_barrier` (module docs): we may
+            // have set HAS_WAITERS, and we have just stopped counting as a
+            // spinner (every way here comes from `spin`), so an unlocker may
+            // have skipped its wake-up because of us.
+            heavy_barrier();
             loop {
                 if node.is_done() {
                     break; // unlinked by an unlocker: woken, or handed the lock
@@ -575,12 +663,25 @@ impl RawMutex {
                     self.dequeue(&node);
                     return Ok(());
                 }
-                if let Err(e) = crate::sched::sleep(state, None) {
-                    return if self.leave(&node, me) {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    };
+                if node.handoff.get() {
+                    deadline = None;
+                }
+                match crate::sched::sleep(state, deadline) {
+                    Ok(()) => {}
+                    Err(crate::Error::TimedOut) => {
+                        self.ask_handoff_if_first(&node);
+                        #[cfg(not(loom))]
+                        {
+                            deadline = Some(std::time::Instant::now() + HANDOFF_AFTER);
+                        }
+                    }
+                    Err(e) => {
+                        return if self.leave(&node, me) {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        };
+                    }
                 }
             }
             // Unlinked and done. A hand-off stored our id before setting `done`
@@ -589,7 +690,8 @@ impl RawMutex {
                 return Ok(());
             }
             node.reset();
-            if self.spin(me, node.handoff.get()) {
+            // Counted as a spinner by the unlocker that woke us.
+            if self.spin(me, node.handoff.get(), true) {
                 return Ok(());
             }
             wakeups += 1;
@@ -603,13 +705,31 @@ impl RawMutex {
         }
     }
 
+    /// A sleeping waiter's timer ran out ([`HANDOFF_AFTER`]): if it is still
+    /// queued and first, ask for the lock to be handed to it.
+    #[cold]
+    fn ask_handoff_if_first(&self, node: &Waiter) {
+        let q = self.waiters.lock();
+        if node.handoff.get() {
+            return;
+        }
+        if q.front().is_some_and(|f| core::ptr::eq(f, node)) {
+            node.handoff.set(true);
+            let f = self.flags.load(Ordering::Relaxed);
+            self.flags.store(f | HANDOFF, Ordering::Relaxed);
+        }
+    }
+
     /// Unlinks `node` after its own CAS took the lock.
     fn dequeue(&self, node: &Waiter) {
         let q = self.waiters.lock();
         if !q.remove(node) {
-            // An unlocker unlinked us to wake us just as our CAS won: let it finish.
+            // An unlocker unlinked us to wake us just as our CAS won: let it
+            // finish, and drop the spinner count it added for us (no barrier:
+            // we own the lock, and our unlock looks at the waiters).
             drop(q);
             node.wait_done();
+            self.spinners.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         let mut f = self.flags.load(Ordering::Relaxed);
@@ -645,6 +765,11 @@ impl RawMutex {
                 if self.owner.load(Ordering::Relaxed) == me {
                     return true;
                 }
+                // A wake-up: its unlocker counted us as a spinner. Uncount, and
+                // order that before `pass_on`'s look at the lock (an unlocker
+                // that saw us counted skipped its wake-up; module docs).
+                self.spinners.fetch_sub(1, Ordering::Relaxed);
+                heavy_barrier();
                 let q = self.waiters.lock();
                 self.pass_on(&q, &mut woken);
                 drop(q);
@@ -663,8 +788,9 @@ impl RawMutex {
     fn pass_on(&self, q: &Locked<'_>, woken: &mut Woken) {
         if self.owner.load(Ordering::Relaxed) == UNLOCKED
             && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
+            && self.spinners.load(Ordering::Relaxed) == 0
         {
-            self.pop_first(q, woken);
+            self.pop_first(q, woken, true);
         }
     }
 }
@@ -1168,6 +1294,74 @@ mod tests {
         assert!(got.is_ok(), "the sleeper was starved");
     }
 
+    /// Liveness against two hogs that trade the lock (one of them is nearly
+    /// always awake and polling, so unlocks rarely wake a sleeper): a third
+    /// thread still gets in, by its own polls or by its `HANDOFF_AFTER` timer
+    /// (which `sleeper_timer_gets_it_when_no_unlock_wakes_it` tests alone).
+    #[test]
+    fn sleeper_gets_in_past_two_hogs_trading_the_lock() {
+        let m = Arc::new(Mutex::new(0u64));
+        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let hogs: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, stop) = (m.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(core::sync::atomic::Ordering::Relaxed) {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        while *m.lock() < 10_000 {
+            std::thread::yield_now();
+        }
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let sleeper = std::thread::spawn(move || {
+            for _ in 0..50 {
+                drop(m2.lock());
+            }
+            tx.send(()).unwrap();
+        });
+        // Watchdog: generous; a starved sleeper would never report.
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        sleeper.join().unwrap();
+        assert!(got.is_ok(), "the sleeper was starved");
+    }
+
+    /// The timer alone: a sleeper that no unlock wakes (a pretend awake
+    /// contender is counted, so the unlock leaves the wake-up to it) wakes
+    /// itself after `HANDOFF_AFTER`, finds the lock free and takes it.
+    #[test]
+    fn sleeper_timer_gets_it_when_no_unlock_wakes_it() {
+        let m = Arc::new(Mutex::new(0u64));
+        let g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            *m2.lock() += 1;
+            tx.send(()).unwrap();
+        });
+        while m.raw().flags.load(Ordering::Relaxed) & HAS_WAITERS == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Past its spin and its last look at the lock: asleep.
+        std::thread::sleep(Duration::from_millis(20));
+        m.raw().spinners.fetch_add(1, Ordering::Relaxed);
+        drop(g);
+        // Watchdog: generous; without the timer it would sleep for ever.
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        m.raw().spinners.fetch_sub(1, Ordering::Relaxed);
+        assert!(got.is_ok(), "the sleeper was never woken");
+        t.join().unwrap();
+        assert_eq!(*m.lock(), 1);
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn stress_16_threads() {
         let m = Arc::new(Mutex::new(0u64));
@@ -1188,6 +1382,7 @@ mod tests {
         });
         assert_eq!(*m.lock(), n * per);
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+        assert_eq!(m.raw().spinners.load(Ordering::Relaxed), 0);
     }
 }
 
@@ -1230,6 +1425,7 @@ mod loom_tests {
             t.join().unwrap();
             assert_eq!(*m.lock(), 3);
             assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+            assert_eq!(m.raw.spinners.load(Ordering::Relaxed), 0);
         });
     }
 
@@ -1268,6 +1464,7 @@ mod loom_tests {
                 }
             }
             assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+            assert_eq!(m.raw.spinners.load(Ordering::Relaxed), 0);
         });
     }
 
@@ -1289,6 +1486,7 @@ mod loom_tests {
                 t.join().unwrap();
             }
             assert_eq!(*m.lock(), 3);
+            assert_eq!(m.raw.spinners.load(Ordering::Relaxed), 0);
         });
     }
 }
