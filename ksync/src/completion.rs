@@ -164,6 +164,12 @@ impl Completion {
 
     fn wait_common(&self, state: TaskState, deadline: Option<Instant>) -> Result<()> {
         crate::lockdep::might_sleep();
+        // Poll briefly first (taking a completion under the lock when one is
+        // there): a completion that arrives within a few µs costs neither the
+        // completer a futex wake nor us a sleep.
+        if crate::sched::poll_before_sleep(deadline, || self.take()) {
+            return Ok(());
+        }
         let w = Waiter::new(true, state);
         {
             let mut l = self.waiters.lock();

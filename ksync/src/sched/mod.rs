@@ -21,6 +21,7 @@ pub use preempt::*;
 pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, signal_pending};
 #[cfg(not(loom))]
 pub use signal::{intercept_signals, release_signals};
+pub(crate) use sleep::poll_before_sleep;
 pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]

@@ -791,6 +791,11 @@ impl WaitQueue {
         deadline: Option<Instant>,
         cond: &mut dyn FnMut() -> bool,
     ) -> Result<()> {
+        // Poll briefly first: a condition that comes true within a few µs costs
+        // neither side a futex call.
+        if super::poll_before_sleep(deadline, &mut *cond) {
+            return Ok(());
+        }
         let state = if state == TaskState::Running {
             TaskState::Uninterruptible
         } else {
