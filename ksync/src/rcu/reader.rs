@@ -1,35 +1,44 @@
 //! The read side: the thread's record, its registration, and [`RcuReadGuard`].
 //!
 //! Each thread that reads owns one cache-padded [`Record`] (see `gp.rs` for its
-//! word). A const-initialised thread-local `Cell<*const Record>` with no
-//! destructor points at it, so `RECORD.with` compiles to one direct TLS load
-//! (no lazy-initialisation or destroyed-state check) and `rcu_read_lock` is that
-//! load, a null test, a load and a store to the thread's own cache line, and a
-//! compiler barrier. The guard keeps the record pointer, so the drop needs no
-//! second TLS access. The first `rcu_read_lock` of a thread finds the pointer
-//! null and takes the `#[cold]` path that allocates the record and adds it to the
-//! registry; a second thread-local, with a destructor, removes it when the
-//! thread exits.
+//! two counters). A const-initialised thread-local `Cell<*const Record>` with no
+//! destructor, `FAST`, points at it, so `FAST.with` compiles to one direct TLS
+//! load (no lazy-initialisation or destroyed-state check) and `rcu_read_lock` is
+//! that load, a null test, a load of the phase, an increment of the counter it
+//! selects on the thread's own cache line, and a compiler barrier. The guard
+//! keeps the counter's address, so the drop needs no TLS access and no phase.
 //!
-//! A record is freed only with nesting 0 (no guard points at it): a thread that
-//! exits while a guard lives on (in another thread-local's destructor) leaves its
-//! record registered and leaked, so the guard's drop still writes valid memory and
-//! grace periods keep waiting for that section until it ends.
+//! `FAST` is null whenever the fast path must not run: before the thread's first
+//! `rcu_read_lock`, after [`rcu_unregister_thread`], and always where membarrier
+//! is unavailable (the fence mode, decided once at start-up). Then
+//! `rcu_read_lock` takes the `#[cold]` path, which registers the thread if it
+//! must (allocates the record and adds it to the registry) and, in fence mode,
+//! enters with a full fence. `RECORD` holds the registered record in either
+//! mode; a third thread-local, with a destructor, removes the record from the
+//! registry when the thread exits.
+//!
+//! A record is freed only with both counters 0 (no guard points into it): a
+//! thread that exits while a guard lives on (in another thread-local's
+//! destructor) leaves its record registered and leaked, so the guard's drop still
+//! writes valid memory and grace periods keep waiting for that section until it
+//! ends.
 //!
 //! The registry is a list of record pointers under a mutex that the grace-period
 //! code holds while it scans; a record is freed only after it has been removed
 //! from the list under that mutex, so the updater never reads a freed record.
 
-use super::gp::{GpState, Record};
+use super::gp::{self, GpState, Record};
 use crate::arch::CachePadded;
+use crate::arch::membarrier::is_expedited;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use core::cell::Cell;
 use core::ptr;
+use core::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
 /// The global grace-period state, alone in its cache line(s): readers load it on
-/// every outermost lock and unlock, so no other written data may share it (the
-/// registry mutex next to it did before).
+/// every lock and unlock, so no other written data may share it (the registry
+/// mutex next to it did before).
 pub(crate) static GP: CachePadded<GpState> = CachePadded::new(GpState::new());
 
 /// The lockdep map of `rcu_read_lock` (the kernel's `rcu_lock_map`).
@@ -52,7 +61,12 @@ pub(crate) fn registry() -> std::sync::MutexGuard<'static, Vec<RecordPtr>> {
 }
 
 thread_local! {
-    /// This thread's record, or null before registration / after exit.
+    /// The fast path's record: this thread's registered record where membarrier
+    /// is in use; null before registration, after unregistration, and always in
+    /// fence mode (so every `rcu_read_lock` there goes out of line and fences).
+    static FAST: Cell<*const Record> = const { Cell::new(ptr::null()) };
+    /// This thread's registered record (either mode), or null before
+    /// registration / after unregistration.
     static RECORD: Cell<*const Record> = const { Cell::new(ptr::null()) };
     /// Owns the record; its destructor unregisters it at thread exit.
     static REGISTRATION: Registration = Registration::new();
@@ -67,9 +81,16 @@ impl Registration {
     fn new() -> Self {
         let record = alloc_record();
         registry().push(RecordPtr(record));
-        RECORD.with(|c| c.set(record));
+        set_record(record);
         Registration { record }
     }
+}
+
+/// Makes `r` this thread's registered record (null: none), and the fast
+/// path's where membarrier is in use.
+fn set_record(r: *const Record) {
+    RECORD.with(|c| c.set(r));
+    FAST.with(|c| c.set(if is_expedited() { r } else { ptr::null() }));
 }
 
 fn alloc_record() -> *const Record {
@@ -87,17 +108,17 @@ fn alloc_record() -> *const Record {
 impl Drop for Registration {
     fn drop(&mut self) {
         // SAFETY: our own live record; only this thread writes it.
-        if unsafe { (*self.record).nesting() } != 0 {
+        if unsafe { (*self.record).depth() } != 0 {
             // A guard outlives the registration (it lives in a thread-local that
-            // is destroyed later) and points at the record: leave the record
+            // is destroyed later) and points into the record: leave the record
             // registered, so grace periods still wait for that section, and leak
-            // it, so the guard's drop writes valid memory. RECORD keeps pointing
-            // at it, so sections opened by later destructors use it too (it is
-            // now an orphan, see `rcu_unregister_thread`). Afterwards it stays
-            // quiescent in the registry: one cache line per such thread.
+            // it, so the guard's drop writes valid memory. RECORD and FAST keep
+            // pointing at it, so sections opened by later destructors use it too
+            // (it is now an orphan, see `rcu_unregister_thread`). Afterwards it
+            // stays quiescent in the registry: one cache line per such thread.
             return;
         }
-        RECORD.with(|c| c.set(ptr::null()));
+        set_record(ptr::null());
         {
             let mut reg = registry();
             if let Some(i) = reg.iter().position(|r| r.0 == self.record) {
@@ -106,8 +127,8 @@ impl Drop for Registration {
         }
         // SAFETY: the record came from `alloc_record` and was removed from the
         // registry under its lock above, so no updater reads it any more; RECORD
-        // no longer points at it and its nesting is 0, so no guard points at it
-        // (each live guard holds one level of its record's nesting).
+        // and FAST no longer point at it and its counters are 0, so no guard
+        // points into it (each live guard holds one count of its record).
         unsafe { free_record(self.record) };
     }
 }
@@ -132,7 +153,7 @@ fn register_slow() -> *const Record {
         Err(_) => {
             let record = alloc_record();
             registry().push(RecordPtr(record));
-            RECORD.with(|c| c.set(record));
+            set_record(record);
             record
         }
     }
@@ -148,7 +169,7 @@ fn register_slow() -> *const Record {
 /// ```
 pub fn rcu_register_thread() {
     if RECORD.with(|c| c.get()).is_null() {
-        let _ = lock_slow_record();
+        let _ = register_now();
     }
 }
 
@@ -163,9 +184,9 @@ pub fn rcu_unregister_thread() {
         return;
     }
     // SAFETY: a non-null RECORD points at this thread's live record.
-    let nesting = unsafe { (*r).nesting() };
+    let depth = unsafe { (*r).depth() };
     assert!(
-        nesting == 0,
+        depth == 0,
         "rcu_unregister_thread() called inside an RCU read-side critical section"
     );
     {
@@ -178,14 +199,15 @@ pub fn rcu_unregister_thread() {
     // registry search finds nothing to remove); re-register it on next use.
     match REGISTRATION.try_with(|reg| reg.record) {
         Ok(owned) if owned == r => {
-            RECORD.with(|c| c.set(ptr::null()));
+            set_record(ptr::null());
             REREGISTER.with(|f| f.set(true));
         }
         _ => {
             // An orphan record made during thread exit: it is not in the registry
             // any more, so it can be freed.
-            RECORD.with(|c| c.set(ptr::null()));
-            // SAFETY: removed from the registry above; RECORD cleared.
+            set_record(ptr::null());
+            // SAFETY: removed from the registry above; RECORD and FAST cleared,
+            // and no guard points into it (its counters are 0).
             unsafe { free_record(r) };
         }
     }
@@ -201,7 +223,7 @@ thread_local! {
 #[cold]
 fn reregister(owned: *const Record) -> *const Record {
     registry().push(RecordPtr(owned));
-    RECORD.with(|c| c.set(owned));
+    set_record(owned);
     REREGISTER.with(|f| f.set(false));
     owned
 }
@@ -219,10 +241,11 @@ fn reregister(owned: *const Record) -> *const Record {
 /// ```
 #[must_use = "the read-side critical section ends when the guard is dropped"]
 pub struct RcuReadGuard {
-    /// This thread's record, which the drop decrements. A raw pointer, so the
-    /// guard is neither `Send` nor `Sync`. Valid for the guard's life: a record is
-    /// freed only with nesting 0, and the guard holds one level of it.
-    rec: *const Record,
+    /// The counter of this thread's record that the lock incremented and the
+    /// drop decrements. A raw pointer, so the guard is neither `Send` nor
+    /// `Sync`. Valid for the guard's life: a record is freed only with both
+    /// counters 0, and the guard holds one count of this one.
+    cnt: *const AtomicUsize,
 }
 
 impl core::fmt::Debug for RcuReadGuard {
@@ -233,9 +256,10 @@ impl core::fmt::Debug for RcuReadGuard {
 
 /// Enters a read-side critical section; the returned guard leaves it on drop.
 ///
-/// Costs a thread-local load, a load and a store to this thread's own record and
-/// a compiler barrier (a full fence where membarrier is unavailable); no atomic
-/// read-modify-write and no call. Nestable.
+/// Costs a thread-local load, a load of the global phase, an increment of a
+/// counter in this thread's own record and a compiler barrier (a full fence,
+/// out of line, where membarrier is unavailable); no atomic read-modify-write
+/// and no call. Nestable; guards may be dropped in any order.
 ///
 /// ```
 /// use ksync::rcu::{rcu_read_lock, RcuPtr};
@@ -246,20 +270,43 @@ impl core::fmt::Debug for RcuReadGuard {
 /// ```
 #[inline(always)]
 pub fn rcu_read_lock() -> RcuReadGuard {
-    let mut r = RECORD.with(|c| c.get());
-    if r.is_null() {
-        r = lock_slow_record();
-    }
-    // SAFETY: `r` is this thread's live record: RECORD is cleared before the
-    // record is freed, and only this thread writes its ctr.
-    unsafe { (*r).lock(&GP) };
+    let r = FAST.with(|c| c.get());
+    let cnt = if r.is_null() {
+        lock_slow()
+    } else {
+        // SAFETY: a non-null FAST is this thread's live, registered record:
+        // FAST is cleared before the record is freed or unregistered, and only
+        // this thread writes its counters.
+        let c: &AtomicUsize = gp::read_lock(unsafe { &*r }, &GP);
+        c
+    };
     lockdep::acquire(&RCU_LOCK_MAP, AcquireKind::RecursiveRead, false, 0);
-    RcuReadGuard { rec: r }
+    RcuReadGuard { cnt }
 }
 
+/// `rcu_read_lock` off the fast path: registers the thread if it is not, and
+/// in fence mode enters with a full fence.
 #[cold]
 #[inline(never)]
-fn lock_slow_record() -> *const Record {
+fn lock_slow() -> *const AtomicUsize {
+    let mut r = RECORD.with(|c| c.get());
+    if r.is_null() {
+        r = register_now();
+    }
+    // SAFETY: `r` is this thread's live, registered record (RECORD is cleared
+    // before the record is freed); only this thread writes its counters.
+    let rec = unsafe { &*r };
+    if is_expedited() {
+        gp::read_lock(rec, &GP)
+    } else {
+        gp::read_lock_fenced(rec, &GP)
+    }
+}
+
+/// Registers the calling thread's record (again, after
+/// [`rcu_unregister_thread`]) and returns it.
+#[cold]
+fn register_now() -> *const Record {
     if REREGISTER.with(|f| f.get()) {
         if let Ok(owned) = REGISTRATION.try_with(|reg| reg.record) {
             return reregister(owned);
@@ -272,11 +319,11 @@ impl Drop for RcuReadGuard {
     #[inline(always)]
     fn drop(&mut self) {
         lockdep::release(&RCU_LOCK_MAP);
-        // SAFETY: `rec` is the record this guard's lock incremented, on this
-        // thread (the guard is !Send); it is not freed while its nesting is
-        // non-zero (Registration::drop leaks it, rcu_unregister_thread panics),
-        // and only this thread writes its ctr.
-        unsafe { (*self.rec).unlock(&GP) };
+        // SAFETY: `cnt` is the counter this guard's lock incremented, in this
+        // thread's record (the guard is !Send); the record is not freed while a
+        // counter is non-zero (Registration::drop leaks it,
+        // rcu_unregister_thread panics), and only this thread writes it.
+        gp::read_unlock(unsafe { &*self.cnt }, &GP);
     }
 }
 
@@ -300,28 +347,38 @@ pub fn rcu_read_unlock(guard: RcuReadGuard) {
 pub fn rcu_read_lock_held() -> bool {
     let r = RECORD.with(|c| c.get());
     // SAFETY: non-null RECORD is this thread's live record.
-    !r.is_null() && unsafe { (*r).nesting() } > 0
+    !r.is_null() && unsafe { (*r).depth() } > 0
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::arch::membarrier::is_expedited;
     use crate::loom::sync::atomic::Ordering;
 
-    /// A registered reader finds the phase word's FENCE bit set exactly when
-    /// membarrier is unavailable, so its barriers are full fences then, and the
-    /// guard holds this thread's record.
+    /// Registration takes the fast path exactly when membarrier is in use, and
+    /// sets the fence mode's futex value otherwise; each guard holds the counter
+    /// of the phase current at its lock, and nested guards dropped out of order
+    /// leave the record quiescent.
     #[test]
-    fn registration_sets_fence_mode_and_guard_holds_record() {
+    fn fast_path_and_fence_mode_and_guard_counters() {
         std::thread::spawn(|| {
             let g = rcu_read_lock();
-            let fence = GP.ctr.load(Ordering::Relaxed) & super::super::gp::FENCE != 0;
-            assert_eq!(fence, !is_expedited());
-            assert_eq!(g.rec, RECORD.with(|c| c.get()));
+            let r = RECORD.with(|c| c.get());
+            assert_eq!(FAST.with(|c| c.get()).is_null(), !is_expedited());
+            if !is_expedited() {
+                assert_ne!(GP.futex.load(Ordering::Relaxed), gp::GP_IDLE);
+            }
             // SAFETY: this thread's live record.
-            assert_eq!(unsafe { (*g.rec).nesting() }, 1);
+            let rec = unsafe { &*r };
+            let off = g.cnt as usize - r as usize;
+            assert!(off == 0 || off == gp::STRIDE);
+            assert_eq!(rec.depth(), 1);
+            let inner = rcu_read_lock();
+            assert_eq!(rec.depth(), 2);
             drop(g);
+            assert!(rcu_read_lock_held());
+            drop(inner);
+            assert_eq!(rec.depth(), 0);
             assert!(!rcu_read_lock_held());
         })
         .join()
