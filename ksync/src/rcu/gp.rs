@@ -9,6 +9,12 @@
 //! counters, a thread's are written only by that thread, so entering and leaving
 //! a section are plain load-add-store sequences, not atomic read-modify-writes.
 //!
+//! Where membarrier is in use, a reader does not even read the global phase:
+//! each thread keeps a pointer to its counter for the current phase in a
+//! thread-local (`FAST` in `reader.rs`), and the grace-period leader's flip
+//! rewrites every registered thread's pointer along with the phase word. The
+//! read side is then one thread-local load and one increment.
+//!
 //! This file holds only the algorithm, on explicit state, so the loom models run it
 //! exactly as the library does; `reader.rs` and `sync.rs` bind it to the global
 //! state, the thread registry and the thread-local record.
@@ -20,8 +26,10 @@
 //! | [`GpState::ctr`] | the current phase, as the byte offset of its counter in a [`Record`]: 0 or [`STRIDE`]; no other bits. Flipped once per grace period, only by the grace-period leader |
 //! | [`GpState::futex`] | [`GP_IDLE`] (0): no updater sleeps, membarrier in use; [`GP_FENCED`]: no updater sleeps, no membarrier (set before the first reader's first section, and the idle value from then on); [`GP_SLEEPING`] (`u32::MAX`, liburcu's -1): the updater sleeps or is about to, and `rcu_read_unlock` wakes it |
 //! | `Record::cnt[i]` | how many of this thread's sections that entered in phase `i` are still open; written only by the owning thread |
+//! | `FAST` (per thread, `reader.rs`) | null: the fast path is off (not registered, or fence mode); else `&cnt[i]` of the thread's record for the phase `i` of the last flip. Written by the thread when it registers or unregisters and by the leader at each flip, all under the registry lock |
 //!
-//! A section adds 1 to the counter of the phase it read at `rcu_read_lock` and
+//! A section adds 1 to the counter of the phase it read at `rcu_read_lock` (from
+//! `FAST`, or from [`GpState::ctr`] on the out-of-line path) and
 //! its guard subtracts 1 from that same counter, so nesting needs no test: an
 //! inner section counts on whichever counter is current then, and guards may be
 //! dropped in any order.
@@ -57,7 +65,9 @@
 //! a waited counter is a *late increment*: a reader that loaded the phase before
 //! a flip and increments after it (after the scan that the safety argument lets
 //! miss it). A thread has at most one in flight once the flip is visible to it,
-//! and the flip is a store followed by a fence; in the sleeping wait each
+//! and the flip is stores (the phase word and every registered thread's `FAST`,
+//! under the registry lock, so a registering thread reads the phase either
+//! before or after all of them) followed by a fence; in the sleeping wait each
 //! [`heavy_barrier`] makes it visible to every reader (membarrier runs a full
 //! barrier on each; in fence mode the fence after each reader's increment pairs
 //! with it). So each wait ends once the sections open on its phase end.
@@ -70,7 +80,7 @@
 //! The read side does not read the global membarrier mode, as `light_barrier`
 //! and liburcu's `smp_mb_slave` do: the mode is decided once, at start-up, and
 //! the fence fallback is reached through words the fast path reads anyway. In
-//! fence mode the thread-local fast pointer (in `reader.rs`) is never set, so
+//! fence mode the thread-local fast pointer (`FAST`) is never set, so
 //! every `rcu_read_lock` takes its out-of-line path, which ends with
 //! [`read_lock_fenced`]; and [`GpState::futex`] is never 0 ([`GP_FENCED`]), so
 //! every [`read_unlock`] takes its out-of-line path, which fences before it
@@ -79,25 +89,27 @@
 //! ## Generated code
 //!
 //! With membarrier, an `rcu_read_lock` + drop inlined into a loop on x86-64
-//! (`let g = rcu_read_lock(); black_box(&g);`, the `rcu` bench) is 10
+//! (`let g = rcu_read_lock(); black_box(&g);`, the `rcu` bench) is 8
 //! instructions besides the loop and `black_box`'s own stores:
 //!
 //! ```text
-//! mov  %fs:FAST,%rcx ; test %rcx,%rcx ; je <register/fence path>
-//! mov  GP.ctr,%rdx   ; lea (%rcx,%rdx),%rax ; incq (%rcx,%rdx)
-//! decq (%rax)        ; mov GP.futex,%eax ; test %eax,%eax ; jne <wake/fence path>
+//! mov %fs:FAST,%rax ; test %rax,%rax ; je <register/fence path> ; incq (%rax)
+//! decq (%rax)       ; mov GP.futex,%eax ; test %eax,%eax ; jne <wake/fence path>
 //! ```
 //!
 //! No atomic read-modify-write (no `lock` prefix), no fence and no call; the
 //! previous nesting-and-phase word needed 21, as liburcu's
 //! `_urcu_memb_read_lock`/`_urcu_memb_read_unlock` do 22, with three loads of
-//! its `has_sys_membarrier` flag. In a tight loop of empty sections what bounds
-//! the pair is memory operations, not instructions: three loads, two
-//! load-add-stores, plus `black_box`'s two stores and one reload in the bench —
-//! four stores an iteration, two cycles on a core that retires two stores a
-//! cycle (Zen 3). The `incq`/`decq` of one counter do not form a slow chain
-//! through memory there (a loop of `incq (m); decq (m)` runs as fast as one of
-//! two plain stores).
+//! its `has_sys_membarrier` flag; reading the phase word instead of keeping
+//! `FAST` costs a load and an address computation more (10). In a tight loop of
+//! empty sections what bounds the pair is memory operations, not instructions:
+//! two loads and two load-add-stores, plus `black_box`'s two stores and one
+//! reload in the bench — four stores an iteration, two cycles on a core that
+//! retires two stores a cycle (Zen 3). The `incq`/`decq` of one counter do not
+//! form a slow chain through memory there (a loop of `incq (m); decq (m)` runs
+//! as fast as one of two plain stores). The price is paid by the grace period:
+//! its flip writes one pointer into each registered reader thread's
+//! thread-local storage, a cache miss per reader on top of the two scans.
 
 use crate::arch::membarrier::{heavy_barrier, is_expedited};
 use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence, fence};
@@ -160,6 +172,15 @@ impl GpState {
         }
     }
 
+    /// Makes `off` the current phase (the whole flip where readers keep no fast
+    /// pointer). Only the grace-period leader calls it.
+    #[inline]
+    pub(crate) fn set_phase(&self, off: usize) {
+        // Relaxed: readers tolerate a stale phase (late increments); the
+        // fences around the flip in `grace_period` bound how long.
+        self.ctr.store(off, Ordering::Relaxed);
+    }
+
     /// Prepares the futex word for a new reader: where the read side must fence,
     /// replaces the initial [`GP_IDLE`] by [`GP_FENCED`]. Called by every reader
     /// registration, before the reader's first section.
@@ -220,11 +241,7 @@ impl Record {
     #[inline(always)]
     pub(crate) fn enter_at(&self, off: usize) -> &AtomicUsize {
         let c = self.counter(off);
-        // Relaxed load and store, not fetch_add: only this thread writes its
-        // counters, so no increment can be lost, and the pair compiles to one
-        // `incq` without a `lock` prefix. The updater may read the counter at
-        // any time; it sees the old or the new value.
-        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        enter(c);
         c
     }
 
@@ -254,6 +271,30 @@ impl Record {
         // Relaxed: ordered by the heavy barriers around the scan.
         self.counter(off).load(Ordering::Relaxed) == 0
     }
+}
+
+/// Opens a section on counter `c` of the calling thread's record: adds 1 to
+/// it, with no barrier.
+#[inline(always)]
+pub(crate) fn enter(c: &AtomicUsize) {
+    // Relaxed load and store, not fetch_add: only the owning thread writes its
+    // counters, so no increment can be lost, and the pair compiles to one
+    // `incq` without a `lock` prefix. The updater may read the counter at any
+    // time; it sees the old or the new value.
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+/// `rcu_read_lock`'s fast path where membarrier is in use: opens a section on
+/// `c`, the counter that the thread's fast pointer names (its counter for the
+/// phase of the last flip it has seen).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn read_lock_on(c: &AtomicUsize) {
+    enter(c);
+    // Orders the increment before the section's loads; pairs with the
+    // heavy_barrier that `grace_period` issues before it scans the counters
+    // (urcu-memb.h: smp_mb_slave + smp_mb_master).
+    compiler_fence(Ordering::SeqCst);
 }
 
 /// `rcu_read_lock` on `rec` where membarrier is in use: opens a section in the
@@ -378,9 +419,17 @@ pub(crate) fn wait_for_readers(
 /// One complete grace period over the record set that `quiescent` checks
 /// (`quiescent(off)` returns true when every record's counter at `off` is 0):
 /// barrier, wait for the non-current phase, flip, wait for the old phase,
-/// barrier (module docs). The caller serializes grace periods (only one runs at
-/// a time: the phase is flipped with a plain load and store).
-pub(crate) fn grace_period(gp: &GpState, attempts: u32, quiescent: impl Fn(usize) -> bool) {
+/// barrier (module docs). `flip(off)` makes `off` the current phase: it stores
+/// it to [`GpState::ctr`] and points every reader's fast pointer at its
+/// counter for it ([`GpState::set_phase`] where readers have none). The caller
+/// serializes grace periods (only one runs at a time: the phase is flipped with
+/// a plain load and store).
+pub(crate) fn grace_period(
+    gp: &GpState,
+    attempts: u32,
+    flip: impl FnOnce(usize),
+    quiescent: impl Fn(usize) -> bool,
+) {
     let idle = futex_idle();
     // Orders the updater's earlier stores (the unpublished pointer) before the
     // scans; pairs with the readers' barrier after their increment.
@@ -396,7 +445,7 @@ pub(crate) fn grace_period(gp: &GpState, attempts: u32, quiescent: impl Fn(usize
     // from reaching 0 (liburcu keeps a full barrier here; load→store order is
     // what it needs).
     fence(Ordering::SeqCst);
-    gp.ctr.store(other, Ordering::Relaxed);
+    flip(other);
     // Commit the flip before the second wait's loads (same reasoning: new
     // readers must stop entering the phase waited for).
     fence(Ordering::SeqCst);
@@ -411,110 +460,164 @@ pub(crate) fn grace_period(gp: &GpState, attempts: u32, quiescent: impl Fn(usize
 mod loom_tests {
     use super::*;
     use crate::loom::sync::Arc;
-    use crate::loom::sync::atomic::AtomicBool;
+    use crate::loom::sync::atomic::{AtomicBool, AtomicPtr};
 
-    /// The updater's side of every model: unpublish the object (the protected
-    /// "pointer" goes from 1, the old object, to 2), run one grace period over
-    /// `rec`, then "free" the old object.
-    fn update(gp: &GpState, rec: &Record, ptr: &AtomicUsize, freed: &AtomicBool) {
+    /// One reader thread's state and the grace-period state, as `reader.rs`
+    /// and `sync.rs` keep them: the record, and the thread's fast pointer
+    /// (`FAST`), which each flip rewrites.
+    struct Rcu {
+        gp: GpState,
+        rec: Record,
+        fast: AtomicPtr<AtomicUsize>,
+    }
+
+    impl Rcu {
+        fn new() -> Arc<Self> {
+            let r = Arc::new(Rcu {
+                gp: GpState::new(),
+                rec: Record::new(),
+                fast: AtomicPtr::new(core::ptr::null_mut()),
+            });
+            // Registration: the fast pointer names the current phase's counter.
+            r.flip(r.gp.ctr.load(Ordering::Relaxed));
+            r
+        }
+
+        /// `sync.rs`'s flip: the phase word and every fast pointer.
+        fn flip(&self, off: usize) {
+            self.gp.set_phase(off);
+            let c: *const AtomicUsize = self.rec.counter(off);
+            self.fast.store(c as *mut AtomicUsize, Ordering::Relaxed);
+        }
+
+        /// The fast path, `read_lock_on`, with the fence that stands in for the
+        /// compiler barrier + membarrier pair (loom cannot model membarrier).
+        fn lock_fast(&self) -> &AtomicUsize {
+            // SAFETY: the fast pointer always names one of `rec`'s counters,
+            // which live as long as `self`.
+            let c = unsafe { &*self.fast.load(Ordering::Relaxed) };
+            enter(c);
+            fence(Ordering::SeqCst);
+            c
+        }
+
+        /// The out-of-line path of fence mode: the phase from the phase word.
+        fn lock_fenced(&self) -> &AtomicUsize {
+            read_lock_fenced(&self.rec, &self.gp)
+        }
+
+        fn unlock(&self, c: &AtomicUsize) {
+            read_unlock(c, &self.gp);
+        }
+
+        /// The updater's grace period over this one reader.
+        fn synchronize(&self) {
+            grace_period(
+                &self.gp,
+                1,
+                |off| self.flip(off),
+                |off| self.rec.quiescent_at(off),
+            );
+        }
+    }
+
+    /// The updater's side of the single-grace-period models: unpublish the
+    /// object (the protected "pointer" goes from 1, the old object, to 2), run
+    /// one grace period, then "free" the old object.
+    fn update(rcu: &Rcu, ptr: &AtomicUsize, freed: &AtomicBool) {
         ptr.store(2, Ordering::Release);
-        grace_period(gp, 1, |off| rec.quiescent_at(off));
+        rcu.synchronize();
         freed.store(true, Ordering::Relaxed);
     }
 
     /// A reader that is inside its section when the updater unpublishes the
     /// object must have finished before the grace period ends: the updater then
     /// "frees" it (sets `freed`), and the reader asserts it never sees that.
-    /// Two sections, so one may straddle the flip.
+    /// Two sections on the fast path, so one may straddle the flip.
     #[test]
     fn loom_reader_before_gp_finishes_before_it_returns() {
         loom::model(|| {
-            let gp = Arc::new(GpState::new());
-            let rec = Arc::new(Record::new());
+            let rcu = Rcu::new();
             let ptr = Arc::new(AtomicUsize::new(1));
             let freed = Arc::new(AtomicBool::new(false));
             let r = {
-                let (gp, rec, ptr, freed) = (gp.clone(), rec.clone(), ptr.clone(), freed.clone());
+                let (rcu, ptr, freed) = (rcu.clone(), ptr.clone(), freed.clone());
                 loom::thread::spawn(move || {
                     for _ in 0..2 {
-                        let c = read_lock_fenced(&rec, &gp);
+                        let c = rcu.lock_fast();
                         if ptr.load(Ordering::Acquire) == 1 {
                             assert!(!freed.load(Ordering::Relaxed), "reader saw a freed object");
                         }
-                        read_unlock(c, &gp);
+                        rcu.unlock(c);
                     }
                 })
             };
-            update(&gp, &rec, &ptr, &freed);
+            update(&rcu, &ptr, &freed);
             r.join().unwrap();
         });
     }
 
     /// Nesting: the inner section's unlock does not end the outer one, though
     /// both count on the record's counters, so the updater still waits for the
-    /// outer one. The inner section may enter in the other phase.
+    /// outer one. The outer section takes the fence-mode path, the inner one
+    /// the fast path, and either may enter in either phase.
     #[test]
     fn loom_nested_reader_is_waited_for() {
         loom::model(|| {
-            let gp = Arc::new(GpState::new());
-            let rec = Arc::new(Record::new());
+            let rcu = Rcu::new();
             let ptr = Arc::new(AtomicUsize::new(1));
             let freed = Arc::new(AtomicBool::new(false));
             let r = {
-                let (gp, rec, ptr, freed) = (gp.clone(), rec.clone(), ptr.clone(), freed.clone());
+                let (rcu, ptr, freed) = (rcu.clone(), ptr.clone(), freed.clone());
                 loom::thread::spawn(move || {
-                    let outer = read_lock_fenced(&rec, &gp);
-                    let inner = read_lock_fenced(&rec, &gp);
+                    let outer = rcu.lock_fenced();
+                    let inner = rcu.lock_fast();
                     let p = ptr.load(Ordering::Acquire);
-                    read_unlock(inner, &gp);
+                    rcu.unlock(inner);
                     if p == 1 {
                         assert!(!freed.load(Ordering::Relaxed), "reader saw a freed object");
                     }
-                    read_unlock(outer, &gp);
+                    rcu.unlock(outer);
                 })
             };
-            update(&gp, &rec, &ptr, &freed);
+            update(&rcu, &ptr, &freed);
             r.join().unwrap();
         });
     }
 
-    /// The late increment: a reader loads the phase, and only after the
-    /// updater has flipped it (or finished) increments the counter of the phase
-    /// it loaded, which the updater's scan of that counter may already have
-    /// passed. Such a section began after the grace period's first barrier, so
-    /// it must see the object unpublished; and the updater must not wait for it
-    /// forever (a hang shows as a deadlock in the model).
+    /// The late increment: a reader loads its fast pointer, and only after the
+    /// updater has flipped it (or finished) increments the counter it loaded,
+    /// which the updater's scan of that counter may already have passed. Such a
+    /// section began after the grace period's first barrier, so it must see the
+    /// object unpublished; and the updater must not wait for it forever (a hang
+    /// shows as a deadlock in the model).
     #[test]
     fn loom_late_increment_sees_the_removal() {
         loom::model(|| {
-            let gp = Arc::new(GpState::new());
-            let rec = Arc::new(Record::new());
+            let rcu = Rcu::new();
             let ptr = Arc::new(AtomicUsize::new(1));
             let freed = Arc::new(AtomicBool::new(false));
             let done = Arc::new(AtomicBool::new(false));
             let r = {
-                let (gp, rec, ptr, freed, done) = (
-                    gp.clone(),
-                    rec.clone(),
-                    ptr.clone(),
-                    freed.clone(),
-                    done.clone(),
-                );
+                let (rcu, ptr, freed, done) =
+                    (rcu.clone(), ptr.clone(), freed.clone(), done.clone());
                 loom::thread::spawn(move || {
-                    // `Record::enter`, cut in two around the wait for the flip.
-                    let off = gp.ctr.load(Ordering::Relaxed);
-                    while gp.ctr.load(Ordering::Relaxed) == off && !done.load(Ordering::Relaxed) {
+                    // `lock_fast`, cut in two around the wait for the flip.
+                    let c = rcu.fast.load(Ordering::Relaxed);
+                    while rcu.fast.load(Ordering::Relaxed) == c && !done.load(Ordering::Relaxed) {
                         loom::thread::yield_now();
                     }
-                    let c = rec.enter_at(off);
+                    // SAFETY: one of the record's counters, alive with `rcu`.
+                    let c = unsafe { &*c };
+                    enter(c);
                     fence(Ordering::SeqCst);
                     if ptr.load(Ordering::Acquire) == 1 {
                         assert!(!freed.load(Ordering::Relaxed), "reader saw a freed object");
                     }
-                    read_unlock(c, &gp);
+                    rcu.unlock(c);
                 })
             };
-            update(&gp, &rec, &ptr, &freed);
+            update(&rcu, &ptr, &freed);
             done.store(true, Ordering::Relaxed);
             r.join().unwrap();
         });
@@ -529,26 +632,20 @@ mod loom_tests {
     #[test]
     fn loom_late_increment_is_waited_for_by_the_next_gp() {
         loom::model(|| {
-            let gp = Arc::new(GpState::new());
-            let rec = Arc::new(Record::new());
+            let rcu = Rcu::new();
             let ptr = Arc::new(AtomicUsize::new(1));
             let freed = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
             let first_done = Arc::new(AtomicBool::new(false));
             let r = {
-                let (gp, rec, ptr, freed, first_done) = (
-                    gp.clone(),
-                    rec.clone(),
-                    ptr.clone(),
-                    freed.clone(),
-                    first_done.clone(),
-                );
+                let (rcu, ptr, freed, first_done) =
+                    (rcu.clone(), ptr.clone(), freed.clone(), first_done.clone());
                 loom::thread::spawn(move || {
-                    let off = gp.ctr.load(Ordering::Relaxed);
+                    // `read_lock_fenced`, cut in two around the first grace period.
+                    let off = rcu.gp.ctr.load(Ordering::Relaxed);
                     while !first_done.load(Ordering::Acquire) {
                         loom::thread::yield_now();
                     }
-                    let c = rec.enter_at(off);
-                    // read_lock_fenced's barrier.
+                    let c = rcu.rec.enter_at(off);
                     fence(Ordering::SeqCst);
                     // 1 and 2 are freed by the first and second grace period;
                     // 3 is never freed.
@@ -559,15 +656,15 @@ mod loom_tests {
                             "reader saw a freed object"
                         );
                     }
-                    read_unlock(c, &gp);
+                    rcu.unlock(c);
                 })
             };
             ptr.store(2, Ordering::Release);
-            grace_period(&gp, 1, |off| rec.quiescent_at(off));
+            rcu.synchronize();
             freed[0].store(true, Ordering::Relaxed);
             first_done.store(true, Ordering::Release);
             ptr.store(3, Ordering::Release);
-            grace_period(&gp, 1, |off| rec.quiescent_at(off));
+            rcu.synchronize();
             freed[1].store(true, Ordering::Relaxed);
             r.join().unwrap();
         });

@@ -9,18 +9,20 @@
 //!
 //! - **Readers**: [`rcu_read_lock`] returns a `!Send` [`RcuReadGuard`]; dropping
 //!   it is `rcu_read_unlock`. The read side adds 1 to one of two counters in the
-//!   calling thread's own cache-padded record (the one the global phase
-//!   selects), reads the cache-padded global phase and futex words, and issues a
-//!   compiler barrier — a full fence, out of line, only where
-//!   `membarrier(PRIVATE_EXPEDITED)` is unavailable. The guard holds the counter
-//!   its drop subtracts 1 from. Inlined, a lock+unlock pair is 10 x86-64
-//!   instructions (liburcu's `_urcu_memb_read_lock`/`unlock`: 22), with one TLS
-//!   access, no atomic read-modify-write and no call. Threads register on
+//!   calling thread's own cache-padded record (the one for the current phase,
+//!   which a thread-local pointer names and each grace period re-points), reads
+//!   the cache-padded global futex word, and issues a compiler barrier — a full
+//!   fence, out of line, only where `membarrier(PRIVATE_EXPEDITED)` is
+//!   unavailable. The guard holds the counter its drop subtracts 1 from.
+//!   Inlined, a lock+unlock pair is 8 x86-64 instructions (liburcu's
+//!   `_urcu_memb_read_lock`/`unlock`: 22), with one TLS access, no atomic
+//!   read-modify-write and no call. Threads register on
 //!   their first `rcu_read_lock` and unregister at exit; [`rcu_register_thread`]
 //!   and [`rcu_unregister_thread`] do it early. Readers must not sleep.
 //! - **Grace periods**: [`synchronize_rcu`] waits until every thread's counter
-//!   of the non-current phase is 0, flips the phase, and waits the same for the
-//!   old phase (spinning briefly, then sleeping on a futex that a reader's
+//!   of the non-current phase is 0, flips the phase (re-pointing every
+//!   reader's thread-local pointer), and waits the same for the old phase
+//!   (spinning briefly, then sleeping on a futex that a reader's
 //!   `rcu_read_unlock` wakes). Concurrent callers share one grace period.
 //!   [`synchronize_rcu_expedited`] spins longer.
 //! - **Callbacks**: [`call_rcu`], [`defer_drop`] / [`kfree_rcu`] queue without

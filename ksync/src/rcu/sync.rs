@@ -163,11 +163,26 @@ fn run_grace_period(attempts: u32) {
         heavy_barrier();
         return;
     }
-    gp::grace_period(&GP, attempts, |off| {
-        let reg = registry();
-        reg.iter().all(|r| {
-            // SAFETY: records in the registry are alive while its lock is held.
-            unsafe { (*r.0).quiescent_at(off) }
-        })
-    });
+    gp::grace_period(
+        &GP,
+        attempts,
+        |off| {
+            // Under the registry lock, so a thread that registers reads the
+            // phase and publishes its fast pointer either before or after the
+            // whole flip.
+            let reg = registry();
+            GP.set_phase(off);
+            for r in reg.iter() {
+                // SAFETY: the lock is held and `r` is in the registry.
+                unsafe { r.set_phase(off) };
+            }
+        },
+        |off| {
+            let reg = registry();
+            reg.iter().all(|r| {
+                // SAFETY: records in the registry are alive while its lock is held.
+                unsafe { (*r.rec).quiescent_at(off) }
+            })
+        },
+    );
 }
