@@ -292,20 +292,29 @@ pub use worker::*;
 /// worker frees it on its own, and glibc's cross-thread free path (arena locks,
 /// lines moving between the threads) took over half the CPU time of a
 /// `call_rcu` + `rcu_barrier` loop. With it, the worker strings the blocks of
-/// the callbacks it ran onto a local list and, after the batch, publishes the
-/// list with one CAS onto the shared pool; a producer takes the whole pool
-/// with one swap into its thread-local cache when that runs dry and then
-/// allocates with no atomic operation at all. Taking always the whole list is
-/// what makes the lock-free stack ABA-free (there is no single-node pop).
+/// the callbacks it ran onto a local list and, after a batch, publishes the
+/// list with one CAS onto the shared pool if the pool is empty; a producer
+/// takes the whole pool with one swap into its thread-local cache when that
+/// runs dry and then allocates with no atomic operation at all. Taking always
+/// the whole list is what makes the lock-free stack ABA-free (there is no
+/// single-node pop).
 ///
 /// | word | values |
 /// |------|--------|
 /// | `POOL` | null: empty; else the first block of a list of free blocks |
 ///
-/// Memory bound: the worker publishes a batch's blocks only while the pool is
-/// empty and at most [`MAX_RECYCLE`](pool::MAX_RECYCLE) of them; others are freed. So the pool
-/// holds at most `MAX_RECYCLE` blocks (2 MiB) beyond what threads hold in their
-/// caches; a thread's cache goes back to the pool when the thread exits.
+/// Memory bound: the worker's list holds at most
+/// [`MAX_RECYCLE`](pool::MAX_RECYCLE) blocks (8 MiB; blocks released beyond
+/// that are freed), and it is published only into an empty pool, so the pool
+/// holds at most that much beyond what exiting threads hand back (a thread's
+/// cache goes back to the pool when the thread exits), and a producer's cache
+/// at most one pool's worth. While the pool is not empty — the producers have
+/// not needed the last list yet — the worker keeps its list for a later batch
+/// instead of freeing it: a burst of callbacks whose blocks come back over
+/// several batches (a producer queueing 100 000 before an `rcu_barrier`, as the
+/// `rcu` bench does) is then served from recycled blocks in the next burst,
+/// instead of sending most of them through malloc and glibc's cross-thread
+/// free again (which ran the bench at a quarter of the speed).
 #[cfg(not(loom))]
 mod pool {
     use core::cell::Cell;
@@ -317,8 +326,9 @@ mod pool {
     pub(super) const BLOCK_SIZE: usize = 64;
     /// Its alignment.
     pub(super) const BLOCK_ALIGN: usize = 16;
-    /// The most blocks one batch puts back into the pool.
-    pub(super) const MAX_RECYCLE: usize = 32 * 1024;
+    /// The most blocks the worker keeps for the pool (8 MiB): enough for
+    /// 100 000 callbacks in flight at once to run on recycled memory.
+    pub(super) const MAX_RECYCLE: usize = 128 * 1024;
     const LAYOUT: Layout = match Layout::from_size_align(BLOCK_SIZE, BLOCK_ALIGN) {
         Ok(l) => l,
         Err(_) => panic!("bad block layout"),
@@ -357,7 +367,8 @@ mod pool {
 
     thread_local! {
         static CACHE: Cache = const { Cache { head: Cell::new(ptr::null_mut()) } };
-        /// The worker's list of blocks released during the current batch.
+        /// The worker's list of released blocks not yet published to the pool,
+        /// with its last block and its length.
         static FREED: Cell<(*mut Free, *mut Free, usize)> =
             const { Cell::new((ptr::null_mut(), ptr::null_mut(), 0)) };
     }
@@ -401,9 +412,9 @@ mod pool {
         p
     }
 
-    /// Puts the block `p` on the worker's list of this batch (or frees it when
-    /// the list is full). Called by the worker as it runs callbacks;
-    /// [`flush`] publishes the list.
+    /// Puts the block `p` on the worker's list (or frees it when the list is
+    /// full). Called by the worker as it runs callbacks; [`flush`] publishes the
+    /// list.
     ///
     /// # Safety
     /// `p` came from [`alloc_block`] and is not used again.
@@ -426,31 +437,18 @@ mod pool {
         }
     }
 
-    /// Publishes the blocks released since the last flush to the pool if it is
-    /// empty, else frees them (the memory bound). Called by the worker after
-    /// each batch.
+    /// Publishes the worker's list to the pool if the pool is empty, else keeps
+    /// it for a later flush (the list is bounded by `release_block`). Called by
+    /// the worker after each batch.
     pub(super) fn flush() {
-        let Ok((head, tail, _)) =
-            FREED.try_with(|l| l.replace((ptr::null_mut(), ptr::null_mut(), 0)))
-        else {
-            return;
-        };
-        if head.is_null() {
-            return;
-        }
-        if POOL.load(Ordering::Relaxed).is_null() {
-            // SAFETY: a well-formed list owned by this thread.
-            unsafe { push_list(head, tail) };
-            return;
-        }
-        let mut b = head;
-        while !b.is_null() {
-            // SAFETY: owned blocks from alloc_block; read the link before freeing.
-            let next = unsafe { (*b).next };
-            // SAFETY: allocated with LAYOUT, not used again.
-            unsafe { dealloc(b as *mut u8, LAYOUT) };
-            b = next;
-        }
+        let _ = FREED.try_with(|l| {
+            let (head, tail, _) = l.get();
+            if !head.is_null() && POOL.load(Ordering::Relaxed).is_null() {
+                l.set((ptr::null_mut(), ptr::null_mut(), 0));
+                // SAFETY: a well-formed list owned by this thread.
+                unsafe { push_list(head, tail) };
+            }
+        });
     }
 
     /// Pushes the list `head..=tail` onto the pool.
@@ -487,7 +485,18 @@ mod worker {
     /// gather batches.
     static BARRIERS: AtomicU64 = AtomicU64::new(0);
 
+    /// Starts the worker unless it runs. Inlined into `call_rcu` (a generic
+    /// function, compiled in the caller's crate), so the common case is a load
+    /// and a branch rather than a call.
+    #[inline]
     fn ensure_worker() {
+        if WORKER.get().is_none() {
+            start_worker();
+        }
+    }
+
+    #[cold]
+    fn start_worker() {
         WORKER.get_or_init(|| {
             std::thread::Builder::new()
                 .name("ksync-rcu-cb".into())

@@ -2,24 +2,29 @@
 //! reclaim after a grace period.
 //!
 //! The design is liburcu's membarrier flavour (urcu/userspace-rcu: `src/urcu.c`,
-//! `include/urcu/static/urcu-memb.h`, `src/urcu-call-rcu-impl.h`), with the
-//! kernel's API (`Documentation/RCU/whatisRCU.rst`):
+//! `include/urcu/static/urcu-memb.h`, `src/urcu-call-rcu-impl.h`) with the
+//! kernel's classic SRCU counter pair as the reader record
+//! (`kernel/rcu/srcutree.c`), and the kernel's API
+//! (`Documentation/RCU/whatisRCU.rst`):
 //!
 //! - **Readers**: [`rcu_read_lock`] returns a `!Send` [`RcuReadGuard`]; dropping
-//!   it is `rcu_read_unlock`. The read side touches only the calling thread's own
-//!   cache-padded record (a nesting count and a copy of the grace-period phase),
-//!   reads the cache-padded global phase and futex words, and issues a compiler
-//!   barrier — a full fence only where `membarrier(PRIVATE_EXPEDITED)` is
-//!   unavailable (chosen by a bit of the phase word, so no other global is read).
-//!   Inlined, a lock+unlock pair is about 20 x86-64 instructions (liburcu's
+//!   it is `rcu_read_unlock`. The read side adds 1 to one of two counters in the
+//!   calling thread's own cache-padded record (the one for the current phase,
+//!   which a thread-local pointer names and each grace period re-points), reads
+//!   the cache-padded global futex word, and issues a compiler barrier — a full
+//!   fence, out of line, only where `membarrier(PRIVATE_EXPEDITED)` is
+//!   unavailable. The guard holds the counter its drop subtracts 1 from.
+//!   Inlined, a lock+unlock pair is 8 x86-64 instructions (liburcu's
 //!   `_urcu_memb_read_lock`/`unlock`: 22), with one TLS access, no atomic
 //!   read-modify-write and no call. Threads register on
 //!   their first `rcu_read_lock` and unregister at exit; [`rcu_register_thread`]
 //!   and [`rcu_unregister_thread`] do it early. Readers must not sleep.
-//! - **Grace periods**: [`synchronize_rcu`] flips the phase twice and waits for
-//!   every reader that is in a section of the old phase (spinning briefly, then
-//!   sleeping on a futex that the reader's outermost unlock wakes). Concurrent
-//!   callers share one grace period. [`synchronize_rcu_expedited`] spins longer.
+//! - **Grace periods**: [`synchronize_rcu`] waits until every thread's counter
+//!   of the non-current phase is 0, flips the phase (re-pointing every
+//!   reader's thread-local pointer), and waits the same for the old phase
+//!   (spinning briefly, then sleeping on a futex that a reader's
+//!   `rcu_read_unlock` wakes). Concurrent callers share one grace period.
+//!   [`synchronize_rcu_expedited`] spins longer.
 //! - **Callbacks**: [`call_rcu`], [`defer_drop`] / [`kfree_rcu`] queue without
 //!   locks to one worker thread that runs a whole batch after one grace period;
 //!   [`rcu_barrier`] waits for all of them. Callbacks still queued when the

@@ -140,7 +140,7 @@ impl SrcuStruct {
         light_barrier();
         // Relaxed: a stale 0 is excluded by the barrier pair above.
         if self.futex.load(Ordering::Relaxed) == GP_SLEEPING {
-            gp::wake_up_gp(&self.futex);
+            gp::wake_up_gp(&self.futex, 0);
         }
     }
 
@@ -164,7 +164,7 @@ impl SrcuStruct {
     /// Waits until every reader on index `i` has left: a few scans, then sleeps
     /// on the domain's futex until a `srcu_read_unlock` wakes it.
     fn wait_gone(&self, i: usize) {
-        gp::wait_for_readers(&self.futex, gp::ACTIVE_ATTEMPTS, || self.readers_gone(i));
+        gp::wait_for_readers(&self.futex, 0, gp::ACTIVE_ATTEMPTS, || self.readers_gone(i));
     }
 
     /// Waits until every read-side section of this domain that began before the

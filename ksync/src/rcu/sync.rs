@@ -14,7 +14,7 @@
 //! | [`GP_WAITERS`] | null: nobody waits; else the newest node of a stack of waiters |
 //! | `WaitNode::done` | 0: waiting; 1: the grace period it waited for has ended |
 
-use super::gp::{self, ReaderState};
+use super::gp;
 use super::reader::{GP, registry};
 use crate::arch::membarrier::heavy_barrier;
 use crate::sched::{self, Task, TaskState};
@@ -163,11 +163,26 @@ fn run_grace_period(attempts: u32) {
         heavy_barrier();
         return;
     }
-    gp::grace_period(&GP, attempts, |gp| {
-        let reg = registry();
-        reg.iter().all(|r| {
-            // SAFETY: records in the registry are alive while its lock is held.
-            unsafe { (*r.0).state(gp) != ReaderState::ActiveOld }
-        })
-    });
+    gp::grace_period(
+        &GP,
+        attempts,
+        |off| {
+            // Under the registry lock, so a thread that registers reads the
+            // phase and publishes its fast pointer either before or after the
+            // whole flip.
+            let reg = registry();
+            GP.set_phase(off);
+            for r in reg.iter() {
+                // SAFETY: the lock is held and `r` is in the registry.
+                unsafe { r.set_phase(off) };
+            }
+        },
+        |off| {
+            let reg = registry();
+            reg.iter().all(|r| {
+                // SAFETY: records in the registry are alive while its lock is held.
+                unsafe { (*r.rec).quiescent_at(off) }
+            })
+        },
+    );
 }
