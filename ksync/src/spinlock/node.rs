@@ -25,7 +25,7 @@
 //! Transitions: 0→2 by the owner (CAS, then futex wait on 2); 0→1 or 2→1 by the
 //! predecessor (swap, waking on 2); 1→0 by the owner when it reuses the node.
 
-use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Nodes per thread (nesting levels); the kernel has 4 per CPU.
 pub(crate) const NODES_PER_THREAD: u32 = 8;
@@ -50,6 +50,11 @@ pub(crate) struct Node {
     pub(crate) next: AtomicU32,
     /// `WAITING`, `GO` or `ASLEEP` (table above); also the futex word.
     pub(crate) wait: AtomicU32,
+    /// Set by the predecessor before it hands the queue over (published by
+    /// `hand_over`'s Release): when it took the lock, in `raw::now_ns`
+    /// nanoseconds. The queued spinlock's new head counts its patience from
+    /// there, so every holder's burst is about the same length.
+    pub(crate) since: AtomicU64,
 }
 
 impl Node {
@@ -58,6 +63,7 @@ impl Node {
         Node {
             next: AtomicU32::new(0),
             wait: AtomicU32::new(WAITING),
+            since: AtomicU64::new(0),
         }
     }
     #[cfg(loom)]
@@ -65,6 +71,7 @@ impl Node {
         Node {
             next: AtomicU32::new(0),
             wait: AtomicU32::new(WAITING),
+            since: AtomicU64::new(0),
         }
     }
 }

@@ -66,7 +66,7 @@
 //!   (CAS tail → 0 when it is last) or hands headship to its successor.
 
 use super::node::{self, CODE_SHIFT};
-use super::raw::{Patience, RawSpin, Spin};
+use super::raw::{Patience, RawSpin, Spin, now_ns};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
@@ -83,8 +83,9 @@ const FLAGS: u32 = (1 << CODE_SHIFT) - 1;
 const TAIL_MASK: u32 = !FLAGS;
 
 /// How long the queue head waits with stealing open before it asks for the
-/// lock to be handed to it (`HANDOFF`): the longest burst a running thread can
-/// have while a waiter is at the head of the queue.
+/// lock to be handed to it (`HANDOFF`), counted from when its predecessor took
+/// the lock (`Node::since`): the longest burst a running thread can have while
+/// a waiter is at the head of the queue, whatever the new head's wake-up took.
 #[cfg(not(loom))]
 const FAIR_WAIT: Duration = Duration::from_micros(50);
 /// Under loom patience is always exhausted (see `Patience`).
@@ -289,8 +290,16 @@ impl Queued {
                 .store(me.code, Ordering::Release);
             node::wait_for_handover(me.node);
         }
+        // Our patience counts from when the predecessor took the lock (it set
+        // `since` before handing over), or from now if we queued first.
+        let since = if old & TAIL_MASK != 0 {
+            me.node.since.load(Ordering::Relaxed)
+        } else {
+            now_ns()
+        };
 
-        self.head_wait();
+        self.head_wait(since);
+        let acquired = now_ns();
 
         // We hold the lock and are the queue head: clear our flags and leave
         // the queue, emptying it if we are last.
@@ -315,8 +324,10 @@ impl Queued {
                 Err(now) => t = now,
             }
         }
-        let next = node::wait_for_next(me.node);
-        node::hand_over(node::get(next));
+        let next = node::get(node::wait_for_next(me.node));
+        // Relaxed: published by hand_over's Release swap.
+        next.since.store(acquired, Ordering::Relaxed);
+        node::hand_over(next);
         node::free(&me);
     }
 
@@ -335,9 +346,9 @@ impl Queued {
     /// 3. Set `SLEEPER` too and sleep on `locked` until an unlocker hands us the
     ///    lock and kicks us (a holder preempted or in a long critical section
     ///    does not make us burn our time slice).
-    fn head_wait(&self) {
+    fn head_wait(&self, since: u64) {
         let spin = Spin::new();
-        let patience = Patience::start();
+        let patience = Patience::since(since);
         let mut interval = POLL_FIRST;
         loop {
             patience.relax_for(interval);
