@@ -63,7 +63,7 @@
 //! **Lock** is one CAS `0 → tid` (Acquire, pairing with the Release store of the
 //! previous unlock). On failure the slow path spins: it counts itself in
 //! `spinners` and polls the lock at intervals that double from 1 to 8 µs
-//! (yielding its CPU at the longest), for [`SPIN_TIME`], while no hand-off to
+//! (yielding its CPU at the longest), for 50 µs (`SPIN_TIME`), while no hand-off to
 //! someone else is pending. User space cannot see whether the owner is on a CPU,
 //! as the kernel's `mutex_spin_on_owner` does, so the spin is bounded in time
 //! instead: longer than the 15–25 µs a futex wake-up costs in this VM. Rare polls
