@@ -1,6 +1,7 @@
 //! [`Backoff`]: randomized, bounded exponential backoff for retry loops.
 
 use core::cell::Cell;
+use core::time::Duration;
 
 /// Randomized exponential backoff for retry and busy-wait loops (SPEC §17:
 /// livelock). Every retry loop in ksync uses it.
@@ -117,6 +118,81 @@ impl Backoff {
 impl Default for Backoff {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The monotonic clock in nanoseconds (`CLOCK_MONOTONIC`, a vDSO call: no
+/// system call). Under loom, 0 (patience is always exhausted there).
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    #[cfg(not(loom))]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+    #[cfg(loom)]
+    0
+}
+
+/// How long a waiter has waited: time-based (a spin round's length varies
+/// tenfold between CPUs, `pause` alone from 10 to 140 cycles). Under loom
+/// patience is always exhausted and relaxing is free, so the models reach the
+/// paths that follow within their small preemption bound.
+pub(crate) struct Patience {
+    #[cfg(not(loom))]
+    start: u64,
+}
+
+impl Patience {
+    /// Starts counting now.
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Self::since(now_ns())
+    }
+
+    /// Counts from `start_ns` (a [`now_ns`] reading, possibly another
+    /// thread's: the queued spinlock's head counts from when its predecessor
+    /// took the lock).
+    #[inline]
+    pub(crate) fn since(start_ns: u64) -> Self {
+        #[cfg(loom)]
+        let _ = start_ns;
+        Patience {
+            #[cfg(not(loom))]
+            start: start_ns,
+        }
+    }
+
+    /// Spins (`cpu_relax`) for about `d` (loom: returns at once). Reads the clock
+    /// every few pauses, so the wait is in time, not in pauses.
+    #[inline]
+    pub(crate) fn relax_for(&self, d: Duration) {
+        #[cfg(not(loom))]
+        {
+            let end = now_ns() + d.as_nanos() as u64;
+            loop {
+                for _ in 0..4 {
+                    crate::arch::cpu_relax();
+                }
+                if now_ns() >= end {
+                    break;
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = d;
+    }
+
+    /// Whether `limit` has passed since the start (loom: always).
+    #[inline]
+    pub(crate) fn expired(&self, limit: Duration) -> bool {
+        #[cfg(not(loom))]
+        return now_ns().saturating_sub(self.start) >= limit.as_nanos() as u64;
+        #[cfg(loom)]
+        {
+            let _ = limit;
+            true
+        }
     }
 }
 

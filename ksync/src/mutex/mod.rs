@@ -133,12 +133,12 @@ mod waitlist;
 pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::backoff::Patience;
 use crate::error::Result;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
-use crate::spinlock::raw::Patience;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};

@@ -79,7 +79,7 @@ pub(crate) fn poll_before_sleep(deadline: Option<Instant>, mut cond: impl FnMut(
     }
     #[cfg(not(loom))]
     {
-        let patience = crate::spinlock::raw::Patience::start();
+        let patience = crate::backoff::Patience::start();
         let mut interval = Duration::from_nanos(100);
         let max = Duration::from_micros(2);
         loop {

@@ -51,7 +51,7 @@ pub(crate) struct Node {
     /// `WAITING`, `GO` or `ASLEEP` (table above); also the futex word.
     pub(crate) wait: AtomicU32,
     /// Set by the predecessor before it hands the queue over (published by
-    /// `hand_over`'s Release): when it took the lock, in `raw::now_ns`
+    /// `hand_over`'s Release): when it took the lock, in `backoff::now_ns`
     /// nanoseconds. The queued spinlock's new head counts its patience from
     /// there, so every holder's burst is about the same length.
     pub(crate) since: AtomicU64,

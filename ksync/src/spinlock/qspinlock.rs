@@ -66,8 +66,9 @@
 //!   (CAS tail → 0 when it is last) or hands headship to its successor.
 
 use super::node::{self, CODE_SHIFT};
-use super::raw::{Patience, RawSpin, Spin, now_ns};
+use super::raw::{RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::backoff::{Patience, now_ns};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
