@@ -41,9 +41,10 @@
 //! (without ksync's preempt count and lockdep hooks, which live in [`Lock`]).
 //!
 //! ## Cache lines
-//! A lock is 4 or 8 bytes. Related hot locks (one per bucket, per CPU, per
-//! queue) placed next to each other share a cache line, and every acquisition
-//! of one steals the line from the users of the others (false sharing). Use
+//! A raw lock is 4 to 16 bytes (the queued lock under [`SpinLock`] is 16).
+//! Related hot locks (one per bucket, per CPU, per queue) placed next to each
+//! other share a cache line, and every acquisition of one steals the line
+//! from the users of the others (false sharing). Use
 //! [`PaddedSpinLock<T>`] (a [`CachePadded`](crate::arch::CachePadded) lock, 128
 //! bytes) for such arrays, or pad the structure that holds the lock.
 //!
