@@ -25,7 +25,7 @@
 //! Transitions: 0→2 by the owner (CAS, then futex wait on 2); 0→1 or 2→1 by the
 //! predecessor (swap, waking on 2); 1→0 by the owner when it reuses the node.
 
-use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 /// Nodes per thread (nesting levels); the kernel has 4 per CPU.
 pub(crate) const NODES_PER_THREAD: u32 = 8;
@@ -51,19 +51,33 @@ pub(crate) struct Node {
     /// `WAITING`, `GO` or `ASLEEP` (table above); also the futex word.
     pub(crate) wait: AtomicU32,
     /// Set by the predecessor before it hands the queue over (published by
-    /// `hand_over`'s Release): when it took the lock, in `backoff::now_ns`
-    /// nanoseconds. The queued spinlock's new head counts its patience from
-    /// there, so every holder's burst is about the same length.
-    pub(crate) since: AtomicU64,
+    /// `hand_over`'s Release): when it took the lock, as the low 32 bits of
+    /// `backoff::now_ns` (enough for waits under 4 s; see [`Node::since_ns`]).
+    /// The queued spinlock's new head counts its patience from there.
+    pub(crate) since: AtomicU32,
+    /// Set with `since`: the queued spinlock's release count when the
+    /// predecessor took the lock, where the new head's turn starts.
+    pub(crate) turn: AtomicU32,
 }
 
 impl Node {
+    /// `since` as a full `backoff::now_ns` reading, given `now`, a later one:
+    /// exact while less than 2^32 ns (4.3 s) separate them.
+    #[inline]
+    pub(crate) fn since_ns(&self, now: u64) -> u64 {
+        // Relaxed: published by hand_over's Release, which the waiter's
+        // Acquire in wait_for_handover read.
+        let low = self.since.load(Ordering::Relaxed);
+        now.wrapping_sub(u64::from((now as u32).wrapping_sub(low)))
+    }
+
     #[cfg(not(loom))]
     const fn new() -> Self {
         Node {
             next: AtomicU32::new(0),
             wait: AtomicU32::new(WAITING),
-            since: AtomicU64::new(0),
+            since: AtomicU32::new(0),
+            turn: AtomicU32::new(0),
         }
     }
     #[cfg(loom)]
@@ -71,12 +85,13 @@ impl Node {
         Node {
             next: AtomicU32::new(0),
             wait: AtomicU32::new(WAITING),
-            since: AtomicU64::new(0),
+            since: AtomicU32::new(0),
+            turn: AtomicU32::new(0),
         }
     }
 }
 
-/// One thread's nodes on cache lines of their own (8 × 8 bytes, padded to 128
+/// One thread's nodes on cache lines of their own (8 × 16 bytes, padded to 128
 /// so neighbouring threads' nodes do not share a line or its prefetch pair).
 #[repr(align(128))]
 struct Group([Node; NODES_PER_THREAD as usize]);
@@ -300,5 +315,24 @@ pub(crate) fn wait_for_next(node: &Node) -> u32 {
             return n;
         }
         spin.snooze();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `since` keeps only the low 32 bits of a clock reading; `since_ns`
+    /// rebuilds the full reading from any later one less than 2^32 ns on,
+    /// also across a carry into the high bits.
+    #[test]
+    fn since_ns_rebuilds_the_full_reading() {
+        let n = Node::new();
+        for t in [0u64, 12_345, 0x1_ffff_fff0, 0xdead_beef_0000_0001] {
+            n.since.store(t as u32, Ordering::Relaxed);
+            for later in [0u64, 1, 0x20, 4_000_000_000, u64::from(u32::MAX)] {
+                assert_eq!(n.since_ns(t + later), t, "t {t:#x}, later {later:#x}");
+            }
+        }
     }
 }

@@ -367,16 +367,20 @@ impl Queued {
                 .store(me.code, Ordering::Release);
             node::wait_for_handover(me.node);
         }
-        // Our patience counts from when the predecessor took the lock (it set
-        // `since` before handing over), or from now if we queued first.
-        let since = if old & TAIL_MASK != 0 {
-            me.node.since.load(Ordering::Relaxed)
+        // Our patience and our predecessor's turn count from when it took the
+        // lock (it set `since` and `turn` before handing over), or from now if
+        // we queued first.
+        let now = now_ns();
+        let (since, turn) = if old & TAIL_MASK != 0 {
+            (me.node.since_ns(now), me.node.turn.load(Ordering::Relaxed))
         } else {
-            now_ns()
+            (now, self.releases.load(Ordering::Relaxed))
         };
 
-        self.head_wait(since);
+        self.head_wait(since, turn);
         let acquired = now_ns();
+        // Exact: we hold the lock, and only holders write `releases`.
+        let acquired_at = self.releases.load(Ordering::Relaxed);
 
         // We hold the lock and are the queue head: clear our flags and leave
         // the queue, emptying it if we are last.
@@ -403,7 +407,8 @@ impl Queued {
         }
         let next = node::get(node::wait_for_next(me.node));
         // Relaxed: published by hand_over's Release swap.
-        next.since.store(acquired, Ordering::Relaxed);
+        next.since.store(acquired as u32, Ordering::Relaxed);
+        next.turn.store(acquired_at, Ordering::Relaxed);
         node::hand_over(next);
         node::free(&me);
     }
@@ -426,8 +431,9 @@ impl Queued {
     /// The queue head's wait for the lock word (`pv_wait_head_or_lock`), in
     /// three phases:
     ///
-    /// 1. Poll with stealing open, for one turn: [`TURN`] releases, or
-    ///    [`FAIR_WAIT`] if that comes first. The holder (and anyone running)
+    /// 1. Poll with stealing open, for the holder's turn: [`TURN`] releases
+    ///    from `start` (the count when our predecessor took the lock), or
+    ///    [`FAIR_WAIT`] from `since` (the time it did), if that comes first. The holder (and anyone running)
     ///    keeps taking the lock with its cache line hot, so two busy threads
     ///    trade long bursts instead of one cache-line transfer per
     ///    acquisition. The polls back off exponentially (shortened near the
@@ -442,16 +448,14 @@ impl Queued {
     /// 3. Set `SLEEPER` too and sleep on `locked` until an unlocker hands us the
     ///    lock and kicks us (a holder preempted or in a long critical section
     ///    does not make us burn our time slice).
-    fn head_wait(&self, since: u64) {
+    fn head_wait(&self, since: u64, start: u32) {
         let spin = Spin::new();
         let patience = Patience::since(since);
-        let began = now_ns();
-        // Relaxed: counts only; a stale value lengthens the turn by the
-        // releases it missed.
-        let start = self.releases.load(Ordering::Relaxed);
         self.turn_end
             .store(start.wrapping_add(TURN), Ordering::Relaxed);
-        let mut seen = start;
+        // Relaxed: counts only; a stale value lengthens the turn by the
+        // releases it missed.
+        let mut seen = self.releases.load(Ordering::Relaxed);
         let mut interval = POLL_FIRST;
         loop {
             patience.relax_for(interval);
@@ -472,7 +476,7 @@ impl Queued {
                 break;
             }
             seen = now;
-            interval = Self::next_poll(interval, passed, now_ns().saturating_sub(began));
+            interval = Self::next_poll(interval, passed, now_ns().saturating_sub(since));
         }
         self.tail.fetch_or(HANDOFF, Ordering::Relaxed);
         spin.reset();
