@@ -104,6 +104,23 @@ fn run(cfg: &Config, rows: &mut Vec<Row>) {
         read_with_writer(cfg, rows, threads, true);
     }
 
+    // 2b. The yardstick for the scaling rows above: how a loop that shares
+    //     nothing scales from 1 to 2 threads on this machine (below 2x where
+    //     the CPUs are hyperthread siblings or share the host with others).
+    for threads in [1usize, 2] {
+        rows.push(threaded(
+            cfg,
+            G,
+            "no shared data",
+            "independent add loop",
+            threads,
+            |_| {
+                let mut x = 0u64;
+                move || x = black_box(x).wrapping_add(1)
+            },
+        ));
+    }
+
     // 3. synchronize_rcu latency with 2 registered idle readers (median).
     sync_latency(cfg, rows);
 
