@@ -30,6 +30,11 @@ pub struct Args {
     /// Milliseconds each measurement runs.
     #[arg(long, default_value_t = 300)]
     pub millis: u64,
+    /// Run the selected groups this many times and report each row's median
+    /// (throughput, ns/op and fairness each), so that one noisy moment on a
+    /// shared machine does not decide a ratio.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
     /// Print the rows as a JSON array instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -247,6 +252,63 @@ pub fn print_table(rows: &[Row]) {
     }
 }
 
+/// Merges the rows of several rounds into one row per measurement: the median
+/// of its throughput, of its ns/op and of its fairness over the rounds. A
+/// measurement is a (group, scenario, impl, threads) key and its occurrence
+/// number within a round; rows keep the first round's order.
+fn medians(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    /// (group, scenario, impl, threads), and the occurrence within a round.
+    type Key = ((String, String, String, usize), usize);
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+    // Each round's rows with their keys.
+    let indexed: Vec<Vec<(Key, &Row)>> = rounds
+        .iter()
+        .map(|rows| {
+            let mut seen = Vec::new();
+            rows.iter()
+                .map(|r| {
+                    let k = (
+                        r.group.clone(),
+                        r.scenario.clone(),
+                        r.impl_name.clone(),
+                        r.threads,
+                    );
+                    let nth = seen.iter().filter(|s| **s == k).count();
+                    seen.push(k.clone());
+                    ((k, nth), r)
+                })
+                .collect()
+        })
+        .collect();
+    let Some(first) = indexed.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|(k, r0)| {
+            let same: Vec<&Row> = indexed
+                .iter()
+                .filter_map(|round| round.iter().find(|(k2, _)| k2 == k).map(|(_, r)| *r))
+                .collect();
+            let fair: Vec<f64> = same.iter().filter_map(|r| r.fairness).collect();
+            Row {
+                ops_per_sec: median(same.iter().map(|r| r.ops_per_sec).collect()),
+                ns_per_op: median(same.iter().map(|r| r.ns_per_op).collect()),
+                fairness: (!fair.is_empty()).then(|| median(fair)),
+                ..(*r0).clone()
+            }
+        })
+        .collect()
+}
+
 /// `ksync bench`: returns false on bad arguments.
 pub fn main(args: Args) -> bool {
     let groups = all();
@@ -266,19 +328,35 @@ pub fn main(args: Args) -> bool {
         eprintln!("ksync bench: --millis must be positive");
         return false;
     }
+    if args.rounds == 0 {
+        eprintln!("ksync bench: --rounds must be positive");
+        return false;
+    }
     let cfg = Config {
         duration: Duration::from_millis(args.millis),
     };
-    let mut rows = Vec::new();
-    for g in groups
-        .iter()
-        .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
-    {
-        if !args.json {
-            eprintln!("ksync bench: {} — {}", g.name, g.about);
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        let mut rows = Vec::new();
+        for g in groups
+            .iter()
+            .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
+        {
+            if !args.json {
+                if args.rounds > 1 {
+                    eprintln!(
+                        "ksync bench: {} — {} (round {round} of {})",
+                        g.name, g.about, args.rounds
+                    );
+                } else {
+                    eprintln!("ksync bench: {} — {}", g.name, g.about);
+                }
+            }
+            (g.run)(&cfg, &mut rows);
         }
-        (g.run)(&cfg, &mut rows);
+        rounds.push(rows);
     }
+    let rows = medians(rounds);
     if args.json {
         println!(
             "{}",
@@ -294,4 +372,42 @@ pub fn main(args: Args) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(impl_name: &str, ops: f64, fairness: Option<f64>) -> Row {
+        Row {
+            group: "g".into(),
+            scenario: "s".into(),
+            impl_name: impl_name.into(),
+            threads: 2,
+            ops_per_sec: ops,
+            ns_per_op: 1e9 / ops,
+            fairness,
+        }
+    }
+
+    /// Each measurement's median over the rounds, throughput, ns/op and
+    /// fairness each; rows in the first round's order; an even count takes
+    /// the mean of the middle two.
+    #[test]
+    fn medians_merge_rounds_per_measurement() {
+        let rounds = vec![
+            vec![row("a", 1.0, Some(0.5)), row("b", 10.0, None)],
+            vec![row("b", 30.0, None), row("a", 3.0, Some(0.9))],
+            vec![row("a", 2.0, Some(0.7)), row("b", 20.0, None)],
+        ];
+        let m = medians(rounds);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].impl_name.as_str(), m[0].ops_per_sec), ("a", 2.0));
+        assert_eq!(m[0].fairness, Some(0.7));
+        assert_eq!(m[0].ns_per_op, 1e9 / 2.0);
+        assert_eq!((m[1].impl_name.as_str(), m[1].ops_per_sec), ("b", 20.0));
+        assert_eq!(m[1].fairness, None);
+        let even = medians(vec![vec![row("a", 1.0, None)], vec![row("a", 4.0, None)]]);
+        assert_eq!(even[0].ops_per_sec, 2.5);
+    }
 }
