@@ -433,10 +433,10 @@ impl Queued {
     ///
     /// 1. Poll with stealing open, for the holder's turn: [`TURN`] releases
     ///    from `start` (the count when our predecessor took the lock), or
-    ///    [`FAIR_WAIT`] from `since` (the time it did), if that comes first. The holder (and anyone running)
-    ///    keeps taking the lock with its cache line hot, so two busy threads
-    ///    trade long bursts instead of one cache-line transfer per
-    ///    acquisition. The polls back off exponentially (shortened near the
+    ///    [`FAIR_WAIT`] from `since` (the time it did), if that comes first.
+    ///    The holder (and anyone running) keeps taking the lock with its
+    ///    cache line hot, so two busy threads trade long bursts instead of one
+    ///    cache-line transfer per acquisition. The polls back off exponentially (shortened near the
     ///    turn's expected end), so the holder pays a miss only every few
     ///    microseconds. A lock found free and idle since the previous poll
     ///    (no release in between) is taken; one that others are still taking
@@ -451,6 +451,7 @@ impl Queued {
     fn head_wait(&self, since: u64, start: u32) {
         let spin = Spin::new();
         let patience = Patience::since(since);
+        // Relaxed: a count for unlockers' scheduling hint (`unlock_contended`).
         self.turn_end
             .store(start.wrapping_add(TURN), Ordering::Relaxed);
         // Relaxed: counts only; a stale value lengthens the turn by the
