@@ -134,6 +134,24 @@ pub(crate) fn now_ns() -> u64 {
     0
 }
 
+/// The first interval at which a waiter that lets a running owner keep its
+/// lock polls the lock word (the queued spinlock's head, a spinning mutex
+/// contender); it doubles up to [`POLL_MAX`]. Each poll costs a running owner
+/// a cache miss, and each poll that finds the lock free moves it (and its
+/// line) to another CPU: rare polls let the owner run bursts of thousands of
+/// acquisitions with its line hot.
+#[cfg(not(loom))]
+pub(crate) const POLL_FIRST: Duration = Duration::from_micros(1);
+/// The longest poll interval; at this interval the poller also yields its CPU
+/// between polls, so on an oversubscribed machine the owner gets it.
+#[cfg(not(loom))]
+pub(crate) const POLL_MAX: Duration = Duration::from_micros(8);
+/// Under loom polls do not wait (as patience is always exhausted).
+#[cfg(loom)]
+pub(crate) const POLL_FIRST: Duration = Duration::ZERO;
+#[cfg(loom)]
+pub(crate) const POLL_MAX: Duration = Duration::ZERO;
+
 /// How long a waiter has waited: time-based (a spin round's length varies
 /// tenfold between CPUs, `pause` alone from 10 to 140 cycles). Under loom
 /// patience is always exhausted and relaxing is free, so the models reach the

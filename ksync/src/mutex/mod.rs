@@ -133,7 +133,7 @@ mod waitlist;
 pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::backoff::Patience;
+use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
 use crate::error::Result;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::UnsafeCell;
@@ -157,20 +157,6 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 /// Under loom patience is always exhausted (one poll).
 #[cfg(loom)]
 const SPIN_TIME: Duration = Duration::ZERO;
-/// The first poll interval of a spinning contender; it doubles up to
-/// [`POLL_MAX`], where the spinner also yields its CPU between polls. Each poll
-/// costs a running owner a cache miss, and each poll that finds the lock free
-/// moves it (and its line) to another CPU: rare polls let the owner run bursts
-/// with its line hot (as the queued spinlock's head does).
-#[cfg(not(loom))]
-const POLL_FIRST: Duration = Duration::from_micros(1);
-/// The longest poll interval.
-#[cfg(not(loom))]
-const POLL_MAX: Duration = Duration::from_micros(8);
-#[cfg(loom)]
-const POLL_FIRST: Duration = Duration::ZERO;
-#[cfg(loom)]
-const POLL_MAX: Duration = Duration::ZERO;
 
 /// A waiter that has waited this long asks for hand-off. A sleeping first
 /// waiter wakes itself when this has passed to ask (the unlocker does not wake

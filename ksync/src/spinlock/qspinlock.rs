@@ -85,7 +85,7 @@
 use super::node::{self, CODE_SHIFT};
 use super::raw::{RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::backoff::{Patience, now_ns};
+use crate::backoff::{POLL_FIRST, POLL_MAX, Patience, now_ns};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
@@ -109,22 +109,6 @@ const FAIR_WAIT: Duration = Duration::from_micros(50);
 /// Under loom patience is always exhausted (see `Patience`).
 #[cfg(loom)]
 const FAIR_WAIT: Duration = Duration::ZERO;
-
-/// The queue head's first poll interval; it doubles up to [`POLL_MAX`]. Each
-/// poll of the lock word costs a running holder one cache miss, and each poll
-/// that finds the lock free moves it (and its line) to the other CPU, so the
-/// head polls rarely: the holder runs bursts of hundreds of acquisitions with
-/// its line hot.
-#[cfg(not(loom))]
-const POLL_FIRST: Duration = Duration::from_micros(1);
-/// The longest poll interval; at this interval the head also yields its CPU
-/// between polls, so on an oversubscribed machine the holder gets it.
-#[cfg(not(loom))]
-const POLL_MAX: Duration = Duration::from_micros(8);
-#[cfg(loom)]
-const POLL_FIRST: Duration = Duration::ZERO;
-#[cfg(loom)]
-const POLL_MAX: Duration = Duration::ZERO;
 
 /// How many acquisitions the queue head lets running threads make past it
 /// before it asks for the lock to be handed to it (`HANDOFF`): a turn counted
