@@ -263,3 +263,11 @@ fn atomic_long_is_atomic64() {
     let l: super::AtomicLong = super::Atomic64::new(1);
     assert_eq!(l.add_return(i64::from(i32::MAX)), 1 + i64::from(i32::MAX));
 }
+
+#[test]
+fn debug_names_each_width() {
+    // The template writes the name with `stringify!`; each width must still
+    // print its own.
+    assert_eq!(format!("{:?}", super::Atomic::new(2)), "Atomic(2)");
+    assert_eq!(format!("{:?}", super::Atomic64::new(-3)), "Atomic64(-3)");
+}
