@@ -130,8 +130,34 @@ use core::panic::Location;
 use core::sync::atomic::AtomicU32;
 
 mod report;
+
+// The validator (feature `lockdep`), split by concern. `hooks` holds the entry
+// points that the functions below call, and uses the rest; below it, each file
+// uses only the ones after it in this list:
+// - `graph`: validating a new chain: recursion, new dependencies, cycles;
+// - `wait`: sleeping in atomic context, grace-period waits in RCU readers;
+// - `usage`: irq context, usage bits set per acquisition, the irq rules;
+// - `held`: the per-thread held-lock stack; unlock balance, depth, thread exit;
+// - `classes`: the class table, usage bit layout, per-map cache, registration;
+// - `chains`: chain keys and the cache of validated chains;
+// - `state`: the global state behind the validator's one `std` mutex;
+// - `report`: report kinds, mode, collection, and the text every report shares.
 #[cfg(all(feature = "lockdep", not(loom)))]
-mod validator;
+mod chains;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod classes;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod graph;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod held;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod hooks;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod state;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod usage;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod wait;
 
 pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
 
@@ -323,7 +349,7 @@ impl core::fmt::Debug for LockdepMap {
 #[inline(always)]
 pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::acquire(map, kind, trylock, subclass);
+    hooks::acquire(map, kind, trylock, subclass);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = (map, kind, trylock, subclass);
 }
@@ -336,7 +362,7 @@ pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32
 #[inline(always)]
 pub fn release(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::release(map);
+    hooks::release(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
 }
@@ -348,7 +374,7 @@ pub fn release(map: &LockdepMap) {
 #[inline(always)]
 pub fn might_sleep() {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::might_sleep();
+    hooks::might_sleep();
 }
 
 /// Whether the current thread holds `map` (`lock_is_held`). Without the feature,
@@ -358,7 +384,7 @@ pub fn might_sleep() {
 pub fn lock_is_held(map: &LockdepMap) -> bool {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::lock_is_held(map)
+        hooks::lock_is_held(map)
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     {
@@ -372,7 +398,7 @@ pub fn lock_is_held(map: &LockdepMap) -> bool {
 #[inline]
 pub fn lockdep_assert_held(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::assert_held(map);
+    hooks::assert_held(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
 }
@@ -384,7 +410,7 @@ pub fn lockdep_assert_held(map: &LockdepMap) {
 pub fn rcu_read_lock_held() -> bool {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::rcu_depth() > 0
+        hooks::rcu_depth() > 0
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     false
@@ -397,7 +423,7 @@ pub fn rcu_read_lock_held() -> bool {
 #[inline]
 pub fn assert_not_in_rcu_read_section(what: &'static str) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::assert_not_in_rcu(what);
+    hooks::assert_not_in_rcu(what);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = what;
 }
@@ -407,7 +433,7 @@ pub fn assert_not_in_rcu_read_section(what: &'static str) {
 #[doc(alias = "lockdep_print_held_locks")]
 pub fn debug_show_held_locks() {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    eprint!("{}", validator::held_locks_text());
+    eprint!("{}", hooks::held_locks_text());
 }
 
 /// The number of locks the current thread holds, as lockdep tracks them
@@ -416,7 +442,7 @@ pub fn debug_show_held_locks() {
 pub fn held_lock_count() -> usize {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::depth()
+        hooks::depth()
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     0
