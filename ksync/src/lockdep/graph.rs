@@ -160,20 +160,34 @@ fn add_edge(
     }
 }
 
-/// "possible recursive locking detected" (`print_deadlock_bug`): `map`, of class
-/// `id`, taken while `held` of the same class is held.
-fn recursive_report(t: &Tls, map: &LockdepMap, id: u32, held: &Held) -> Report {
-    let tid = crate::arch::gettid();
-    let name = thread_name();
-    let mut text = banner(ReportKind::RecursiveLocking);
-    let _ = writeln!(
+/// The opening of a report about an acquisition that meets a held lock: thread
+/// `name`/`tid` takes `map`, of class `id`, while it holds `held`.
+fn acquiring_while_holding(
+    kind: ReportKind,
+    map: &LockdepMap,
+    id: u32,
+    held: &Held,
+    name: &str,
+    tid: i32,
+) -> String {
+    let mut text = banner(kind);
+    let _ = write!(
         text,
-        "{name}/{tid} is trying to acquire lock:\n  {:#x} {}\n\nbut task is already holding lock:\n  {:#x} {}\n",
+        "{name}/{tid} is trying to acquire lock:\n  {:#x} {}\n\nbut task is already holding lock:\n  {:#x} {}\n\n",
         map as *const _ as usize,
         cdesc(id),
         held.map,
         cdesc(held.class)
     );
+    text
+}
+
+/// "possible recursive locking detected" (`print_deadlock_bug`): `map`, of class
+/// `id`, taken while `held` of the same class is held.
+fn recursive_report(t: &Tls, map: &LockdepMap, id: u32, held: &Held) -> Report {
+    let tid = crate::arch::gettid();
+    let name = thread_name();
+    let mut text = acquiring_while_holding(ReportKind::RecursiveLocking, map, id, held, &name, tid);
     let n = class(id).name;
     let _ = writeln!(
         text,
@@ -202,14 +216,10 @@ fn circular_report(
 ) -> Report {
     let tid = crate::arch::gettid();
     let name = thread_name();
-    let mut text = banner(ReportKind::CircularDependency);
-    let _ = writeln!(
-        text,
-        "{name}/{tid} is trying to acquire lock:\n  {:#x} {}\n\nbut task is already holding lock:\n  {:#x} {}\n\nwhich lock already depends on the new lock.\n\n\nthe existing dependency chain (in reverse order) is:\n",
-        map as *const _ as usize,
-        cdesc(next),
-        prev.map,
-        cdesc(prev.class)
+    let mut text =
+        acquiring_while_holding(ReportKind::CircularDependency, map, next, prev, &name, tid);
+    text.push_str(
+        "which lock already depends on the new lock.\n\n\nthe existing dependency chain (in reverse order) is:\n\n",
     );
     // path = next -> ... -> prev, the existing dependencies; print them from
     // the end, then the new one (#0), as the kernel does.

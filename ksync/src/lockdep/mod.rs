@@ -239,25 +239,20 @@ impl LockdepMap {
     /// the place that created the lock.
     #[track_caller]
     pub const fn new(name: &'static str) -> Self {
-        let _ = name;
-        LockdepMap {
-            #[cfg(feature = "lockdep")]
-            name,
-            #[cfg(feature = "lockdep")]
-            site: Location::caller(),
-            #[cfg(feature = "lockdep")]
-            key: None,
-            #[cfg(feature = "lockdep")]
-            wait: WAIT_ANY,
-            #[cfg(feature = "lockdep")]
-            class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
-        }
+        Self::with_class(name, None)
     }
 
     /// A map whose class is `key` (`lockdep_set_class`, `__mutex_init(.., key)`).
     #[doc(alias = "lockdep_set_class")]
     #[track_caller]
     pub const fn with_key(name: &'static str, key: &'static LockClassKey) -> Self {
+        Self::with_class(name, Some(key))
+    }
+
+    /// A map named `name` whose class is `key`, or without one the caller's
+    /// source location (`#[track_caller]` passes on the caller of `new`).
+    #[track_caller]
+    const fn with_class(name: &'static str, key: Option<&'static LockClassKey>) -> Self {
         let _ = (name, key);
         LockdepMap {
             #[cfg(feature = "lockdep")]
@@ -265,7 +260,7 @@ impl LockdepMap {
             #[cfg(feature = "lockdep")]
             site: Location::caller(),
             #[cfg(feature = "lockdep")]
-            key: Some(key),
+            key,
             #[cfg(feature = "lockdep")]
             wait: WAIT_ANY,
             #[cfg(feature = "lockdep")]
@@ -292,11 +287,7 @@ impl LockdepMap {
     #[must_use]
     pub const fn spinning(self) -> Self {
         #[cfg(feature = "lockdep")]
-        {
-            let mut s = self;
-            s.wait = WAIT_SPIN;
-            s
-        }
+        return self.with_wait(WAIT_SPIN);
         #[cfg(not(feature = "lockdep"))]
         self
     }
@@ -305,12 +296,15 @@ impl LockdepMap {
     #[must_use]
     pub const fn sleeping(self) -> Self {
         #[cfg(feature = "lockdep")]
-        {
-            let mut s = self;
-            s.wait = WAIT_SLEEP;
-            s
-        }
+        return self.with_wait(WAIT_SLEEP);
         #[cfg(not(feature = "lockdep"))]
+        self
+    }
+
+    /// The map with wait type `wait` (`WAIT_*`).
+    #[cfg(feature = "lockdep")]
+    const fn with_wait(mut self, wait: u8) -> Self {
+        self.wait = wait;
         self
     }
 
@@ -466,11 +460,14 @@ mod tests {
     #[cfg(feature = "lockdep")]
     #[test]
     fn class_site_is_the_caller() {
-        let m = LockdepMap::new("x");
-        assert_eq!(m.site.file(), file!());
+        let (m, line) = (LockdepMap::new("x"), line!());
+        assert_eq!((m.site.file(), m.site.line()), (file!(), line));
         assert_eq!(m.name(), "x");
         static K: LockClassKey = LockClassKey::new("keyed");
-        assert_eq!(LockdepMap::with_key("y", &K).name(), "keyed");
-        assert_eq!(LockdepMap::new_spinning("s").wait, WAIT_SPIN);
+        let (k, line) = (LockdepMap::with_key("y", &K), line!());
+        assert_eq!((k.name(), k.site.line()), ("keyed", line));
+        static S: LockdepMap = LockdepMap::new_spinning("s");
+        assert_eq!((S.site.line(), S.wait), (line!() - 1, WAIT_SPIN));
+        assert_eq!(LockdepMap::new_sleeping("z").wait, WAIT_SLEEP);
     }
 }
