@@ -130,8 +130,34 @@ use core::panic::Location;
 use core::sync::atomic::AtomicU32;
 
 mod report;
+
+// The validator (feature `lockdep`), split by concern. `hooks` holds the entry
+// points that the functions below call, and uses the rest; below it, each file
+// uses only the ones after it in this list:
+// - `graph`: validating a new chain: recursion, new dependencies, cycles;
+// - `wait`: sleeping in atomic context, grace-period waits in RCU readers;
+// - `usage`: irq context, usage bits set per acquisition, the irq rules;
+// - `held`: the per-thread held-lock stack; unlock balance, depth, thread exit;
+// - `classes`: the class table, usage bit layout, per-map cache, registration;
+// - `chains`: chain keys and the cache of validated chains;
+// - `state`: the global state behind the validator's one `std` mutex;
+// - `report`: report kinds, mode, collection, and the text every report shares.
 #[cfg(all(feature = "lockdep", not(loom)))]
-mod validator;
+mod chains;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod classes;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod graph;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod held;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod hooks;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod state;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod usage;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod wait;
 
 pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
 
@@ -213,25 +239,20 @@ impl LockdepMap {
     /// the place that created the lock.
     #[track_caller]
     pub const fn new(name: &'static str) -> Self {
-        let _ = name;
-        LockdepMap {
-            #[cfg(feature = "lockdep")]
-            name,
-            #[cfg(feature = "lockdep")]
-            site: Location::caller(),
-            #[cfg(feature = "lockdep")]
-            key: None,
-            #[cfg(feature = "lockdep")]
-            wait: WAIT_ANY,
-            #[cfg(feature = "lockdep")]
-            class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
-        }
+        Self::with_class(name, None)
     }
 
     /// A map whose class is `key` (`lockdep_set_class`, `__mutex_init(.., key)`).
     #[doc(alias = "lockdep_set_class")]
     #[track_caller]
     pub const fn with_key(name: &'static str, key: &'static LockClassKey) -> Self {
+        Self::with_class(name, Some(key))
+    }
+
+    /// A map named `name` whose class is `key`, or without one the caller's
+    /// source location (`#[track_caller]` passes on the caller of `new`).
+    #[track_caller]
+    const fn with_class(name: &'static str, key: Option<&'static LockClassKey>) -> Self {
         let _ = (name, key);
         LockdepMap {
             #[cfg(feature = "lockdep")]
@@ -239,7 +260,7 @@ impl LockdepMap {
             #[cfg(feature = "lockdep")]
             site: Location::caller(),
             #[cfg(feature = "lockdep")]
-            key: Some(key),
+            key,
             #[cfg(feature = "lockdep")]
             wait: WAIT_ANY,
             #[cfg(feature = "lockdep")]
@@ -266,11 +287,7 @@ impl LockdepMap {
     #[must_use]
     pub const fn spinning(self) -> Self {
         #[cfg(feature = "lockdep")]
-        {
-            let mut s = self;
-            s.wait = WAIT_SPIN;
-            s
-        }
+        return self.with_wait(WAIT_SPIN);
         #[cfg(not(feature = "lockdep"))]
         self
     }
@@ -279,12 +296,15 @@ impl LockdepMap {
     #[must_use]
     pub const fn sleeping(self) -> Self {
         #[cfg(feature = "lockdep")]
-        {
-            let mut s = self;
-            s.wait = WAIT_SLEEP;
-            s
-        }
+        return self.with_wait(WAIT_SLEEP);
         #[cfg(not(feature = "lockdep"))]
+        self
+    }
+
+    /// The map with wait type `wait` (`WAIT_*`).
+    #[cfg(feature = "lockdep")]
+    const fn with_wait(mut self, wait: u8) -> Self {
+        self.wait = wait;
         self
     }
 
@@ -323,7 +343,7 @@ impl core::fmt::Debug for LockdepMap {
 #[inline(always)]
 pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::acquire(map, kind, trylock, subclass);
+    hooks::acquire(map, kind, trylock, subclass);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = (map, kind, trylock, subclass);
 }
@@ -336,7 +356,7 @@ pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32
 #[inline(always)]
 pub fn release(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::release(map);
+    hooks::release(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
 }
@@ -348,7 +368,7 @@ pub fn release(map: &LockdepMap) {
 #[inline(always)]
 pub fn might_sleep() {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::might_sleep();
+    hooks::might_sleep();
 }
 
 /// Whether the current thread holds `map` (`lock_is_held`). Without the feature,
@@ -358,7 +378,7 @@ pub fn might_sleep() {
 pub fn lock_is_held(map: &LockdepMap) -> bool {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::lock_is_held(map)
+        hooks::lock_is_held(map)
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     {
@@ -372,7 +392,7 @@ pub fn lock_is_held(map: &LockdepMap) -> bool {
 #[inline]
 pub fn lockdep_assert_held(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::assert_held(map);
+    hooks::assert_held(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
 }
@@ -384,7 +404,7 @@ pub fn lockdep_assert_held(map: &LockdepMap) {
 pub fn rcu_read_lock_held() -> bool {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::rcu_depth() > 0
+        hooks::rcu_depth() > 0
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     false
@@ -397,7 +417,7 @@ pub fn rcu_read_lock_held() -> bool {
 #[inline]
 pub fn assert_not_in_rcu_read_section(what: &'static str) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    validator::assert_not_in_rcu(what);
+    hooks::assert_not_in_rcu(what);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = what;
 }
@@ -407,7 +427,7 @@ pub fn assert_not_in_rcu_read_section(what: &'static str) {
 #[doc(alias = "lockdep_print_held_locks")]
 pub fn debug_show_held_locks() {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    eprint!("{}", validator::held_locks_text());
+    eprint!("{}", hooks::held_locks_text());
 }
 
 /// The number of locks the current thread holds, as lockdep tracks them
@@ -416,7 +436,7 @@ pub fn debug_show_held_locks() {
 pub fn held_lock_count() -> usize {
     #[cfg(all(feature = "lockdep", not(loom)))]
     {
-        validator::depth()
+        hooks::depth()
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     0
@@ -440,11 +460,14 @@ mod tests {
     #[cfg(feature = "lockdep")]
     #[test]
     fn class_site_is_the_caller() {
-        let m = LockdepMap::new("x");
-        assert_eq!(m.site.file(), file!());
+        let (m, line) = (LockdepMap::new("x"), line!());
+        assert_eq!((m.site.file(), m.site.line()), (file!(), line));
         assert_eq!(m.name(), "x");
         static K: LockClassKey = LockClassKey::new("keyed");
-        assert_eq!(LockdepMap::with_key("y", &K).name(), "keyed");
-        assert_eq!(LockdepMap::new_spinning("s").wait, WAIT_SPIN);
+        let (k, line) = (LockdepMap::with_key("y", &K), line!());
+        assert_eq!((k.name(), k.site.line()), ("keyed", line));
+        static S: LockdepMap = LockdepMap::new_spinning("s");
+        assert_eq!((S.site.line(), S.wait), (line!() - 1, WAIT_SPIN));
+        assert_eq!(LockdepMap::new_sleeping("z").wait, WAIT_SLEEP);
     }
 }

@@ -1,6 +1,8 @@
-//! Lockdep reports: what was found, the run-time mode, and the collection that
-//! tests read.
+//! Lockdep reports: what was found, the run-time mode, the collection that tests
+//! read, and (feature `lockdep`) the pieces of text every report shares.
 
+#[cfg(all(feature = "lockdep", not(loom)))]
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -203,4 +205,42 @@ pub(super) fn emit(r: Report) {
     if m == Mode::Panic {
         panic!("ksync lockdep: {title}");
     }
+}
+
+// The pieces of text every report shares. Each check writes its own report
+// beside the check (`graph`: cycles and recursion; `usage`: the irq rules;
+// `wait`: sleeping in atomic context; `held`: unlock balance, depth, exit).
+
+/// The report's heading, underlined, as the kernel prints it.
+#[cfg(all(feature = "lockdep", not(loom)))]
+pub(super) fn banner(kind: ReportKind) -> String {
+    let title = kind.title();
+    let rule = "=".repeat(title.len().max(20));
+    let dash = "-".repeat(title.len().max(20));
+    format!("\n{rule}\n{title}\n{dash}\n")
+}
+
+/// The current thread's name, as reports print it beside its id (`comm`).
+#[cfg(all(feature = "lockdep", not(loom)))]
+pub(super) fn thread_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned()
+}
+
+/// `bt` as a report prints it; empty if backtraces are disabled.
+#[cfg(all(feature = "lockdep", not(loom)))]
+pub(super) fn trace_text(bt: &Backtrace) -> String {
+    if bt.status() == BacktraceStatus::Captured {
+        format!("stack backtrace:\n{bt}\n")
+    } else {
+        String::new()
+    }
+}
+
+/// The current stack, as a report prints it (`dump_stack`).
+#[cfg(all(feature = "lockdep", not(loom)))]
+pub(super) fn current_trace() -> String {
+    trace_text(&Backtrace::capture())
 }

@@ -1,0 +1,322 @@
+//! The held-lock stack (`current->held_locks`): one per thread, the locks it
+//! holds with the irq context and chain key of each; and the checks that need
+//! nothing but the stack: bad unlock balance, too many locks held, locks held at
+//! thread exit.
+//!
+//! The stack is a const-initialised thread-local. Its destructor is the
+//! thread-exit check.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+use super::chains::{mix, seed};
+use super::classes::{F_RCU, F_SPIN, cdesc, class, class_of};
+use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
+use super::state::{emit_all, state};
+use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
+
+/// One entry of a thread's held-lock stack (`struct held_lock`).
+#[derive(Clone, Copy)]
+pub(super) struct Held {
+    pub(super) class: u32,
+    /// The map's address (`instance`).
+    pub(super) map: usize,
+    pub(super) kind: AcquireKind,
+    pub(super) trylock: bool,
+    /// 0 process, 1 softirq, 2 hardirq (`irq_context`).
+    pub(super) ctx: u8,
+    /// The class's flags (`F_*`).
+    pub(super) flags: u8,
+    /// Hash of the chain of held classes up to and including this one; set when
+    /// the entry is pushed ([`Tls::chain_key`]).
+    pub(super) chain_key: u64,
+}
+
+impl Held {
+    /// The entry for an acquisition of `map`, of class `id` with `flags`, taken
+    /// `kind`-wise in irq context `ctx`: the one builder of both acquire paths.
+    #[inline]
+    pub(super) fn new(
+        map: &LockdepMap,
+        id: u32,
+        flags: u8,
+        kind: AcquireKind,
+        trylock: bool,
+        ctx: u8,
+    ) -> Held {
+        Held {
+            class: id,
+            map: map as *const _ as usize,
+            kind,
+            trylock,
+            ctx,
+            flags,
+            chain_key: 0,
+        }
+    }
+}
+
+const EMPTY: Held = Held {
+    class: 0,
+    map: 0,
+    kind: AcquireKind::Exclusive,
+    trylock: false,
+    ctx: 0,
+    flags: 0,
+    chain_key: 0,
+};
+
+/// The chain key of `h` taken on top of `below` (`None`: nothing below): it
+/// extends the key of the lock below if that one was taken in the same irq
+/// context, else starts afresh; an RCU read section adds nothing to it (it takes
+/// no part in dependencies).
+#[inline]
+fn key_on(below: Option<&Held>, h: &Held) -> u64 {
+    let prev = match below {
+        Some(p) if p.ctx == h.ctx => p.chain_key,
+        _ => seed(h.ctx),
+    };
+    if h.flags & F_RCU != 0 {
+        prev
+    } else {
+        mix(prev, h.class, h.kind, h.trylock)
+    }
+}
+
+pub(super) struct Tls {
+    pub(super) held: [Held; MAX_LOCK_DEPTH],
+    pub(super) depth: usize,
+    /// Held spinning locks.
+    pub(super) spin: u32,
+    /// Held RCU read sections.
+    pub(super) rcu: u32,
+    /// The stack overflowed: the validator is off for this thread.
+    pub(super) broken: bool,
+}
+
+struct TlsCell(RefCell<Tls>);
+
+thread_local! {
+    static TLS: TlsCell = const {
+        TlsCell(RefCell::new(Tls {
+            held: [EMPTY; MAX_LOCK_DEPTH],
+            depth: 0,
+            spin: 0,
+            rcu: 0,
+            broken: false,
+        }))
+    };
+}
+
+/// Runs `f` on this thread's held-lock state; `None` if it is gone (thread exit)
+/// or busy (re-entered from a signal handler).
+pub(super) fn with_tls<R>(f: impl FnOnce(&mut Tls) -> R) -> Option<R> {
+    TLS.try_with(|c| c.0.try_borrow_mut().ok().map(|mut t| f(&mut t)))
+        .ok()
+        .flatten()
+}
+
+/// Runs the fast path `f` on this thread's stack and returns whether it was
+/// done; also true, without running it, if the stack is gone (thread exit) or
+/// busy. An irq handler (a signal handler on this thread) that interrupts a hook
+/// while the stack is borrowed finds it busy and skips both its acquire and its
+/// release (it runs to completion inside the borrow), so the stack stays
+/// consistent without disabling irqs on the fast paths.
+#[inline]
+pub(super) fn fast(f: impl FnOnce(&mut Tls) -> bool) -> bool {
+    TLS.try_with(|c| match c.0.try_borrow_mut() {
+        Ok(mut t) => f(&mut t),
+        Err(_) => true,
+    })
+    .unwrap_or(true)
+}
+
+/// The spinning locks and RCU read sections this thread holds; 0 if its stack is
+/// gone or busy.
+#[inline]
+pub(super) fn atomic_holds() -> u32 {
+    TLS.try_with(|c| c.0.try_borrow().map_or(0, |t| t.spin + t.rcu))
+        .unwrap_or(0)
+}
+
+impl Tls {
+    /// The chain key of `h` pushed on top of this stack.
+    #[inline]
+    pub(super) fn chain_key(&self, h: &Held) -> u64 {
+        key_on(self.depth.checked_sub(1).map(|i| &self.held[i]), h)
+    }
+
+    /// Pushes `h`, whose chain key is set; the stack has room for it.
+    #[inline]
+    pub(super) fn push(&mut self, h: Held) {
+        self.held[self.depth] = h;
+        self.depth += 1;
+        if h.flags & (F_SPIN | F_RCU) != 0 {
+            self.spin += u32::from(h.flags & F_SPIN != 0);
+            self.rcu += u32::from(h.flags & F_RCU != 0);
+        }
+    }
+
+    /// Drops the counts of spinning locks and RCU sections that an entry with
+    /// `flags` adds.
+    #[inline]
+    fn uncount(&mut self, flags: u8) {
+        if flags & (F_SPIN | F_RCU) != 0 {
+            self.spin -= u32::from(flags & F_SPIN != 0);
+            self.rcu -= u32::from(flags & F_RCU != 0);
+        }
+    }
+
+    /// The fast path of a release: pops the map at `addr` if it is on top of the
+    /// stack and returns true; else false, and [`Tls::release`] does the job.
+    #[inline]
+    pub(super) fn pop(&mut self, addr: usize) -> bool {
+        if self.broken {
+            return true;
+        }
+        let Some(top) = self.depth.checked_sub(1) else {
+            return false;
+        };
+        let h = &self.held[top];
+        if h.map != addr {
+            return false;
+        }
+        let flags = h.flags;
+        self.depth = top;
+        self.uncount(flags);
+        true
+    }
+
+    /// Releases `map` wherever it is in the stack; reports a map this thread does
+    /// not hold.
+    pub(super) fn release(&mut self, map: &LockdepMap) -> Vec<Report> {
+        let mut out = Vec::new();
+        if self.broken {
+            return out;
+        }
+        let addr = map as *const _ as usize;
+        let Some(i) = self.held[..self.depth].iter().rposition(|h| h.map == addr) else {
+            self.bad_unlock(map, &mut out);
+            return out;
+        };
+        self.uncount(self.held[i].flags);
+        self.held.copy_within(i + 1..self.depth, i);
+        self.depth -= 1;
+        // Out-of-order release: the chain keys above the hole change.
+        for j in i..self.depth {
+            let key = key_on(j.checked_sub(1).map(|k| &self.held[k]), &self.held[j]);
+            self.held[j].chain_key = key;
+        }
+        out
+    }
+
+    /// "bad unlock balance detected": a release of `map`, which this thread does
+    /// not hold.
+    #[cold]
+    fn bad_unlock(&self, map: &LockdepMap, out: &mut Vec<Report>) {
+        let tid = crate::arch::gettid();
+        let id = class_of(map, 0);
+        if id == 0 || !state().once(ReportKind::BadUnlockBalance, vec![id], tid) {
+            return;
+        }
+        let name = thread_name();
+        let mut text = banner(ReportKind::BadUnlockBalance);
+        let _ = writeln!(
+            text,
+            "{name}/{tid} is trying to release lock ({}) at:\n  {:#x} {}\nbut there are no more locks to release!\n",
+            map.name(),
+            map as *const _ as usize,
+            cdesc(id)
+        );
+        text.push_str("other info that might help us debug this:\n");
+        text.push_str(&held_text(self, tid, Some(&name)));
+        text.push_str(&current_trace());
+        out.push(Report {
+            kind: ReportKind::BadUnlockBalance,
+            classes: vec![map.name()],
+            text,
+            tid,
+        });
+    }
+
+    /// "MAX_LOCK_DEPTH too low": the stack is full while class `id` is acquired;
+    /// the validator turns itself off for this thread.
+    #[cold]
+    pub(super) fn overflow(&mut self, id: u32, out: &mut Vec<Report>) {
+        self.broken = true;
+        let tid = crate::arch::gettid();
+        let mut text = banner(ReportKind::TooDeep);
+        let _ = writeln!(
+            text,
+            "BUG: MAX_LOCK_DEPTH too low! ({MAX_LOCK_DEPTH} locks held)\nturning off the locking correctness validator for this thread.\nacquiring: {}",
+            cdesc(id)
+        );
+        text.push_str(&held_text(self, tid, Some(&thread_name())));
+        out.push(Report {
+            kind: ReportKind::TooDeep,
+            classes: vec![class(id).name],
+            text,
+            tid,
+        });
+    }
+}
+
+/// The "locks held by" part of a report (`lockdep_print_held_locks`), for the
+/// thread `tid` named `name`.
+pub(super) fn held_text(t: &Tls, tid: i32, name: Option<&str>) -> String {
+    let mut s = String::new();
+    let who = match name {
+        Some(n) => format!("{n}/{tid}"),
+        None => format!("{tid}"),
+    };
+    if t.depth == 0 {
+        let _ = writeln!(s, "no locks held by {who}.");
+    } else {
+        let _ = writeln!(
+            s,
+            "{} lock{} held by {who}:",
+            t.depth,
+            if t.depth == 1 { "" } else { "s" }
+        );
+        for (i, h) in t.held[..t.depth].iter().enumerate() {
+            let kind = match (h.kind, h.trylock) {
+                (AcquireKind::Exclusive, false) => "",
+                (AcquireKind::Exclusive, true) => " [trylock]",
+                (AcquireKind::Read, _) => " [read]",
+                (AcquireKind::RecursiveRead, _) => " [recursive read]",
+            };
+            let _ = writeln!(s, " #{i}: {:#x} {}{kind}", h.map, cdesc(h.class));
+        }
+    }
+    s
+}
+
+/// [`held_text`] for the current thread, `tid`; empty if its stack is gone or busy.
+pub(super) fn held_text_now(tid: i32) -> String {
+    let name = thread_name();
+    with_tls(|t| held_text(t, tid, Some(&name))).unwrap_or_default()
+}
+
+/// The thread-exit check: locks still held when the thread's stack goes.
+impl Drop for TlsCell {
+    fn drop(&mut self) {
+        let t = self.0.get_mut();
+        if t.depth == 0 || t.broken || report::mode() == Mode::Off {
+            return;
+        }
+        let tid = crate::arch::gettid();
+        let mut text = banner(ReportKind::HeldAtExit);
+        let _ = writeln!(text, "thread {tid} is exiting with locks still held!");
+        text.push_str(&held_text(t, tid, None));
+        let classes = t.held[..t.depth]
+            .iter()
+            .map(|h| class(h.class).name)
+            .collect();
+        emit_all(vec![Report {
+            kind: ReportKind::HeldAtExit,
+            classes,
+            text,
+            tid,
+        }]);
+    }
+}

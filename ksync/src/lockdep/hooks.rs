@@ -1,0 +1,221 @@
+//! The validator's entry points behind the public hooks (feature `lockdep`):
+//! each reads where the thread is (preempt count, irqs off), runs its fast path
+//! inline on the held-lock stack, and leaves anything new to a cold slow path
+//! that runs the checks in the kernel's order (`__lock_acquire`).
+//!
+//! The fast path of an acquisition is a class cached in the map, usage bits
+//! already set and a chain validated before: the map's class cache (an Acquire
+//! load), the class's usage bits, the chain key's hash and a lookup in the chain
+//! table, then a push; no lock and no allocation. Keep it so: the budget is
+//! under 100 ns per lock and unlock with a cached chain (`benches/lockdep_cost.rs`
+//! measures it).
+
+use std::fmt::Write as _;
+
+use super::chains::{chain_cached, chain_insert};
+use super::classes::{self, F_RCU, cdesc, class, class_of};
+use super::graph;
+use super::held::{self, Held, Tls, held_text_now, with_tls};
+use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
+use super::state::{emit_all, irqs_held_back, state};
+use super::usage::{self, irq_context, usage_needed};
+use super::wait;
+use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
+use crate::irq;
+use crate::sched::preempt_count;
+
+#[inline]
+pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let pc = preempt_count();
+    let irqs_off = irq::irqs_disabled();
+    let (id, flags) = classes::cached(map, subclass);
+    if id != 0 {
+        let h = Held::new(map, id, flags, kind, trylock, irq_context(pc));
+        if held::fast(|t| acquire_fast(t, h, pc, irqs_off)) {
+            return;
+        }
+    }
+    acquire_slow(map, kind, trylock, subclass, pc, irqs_off);
+}
+
+/// The fast path of an acquisition: nothing new about its usage and a chain
+/// validated before: push `h` and return true. Anything else: false, and
+/// [`acquire_checked`] does the full job.
+#[inline]
+fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
+    if t.broken {
+        return true;
+    }
+    if t.depth == MAX_LOCK_DEPTH || wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
+        return false;
+    }
+    h.chain_key = t.chain_key(&h);
+    if h.flags & F_RCU == 0 {
+        let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
+        if classes::usage(h.class) & need != need {
+            return false;
+        }
+        if !h.trylock && !chain_cached(h.chain_key) {
+            return false;
+        }
+    }
+    t.push(h);
+    true
+}
+
+#[cold]
+#[inline(never)]
+fn acquire_slow(
+    map: &LockdepMap,
+    kind: AcquireKind,
+    trylock: bool,
+    subclass: u32,
+    pc: u32,
+    irqs_off: bool,
+) {
+    let id = class_of(map, subclass);
+    if id == 0 {
+        return;
+    }
+    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let out = with_tls(|t| {
+        let depth = t.depth;
+        let out = acquire_checked(t, map, h, pc, irqs_off);
+        if !out.is_empty() && t.depth > depth && report::mode() == Mode::Panic {
+            // The report will panic out of the lock's acquire path: the lock is
+            // not taken, so it must not stay on the stack.
+            t.pop(h.map);
+        }
+        out
+    });
+    if let Some(out) = out {
+        emit_all(out);
+    }
+}
+
+/// An acquisition with every check (`__lock_acquire`): a sleep in atomic
+/// context, the stack's depth, new usage bits, and a chain never validated; then
+/// the push.
+#[cold]
+fn acquire_checked(
+    t: &mut Tls,
+    map: &LockdepMap,
+    mut h: Held,
+    pc: u32,
+    irqs_off: bool,
+) -> Vec<Report> {
+    let mut out = Vec::new();
+    if t.broken {
+        return out;
+    }
+    if wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
+        wait::sleep_report(t, pc, irqs_off, Some(h.class), &mut out);
+    }
+    if t.depth == MAX_LOCK_DEPTH {
+        t.overflow(h.class, &mut out);
+        return out;
+    }
+    h.chain_key = t.chain_key(&h);
+    // An RCU read section takes no part in dependencies (`check = 0`).
+    if h.flags & F_RCU == 0 {
+        let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
+        if classes::usage(h.class) & need != need {
+            usage::mark_usage(t, h.class, need, pc, irqs_off, &mut out);
+        }
+        if !h.trylock && !chain_cached(h.chain_key) {
+            graph::validate(t, map, h.class, h.kind, h.ctx, &mut out);
+            chain_insert(h.chain_key);
+        }
+    }
+    t.push(h);
+    out
+}
+
+#[inline]
+pub(super) fn release(map: &LockdepMap) {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let addr = map as *const _ as usize;
+    if !held::fast(|t| t.pop(addr)) {
+        release_slow(map);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release_slow(map: &LockdepMap) {
+    if let Some(out) = with_tls(|t| t.release(map)) {
+        emit_all(out);
+    }
+}
+
+#[inline]
+pub(super) fn might_sleep() {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let pc = preempt_count();
+    let irqs_off = irq::irqs_disabled();
+    if pc == 0 && !irqs_off && held::atomic_holds() == 0 {
+        return;
+    }
+    wait::might_sleep_slow(pc, irqs_off);
+}
+
+pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
+    if report::mode() == Mode::Off {
+        return true;
+    }
+    let addr = map as *const _ as usize;
+    with_tls(|t| t.broken || t.held[..t.depth].iter().any(|h| h.map == addr)).unwrap_or(true)
+}
+
+/// `lockdep_assert_held`: reports unless this thread holds `map`.
+pub(super) fn assert_held(map: &LockdepMap) {
+    if lock_is_held(map) {
+        return;
+    }
+    let tid = crate::arch::gettid();
+    let id = class_of(map, 0);
+    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, vec![id], tid)) {
+        return;
+    }
+    let mut text = banner(ReportKind::NotHeld);
+    let _ = writeln!(
+        text,
+        "lockdep_assert_held({}) failed on {}/{tid}",
+        cdesc(id),
+        thread_name()
+    );
+    text.push_str(&held_text_now(tid));
+    text.push_str(&current_trace());
+    emit_all(vec![Report {
+        kind: ReportKind::NotHeld,
+        classes: vec![map.name()],
+        text,
+        tid,
+    }]);
+}
+
+pub(super) fn rcu_depth() -> u32 {
+    wait::rcu_depth()
+}
+
+pub(super) fn assert_not_in_rcu(what: &'static str) {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    wait::assert_not_in_rcu(what);
+}
+
+pub(super) fn held_locks_text() -> String {
+    held_text_now(crate::arch::gettid())
+}
+
+pub(super) fn depth() -> usize {
+    with_tls(|t| t.depth).unwrap_or(0)
+}

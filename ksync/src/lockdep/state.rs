@@ -1,0 +1,109 @@
+//! The validator's global state, behind its one `std` mutex (the kernel's
+//! `graph_lock`): the class registry, the dependency graph and the problems
+//! already reported; and the rule for every `std` lock section of the validator
+//! (this one and the report collection): ksync irqs held back.
+//!
+//! The mutex is taken only on slow paths: a class's first use, a chain never
+//! validated, a usage bit never set, a report. It is a `std` mutex and not a ksync
+//! lock so that the validator never validates itself. The code that reads and
+//! writes each part lives with its concern: `classes` registers, `graph` adds
+//! edges and searches for cycles, `usage` searches for irq-safe and irq-unsafe
+//! classes.
+
+use std::backtrace::Backtrace;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use super::report::{self, Report, ReportKind};
+use crate::irq;
+
+/// What makes two maps one class (with the subclass): their creation site, or
+/// their explicit key's address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Ident {
+    Site(&'static str, u32, u32),
+    Key(usize),
+}
+
+/// A dependency `from` → `to` (`struct lock_list`), kept in `from`'s list.
+pub(super) struct Edge {
+    pub(super) to: u32,
+    /// Dependency types present, bit = prev_shared * 2 + next_recursive
+    /// (the kernel's -(EN)->, -(ER)->, -(SN)->, -(SR)->).
+    pub(super) mask: u8,
+    /// Where the dependency was first recorded, if backtraces are enabled.
+    pub(super) trace: Backtrace,
+}
+
+pub(super) struct State {
+    /// (identity, subclass) → class id (`classhash_table`); `None` until the first.
+    pub(super) registry: Option<HashMap<(Ident, u32), u32>>,
+    /// Classes registered; ids run 1..=nclasses.
+    pub(super) nclasses: u32,
+    /// Per class: the dependencies it is the source of (`locks_after`).
+    pub(super) fwd: Vec<Vec<Edge>>,
+    /// Per class: the classes it is the target of (`locks_before`).
+    pub(super) back: Vec<Vec<u32>>,
+    /// (kind, sorted class ids, scope) of every report given.
+    reported: Option<HashSet<(ReportKind, Vec<u32>, i32)>>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    registry: None,
+    nclasses: 0,
+    fwd: Vec::new(),
+    back: Vec::new(),
+    reported: None,
+});
+
+/// Locks the global state. Call it with ksync irqs off or held back
+/// ([`irqs_held_back`]), or from inside the held-lock stack's borrow (which an
+/// irq handler on this thread skips), so that a handler cannot re-enter it.
+pub(super) fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// True the first time (kind, ids, scope) is seen: each problem is reported once
+    /// (per thread, for per-thread problems: `scope` = tid; else 0).
+    pub(super) fn once(&mut self, kind: ReportKind, mut ids: Vec<u32>, scope: i32) -> bool {
+        ids.sort_unstable();
+        self.reported
+            .get_or_insert_with(HashSet::new)
+            .insert((kind, ids, scope))
+    }
+}
+
+/// Runs `f` with ksync irqs held back, for the slow paths that take a `std` lock
+/// outside the held-lock stack's borrow (class registration, reports), so that a
+/// handler on this thread cannot re-enter them and deadlock (the kernel's lockdep
+/// runs with irqs off too). A panic in `f` (panic mode) restores irqs too, as the
+/// panic unwinds: a test or a demo that catches it finds irqs as they were.
+pub(super) fn irqs_held_back<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<irq::IrqFlags>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(flags) = self.0.take() {
+                irq::local_irq_restore(flags);
+            }
+        }
+    }
+    let _restore = Restore(Some(irq::local_irq_save()));
+    f()
+}
+
+/// Prints, collects and (in panic mode) panics on the reports in `out`, with
+/// irqs held back; call it with no lockdep lock held.
+#[inline]
+pub(super) fn emit_all(out: Vec<Report>) {
+    if !out.is_empty() {
+        emit_slow(out);
+    }
+}
+
+#[cold]
+fn emit_slow(out: Vec<Report>) {
+    for r in out {
+        irqs_held_back(|| report::emit(r));
+    }
+}
