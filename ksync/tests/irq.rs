@@ -44,6 +44,8 @@ fn irq_interrupts_a_busy_thread_in_hardirq_context() {
     irq::request_irq(1, busy_handler, "busy").unwrap();
     let stop = AtomicBool::new(false);
     let stop = &stop;
+    let spinning = AtomicBool::new(false);
+    let spinning = &spinning;
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
         let t = s.spawn(move || {
@@ -52,11 +54,20 @@ fn irq_interrupts_a_busy_thread_in_hardirq_context() {
             // A tight loop with no system calls: only a signal can run code here.
             while !stop.load(Relaxed) {
                 spins = spins.wrapping_add(1);
+                if spins == 1 {
+                    spinning.store(true, Relaxed);
+                }
                 std::hint::spin_loop();
             }
             (gettid(), in_hardirq(), spins)
         });
         let task = rx.recv().unwrap();
+        // Raised at the loop, not at the thread on its way there: the handler
+        // then interrupts the loop however late the thread runs.
+        if !wait_until(30, || spinning.load(Relaxed)) {
+            stop.store(true, Relaxed); // or the scope would wait for it for ever
+            panic!("the thread never ran");
+        }
         irq::raise_irq(1, &task).unwrap();
         let ran = wait_until(10, || BUSY_HITS.load(Acquire) == 1);
         stop.store(true, Relaxed);

@@ -1,13 +1,22 @@
 //! Timers and jiffies: callbacks in softirq context on the timer thread,
 //! `del_timer` and `del_timer_sync` (which waits for a running callback),
 //! re-arming, and dropping an armed timer.
+//!
+//! No test depends on how fast the machine is: each waits for a state (a
+//! callback ran, jiffies moved), with a generous bound that only guards a
+//! hang. Where a test must act before a timer can fire, it first holds the
+//! timer softirq ([`hold_timers`]) instead of racing the expiry.
 
 use core::pin::{Pin, pin};
 use ksync::arch::gettid;
 use ksync::irq::{self, Timer, jiffies, msecs_to_jiffies, time_after, time_after_eq};
 use ksync::sched::{in_hardirq, in_serving_softirq};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// The hang guard of every wait below, in seconds.
+const HANG: u64 = 30;
 
 fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -31,6 +40,86 @@ fn now_ns() -> u64 {
 }
 
 // ---------------------------------------------------------------------------
+// Holding the timer softirq, and waiting for it to pass a jiffy.
+
+/// Serializes the tests that use [`hold_timers`] and [`wait_timers_past`]
+/// (their statics are shared).
+static TIMERS: Mutex<()> = Mutex::new(());
+static HOLD: Timer = Timer::setup(hold);
+static HOLDING: AtomicBool = AtomicBool::new(false);
+static RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Runs on `ktimer`, in the timer softirq, until [`Held`] is dropped. One
+/// thread runs timer callbacks at a time, so no other timer fires meanwhile.
+fn hold(_: &Timer) {
+    // Release pairs with the Acquire load in `hold_timers`; Acquire with the
+    // Release store in `Held::drop`.
+    HOLDING.store(true, Release);
+    while !RELEASE.load(Acquire) {
+        std::thread::yield_now();
+    }
+}
+
+/// The timer softirq, held in [`hold`] until this is dropped.
+struct Held {
+    _lock: MutexGuard<'static, ()>,
+}
+
+/// Holds the timer softirq: returns once [`hold`] runs, after which no timer
+/// callback runs until the result is dropped. Callers must not hold the
+/// result while waiting for a callback.
+fn hold_timers(lock: MutexGuard<'static, ()>) -> Held {
+    HOLDING.store(false, Relaxed);
+    RELEASE.store(false, Relaxed);
+    Pin::static_ref(&HOLD).mod_timer(jiffies().wrapping_add(1));
+    assert!(
+        wait_until(HANG, || HOLDING.load(Acquire)),
+        "the timer softirq never ran"
+    );
+    Held { _lock: lock }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        RELEASE.store(true, Release);
+        Pin::static_ref(&HOLD).del_timer_sync();
+    }
+}
+
+static MARKS: AtomicU32 = AtomicU32::new(0);
+fn mark(_: &Timer) {
+    // Release pairs with the Acquire load in `wait_timers_past`.
+    MARKS.fetch_add(1, Release);
+}
+
+/// Returns once the timer softirq has run every timer due at `expires` that
+/// was armed before this call: a marker due at `expires` fired, and then a
+/// second marker, armed after the first fired. A pass runs the timers due at
+/// its start (the marker and any earlier one), one pass runs at a time, and a
+/// timer armed during a pass waits for the next: so when the second marker
+/// fires, the pass that ran the first is over. Call it holding [`TIMERS`].
+fn wait_timers_past(expires: u64) {
+    let before = MARKS.load(Relaxed);
+    let first = pin!(Timer::setup(mark));
+    first.as_ref().mod_timer(expires);
+    assert!(
+        wait_until(HANG, || MARKS.load(Acquire) == before + 1),
+        "a timer due at {expires} never fired"
+    );
+    let second = pin!(Timer::setup(mark));
+    second.as_ref().mod_timer(jiffies());
+    assert!(
+        wait_until(HANG, || MARKS.load(Acquire) == before + 2),
+        "the timer softirq stopped"
+    );
+}
+
+fn timers_lock() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the others can still run.
+    TIMERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------
 
 static FIRED_AT: AtomicU64 = AtomicU64::new(0);
 static FIRED_TID: AtomicI32 = AtomicI32::new(0);
@@ -48,12 +137,16 @@ fn record(t: &Timer) {
 #[test]
 fn a_timer_fires_once_after_its_expiry_in_softirq_context() {
     let timer = pin!(Timer::with_data(record, 42));
-    let start = jiffies();
-    let expires = start.wrapping_add(msecs_to_jiffies(40));
-    assert!(!timer.as_ref().mod_timer(expires), "was not armed before");
-    assert!(timer.pending());
+    let expires;
+    {
+        // Held, so that it cannot fire before we look at `pending`.
+        let _held = hold_timers(timers_lock());
+        expires = jiffies().wrapping_add(msecs_to_jiffies(40));
+        assert!(!timer.as_ref().mod_timer(expires), "was not armed before");
+        assert!(timer.pending());
+    }
     assert!(
-        wait_until(10, || FIRED_AT.load(Acquire) != 0),
+        wait_until(HANG, || FIRED_AT.load(Acquire) != 0),
         "timer never fired"
     );
     assert!(
@@ -79,27 +172,35 @@ fn never(_: &Timer) {
 
 #[test]
 fn del_timer_disarms_and_mod_timer_reports_pending() {
+    let lock = timers_lock();
     let timer = pin!(Timer::setup(never));
     let t = timer.as_ref();
-    assert!(!t.mod_timer(jiffies() + msecs_to_jiffies(60)));
-    assert!(
-        t.mod_timer(jiffies() + msecs_to_jiffies(80)),
-        "re-arm of a pending timer"
-    );
-    assert!(t.del_timer());
-    assert!(!t.del_timer());
-    std::thread::sleep(Duration::from_millis(150));
+    let expires = jiffies().wrapping_add(2);
+    {
+        // Held: it cannot fire between the arming and the deletion.
+        let _held = hold_timers(lock);
+        assert!(!t.mod_timer(jiffies().wrapping_add(1)));
+        assert!(t.mod_timer(expires), "re-arm of a pending timer");
+        assert!(t.del_timer());
+        assert!(!t.del_timer());
+    }
+    let _lock = timers_lock();
+    wait_timers_past(expires);
     assert_eq!(NEVER.load(Relaxed), 0, "a deleted timer fired");
 }
 
 #[test]
 fn dropping_an_armed_timer_disarms_it() {
+    let expires = jiffies().wrapping_add(1);
     {
+        // Held: it cannot fire between the arming and the drop.
+        let _held = hold_timers(timers_lock());
         let timer = pin!(Timer::setup(never_dropped));
-        timer.as_ref().mod_timer(jiffies() + msecs_to_jiffies(30));
+        assert!(!timer.as_ref().mod_timer(expires));
     }
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(DROPPED_FIRED.load(Relaxed), 0);
+    let _lock = timers_lock();
+    wait_timers_past(expires);
+    assert_eq!(DROPPED_FIRED.load(Relaxed), 0, "a dropped timer fired");
 }
 static DROPPED_FIRED: AtomicU32 = AtomicU32::new(0);
 fn never_dropped(_: &Timer) {
@@ -109,11 +210,18 @@ fn never_dropped(_: &Timer) {
 // ---------------------------------------------------------------------------
 
 static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
+static SLOW_DELETING: AtomicBool = AtomicBool::new(false);
 static SLOW_FINISHED: AtomicBool = AtomicBool::new(false);
 
+/// Runs until the test is about to call `del_timer_sync`, and then a while
+/// more: the while gives a `del_timer_sync` that does not wait the time to
+/// return early; the test does not depend on its length.
 fn slow_callback(_: &Timer) {
     SLOW_STARTED.store(true, Release);
-    let end = now_ns() + 200_000_000;
+    while !SLOW_DELETING.load(Acquire) {
+        std::hint::spin_loop();
+    }
+    let end = now_ns() + 50_000_000;
     while now_ns() < end {
         std::hint::spin_loop();
     }
@@ -126,13 +234,11 @@ fn del_timer_sync_returns_only_after_a_running_callback_finished() {
     let t = Pin::static_ref(&SLOW);
     t.mod_timer(jiffies().wrapping_add(1));
     assert!(
-        wait_until(10, || SLOW_STARTED.load(Acquire)),
+        wait_until(HANG, || SLOW_STARTED.load(Acquire)),
         "callback never started"
     );
-    assert!(
-        !SLOW_FINISHED.load(Acquire),
-        "callback too fast for the test"
-    );
+    // The callback runs until it sees this, so it is running when we call.
+    SLOW_DELETING.store(true, Release);
     let was_pending = t.del_timer_sync();
     assert!(
         SLOW_FINISHED.load(Acquire),
@@ -155,13 +261,15 @@ fn a_self_rearming_timer_stops_at_del_timer_sync() {
     let t = Pin::static_ref(&PERIODIC);
     t.mod_timer(jiffies().wrapping_add(1));
     assert!(
-        wait_until(10, || PERIODIC_RUNS.load(Relaxed) >= 5),
+        wait_until(HANG, || PERIODIC_RUNS.load(Relaxed) >= 5),
         "periodic timer stalled"
     );
     t.del_timer_sync();
     let n = PERIODIC_RUNS.load(Relaxed);
     assert!(!t.pending(), "still armed after del_timer_sync");
-    std::thread::sleep(Duration::from_millis(50));
+    // Past the expiry it would have re-armed itself for.
+    let _lock = timers_lock();
+    wait_timers_past(jiffies().wrapping_add(1));
     assert_eq!(PERIODIC_RUNS.load(Relaxed), n, "ran after del_timer_sync");
 }
 
@@ -169,12 +277,14 @@ fn a_self_rearming_timer_stops_at_del_timer_sync() {
 fn jiffies_advance_while_timers_tick() {
     static KEEPALIVE: Timer = Timer::setup(never_keepalive);
     let t = Pin::static_ref(&KEEPALIVE);
-    t.mod_timer(jiffies().wrapping_add(msecs_to_jiffies(5_000)));
+    // Armed far ahead, only to keep `ktimer` ticking; the 2 minutes are no
+    // bound on the wait below.
+    t.mod_timer(jiffies().wrapping_add(msecs_to_jiffies(120_000)));
     let a = jiffies();
-    std::thread::sleep(Duration::from_millis(100));
-    let b = jiffies();
+    // The tick thread may be starved on a busy machine: wait for the state.
+    let moved = wait_until(HANG, || time_after(jiffies(), a));
     t.del_timer_sync();
-    assert!(time_after(b, a), "jiffies stood still: {a} -> {b}");
+    assert!(moved, "jiffies stood still at {a} for {HANG} s");
     assert_eq!(irq::jiffies_to_msecs(irq::msecs_to_jiffies(100)), 100);
 }
 fn never_keepalive(_: &Timer) {}
@@ -187,7 +297,7 @@ fn msleep_interruptible_returns_early_on_a_signal() {
         irq::msleep_interruptible(5_000)
     });
     let task = rx.recv().unwrap();
-    assert!(wait_until(10, || task.state()
+    assert!(wait_until(HANG, || task.state()
         == ksync::sched::TaskState::Interruptible));
     task.send_signal(ksync::sched::Signal::SIGUSR1);
     let left = t.join().unwrap();

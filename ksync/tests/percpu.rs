@@ -140,11 +140,10 @@ fn percpu_counter_sum_is_exact_after_16_threads_add_and_exit() {
     assert_eq!(c.sum(), expected);
     assert_eq!(c.sum_positive(), expected.max(0));
     // After the threads are joined and their exit folds ran, the fast read is exact
-    // too; exit folds may still be running right after the scope, so poll briefly.
-    for _ in 0..1000 {
-        if c.read() == expected {
-            break;
-        }
+    // too; exit folds may still be running right after the scope, so wait for
+    // them (the bound only turns a hang into a failure).
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.read() != expected && std::time::Instant::now() < end {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     assert_eq!(c.read(), expected);

@@ -2,7 +2,7 @@
 //! torn snapshot.
 
 use ksync::seqlock::{Pod, SeqLatch, SeqLock, Zeroable};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// 64 bytes, every field derived from one stamp, so any mix of two writes shows.
@@ -44,8 +44,10 @@ fn a_torn_snapshot_is_detected_by_the_check() {
 const READERS: usize = 8;
 const WRITERS: usize = 2;
 
-/// Runs 2 writers (each publishing distinct stamps) and 8 readers for `d`;
-/// returns (reads, reads that saw a torn snapshot).
+/// Runs 2 writers (each publishing distinct stamps) and 8 readers for `d`, and
+/// on until every thread has done its work at least once, however loaded the
+/// machine (30 s more at most: a hang guard); returns (reads, reads that saw a
+/// torn snapshot).
 fn run_for(
     d: Duration,
     reader: impl Fn() -> bool + Sync,
@@ -54,19 +56,24 @@ fn run_for(
     let stop = AtomicBool::new(false);
     let reads = AtomicU64::new(0);
     let torn = AtomicU64::new(0);
+    // Threads that have written or read once.
+    let started = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for w in 0..WRITERS as u64 {
-            let (stop, writer) = (&stop, &writer);
+            let (stop, writer, started) = (&stop, &writer, &started);
             s.spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     writer(n * WRITERS as u64 + w);
+                    if n == 1 {
+                        started.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
         for _ in 0..READERS {
-            let (stop, reader, reads, torn) = (&stop, &reader, &reads, &torn);
+            let (stop, reader, reads, torn, started) = (&stop, &reader, &reads, &torn, &started);
             s.spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -74,16 +81,28 @@ fn run_for(
                         torn.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
+                    if n == 1 {
+                        started.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 reads.fetch_add(n, Ordering::Relaxed);
             });
         }
         let t0 = Instant::now();
-        while t0.elapsed() < d {
+        let guard = d + Duration::from_secs(30);
+        while t0.elapsed() < d
+            || (started.load(Ordering::Relaxed) < READERS + WRITERS && t0.elapsed() < guard)
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         stop.store(true, Ordering::Relaxed);
     });
+    // After the scope: a failure inside it would leave the threads running.
+    assert_eq!(
+        started.into_inner(),
+        READERS + WRITERS,
+        "a reader or writer never ran"
+    );
     (reads.into_inner(), torn.into_inner())
 }
 

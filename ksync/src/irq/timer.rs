@@ -601,10 +601,14 @@ mod tests {
 
     #[test]
     fn jiffies_advance_without_timers() {
+        // Waits for the state, not for a time: a busy machine may take long to
+        // run us again, but the clock moves on. The bound only guards a hang.
         let a = jiffies();
-        std::thread::sleep(Duration::from_millis(30));
-        let b = jiffies();
-        assert!(time_after(b, a), "{a} -> {b}");
+        let end = Instant::now() + Duration::from_secs(30);
+        while !time_after(jiffies(), a) {
+            assert!(Instant::now() < end, "jiffies stood still at {a} for 30 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]

@@ -1088,6 +1088,19 @@ mod tests {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
+    /// Waits until `cond` holds; false after 30 s, a bound that only turns a
+    /// hang into a failure (no test here depends on the machine's speed).
+    fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
     #[test]
     fn lock_try_lock_and_is_locked() {
         let m = Mutex::new(5);
@@ -1197,19 +1210,22 @@ mod tests {
             tx.send(current()).unwrap();
             let r = m2.lock_interruptible().map(|_| ());
             crate::sched::flush_signals();
-            (r, Instant::now())
+            r
         });
         let task = rx.recv().unwrap();
         while task.state() != TaskState::Interruptible {
             std::thread::yield_now();
         }
-        let sent = Instant::now();
         task.send_signal(Signal::SIGUSR1);
-        let (r, at) = t.join().unwrap();
+        // The signal alone ends the wait (we hold the lock): a lost signal
+        // hangs, which the guard turns into a failure.
+        assert!(
+            wait_until(|| t.is_finished()),
+            "the signal did not end the wait"
+        );
+        let r = t.join().unwrap();
         assert_eq!(r, Err(Error::Interrupted));
         assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
-        // Returned promptly: generous bound, this is a liveness check, not a timing one.
-        assert!(at.duration_since(sent) < Duration::from_secs(5));
         // Untouched: we still own it, no waiter is recorded, others can use it after us.
         assert!(m.raw().is_owned_by_current());
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
@@ -1237,8 +1253,14 @@ mod tests {
             std::thread::yield_now();
         }
         task.send_signal(Signal::SIGUSR2);
+        // A chance for a wrong wake-up to end the wait; nothing below depends
+        // on its length: only SIGKILL can end the wait (we hold the lock).
         std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(task.state(), TaskState::Killable);
+        assert!(!t.is_finished(), "SIGUSR2 ended a killable wait");
+        assert!(
+            wait_until(|| task.state() == TaskState::Killable),
+            "the waiter did not go back to sleep"
+        );
         task.send_signal(Signal::SIGKILL);
         assert_eq!(t.join().unwrap(), Err(Error::Killed));
         drop(g);
@@ -1283,7 +1305,8 @@ mod tests {
     /// Liveness against two hogs that trade the lock (one of them is nearly
     /// always awake and polling, so unlocks rarely wake a sleeper): a third
     /// thread still gets in, by its own polls or by its `HANDOFF_AFTER` timer
-    /// (which `sleeper_timer_gets_it_when_no_unlock_wakes_it` tests alone).
+    /// (which `sleeper_timer_asks_for_the_handoff_no_unlock_would_give` tests
+    /// alone).
     #[test]
     fn sleeper_gets_in_past_two_hogs_trading_the_lock() {
         let m = Arc::new(Mutex::new(0u64));
@@ -1319,30 +1342,41 @@ mod tests {
         assert!(got.is_ok(), "the sleeper was starved");
     }
 
-    /// The timer alone: a sleeper that no unlock wakes (a pretend awake
-    /// contender is counted, so the unlock leaves the wake-up to it) wakes
-    /// itself after `HANDOFF_AFTER`, finds the lock free and takes it.
+    /// The timer alone: a sleeper that no unlock would wake (a pretend awake
+    /// contender is counted, so an unlock leaves the wake-up to it) wakes
+    /// itself after `HANDOFF_AFTER` and asks for hand-off, and the unlock
+    /// hands it the lock although a contender is awake.
     #[test]
-    fn sleeper_timer_gets_it_when_no_unlock_wakes_it() {
+    fn sleeper_timer_asks_for_the_handoff_no_unlock_would_give() {
         let m = Arc::new(Mutex::new(0u64));
         let g = m.lock();
+        m.raw().spinners.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         let m2 = m.clone();
         let t = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
             *m2.lock() += 1;
-            tx.send(()).unwrap();
         });
-        while m.raw().flags.load(Ordering::Relaxed) & HAS_WAITERS == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // Past its spin and its last look at the lock: asleep.
-        std::thread::sleep(Duration::from_millis(20));
-        m.raw().spinners.fetch_add(1, Ordering::Relaxed);
+        let task = rx.recv().unwrap();
+        // Its timer ran out and it asked for hand-off (only a sleeper does)...
+        assert!(
+            wait_until(|| m.raw().flags.load(Ordering::Relaxed) & HANDOFF != 0),
+            "the sleeper's timer never asked for hand-off"
+        );
+        // ...and it is asleep again, with no timer left (first, it waits for
+        // the hand-off). Had it not gone back to sleep yet, the unlock would
+        // still hand off: the test passes either way, but tests the sleeper.
+        assert!(
+            wait_until(|| task.state() == TaskState::Uninterruptible),
+            "the waiter did not go back to sleep"
+        );
         drop(g);
-        // Watchdog: generous; without the timer it would sleep for ever.
-        let got = rx.recv_timeout(Duration::from_secs(10));
+        // Without the hand-off it would sleep for ever: the guard fails it.
+        assert!(
+            wait_until(|| t.is_finished()),
+            "the sleeper was never woken"
+        );
         m.raw().spinners.fetch_sub(1, Ordering::Relaxed);
-        assert!(got.is_ok(), "the sleeper was never woken");
         t.join().unwrap();
         assert_eq!(*m.lock(), 1);
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
