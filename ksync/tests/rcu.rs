@@ -569,3 +569,52 @@ fn call_rcu_small_and_large_nodes_run_and_drop_once() {
     rcu_barrier();
     assert_eq!(Arc::strong_count(&token), 1);
 }
+
+/// The BKL is the only lock held across a sleep, and only by being dropped for
+/// it (SPEC §15). A BKL holder that calls `synchronize_rcu` while a reader needs
+/// the BKL to end its read-side section must not deadlock: the grace period's
+/// sleep releases the BKL, the reader takes it, ends its section and wakes the
+/// updater, which retakes the BKL before it returns. (The updater once parked on
+/// the grace period's futex directly, holding the BKL: this hung.)
+#[test]
+fn synchronize_rcu_drops_the_bkl_while_it_sleeps() {
+    use ksync::bkl;
+    use ksync::sched::{self, Task, TaskState};
+    use std::sync::mpsc;
+
+    let (in_section_tx, in_section_rx) = mpsc::channel::<()>();
+    let (updater_tx, updater_rx) = mpsc::channel::<Task>();
+    let reader = std::thread::spawn(move || {
+        let section = rcu_read_lock();
+        in_section_tx.send(()).unwrap();
+        let updater = updater_rx.recv().unwrap();
+        // Wait for the state, not for time: the updater is asleep in its grace
+        // period (or queued behind another test's) — holding the BKL or not.
+        while updater.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
+        bkl::lock_kernel();
+        bkl::unlock_kernel();
+        drop(section);
+    });
+    let updater = std::thread::spawn(move || {
+        in_section_rx.recv().unwrap();
+        bkl::lock_kernel();
+        updater_tx.send(sched::current()).unwrap();
+        synchronize_rcu();
+        let held = bkl::kernel_locked();
+        bkl::unlock_kernel();
+        held
+    });
+    // A hang guard, not a speed check: a deadlock never ends, so any bound
+    // tells it apart; the threads are joined on a helper so the test can fail.
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        reader.join().unwrap();
+        done_tx.send(updater.join().unwrap()).unwrap();
+    });
+    let retook = done_rx.recv_timeout(Duration::from_secs(60)).expect(
+        "deadlock: synchronize_rcu slept holding the BKL, so the reader could not end its section",
+    );
+    assert!(retook, "synchronize_rcu must return with the BKL retaken");
+}

@@ -408,7 +408,10 @@ pub(crate) fn wait_for_readers(
             // Orders the scan before the futex load below.
             heavy_barrier();
             if futex.load(Ordering::Relaxed) == GP_SLEEPING {
-                let _ = crate::arch::futex::wait(futex, GP_SLEEPING, None);
+                // Through the one sleep path: a BKL holder drops the BKL while
+                // it waits, so a reader that needs the BKL to finish its section
+                // can (SPEC §15).
+                crate::sched::sleep_on_word(futex, GP_SLEEPING);
             }
         } else {
             crate::arch::cpu_relax();

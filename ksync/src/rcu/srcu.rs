@@ -31,9 +31,10 @@
 use super::gp::{self, GP_SLEEPING};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::arch::{CachePadded, cpu_id, nr_cpu_ids};
+use crate::semaphore::Semaphore;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 #[derive(Default)]
 struct Counts {
@@ -56,7 +57,10 @@ pub struct SrcuStruct {
     /// The sleeping updater's futex word (0 or [`GP_SLEEPING`]).
     futex: AtomicU32,
     counts: OnceLock<Box<[CachePadded<Counts>]>>,
-    gp_lock: Mutex<()>,
+    /// Serializes this domain's grace periods; a ksync semaphore so that an
+    /// updater waiting for another one sleeps through `sched::sleep` (and drops
+    /// the BKL meanwhile).
+    gp_lock: Semaphore,
 }
 
 /// An SRCU read-side section (`srcu_read_lock`'s index); `srcu_read_unlock` on drop.
@@ -84,7 +88,7 @@ impl SrcuStruct {
             idx: AtomicUsize::new(0),
             futex: AtomicU32::new(0),
             counts: OnceLock::new(),
-            gp_lock: Mutex::new(()),
+            gp_lock: Semaphore::new(1),
         }
     }
 
@@ -175,7 +179,7 @@ impl SrcuStruct {
     #[doc(alias = "synchronize_srcu_expedited")]
     pub fn synchronize(&self) {
         crate::lockdep::might_sleep();
-        let _g = self.gp_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.gp_lock.down_guard();
         // Orders the caller's unpublish before the sums; pairs with readers'
         // light_barrier after their lock increment.
         heavy_barrier();

@@ -18,9 +18,9 @@ use super::gp;
 use super::reader::{GP, registry};
 use crate::arch::membarrier::heavy_barrier;
 use crate::sched::{self, Task, TaskState};
+use crate::semaphore::Semaphore;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Mutex;
 
 struct WaitNode {
     next: *mut WaitNode,
@@ -29,8 +29,12 @@ struct WaitNode {
 }
 
 static GP_WAITERS: AtomicPtr<WaitNode> = AtomicPtr::new(ptr::null_mut());
-/// Serializes grace periods (liburcu's `rcu_gp_lock`).
-static GP_LOCK: Mutex<()> = Mutex::new(());
+/// Serializes grace periods (liburcu's `rcu_gp_lock`). A ksync semaphore, not a
+/// std mutex: a leader that waits for the previous grace period sleeps through
+/// `sched::sleep`, and so drops the BKL meanwhile (SPEC §15); a semaphore has no
+/// owner, so lockdep orders nothing through it (the grace period itself is not
+/// a lock the caller holds).
+static GP_LOCK: Semaphore = Semaphore::new(1);
 
 #[cold]
 #[track_caller]
@@ -129,7 +133,7 @@ fn synchronize(attempts: u32) {
         }
         return;
     }
-    let gp_guard = GP_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let gp_guard = GP_LOCK.down_guard();
     // Acquire: pairs with the waiters' Release push; reads their `next` links.
     let waiters = GP_WAITERS.swap(ptr::null_mut(), Ordering::AcqRel);
     run_grace_period(attempts);

@@ -22,6 +22,7 @@ pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, 
 #[cfg(not(loom))]
 pub use signal::{intercept_signals, release_signals};
 pub(crate) use sleep::poll_before_sleep;
+pub(crate) use sleep::sleep_on_word;
 pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]

@@ -25,7 +25,7 @@ use super::signal::Signal;
 use super::task::{TaskInner, TaskState, wake_word, with_current};
 use crate::arch::futex;
 use crate::error::{Error, Result};
-use core::sync::atomic::Ordering;
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Blocks the current task until it is woken ([`Task::wake_up`](super::Task::wake_up)),
@@ -48,10 +48,38 @@ use std::time::{Duration, Instant};
 #[doc(alias = "schedule_timeout")]
 #[doc(alias = "set_current_state")]
 pub fn sleep(state: TaskState, deadline: Option<Instant>) -> Result<()> {
+    around_sleep(|task| sleep_on(task, state, deadline))
+}
+
+/// Blocks the current task uninterruptibly while `*word == expected`, until a
+/// futex wake on `word` (which may be spurious: callers re-check).
+///
+/// The same path as [`sleep`] — the might-sleep check, the BKL dropped and
+/// retaken, the task's state shown as `Uninterruptible` — for the one kind of
+/// wait whose wakers do not know the sleeping task: RCU's and SRCU's updater,
+/// which readers wake through the grace period's shared futex word from
+/// `rcu_read_unlock` (liburcu's protocol, kept so that the read side stays a
+/// load and a branch). Everything else sleeps on its own task word through
+/// [`sleep`].
+pub(crate) fn sleep_on_word(word: &AtomicU32, expected: u32) {
+    around_sleep(|task| {
+        // SeqCst as in `sleep_on`: observers (`Task::state`) see the task asleep.
+        task.state
+            .store(TaskState::Uninterruptible as u8, Ordering::SeqCst);
+        let _ = futex::wait(word, expected, None);
+        task.state.store(TaskState::Running as u8, Ordering::SeqCst);
+    })
+}
+
+/// What every sleep does around the block itself: the might-sleep check, then
+/// the BKL released for the sleep and retaken at the same depth after it (SPEC
+/// §15: the BKL is the only lock held across a sleep, and only by dropping it).
+#[inline]
+fn around_sleep<R>(block: impl FnOnce(&TaskInner) -> R) -> R {
     crate::lockdep::might_sleep();
     with_current(|task| {
         let bkl_depth = crate::bkl::release_for_sleep();
-        let r = sleep_on(task, state, deadline);
+        let r = block(task);
         crate::bkl::reacquire_after_sleep(bkl_depth);
         r
     })
