@@ -42,6 +42,10 @@ pub enum Error {
     /// The operation is not supported on this system (`-ENOSYS`).
     #[doc(alias = "ENOSYS")]
     Unsupported,
+    /// Memory could not be allocated, e.g. a bitmap too large for the address
+    /// space (`-ENOMEM`).
+    #[doc(alias = "ENOMEM")]
+    NoMemory,
     /// A system call failed with this errno (positive value as the OS reports it).
     Os(i32),
 }
@@ -65,6 +69,7 @@ impl Error {
             Error::Busy => -libc::EBUSY,
             Error::NotFound => -libc::ENOENT,
             Error::Unsupported => -libc::ENOSYS,
+            Error::NoMemory => -libc::ENOMEM,
             Error::Os(e) => -e,
         }
     }
@@ -81,6 +86,7 @@ impl Error {
             Error::Busy => "EBUSY",
             Error::NotFound => "ENOENT",
             Error::Unsupported => "ENOSYS",
+            Error::NoMemory => "ENOMEM",
             Error::Os(_) => "errno",
         }
     }
@@ -99,6 +105,7 @@ impl fmt::Display for Error {
             Error::Busy => "device or resource busy",
             Error::NotFound => "no such entry",
             Error::Unsupported => "not supported on this system",
+            Error::NoMemory => "out of memory",
             Error::Os(e) => {
                 return write!(
                     f,

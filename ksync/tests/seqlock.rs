@@ -157,3 +157,69 @@ fn latch_8_readers_2_writers_never_return_a_torn_read() {
     assert_eq!(torn, 0, "{torn} torn reads out of {reads}");
     assert!(latch.updates() > 0);
 }
+
+/// A writer that never stops must not starve readers: after
+/// `READ_LOCKLESS_TRIES` failed lockless tries in a row, `read_with` (and
+/// `read`) takes the writer lock for one copy. Counted, not timed: `read_with`
+/// runs its closure once per copy it makes, so no read may make more than
+/// `READ_LOCKLESS_TRIES` + 1 copies. With a 4 KiB value under a writer that
+/// never pauses, lockless retries alone made more within a few thousand reads
+/// here, or never finished one; the reads run on their own thread so that such a
+/// hang fails the test instead of stalling it.
+#[test]
+fn reads_finish_against_a_writer_that_never_stops() {
+    use ksync::seqlock::READ_LOCKLESS_TRIES;
+    use std::sync::Arc;
+    let sl = Arc::new(SeqLock::new([0u64; 512]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (sl, stop, writes) = (sl.clone(), stop.clone(), writes.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut g = sl.write();
+                g[0] += 1;
+                g[511] = g[0];
+                drop(g);
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    while writes.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = {
+        let sl = sl.clone();
+        std::thread::spawn(move || {
+            let max = READ_LOCKLESS_TRIES + 1;
+            let mut most = 0;
+            for read in 0..20_000 {
+                let mut copies = 0;
+                let (first, last) = sl.read_with(|v| {
+                    copies += 1;
+                    assert!(
+                        copies <= max,
+                        "read {read} made {copies} copies: more than {READ_LOCKLESS_TRIES} torn ones before the lock"
+                    );
+                    (v[0], v[511])
+                });
+                assert_eq!(first, last, "read {read}: a torn copy was returned");
+                most = most.max(copies);
+            }
+            done_tx.send(most).unwrap();
+        })
+    };
+    // A hang guard, not a speed check: a read that never ends never sends.
+    let most = done_rx.recv_timeout(Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    let Ok(most) = most else {
+        if reader.is_finished() {
+            reader.join().unwrap(); // re-raises the reader's panic
+        }
+        panic!("a read did not finish against a writer that never stops")
+    };
+    writer.join().unwrap();
+    reader.join().unwrap();
+    println!("the most copies one read made: {most}");
+}

@@ -142,13 +142,51 @@ macro_rules! declare_bitmap {
 
 impl Bitmap {
     /// `bitmap_zalloc(nbits)`: a heap bitmap of `nbits` bits, all clear.
+    ///
+    /// # Panics
+    /// If the words cannot be allocated ("cannot allocate a bitmap of N bits"),
+    /// e.g. for `usize::MAX` bits; [`try_new`](Self::try_new) returns the error
+    /// instead.
     #[doc(alias = "bitmap_zalloc")]
+    #[track_caller]
     pub fn new(nbits: usize) -> Self {
-        let words = (0..bits_to_longs(nbits))
-            .map(|_| AtomicUsize::new(0))
-            .collect();
-        Bitmap { nbits, words }
+        match Self::try_new(nbits) {
+            Ok(map) => map,
+            Err(_) => alloc_failed(nbits),
+        }
     }
+
+    /// [`new`](Self::new), returning [`Error::NoMemory`](crate::Error::NoMemory)
+    /// (`-ENOMEM`, as `bitmap_zalloc` returns NULL) when the words cannot be
+    /// allocated, instead of aborting the process.
+    ///
+    /// ```
+    /// use ksync::atomic::Bitmap;
+    /// assert_eq!(Bitmap::try_new(usize::MAX).unwrap_err(), ksync::Error::NoMemory);
+    /// assert_eq!(Bitmap::try_new(100).unwrap().nbits(), 100);
+    /// ```
+    pub fn try_new(nbits: usize) -> crate::Result<Self> {
+        let n = bits_to_longs(nbits);
+        let mut words = Vec::new();
+        words
+            .try_reserve_exact(n)
+            .map_err(|_| crate::Error::NoMemory)?;
+        words.extend((0..n).map(|_| AtomicUsize::new(0)));
+        Ok(Bitmap {
+            nbits,
+            words: words.into_boxed_slice(),
+        })
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn alloc_failed(nbits: usize) -> ! {
+    panic!(
+        "cannot allocate a bitmap of {nbits} bits ({} bytes): out of memory (Bitmap::try_new returns -ENOMEM instead)",
+        (bits_to_longs(nbits) as u128) * core::mem::size_of::<usize>() as u128
+    )
 }
 
 impl<const WORDS: usize> Bitmap<[AtomicUsize; WORDS]> {
@@ -887,6 +925,21 @@ impl fmt::Debug for BitSpinGuard<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// An impossible size is a clear panic naming it (it aborted the process
+    /// in the allocator), and `try_new` returns -ENOMEM.
+    #[test]
+    #[should_panic(expected = "cannot allocate a bitmap of 18446744073709551615 bits")]
+    fn new_of_an_impossible_size_panics_naming_it() {
+        let _ = Bitmap::new(usize::MAX);
+    }
+
+    #[test]
+    fn try_new_of_an_impossible_size_is_enomem() {
+        let e = Bitmap::try_new(usize::MAX).unwrap_err();
+        assert_eq!(e, crate::Error::NoMemory);
+        assert_eq!(e.errno(), -12, "-ENOMEM");
+    }
     use std::sync::atomic::{AtomicU32, AtomicU64};
 
     #[test]

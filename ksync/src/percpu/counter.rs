@@ -57,7 +57,7 @@ impl Inner {
     /// Runs `f` on the shared count and the sum of the deltas, read as one
     /// consistent set: retried until no owner folded meanwhile. Called with the
     /// slot lock held (`slots`), so no thread registers or exits meanwhile.
-    fn snapshot<R>(&self, slots: &[SlotBox], mut f: impl FnMut(i64, i64) -> Option<R>) -> R {
+    fn snapshot<R>(&self, slots: &[SlotBox], mut f: impl FnMut(i64, i128) -> Option<R>) -> R {
         let backoff = crate::Backoff::new();
         let mut tries = 0u32;
         let result = loop {
@@ -85,9 +85,9 @@ impl Inner {
                 continue;
             }
             let count = self.count.value.load(Ordering::Relaxed);
-            let deltas = slots
-                .iter()
-                .fold(0i64, |a, s| a.wrapping_add(s.delta.load(Ordering::Relaxed)));
+            let deltas = slots.iter().fold(0i128, |a, s| {
+                a + i128::from(s.delta.load(Ordering::Relaxed))
+            });
             // smp_rmb(): orders the loads above before the sequence loads below;
             // pairs with the Release fence in `fold`. If any load above saw a
             // store or add made after a fold began, that fold's odd sequence is
@@ -231,6 +231,16 @@ thread_local! {
 /// assert_eq!(free_blocks.sum(), 600);
 /// assert!(free_blocks.compare(500).is_gt());
 /// ```
+///
+/// # Overflow
+///
+/// The value is an `i64`, and it overflows as Rust's integers do: in debug
+/// builds a fold into the shared count, an interrupt-context add or a
+/// [`sum`](Self::sum) whose result leaves `i64` panics with the values
+/// involved ("PercpuCounter overflow: …"); release builds wrap silently (two's
+/// complement), so a counter that passes `i64::MAX` reads near `i64::MIN`. An
+/// add that stays in this thread's delta is checked when it is folded or
+/// summed, not at the add itself: the fast path stays a load and a store.
 ///
 /// # Implementation details
 ///
@@ -436,7 +446,8 @@ impl PercpuCounter {
         }
         // Relaxed: a plain statistic; `sum` sees it through the count's
         // modification order, with no other data to order.
-        self.inner.count.value.fetch_add(amount, Ordering::Relaxed);
+        let before = self.inner.count.value.fetch_add(amount, Ordering::Relaxed);
+        check_count_add(before, amount);
     }
 
     /// Gives this thread a slot for this counter.
@@ -504,7 +515,7 @@ impl PercpuCounter {
     pub fn sum(&self) -> i64 {
         let slots = self.inner.lock();
         self.inner
-            .snapshot(&slots, |count, deltas| Some(count.wrapping_add(deltas)))
+            .snapshot(&slots, |count, deltas| Some(total(count, deltas)))
     }
 
     /// [`sum`](Self::sum), but never negative (`percpu_counter_sum_positive`).
@@ -530,7 +541,10 @@ impl PercpuCounter {
                 .value
                 .compare_exchange(
                     count,
-                    value.wrapping_sub(deltas),
+                    // The deltas sum to less than `batch` times the thread
+                    // count in magnitude, far inside i64: only their wrapping
+                    // difference with `value` is stored, as the kernel does.
+                    value.wrapping_sub(deltas as i64),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
@@ -586,11 +600,44 @@ fn fold(inner: &Inner, slot: &Slot, d: i64) {
     // below (and the later fast-path stores); pairs with the Acquire fence in
     // `Inner::snapshot`.
     fence(Ordering::Release);
-    count.fetch_add(d, Ordering::Relaxed);
+    let before = count.fetch_add(d, Ordering::Relaxed);
     slot.delta.store(0, Ordering::Relaxed);
     // Release pairs with the Acquire sequence loads of `snapshot`: a reader that
     // sees the fold finished sees both updates.
     slot.seq.store(s.wrapping_add(2), Ordering::Release);
+    // After the fold is complete, so a caught panic leaves a consistent counter.
+    check_count_add(before, d);
+}
+
+/// Debug builds: panics if adding `d` to the shared count `before` left `i64`
+/// (the counter's value no longer fits, as with Rust's integer arithmetic).
+/// Release builds wrap silently, as Rust integers do; the type's docs say so.
+#[inline(always)]
+fn check_count_add(before: i64, d: i64) {
+    if cfg!(debug_assertions) && before.checked_add(d).is_none() {
+        overflow("shared count", before, i128::from(d));
+    }
+}
+
+/// Debug builds: `count + deltas` as an `i64`, panicking if the exact value
+/// leaves `i64`; release builds wrap.
+#[inline]
+fn total(count: i64, deltas: i128) -> i64 {
+    let t = i128::from(count) + deltas;
+    if cfg!(debug_assertions) && i64::try_from(t).is_err() {
+        overflow("sum", count, deltas);
+    }
+    t as i64
+}
+
+#[cold]
+#[inline(never)]
+fn overflow(what: &str, count: i64, plus: i128) -> ! {
+    panic!(
+        "PercpuCounter overflow: {what} {count} + {plus} = {} does not fit in i64 \
+         (debug builds check, as for Rust integers; release builds wrap)",
+        i128::from(count) + plus
+    )
 }
 
 impl Default for PercpuCounter {
@@ -611,6 +658,38 @@ impl fmt::Debug for PercpuCounter {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// Passing `i64::MAX` is reported in debug builds (the sum leaves i64),
+    /// as `i64::MAX + 1` is; it used to wrap to `i64::MIN` silently.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "PercpuCounter overflow: sum 9223372036854775807 + 1")]
+    fn sum_past_i64_max_panics_in_debug_builds() {
+        let c = PercpuCounter::with_batch(i64::MAX, 8);
+        c.add(0); // this thread's first add registers its slot (to the count)
+        c.inc(); // stays in this thread's delta
+        let _ = c.sum();
+    }
+
+    /// A fold that carries the shared count past `i64::MIN` is reported too.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "PercpuCounter overflow: shared count -9223372036854775808 + -1")]
+    fn fold_past_i64_min_panics_in_debug_builds() {
+        let c = PercpuCounter::with_batch(i64::MIN, 1);
+        c.add(0); // registers this thread's slot
+        c.dec(); // batch 1: folds at once
+    }
+
+    /// Values that come back inside i64 are fine, whatever the order of adds.
+    #[test]
+    fn sums_near_the_limits_are_exact() {
+        let c = PercpuCounter::with_batch(i64::MAX - 3, 8);
+        c.add(3);
+        assert_eq!(c.sum(), i64::MAX);
+        c.add(-5);
+        assert_eq!(c.sum(), i64::MAX - 5);
+    }
 
     #[test]
     fn read_lags_by_less_than_a_batch_and_sum_is_exact() {

@@ -13,6 +13,14 @@ use core::ops::{Deref, DerefMut};
 use super::{SeqCount, SeqData, SeqPod};
 use crate::spinlock::{SpinLock, SpinLockGuard};
 
+/// How many torn lockless copies [`SeqLock::read`] and [`SeqLock::read_with`]
+/// make in a row before they take the writer lock for one copy (a writer seen
+/// mid-update counts as one, after a backoff step). A reader that merely races
+/// a writer now and then succeeds within one or two tries; sixteen failures in
+/// a row mean writers keep coming (or the value takes longer to copy than the
+/// gap between writes), and retrying on might never end.
+pub const READ_LOCKLESS_TRIES: u32 = 16;
+
 /// A sequence lock (`seqlock_t`): lockless readers that retry, writers
 /// serialized by a spinlock that never wait for readers.
 ///
@@ -82,33 +90,58 @@ impl<T: SeqPod> SeqLock<T> {
         }
     }
 
-    /// A consistent copy of the data: retries while a writer is active or ran
-    /// during the copy. Never blocks a writer; waits only while one is mid-update.
+    /// A consistent copy of the data. Lockless first: retries while a writer is
+    /// active or ran during the copy; after [`READ_LOCKLESS_TRIES`] torn copies
+    /// in a row (writers that keep coming, or a value too large to copy between
+    /// two writes) it takes the writer lock for one copy, as
+    /// `read_seqbegin_or_lock` does, so a read always finishes. Never blocks a
+    /// writer on the lockless passes.
+    ///
+    /// The locked pass disables irqs on this thread while it holds the lock (as
+    /// `read_seqlock_excl_irqsave`), so a writer in an irq handler cannot
+    /// interrupt it and spin on it. For lockless retries only, with no
+    /// fallback, loop over [`read_begin`](Self::read_begin) /
+    /// [`read_unvalidated`](Self::read_unvalidated) /
+    /// [`read_retry`](Self::read_retry) yourself.
     #[inline]
     pub fn read(&self) -> T {
-        loop {
-            let start = self.seq.read_begin();
-            let v = self.data.load();
-            if !self.seq.read_retry(start) {
-                return v;
-            }
-        }
+        self.read_with(|v| *v)
     }
 
     /// Runs `f` on consistent copies of the data and returns its result from a
-    /// validated pass. `f` may run more than once, on torn copies that are then
-    /// discarded, so it must not have side effects and must tolerate inconsistent
-    /// fields (no indexing or dividing by a field without a check).
+    /// validated pass (after [`READ_LOCKLESS_TRIES`] torn ones, a pass under
+    /// the writer lock, as [`read`](Self::read)). `f` may run more than once, on
+    /// torn copies that are then discarded, so it must not have side effects and
+    /// must tolerate inconsistent fields (no indexing or dividing by a field
+    /// without a check).
     #[inline]
     pub fn read_with<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
-        loop {
-            let start = self.seq.read_begin();
+        let backoff = crate::Backoff::new();
+        for _ in 0..READ_LOCKLESS_TRIES {
+            // Not `read_begin`, which waits as long as writers keep the count
+            // odd: a writer seen mid-update costs one try and a backoff step.
+            let start = self.seq.raw_read();
+            if start & 1 != 0 {
+                backoff.snooze();
+                continue;
+            }
             let v = self.data.load();
             let r = f(&v);
             if !self.seq.read_retry(start) {
                 return r;
             }
         }
+        self.read_locked_irqsave_with(f)
+    }
+
+    /// The fallback of [`read_with`](Self::read_with): one copy under the writer
+    /// lock with irqs disabled.
+    #[cold]
+    #[inline(never)]
+    fn read_locked_irqsave_with<R>(&self, mut f: impl FnMut(&T) -> R) -> R {
+        let _excl = self.lock.lock_irqsave();
+        // The lock excludes writers, so this copy cannot be torn.
+        f(&self.data.load())
     }
 
     /// Begins an explicit read section (`read_seqbegin`): waits for an active

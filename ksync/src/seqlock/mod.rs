@@ -88,7 +88,7 @@ mod lock;
 pub use bytemuck::{self, AnyBitPattern, NoUninit, Pod, Zeroable};
 pub use data::{SeqData, SeqPod};
 pub use latch::SeqLatch;
-pub use lock::{SeqLock, SeqLockWriteGuard};
+pub use lock::{READ_LOCKLESS_TRIES, SeqLock, SeqLockWriteGuard};
 
 use crate::loom::sync::atomic::{AtomicU32, Ordering, fence};
 
