@@ -27,7 +27,8 @@ use std::sync::Mutex;
 
 use super::local::{IrqLocal, LOCAL};
 use crate::error::{Error, Result};
-use crate::sched::{HARDIRQ_OFFSET, Task, preempt_count, preempt_count_add};
+use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
+use crate::sched::Task;
 
 /// The number of irq lines (`NR_IRQS`): lines are `0..NR_IRQS`.
 pub const NR_IRQS: usize = 16;
@@ -360,7 +361,7 @@ extern "C" fn irq_signal_handler(_sig: i32, info: *mut libc::siginfo_t, _uc: *mu
 fn arrived(l: &IrqLocal, irq: u32) {
     let bit = 1u32 << irq;
     l.in_signal.fetch_add(1, Ordering::Relaxed);
-    if l.disabled.load(Ordering::Relaxed) || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
+    if irqs_disabled() || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
         defer(l, irq);
     } else {
         // Mark the line before unblocking, so its next arrival is deferred rather
@@ -393,6 +394,7 @@ fn defer(l: &IrqLocal, irq: u32) {
         l.first_seq[n].store(l.seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     }
     l.pending_total.fetch_add(1, Ordering::Relaxed);
+    ctx::defer_work(Deferred::Irqs, run_held_irqs);
 }
 
 /// Enters hardirq context on this thread (`irq_enter()`): the preempt count's
@@ -435,7 +437,7 @@ fn run_handler(l: &IrqLocal, irq: u32) {
 /// enabled. Lines whose handler is in progress (further up this thread's stack)
 /// are left for that handler's own replay.
 fn replay(l: &IrqLocal) {
-    while !l.disabled.load(Ordering::Relaxed) && l.pending_total.load(Ordering::Relaxed) != 0 {
+    while !irqs_disabled() && l.pending_total.load(Ordering::Relaxed) != 0 {
         let busy = l.in_progress.load(Ordering::Relaxed);
         let mut best: Option<(usize, u64)> = None;
         for n in 0..NR_IRQS {
@@ -464,13 +466,19 @@ fn replay(l: &IrqLocal) {
     }
 }
 
-/// `local_irq_enable`'s slow path: run what arrived while irqs were off, then
-/// softirqs left pending.
+/// The runner of [`Deferred::Irqs`], called by `local_irq_enable` and
+/// `local_irq_restore` (through [`ctx`]) when irqs were held pending: runs them,
+/// oldest line first.
 #[cold]
 #[inline(never)]
-pub(crate) fn replay_pending() {
+fn run_held_irqs() {
+    ctx::take_deferred(Deferred::Irqs);
     LOCAL.with(|l| {
         replay(l);
-        super::softirq::run_pending_if_allowed(l);
+        // Lines still in progress further up this thread's stack, or irqs that
+        // went off again in a handler: leave the bit set for the next enable.
+        if l.pending_total.load(Ordering::Relaxed) != 0 {
+            ctx::defer_work(Deferred::Irqs, run_held_irqs);
+        }
     });
 }

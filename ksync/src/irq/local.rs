@@ -1,5 +1,7 @@
-//! The per-thread ("per-CPU") irq state: the lazy irq-disable flag, the irqs held
-//! pending, the softirq pending mask and the tasklet lists.
+//! The per-thread ("per-CPU") irq state: the irqs held pending, the softirq
+//! pending mask and the tasklet lists. (The irq-off flag itself is
+//! [`ctx`](crate::ctx)'s, below the irq layer; so is the word that tells
+//! `local_irq_enable` there is work here.)
 //!
 //! It lives in one const-initialised thread-local without a destructor, so the
 //! irq signal handler reaches it with a plain TLS access (no lazy
@@ -16,7 +18,6 @@
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `disabled` | `local_irq_disable` is in force |
 //! | `in_progress` | bit `n`: line `n`'s handler runs now on this thread |
 //! | `pending[n]` | raises of line `n` not yet handled (held while disabled or in progress) |
 //! | `pending_total` | sum of `pending`, the fast "anything to replay?" check |
@@ -26,7 +27,7 @@
 //! | `in_signal` | depth of ksync's irq signal handler frames on this thread |
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use super::hardirq::NR_IRQS;
 use super::tasklet::Tasklet;
@@ -95,7 +96,6 @@ impl TaskletList {
 }
 
 pub(crate) struct IrqLocal {
-    pub(crate) disabled: AtomicBool,
     pub(crate) in_progress: AtomicU32,
     pub(crate) pending_total: AtomicU32,
     pub(crate) pending: [AtomicU32; NR_IRQS],
@@ -110,7 +110,6 @@ pub(crate) struct IrqLocal {
 impl IrqLocal {
     const fn new() -> Self {
         IrqLocal {
-            disabled: AtomicBool::new(false),
             in_progress: AtomicU32::new(0),
             pending_total: AtomicU32::new(0),
             pending: [const { AtomicU32::new(0) }; NR_IRQS],
@@ -120,14 +119,6 @@ impl IrqLocal {
             tasklets: [TaskletList::new(), TaskletList::new()],
             in_signal: AtomicU32::new(0),
         }
-    }
-
-    /// Whether enabling irqs has anything to do: irqs held pending, or softirqs
-    /// left pending while irqs were off.
-    #[inline(always)]
-    pub(crate) fn has_work(&self) -> bool {
-        (self.pending_total.load(Ordering::Relaxed) | self.softirq_pending.load(Ordering::Relaxed))
-            != 0
     }
 }
 

@@ -41,9 +41,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use super::local::{IrqLocal, LOCAL, TaskletList};
 use super::sync::IrqSpinLock;
 use crate::error::{Error, Result};
-use crate::sched::{
-    HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count, preempt_count_add,
-    preempt_count_sub,
+use crate::ctx::{
+    self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
+    preempt_count_add, preempt_count_sub,
 };
 
 /// The softirq numbers, in priority order (lower runs first), as the kernel's
@@ -158,6 +158,7 @@ pub fn raise_softirq_irqoff(nr: Softirq) {
     LOCAL.with(|l| {
         l.softirq_pending
             .fetch_or(1 << nr as u32, Ordering::Relaxed);
+        ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
         if !in_interrupt() {
             wakeup_softirqd(l);
         }
@@ -187,16 +188,28 @@ pub fn do_softirq() {
     LOCAL.with(run_pending_if_allowed);
 }
 
+/// The runner of [`Deferred::Softirqs`], called by `local_bh_enable`,
+/// `local_irq_enable` and `local_irq_restore` (through [`ctx`]) when softirqs
+/// were raised on this thread: runs them if this is no interrupt context and
+/// irqs are on.
 #[cold]
 #[inline(never)]
-pub(crate) fn bh_enable_slow() {
-    LOCAL.with(run_pending_if_allowed);
+fn run_deferred_softirqs() {
+    ctx::take_deferred(Deferred::Softirqs);
+    LOCAL.with(|l| {
+        run_pending_if_allowed(l);
+        // Not allowed here (bhs or irqs still off, an interrupt context), or
+        // raised again: leave the bit set for the next enable.
+        if l.softirq_pending.load(Ordering::Relaxed) != 0 {
+            ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
+        }
+    });
 }
 
 pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
     if l.softirq_pending.load(Ordering::Relaxed) != 0
         && !in_interrupt()
-        && !l.disabled.load(Ordering::Relaxed)
+        && !irqs_disabled()
     {
         do_softirq_pass(l);
     }
@@ -346,6 +359,7 @@ fn ksoftirqd_main() {
             l.tasklets[0].splice(&KSOFTIRQD.tasklets[0]);
             l.tasklets[1].splice(&KSOFTIRQD.tasklets[1]);
             l.softirq_pending.fetch_or(bits, Ordering::Relaxed);
+            ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
             // The unlock re-enables irqs, which serves the softirqs just taken
             // (task context, bhs enabled); the pass hands leftovers back to us.
             KSOFTIRQD.lock.unlock(flags);

@@ -29,8 +29,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::report::{self, Mode, Report, ReportKind};
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH, WAIT_SLEEP, WAIT_SPIN};
-use crate::irq;
-use crate::sched::{HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET, preempt_count};
+use crate::ctx::{self as irq, HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET, preempt_count};
 
 /// The most lock classes (`MAX_LOCKDEP_KEYS`).
 const MAX_CLASSES: usize = 4096;
