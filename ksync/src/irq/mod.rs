@@ -145,7 +145,8 @@ pub use softirq::{
     raise_softirq_irqoff,
 };
 pub use tasklet::Tasklet;
+pub use crate::sched::{msleep, msleep_interruptible};
 pub use timer::{
-    HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, msleep,
-    msleep_interruptible, set_hz, time_after, time_after_eq, time_before, time_before_eq,
+    HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, set_hz,
+    time_after, time_after_eq, time_before, time_before_eq,
 };

@@ -26,13 +26,12 @@ use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::local::LOCAL;
 use super::softirq::{Softirq, futex_wait, futex_wake, raise_softirq_irqoff};
 use super::sync::IrqSpinLock;
 use crate::error::{Error, Result};
-use crate::sched::TaskState;
 
 /// The default timer frequency, ticks per second (`HZ`, `CONFIG_HZ_250`).
 pub const HZ: u32 = 250;
@@ -151,38 +150,6 @@ pub const fn time_after_eq(a: u64, b: u64) -> bool {
 #[inline]
 pub const fn time_before_eq(a: u64, b: u64) -> bool {
     time_after_eq(b, a)
-}
-
-/// Sleeps at least `ms` milliseconds, uninterruptibly (`msleep`), through
-/// [`sched::sleep`](crate::sched::sleep). Not from atomic context.
-pub fn msleep(ms: u64) {
-    let deadline = Instant::now() + Duration::from_millis(ms);
-    loop {
-        // Ok(()) is a wake-up token or spurious: sleep on until the deadline.
-        if crate::sched::sleep(TaskState::Uninterruptible, Some(deadline)).is_err()
-            || Instant::now() >= deadline
-        {
-            return;
-        }
-    }
-}
-
-/// Sleeps `ms` milliseconds unless a signal comes first
-/// (`msleep_interruptible`); returns the milliseconds left (0 when it slept
-/// them all).
-pub fn msleep_interruptible(ms: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_millis(ms);
-    loop {
-        match crate::sched::sleep(TaskState::Interruptible, Some(deadline)) {
-            Err(Error::Interrupted | Error::Killed) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                return left.as_nanos().div_ceil(1_000_000) as u64;
-            }
-            Err(_) => return 0,
-            Ok(()) if Instant::now() >= deadline => return 0,
-            Ok(()) => {}
-        }
-    }
 }
 
 /// A kernel timer (`struct timer_list`): calls its function once, in softirq
@@ -605,12 +572,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         let b = jiffies();
         assert!(time_after(b, a), "{a} -> {b}");
-    }
-
-    #[test]
-    fn msleep_sleeps_at_least() {
-        let t = Instant::now();
-        msleep(15);
-        assert!(t.elapsed() >= Duration::from_millis(15));
     }
 }

@@ -10,6 +10,7 @@
 //! | `preempt_disable()`, `preempt_enable()`, `preempt_count()` | [`preempt_disable`], [`preempt_enable`], [`preempt_count`] (from [`ctx`](crate::ctx)) |
 //! | `in_interrupt()`, `in_hardirq()`, `in_softirq()`, `in_atomic()`, `preemptible()` | the functions of the same names (from [`ctx`](crate::ctx)) |
 //! | `set_current_state(); schedule_timeout()` | [`sleep`] |
+//! | `msleep()`, `msleep_interruptible()` | [`msleep`], [`msleep_interruptible`] |
 //! | `wake_up_process()` | [`Task::wake_up`] |
 //! | `wait_queue_head_t`, `wait_event()`, `wake_up()` | [`WaitQueue`] |
 //! | `send_sig()`, `signal_pending()`, `fatal_signal_pending()` | [`Task::send_signal`], [`signal_pending`], [`fatal_signal_pending`] |
@@ -29,7 +30,7 @@ pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, 
 #[cfg(not(loom))]
 pub use signal::{intercept_signals, release_signals};
 pub(crate) use sleep::poll_before_sleep;
-pub use sleep::{sleep, sleep_timeout};
+pub use sleep::{msleep, msleep_interruptible, sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
