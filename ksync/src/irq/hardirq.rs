@@ -22,10 +22,12 @@
 //! `usize`, 0 = free), the number of threads running it now (`active`, for
 //! `synchronize_irq`) and the number of times it ran (`count`).
 
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::local::{IrqLocal, LOCAL};
+use crate::arch::signal::{self, ErrnoGuard, SigInfo};
 use crate::error::{Error, Result};
 use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
 use crate::sched::Task;
@@ -44,9 +46,6 @@ pub type IrqHandler = fn(u32);
 
 /// The tag in the upper half of `si_value` that marks a signal as ksync's irq.
 const IRQ_TAG: u64 = 0x6b73_796e; // "ksyn"
-
-/// `si_code` of a signal sent with `sigqueue`/`rt_tgsigqueueinfo`.
-const SI_QUEUE: i32 = -1;
 
 struct IrqDesc {
     /// The handler as a `fn(u32)` cast to `usize`; 0 when the line is free.
@@ -75,21 +74,6 @@ static INSTALL: Mutex<()> = Mutex::new(());
 /// Signals of our number that were not ksync irqs, or irqs of a freed line.
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 
-/// `siginfo_t` as the kernel lays it out for `SI_QUEUE` on 64-bit Linux.
-#[repr(C)]
-struct QueueInfo {
-    signo: i32,
-    errno: i32,
-    code: i32,
-    _pad: i32,
-    pid: i32,
-    uid: u32,
-    value: u64,
-    _rest: [u64; 12],
-}
-const _: () = assert!(core::mem::size_of::<QueueInfo>() == 128);
-const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
-
 /// The real-time signal that carries irqs: `SIGRTMAX - 3` unless the
 /// environment variable `KSYNC_IRQ_SIGNAL` named another one when the first
 /// irq was requested.
@@ -104,7 +88,7 @@ fn chosen_signal() -> i32 {
     std::env::var("KSYNC_IRQ_SIGNAL")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| libc::SIGRTMAX() - 3)
+        .unwrap_or_else(|| signal::sigrtmax() - 3)
 }
 
 fn install() -> Result<()> {
@@ -113,48 +97,13 @@ fn install() -> Result<()> {
         return Ok(());
     }
     let sig = chosen_signal();
-    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+    if !(signal::sigrtmin()..=signal::sigrtmax()).contains(&sig) {
         return Err(Error::InvalidArgument);
     }
-    // SAFETY: sigaction with a null new action only reads the old one into a
-    // zeroed, properly sized struct.
-    let old = unsafe {
-        let mut old: libc::sigaction = core::mem::zeroed();
-        if libc::sigaction(sig, core::ptr::null(), &mut old) != 0 {
-            return Err(Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-        old
-    };
-    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+    if signal::has_handler(sig)? {
         return Err(Error::Busy); // the program's own handler: leave it alone
     }
-    // SAFETY: the action is fully initialised (zeroed, then every field we use
-    // set); the handler is an `extern "C"` fn of the SA_SIGINFO signature.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = irq_signal_handler as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        // Block every other signal while an irq is handled, except the
-        // synchronous faults (blocking them would turn a crash into a hang).
-        libc::sigfillset(&mut sa.sa_mask);
-        for s in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGTRAP,
-            libc::SIGABRT,
-        ] {
-            libc::sigdelset(&mut sa.sa_mask, s);
-        }
-        if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
-            return Err(Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-    }
+    signal::install_info_handler(sig, irq_signal_handler)?;
     // Release pairs with the Acquire loads in `raise_irq_tid`: a raiser that sees
     // the number sees the handler installed.
     SIGNO.store(sig, Ordering::Release);
@@ -301,60 +250,25 @@ pub fn raise_irq_tid(irq: u32, tid: i32) -> Result<()> {
     if sig == 0 || desc.handler.load(Ordering::Relaxed) == 0 {
         return Err(Error::NotFound);
     }
-    // SAFETY: getpid/getuid have no preconditions and are async-signal-safe.
-    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let info = QueueInfo {
-        signo: sig,
-        errno: 0,
-        code: SI_QUEUE,
-        _pad: 0,
-        pid,
-        uid,
-        value: IRQ_TAG << 32 | irq as u64,
-        _rest: [0; 12],
-    };
-    // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo from a valid pointer; the
-    // thread group is ours, so only a thread of this process can be signalled.
-    // (Raw syscall because `pthread_sigqueue` would dereference a pthread handle
-    // that is freed once the thread is joined; a tid is just a number.)
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_rt_tgsigqueueinfo,
-            pid,
-            tid,
-            sig,
-            &info as *const QueueInfo,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    // SAFETY: errno is thread-local; reading it is always sound.
-    match unsafe { *libc::__errno_location() } {
-        libc::EAGAIN => Err(Error::WouldBlock),
-        libc::ESRCH => Err(Error::NotFound),
-        e => Err(Error::Os(e)),
-    }
+    signal::queue_to_thread(tid, sig, IRQ_TAG << 32 | irq as u64)
 }
 
 /// The irq signal's handler. Async-signal-safe: thread-local atomics, the
 /// handlers (which must be), and `pthread_sigmask`.
-extern "C" fn irq_signal_handler(_sig: i32, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
-    // SAFETY: errno is this thread's; we restore it so the interrupted code never
-    // sees our system calls' errors.
-    let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: with SA_SIGINFO the kernel passes a valid 128-byte siginfo.
-    let q = unsafe { &*(info as *const QueueInfo) };
-    // SAFETY: getpid has no preconditions.
-    let ours = q.code == SI_QUEUE && q.pid == unsafe { libc::getpid() } && q.value >> 32 == IRQ_TAG;
-    let irq = q.value as u32;
-    if ours && (irq as usize) < NR_IRQS {
-        LOCAL.with(|l| arrived(l, irq));
-    } else {
-        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void) {
+    // Restore errno on return, so the interrupted code never sees our system
+    // calls' errors.
+    let _errno = ErrnoGuard::save();
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo.
+    let value = unsafe { signal::queued_value(info) };
+    match value {
+        Some(v) if v >> 32 == IRQ_TAG && ((v as u32) as usize) < NR_IRQS => {
+            LOCAL.with(|l| arrived(l, v as u32));
+        }
+        _ => {
+            SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
 }
 
 /// One delivery of line `irq` to this thread, in its signal handler.
@@ -377,14 +291,7 @@ fn arrived(l: &IrqLocal, irq: u32) {
 /// Lets irqs of other lines nest in this handler. `sigreturn` restores the
 /// interrupted code's mask afterwards.
 fn unblock_irq_signal() {
-    // SAFETY: the set is initialised by sigemptyset before use; pthread_sigmask is
-    // async-signal-safe.
-    unsafe {
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, SIGNO.load(Ordering::Relaxed));
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
-    }
+    signal::unblock(SIGNO.load(Ordering::Relaxed));
 }
 
 /// Holds one raise of `irq` pending on this thread.

@@ -40,6 +40,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use super::local::{IrqLocal, LOCAL, TaskletList};
 use super::sync::IrqSpinLock;
+use crate::arch::time::now_ns;
 use crate::error::{Error, Result};
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
@@ -219,7 +220,7 @@ pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
 /// new ones are raised, within the restart and time bounds.
 fn do_softirq_pass(l: &IrqLocal) {
     preempt_count_add(SOFTIRQ_OFFSET);
-    let start = super::timer::now_ns();
+    let start = now_ns();
     let mut restart = MAX_SOFTIRQ_RESTART;
     loop {
         let mut pending = l.softirq_pending.swap(0, Ordering::Relaxed);
@@ -232,7 +233,7 @@ fn do_softirq_pass(l: &IrqLocal) {
             break;
         }
         restart -= 1;
-        if restart == 0 || super::timer::now_ns().wrapping_sub(start) > MAX_SOFTIRQ_TIME_NS {
+        if restart == 0 || now_ns().wrapping_sub(start) > MAX_SOFTIRQ_TIME_NS {
             wakeup_softirqd(l);
             break;
         }
@@ -275,8 +276,7 @@ pub(crate) fn fixup_count(expected: u32, msg: &'static [u8]) {
         } else {
             preempt_count_add(expected - now);
         }
-        // SAFETY: writing a static buffer to fd 2.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        crate::arch::signal::write_stderr(msg);
     }
 }
 

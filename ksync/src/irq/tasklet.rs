@@ -217,8 +217,7 @@ pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
             if t.count.load(Ordering::SeqCst) == 0 {
                 if t.state.fetch_and(!SCHED, Ordering::AcqRel) & SCHED == 0 {
                     let msg = b"ksync: tasklet on a list without TASKLET_STATE_SCHED\n";
-                    // SAFETY: writing a static buffer to fd 2 (async-signal-safe).
-                    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                    crate::arch::signal::write_stderr(msg);
                 }
                 (t.func)(t.data);
                 // Release pairs with the Acquire RUN try-lock of the next runner and

@@ -31,6 +31,7 @@ use std::time::Duration;
 use super::local::LOCAL;
 use super::softirq::{Softirq, futex_wait, futex_wake, raise_softirq_irqoff};
 use super::sync::IrqSpinLock;
+use crate::arch::time::now_ns;
 use crate::error::{Error, Result};
 
 /// The default timer frequency, ticks per second (`HZ`, `CONFIG_HZ_250`).
@@ -47,12 +48,6 @@ static EPOCH_NS: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Whether `ktimer` is ticking (else `jiffies()` catches up itself).
 static TICKING: AtomicBool = AtomicBool::new(false);
-
-/// `CLOCK_MONOTONIC` in nanoseconds; async-signal-safe (vDSO).
-pub(crate) fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
 
 fn epoch() -> u64 {
     let e = EPOCH_NS.load(Ordering::Acquire);

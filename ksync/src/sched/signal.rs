@@ -8,6 +8,8 @@
 //! [`flush_signals`] (the kernel would deliver them on the return to user space).
 
 use super::task::with_current;
+#[cfg(not(loom))]
+use crate::arch::signal::{self, ErrnoGuard, SavedAction};
 use core::fmt;
 use core::sync::atomic::Ordering;
 
@@ -174,7 +176,7 @@ pub fn raise(sig: Signal) {
 /// The dispositions that [`intercept_signals`] replaced, to put back with
 /// [`release_signals`]. Touched only outside signal handlers.
 #[cfg(not(loom))]
-static SAVED: std::sync::Mutex<[Option<libc::sigaction>; 32]> = std::sync::Mutex::new([None; 32]);
+static SAVED: std::sync::Mutex<[Option<SavedAction>; 32]> = std::sync::Mutex::new([None; 32]);
 
 /// The handler [`intercept_signals`] installs: marks the signal pending on the
 /// task of the thread it runs on and wakes that task from an interruptible (or,
@@ -184,16 +186,15 @@ static SAVED: std::sync::Mutex<[Option<libc::sigaction>; 32]> = std::sync::Mutex
 /// operations and at most one `futex` system call, and saves and restores
 /// `errno` around them. No allocation, no lock.
 #[cfg(not(loom))]
-extern "C" fn on_signal(signo: libc::c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot; always valid.
-    let errno = unsafe { *libc::__errno_location() };
+extern "C" fn on_signal(signo: i32) {
+    // Restore errno on return: the interrupted code must not see our futex
+    // call's result.
+    let _errno = ErrnoGuard::save();
     if let Some(task) = super::task::current_from_handler() {
         if let Some(sig) = u32::try_from(signo).ok().and_then(Signal::from_number) {
             task.signal(sig);
         }
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
 }
 
 /// Makes the real signals `sigs`, delivered to a thread (`pthread_kill`, `tgkill`,
@@ -219,8 +220,7 @@ extern "C" fn on_signal(signo: libc::c_int) {
 /// use ksync::sched::{self, Signal};
 /// sched::intercept_signals(&[Signal::SIGUSR2]).unwrap();
 /// let me = sched::current();
-/// // SAFETY (doc example): pthread_kill to our own live thread.
-/// unsafe { libc::pthread_kill(me.pthread(), libc::SIGUSR2) };
+/// ksync::arch::signal::tgkill(me.tid(), Signal::SIGUSR2.number() as i32).unwrap();
 /// assert!(sched::signal_pending());
 /// assert!(sched::flush_signals().contains(Signal::SIGUSR2));
 /// sched::release_signals(&[Signal::SIGUSR2]).unwrap();
@@ -241,21 +241,8 @@ pub fn intercept_signals(sigs: &[Signal]) -> crate::Result<()> {
     with_current(|_| ());
     let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
     for &sig in sigs {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we
-        // fill in the handler and mask below.
-        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
-        act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        act.sa_flags = 0; // no SA_RESTART: futex_wait must return EINTR
-        // SAFETY: act.sa_mask is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut act.sa_mask) };
-        // SAFETY: zeroed is a valid out-parameter for the old action.
-        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: valid signal number (1..=31, not KILL/STOP), valid pointers.
-        if unsafe { libc::sigaction(sig.number() as libc::c_int, &act, &mut old) } != 0 {
-            return Err(crate::Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
+        // No SA_RESTART: futex_wait must return EINTR.
+        let old = signal::install_handler(sig.number() as i32, on_signal)?;
         let slot = &mut saved[sig.number() as usize];
         if slot.is_none() {
             *slot = Some(old);
@@ -274,14 +261,7 @@ pub fn release_signals(sigs: &[Signal]) -> crate::Result<()> {
     let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
     for &sig in sigs {
         if let Some(old) = saved[sig.number() as usize].take() {
-            // SAFETY: `old` was returned by sigaction for this signal.
-            if unsafe { libc::sigaction(sig.number() as libc::c_int, &old, core::ptr::null_mut()) }
-                != 0
-            {
-                return Err(crate::Error::Os(
-                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-                ));
-            }
+            signal::restore_action(sig.number() as i32, &old)?;
         }
     }
     Ok(())
@@ -306,8 +286,8 @@ mod tests {
                 .windows(2)
                 .all(|w| w[0].number() + 1 == w[1].number())
         );
-        assert_eq!(Signal::SIGKILL.number() as i32, libc::SIGKILL);
-        assert_eq!(Signal::SIGPWR.number() as i32, libc::SIGPWR);
+        assert_eq!(Signal::SIGKILL.number(), 9);
+        assert_eq!(Signal::SIGPWR.number(), 30);
     }
 
     #[test]
