@@ -167,5 +167,4 @@ mod tests {
         let r = std::thread::spawn(local_bh_enable).join();
         assert!(r.is_err());
     }
-
 }

@@ -58,7 +58,10 @@ pub fn preempt_count() -> u32 {
 pub fn preempt_count_add(val: u32) {
     CTX.with(|c| {
         let c = &c.preempt_count;
-        c.store(c.load(Ordering::Relaxed).wrapping_add(val), Ordering::Relaxed)
+        c.store(
+            c.load(Ordering::Relaxed).wrapping_add(val),
+            Ordering::Relaxed,
+        )
     });
     compiler_fence(Ordering::SeqCst);
 }

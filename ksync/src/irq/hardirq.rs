@@ -28,8 +28,8 @@ use std::sync::Mutex;
 
 use super::local::{IrqLocal, LOCAL};
 use crate::arch::signal::{self, ErrnoGuard, SigInfo};
-use crate::error::{Error, Result};
 use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
+use crate::error::{Error, Result};
 use crate::sched::Task;
 
 /// The number of irq lines (`NR_IRQS`): lines are `0..NR_IRQS`.

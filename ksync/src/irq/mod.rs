@@ -136,6 +136,7 @@ pub use crate::ctx::{
     IrqFlags, irqs_disabled, local_bh_disable, local_bh_enable, local_irq_disable,
     local_irq_enable, local_irq_restore, local_irq_save,
 };
+pub use crate::sched::{msleep, msleep_interruptible};
 pub use hardirq::{
     IrqHandler, NR_IRQS, TIMER_IRQ, free_irq, irq_count, irq_enter, irq_name, irq_signal,
     raise_irq, raise_irq_tid, request_irq, spurious_count, synchronize_irq,
@@ -145,7 +146,6 @@ pub use softirq::{
     raise_softirq_irqoff,
 };
 pub use tasklet::Tasklet;
-pub use crate::sched::{msleep, msleep_interruptible};
 pub use timer::{
     HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, set_hz,
     time_after, time_after_eq, time_before, time_before_eq,

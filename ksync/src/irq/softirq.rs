@@ -41,11 +41,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use super::local::{IrqLocal, LOCAL, TaskletList};
 use super::sync::IrqSpinLock;
 use crate::arch::time::now_ns;
-use crate::error::{Error, Result};
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
     preempt_count_add, preempt_count_sub,
 };
+use crate::error::{Error, Result};
 
 /// The softirq numbers, in priority order (lower runs first), as the kernel's
 /// `enum { HI_SOFTIRQ, TIMER_SOFTIRQ, ... }`.
@@ -208,10 +208,7 @@ fn run_deferred_softirqs() {
 }
 
 pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
-    if l.softirq_pending.load(Ordering::Relaxed) != 0
-        && !in_interrupt()
-        && !irqs_disabled()
-    {
+    if l.softirq_pending.load(Ordering::Relaxed) != 0 && !in_interrupt() && !irqs_disabled() {
         do_softirq_pass(l);
     }
 }

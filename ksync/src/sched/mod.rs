@@ -16,19 +16,21 @@
 //! | `send_sig()`, `signal_pending()`, `fatal_signal_pending()` | [`Task::send_signal`], [`signal_pending`], [`fatal_signal_pending`] |
 
 mod signal;
+mod signal_types;
 mod sleep;
 mod task;
 mod waitqueue;
 
 pub use crate::ctx::{
-    HARDIRQ_MASK, HARDIRQ_OFFSET, NMI_MASK, NMI_OFFSET, PREEMPT_MASK, PREEMPT_OFFSET,
-    PreemptGuard, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET, in_atomic, in_hardirq,
-    in_interrupt, in_irq, in_nmi, in_serving_softirq, in_softirq, in_task, preempt_count,
-    preempt_count_add, preempt_count_sub, preempt_disable, preempt_enable, preemptible,
+    HARDIRQ_MASK, HARDIRQ_OFFSET, NMI_MASK, NMI_OFFSET, PREEMPT_MASK, PREEMPT_OFFSET, PreemptGuard,
+    SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET, in_atomic, in_hardirq, in_interrupt,
+    in_irq, in_nmi, in_serving_softirq, in_softirq, in_task, preempt_count, preempt_count_add,
+    preempt_count_sub, preempt_disable, preempt_enable, preemptible,
 };
-pub use signal::{Signal, SignalSet, fatal_signal_pending, flush_signals, raise, signal_pending};
+pub use signal::{fatal_signal_pending, flush_signals, raise, signal_pending};
 #[cfg(not(loom))]
 pub use signal::{intercept_signals, release_signals};
+pub use signal_types::{Signal, SignalSet};
 pub(crate) use sleep::poll_before_sleep;
 pub use sleep::{msleep, msleep_interruptible, sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};

@@ -21,7 +21,7 @@
 //! before it swaps the word (both `SeqCst`), so either the sleeper sees the bit or
 //! the sender sees `PARKED` and wakes it.
 
-use super::signal::Signal;
+use super::signal_types::Signal;
 use super::task::{TaskInner, TaskState, wake_word, with_current};
 use crate::arch::futex;
 use crate::error::{Error, Result};
@@ -186,8 +186,7 @@ pub fn msleep(ms: u64) {
     let deadline = Instant::now() + Duration::from_millis(ms);
     loop {
         // Ok(()) is a wake-up token or spurious: sleep on until the deadline.
-        if sleep(TaskState::Uninterruptible, Some(deadline)).is_err()
-            || Instant::now() >= deadline
+        if sleep(TaskState::Uninterruptible, Some(deadline)).is_err() || Instant::now() >= deadline
         {
             return;
         }

@@ -11,7 +11,7 @@
 //! signal handlers may read; this shared part is touched only on sleep, wake
 //! and signal paths.
 
-use super::signal::{Signal, SignalSet};
+use super::signal_types::{Signal, SignalSet};
 use crate::arch::signal::Pthread;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use core::cell::Cell;
