@@ -26,7 +26,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::local::{IrqLocal, LOCAL};
+use super::local::LOCAL;
 use crate::arch::signal::{self, ErrnoGuard, SigInfo};
 use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
 use crate::error::{Error, Result};
@@ -43,6 +43,40 @@ pub const TIMER_IRQ: u32 = 0;
 /// context, inside a signal handler. Must be async-signal-safe (see the
 /// [module docs](super#what-a-handler-may-call)).
 pub type IrqHandler = fn(u32);
+
+/// This thread's irq lines (per thread, as the kernel's are per CPU). Every
+/// field is touched only by its own thread, in task context or in the irq
+/// signal handlers that interrupt it; a handler runs to completion before the
+/// code it interrupted resumes, so the fields are atomics only to make that
+/// interleaving well defined (Relaxed throughout), and read-modify-writes are
+/// single instructions a signal cannot split.
+struct Lines {
+    /// Bit `n`: line `n`'s handler runs now on this thread.
+    in_progress: AtomicU32,
+    /// Sum of `pending`: the fast "anything to replay?" check.
+    pending_total: AtomicU32,
+    /// Raises of line `n` not yet handled (held while irqs are off or the line
+    /// is in progress).
+    pending: [AtomicU32; NR_IRQS],
+    /// Arrival stamp of the oldest pending raise of line `n` (replay order).
+    first_seq: [AtomicU64; NR_IRQS],
+    /// The next arrival stamp.
+    seq: AtomicU64,
+}
+
+thread_local! {
+    /// Const-initialised, no destructor (atomics only): reachable from the irq
+    /// signal handler.
+    static LINES: Lines = const {
+        Lines {
+            in_progress: AtomicU32::new(0),
+            pending_total: AtomicU32::new(0),
+            pending: [const { AtomicU32::new(0) }; NR_IRQS],
+            first_seq: [const { AtomicU64::new(0) }; NR_IRQS],
+            seq: AtomicU64::new(0),
+        }
+    };
+}
 
 /// The tag in the upper half of `si_value` that marks a signal as ksync's irq.
 const IRQ_TAG: u64 = 0x6b73_796e; // "ksyn"
@@ -114,29 +148,15 @@ fn check_line(irq: u32) -> Result<&'static IrqDesc> {
     DESCS.get(irq as usize).ok_or(Error::InvalidArgument)
 }
 
-/// Binds `handler` to line `irq` (`request_irq(irq, handler, flags, name, dev)`).
-/// Installs the irq signal handler on first use and starts `ksoftirqd` and the
-/// (idle) timer thread.
+/// Binds `handler` to line `irq` on behalf of [`request_irq`](super::request_irq)
+/// (which refuses [`TIMER_IRQ`]) and of the timer code; installs the irq signal
+/// handler on first use.
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
-///   real-time signal;
-/// - [`Error::Busy`]: the line has a handler already (or is [`TIMER_IRQ`]), or
-///   the program installed its own handler for [`irq_signal()`].
-pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
-    if irq == TIMER_IRQ {
-        check_line(irq)?;
-        return Err(Error::Busy);
-    }
-    request(irq, handler, name)?;
-    super::timer::ensure_ticker();
-    Ok(())
-}
-
+/// As [`request_irq`](super::request_irq).
 pub(crate) fn request(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
     let desc = check_line(irq)?;
     install()?;
-    super::softirq::start_ksoftirqd();
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
     // SeqCst pairs with the handler dispatch's `active` increment and load (see
     // `free_irq`); here it only needs to publish the handler (Release).
@@ -181,7 +201,7 @@ pub fn free_irq(irq: u32) -> Result<()> {
 /// When called from that handler on this thread, or for a line `>= NR_IRQS`.
 pub fn synchronize_irq(irq: u32) {
     let desc = &DESCS[irq as usize];
-    if LOCAL.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
+    if LINES.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
         panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
     }
     let backoff = crate::Backoff::new();
@@ -263,7 +283,7 @@ extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void
     let value = unsafe { signal::queued_value(info) };
     match value {
         Some(v) if v >> 32 == IRQ_TAG && ((v as u32) as usize) < NR_IRQS => {
-            LOCAL.with(|l| arrived(l, v as u32));
+            LINES.with(|l| arrived(l, v as u32));
         }
         _ => {
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
@@ -272,9 +292,9 @@ extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void
 }
 
 /// One delivery of line `irq` to this thread, in its signal handler.
-fn arrived(l: &IrqLocal, irq: u32) {
+fn arrived(l: &Lines, irq: u32) {
     let bit = 1u32 << irq;
-    l.in_signal.fetch_add(1, Ordering::Relaxed);
+    LOCAL.with(|x| x.in_signal.fetch_add(1, Ordering::Relaxed));
     if irqs_disabled() || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
         defer(l, irq);
     } else {
@@ -285,7 +305,7 @@ fn arrived(l: &IrqLocal, irq: u32) {
         run_handler(l, irq);
         replay(l);
     }
-    l.in_signal.fetch_sub(1, Ordering::Relaxed);
+    LOCAL.with(|x| x.in_signal.fetch_sub(1, Ordering::Relaxed));
 }
 
 /// Lets irqs of other lines nest in this handler. `sigreturn` restores the
@@ -295,7 +315,7 @@ fn unblock_irq_signal() {
 }
 
 /// Holds one raise of `irq` pending on this thread.
-fn defer(l: &IrqLocal, irq: u32) {
+fn defer(l: &Lines, irq: u32) {
     let n = irq as usize;
     if l.pending[n].fetch_add(1, Ordering::Relaxed) == 0 {
         l.first_seq[n].store(l.seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -314,7 +334,7 @@ pub fn irq_enter() {
 
 /// Runs `irq`'s handler on this thread; the line's `in_progress` bit is already
 /// set and is cleared here, before `irq_exit` runs softirqs.
-fn run_handler(l: &IrqLocal, irq: u32) {
+fn run_handler(l: &Lines, irq: u32) {
     let desc = &DESCS[irq as usize];
     irq_enter();
     let count = preempt_count();
@@ -343,7 +363,7 @@ fn run_handler(l: &IrqLocal, irq: u32) {
 /// Runs the irqs held pending on this thread, oldest line first, while irqs are
 /// enabled. Lines whose handler is in progress (further up this thread's stack)
 /// are left for that handler's own replay.
-fn replay(l: &IrqLocal) {
+fn replay(l: &Lines) {
     while !irqs_disabled() && l.pending_total.load(Ordering::Relaxed) != 0 {
         let busy = l.in_progress.load(Ordering::Relaxed);
         let mut best: Option<(usize, u64)> = None;
@@ -380,7 +400,7 @@ fn replay(l: &IrqLocal) {
 #[inline(never)]
 fn run_held_irqs() {
     ctx::take_deferred(Deferred::Irqs);
-    LOCAL.with(|l| {
+    LINES.with(|l| {
         replay(l);
         // Lines still in progress further up this thread's stack, or irqs that
         // went off again in a handler: leave the bit set for the next enable.

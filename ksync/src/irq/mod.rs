@@ -139,7 +139,7 @@ pub use crate::ctx::{
 pub use crate::sched::{msleep, msleep_interruptible};
 pub use hardirq::{
     IrqHandler, NR_IRQS, TIMER_IRQ, free_irq, irq_count, irq_enter, irq_name, irq_signal,
-    raise_irq, raise_irq_tid, request_irq, spurious_count, synchronize_irq,
+    raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
 };
 pub use softirq::{
     MAX_SOFTIRQ_RESTART, NR_SOFTIRQS, Softirq, do_softirq, irq_exit, open_softirq, raise_softirq,
@@ -150,3 +150,25 @@ pub use timer::{
     HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, set_hz,
     time_after, time_after_eq, time_before, time_before_eq,
 };
+
+/// Binds `handler` to line `irq` (`request_irq(irq, handler, flags, name, dev)`).
+/// Installs the irq signal handler on first use and starts `ksoftirqd` and the
+/// (idle) timer thread.
+///
+/// # Errors
+/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
+///   real-time signal;
+/// - [`Error::Busy`]: the line has a handler already (or is [`TIMER_IRQ`]), or
+///   the program installed its own handler for [`irq_signal()`].
+pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> crate::Result<()> {
+    if irq == TIMER_IRQ {
+        return Err(crate::Error::Busy); // the timer's line: owned by ksync
+    }
+    hardirq::request(irq, handler, name)?;
+    // Started here, in task context, because a handler (a signal handler) cannot
+    // spawn them: softirqs it raises may overflow to ksoftirqd, timers it arms
+    // need the ticker.
+    softirq::start_ksoftirqd();
+    timer::ensure_ticker();
+    Ok(())
+}

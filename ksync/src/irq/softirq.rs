@@ -38,8 +38,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::local::{IrqLocal, LOCAL, TaskletList};
+use super::local::{IrqLocal, LOCAL};
 use super::sync::IrqSpinLock;
+use super::tasklet::{TASKLETS, TaskletList};
 use crate::arch::time::now_ns;
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
@@ -129,7 +130,9 @@ impl Softirq {
     }
 }
 
-/// User actions as `fn()` cast to `usize`; 0 = none.
+/// The actions as `fn()` cast to `usize`; 0 = none. The built-in ones
+/// (tasklets, timers) are set by their owners with [`open_builtin`] before they
+/// first raise their softirq, the others by [`open_softirq`].
 static ACTIONS: [AtomicUsize; NR_SOFTIRQS] = [const { AtomicUsize::new(0) }; NR_SOFTIRQS];
 static COUNTS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
 
@@ -148,6 +151,21 @@ pub fn open_softirq(nr: Softirq, action: fn()) -> Result<()> {
     ACTIONS[nr as usize].store(action as usize, Ordering::Release);
     start_ksoftirqd();
     Ok(())
+}
+
+/// Sets the action of a softirq ksync implements itself (`HI`, `TIMER`,
+/// `TASKLET`), as the kernel's `softirq_init` and `init_timers` call
+/// `open_softirq`. Its owner calls it before it first raises `nr`, so the
+/// softirq layer needs no knowledge of tasklets or timers. Async-signal-safe.
+#[inline]
+pub(crate) fn open_builtin(nr: Softirq, action: fn()) {
+    debug_assert!(nr.is_builtin());
+    let slot = &ACTIONS[nr as usize];
+    // Release pairs with the Acquire load in `run_action`; the load first keeps
+    // the common case (already set) from writing a shared line.
+    if slot.load(Ordering::Relaxed) == 0 {
+        slot.store(action as usize, Ordering::Release);
+    }
 }
 
 /// Marks softirq `nr` pending on this thread; irqs must be disabled or the
@@ -224,7 +242,7 @@ fn do_softirq_pass(l: &IrqLocal) {
         while pending != 0 {
             let nr = pending.trailing_zeros();
             pending &= pending - 1;
-            run_action(l, nr as usize);
+            run_action(nr as usize);
         }
         if l.softirq_pending.load(Ordering::Relaxed) == 0 {
             break;
@@ -238,22 +256,16 @@ fn do_softirq_pass(l: &IrqLocal) {
     preempt_count_sub(SOFTIRQ_OFFSET);
 }
 
-fn run_action(l: &IrqLocal, nr: usize) {
+fn run_action(nr: usize) {
     let count = preempt_count();
     COUNTS[nr].fetch_add(1, Ordering::Relaxed);
-    match nr {
-        0 => super::tasklet::tasklet_action(l, 1),
-        1 => super::timer::run_timer_softirq(),
-        6 => super::tasklet::tasklet_action(l, 0),
-        _ => {
-            // Acquire pairs with the Release store in `open_softirq`.
-            let a = ACTIONS[nr].load(Ordering::Acquire);
-            if a != 0 {
-                // SAFETY: nonzero entries are `fn()`s stored by `open_softirq`.
-                let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(a) };
-                f();
-            }
-        }
+    // Acquire pairs with the Release stores in `open_softirq` and `open_builtin`.
+    let a = ACTIONS[nr].load(Ordering::Acquire);
+    if a != 0 {
+        // SAFETY: nonzero entries are `fn()`s stored by `open_softirq` or
+        // `open_builtin`.
+        let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(a) };
+        f();
     }
     fixup_count(
         count,
@@ -333,8 +345,10 @@ fn wakeup_softirqd(l: &IrqLocal) {
     }
     let flags = KSOFTIRQD.lock.lock();
     let bits = l.softirq_pending.swap(0, Ordering::Relaxed);
-    KSOFTIRQD.tasklets[0].splice(&l.tasklets[0]);
-    KSOFTIRQD.tasklets[1].splice(&l.tasklets[1]);
+    TASKLETS.with(|own| {
+        KSOFTIRQD.tasklets[0].splice(&own[0]);
+        KSOFTIRQD.tasklets[1].splice(&own[1]);
+    });
     KSOFTIRQD.pending.fetch_or(bits, Ordering::Relaxed);
     // Release: the queue contents (written under the lock) are visible to the
     // thread once it sees the new word value (Acquire load in `ksoftirqd_main`);
@@ -353,8 +367,10 @@ fn ksoftirqd_main() {
             let flags = KSOFTIRQD.lock.lock();
             let bits = KSOFTIRQD.pending.swap(0, Ordering::Relaxed);
             let lists = !KSOFTIRQD.tasklets[0].is_empty() || !KSOFTIRQD.tasklets[1].is_empty();
-            l.tasklets[0].splice(&KSOFTIRQD.tasklets[0]);
-            l.tasklets[1].splice(&KSOFTIRQD.tasklets[1]);
+            TASKLETS.with(|own| {
+                own[0].splice(&KSOFTIRQD.tasklets[0]);
+                own[1].splice(&KSOFTIRQD.tasklets[1]);
+            });
             l.softirq_pending.fetch_or(bits, Ordering::Relaxed);
             ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
             // The unlock re-enables irqs, which serves the softirqs just taken

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsiz
 use std::time::Duration;
 
 use super::local::LOCAL;
-use super::softirq::{Softirq, futex_wait, futex_wake, raise_softirq_irqoff};
+use super::softirq::{Softirq, futex_wait, futex_wake, open_builtin, raise_softirq_irqoff};
 use super::sync::IrqSpinLock;
 use crate::arch::time::now_ns;
 use crate::error::{Error, Result};
@@ -411,7 +411,7 @@ unsafe fn detach(t: &Timer) -> bool {
 }
 
 /// `run_timer_softirq`: runs the callbacks of expired timers, in softirq context.
-pub(crate) fn run_timer_softirq() {
+fn run_timer_softirq() {
     // Acquire pairs with the Release store at the end: one runner at a time.
     if BASE.softirq_busy.swap(true, Ordering::Acquire) {
         return; // another thread is running timers; it or the next tick gets these
@@ -476,6 +476,7 @@ fn timer_interrupt(_irq: u32) {
     if BASE.armed.load(Ordering::Relaxed) != 0
         && time_after_eq(now, BASE.next_expiry.load(Ordering::Relaxed))
     {
+        open_builtin(Softirq::Timer, run_timer_softirq);
         raise_softirq_irqoff(Softirq::Timer);
     }
 }
@@ -491,7 +492,8 @@ pub(crate) fn ensure_ticker() {
         return;
     }
     epoch();
-    if super::hardirq::request(super::TIMER_IRQ, timer_interrupt, "timer").is_err() {
+    super::softirq::start_ksoftirqd();
+    if super::hardirq::request(super::hardirq::TIMER_IRQ, timer_interrupt, "timer").is_err() {
         return; // the irq signal is unavailable: no timers (mod_timer still arms)
     }
     if std::thread::Builder::new()
@@ -533,7 +535,7 @@ fn ticker_main() {
         std::thread::sleep(Duration::from_nanos(tick - since % tick));
         // The handler (and the timer softirq at its exit) runs on this thread
         // before the call returns. A full signal queue just skips a tick.
-        let _ = super::raise_irq_tid(super::TIMER_IRQ, tid);
+        let _ = super::hardirq::raise_irq_tid(super::hardirq::TIMER_IRQ, tid);
     }
 }
 
