@@ -68,9 +68,9 @@ pub fn gettid() -> i32 {
 /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a CPU outside
 /// the set this thread may run on, or beyond `CPU_SETSIZE`; the error of the
 /// system call otherwise.
-pub fn set_affinity(cpu: usize) -> crate::Result<()> {
+pub fn set_affinity(cpu: usize) -> crate::error::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(crate::Error::InvalidArgument);
+        return Err(crate::error::Error::InvalidArgument);
     }
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes bit `cpu`
     // inside it (checked in range above); sched_setaffinity reads it.
@@ -83,7 +83,7 @@ pub fn set_affinity(cpu: usize) -> crate::Result<()> {
         return Ok(());
     }
     match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-        libc::EINVAL => Err(crate::Error::InvalidArgument),
-        e => Err(crate::Error::Os(e)),
+        libc::EINVAL => Err(crate::error::Error::InvalidArgument),
+        e => Err(crate::error::Error::Os(e)),
     }
 }

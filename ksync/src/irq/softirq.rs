@@ -40,7 +40,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use super::local::{IrqLocal, LOCAL};
 use super::sync::IrqSpinLock;
-use super::tasklet::{TASKLETS, TaskletList};
 use crate::arch::time::now_ns;
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
@@ -168,6 +167,54 @@ pub(crate) fn open_builtin(nr: Softirq, action: fn()) {
     }
 }
 
+/// How the tasklets' per-thread lists move to and from `ksoftirqd`, as `fn`s
+/// cast to `usize` (0: no tasklet was ever scheduled, so there is nothing to
+/// move): `[give, take]`. `give` moves the calling thread's lists to the
+/// shared ones, `take: fn() -> bool` moves the shared lists to the calling
+/// thread's and says whether they held any; both run under the `ksoftirqd`
+/// lock, which protects the shared lists. Set by [`open_handover`].
+static HANDOVER: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
+/// Sets the functions that move per-thread tasklet lists to `ksoftirqd` and
+/// back (see [`HANDOVER`]), so that the softirq layer needs no knowledge of
+/// tasklets. Called before the first tasklet is queued on a thread.
+/// Async-signal-safe.
+#[inline]
+pub(crate) fn open_handover(give: fn(), take: fn() -> bool) {
+    // Relaxed: `give` is called only by a thread that queued a tasklet, after
+    // this call on that thread; `take` only by `ksoftirqd` after it took the
+    // lock that the giving thread released after its own call here.
+    if HANDOVER[0].load(Ordering::Relaxed) == 0 {
+        HANDOVER[1].store(take as usize, Ordering::Relaxed);
+        HANDOVER[0].store(give as usize, Ordering::Relaxed);
+    }
+}
+
+/// Moves this thread's tasklets to `ksoftirqd`'s lists. Under the `ksoftirqd`
+/// lock.
+fn give_tasklets() {
+    let give = HANDOVER[0].load(Ordering::Relaxed);
+    if give != 0 {
+        // SAFETY: nonzero values of `HANDOVER[0]` are `fn()`s stored by
+        // `open_handover`.
+        let give: fn() = unsafe { core::mem::transmute::<usize, fn()>(give) };
+        give();
+    }
+}
+
+/// Moves `ksoftirqd`'s lists of tasklets to this thread's; whether there were
+/// any. Under the `ksoftirqd` lock.
+fn take_tasklets() -> bool {
+    let take = HANDOVER[1].load(Ordering::Relaxed);
+    if take == 0 {
+        return false;
+    }
+    // SAFETY: nonzero values of `HANDOVER[1]` are `fn() -> bool`s stored by
+    // `open_handover`.
+    let take: fn() -> bool = unsafe { core::mem::transmute::<usize, fn() -> bool>(take) };
+    take()
+}
+
 /// Marks softirq `nr` pending on this thread; irqs must be disabled or the
 /// caller in interrupt context (`raise_softirq_irqoff`). Outside interrupt
 /// context (task context with bhs enabled) it wakes `ksoftirqd` to run it, as
@@ -289,13 +336,12 @@ pub(crate) fn fixup_count(expected: u32, msg: &'static [u8]) {
     }
 }
 
-/// The `ksoftirqd` thread's queue: softirq bits and tasklets handed over by
-/// threads, under `lock`.
+/// The `ksoftirqd` thread's queue: softirq bits handed over by threads, under
+/// `lock` (which also protects the tasklet lists handed over, see
+/// [`HANDOVER`]).
 struct Ksoftirqd {
     lock: IrqSpinLock,
     pending: AtomicU32,
-    /// `[TASKLET_SOFTIRQ list, HI_SOFTIRQ list]`; protected by `lock`.
-    tasklets: [TaskletList; 2],
     /// Bumped on every hand-over; the thread futex-waits on it.
     word: AtomicU32,
     started: AtomicBool,
@@ -304,7 +350,6 @@ struct Ksoftirqd {
 static KSOFTIRQD: Ksoftirqd = Ksoftirqd {
     lock: IrqSpinLock::new(),
     pending: AtomicU32::new(0),
-    tasklets: [TaskletList::new(), TaskletList::new()],
     word: AtomicU32::new(0),
     started: AtomicBool::new(false),
 };
@@ -345,10 +390,7 @@ fn wakeup_softirqd(l: &IrqLocal) {
     }
     let flags = KSOFTIRQD.lock.lock();
     let bits = l.softirq_pending.swap(0, Ordering::Relaxed);
-    TASKLETS.with(|own| {
-        KSOFTIRQD.tasklets[0].splice(&own[0]);
-        KSOFTIRQD.tasklets[1].splice(&own[1]);
-    });
+    give_tasklets();
     KSOFTIRQD.pending.fetch_or(bits, Ordering::Relaxed);
     // Release: the queue contents (written under the lock) are visible to the
     // thread once it sees the new word value (Acquire load in `ksoftirqd_main`);
@@ -366,11 +408,7 @@ fn ksoftirqd_main() {
         let took = LOCAL.with(|l| {
             let flags = KSOFTIRQD.lock.lock();
             let bits = KSOFTIRQD.pending.swap(0, Ordering::Relaxed);
-            let lists = !KSOFTIRQD.tasklets[0].is_empty() || !KSOFTIRQD.tasklets[1].is_empty();
-            TASKLETS.with(|own| {
-                own[0].splice(&KSOFTIRQD.tasklets[0]);
-                own[1].splice(&KSOFTIRQD.tasklets[1]);
-            });
+            let lists = take_tasklets();
             l.softirq_pending.fetch_or(bits, Ordering::Relaxed);
             ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
             // The unlock re-enables irqs, which serves the softirqs just taken

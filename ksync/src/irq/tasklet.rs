@@ -26,7 +26,7 @@ use crate::ctx::{local_irq_restore, local_irq_save};
 /// An intrusive FIFO of tasklets linked through `Tasklet::next`. The owner
 /// changes it only with irqs disabled (thread lists) or under a lock (the
 /// `ksoftirqd` list).
-pub(crate) struct TaskletList {
+struct TaskletList {
     pub(crate) head: AtomicPtr<Tasklet>,
     pub(crate) tail: AtomicPtr<Tasklet>,
 }
@@ -90,7 +90,31 @@ thread_local! {
     /// This thread's `[TASKLET_SOFTIRQ list, HI_SOFTIRQ list]`, changed only with
     /// irqs off. Const-initialised, no destructor (atomics only): reachable from
     /// the irq signal handler.
-    pub(crate) static TASKLETS: [TaskletList; 2] = const { [TaskletList::new(), TaskletList::new()] };
+    static TASKLETS: [TaskletList; 2] = const { [TaskletList::new(), TaskletList::new()] };
+}
+
+/// Tasklets handed to `ksoftirqd` (`[TASKLET_SOFTIRQ, HI_SOFTIRQ]`), protected
+/// by the `ksoftirqd` lock, which the softirq layer holds when it calls
+/// [`give_to_ksoftirqd`] and [`take_from_ksoftirqd`].
+static HANDED: [TaskletList; 2] = [TaskletList::new(), TaskletList::new()];
+
+/// Moves this thread's tasklets to [`HANDED`] (under the `ksoftirqd` lock, irqs off).
+fn give_to_ksoftirqd() {
+    TASKLETS.with(|own| {
+        HANDED[0].splice(&own[0]);
+        HANDED[1].splice(&own[1]);
+    });
+}
+
+/// Moves [`HANDED`] to this thread's lists (under the `ksoftirqd` lock, irqs
+/// off); whether it held any tasklet.
+fn take_from_ksoftirqd() -> bool {
+    let any = !HANDED[0].is_empty() || !HANDED[1].is_empty();
+    TASKLETS.with(|own| {
+        own[0].splice(&HANDED[0]);
+        own[1].splice(&HANDED[1]);
+    });
+    any
 }
 
 const SCHED: u32 = 1;
@@ -172,6 +196,7 @@ impl Tasklet {
         // one); the thread that sets the bit owns the `next` link.
         if self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED == 0 {
             let flags = local_irq_save();
+            softirq::open_handover(give_to_ksoftirqd, take_from_ksoftirqd);
             TASKLETS.with(|l| l[list].push(self));
             softirq::open_builtin(
                 nr,
