@@ -20,9 +20,9 @@
 //! bottom halves must run what was deferred meanwhile (the irqs held pending,
 //! the softirqs raised), and that machinery belongs to `irq`, above. The
 //! dependency is inverted: `irq` records deferred work in the `work` word with
-//! [`defer_work`], naming the function that runs that kind of work; the enable
+//! `defer_work`, naming the function that runs that kind of work; the enable
 //! paths load the word and, only when it is nonzero, call those functions
-//! through their pointers ([`run_deferred_work`]). The fast path of
+//! through their pointers (`run_deferred_work`). The fast path of
 //! `local_irq_save`/`local_irq_restore` stays a flag load and store plus one
 //! load.
 //!

@@ -36,7 +36,7 @@ use crate::sched::Task;
 pub const NR_IRQS: usize = 16;
 
 /// The timer interrupt's line (as IRQ 0, the PIT's, on a PC). Owned by ksync's
-/// timer code: [`request_irq`] refuses it.
+/// timer code: [`request_irq`](super::request_irq) refuses it.
 pub const TIMER_IRQ: u32 = 0;
 
 /// An irq handler (`irq_handler_t`): called with the line number, in hardirq

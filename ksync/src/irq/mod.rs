@@ -156,9 +156,9 @@ pub use timer::{
 /// (idle) timer thread.
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
+/// - [`Error::InvalidArgument`](crate::Error::InvalidArgument): `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
 ///   real-time signal;
-/// - [`Error::Busy`]: the line has a handler already (or is [`TIMER_IRQ`]), or
+/// - [`Error::Busy`](crate::Error::Busy): the line has a handler already (or is [`TIMER_IRQ`]), or
 ///   the program installed its own handler for [`irq_signal()`].
 pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> crate::Result<()> {
     if irq == TIMER_IRQ {
