@@ -1207,7 +1207,7 @@ mod tests {
         task.send_signal(Signal::SIGUSR1);
         let (r, at) = t.join().unwrap();
         assert_eq!(r, Err(Error::Interrupted));
-        assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
+        assert_eq!(r.unwrap_err().errno(), -crate::error::errno::EINTR);
         // Returned promptly: generous bound, this is a liveness check, not a timing one.
         assert!(at.duration_since(sent) < Duration::from_secs(5));
         // Untouched: we still own it, no waiter is recorded, others can use it after us.

@@ -1209,7 +1209,7 @@ mod tests {
         task.send_signal(Signal::SIGUSR1);
         let r = t.join().unwrap();
         assert_eq!(r, Err(Error::Interrupted));
-        assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
+        assert_eq!(r.unwrap_err().errno(), -crate::error::errno::EINTR);
         assert!(!wq.has_sleeper());
     }
 
