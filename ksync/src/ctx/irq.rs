@@ -61,12 +61,15 @@ pub fn local_irq_disable() {
 #[inline(always)]
 pub fn local_irq_enable() {
     compiler_fence(Ordering::SeqCst);
-    CTX.with(|c| c.irqs_off.store(false, Ordering::Relaxed));
-    // Keep the check below the store: an irq arriving between the two runs at
-    // once (the flag is clear) and drains what was pending itself; one that
-    // arrived before the store is seen here.
-    compiler_fence(Ordering::SeqCst);
-    if work_pending() {
+    let work = CTX.with(|c| {
+        c.irqs_off.store(false, Ordering::Relaxed);
+        // Keep the check below the store: an irq arriving between the two runs
+        // at once (the flag is clear) and drains what was pending itself; one
+        // that arrived before the store is seen here.
+        compiler_fence(Ordering::SeqCst);
+        c.work.load(Ordering::Relaxed)
+    });
+    if work != 0 {
         run_deferred_work();
     }
 }
