@@ -127,8 +127,7 @@ impl Default for Backoff {
 pub(crate) fn now_ns() -> u64 {
     #[cfg(not(loom))]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+        crate::arch::time::now_ns()
     }
     #[cfg(loom)]
     0

@@ -55,21 +55,21 @@ impl Error {
     /// [`Error::Interrupted`] (`-EINTR`).
     ///
     /// ```
-    /// assert_eq!(ksync::Error::Interrupted.errno(), -libc::EINTR);
-    /// assert_eq!(ksync::Error::TimedOut.errno(), -libc::ETIME);
+    /// assert_eq!(ksync::Error::Interrupted.errno(), -4); // -EINTR
+    /// assert_eq!(ksync::Error::TimedOut.errno(), -62); // -ETIME
     /// ```
     pub const fn errno(self) -> i32 {
         match self {
-            Error::Interrupted | Error::Killed => -libc::EINTR,
+            Error::Interrupted | Error::Killed => -errno::EINTR,
             Error::RestartSys => -512, // ERESTARTSYS: kernel-internal, never seen by user space.
-            Error::TimedOut => -libc::ETIME,
-            Error::WouldBlock => -libc::EAGAIN,
-            Error::Deadlock => -libc::EDEADLK,
-            Error::InvalidArgument => -libc::EINVAL,
-            Error::Busy => -libc::EBUSY,
-            Error::NotFound => -libc::ENOENT,
-            Error::Unsupported => -libc::ENOSYS,
-            Error::NoMemory => -libc::ENOMEM,
+            Error::TimedOut => -errno::ETIME,
+            Error::WouldBlock => -errno::EAGAIN,
+            Error::Deadlock => -errno::EDEADLK,
+            Error::InvalidArgument => -errno::EINVAL,
+            Error::Busy => -errno::EBUSY,
+            Error::NotFound => -errno::ENOENT,
+            Error::Unsupported => -errno::ENOSYS,
+            Error::NoMemory => -errno::ENOMEM,
             Error::Os(e) => -e,
         }
     }
@@ -120,10 +120,30 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<rustix::io::Errno> for Error {
-    fn from(e: rustix::io::Errno) -> Self {
-        Error::Os(e.raw_os_error())
-    }
+/// The kernel's error numbers (`include/uapi/asm-generic/errno-base.h` and
+/// `errno.h`), which Linux uses on every architecture ksync builds for; `arch`
+/// checks them against the C library's at compile time.
+pub(crate) mod errno {
+    /// Operation not permitted.
+    pub(crate) const EPERM: i32 = 1;
+    /// No such file or directory (no such entry).
+    pub(crate) const ENOENT: i32 = 2;
+    /// Interrupted system call.
+    pub(crate) const EINTR: i32 = 4;
+    /// Try again.
+    pub(crate) const EAGAIN: i32 = 11;
+    /// Device or resource busy.
+    pub(crate) const EBUSY: i32 = 16;
+    /// Invalid argument.
+    pub(crate) const EINVAL: i32 = 22;
+    /// Resource deadlock would occur.
+    pub(crate) const EDEADLK: i32 = 35;
+    /// Out of memory.
+    pub(crate) const ENOMEM: i32 = 12;
+    /// Function not implemented.
+    pub(crate) const ENOSYS: i32 = 38;
+    /// Timer expired.
+    pub(crate) const ETIME: i32 = 62;
 }
 
 /// `Result<T, ksync::Error>`.
@@ -141,7 +161,7 @@ mod tests {
         assert_eq!(Error::WouldBlock.errno(), -11);
         assert_eq!(Error::Deadlock.errno(), -35);
         assert_eq!(Error::RestartSys.errno(), -512);
-        assert_eq!(Error::Os(libc::EPERM).errno(), -1);
+        assert_eq!(Error::Os(errno::EPERM).errno(), -1);
     }
 
     #[test]
@@ -151,6 +171,6 @@ mod tests {
             "interrupted by a signal (-EINTR)"
         );
         assert_eq!(Error::TimedOut.to_string(), "timed out (-ETIME)");
-        assert!(Error::Os(libc::EPERM).to_string().contains("errno 1"));
+        assert!(Error::Os(errno::EPERM).to_string().contains("errno 1"));
     }
 }

@@ -7,8 +7,10 @@
 //!
 //! ## The map
 //!
-//! - [`sched`] — the task (`current`), the preempt count and the context queries
-//!   (`in_interrupt`, `in_atomic`, `preemptible`), signals (`signal_pending`), and
+//! - [`ctx`] — the per-thread context: the preempt count, the irq-off and bh-off
+//!   state, and every "where am I?" query (`in_interrupt`, `in_atomic`,
+//!   `irqs_disabled`, `preemptible`). `sched` and `irq` re-export them.
+//! - [`sched`] — the task (`current`), signals (`signal_pending`), `msleep`, and
 //!   [`sched::sleep`], the one sleep path every blocking primitive uses.
 //! - [`irq`] — interrupts as real POSIX signals (`request_irq`), `local_irq_save`,
 //!   `local_bh_disable`, softirqs, tasklets, timers and `jiffies`.
@@ -40,7 +42,8 @@
 //! - [`lockdep`] — the lock validator and the `CONFIG_DEBUG_*` checks (feature
 //!   `lockdep`).
 //! - [`arch`] — the machine: `cpu_relax`, cache-line padding, the CPU id, futex,
-//!   membarrier. The only module with system calls or inline assembly.
+//!   membarrier, signals, the monotonic clock. The only module with system calls
+//!   or inline assembly.
 //! - [`Error`] — `-EINTR`, `-ETIME`, `-EAGAIN` … as a Rust error with
 //!   [`Error::errno`]; [`Backoff`] — randomized exponential backoff for every
 //!   retry loop.
@@ -88,6 +91,7 @@ pub mod barrier;
 pub mod bkl;
 pub mod completion;
 pub mod condvar;
+pub mod ctx;
 mod error;
 pub mod irq;
 pub mod lockdep;

@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(s.count(), 1);
         assert_eq!(s.down_trylock(), Ok(()));
         assert_eq!(s.down_trylock(), Err(Error::WouldBlock));
-        assert_eq!(Error::WouldBlock.errno(), -libc::EAGAIN);
+        assert_eq!(Error::WouldBlock.errno(), -crate::error::errno::EAGAIN);
         s.up();
         s.up();
         s.up();

@@ -15,11 +15,23 @@
 //!   [`light_barrier`](membarrier::light_barrier) on fast paths, paid for by a
 //!   process-wide [`heavy_barrier`](membarrier::heavy_barrier)
 //!   (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`) on slow paths.
+//! - [`signal`]: install a handler (`sigaction`), queue a signal with a value to
+//!   a thread (`rt_tgsigqueueinfo`), unblock one (`pthread_sigmask`),
+//!   `pthread_self`, `tgkill`, an errno guard and a stderr write for handlers.
+//! - [`time`]: the monotonic clock ([`now_ns`](time::now_ns), `clock_gettime`).
+//! - Scheduling: [`yield_now`] (`sched_yield`), [`set_affinity`]
+//!   (`sched_setaffinity`), [`gettid`].
+//!
+//! The error numbers `Error::errno` returns are spelled out in `crate::error`
+//! and checked against the C library's here, at compile time.
 
 mod cache;
 mod cpu;
+mod errno;
 pub mod futex;
 pub mod membarrier;
+pub mod signal;
+pub mod time;
 
 pub use cache::CachePadded;
 pub(crate) use cpu::cpu_id_fast;
@@ -48,4 +60,30 @@ pub fn yield_now() {
 #[inline]
 pub fn gettid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Pins the calling thread to CPU `cpu` (`sched_setaffinity(0, {cpu})`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a CPU outside
+/// the set this thread may run on, or beyond `CPU_SETSIZE`; the error of the
+/// system call otherwise.
+pub fn set_affinity(cpu: usize) -> crate::error::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(crate::error::Error::InvalidArgument);
+    }
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes bit `cpu`
+    // inside it (checked in range above); sched_setaffinity reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+        libc::EINVAL => Err(crate::error::Error::InvalidArgument),
+        e => Err(crate::error::Error::Os(e)),
+    }
 }

@@ -22,18 +22,21 @@
 //! `usize`, 0 = free), the number of threads running it now (`active`, for
 //! `synchronize_irq`) and the number of times it ran (`count`).
 
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::local::{IrqLocal, LOCAL};
+use super::local::LOCAL;
+use crate::arch::signal::{self, ErrnoGuard, SigInfo};
+use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
 use crate::error::{Error, Result};
-use crate::sched::{HARDIRQ_OFFSET, Task, preempt_count, preempt_count_add};
+use crate::sched::Task;
 
 /// The number of irq lines (`NR_IRQS`): lines are `0..NR_IRQS`.
 pub const NR_IRQS: usize = 16;
 
 /// The timer interrupt's line (as IRQ 0, the PIT's, on a PC). Owned by ksync's
-/// timer code: [`request_irq`] refuses it.
+/// timer code: [`request_irq`](super::request_irq) refuses it.
 pub const TIMER_IRQ: u32 = 0;
 
 /// An irq handler (`irq_handler_t`): called with the line number, in hardirq
@@ -41,11 +44,42 @@ pub const TIMER_IRQ: u32 = 0;
 /// [module docs](super#what-a-handler-may-call)).
 pub type IrqHandler = fn(u32);
 
+/// This thread's irq lines (per thread, as the kernel's are per CPU). Every
+/// field is touched only by its own thread, in task context or in the irq
+/// signal handlers that interrupt it; a handler runs to completion before the
+/// code it interrupted resumes, so the fields are atomics only to make that
+/// interleaving well defined (Relaxed throughout), and read-modify-writes are
+/// single instructions a signal cannot split.
+struct Lines {
+    /// Bit `n`: line `n`'s handler runs now on this thread.
+    in_progress: AtomicU32,
+    /// Sum of `pending`: the fast "anything to replay?" check.
+    pending_total: AtomicU32,
+    /// Raises of line `n` not yet handled (held while irqs are off or the line
+    /// is in progress).
+    pending: [AtomicU32; NR_IRQS],
+    /// Arrival stamp of the oldest pending raise of line `n` (replay order).
+    first_seq: [AtomicU64; NR_IRQS],
+    /// The next arrival stamp.
+    seq: AtomicU64,
+}
+
+thread_local! {
+    /// Const-initialised, no destructor (atomics only): reachable from the irq
+    /// signal handler.
+    static LINES: Lines = const {
+        Lines {
+            in_progress: AtomicU32::new(0),
+            pending_total: AtomicU32::new(0),
+            pending: [const { AtomicU32::new(0) }; NR_IRQS],
+            first_seq: [const { AtomicU64::new(0) }; NR_IRQS],
+            seq: AtomicU64::new(0),
+        }
+    };
+}
+
 /// The tag in the upper half of `si_value` that marks a signal as ksync's irq.
 const IRQ_TAG: u64 = 0x6b73_796e; // "ksyn"
-
-/// `si_code` of a signal sent with `sigqueue`/`rt_tgsigqueueinfo`.
-const SI_QUEUE: i32 = -1;
 
 struct IrqDesc {
     /// The handler as a `fn(u32)` cast to `usize`; 0 when the line is free.
@@ -74,21 +108,6 @@ static INSTALL: Mutex<()> = Mutex::new(());
 /// Signals of our number that were not ksync irqs, or irqs of a freed line.
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 
-/// `siginfo_t` as the kernel lays it out for `SI_QUEUE` on 64-bit Linux.
-#[repr(C)]
-struct QueueInfo {
-    signo: i32,
-    errno: i32,
-    code: i32,
-    _pad: i32,
-    pid: i32,
-    uid: u32,
-    value: u64,
-    _rest: [u64; 12],
-}
-const _: () = assert!(core::mem::size_of::<QueueInfo>() == 128);
-const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
-
 /// The real-time signal that carries irqs: `SIGRTMAX - 3` unless the
 /// environment variable `KSYNC_IRQ_SIGNAL` named another one when the first
 /// irq was requested.
@@ -103,7 +122,7 @@ fn chosen_signal() -> i32 {
     std::env::var("KSYNC_IRQ_SIGNAL")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| libc::SIGRTMAX() - 3)
+        .unwrap_or_else(|| signal::sigrtmax() - 3)
 }
 
 fn install() -> Result<()> {
@@ -112,48 +131,13 @@ fn install() -> Result<()> {
         return Ok(());
     }
     let sig = chosen_signal();
-    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+    if !(signal::sigrtmin()..=signal::sigrtmax()).contains(&sig) {
         return Err(Error::InvalidArgument);
     }
-    // SAFETY: sigaction with a null new action only reads the old one into a
-    // zeroed, properly sized struct.
-    let old = unsafe {
-        let mut old: libc::sigaction = core::mem::zeroed();
-        if libc::sigaction(sig, core::ptr::null(), &mut old) != 0 {
-            return Err(Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-        old
-    };
-    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+    if signal::has_handler(sig)? {
         return Err(Error::Busy); // the program's own handler: leave it alone
     }
-    // SAFETY: the action is fully initialised (zeroed, then every field we use
-    // set); the handler is an `extern "C"` fn of the SA_SIGINFO signature.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = irq_signal_handler as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        // Block every other signal while an irq is handled, except the
-        // synchronous faults (blocking them would turn a crash into a hang).
-        libc::sigfillset(&mut sa.sa_mask);
-        for s in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGTRAP,
-            libc::SIGABRT,
-        ] {
-            libc::sigdelset(&mut sa.sa_mask, s);
-        }
-        if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
-            return Err(Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-    }
+    signal::install_info_handler(sig, irq_signal_handler)?;
     // Release pairs with the Acquire loads in `raise_irq_tid`: a raiser that sees
     // the number sees the handler installed.
     SIGNO.store(sig, Ordering::Release);
@@ -164,29 +148,15 @@ fn check_line(irq: u32) -> Result<&'static IrqDesc> {
     DESCS.get(irq as usize).ok_or(Error::InvalidArgument)
 }
 
-/// Binds `handler` to line `irq` (`request_irq(irq, handler, flags, name, dev)`).
-/// Installs the irq signal handler on first use and starts `ksoftirqd` and the
-/// (idle) timer thread.
+/// Binds `handler` to line `irq` on behalf of [`request_irq`](super::request_irq)
+/// (which refuses [`TIMER_IRQ`]) and of the timer code; installs the irq signal
+/// handler on first use.
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`]: `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
-///   real-time signal;
-/// - [`Error::Busy`]: the line has a handler already (or is [`TIMER_IRQ`]), or
-///   the program installed its own handler for [`irq_signal()`].
-pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
-    if irq == TIMER_IRQ {
-        check_line(irq)?;
-        return Err(Error::Busy);
-    }
-    request(irq, handler, name)?;
-    super::timer::ensure_ticker();
-    Ok(())
-}
-
+/// As [`request_irq`](super::request_irq).
 pub(crate) fn request(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
     let desc = check_line(irq)?;
     install()?;
-    super::softirq::start_ksoftirqd();
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
     // SeqCst pairs with the handler dispatch's `active` increment and load (see
     // `free_irq`); here it only needs to publish the handler (Release).
@@ -231,7 +201,7 @@ pub fn free_irq(irq: u32) -> Result<()> {
 /// When called from that handler on this thread, or for a line `>= NR_IRQS`.
 pub fn synchronize_irq(irq: u32) {
     let desc = &DESCS[irq as usize];
-    if LOCAL.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
+    if LINES.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
         panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
     }
     let backoff = crate::Backoff::new();
@@ -300,67 +270,32 @@ pub fn raise_irq_tid(irq: u32, tid: i32) -> Result<()> {
     if sig == 0 || desc.handler.load(Ordering::Relaxed) == 0 {
         return Err(Error::NotFound);
     }
-    // SAFETY: getpid/getuid have no preconditions and are async-signal-safe.
-    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let info = QueueInfo {
-        signo: sig,
-        errno: 0,
-        code: SI_QUEUE,
-        _pad: 0,
-        pid,
-        uid,
-        value: IRQ_TAG << 32 | irq as u64,
-        _rest: [0; 12],
-    };
-    // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo from a valid pointer; the
-    // thread group is ours, so only a thread of this process can be signalled.
-    // (Raw syscall because `pthread_sigqueue` would dereference a pthread handle
-    // that is freed once the thread is joined; a tid is just a number.)
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_rt_tgsigqueueinfo,
-            pid,
-            tid,
-            sig,
-            &info as *const QueueInfo,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    // SAFETY: errno is thread-local; reading it is always sound.
-    match unsafe { *libc::__errno_location() } {
-        libc::EAGAIN => Err(Error::WouldBlock),
-        libc::ESRCH => Err(Error::NotFound),
-        e => Err(Error::Os(e)),
-    }
+    signal::queue_to_thread(tid, sig, IRQ_TAG << 32 | irq as u64)
 }
 
 /// The irq signal's handler. Async-signal-safe: thread-local atomics, the
 /// handlers (which must be), and `pthread_sigmask`.
-extern "C" fn irq_signal_handler(_sig: i32, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
-    // SAFETY: errno is this thread's; we restore it so the interrupted code never
-    // sees our system calls' errors.
-    let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: with SA_SIGINFO the kernel passes a valid 128-byte siginfo.
-    let q = unsafe { &*(info as *const QueueInfo) };
-    // SAFETY: getpid has no preconditions.
-    let ours = q.code == SI_QUEUE && q.pid == unsafe { libc::getpid() } && q.value >> 32 == IRQ_TAG;
-    let irq = q.value as u32;
-    if ours && (irq as usize) < NR_IRQS {
-        LOCAL.with(|l| arrived(l, irq));
-    } else {
-        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void) {
+    // Restore errno on return, so the interrupted code never sees our system
+    // calls' errors.
+    let _errno = ErrnoGuard::save();
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo.
+    let value = unsafe { signal::queued_value(info) };
+    match value {
+        Some(v) if v >> 32 == IRQ_TAG && ((v as u32) as usize) < NR_IRQS => {
+            LINES.with(|l| arrived(l, v as u32));
+        }
+        _ => {
+            SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
 }
 
 /// One delivery of line `irq` to this thread, in its signal handler.
-fn arrived(l: &IrqLocal, irq: u32) {
+fn arrived(l: &Lines, irq: u32) {
     let bit = 1u32 << irq;
-    l.in_signal.fetch_add(1, Ordering::Relaxed);
-    if l.disabled.load(Ordering::Relaxed) || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
+    LOCAL.with(|x| x.in_signal.fetch_add(1, Ordering::Relaxed));
+    if irqs_disabled() || l.in_progress.load(Ordering::Relaxed) & bit != 0 {
         defer(l, irq);
     } else {
         // Mark the line before unblocking, so its next arrival is deferred rather
@@ -370,29 +305,23 @@ fn arrived(l: &IrqLocal, irq: u32) {
         run_handler(l, irq);
         replay(l);
     }
-    l.in_signal.fetch_sub(1, Ordering::Relaxed);
+    LOCAL.with(|x| x.in_signal.fetch_sub(1, Ordering::Relaxed));
 }
 
 /// Lets irqs of other lines nest in this handler. `sigreturn` restores the
 /// interrupted code's mask afterwards.
 fn unblock_irq_signal() {
-    // SAFETY: the set is initialised by sigemptyset before use; pthread_sigmask is
-    // async-signal-safe.
-    unsafe {
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, SIGNO.load(Ordering::Relaxed));
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
-    }
+    signal::unblock(SIGNO.load(Ordering::Relaxed));
 }
 
 /// Holds one raise of `irq` pending on this thread.
-fn defer(l: &IrqLocal, irq: u32) {
+fn defer(l: &Lines, irq: u32) {
     let n = irq as usize;
     if l.pending[n].fetch_add(1, Ordering::Relaxed) == 0 {
         l.first_seq[n].store(l.seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     }
     l.pending_total.fetch_add(1, Ordering::Relaxed);
+    ctx::defer_work(Deferred::Irqs, run_held_irqs);
 }
 
 /// Enters hardirq context on this thread (`irq_enter()`): the preempt count's
@@ -405,7 +334,7 @@ pub fn irq_enter() {
 
 /// Runs `irq`'s handler on this thread; the line's `in_progress` bit is already
 /// set and is cleared here, before `irq_exit` runs softirqs.
-fn run_handler(l: &IrqLocal, irq: u32) {
+fn run_handler(l: &Lines, irq: u32) {
     let desc = &DESCS[irq as usize];
     irq_enter();
     let count = preempt_count();
@@ -434,8 +363,8 @@ fn run_handler(l: &IrqLocal, irq: u32) {
 /// Runs the irqs held pending on this thread, oldest line first, while irqs are
 /// enabled. Lines whose handler is in progress (further up this thread's stack)
 /// are left for that handler's own replay.
-fn replay(l: &IrqLocal) {
-    while !l.disabled.load(Ordering::Relaxed) && l.pending_total.load(Ordering::Relaxed) != 0 {
+fn replay(l: &Lines) {
+    while !irqs_disabled() && l.pending_total.load(Ordering::Relaxed) != 0 {
         let busy = l.in_progress.load(Ordering::Relaxed);
         let mut best: Option<(usize, u64)> = None;
         for n in 0..NR_IRQS {
@@ -464,13 +393,19 @@ fn replay(l: &IrqLocal) {
     }
 }
 
-/// `local_irq_enable`'s slow path: run what arrived while irqs were off, then
-/// softirqs left pending.
+/// The runner of [`Deferred::Irqs`], called by `local_irq_enable` and
+/// `local_irq_restore` (through [`ctx`]) when irqs were held pending: runs them,
+/// oldest line first.
 #[cold]
 #[inline(never)]
-pub(crate) fn replay_pending() {
-    LOCAL.with(|l| {
+fn run_held_irqs() {
+    ctx::take_deferred(Deferred::Irqs);
+    LINES.with(|l| {
         replay(l);
-        super::softirq::run_pending_if_allowed(l);
+        // Lines still in progress further up this thread's stack, or irqs that
+        // went off again in a handler: leave the bit set for the next enable.
+        if l.pending_total.load(Ordering::Relaxed) != 0 {
+            ctx::defer_work(Deferred::Irqs, run_held_irqs);
+        }
     });
 }

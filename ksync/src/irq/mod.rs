@@ -132,14 +132,14 @@ mod sync;
 mod tasklet;
 mod timer;
 
-use core::sync::atomic::{Ordering, compiler_fence};
-
-use crate::sched::{SOFTIRQ_DISABLE_OFFSET, preempt_count_add, preempt_count_sub};
-use local::LOCAL;
-
+pub use crate::ctx::{
+    IrqFlags, irqs_disabled, local_bh_disable, local_bh_enable, local_irq_disable,
+    local_irq_enable, local_irq_restore, local_irq_save,
+};
+pub use crate::sched::{msleep, msleep_interruptible};
 pub use hardirq::{
     IrqHandler, NR_IRQS, TIMER_IRQ, free_irq, irq_count, irq_enter, irq_name, irq_signal,
-    raise_irq, raise_irq_tid, request_irq, spurious_count, synchronize_irq,
+    raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
 };
 pub use softirq::{
     MAX_SOFTIRQ_RESTART, NR_SOFTIRQS, Softirq, do_softirq, irq_exit, open_softirq, raise_softirq,
@@ -147,164 +147,28 @@ pub use softirq::{
 };
 pub use tasklet::Tasklet;
 pub use timer::{
-    HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, msleep,
-    msleep_interruptible, set_hz, time_after, time_after_eq, time_before, time_before_eq,
+    HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, set_hz,
+    time_after, time_after_eq, time_before, time_before_eq,
 };
 
-/// The saved irq state returned by [`local_irq_save`] (`unsigned long flags`).
+/// Binds `handler` to line `irq` (`request_irq(irq, handler, flags, name, dev)`).
+/// Installs the irq signal handler on first use and starts `ksoftirqd` and the
+/// (idle) timer thread.
 ///
-/// `!Send`: the state belongs to the thread that saved it and must be restored
-/// there, as the kernel's flags belong to one CPU.
-///
-/// ```compile_fail
-/// let flags = ksync::irq::local_irq_save();
-/// std::thread::spawn(move || ksync::irq::local_irq_restore(flags));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[must_use = "the flags must be passed to local_irq_restore"]
-pub struct IrqFlags {
-    disabled: bool,
-    _not_send: core::marker::PhantomData<*mut ()>,
-}
-
-impl IrqFlags {
-    /// Whether irqs were disabled when the flags were saved (`irqs_disabled_flags`).
-    #[doc(alias = "irqs_disabled_flags")]
-    pub fn irqs_disabled(self) -> bool {
-        self.disabled
+/// # Errors
+/// - [`Error::InvalidArgument`](crate::Error::InvalidArgument): `irq >= NR_IRQS`, or `KSYNC_IRQ_SIGNAL` is not a
+///   real-time signal;
+/// - [`Error::Busy`](crate::Error::Busy): the line has a handler already (or is [`TIMER_IRQ`]), or
+///   the program installed its own handler for [`irq_signal()`].
+pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> crate::Result<()> {
+    if irq == TIMER_IRQ {
+        return Err(crate::Error::Busy); // the timer's line: owned by ksync
     }
-}
-
-/// Whether hardirqs are disabled on this thread (`irqs_disabled()`).
-#[inline(always)]
-pub fn irqs_disabled() -> bool {
-    LOCAL.with(|l| l.disabled.load(Ordering::Relaxed))
-}
-
-/// Disables hardirqs on this thread (`local_irq_disable()`): sets the thread's
-/// flag, no system call. An irq that arrives now is held pending until
-/// [`local_irq_enable`]. Not nestable: use [`local_irq_save`] where irqs may
-/// already be off.
-#[inline(always)]
-pub fn local_irq_disable() {
-    // Relaxed: only this thread and its own signal handlers read the flag, and a
-    // signal handler sees every store its thread made before the interruption.
-    // The compiler fence keeps the critical section's accesses below the store.
-    LOCAL.with(|l| l.disabled.store(true, Ordering::Relaxed));
-    compiler_fence(Ordering::SeqCst);
-}
-
-/// Enables hardirqs on this thread (`local_irq_enable()`), then runs the handlers
-/// of irqs that arrived while they were disabled (and softirqs left pending),
-/// oldest first.
-#[inline(always)]
-pub fn local_irq_enable() {
-    compiler_fence(Ordering::SeqCst);
-    LOCAL.with(|l| {
-        l.disabled.store(false, Ordering::Relaxed);
-        // Keep the check below the store: an irq arriving between the two runs at
-        // once (the flag is clear) and drains what was pending itself; one that
-        // arrived before the store is seen here.
-        compiler_fence(Ordering::SeqCst);
-        if l.has_work() {
-            hardirq::replay_pending();
-        }
-    });
-}
-
-/// Disables hardirqs and returns the previous state (`local_irq_save(flags)`).
-/// Nests: each save is undone by its own [`local_irq_restore`].
-#[inline(always)]
-pub fn local_irq_save() -> IrqFlags {
-    // A load and a store, not a swap: only this thread and its signal handlers
-    // touch the flag, and a handler always leaves it as it found it, so an irq
-    // arriving between the two cannot make the saved value stale.
-    let disabled = LOCAL.with(|l| {
-        let was = l.disabled.load(Ordering::Relaxed);
-        l.disabled.store(true, Ordering::Relaxed);
-        was
-    });
-    compiler_fence(Ordering::SeqCst);
-    IrqFlags {
-        disabled,
-        _not_send: core::marker::PhantomData,
-    }
-}
-
-/// Restores the irq state saved by [`local_irq_save`] (`local_irq_restore(flags)`):
-/// re-enables irqs (running pending ones) only if they were enabled at the save.
-#[inline(always)]
-pub fn local_irq_restore(flags: IrqFlags) {
-    if flags.disabled {
-        compiler_fence(Ordering::SeqCst);
-        LOCAL.with(|l| l.disabled.store(true, Ordering::Relaxed));
-    } else {
-        local_irq_enable();
-    }
-}
-
-/// Disables bottom halves (softirqs, tasklets, timers) on this thread
-/// (`local_bh_disable()`): raises the preempt count by `SOFTIRQ_DISABLE_OFFSET`.
-/// Nestable.
-#[inline(always)]
-pub fn local_bh_disable() {
-    preempt_count_add(SOFTIRQ_DISABLE_OFFSET);
-}
-
-/// Re-enables bottom halves (`local_bh_enable()`). When the count drops to zero
-/// outside interrupt context and irqs are enabled, softirqs raised meanwhile run
-/// now, on this thread.
-///
-/// # Panics
-/// If bottom halves were not disabled.
-#[inline(always)]
-pub fn local_bh_enable() {
-    preempt_count_sub(SOFTIRQ_DISABLE_OFFSET);
-    if LOCAL.with(|l| l.softirq_pending.load(Ordering::Relaxed)) != 0 {
-        softirq::bh_enable_slow();
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn save_restore_nests() {
-        std::thread::spawn(|| {
-            assert!(!irqs_disabled());
-            let outer = local_irq_save();
-            assert!(irqs_disabled() && !outer.irqs_disabled());
-            let inner = local_irq_save();
-            assert!(inner.irqs_disabled());
-            local_irq_restore(inner);
-            assert!(irqs_disabled(), "inner restore must keep irqs off");
-            local_irq_restore(outer);
-            assert!(!irqs_disabled());
-            assert!(crate::sched::preemptible());
-        })
-        .join()
-        .unwrap();
-    }
-
-    #[test]
-    fn bh_disable_is_counted() {
-        std::thread::spawn(|| {
-            local_bh_disable();
-            local_bh_disable();
-            assert!(crate::sched::in_softirq() && !crate::sched::in_serving_softirq());
-            local_bh_enable();
-            assert!(crate::sched::in_softirq());
-            local_bh_enable();
-            assert!(!crate::sched::in_softirq());
-        })
-        .join()
-        .unwrap();
-    }
-
-    #[test]
-    fn unbalanced_bh_enable_panics() {
-        let r = std::thread::spawn(local_bh_enable).join();
-        assert!(r.is_err());
-    }
+    hardirq::request(irq, handler, name)?;
+    // Started here, in task context, because a handler (a signal handler) cannot
+    // spawn them: softirqs it raises may overflow to ksoftirqd, timers it arms
+    // need the ticker.
+    softirq::start_ksoftirqd();
+    timer::ensure_ticker();
+    Ok(())
 }

@@ -38,13 +38,14 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::local::{IrqLocal, LOCAL, TaskletList};
+use super::local::{IrqLocal, LOCAL};
 use super::sync::IrqSpinLock;
-use crate::error::{Error, Result};
-use crate::sched::{
-    HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count, preempt_count_add,
-    preempt_count_sub,
+use crate::arch::time::now_ns;
+use crate::ctx::{
+    self, Deferred, HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, irqs_disabled, preempt_count,
+    preempt_count_add, preempt_count_sub,
 };
+use crate::error::{Error, Result};
 
 /// The softirq numbers, in priority order (lower runs first), as the kernel's
 /// `enum { HI_SOFTIRQ, TIMER_SOFTIRQ, ... }`.
@@ -128,7 +129,9 @@ impl Softirq {
     }
 }
 
-/// User actions as `fn()` cast to `usize`; 0 = none.
+/// The actions as `fn()` cast to `usize`; 0 = none. The built-in ones
+/// (tasklets, timers) are set by their owners with [`open_builtin`] before they
+/// first raise their softirq, the others by [`open_softirq`].
 static ACTIONS: [AtomicUsize; NR_SOFTIRQS] = [const { AtomicUsize::new(0) }; NR_SOFTIRQS];
 static COUNTS: [AtomicU64; NR_SOFTIRQS] = [const { AtomicU64::new(0) }; NR_SOFTIRQS];
 
@@ -149,6 +152,69 @@ pub fn open_softirq(nr: Softirq, action: fn()) -> Result<()> {
     Ok(())
 }
 
+/// Sets the action of a softirq ksync implements itself (`HI`, `TIMER`,
+/// `TASKLET`), as the kernel's `softirq_init` and `init_timers` call
+/// `open_softirq`. Its owner calls it before it first raises `nr`, so the
+/// softirq layer needs no knowledge of tasklets or timers. Async-signal-safe.
+#[inline]
+pub(crate) fn open_builtin(nr: Softirq, action: fn()) {
+    debug_assert!(nr.is_builtin());
+    let slot = &ACTIONS[nr as usize];
+    // Release pairs with the Acquire load in `run_action`; the load first keeps
+    // the common case (already set) from writing a shared line.
+    if slot.load(Ordering::Relaxed) == 0 {
+        slot.store(action as usize, Ordering::Release);
+    }
+}
+
+/// How the tasklets' per-thread lists move to and from `ksoftirqd`, as `fn`s
+/// cast to `usize` (0: no tasklet was ever scheduled, so there is nothing to
+/// move): `[give, take]`. `give` moves the calling thread's lists to the
+/// shared ones, `take: fn() -> bool` moves the shared lists to the calling
+/// thread's and says whether they held any; both run under the `ksoftirqd`
+/// lock, which protects the shared lists. Set by [`open_handover`].
+static HANDOVER: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
+/// Sets the functions that move per-thread tasklet lists to `ksoftirqd` and
+/// back (see [`HANDOVER`]), so that the softirq layer needs no knowledge of
+/// tasklets. Called before the first tasklet is queued on a thread.
+/// Async-signal-safe.
+#[inline]
+pub(crate) fn open_handover(give: fn(), take: fn() -> bool) {
+    // Relaxed: `give` is called only by a thread that queued a tasklet, after
+    // this call on that thread; `take` only by `ksoftirqd` after it took the
+    // lock that the giving thread released after its own call here.
+    if HANDOVER[0].load(Ordering::Relaxed) == 0 {
+        HANDOVER[1].store(take as usize, Ordering::Relaxed);
+        HANDOVER[0].store(give as usize, Ordering::Relaxed);
+    }
+}
+
+/// Moves this thread's tasklets to `ksoftirqd`'s lists. Under the `ksoftirqd`
+/// lock.
+fn give_tasklets() {
+    let give = HANDOVER[0].load(Ordering::Relaxed);
+    if give != 0 {
+        // SAFETY: nonzero values of `HANDOVER[0]` are `fn()`s stored by
+        // `open_handover`.
+        let give: fn() = unsafe { core::mem::transmute::<usize, fn()>(give) };
+        give();
+    }
+}
+
+/// Moves `ksoftirqd`'s lists of tasklets to this thread's; whether there were
+/// any. Under the `ksoftirqd` lock.
+fn take_tasklets() -> bool {
+    let take = HANDOVER[1].load(Ordering::Relaxed);
+    if take == 0 {
+        return false;
+    }
+    // SAFETY: nonzero values of `HANDOVER[1]` are `fn() -> bool`s stored by
+    // `open_handover`.
+    let take: fn() -> bool = unsafe { core::mem::transmute::<usize, fn() -> bool>(take) };
+    take()
+}
+
 /// Marks softirq `nr` pending on this thread; irqs must be disabled or the
 /// caller in interrupt context (`raise_softirq_irqoff`). Outside interrupt
 /// context (task context with bhs enabled) it wakes `ksoftirqd` to run it, as
@@ -158,6 +224,7 @@ pub fn raise_softirq_irqoff(nr: Softirq) {
     LOCAL.with(|l| {
         l.softirq_pending
             .fetch_or(1 << nr as u32, Ordering::Relaxed);
+        ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
         if !in_interrupt() {
             wakeup_softirqd(l);
         }
@@ -187,17 +254,26 @@ pub fn do_softirq() {
     LOCAL.with(run_pending_if_allowed);
 }
 
+/// The runner of [`Deferred::Softirqs`], called by `local_bh_enable`,
+/// `local_irq_enable` and `local_irq_restore` (through [`ctx`]) when softirqs
+/// were raised on this thread: runs them if this is no interrupt context and
+/// irqs are on.
 #[cold]
 #[inline(never)]
-pub(crate) fn bh_enable_slow() {
-    LOCAL.with(run_pending_if_allowed);
+fn run_deferred_softirqs() {
+    ctx::take_deferred(Deferred::Softirqs);
+    LOCAL.with(|l| {
+        run_pending_if_allowed(l);
+        // Not allowed here (bhs or irqs still off, an interrupt context), or
+        // raised again: leave the bit set for the next enable.
+        if l.softirq_pending.load(Ordering::Relaxed) != 0 {
+            ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
+        }
+    });
 }
 
 pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
-    if l.softirq_pending.load(Ordering::Relaxed) != 0
-        && !in_interrupt()
-        && !l.disabled.load(Ordering::Relaxed)
-    {
+    if l.softirq_pending.load(Ordering::Relaxed) != 0 && !in_interrupt() && !irqs_disabled() {
         do_softirq_pass(l);
     }
 }
@@ -206,20 +282,20 @@ pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
 /// new ones are raised, within the restart and time bounds.
 fn do_softirq_pass(l: &IrqLocal) {
     preempt_count_add(SOFTIRQ_OFFSET);
-    let start = super::timer::now_ns();
+    let start = now_ns();
     let mut restart = MAX_SOFTIRQ_RESTART;
     loop {
         let mut pending = l.softirq_pending.swap(0, Ordering::Relaxed);
         while pending != 0 {
             let nr = pending.trailing_zeros();
             pending &= pending - 1;
-            run_action(l, nr as usize);
+            run_action(nr as usize);
         }
         if l.softirq_pending.load(Ordering::Relaxed) == 0 {
             break;
         }
         restart -= 1;
-        if restart == 0 || super::timer::now_ns().wrapping_sub(start) > MAX_SOFTIRQ_TIME_NS {
+        if restart == 0 || now_ns().wrapping_sub(start) > MAX_SOFTIRQ_TIME_NS {
             wakeup_softirqd(l);
             break;
         }
@@ -227,22 +303,16 @@ fn do_softirq_pass(l: &IrqLocal) {
     preempt_count_sub(SOFTIRQ_OFFSET);
 }
 
-fn run_action(l: &IrqLocal, nr: usize) {
+fn run_action(nr: usize) {
     let count = preempt_count();
     COUNTS[nr].fetch_add(1, Ordering::Relaxed);
-    match nr {
-        0 => super::tasklet::tasklet_action(l, 1),
-        1 => super::timer::run_timer_softirq(),
-        6 => super::tasklet::tasklet_action(l, 0),
-        _ => {
-            // Acquire pairs with the Release store in `open_softirq`.
-            let a = ACTIONS[nr].load(Ordering::Acquire);
-            if a != 0 {
-                // SAFETY: nonzero entries are `fn()`s stored by `open_softirq`.
-                let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(a) };
-                f();
-            }
-        }
+    // Acquire pairs with the Release stores in `open_softirq` and `open_builtin`.
+    let a = ACTIONS[nr].load(Ordering::Acquire);
+    if a != 0 {
+        // SAFETY: nonzero entries are `fn()`s stored by `open_softirq` or
+        // `open_builtin`.
+        let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(a) };
+        f();
     }
     fixup_count(
         count,
@@ -262,18 +332,16 @@ pub(crate) fn fixup_count(expected: u32, msg: &'static [u8]) {
         } else {
             preempt_count_add(expected - now);
         }
-        // SAFETY: writing a static buffer to fd 2.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        crate::arch::signal::write_stderr(msg);
     }
 }
 
-/// The `ksoftirqd` thread's queue: softirq bits and tasklets handed over by
-/// threads, under `lock`.
+/// The `ksoftirqd` thread's queue: softirq bits handed over by threads, under
+/// `lock` (which also protects the tasklet lists handed over, see
+/// [`HANDOVER`]).
 struct Ksoftirqd {
     lock: IrqSpinLock,
     pending: AtomicU32,
-    /// `[TASKLET_SOFTIRQ list, HI_SOFTIRQ list]`; protected by `lock`.
-    tasklets: [TaskletList; 2],
     /// Bumped on every hand-over; the thread futex-waits on it.
     word: AtomicU32,
     started: AtomicBool,
@@ -282,7 +350,6 @@ struct Ksoftirqd {
 static KSOFTIRQD: Ksoftirqd = Ksoftirqd {
     lock: IrqSpinLock::new(),
     pending: AtomicU32::new(0),
-    tasklets: [TaskletList::new(), TaskletList::new()],
     word: AtomicU32::new(0),
     started: AtomicBool::new(false),
 };
@@ -323,8 +390,7 @@ fn wakeup_softirqd(l: &IrqLocal) {
     }
     let flags = KSOFTIRQD.lock.lock();
     let bits = l.softirq_pending.swap(0, Ordering::Relaxed);
-    KSOFTIRQD.tasklets[0].splice(&l.tasklets[0]);
-    KSOFTIRQD.tasklets[1].splice(&l.tasklets[1]);
+    give_tasklets();
     KSOFTIRQD.pending.fetch_or(bits, Ordering::Relaxed);
     // Release: the queue contents (written under the lock) are visible to the
     // thread once it sees the new word value (Acquire load in `ksoftirqd_main`);
@@ -342,10 +408,9 @@ fn ksoftirqd_main() {
         let took = LOCAL.with(|l| {
             let flags = KSOFTIRQD.lock.lock();
             let bits = KSOFTIRQD.pending.swap(0, Ordering::Relaxed);
-            let lists = !KSOFTIRQD.tasklets[0].is_empty() || !KSOFTIRQD.tasklets[1].is_empty();
-            l.tasklets[0].splice(&KSOFTIRQD.tasklets[0]);
-            l.tasklets[1].splice(&KSOFTIRQD.tasklets[1]);
+            let lists = take_tasklets();
             l.softirq_pending.fetch_or(bits, Ordering::Relaxed);
+            ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
             // The unlock re-enables irqs, which serves the softirqs just taken
             // (task context, bhs enabled); the pass hands leftovers back to us.
             KSOFTIRQD.lock.unlock(flags);

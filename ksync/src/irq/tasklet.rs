@@ -19,10 +19,103 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use super::local::{IrqLocal, LOCAL};
-use super::softirq::{Softirq, raise_softirq_irqoff};
-use super::{local_irq_restore, local_irq_save};
+use super::softirq::{self, Softirq, raise_softirq_irqoff};
 use crate::Backoff;
+use crate::ctx::{local_irq_restore, local_irq_save};
+
+/// An intrusive FIFO of tasklets linked through `Tasklet::next`. The owner
+/// changes it only with irqs disabled (thread lists) or under a lock (the
+/// `ksoftirqd` list).
+struct TaskletList {
+    pub(crate) head: AtomicPtr<Tasklet>,
+    pub(crate) tail: AtomicPtr<Tasklet>,
+}
+
+impl TaskletList {
+    pub(crate) const fn new() -> Self {
+        TaskletList {
+            head: AtomicPtr::new(ptr::null_mut()),
+            tail: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Appends `t`. The caller excludes every other user of the list (irqs off
+    /// for a thread list, the lock for a shared one) and owns `t`'s link (it set
+    /// `TASKLET_STATE_SCHED`, or took `t` off another list).
+    pub(crate) fn push(&self, t: &'static Tasklet) {
+        let p = t as *const Tasklet as *mut Tasklet;
+        t.next.store(ptr::null_mut(), Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail.is_null() {
+            self.head.store(p, Ordering::Relaxed);
+        } else {
+            // SAFETY: list entries are `&'static Tasklet`s (see `push`'s argument).
+            unsafe { &*tail }.next.store(p, Ordering::Relaxed);
+        }
+        self.tail.store(p, Ordering::Relaxed);
+    }
+
+    /// Takes the whole list, leaving it empty; returns its head.
+    pub(crate) fn take(&self) -> *mut Tasklet {
+        let head = self.head.load(Ordering::Relaxed);
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        self.tail.store(ptr::null_mut(), Ordering::Relaxed);
+        head
+    }
+
+    /// Moves every entry of `other` to the end of this list.
+    pub(crate) fn splice(&self, other: &TaskletList) {
+        let oh = other.head.load(Ordering::Relaxed);
+        if oh.is_null() {
+            return;
+        }
+        let ot = other.tail.load(Ordering::Relaxed);
+        other.take();
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail.is_null() {
+            self.head.store(oh, Ordering::Relaxed);
+        } else {
+            // SAFETY: list entries are `&'static Tasklet`s.
+            unsafe { &*tail }.next.store(oh, Ordering::Relaxed);
+        }
+        self.tail.store(ot, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// This thread's `[TASKLET_SOFTIRQ list, HI_SOFTIRQ list]`, changed only with
+    /// irqs off. Const-initialised, no destructor (atomics only): reachable from
+    /// the irq signal handler.
+    static TASKLETS: [TaskletList; 2] = const { [TaskletList::new(), TaskletList::new()] };
+}
+
+/// Tasklets handed to `ksoftirqd` (`[TASKLET_SOFTIRQ, HI_SOFTIRQ]`), protected
+/// by the `ksoftirqd` lock, which the softirq layer holds when it calls
+/// [`give_to_ksoftirqd`] and [`take_from_ksoftirqd`].
+static HANDED: [TaskletList; 2] = [TaskletList::new(), TaskletList::new()];
+
+/// Moves this thread's tasklets to [`HANDED`] (under the `ksoftirqd` lock, irqs off).
+fn give_to_ksoftirqd() {
+    TASKLETS.with(|own| {
+        HANDED[0].splice(&own[0]);
+        HANDED[1].splice(&own[1]);
+    });
+}
+
+/// Moves [`HANDED`] to this thread's lists (under the `ksoftirqd` lock, irqs
+/// off); whether it held any tasklet.
+fn take_from_ksoftirqd() -> bool {
+    let any = !HANDED[0].is_empty() || !HANDED[1].is_empty();
+    TASKLETS.with(|own| {
+        own[0].splice(&HANDED[0]);
+        own[1].splice(&HANDED[1]);
+    });
+    any
+}
 
 const SCHED: u32 = 1;
 const RUN: u32 = 2;
@@ -103,7 +196,16 @@ impl Tasklet {
         // one); the thread that sets the bit owns the `next` link.
         if self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED == 0 {
             let flags = local_irq_save();
-            LOCAL.with(|l| l.tasklets[list].push(self));
+            softirq::open_handover(give_to_ksoftirqd, take_from_ksoftirqd);
+            TASKLETS.with(|l| l[list].push(self));
+            softirq::open_builtin(
+                nr,
+                if list == 0 {
+                    tasklet_softirq
+                } else {
+                    tasklet_hi_softirq
+                },
+            );
             raise_softirq_irqoff(nr);
             local_irq_restore(flags);
         }
@@ -178,7 +280,7 @@ impl Tasklet {
         // Own SCHED ourselves, so nobody queues it while we wait.
         while self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED != 0 {
             // It may be on this thread's own list (raised with irqs off).
-            super::softirq::do_softirq();
+            softirq::do_softirq();
             backoff.snooze();
         }
         self.unlock_wait();
@@ -197,16 +299,26 @@ impl core::fmt::Debug for Tasklet {
     }
 }
 
-/// `tasklet_action`/`tasklet_hi_action`: runs the tasklets on this thread's
-/// list `list` (0: `TASKLET_SOFTIRQ`, 1: `HI_SOFTIRQ`), in softirq context.
-pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
+/// `TASKLET_SOFTIRQ`'s action (`tasklet_action`).
+fn tasklet_softirq() {
+    TASKLETS.with(|l| tasklet_action(&l[0], 0));
+}
+
+/// `HI_SOFTIRQ`'s action (`tasklet_hi_action`).
+fn tasklet_hi_softirq() {
+    TASKLETS.with(|l| tasklet_action(&l[1], 1));
+}
+
+/// Runs the tasklets on this thread's list `list` (0: `TASKLET_SOFTIRQ`,
+/// 1: `HI_SOFTIRQ`), in softirq context.
+fn tasklet_action(own: &TaskletList, list: usize) {
     let nr = if list == 0 {
         Softirq::Tasklet
     } else {
         Softirq::Hi
     };
     let flags = local_irq_save();
-    let mut p = l.tasklets[list].take();
+    let mut p = own.take();
     local_irq_restore(flags);
     while !p.is_null() {
         // SAFETY: lists hold only `&'static Tasklet`s (`schedule_on` takes one).
@@ -217,8 +329,7 @@ pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
             if t.count.load(Ordering::SeqCst) == 0 {
                 if t.state.fetch_and(!SCHED, Ordering::AcqRel) & SCHED == 0 {
                     let msg = b"ksync: tasklet on a list without TASKLET_STATE_SCHED\n";
-                    // SAFETY: writing a static buffer to fd 2 (async-signal-safe).
-                    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                    crate::arch::signal::write_stderr(msg);
                 }
                 (t.func)(t.data);
                 // Release pairs with the Acquire RUN try-lock of the next runner and
@@ -230,7 +341,7 @@ pub(crate) fn tasklet_action(l: &IrqLocal, list: usize) {
         }
         // Disabled, or running on another thread: queue it again.
         let flags = local_irq_save();
-        l.tasklets[list].push(t);
+        own.push(t);
         raise_softirq_irqoff(nr);
         local_irq_restore(flags);
     }

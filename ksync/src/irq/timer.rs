@@ -26,13 +26,13 @@ use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::local::LOCAL;
-use super::softirq::{Softirq, futex_wait, futex_wake, raise_softirq_irqoff};
+use super::softirq::{Softirq, futex_wait, futex_wake, open_builtin, raise_softirq_irqoff};
 use super::sync::IrqSpinLock;
+use crate::arch::time::now_ns;
 use crate::error::{Error, Result};
-use crate::sched::TaskState;
 
 /// The default timer frequency, ticks per second (`HZ`, `CONFIG_HZ_250`).
 pub const HZ: u32 = 250;
@@ -48,12 +48,6 @@ static EPOCH_NS: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Whether `ktimer` is ticking (else `jiffies()` catches up itself).
 static TICKING: AtomicBool = AtomicBool::new(false);
-
-/// `CLOCK_MONOTONIC` in nanoseconds; async-signal-safe (vDSO).
-pub(crate) fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
 
 fn epoch() -> u64 {
     let e = EPOCH_NS.load(Ordering::Acquire);
@@ -151,38 +145,6 @@ pub const fn time_after_eq(a: u64, b: u64) -> bool {
 #[inline]
 pub const fn time_before_eq(a: u64, b: u64) -> bool {
     time_after_eq(b, a)
-}
-
-/// Sleeps at least `ms` milliseconds, uninterruptibly (`msleep`), through
-/// [`sched::sleep`](crate::sched::sleep). Not from atomic context.
-pub fn msleep(ms: u64) {
-    let deadline = Instant::now() + Duration::from_millis(ms);
-    loop {
-        // Ok(()) is a wake-up token or spurious: sleep on until the deadline.
-        if crate::sched::sleep(TaskState::Uninterruptible, Some(deadline)).is_err()
-            || Instant::now() >= deadline
-        {
-            return;
-        }
-    }
-}
-
-/// Sleeps `ms` milliseconds unless a signal comes first
-/// (`msleep_interruptible`); returns the milliseconds left (0 when it slept
-/// them all).
-pub fn msleep_interruptible(ms: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_millis(ms);
-    loop {
-        match crate::sched::sleep(TaskState::Interruptible, Some(deadline)) {
-            Err(Error::Interrupted | Error::Killed) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                return left.as_nanos().div_ceil(1_000_000) as u64;
-            }
-            Err(_) => return 0,
-            Ok(()) if Instant::now() >= deadline => return 0,
-            Ok(()) => {}
-        }
-    }
 }
 
 /// A kernel timer (`struct timer_list`): calls its function once, in softirq
@@ -449,7 +411,7 @@ unsafe fn detach(t: &Timer) -> bool {
 }
 
 /// `run_timer_softirq`: runs the callbacks of expired timers, in softirq context.
-pub(crate) fn run_timer_softirq() {
+fn run_timer_softirq() {
     // Acquire pairs with the Release store at the end: one runner at a time.
     if BASE.softirq_busy.swap(true, Ordering::Acquire) {
         return; // another thread is running timers; it or the next tick gets these
@@ -514,6 +476,7 @@ fn timer_interrupt(_irq: u32) {
     if BASE.armed.load(Ordering::Relaxed) != 0
         && time_after_eq(now, BASE.next_expiry.load(Ordering::Relaxed))
     {
+        open_builtin(Softirq::Timer, run_timer_softirq);
         raise_softirq_irqoff(Softirq::Timer);
     }
 }
@@ -529,7 +492,8 @@ pub(crate) fn ensure_ticker() {
         return;
     }
     epoch();
-    if super::hardirq::request(super::TIMER_IRQ, timer_interrupt, "timer").is_err() {
+    super::softirq::start_ksoftirqd();
+    if super::hardirq::request(super::hardirq::TIMER_IRQ, timer_interrupt, "timer").is_err() {
         return; // the irq signal is unavailable: no timers (mod_timer still arms)
     }
     if std::thread::Builder::new()
@@ -571,13 +535,14 @@ fn ticker_main() {
         std::thread::sleep(Duration::from_nanos(tick - since % tick));
         // The handler (and the timer softirq at its exit) runs on this thread
         // before the call returns. A full signal queue just skips a tick.
-        let _ = super::raise_irq_tid(super::TIMER_IRQ, tid);
+        let _ = super::hardirq::raise_irq_tid(super::hardirq::TIMER_IRQ, tid);
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn time_comparisons_wrap() {
@@ -609,12 +574,5 @@ mod tests {
             assert!(Instant::now() < end, "jiffies stood still at {a} for 30 s");
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-
-    #[test]
-    fn msleep_sleeps_at_least() {
-        let t = Instant::now();
-        msleep(15);
-        assert!(t.elapsed() >= Duration::from_millis(15));
     }
 }

@@ -21,8 +21,8 @@ use super::state::{emit_all, irqs_held_back, state};
 use super::usage::{self, irq_context, usage_needed};
 use super::wait;
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
-use crate::irq;
-use crate::sched::preempt_count;
+use crate::ctx;
+use crate::ctx::preempt_count;
 
 #[inline]
 pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
@@ -30,7 +30,7 @@ pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subcla
         return;
     }
     let pc = preempt_count();
-    let irqs_off = irq::irqs_disabled();
+    let irqs_off = ctx::irqs_disabled();
     let (id, flags) = classes::cached(map, subclass);
     if id != 0 {
         let h = Held::new(map, id, flags, kind, trylock, irq_context(pc));
@@ -159,7 +159,7 @@ pub(super) fn might_sleep() {
         return;
     }
     let pc = preempt_count();
-    let irqs_off = irq::irqs_disabled();
+    let irqs_off = ctx::irqs_disabled();
     if pc == 0 && !irqs_off && held::atomic_holds() == 0 {
         return;
     }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::report::{self, Report, ReportKind};
-use crate::irq;
+use crate::ctx;
 
 /// What makes two maps one class (with the subclass): their creation site, or
 /// their explicit key's address.
@@ -80,15 +80,15 @@ impl State {
 /// runs with irqs off too). A panic in `f` (panic mode) restores irqs too, as the
 /// panic unwinds: a test or a demo that catches it finds irqs as they were.
 pub(super) fn irqs_held_back<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<irq::IrqFlags>);
+    struct Restore(Option<ctx::IrqFlags>);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(flags) = self.0.take() {
-                irq::local_irq_restore(flags);
+                ctx::local_irq_restore(flags);
             }
         }
     }
-    let _restore = Restore(Some(irq::local_irq_save()));
+    let _restore = Restore(Some(ctx::local_irq_save()));
     f()
 }
 

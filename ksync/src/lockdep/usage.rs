@@ -15,7 +15,7 @@ use super::classes::{self, ENABLED, HARD, SOFT, USAGE_NAMES, USED_IN, cdesc, cla
 use super::held::{Tls, held_text};
 use super::report::{Report, ReportKind, banner, current_trace, thread_name};
 use super::state::{State, state};
-use crate::sched::{HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET};
+use crate::ctx::{HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET};
 
 /// The usage bits that conflict with usage bit number `b` (`exclusive_bit` and
 /// its read variant): used-in-irq write vs enabled read or write; used-in-irq read

@@ -1225,7 +1225,7 @@ mod tests {
         );
         let r = t.join().unwrap();
         assert_eq!(r, Err(Error::Interrupted));
-        assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
+        assert_eq!(r.unwrap_err().errno(), -crate::error::errno::EINTR);
         // Untouched: we still own it, no waiter is recorded, others can use it after us.
         assert!(m.raw().is_owned_by_current());
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);

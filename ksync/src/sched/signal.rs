@@ -7,143 +7,11 @@
 //! as if the call never happened. Pending signals stay pending until
 //! [`flush_signals`] (the kernel would deliver them on the return to user space).
 
+use super::signal_types::{Signal, SignalSet};
 use super::task::with_current;
-use core::fmt;
+#[cfg(not(loom))]
+use crate::arch::signal::{self, ErrnoGuard, SavedAction};
 use core::sync::atomic::Ordering;
-
-macro_rules! signals {
-    ($($name:ident = $num:literal, $desc:literal;)*) => {
-        /// The UNIX signals, SIGHUP (1) to SIGSYS (31), with Linux's numbers.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[repr(u8)]
-        #[allow(clippy::upper_case_acronyms)]
-        pub enum Signal {
-            $(#[doc = $desc] $name = $num,)*
-        }
-
-        impl Signal {
-            /// Every signal, in numeric order.
-            pub const ALL: &'static [Signal] = &[$(Signal::$name),*];
-
-            /// The signal with this number, if there is one.
-            pub const fn from_number(n: u32) -> Option<Signal> {
-                match n {
-                    $($num => Some(Signal::$name),)*
-                    _ => None,
-                }
-            }
-
-            /// The signal's name, e.g. `"SIGINT"`.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(Signal::$name => stringify!($name),)*
-                }
-            }
-
-            /// What the signal means, as `signal(7)` describes it.
-            pub const fn description(self) -> &'static str {
-                match self {
-                    $(Signal::$name => $desc,)*
-                }
-            }
-        }
-    };
-}
-
-signals! {
-    SIGHUP = 1, "Hangup detected on controlling terminal or death of controlling process.";
-    SIGINT = 2, "Interrupt from keyboard.";
-    SIGQUIT = 3, "Quit from keyboard.";
-    SIGILL = 4, "Illegal instruction.";
-    SIGTRAP = 5, "Trace/breakpoint trap.";
-    SIGABRT = 6, "Abort signal from abort(3).";
-    SIGBUS = 7, "Bus error (bad memory access).";
-    SIGFPE = 8, "Floating-point exception.";
-    SIGKILL = 9, "Kill signal (fatal; cannot be caught or ignored).";
-    SIGUSR1 = 10, "User-defined signal 1.";
-    SIGSEGV = 11, "Invalid memory reference.";
-    SIGUSR2 = 12, "User-defined signal 2.";
-    SIGPIPE = 13, "Broken pipe: write to pipe with no readers.";
-    SIGALRM = 14, "Timer signal from alarm(2).";
-    SIGTERM = 15, "Termination signal.";
-    SIGSTKFLT = 16, "Stack fault on coprocessor (unused).";
-    SIGCHLD = 17, "Child stopped or terminated.";
-    SIGCONT = 18, "Continue if stopped.";
-    SIGSTOP = 19, "Stop process.";
-    SIGTSTP = 20, "Stop typed at terminal.";
-    SIGTTIN = 21, "Terminal input for background process.";
-    SIGTTOU = 22, "Terminal output for background process.";
-    SIGURG = 23, "Urgent condition on socket.";
-    SIGXCPU = 24, "CPU time limit exceeded.";
-    SIGXFSZ = 25, "File size limit exceeded.";
-    SIGVTALRM = 26, "Virtual alarm clock.";
-    SIGPROF = 27, "Profiling timer expired.";
-    SIGWINCH = 28, "Window resize signal.";
-    SIGIO = 29, "I/O now possible.";
-    SIGPWR = 30, "Power failure.";
-    SIGSYS = 31, "Bad system call.";
-}
-
-impl Signal {
-    /// The signal's number.
-    pub const fn number(self) -> u32 {
-        self as u32
-    }
-
-    /// Whether the signal is fatal to a killable sleep (SIGKILL).
-    pub const fn is_fatal(self) -> bool {
-        matches!(self, Signal::SIGKILL)
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A set of signals (`sigset_t`).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct SignalSet(u64);
-
-impl SignalSet {
-    /// The empty set.
-    pub const EMPTY: SignalSet = SignalSet(0);
-
-    /// The set whose bit `n` stands for signal number `n`.
-    pub const fn from_bits(bits: u64) -> SignalSet {
-        SignalSet(bits & !1)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u64 {
-        self.0
-    }
-    /// Whether the set is empty.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    /// Whether `sig` is in the set.
-    pub const fn contains(self, sig: Signal) -> bool {
-        self.0 & (1 << sig.number()) != 0
-    }
-    /// The set with `sig` added.
-    pub const fn with(self, sig: Signal) -> SignalSet {
-        SignalSet(self.0 | (1 << sig.number()))
-    }
-    /// The signals in the set, in numeric order.
-    pub fn iter(self) -> impl Iterator<Item = Signal> {
-        Signal::ALL
-            .iter()
-            .copied()
-            .filter(move |s| self.contains(*s))
-    }
-}
-
-impl fmt::Debug for SignalSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
 
 /// Whether a signal is pending for the current task (`signal_pending(current)`).
 #[inline]
@@ -174,7 +42,7 @@ pub fn raise(sig: Signal) {
 /// The dispositions that [`intercept_signals`] replaced, to put back with
 /// [`release_signals`]. Touched only outside signal handlers.
 #[cfg(not(loom))]
-static SAVED: std::sync::Mutex<[Option<libc::sigaction>; 32]> = std::sync::Mutex::new([None; 32]);
+static SAVED: std::sync::Mutex<[Option<SavedAction>; 32]> = std::sync::Mutex::new([None; 32]);
 
 /// The handler [`intercept_signals`] installs: marks the signal pending on the
 /// task of the thread it runs on and wakes that task from an interruptible (or,
@@ -184,16 +52,15 @@ static SAVED: std::sync::Mutex<[Option<libc::sigaction>; 32]> = std::sync::Mutex
 /// operations and at most one `futex` system call, and saves and restores
 /// `errno` around them. No allocation, no lock.
 #[cfg(not(loom))]
-extern "C" fn on_signal(signo: libc::c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot; always valid.
-    let errno = unsafe { *libc::__errno_location() };
+extern "C" fn on_signal(signo: i32) {
+    // Restore errno on return: the interrupted code must not see our futex
+    // call's result.
+    let _errno = ErrnoGuard::save();
     if let Some(task) = super::task::current_from_handler() {
         if let Some(sig) = u32::try_from(signo).ok().and_then(Signal::from_number) {
             task.signal(sig);
         }
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
 }
 
 /// Makes the real signals `sigs`, delivered to a thread (`pthread_kill`, `tgkill`,
@@ -219,8 +86,7 @@ extern "C" fn on_signal(signo: libc::c_int) {
 /// use ksync::sched::{self, Signal};
 /// sched::intercept_signals(&[Signal::SIGUSR2]).unwrap();
 /// let me = sched::current();
-/// // SAFETY (doc example): pthread_kill to our own live thread.
-/// unsafe { libc::pthread_kill(me.pthread(), libc::SIGUSR2) };
+/// ksync::arch::signal::tgkill(me.tid(), Signal::SIGUSR2.number() as i32).unwrap();
 /// assert!(sched::signal_pending());
 /// assert!(sched::flush_signals().contains(Signal::SIGUSR2));
 /// sched::release_signals(&[Signal::SIGUSR2]).unwrap();
@@ -241,21 +107,8 @@ pub fn intercept_signals(sigs: &[Signal]) -> crate::Result<()> {
     with_current(|_| ());
     let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
     for &sig in sigs {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we
-        // fill in the handler and mask below.
-        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
-        act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        act.sa_flags = 0; // no SA_RESTART: futex_wait must return EINTR
-        // SAFETY: act.sa_mask is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut act.sa_mask) };
-        // SAFETY: zeroed is a valid out-parameter for the old action.
-        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: valid signal number (1..=31, not KILL/STOP), valid pointers.
-        if unsafe { libc::sigaction(sig.number() as libc::c_int, &act, &mut old) } != 0 {
-            return Err(crate::Error::Os(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
+        // No SA_RESTART: futex_wait must return EINTR.
+        let old = signal::install_handler(sig.number() as i32, on_signal)?;
         let slot = &mut saved[sig.number() as usize];
         if slot.is_none() {
             *slot = Some(old);
@@ -274,14 +127,7 @@ pub fn release_signals(sigs: &[Signal]) -> crate::Result<()> {
     let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
     for &sig in sigs {
         if let Some(old) = saved[sig.number() as usize].take() {
-            // SAFETY: `old` was returned by sigaction for this signal.
-            if unsafe { libc::sigaction(sig.number() as libc::c_int, &old, core::ptr::null_mut()) }
-                != 0
-            {
-                return Err(crate::Error::Os(
-                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-                ));
-            }
+            signal::restore_action(sig.number() as i32, &old)?;
         }
     }
     Ok(())
@@ -290,25 +136,6 @@ pub fn release_signals(sigs: &[Signal]) -> crate::Result<()> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_and_names() {
-        assert_eq!(Signal::SIGHUP.number(), 1);
-        assert_eq!(Signal::SIGKILL.number(), 9);
-        assert_eq!(Signal::SIGPWR.number(), 30);
-        assert_eq!(Signal::from_number(15), Some(Signal::SIGTERM));
-        assert_eq!(Signal::from_number(0), None);
-        assert_eq!(Signal::from_number(32), None);
-        assert_eq!(Signal::SIGINT.name(), "SIGINT");
-        assert_eq!(Signal::ALL.len(), 31);
-        assert!(
-            Signal::ALL
-                .windows(2)
-                .all(|w| w[0].number() + 1 == w[1].number())
-        );
-        assert_eq!(Signal::SIGKILL.number() as i32, libc::SIGKILL);
-        assert_eq!(Signal::SIGPWR.number() as i32, libc::SIGPWR);
-    }
 
     #[test]
     fn pending_and_flush() {

@@ -21,7 +21,7 @@
 //! before it swaps the word (both `SeqCst`), so either the sleeper sees the bit or
 //! the sender sees `PARKED` and wakes it.
 
-use super::signal::Signal;
+use super::signal_types::Signal;
 use super::task::{TaskInner, TaskState, wake_word, with_current};
 use crate::arch::futex;
 use crate::error::{Error, Result};
@@ -208,11 +208,49 @@ fn sleep_on(task: &TaskInner, state: TaskState, deadline: Option<Instant>) -> Re
     r
 }
 
+/// Sleeps at least `ms` milliseconds, uninterruptibly (`msleep`), through
+/// [`sleep`]. Not from atomic context.
+pub fn msleep(ms: u64) {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    loop {
+        // Ok(()) is a wake-up token or spurious: sleep on until the deadline.
+        if sleep(TaskState::Uninterruptible, Some(deadline)).is_err() || Instant::now() >= deadline
+        {
+            return;
+        }
+    }
+}
+
+/// Sleeps `ms` milliseconds unless a signal comes first
+/// (`msleep_interruptible`); returns the milliseconds left (0 when it slept
+/// them all).
+pub fn msleep_interruptible(ms: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    loop {
+        match sleep(TaskState::Interruptible, Some(deadline)) {
+            Err(Error::Interrupted | Error::Killed) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                return left.as_nanos().div_ceil(1_000_000) as u64;
+            }
+            Err(_) => return 0,
+            Ok(()) if Instant::now() >= deadline => return 0,
+            Ok(()) => {}
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::sched::{Signal, current};
     use std::sync::mpsc;
+
+    #[test]
+    fn msleep_sleeps_at_least() {
+        let t = Instant::now();
+        msleep(15);
+        assert!(t.elapsed() >= Duration::from_millis(15));
+    }
 
     #[test]
     fn wake_before_sleep_is_not_lost() {

@@ -11,7 +11,8 @@
 //! signal handlers may read; this shared part is touched only on sleep, wake
 //! and signal paths.
 
-use super::signal::{Signal, SignalSet};
+use super::signal_types::{Signal, SignalSet};
+use crate::arch::signal::Pthread;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use core::cell::Cell;
 use core::fmt;
@@ -59,7 +60,7 @@ pub(crate) mod wake_word {
 
 pub(crate) struct TaskInner {
     pub(crate) tid: i32,
-    pub(crate) pthread: libc::pthread_t,
+    pub(crate) pthread: Pthread,
     pub(crate) name: Option<String>,
     /// The futex word the task sleeps on; see [`wake_word`].
     pub(crate) wake: AtomicU32,
@@ -112,8 +113,7 @@ impl TaskInner {
         let t = std::thread::current();
         TaskInner {
             tid: crate::arch::gettid(),
-            // SAFETY: pthread_self has no preconditions.
-            pthread: unsafe { libc::pthread_self() },
+            pthread: crate::arch::signal::pthread_self(),
             name: t.name().map(str::to_owned),
             wake: AtomicU32::new(wake_word::IDLE),
             state: AtomicU8::new(TaskState::Running as u8),
@@ -173,7 +173,7 @@ impl Task {
     }
 
     /// The pthread handle, for delivering real signals to this thread.
-    pub fn pthread(&self) -> libc::pthread_t {
+    pub fn pthread(&self) -> Pthread {
         self.inner.pthread
     }
 

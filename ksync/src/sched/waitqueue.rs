@@ -246,7 +246,7 @@ unsafe impl Sync for WaitList {}
 pub(crate) struct Locked<'a> {
     list: &'a WaitList,
     #[cfg(not(loom))]
-    irq: crate::irq::IrqFlags,
+    irq: crate::ctx::IrqFlags,
 }
 
 /// Entries a waker detached, chained through their `next` link, to be marked and
@@ -281,7 +281,7 @@ impl WaitList {
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
         #[cfg(not(loom))]
-        let irq = crate::irq::local_irq_save();
+        let irq = crate::ctx::local_irq_save();
         self.lock.lock();
         Locked {
             list: self,
@@ -519,7 +519,7 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         self.list.lock.unlock();
         #[cfg(not(loom))]
-        crate::irq::local_irq_restore(self.irq);
+        crate::ctx::local_irq_restore(self.irq);
     }
 }
 
@@ -1209,7 +1209,7 @@ mod tests {
         task.send_signal(Signal::SIGUSR1);
         let r = t.join().unwrap();
         assert_eq!(r, Err(Error::Interrupted));
-        assert_eq!(r.unwrap_err().errno(), -libc::EINTR);
+        assert_eq!(r.unwrap_err().errno(), -crate::error::errno::EINTR);
         assert!(!wq.has_sleeper());
     }
 

@@ -574,14 +574,9 @@ mod tests {
         let done = Arc::new(AtomicBool::new(false));
         let hog_ops = Arc::new(AtomicU64::new(0));
         let pin = || {
-            // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
-            // inside it; sched_setaffinity reads it. Failure (CPU 0 not
-            // allowed) leaves the thread unpinned, which the test tolerates.
-            unsafe {
-                let mut set: libc::cpu_set_t = core::mem::zeroed();
-                libc::CPU_SET(0, &mut set);
-                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-            }
+            // Failure (CPU 0 not allowed) leaves the thread unpinned, which the
+            // test tolerates.
+            let _ = crate::arch::set_affinity(0);
         };
         let hog = {
             let (l, done, hog_ops) = (l.clone(), done.clone(), hog_ops.clone());

@@ -17,8 +17,15 @@
 //! owning thread and the irq handlers that interrupt it (signal handlers on the
 //! same thread) touch it, and a handler always leaves it as it found it, so an
 //! update interrupted between its load and store is never lost.
+//!
+//! The kernel's context queries read the count: [`in_interrupt`],
+//! [`in_hardirq`] ([`in_irq`]), [`in_softirq`], [`in_serving_softirq`],
+//! [`in_nmi`], [`in_task`], [`in_atomic`], and [`preemptible`] (which also asks
+//! whether irqs are off).
 
-use core::sync::atomic::{AtomicU32, Ordering, compiler_fence};
+use core::sync::atomic::{Ordering, compiler_fence};
+
+use super::CTX;
 
 /// Mask of the preemption-disable depth.
 pub const PREEMPT_MASK: u32 = 0x0000_00ff;
@@ -39,23 +46,18 @@ pub const HARDIRQ_OFFSET: u32 = 0x1_0000;
 /// One level of NMI nesting.
 pub const NMI_OFFSET: u32 = 0x10_0000;
 
-thread_local! {
-    /// This thread's preempt count. Const-initialised and without a destructor, so
-    /// reading it from a signal handler is async-signal-safe.
-    static PREEMPT_COUNT: AtomicU32 = const { AtomicU32::new(0) };
-}
-
 /// This thread's preempt count (`preempt_count()`).
 #[inline(always)]
 pub fn preempt_count() -> u32 {
-    PREEMPT_COUNT.with(|c| c.load(Ordering::Relaxed))
+    CTX.with(|c| c.preempt_count.load(Ordering::Relaxed))
 }
 
 /// Adds `val` to the preempt count (`preempt_count_add`), with a compiler barrier
 /// after it so the critical section's accesses cannot move above it.
 #[inline(always)]
 pub fn preempt_count_add(val: u32) {
-    PREEMPT_COUNT.with(|c| {
+    CTX.with(|c| {
+        let c = &c.preempt_count;
         c.store(
             c.load(Ordering::Relaxed).wrapping_add(val),
             Ordering::Relaxed,
@@ -72,7 +74,8 @@ pub fn preempt_count_add(val: u32) {
 #[inline(always)]
 pub fn preempt_count_sub(val: u32) {
     compiler_fence(Ordering::SeqCst);
-    PREEMPT_COUNT.with(|c| {
+    CTX.with(|c| {
+        let c = &c.preempt_count;
         let old = c.load(Ordering::Relaxed);
         let mask = field_mask(val);
         if old & mask < val & mask {
@@ -206,7 +209,7 @@ pub fn in_atomic() -> bool {
 /// (`preemptible()`).
 #[inline]
 pub fn preemptible() -> bool {
-    preempt_count() == 0 && !crate::irq::irqs_disabled()
+    preempt_count() == 0 && !super::irqs_disabled()
 }
 
 #[cfg(all(test, not(loom)))]

@@ -1,0 +1,146 @@
+//! The per-thread context: where am I, and what may I do here?
+//!
+//! Every "where am I?" question in ksync is answered here, from one
+//! const-initialised thread-local that a signal handler (an irq) reaches with a
+//! plain TLS access:
+//!
+//! | field | kernel | changed by | read by |
+//! |---|---|---|---|
+//! | `preempt_count` | `preempt_count()` | [`preempt_disable`], [`local_bh_disable`], irq and softirq entry | [`in_interrupt`], [`in_atomic`], [`preemptible`] …, lockdep, `might_sleep` |
+//! | `irqs_off` | the CPU's interrupt flag | [`local_irq_disable`], [`local_irq_save`] | [`irqs_disabled`], the irq signal handler |
+//! | `work` | `local_softirq_pending()`, the soft-masked irqs of powerpc's lazy masking | the irq layer, when it defers work | [`local_irq_enable`], [`local_irq_restore`], [`local_bh_enable`] |
+//!
+//! Bottom halves are off when the preempt count's softirq field is nonzero, so
+//! the bh-off state is part of the count, as in the kernel.
+//!
+//! # A leaf, and how enabling still runs deferred work
+//!
+//! `ctx` uses only [`arch`](crate::arch). Both `irq` and `sched` stand on it, so
+//! neither has to ask the other whether irqs are off. But enabling irqs or
+//! bottom halves must run what was deferred meanwhile (the irqs held pending,
+//! the softirqs raised), and that machinery belongs to `irq`, above. The
+//! dependency is inverted: `irq` records deferred work in the `work` word with
+//! `defer_work`, naming the function that runs that kind of work; the enable
+//! paths load the word and, only when it is nonzero, call those functions
+//! through their pointers (`run_deferred_work`). The fast path of
+//! `local_irq_save`/`local_irq_restore` stays a flag load and store plus one
+//! load.
+//!
+//! # Who touches what
+//!
+//! Every field is touched only by its own thread: in task context, or in the irq
+//! signal handlers that interrupt it. A handler runs to completion before the
+//! code it interrupted resumes, so the fields are atomics only to make the
+//! interleaving well defined (Relaxed throughout: there is no second thread to
+//! order against), and a compiler fence keeps each critical section's accesses
+//! on the right side of the store that opens or closes it. Counts are changed
+//! with a load and a store, not an RMW: a handler always leaves the count as it
+//! found it, so an update interrupted between its load and store is never lost.
+
+mod irq;
+mod preempt;
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+pub use self::irq::{
+    IrqFlags, irqs_disabled, local_bh_disable, local_bh_enable, local_irq_disable,
+    local_irq_enable, local_irq_restore, local_irq_save,
+};
+pub use preempt::*;
+
+/// This thread's context. Const-initialised, and without a destructor (every
+/// field is an atomic): reachable from a signal handler.
+struct Context {
+    /// The preempt count, laid out as the kernel's (see [`preempt_count`]).
+    preempt_count: AtomicU32,
+    /// `local_irq_disable` is in force (lazy masking: irqs that arrive are held
+    /// pending by the irq layer, not blocked).
+    irqs_off: AtomicBool,
+    /// Bit `k`: deferred work of kind `k` may be pending (see [`Deferred`]).
+    /// May be set with nothing left to do (the runner then finds nothing), never
+    /// clear while work of its kind waits.
+    work: AtomicU32,
+}
+
+thread_local! {
+    static CTX: Context = const {
+        Context {
+            preempt_count: AtomicU32::new(0),
+            irqs_off: AtomicBool::new(false),
+            work: AtomicU32::new(0),
+        }
+    };
+}
+
+/// The kinds of work the irq layer defers until irqs or bottom halves are
+/// enabled again, in the order [`run_deferred_work`] runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Deferred {
+    /// Irqs that arrived while irqs were off (or their line's handler ran),
+    /// held pending to run at `local_irq_enable`.
+    Irqs = 0,
+    /// Softirqs raised on this thread that have not run yet.
+    Softirqs = 1,
+}
+
+const NR_DEFERRED: usize = 2;
+
+/// The runner of each kind of deferred work, as a `fn()` cast to `usize`
+/// (0: none yet). Set by [`defer_work`] before the first bit of its kind is set.
+static RUNNERS: [AtomicUsize; NR_DEFERRED] = [const { AtomicUsize::new(0) }; NR_DEFERRED];
+
+/// Records that work of kind `kind` waits on this thread, to be done by `run`
+/// when irqs (or bottom halves) are enabled again: `run` is called from
+/// [`run_deferred_work`] and must start with [`take_deferred`] for its kind.
+/// Call it *after* recording the work itself (raising the count or bit that
+/// `run` looks at). Async-signal-safe.
+#[inline]
+pub(crate) fn defer_work(kind: Deferred, run: fn()) {
+    let slot = &RUNNERS[kind as usize];
+    // Relaxed: the runner is read back only by this same thread (the word is
+    // per thread, and only a thread that set a bit calls its runner), which
+    // sees its own store, or the value it loaded here, by coherence. Every
+    // caller passes the same function for a kind, so a race between threads
+    // stores one value twice.
+    if slot.load(Ordering::Relaxed) == 0 {
+        slot.store(run as usize, Ordering::Relaxed);
+    }
+    CTX.with(|c| c.work.fetch_or(1 << kind as u32, Ordering::Relaxed));
+}
+
+/// Clears `kind`'s bit before its runner looks for work. The runner sets the
+/// bit again ([`defer_work`]) if it leaves work behind; work recorded by an irq
+/// that interrupts the runner sets the bit itself after recording it. So the
+/// bit is never clear while work of its kind waits.
+#[inline]
+pub(crate) fn take_deferred(kind: Deferred) {
+    CTX.with(|c| c.work.fetch_and(!(1 << kind as u32), Ordering::Relaxed));
+}
+
+/// Whether any deferred work may be pending on this thread: the one load of the
+/// enable paths.
+#[inline(always)]
+fn work_pending() -> bool {
+    CTX.with(|c| c.work.load(Ordering::Relaxed)) != 0
+}
+
+/// Runs every kind of deferred work whose bit is set on this thread, in
+/// [`Deferred`] order: irqs held pending first, then softirqs.
+#[cold]
+#[inline(never)]
+fn run_deferred_work() {
+    for kind in [Deferred::Irqs, Deferred::Softirqs] {
+        if CTX.with(|c| c.work.load(Ordering::Relaxed)) & (1 << kind as u32) == 0 {
+            continue;
+        }
+        let run = RUNNERS[kind as usize].load(Ordering::Relaxed);
+        if run != 0 {
+            // SAFETY: nonzero entries of `RUNNERS` are `fn()`s stored by
+            // `defer_work`; fn pointers and usize have the same size on Linux
+            // targets.
+            let run: fn() = unsafe { core::mem::transmute::<usize, fn()>(run) };
+            run();
+        }
+    }
+}
