@@ -90,6 +90,7 @@ pub mod completion;
 pub mod condvar;
 mod error;
 pub mod irq;
+pub mod lock;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;

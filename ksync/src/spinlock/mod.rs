@@ -58,7 +58,6 @@
 //! assert_eq!(core::mem::size_of_val(&BUCKETS[0]), 128);
 //! ```
 
-mod lock;
 mod mcs;
 mod node;
 mod qrwlock;
@@ -70,7 +69,7 @@ mod ticket;
 
 pub mod raw;
 
-pub use lock::{Lock, LockGuard};
+pub use crate::lock::{Lock, LockGuard};
 pub use rwlock::{ReadGuard, RwLockOf, WriteGuard};
 
 /// `spinlock_t`: the queued spinlock with the paravirtual slow path

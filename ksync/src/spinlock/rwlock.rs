@@ -8,8 +8,8 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use super::lock::{Ctx, CtxKind, ExitOnUnwind};
 use super::raw::RawRwSpin;
+use crate::lock::{Ctx, CtxKind, ExitOnUnwind};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 
 /// A reader-writer spinlock protecting a `T`, over the raw algorithm `B`.

@@ -12,10 +12,10 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use super::raw::{RawSpin, Spin};
 use crate::irq::{self, IrqFlags};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::sched::{preempt_disable, preempt_enable};
+use crate::spinlock::raw::{RawSpin, Spin};
 
 /// The execution-context change a guard undoes on drop.
 #[derive(Clone, Copy, Debug)]
