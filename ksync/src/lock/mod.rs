@@ -1,167 +1,195 @@
-//! The generic spinlock [`Lock<T, B>`] over any raw algorithm `B`, and its one
-//! guard type [`LockGuard`].
+//! The one generic lock: [`Lock<T, B>`] guards a `T` with a raw lock `B` (a
+//! [`Backend`]), and a [`Guard`] — or a [`ReadGuard`] on the shared side of a
+//! reader-writer lock — proves it is held and unlocks on drop. Every lock of
+//! ksync is an alias over it (the shape of Rust-for-Linux's `kernel::sync::lock`):
 //!
-//! The four paths (DESIGN.md): acquire = context change (`_irq`/`_irqsave`/`_bh`
-//! disable, then the preempt count raised *before* spinning, as the kernel's
-//! `__raw_spin_lock` does) → lockdep `acquire` → raw lock; release = lockdep
-//! `release` → raw unlock → context restore. The variants differ only in the
-//! [`Ctx`] the guard carries.
+//! | lock | `B` (backend) | plain guard state |
+//! |---|---|---|
+//! | [`SpinLock<T>`](crate::spinlock::SpinLock), [`RawSpinLock<T>`](crate::spinlock::RawSpinLock), [`spinlock::Lock<T, R>`](crate::spinlock::Lock) | [`SpinBackend<R>`](crate::spinlock::SpinBackend) | [`Preempt`] |
+//! | [`RwLock<T>`](crate::spinlock::RwLock), [`RwLockOf<T, R>`](crate::spinlock::RwLockOf) | [`RwSpinBackend<R>`](crate::spinlock::RwSpinBackend) (shared) | [`Preempt`] |
+//! | [`Mutex<T>`](crate::mutex::Mutex) | [`RawMutex`](crate::mutex::RawMutex) | `()` |
+//! | [`RwSemaphore<T>`](crate::rwsem::RwSemaphore) | [`RawRwSemaphore`](crate::rwsem::RawRwSemaphore) (shared) | `()` |
+//! | [`LocalLock<T>`](crate::percpu::LocalLock) | [`RawLocalLock`](crate::percpu::RawLocalLock) | [`Preempt`] |
+//!
+//! A backend is the raw lock (the lock word, its algorithm and its lockdep map),
+//! with no data and no context handling. The guard's third parameter, its
+//! [`GuardState`], is what the unlock must restore besides the lock: the plain
+//! variant's is the backend's own ([`Backend::GuardState`]); a spinlock's `_irq`,
+//! `_irqsave` and `_bh` methods return guards over [`IrqOff`], [`IrqSave`] (the
+//! saved flags) and [`BhOff`]. Being types, the plain guard's drop has nothing to
+//! match and costs the raw unlock and one `preempt_enable`.
+//!
+//! ## The two paths (DESIGN.md)
+//! Acquire: [`GuardState::enter`] (irqs or bhs off, then the preempt count, as the
+//! kernel's `__raw_spin_lock_irqsave`) → lockdep `acquire` (before waiting, so
+//! recursion is reported instead of hanging) → the backend's lock, which may spin
+//! or sleep. Release: lockdep `release` → the backend's unlock →
+//! [`GuardState::exit`] (irqs restored before the preempt count drops; for bhs the
+//! count drops first). Both live once, here, for every lock.
+//!
+//! [`Guard::do_unlocked`] runs a closure with the lock released and retakes it
+//! after (both paths above, in order): what a condition variable's wait needs.
+//!
+//! ## Guards are `!Send`
+//! The unlock must run on the locking thread: the preempt count, the irq/bh state
+//! a guard restores and lockdep's held-lock stack are per thread, the mutex
+//! records its owner's tid, and the MCS lock's queue node is the thread's own.
+//!
+//! ```compile_fail
+//! use ksync::spinlock::SpinLock;
+//! static L: SpinLock<u32> = SpinLock::new(0);
+//! let g = L.lock();
+//! std::thread::spawn(move || drop(g)); // error: the guard is not Send
+//! ```
+//!
+//! No poisoning (as in the kernel and parking_lot): a panic unwinding through a
+//! guard releases the lock.
 
-use core::cell::UnsafeCell;
+mod state;
+
+pub use state::{AnyCtx, BhOff, GuardState, IrqOff, IrqSave, Preempt};
+
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use crate::irq::{self, IrqFlags};
+use crate::irq::IrqFlags;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
-use crate::sched::{preempt_disable, preempt_enable};
-use crate::spinlock::raw::{RawSpin, Spin};
+use crate::loom::UnsafeCell;
 
-/// The execution-context change a guard undoes on drop.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Ctx {
-    /// Plain `spin_lock`: only the preempt count.
-    Plain,
-    /// `spin_lock_irq`: re-enable irqs on unlock.
-    Irq,
-    /// `spin_lock_irqsave`: restore the saved flags on unlock.
-    IrqSave(IrqFlags),
-    /// `spin_lock_bh`: re-enable bottom halves on unlock.
-    Bh,
+/// A raw lock that [`Lock<T, B>`] wraps: the lock word and its algorithm, with
+/// its lockdep map, and no data (`arch_spinlock_t` + `dep_map`, `struct mutex`).
+///
+/// The backend's methods do not call lockdep and change no context: [`Lock`]
+/// does both, around them. [`lock`](Backend::lock) may spin or sleep; a backend
+/// that can be interrupted offers that through its own `Result`-returning entry
+/// points, which its lock type passes to [`Lock`]'s acquire path (the mutex's
+/// [`lock_interruptible`](crate::mutex::Mutex::lock_interruptible)).
+///
+/// # Safety
+/// Implementations must guarantee mutual exclusion: between a successful
+/// [`lock`](Backend::lock) or [`try_lock`](Backend::try_lock) and the matching
+/// [`unlock`](Backend::unlock) no other `lock`/`try_lock` succeeds (nor, for a
+/// [`SharedBackend`], a shared lock), and each acquisition synchronizes-with
+/// (Acquire) the release (Release) it follows, so the critical sections are
+/// ordered. [`Concurrent`](Backend::Concurrent) must be `()` unless the backend
+/// admits several holders at once.
+pub unsafe trait Backend: Send + Sync {
+    /// What the plain variant's guard restores on unlock: [`Preempt`] for
+    /// spinning locks, `()` for sleeping ones.
+    type GuardState: GuardState;
+
+    /// What several threads may see of the `T` at once: `()` for an exclusive
+    /// lock, `T` itself for one with concurrent readers. [`Lock<T, B>`] is
+    /// `Sync` when `T: Send` and `Concurrent<T>: Sync`.
+    type Concurrent<T: ?Sized>: ?Sized;
+
+    /// Short name for `Debug` and diagnostics, e.g. `"queued"`, `"mutex"`.
+    const NAME: &'static str;
+
+    /// A new unlocked raw lock whose lockdep class is the caller's location
+    /// (for `Default` and `From`; the const constructors are per lock type).
+    #[track_caller]
+    fn new() -> Self;
+
+    /// The lockdep map, or `None` for a lock that lockdep does not track.
+    fn dep_map(&self) -> Option<&LockdepMap>;
+
+    /// Acquires the lock, waiting (spinning or sleeping) until it is free.
+    fn lock(&self);
+
+    /// Tries once to acquire the lock.
+    fn try_lock(&self) -> bool;
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The lock must be held exclusively by the calling thread.
+    unsafe fn unlock(&self);
+
+    /// Whether the lock is held by someone. A snapshot.
+    fn is_locked(&self) -> bool;
 }
 
-#[derive(Clone, Copy)]
-pub(crate) enum CtxKind {
-    Plain,
-    Irq,
-    IrqSave,
-    Bh,
+/// A [`Backend`] with a shared (reader) side: `rwlock_t`, `struct rw_semaphore`.
+///
+/// # Safety
+/// Besides [`Backend`]'s contract: while a shared lock is held, no exclusive
+/// lock is granted, and each shared acquisition synchronizes-with (Acquire) the
+/// exclusive release (Release) it follows.
+pub unsafe trait SharedBackend: Backend {
+    /// How lockdep records a shared acquisition: [`AcquireKind::Read`] unless
+    /// readers may nest past a waiting writer (`RecursiveRead`).
+    #[inline(always)]
+    fn read_kind(&self) -> AcquireKind {
+        AcquireKind::Read
+    }
+
+    /// Acquires a shared lock, waiting until no writer holds or blocks it.
+    fn lock_shared(&self);
+
+    /// Tries once to acquire a shared lock.
+    fn try_lock_shared(&self) -> bool;
+
+    /// Releases a shared lock.
+    ///
+    /// # Safety
+    /// A shared lock must be held by the calling thread.
+    unsafe fn unlock_shared(&self);
+
+    /// Whether a writer holds the lock. A snapshot.
+    fn is_write_locked(&self) -> bool;
 }
 
-/// Undoes a [`Ctx::enter`] if the lockdep hook between it and the lock panics
-/// (`KSYNC_LOCKDEP=panic` reporting recursion or an inversion): the caller
-/// `mem::forget`s it once the hook returned. Without the `lockdep` feature the
-/// hook cannot panic and this compiles to nothing.
-pub(crate) struct ExitOnUnwind(pub(crate) Ctx);
+/// Undoes a [`GuardState::enter`] if the lockdep hook between it and the lock
+/// panics (`KSYNC_LOCKDEP=panic` reporting recursion or an inversion): the
+/// caller `mem::forget`s it once the hook returned. Without the `lockdep`
+/// feature the hook cannot panic and this compiles to nothing.
+struct ExitOnUnwind<C: GuardState>(C);
 
-impl Drop for ExitOnUnwind {
+impl<C: GuardState> Drop for ExitOnUnwind<C> {
     #[inline]
     fn drop(&mut self) {
         self.0.exit();
     }
 }
 
-impl Ctx {
-    /// Enters the context (irqs or bhs off), then raises the preempt count.
-    #[inline(always)]
-    pub(crate) fn enter(kind: CtxKind) -> Ctx {
-        let ctx = match kind {
-            CtxKind::Plain => Ctx::Plain,
-            CtxKind::Irq => {
-                irq::local_irq_disable();
-                Ctx::Irq
-            }
-            CtxKind::IrqSave => Ctx::IrqSave(irq::local_irq_save()),
-            CtxKind::Bh => {
-                irq::local_bh_disable();
-                Ctx::Bh
-            }
-        };
-        preempt_disable();
-        ctx
-    }
-
-    /// Undoes [`Ctx::enter`] in the kernel's order: irqs are restored before the
-    /// preempt count drops (`__raw_spin_unlock_irqrestore`); for bhs the preempt
-    /// count drops first so pending softirqs run preemptible
-    /// (`__local_bh_enable_ip`).
-    #[inline(always)]
-    pub(crate) fn exit(self) {
-        match self {
-            Ctx::Plain => preempt_enable(),
-            Ctx::Irq => {
-                irq::local_irq_enable();
-                preempt_enable();
-            }
-            Ctx::IrqSave(flags) => {
-                irq::local_irq_restore(flags);
-                preempt_enable();
-            }
-            Ctx::Bh => {
-                preempt_enable();
-                irq::local_bh_enable();
-            }
-        }
-    }
-}
-
-/// A spinlock protecting a `T`, over the raw algorithm `B` (`spinlock_t` when `B`
-/// is [`Queued`](super::raw::Queued): see [`SpinLock`](super::SpinLock)).
+/// A `T` guarded by the raw lock `B`. Aliases name the kernel's locks: see the
+/// [module docs](self).
 ///
 /// # Invariants
-/// `data` is accessed only through a [`LockGuard`] (which exists only while
-/// `raw` is held by its thread), through `&mut self`, or by value.
-pub struct Lock<T: ?Sized, B: RawSpin> {
-    raw: B,
-    dep_map: LockdepMap,
+/// `data` is accessed only through a [`Guard`] (which exists only while `raw` is
+/// held exclusively by its thread), a [`ReadGuard`] (shared access while a
+/// shared lock is held), `&mut self`, or by value.
+pub struct Lock<T: ?Sized, B: Backend> {
+    pub(crate) raw: B,
     data: UnsafeCell<T>,
 }
 
-// SAFETY: the lock hands `&mut T` to one thread at a time, so sharing the lock
-// moves `T` between threads: `T: Send` is needed, and enough (as `Mutex<T>`).
-unsafe impl<T: ?Sized + Send, B: RawSpin> Sync for Lock<T, B> {}
-// SAFETY: sending the lock sends the `T`; the raw lock is `Send` by its trait.
-unsafe impl<T: ?Sized + Send, B: RawSpin> Send for Lock<T, B> {}
+// SAFETY: a `&Lock` hands `&mut T` to one thread at a time, which moves the `T`
+// between threads: `T: Send` is needed, and enough for an exclusive lock (as for
+// `std::sync::Mutex`). A lock with concurrent readers also lets several threads
+// hold `&T` at once, which needs `T: Sync`: its backend's `Concurrent<T>` is `T`.
+// `B` is `Sync` by `Backend`'s supertrait.
+unsafe impl<T: ?Sized + Send, B: Backend> Sync for Lock<T, B> where B::Concurrent<T>: Sync {}
 
-impl<T, B: RawSpin> Lock<T, B> {
-    /// A new unlocked lock holding `data` (`DEFINE_SPINLOCK`, `spin_lock_init`).
-    /// Its lockdep class is the caller's source location.
-    ///
-    /// ```
-    /// use ksync::spinlock::SpinLock;
-    /// static COUNT: SpinLock<u64> = SpinLock::new(0); // DEFINE_SPINLOCK
-    /// *COUNT.lock() += 1;
-    /// assert_eq!(*COUNT.lock(), 1);
-    /// ```
-    #[doc(alias = "DEFINE_SPINLOCK")]
-    #[doc(alias = "spin_lock_init")]
-    #[doc(alias = "DEFINE_RAW_SPINLOCK")]
-    #[doc(alias = "raw_spin_lock_init")]
+impl<T, B: Backend> Lock<T, B> {
+    /// A lock over `raw` (unlocked) holding `data`. The lock types' own `new`
+    /// (`SpinLock::new`, `Mutex::new` …) call this with their raw lock.
     #[cfg(not(loom))]
-    #[track_caller]
     #[inline]
-    pub const fn new(data: T) -> Self {
+    pub const fn from_raw(raw: B, data: T) -> Self {
         Lock {
-            raw: B::INIT,
-            dep_map: LockdepMap::new_spinning("spinlock_t"),
+            raw,
             data: UnsafeCell::new(data),
         }
     }
 
-    /// A new unlocked lock holding `data` (loom build).
+    /// A lock over `raw` holding `data` (loom build).
     #[cfg(loom)]
-    #[track_caller]
-    pub fn new(data: T) -> Self {
+    pub fn from_raw(raw: B, data: T) -> Self {
         Lock {
-            raw: B::new(),
-            dep_map: LockdepMap::new_spinning("spinlock_t"),
-            data: UnsafeCell::new(data),
-        }
-    }
-
-    /// A new lock whose lockdep class is `key` (`spin_lock_init` +
-    /// `lockdep_set_class`): locks made at several places share one class.
-    #[cfg(not(loom))]
-    #[doc(alias = "lockdep_set_class")]
-    #[track_caller]
-    pub const fn with_class(
-        data: T,
-        name: &'static str,
-        key: &'static lockdep::LockClassKey,
-    ) -> Self {
-        Lock {
-            raw: B::INIT,
-            dep_map: LockdepMap::with_key(name, key).spinning(),
+            raw,
             data: UnsafeCell::new(data),
         }
     }
@@ -173,50 +201,100 @@ impl<T, B: RawSpin> Lock<T, B> {
     }
 }
 
-impl<T: ?Sized, B: RawSpin> Lock<T, B> {
+impl<T: ?Sized, B: Backend> Lock<T, B> {
+    /// The one acquire path: `enter` (the context change) → lockdep `acquire`
+    /// → `lock` (the backend's wait). On `Err` the lock was not taken: lockdep's
+    /// acquisition and the context change are undone.
     #[inline(always)]
-    fn lock_in(&self, kind: CtxKind) -> LockGuard<'_, T, B> {
-        self.lock_in_sub(kind, 0)
-    }
-
-    #[inline(always)]
-    fn lock_in_sub(&self, kind: CtxKind, subclass: u32) -> LockGuard<'_, T, B> {
-        let ctx = Ctx::enter(kind);
-        // Before spinning, as the kernel's spin_acquire + LOCK_CONTENDED, so
+    pub(crate) fn acquire<C: GuardState, E>(
+        &self,
+        enter: impl FnOnce() -> C,
+        kind: AcquireKind,
+        subclass: u32,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<C, E> {
+        let ctx = enter();
+        // Before waiting, as the kernel's spin_acquire + LOCK_CONTENDED, so
         // recursion is reported instead of hanging. If the report panics, the
         // context is restored and the lock was never touched.
         let undo = ExitOnUnwind(ctx);
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
+        if let Some(map) = self.raw.dep_map() {
+            lockdep::acquire(map, kind, false, subclass);
+        }
         core::mem::forget(undo);
-        self.raw.lock();
-        // INVARIANT: `raw` is held by this thread until the guard drops.
-        LockGuard {
-            lock: self,
-            ctx,
-            _not_send: PhantomData,
+        match lock(&self.raw) {
+            Ok(()) => Ok(ctx),
+            Err(e) => {
+                if let Some(map) = self.raw.dep_map() {
+                    lockdep::release(map);
+                }
+                ctx.exit();
+                Err(e)
+            }
         }
     }
 
+    /// The one try-acquire path: `C::enter` → `try_lock` → lockdep `acquire`
+    /// (as a trylock, after success); on failure the context is restored.
     #[inline(always)]
-    fn try_lock_in(&self, kind: CtxKind) -> Option<LockGuard<'_, T, B>> {
-        let ctx = Ctx::enter(kind);
-        if self.raw.try_lock() {
-            lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
-            // INVARIANT: `raw` is held by this thread until the guard drops.
-            Some(LockGuard {
-                lock: self,
-                ctx,
-                _not_send: PhantomData,
-            })
+    pub(crate) fn try_acquire<C: GuardState>(
+        &self,
+        kind: AcquireKind,
+        try_lock: impl FnOnce(&B) -> bool,
+    ) -> Option<C> {
+        let ctx = C::enter();
+        if try_lock(&self.raw) {
+            if let Some(map) = self.raw.dep_map() {
+                lockdep::acquire(map, kind, true, 0);
+            }
+            Some(ctx)
         } else {
             ctx.exit();
             None
         }
     }
 
-    /// Acquires the lock, spinning until it is free (`spin_lock`); the guard
-    /// unlocks on drop (`spin_unlock`). Preemption is "disabled" (the preempt
-    /// count raised) from before the wait until the unlock.
+    /// The one release path: lockdep `release` → `unlock` → `ctx.exit()`.
+    ///
+    /// # Safety
+    /// This thread holds the lock in the mode that `unlock` releases, taken
+    /// through [`acquire`](Self::acquire) or [`try_acquire`](Self::try_acquire)
+    /// with the state `ctx`, and no guard of that acquisition is used after this.
+    #[inline(always)]
+    pub(crate) unsafe fn release<C: GuardState>(&self, ctx: C, unlock: impl FnOnce(&B)) {
+        if let Some(map) = self.raw.dep_map() {
+            lockdep::release(map);
+        }
+        unlock(&self.raw);
+        ctx.exit();
+    }
+
+    /// Acquires exclusively with the guard state `C` (a lock variant).
+    #[inline(always)]
+    pub(crate) fn lock_in<C: GuardState>(&self, subclass: u32) -> Guard<'_, T, B, C> {
+        let r = self.acquire(C::enter, AcquireKind::Exclusive, subclass, |b| {
+            b.lock();
+            Ok::<(), core::convert::Infallible>(())
+        });
+        let Ok(ctx) = r;
+        // SAFETY: `acquire` took the lock exclusively on this thread with `ctx`.
+        unsafe { Guard::new(self, ctx) }
+    }
+
+    /// Tries once to acquire exclusively with the guard state `C`.
+    #[inline(always)]
+    pub(crate) fn try_lock_in<C: GuardState>(&self) -> Option<Guard<'_, T, B, C>> {
+        let ctx = self.try_acquire::<C>(AcquireKind::Exclusive, B::try_lock)?;
+        // SAFETY: `try_acquire` took the lock exclusively on this thread with `ctx`.
+        Some(unsafe { Guard::new(self, ctx) })
+    }
+
+    /// Acquires the lock, waiting until it is free; the guard unlocks on drop.
+    /// A spinlock spins (then sleeps on a futex until kicked) with the preempt
+    /// count raised from before the wait until the unlock (`spin_lock`); a mutex
+    /// or rwsem (write side) sleeps uninterruptibly (`mutex_lock`, `down_write`);
+    /// a [`LocalLock`](crate::percpu::LocalLock) disables preemption
+    /// (`local_lock`).
     ///
     /// ```
     /// use ksync::spinlock::SpinLock;
@@ -224,17 +302,30 @@ impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     /// lock.lock().push(2);
     /// assert_eq!(*lock.lock(), [1, 2]);
     /// ```
+    ///
+    /// # Panics
+    /// A mutex panics on recursive locking by its owner and in interrupt
+    /// context (it would deadlock or sleep where it must not).
+    ///
+    /// ```should_panic
+    /// let m = ksync::mutex::Mutex::new(());
+    /// let _g = m.lock();
+    /// let _g2 = m.lock(); // panics: recursive locking
+    /// ```
     #[doc(alias = "spin_lock")]
     #[doc(alias = "raw_spin_lock")]
+    #[doc(alias = "mutex_lock")]
+    #[doc(alias = "local_lock")]
     #[inline]
-    pub fn lock(&self) -> LockGuard<'_, T, B> {
-        self.lock_in(CtxKind::Plain)
+    pub fn lock(&self) -> Guard<'_, T, B> {
+        self.lock_in(0)
     }
 
-    /// [`lock`](Self::lock) with a lockdep subclass (`spin_lock_nested`): taking
-    /// two locks of one class nested — a parent and a child of the same type, say —
-    /// is reported as possible recursive locking unless the inner acquisition
-    /// names a different subclass. Without the `lockdep` feature it is `lock`.
+    /// [`lock`](Self::lock) with a lockdep subclass (`spin_lock_nested`,
+    /// `mutex_lock_nested`): taking two locks of one class nested — a parent and
+    /// a child of the same type, say — is reported as possible recursive locking
+    /// unless the inner acquisition names a different subclass. Without the
+    /// `lockdep` feature it is `lock`.
     ///
     /// ```
     /// use ksync::spinlock::SpinLock;
@@ -243,55 +334,27 @@ impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     /// let child = locks[1].lock_nested(1); // SINGLE_DEPTH_NESTING
     /// assert_eq!(*parent + *child, 1);
     /// ```
-    #[doc(alias = "spin_lock_nested")]
-    #[doc(alias = "raw_spin_lock_nested")]
-    #[inline]
-    pub fn lock_nested(&self, subclass: u32) -> LockGuard<'_, T, B> {
-        self.lock_in_sub(CtxKind::Plain, subclass)
-    }
-
-    /// Disables irqs on this thread, then acquires (`spin_lock_irq`); the guard
-    /// unlocks and re-enables irqs unconditionally (`spin_unlock_irq`). Use only
-    /// where irqs are known to be on; otherwise [`lock_irqsave`](Self::lock_irqsave).
-    #[doc(alias = "spin_lock_irq")]
-    #[doc(alias = "raw_spin_lock_irq")]
-    #[inline]
-    pub fn lock_irq(&self) -> LockGuard<'_, T, B> {
-        self.lock_in(CtxKind::Irq)
-    }
-
-    /// Saves the irq state and disables irqs, then acquires (`spin_lock_irqsave`);
-    /// the guard holds the saved [`IrqFlags`] and restores them on drop
-    /// (`spin_unlock_irqrestore`). Safe against a handler on this thread that
-    /// takes the same lock.
     ///
     /// ```
-    /// use ksync::spinlock::SpinLock;
-    /// let lock = SpinLock::new(0);
-    /// {
-    ///     let mut g = lock.lock_irqsave();
-    ///     assert!(ksync::irq::irqs_disabled());
-    ///     *g += 1;
-    /// }
-    /// assert!(!ksync::irq::irqs_disabled());
+    /// use ksync::mutex::Mutex;
+    /// // One creation site: one lock class for every node.
+    /// let nodes: Vec<Mutex<u32>> = (0..2).map(Mutex::new).collect();
+    /// let parent = nodes[0].lock();
+    /// let child = nodes[1].lock_nested(1); // SINGLE_DEPTH_NESTING: no report
+    /// assert_eq!(*parent + *child, 1);
+    /// # drop((child, parent));
+    /// # assert!(ksync::lockdep::take_reports().is_empty());
     /// ```
-    #[doc(alias = "spin_lock_irqsave")]
-    #[doc(alias = "raw_spin_lock_irqsave")]
+    #[doc(alias = "spin_lock_nested")]
+    #[doc(alias = "raw_spin_lock_nested")]
+    #[doc(alias = "mutex_lock_nested")]
     #[inline]
-    pub fn lock_irqsave(&self) -> LockGuard<'_, T, B> {
-        self.lock_in(CtxKind::IrqSave)
+    pub fn lock_nested(&self, subclass: u32) -> Guard<'_, T, B> {
+        self.lock_in(subclass)
     }
 
-    /// Disables bottom halves, then acquires (`spin_lock_bh`); the guard unlocks
-    /// and re-enables them (`spin_unlock_bh`).
-    #[doc(alias = "spin_lock_bh")]
-    #[doc(alias = "raw_spin_lock_bh")]
-    #[inline]
-    pub fn lock_bh(&self) -> LockGuard<'_, T, B> {
-        self.lock_in(CtxKind::Bh)
-    }
-
-    /// Tries once to acquire (`spin_trylock`); `None` if the lock is held.
+    /// Tries once to acquire (`spin_trylock`, `mutex_trylock`,
+    /// `down_write_trylock`); `None` if the lock is held.
     ///
     /// ```
     /// use ksync::spinlock::SpinLock;
@@ -303,123 +366,143 @@ impl<T: ?Sized, B: RawSpin> Lock<T, B> {
     /// ```
     #[doc(alias = "spin_trylock")]
     #[doc(alias = "raw_spin_trylock")]
+    #[doc(alias = "mutex_trylock")]
     #[inline]
-    pub fn try_lock(&self) -> Option<LockGuard<'_, T, B>> {
-        self.try_lock_in(CtxKind::Plain)
+    pub fn try_lock(&self) -> Option<Guard<'_, T, B>> {
+        self.try_lock_in()
     }
 
-    /// [`try_lock`](Self::try_lock) with irqs disabled while held
-    /// (`spin_trylock_irq`); on failure irqs are re-enabled.
-    #[doc(alias = "spin_trylock_irq")]
-    #[doc(alias = "raw_spin_trylock_irq")]
-    #[inline]
-    pub fn try_lock_irq(&self) -> Option<LockGuard<'_, T, B>> {
-        self.try_lock_in(CtxKind::Irq)
-    }
-
-    /// [`try_lock`](Self::try_lock) with irqs saved and disabled
-    /// (`spin_trylock_irqsave`); on failure the flags are restored at once.
-    #[doc(alias = "spin_trylock_irqsave")]
-    #[doc(alias = "raw_spin_trylock_irqsave")]
-    #[inline]
-    pub fn try_lock_irqsave(&self) -> Option<LockGuard<'_, T, B>> {
-        self.try_lock_in(CtxKind::IrqSave)
-    }
-
-    /// [`try_lock`](Self::try_lock) with bottom halves disabled
-    /// (`spin_trylock_bh`); on failure they are re-enabled.
-    #[doc(alias = "spin_trylock_bh")]
-    #[doc(alias = "raw_spin_trylock_bh")]
-    #[inline]
-    pub fn try_lock_bh(&self) -> Option<LockGuard<'_, T, B>> {
-        self.try_lock_in(CtxKind::Bh)
-    }
-
-    /// Whether the lock is held (`spin_is_locked`). A snapshot, for assertions
-    /// and heuristics only.
+    /// Whether the lock is held (`spin_is_locked`, `mutex_is_locked`,
+    /// `rwsem_is_locked`). A snapshot, for assertions and heuristics only.
     #[doc(alias = "spin_is_locked")]
     #[doc(alias = "raw_spin_is_locked")]
+    #[doc(alias = "mutex_is_locked")]
+    #[doc(alias = "rwsem_is_locked")]
     #[inline]
     pub fn is_locked(&self) -> bool {
         self.raw.is_locked()
-    }
-
-    /// Whether other threads are waiting for the lock (`spin_is_contended`): a
-    /// holder in a long loop may drop and retake it (`cond_resched_lock`).
-    #[doc(alias = "spin_is_contended")]
-    #[doc(alias = "raw_spin_is_contended")]
-    #[inline]
-    pub fn is_contended(&self) -> bool {
-        self.raw.is_contended()
-    }
-
-    /// Waits until the lock is not held, without taking it (`spin_unlock_wait`,
-    /// removed from the kernel in 4.13): everything the holder did before its
-    /// unlock is visible afterwards (Acquire fence).
-    #[doc(alias = "spin_unlock_wait")]
-    #[doc(alias = "raw_spin_unlock_wait")]
-    pub fn unlock_wait(&self) {
-        let spin = Spin::new();
-        while self.raw.is_locked() {
-            spin.snooze();
-        }
-        // Upgrades the Relaxed `is_locked` load that saw the lock free: pairs
-        // with the holder's Release unlock.
-        crate::loom::sync::atomic::fence(crate::loom::sync::atomic::Ordering::Acquire);
     }
 
     /// A mutable reference to the data, with no locking: `&mut self` proves no
     /// one else can hold the lock.
     #[inline]
     pub fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
+        // SAFETY: `&mut self` excludes every other access to the data.
+        self.data.with_mut(|p| unsafe { &mut *p })
     }
 
-    /// The raw algorithm under this lock.
-    #[inline]
-    pub fn raw(&self) -> &B {
-        &self.raw
-    }
-
-    /// A raw pointer to the data (for FFI-style code that holds the lock by other
-    /// means). Dereferencing it is up to the caller.
+    /// A raw pointer to the data (for code that holds the lock by other means,
+    /// such as the raw lock's own API). Dereferencing it is up to the caller.
     #[inline]
     pub fn data_ptr(&self) -> *mut T {
-        self.data.get()
-    }
-
-    /// Releases the lock without a guard, e.g. after `mem::forget` on a guard.
-    ///
-    /// # Safety
-    /// The lock must be held by the calling thread through a guard that was
-    /// forgotten; the preempt count and irq/bh state the guard would have
-    /// restored are *not* restored (do that yourself).
-    #[inline]
-    pub unsafe fn force_unlock(&self) {
-        lockdep::release(&self.dep_map);
-        // SAFETY: the caller guarantees the lock is held by this thread.
-        unsafe { self.raw.unlock() };
+        self.data.with_mut(|p| p)
     }
 }
 
-impl<T: Default, B: RawSpin> Default for Lock<T, B> {
+impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
+    /// Acquires a shared lock with the guard state `C` (a lock variant).
+    #[inline(always)]
+    pub(crate) fn read_in<C: GuardState>(&self, subclass: u32) -> ReadGuard<'_, T, B, C> {
+        let kind = self.raw.read_kind();
+        let r = self.acquire(C::enter, kind, subclass, |b| {
+            b.lock_shared();
+            Ok::<(), core::convert::Infallible>(())
+        });
+        let Ok(ctx) = r;
+        // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
+        unsafe { ReadGuard::new(self, ctx) }
+    }
+
+    /// Tries once to acquire a shared lock with the guard state `C`.
+    #[inline(always)]
+    pub(crate) fn try_read_in<C: GuardState>(&self) -> Option<ReadGuard<'_, T, B, C>> {
+        let ctx = self.try_acquire::<C>(self.raw.read_kind(), B::try_lock_shared)?;
+        // SAFETY: `try_acquire` took a shared lock on this thread with `ctx`.
+        Some(unsafe { ReadGuard::new(self, ctx) })
+    }
+
+    /// Acquires a shared (read) lock (`read_lock`, `down_read`); the guard drops
+    /// it (`read_unlock`, `up_read`). Readers share; writers wait.
+    ///
+    /// ```
+    /// use ksync::spinlock::RwLock;
+    /// let l = RwLock::new(5);
+    /// std::thread::scope(|s| {
+    ///     let a = l.read();
+    ///     // Readers share: another thread reads while this one holds a read lock.
+    ///     // (Not twice on one thread: on the fair lock a writer arriving in
+    ///     // between would deadlock that, and lockdep reports it.)
+    ///     s.spawn(|| assert_eq!(*l.read(), 5)).join().unwrap();
+    ///     assert_eq!(*a, 5);
+    /// });
+    /// ```
+    #[doc(alias = "read_lock")]
+    #[doc(alias = "down_read")]
+    #[inline]
+    pub fn read(&self) -> ReadGuard<'_, T, B> {
+        self.read_in(0)
+    }
+
+    /// Tries once for a shared lock (`read_trylock`, `down_read_trylock`).
+    #[doc(alias = "read_trylock")]
+    #[doc(alias = "down_read_trylock")]
+    #[inline]
+    pub fn try_read(&self) -> Option<ReadGuard<'_, T, B>> {
+        self.try_read_in()
+    }
+
+    /// Acquires the exclusive (write) lock (`write_lock`, `down_write`): the same
+    /// as [`lock`](Self::lock).
+    ///
+    /// ```
+    /// use ksync::spinlock::RwLock;
+    /// let l = RwLock::new(Vec::new());
+    /// l.write().push(1);
+    /// assert!(l.try_read().is_some());
+    /// let w = l.write();
+    /// assert!(l.try_read().is_none() && l.try_write().is_none());
+    /// drop(w);
+    /// ```
+    #[doc(alias = "write_lock")]
+    #[doc(alias = "down_write")]
+    #[inline]
+    pub fn write(&self) -> Guard<'_, T, B> {
+        self.lock_in(0)
+    }
+
+    /// Tries once for the exclusive lock (`write_trylock`, `down_write_trylock`).
+    #[doc(alias = "write_trylock")]
+    #[doc(alias = "down_write_trylock")]
+    #[inline]
+    pub fn try_write(&self) -> Option<Guard<'_, T, B>> {
+        self.try_lock_in()
+    }
+
+    /// Whether a writer holds the lock. A snapshot.
+    #[inline]
+    pub fn is_write_locked(&self) -> bool {
+        self.raw.is_write_locked()
+    }
+}
+
+impl<T: Default, B: Backend> Default for Lock<T, B> {
     #[track_caller]
     fn default() -> Self {
-        Self::new(T::default())
+        Lock::from_raw(B::new(), T::default())
     }
 }
 
-impl<T, B: RawSpin> From<T> for Lock<T, B> {
+impl<T, B: Backend> From<T> for Lock<T, B> {
     #[track_caller]
     fn from(data: T) -> Self {
-        Self::new(data)
+        Lock::from_raw(B::new(), data)
     }
 }
 
-impl<T: ?Sized + fmt::Debug, B: RawSpin> fmt::Debug for Lock<T, B> {
+impl<T: ?Sized + fmt::Debug, B: Backend> fmt::Debug for Lock<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Lock");
-        d.field("algorithm", &B::NAME);
+        d.field("backend", &B::NAME);
         match self.try_lock() {
             Some(g) => d.field("data", &&*g),
             None => d.field("data", &format_args!("<locked>")),
@@ -428,20 +511,23 @@ impl<T: ?Sized + fmt::Debug, B: RawSpin> fmt::Debug for Lock<T, B> {
     }
 }
 
-/// The guard of a [`Lock`]: access to the data while the lock is held; unlocks
-/// on drop (`spin_unlock`, `spin_unlock_irq`, `spin_unlock_irqrestore`,
-/// `spin_unlock_bh`, by the variant that made it).
+/// The proof that a [`Lock`] is held exclusively: access to the data; unlocks on
+/// drop (`spin_unlock`, `mutex_unlock`, `up_write`, `local_unlock`), then
+/// restores its [`GuardState`] `C` (`spin_unlock_irq`, `spin_unlock_irqrestore`,
+/// `spin_unlock_bh` by the variant that made it).
 ///
-/// `!Send`: the unlock must run on the locking thread, because the preempt
-/// count, the irq/bh state it restores and lockdep's held-lock stack are per
-/// thread (and the MCS algorithm's queue node is the thread's own).
+/// `!Send`: the unlock must run on the locking thread (see the
+/// [module docs](self#guards-are-send)).
 ///
 /// ```compile_fail
-/// use ksync::spinlock::SpinLock;
-/// static L: SpinLock<u32> = SpinLock::new(0);
-/// let g = L.lock();
-/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// fn must_be_send<T: Send>(_: T) {}
+/// let m = ksync::mutex::Mutex::new(0);
+/// must_be_send(m.lock()); // error: the guard is not Send
 /// ```
+///
+/// # Invariants
+/// `lock` is held exclusively by the thread that made the guard, which entered
+/// the context `state` before taking it.
 #[doc(alias = "spin_unlock")]
 #[doc(alias = "spin_unlock_irq")]
 #[doc(alias = "spin_unlock_irqrestore")]
@@ -449,61 +535,266 @@ impl<T: ?Sized + fmt::Debug, B: RawSpin> fmt::Debug for Lock<T, B> {
 #[doc(alias = "raw_spin_unlock")]
 #[doc(alias = "raw_spin_unlock_irqrestore")]
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct LockGuard<'a, T: ?Sized, B: RawSpin> {
+pub struct Guard<'a, T: ?Sized, B: Backend, C: GuardState = <B as Backend>::GuardState> {
     lock: &'a Lock<T, B>,
-    ctx: Ctx,
+    state: C,
     _not_send: PhantomData<*mut ()>,
 }
 
-// SAFETY: sharing the guard shares `&T` only.
-unsafe impl<T: ?Sized + Sync, B: RawSpin> Sync for LockGuard<'_, T, B> {}
+// SAFETY: sharing a guard shares `&T` (hence `T: Sync`) and a copy of its state
+// (`saved_flags`: a plain value); the unlock stays with the owner (`!Send`).
+unsafe impl<T: ?Sized + Sync, B: Backend, C: GuardState> Sync for Guard<'_, T, B, C> {}
 
-impl<T: ?Sized, B: RawSpin> LockGuard<'_, T, B> {
-    /// The irq flags saved by [`Lock::lock_irqsave`], if this guard holds any.
-    pub fn saved_flags(&self) -> Option<IrqFlags> {
-        match self.ctx {
-            Ctx::IrqSave(f) => Some(f),
-            _ => None,
+impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
+    /// # Safety
+    /// This thread holds `lock` exclusively, taken after entering `state`.
+    #[inline(always)]
+    pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
+        // INVARIANT: the caller took the lock exclusively on this thread, with `state`.
+        Guard {
+            lock,
+            state,
+            _not_send: PhantomData,
         }
+    }
+
+    /// Takes the guard apart without unlocking: the caller now owns the
+    /// exclusive hold and the state to restore.
+    #[inline(always)]
+    pub(crate) fn into_parts(self) -> (&'a Lock<T, B>, C) {
+        let parts = (self.lock, self.state);
+        core::mem::forget(self);
+        parts
+    }
+
+    /// Unlocks now: the same as dropping the guard (`spin_unlock`,
+    /// `mutex_unlock`, `up_write`, `local_unlock`).
+    #[doc(alias = "mutex_unlock")]
+    #[doc(alias = "up_write")]
+    #[doc(alias = "local_unlock")]
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+
+    /// The irq flags saved by a `lock_irqsave`, if this guard holds any.
+    #[inline]
+    pub fn saved_flags(&self) -> Option<IrqFlags> {
+        self.state.saved_flags()
+    }
+
+    /// Runs `f` with the lock released and the guard's context restored, then
+    /// retakes both (the release and acquire paths, in order): what a condition
+    /// variable's wait does around its sleep. The relock is uninterruptible and
+    /// records lockdep subclass 0. If `f` panics, the lock is retaken before the
+    /// unwinding continues, so the guard's drop releases it as usual.
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let m = SpinLock::new(1);
+    /// let mut g = m.lock();
+    /// let seen = g.do_unlocked(|| *m.try_lock().expect("released meanwhile"));
+    /// assert_eq!(seen, 1);
+    /// assert!(m.try_lock().is_none()); // held again
+    /// ```
+    pub fn do_unlocked<U>(&mut self, f: impl FnOnce() -> U) -> U {
+        struct Relock<'g, 'a, T: ?Sized, B: Backend, C: GuardState>(&'g mut Guard<'a, T, B, C>);
+        impl<T: ?Sized, B: Backend, C: GuardState> Drop for Relock<'_, '_, T, B, C> {
+            fn drop(&mut self) {
+                let g = &mut *self.0;
+                let r = g.lock.acquire(
+                    || g.state.reenter(),
+                    AcquireKind::Exclusive,
+                    0,
+                    |b| {
+                        b.lock();
+                        Ok::<(), core::convert::Infallible>(())
+                    },
+                );
+                let Ok(state) = r;
+                // INVARIANT: the lock is held exclusively again by this thread,
+                // taken after entering `state`.
+                g.state = state;
+            }
+        }
+        // SAFETY: the guard proves this thread holds the lock exclusively with
+        // `state`; `Relock` retakes it (also on unwind) before the guard, which
+        // we borrow mutably throughout, can be used or dropped again.
+        unsafe { self.lock.release(self.state, |b| b.unlock()) };
+        let _relock = Relock(self);
+        f()
+    }
+
+    /// Turns a typed guard into one whose variant is chosen at run time, for
+    /// code that picks `lock`, `lock_irq`, `lock_irqsave` or `lock_bh` from a
+    /// value and keeps one guard type.
+    ///
+    /// ```
+    /// use ksync::lock::AnyCtx;
+    /// use ksync::spinlock::{LockGuard, SpinLock};
+    /// let l = SpinLock::new(0);
+    /// let irq = true;
+    /// let mut g: LockGuard<'_, u32, _, AnyCtx> =
+    ///     if irq { l.lock_irqsave().into_any() } else { l.lock().into_any() };
+    /// *g += 1;
+    /// assert!(g.saved_flags().is_some());
+    /// ```
+    #[inline]
+    pub fn into_any(self) -> Guard<'a, T, B, AnyCtx>
+    where
+        C: Into<AnyCtx>,
+    {
+        let (lock, state) = self.into_parts();
+        // SAFETY: the parts of a guard: held exclusively by this thread, `state`
+        // is what its acquisition entered (the same variant, as `AnyCtx`).
+        unsafe { Guard::new(lock, state.into()) }
     }
 }
 
-impl<T: ?Sized, B: RawSpin> Deref for LockGuard<'_, T, B> {
+impl<T: ?Sized, B: Backend, C: GuardState> Deref for Guard<'_, T, B, C> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the guard exists only while this thread holds the lock
-        // (type invariant), so no `&mut T` exists elsewhere.
-        unsafe { &*self.lock.data.get() }
+        // exclusively (type invariant), so no `&mut T` exists elsewhere.
+        self.lock.data.with(|p| unsafe { &*p })
     }
 }
 
-impl<T: ?Sized, B: RawSpin> DerefMut for LockGuard<'_, T, B> {
+impl<T: ?Sized, B: Backend, C: GuardState> DerefMut for Guard<'_, T, B, C> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe { &mut *self.lock.data.get() }
+        // SAFETY: the lock is held exclusively (type invariant) and `&mut self`
+        // makes this the only reference.
+        self.lock.data.with_mut(|p| unsafe { &mut *p })
     }
 }
 
-impl<T: ?Sized, B: RawSpin> Drop for LockGuard<'_, T, B> {
-    /// `spin_unlock` and its variants: lockdep release, raw unlock, context restore.
+impl<T: ?Sized, B: Backend, C: GuardState> Drop for Guard<'_, T, B, C> {
+    /// lockdep release, the backend's unlock, the context restore.
     #[inline]
     fn drop(&mut self) {
-        lockdep::release(&self.lock.dep_map);
-        // SAFETY: the guard's existence proves this thread holds the lock.
-        unsafe { self.lock.raw.unlock() };
-        self.ctx.exit();
+        // SAFETY: the guard proves this thread holds the lock exclusively, taken
+        // with `state` (type invariant); the guard is gone after this.
+        unsafe { self.lock.release(self.state, |b| b.unlock()) }
     }
 }
 
-impl<T: ?Sized + fmt::Debug, B: RawSpin> fmt::Debug for LockGuard<'_, T, B> {
+impl<T: ?Sized + fmt::Debug, B: Backend, C: GuardState> fmt::Debug for Guard<'_, T, B, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
 }
 
-impl<T: ?Sized + fmt::Display, B: RawSpin> fmt::Display for LockGuard<'_, T, B> {
+impl<T: ?Sized + fmt::Display, B: Backend, C: GuardState> fmt::Display for Guard<'_, T, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// The proof that a shared (read) lock on a [`Lock`] is held: `&T` only; drops
+/// it on drop (`read_unlock`, `up_read`, and the `_irq`/`_irqrestore`/`_bh`
+/// variants by its [`GuardState`] `C`).
+///
+/// `!Send`, for the same reasons as [`Guard`].
+///
+/// ```compile_fail
+/// use ksync::spinlock::RwLock;
+/// static L: RwLock<u32> = RwLock::new(0);
+/// let g = L.read();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// ```
+///
+/// # Invariants
+/// A shared lock on `lock` is held by the thread that made the guard, which
+/// entered the context `state` before taking it.
+#[doc(alias = "read_unlock")]
+#[doc(alias = "read_unlock_irq")]
+#[doc(alias = "read_unlock_irqrestore")]
+#[doc(alias = "read_unlock_bh")]
+#[must_use = "the read lock is released when the guard is dropped"]
+pub struct ReadGuard<'a, T: ?Sized, B: SharedBackend, C: GuardState = <B as Backend>::GuardState> {
+    lock: &'a Lock<T, B>,
+    state: C,
+    _not_send: PhantomData<*mut ()>,
+}
+
+// SAFETY: sharing a read guard shares `&T` only (hence `T: Sync`), and a copy
+// of its state.
+unsafe impl<T: ?Sized + Sync, B: SharedBackend, C: GuardState> Sync for ReadGuard<'_, T, B, C> {}
+
+impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
+    /// # Safety
+    /// This thread holds a shared lock on `lock`, taken after entering `state`.
+    #[inline(always)]
+    pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
+        // INVARIANT: the caller took a shared lock on this thread, with `state`.
+        ReadGuard {
+            lock,
+            state,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Drops the read lock now: the same as dropping the guard (`read_unlock`,
+    /// `up_read`).
+    #[doc(alias = "up_read")]
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+
+    /// The irq flags saved by a `read_irqsave`, if this guard holds any.
+    #[inline]
+    pub fn saved_flags(&self) -> Option<IrqFlags> {
+        self.state.saved_flags()
+    }
+
+    /// A read guard whose variant is chosen at run time: see
+    /// [`Guard::into_any`].
+    #[inline]
+    pub fn into_any(self) -> ReadGuard<'a, T, B, AnyCtx>
+    where
+        C: Into<AnyCtx>,
+    {
+        let (lock, state) = (self.lock, self.state);
+        core::mem::forget(self);
+        // SAFETY: the parts of a read guard: a shared lock held by this thread,
+        // `state` is what its acquisition entered (the same variant, as `AnyCtx`).
+        unsafe { ReadGuard::new(lock, state.into()) }
+    }
+}
+
+impl<T: ?Sized, B: SharedBackend, C: GuardState> Deref for ReadGuard<'_, T, B, C> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: a shared lock is held (type invariant): no writer has `&mut T`,
+        // and readers only share `&T`.
+        self.lock.data.with(|p| unsafe { &*p })
+    }
+}
+
+impl<T: ?Sized, B: SharedBackend, C: GuardState> Drop for ReadGuard<'_, T, B, C> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard proves this thread holds a shared lock, taken with
+        // `state` (type invariant); the guard is gone after this.
+        unsafe { self.lock.release(self.state, |b| b.unlock_shared()) }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, B: SharedBackend, C: GuardState> fmt::Debug
+    for ReadGuard<'_, T, B, C>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display, B: SharedBackend, C: GuardState> fmt::Display
+    for ReadGuard<'_, T, B, C>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
     }
