@@ -95,7 +95,7 @@
 //! returns `Ok`, as if the signal had come just after.
 
 use crate::error::Result;
-use crate::lock::{Backend, Guard, GuardState, Lock, ReadGuard, SharedBackend};
+use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::mutex::{Locked, WaitList, Waiter, Woken};
@@ -353,9 +353,7 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     #[inline]
     fn read_state(&self, state: TaskState) -> Result<RwSemReadGuard<'_, T>> {
-        let ctx = self.acquire(<()>::enter, AcquireKind::Read, 0, |s| s.read_acquire(state))?;
-        // SAFETY: `acquire` took a read lock on this thread.
-        Ok(unsafe { ReadGuard::new(self, ctx) })
+        self.read_with(|s| s.read_acquire(state))
     }
 
     /// [`write`](Lock::write) with a lockdep subclass (`down_write_nested`), for
@@ -389,11 +387,7 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     #[inline]
     fn write_state(&self, state: TaskState) -> Result<RwSemWriteGuard<'_, T>> {
-        let ctx = self.acquire(<()>::enter, AcquireKind::Exclusive, 0, |s| {
-            s.write_acquire(state)
-        })?;
-        // SAFETY: `acquire` took the write lock on this thread.
-        Ok(unsafe { Guard::new(self, ctx) })
+        self.lock_with(|s| s.write_acquire(state))
     }
 
     /// How many readers hold it. A snapshot.

@@ -281,6 +281,20 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
         unsafe { Guard::new(self, ctx) }
     }
 
+    /// Acquires exclusively (with the backend's own guard state) through
+    /// `lock`, a backend entry point that may fail: an interruptible or killable
+    /// sleep (`mutex_lock_interruptible`).
+    #[inline(always)]
+    pub(crate) fn lock_with<E>(
+        &self,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<Guard<'_, T, B>, E> {
+        let enter = <B::GuardState as GuardState>::enter;
+        let ctx = self.acquire(enter, AcquireKind::Exclusive, 0, lock)?;
+        // SAFETY: `acquire` took the lock exclusively on this thread with `ctx`.
+        Ok(unsafe { Guard::new(self, ctx) })
+    }
+
     /// Tries once to acquire exclusively with the guard state `C`.
     #[inline(always)]
     pub(crate) fn try_lock_in<C: GuardState>(&self) -> Option<Guard<'_, T, B, C>> {
@@ -411,6 +425,19 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
         let Ok(ctx) = r;
         // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
         unsafe { ReadGuard::new(self, ctx) }
+    }
+
+    /// Acquires a shared lock (with the backend's own guard state) through
+    /// `lock`, a backend entry point that may fail (`down_read_killable`).
+    #[inline(always)]
+    pub(crate) fn read_with<E>(
+        &self,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<ReadGuard<'_, T, B>, E> {
+        let enter = <B::GuardState as GuardState>::enter;
+        let ctx = self.acquire(enter, self.raw.read_kind(), 0, lock)?;
+        // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
+        Ok(unsafe { ReadGuard::new(self, ctx) })
     }
 
     /// Tries once to acquire a shared lock with the guard state `C`.

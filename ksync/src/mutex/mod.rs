@@ -135,7 +135,7 @@ pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
 use crate::error::Result;
-use crate::lock::{Backend, Guard, GuardState, Lock};
+use crate::lock::{Backend, Guard, Lock};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
@@ -958,9 +958,7 @@ impl<T: ?Sized> Mutex<T> {
 
     #[inline]
     fn lock_sleeping(&self, state: TaskState) -> Result<MutexGuard<'_, T>> {
-        let ctx = self.acquire(<()>::enter, AcquireKind::Exclusive, 0, |m| m.acquire(state))?;
-        // SAFETY: `acquire` took the mutex on this thread.
-        Ok(unsafe { Guard::new(self, ctx) })
+        self.lock_with(|m| m.acquire(state))
     }
 
     /// The raw mutex, for [`RawMutex::owner`] and the like.
