@@ -42,6 +42,22 @@
 //! std::thread::spawn(move || drop(g)); // error: the guard is not Send
 //! ```
 //!
+//! ## `Sync`
+//! A lock that gives `&mut T` to one thread at a time is `Sync` for `T: Send`;
+//! one that lets readers share `&T` at once needs `T: Send + Sync` too
+//! ([`Backend::Concurrent`]).
+//!
+//! ```
+//! fn must_be_sync<T: Sync>(_: &T) {}
+//! must_be_sync(&ksync::mutex::Mutex::new(std::cell::Cell::new(0))); // one at a time
+//! ```
+//!
+//! ```compile_fail
+//! fn must_be_sync<T: Sync>(_: &T) {}
+//! // Readers on two threads would share the Cell: not Sync.
+//! must_be_sync(&ksync::spinlock::RwLock::new(std::cell::Cell::new(0)));
+//! ```
+//!
 //! No poisoning (as in the kernel and parking_lot): a panic unwinding through a
 //! guard releases the lock.
 
@@ -824,5 +840,58 @@ impl<T: ?Sized + fmt::Display, B: SharedBackend, C: GuardState> fmt::Display
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::irq::irqs_disabled;
+    use crate::mutex::{Mutex, MutexGuard};
+    use crate::sched::preempt_count;
+    use crate::spinlock::{SpinLock, SpinLockGuard};
+
+    /// The plain variants' guards carry no state: one pointer, so their drop
+    /// has nothing to match.
+    #[test]
+    fn plain_guards_are_one_pointer() {
+        assert_eq!(size_of::<SpinLockGuard<'_, u64>>(), size_of::<usize>());
+        assert_eq!(size_of::<MutexGuard<'_, u64>>(), size_of::<usize>());
+    }
+
+    /// `do_unlocked` releases the lock and restores the context for the
+    /// closure, then retakes both.
+    #[test]
+    fn do_unlocked_releases_and_retakes_with_the_context() {
+        let l = SpinLock::new(1);
+        let mut g = l.lock_irqsave();
+        assert!(irqs_disabled() && preempt_count() == 1);
+        let inside = g.do_unlocked(|| {
+            let free = l.try_lock().map(|v| *v);
+            (free, irqs_disabled(), preempt_count())
+        });
+        assert_eq!(inside, (Some(1), false, 0));
+        assert!(irqs_disabled() && preempt_count() == 1);
+        assert!(l.is_locked());
+        *g += 1;
+        drop(g);
+        assert!(!irqs_disabled() && preempt_count() == 0);
+        assert_eq!(*l.lock(), 2);
+    }
+
+    /// A panic in the closure retakes the lock before unwinding on, so the
+    /// guard's drop releases it once.
+    #[test]
+    fn do_unlocked_relocks_when_the_closure_panics() {
+        let m = Mutex::new(0);
+        let mut g = m.lock();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            g.do_unlocked(|| panic!("in the closure"));
+        }));
+        assert!(r.is_err());
+        assert!(m.raw().is_owned_by_current());
+        *g += 1;
+        drop(g);
+        assert!(!m.is_locked());
+        assert_eq!(*m.lock(), 1);
     }
 }
