@@ -177,7 +177,6 @@ impl CondVar {
         state: TaskState,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let mutex = &guard.mutex.raw;
         let node = Waiter::new(crate::sched::current(), 0);
         {
             let q = self.list.lock();
@@ -187,20 +186,19 @@ impl CondVar {
             unsafe { q.push_back(&node) };
             self.waiters.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: the guard proves we own the mutex; it is retaken below before the
-        // guard can be used again (we hold `&mut` to it throughout).
-        unsafe { mutex.unlock_owned() };
-        let r = loop {
-            if node.is_done() {
-                break Ok(());
+        // Unlocks the mutex (lockdep release, then the unlock's Release store),
+        // sleeps, and relocks it uninterruptibly before the guard is usable again.
+        guard.do_unlocked(|| {
+            loop {
+                if node.is_done() {
+                    break Ok(());
+                }
+                match crate::sched::sleep(state, deadline) {
+                    Ok(()) => continue,
+                    Err(e) => break if self.leave(&node) { Ok(()) } else { Err(e) },
+                }
             }
-            match crate::sched::sleep(state, deadline) {
-                Ok(()) => continue,
-                Err(e) => break if self.leave(&node) { Ok(()) } else { Err(e) },
-            }
-        };
-        mutex.lock();
-        r
+        })
     }
 
     /// Gives up waiting; returns `true` if a notify got to the entry first.

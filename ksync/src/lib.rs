@@ -18,6 +18,9 @@
 //!   [`atomic::Atomic64`], bit operations on [`atomic::Bitmap`], and
 //!   `refcount_t`/`kref` as [`atomic::Refcount`] and [`atomic::Kref`].
 //! - [`barrier`] — `barrier`, `smp_mb`, `smp_load_acquire`, `READ_ONCE` and the rest.
+//! - [`lock`] — the one generic [`lock::Lock<T, B>`] and its `!Send`
+//!   [`lock::Guard`]: every lock below (spinlocks, rwlocks, mutex, rwsem, local
+//!   lock) is an alias over a raw-lock backend; `Guard::do_unlocked` for condvars.
 //! - [`spinlock`] — `spinlock_t` as [`spinlock::SpinLock`] with its `_irq`,
 //!   `_irqsave` and `_bh` variants, the raw algorithms (ticket, MCS, queued), and
 //!   `rwlock_t` as [`spinlock::RwLock`].
@@ -94,6 +97,7 @@ pub mod condvar;
 pub mod ctx;
 mod error;
 pub mod irq;
+pub mod lock;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;

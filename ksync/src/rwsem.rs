@@ -95,14 +95,11 @@
 //! returns `Ok`, as if the signal had come just after.
 
 use crate::error::Result;
+use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
-use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::mutex::{Locked, WaitList, Waiter, Woken};
 use crate::sched::{Task, TaskState};
-use core::fmt;
-use core::marker::PhantomData;
-use core::ops::{Deref, DerefMut};
 
 const WRITER: u32 = 1;
 const WAITERS: u32 = 2;
@@ -118,7 +115,7 @@ const READ_BLOCKED: u32 = WRITER | WRITER_WAITING | HANDOFF;
 const WANT_READ: u32 = 0;
 const WANT_WRITE: u32 = 1;
 
-/// Why [`RwSemaphore::grant_or_wake`] runs.
+/// Why [`RawRwSemaphore::grant_or_wake`] runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Turn {
     /// The caller holds `WRITER` and releases it in the same step: the queued
@@ -130,7 +127,7 @@ enum Turn {
     Other,
 }
 
-/// Whom [`RwSemaphore::grant_or_wake`] passes the lock to.
+/// Whom [`RawRwSemaphore::grant_or_wake`] passes the lock to.
 enum Grant<'q> {
     /// Hand-off to all queued readers: they hold the lock when woken.
     Readers,
@@ -145,13 +142,10 @@ enum Grant<'q> {
 /// 64 `pause`s: a few µs in all, less than a futex wake-up in this VM).
 const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
 
-/// A reader-writer semaphore guarding a `T` (`struct rw_semaphore`).
-///
-/// See the [module docs](self) for the fairness policy (phase-fair with writer
-/// preference and hand-off).
-#[doc(alias = "rw_semaphore")]
-#[doc(alias = "DECLARE_RWSEM")]
-pub struct RwSemaphore<T: ?Sized> {
+/// The raw reader-writer semaphore (`struct rw_semaphore` without the data): the
+/// state word, the wait list and the lockdep map. The backend of
+/// [`RwSemaphore<T>`]; its shared side is the readers'.
+pub struct RawRwSemaphore {
     state: AtomicU32,
     waiters: WaitList,
     /// Queued readers / writers; changed only with the list lock held (atomics
@@ -159,14 +153,132 @@ pub struct RwSemaphore<T: ?Sized> {
     queued_readers: AtomicU32,
     queued_writers: AtomicU32,
     dep_map: LockdepMap,
-    data: UnsafeCell<T>,
 }
 
-// SAFETY: the semaphore owns its `T`.
-unsafe impl<T: ?Sized + Send> Send for RwSemaphore<T> {}
-// SAFETY: writers get `&mut T` from any thread (needs `T: Send`), readers share
-// `&T` across threads at once (needs `T: Sync`).
-unsafe impl<T: ?Sized + Send + Sync> Sync for RwSemaphore<T> {}
+/// A reader-writer semaphore guarding a `T` (`struct rw_semaphore`): the generic
+/// [`Lock`] over the [`RawRwSemaphore`] backend. `Sync` for `T: Send + Sync`:
+/// writers get `&mut T` from any thread, readers share `&T` at once.
+///
+/// See the [module docs](self) for the fairness policy (phase-fair with writer
+/// preference and hand-off).
+#[doc(alias = "rw_semaphore")]
+#[doc(alias = "DECLARE_RWSEM")]
+pub type RwSemaphore<T> = Lock<T, RawRwSemaphore>;
+
+/// Shared access; `up_read` on drop.
+///
+/// `!Send`: lockdep's held-lock stack is per thread, and the kernel requires
+/// `up_read` by the task that did `down_read`.
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let s = ksync::rwsem::RwSemaphore::new(0);
+/// must_be_send(s.read()); // error: the guard is not Send
+/// ```
+pub type RwSemReadGuard<'a, T> = ReadGuard<'a, T, RawRwSemaphore>;
+
+/// Exclusive access; `up_write` on drop. `!Send` (see [`RwSemReadGuard`]).
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let s = ksync::rwsem::RwSemaphore::new(0);
+/// must_be_send(s.write()); // error: the guard is not Send
+/// ```
+pub type RwSemWriteGuard<'a, T> = Guard<'a, T, RawRwSemaphore>;
+
+impl RawRwSemaphore {
+    /// A free semaphore with the lockdep map `dep_map`.
+    #[cfg(not(loom))]
+    const fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
+        RawRwSemaphore {
+            state: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            queued_readers: AtomicU32::new(0),
+            queued_writers: AtomicU32::new(0),
+            dep_map,
+        }
+    }
+
+    /// A free semaphore with the lockdep map `dep_map` (loom build).
+    #[cfg(loom)]
+    fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
+        RawRwSemaphore {
+            state: AtomicU32::new(0),
+            waiters: WaitList::new(),
+            queued_readers: AtomicU32::new(0),
+            queued_writers: AtomicU32::new(0),
+            dep_map,
+        }
+    }
+}
+
+// SAFETY: the state word grants `WRITER` to one holder while no reader holds it,
+// and readers only while no writer does (the invariant in the module docs);
+// every acquisition is an Acquire RMW (or a grant read through `done` with
+// Acquire) pairing with the Release of the release it follows. Readers share
+// the `T` at once, so `Concurrent<T>` is `T`.
+unsafe impl Backend for RawRwSemaphore {
+    type GuardState = ();
+    type Concurrent<T: ?Sized> = T;
+    const NAME: &'static str = "rw_semaphore";
+
+    #[track_caller]
+    fn new() -> Self {
+        RawRwSemaphore::with_map(LockdepMap::new_sleeping("rw_semaphore"))
+    }
+
+    #[inline(always)]
+    fn dep_map(&self) -> Option<&LockdepMap> {
+        Some(&self.dep_map)
+    }
+
+    #[inline(always)]
+    fn lock(&self) {
+        let r = self.write_acquire(TaskState::Uninterruptible);
+        debug_assert!(r.is_ok());
+    }
+
+    /// `down_write_trylock`: takes it if no one holds it and no hand-off is
+    /// pending. Like the kernel's, it may overtake queued waiters.
+    #[inline(always)]
+    fn try_lock(&self) -> bool {
+        self.try_write_fast() || self.try_write_steal()
+    }
+
+    #[inline(always)]
+    unsafe fn unlock(&self) {
+        self.up_write();
+    }
+
+    #[inline(always)]
+    fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & (WRITER | READER_MASK) != 0
+    }
+}
+
+// SAFETY: as for `Backend` above.
+unsafe impl SharedBackend for RawRwSemaphore {
+    #[inline(always)]
+    fn lock_shared(&self) {
+        let r = self.read_acquire(TaskState::Uninterruptible);
+        debug_assert!(r.is_ok());
+    }
+
+    #[inline(always)]
+    fn try_lock_shared(&self) -> bool {
+        self.try_read()
+    }
+
+    #[inline(always)]
+    unsafe fn unlock_shared(&self) {
+        self.up_read();
+    }
+
+    #[inline(always)]
+    fn is_write_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & WRITER != 0
+    }
+}
 
 impl<T> RwSemaphore<T> {
     /// A new, free semaphore holding `data` (`init_rwsem`, `DECLARE_RWSEM`).
@@ -175,14 +287,8 @@ impl<T> RwSemaphore<T> {
     #[cfg(not(loom))]
     #[track_caller]
     pub const fn new(data: T) -> RwSemaphore<T> {
-        RwSemaphore {
-            state: AtomicU32::new(0),
-            waiters: WaitList::new(),
-            queued_readers: AtomicU32::new(0),
-            queued_writers: AtomicU32::new(0),
-            dep_map: LockdepMap::new_sleeping("rw_semaphore"),
-            data: UnsafeCell::new(data),
-        }
+        let raw = RawRwSemaphore::with_map(LockdepMap::new_sleeping("rw_semaphore"));
+        Lock::from_raw(raw, data)
     }
 
     /// A new, free semaphore whose lockdep class is `key`, named `name`
@@ -202,70 +308,25 @@ impl<T> RwSemaphore<T> {
         name: &'static str,
         key: &'static lockdep::LockClassKey,
     ) -> RwSemaphore<T> {
-        RwSemaphore {
-            state: AtomicU32::new(0),
-            waiters: WaitList::new(),
-            queued_readers: AtomicU32::new(0),
-            queued_writers: AtomicU32::new(0),
-            dep_map: LockdepMap::with_key(name, key).sleeping(),
-            data: UnsafeCell::new(data),
-        }
+        let raw = RawRwSemaphore::with_map(LockdepMap::with_key(name, key).sleeping());
+        Lock::from_raw(raw, data)
     }
 
     /// A new, free semaphore (loom build).
     #[cfg(loom)]
     #[track_caller]
     pub fn new(data: T) -> RwSemaphore<T> {
-        RwSemaphore {
-            state: AtomicU32::new(0),
-            waiters: WaitList::new(),
-            queued_readers: AtomicU32::new(0),
-            queued_writers: AtomicU32::new(0),
-            dep_map: LockdepMap::new_sleeping("rw_semaphore"),
-            data: UnsafeCell::new(data),
-        }
-    }
-
-    /// Consumes the semaphore, returning the data.
-    pub fn into_inner(self) -> T {
-        self.data.into_inner()
+        Lock::from_raw(<RawRwSemaphore as Backend>::new(), data)
     }
 }
 
 impl<T: ?Sized> RwSemaphore<T> {
-    // ---- read side ------------------------------------------------------------
-
-    #[inline]
-    fn try_read_fast(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        // Acquire pairs with the Release of the last writer's `up_write`.
-        s & READ_BLOCKED == 0
-            && self
-                .state
-                .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// Takes the semaphore for reading, sleeping uninterruptibly (`down_read`).
-    #[doc(alias = "down_read")]
-    #[inline]
-    pub fn read(&self) -> RwSemReadGuard<'_, T> {
-        self.read_nested(0)
-    }
-
-    /// [`read`](Self::read) with a lockdep subclass (`down_read_nested`), for two
+    /// [`read`](Lock::read) with a lockdep subclass (`down_read_nested`), for two
     /// semaphores of one lock class taken nested; ignored without the feature.
     #[doc(alias = "down_read_nested")]
     #[inline]
     pub fn read_nested(&self, subclass: u32) -> RwSemReadGuard<'_, T> {
-        // Before waiting; the map is a sleeping one, so down_read in atomic
-        // context is reported even uncontended (down_read's might_sleep()).
-        lockdep::acquire(&self.dep_map, AcquireKind::Read, false, subclass);
-        if !self.try_read_fast() {
-            let r = self.read_slow(TaskState::Uninterruptible);
-            debug_assert!(r.is_ok());
-        }
-        self.read_guard()
+        self.read_in(subclass)
     }
 
     /// Takes it for reading, or returns [`Error::Interrupted`](crate::Error::Interrupted)
@@ -292,90 +353,15 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     #[inline]
     fn read_state(&self, state: TaskState) -> Result<RwSemReadGuard<'_, T>> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Read, false, 0);
-        if !self.try_read_fast() {
-            if let Err(e) = self.read_slow(state) {
-                lockdep::release(&self.dep_map);
-                return Err(e);
-            }
-        }
-        Ok(self.read_guard())
+        self.read_with(|s| s.read_acquire(state))
     }
 
-    /// Takes it for reading if that needs no wait (`down_read_trylock`): fails
-    /// while a writer holds it, waits for it, or a hand-off is pending.
-    #[doc(alias = "down_read_trylock")]
-    #[inline]
-    pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
-        let backoff = crate::mutex::Relax::new();
-        let mut s = self.state.load(Ordering::Relaxed);
-        while s & READ_BLOCKED == 0 {
-            // Acquire as in `try_read_fast`.
-            match self.state.compare_exchange_weak(
-                s,
-                s + READER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    lockdep::acquire(&self.dep_map, AcquireKind::Read, true, 0);
-                    return Some(self.read_guard());
-                }
-                Err(now) => s = now,
-            }
-            backoff.spin();
-        }
-        None
-    }
-
-    #[inline]
-    fn read_guard(&self) -> RwSemReadGuard<'_, T> {
-        RwSemReadGuard {
-            sem: self,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// `up_read`.
-    #[inline]
-    fn up_read(&self) {
-        lockdep::release(&self.dep_map);
-        // Release pairs with the Acquire of the next writer (its CAS, or the
-        // granter's CAS in `grant_or_wake`).
-        let prev = self.state.fetch_sub(READER, Ordering::Release);
-        if prev & READER_MASK == READER && prev & WAITERS != 0 {
-            self.wake_slow(Turn::Other);
-        }
-    }
-
-    // ---- write side -----------------------------------------------------------
-
-    #[inline]
-    fn try_write_fast(&self) -> bool {
-        // Acquire pairs with the Release of the previous holders' releases.
-        self.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Takes the semaphore for writing, sleeping uninterruptibly (`down_write`).
-    #[doc(alias = "down_write")]
-    #[inline]
-    pub fn write(&self) -> RwSemWriteGuard<'_, T> {
-        self.write_nested(0)
-    }
-
-    /// [`write`](Self::write) with a lockdep subclass (`down_write_nested`), for
+    /// [`write`](Lock::write) with a lockdep subclass (`down_write_nested`), for
     /// two semaphores of one lock class taken nested; ignored without the feature.
     #[doc(alias = "down_write_nested")]
     #[inline]
     pub fn write_nested(&self, subclass: u32) -> RwSemWriteGuard<'_, T> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
-        if !self.try_write_fast() {
-            let r = self.write_slow(TaskState::Uninterruptible);
-            debug_assert!(r.is_ok());
-        }
-        self.write_guard()
+        self.lock_in(subclass)
     }
 
     /// Takes it for writing, or returns [`Error::Interrupted`](crate::Error::Interrupted)
@@ -401,27 +387,102 @@ impl<T: ?Sized> RwSemaphore<T> {
 
     #[inline]
     fn write_state(&self, state: TaskState) -> Result<RwSemWriteGuard<'_, T>> {
-        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, 0);
-        if !self.try_write_fast() {
-            if let Err(e) = self.write_slow(state) {
-                lockdep::release(&self.dep_map);
-                return Err(e);
-            }
-        }
-        Ok(self.write_guard())
+        self.lock_with(|s| s.write_acquire(state))
     }
 
-    /// Takes it for writing if no one holds it and no hand-off is pending
-    /// (`down_write_trylock`). Like the kernel's, it may overtake queued waiters.
-    #[doc(alias = "down_write_trylock")]
+    /// How many readers hold it. A snapshot.
+    pub fn reader_count(&self) -> u32 {
+        (self.raw.state.load(Ordering::Relaxed) & READER_MASK) / READER
+    }
+}
+
+impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
+    /// Turns write access into read access without letting a writer in between
+    /// (`downgrade_write`): readers queued at the head get in too.
+    #[doc(alias = "downgrade_write")]
+    pub fn downgrade(self) -> RwSemReadGuard<'a, T> {
+        let (sem, ctx) = self.into_parts();
+        sem.raw.downgrade();
+        // SAFETY: `downgrade` turned this thread's write lock into a read lock.
+        unsafe { ReadGuard::new(sem, ctx) }
+    }
+}
+
+impl RawRwSemaphore {
+    // ---- read side ------------------------------------------------------------
+
     #[inline]
-    pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
-        if self.try_write_fast() || self.try_write_steal() {
-            lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
-            Some(self.write_guard())
-        } else {
-            None
+    fn try_read_fast(&self) -> bool {
+        let s = self.state.load(Ordering::Relaxed);
+        // Acquire pairs with the Release of the last writer's `up_write`.
+        s & READ_BLOCKED == 0
+            && self
+                .state
+                .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// `down_read` without lockdep (the caller records it): the fast path, then
+    /// the slow path in `state`.
+    #[inline]
+    fn read_acquire(&self, state: TaskState) -> Result<()> {
+        if self.try_read_fast() {
+            return Ok(());
         }
+        self.read_slow(state)
+    }
+
+    /// `down_read_trylock` without lockdep: fails while a writer holds it, waits
+    /// for it, or a hand-off is pending.
+    #[inline]
+    fn try_read(&self) -> bool {
+        let backoff = crate::mutex::Relax::new();
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & READ_BLOCKED == 0 {
+            // Acquire as in `try_read_fast`.
+            match self.state.compare_exchange_weak(
+                s,
+                s + READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+            backoff.spin();
+        }
+        false
+    }
+
+    /// `up_read` (lockdep released by the caller).
+    #[inline]
+    fn up_read(&self) {
+        // Release pairs with the Acquire of the next writer (its CAS, or the
+        // granter's CAS in `grant_or_wake`).
+        let prev = self.state.fetch_sub(READER, Ordering::Release);
+        if prev & READER_MASK == READER && prev & WAITERS != 0 {
+            self.wake_slow(Turn::Other);
+        }
+    }
+
+    // ---- write side -----------------------------------------------------------
+
+    #[inline]
+    fn try_write_fast(&self) -> bool {
+        // Acquire pairs with the Release of the previous holders' releases.
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// `down_write` without lockdep (the caller records it): the fast path,
+    /// then the slow path in `state`.
+    #[inline]
+    fn write_acquire(&self, state: TaskState) -> Result<()> {
+        if self.try_write_fast() {
+            return Ok(());
+        }
+        self.write_slow(state)
     }
 
     /// Takes the lock for writing if it is free and no hand-off is pending, even
@@ -437,18 +498,9 @@ impl<T: ?Sized> RwSemaphore<T> {
                 .is_ok()
     }
 
-    #[inline]
-    fn write_guard(&self) -> RwSemWriteGuard<'_, T> {
-        RwSemWriteGuard {
-            sem: self,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// `up_write`.
+    /// `up_write` (lockdep released by the caller).
     #[inline]
     fn up_write(&self) {
-        lockdep::release(&self.dep_map);
         // Release pairs with the Acquire of the next holder. Fails only when a
         // flag is set (someone waits): then hand over under the list lock.
         if self
@@ -492,28 +544,6 @@ impl<T: ?Sized> RwSemaphore<T> {
     }
 
     // ---- shared slow paths -------------------------------------------------------
-
-    /// Whether anyone holds the semaphore (`rwsem_is_locked`). A snapshot.
-    #[doc(alias = "rwsem_is_locked")]
-    pub fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & (WRITER | READER_MASK) != 0
-    }
-
-    /// Whether a writer holds it. A snapshot.
-    pub fn is_write_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & WRITER != 0
-    }
-
-    /// How many readers hold it. A snapshot.
-    pub fn reader_count(&self) -> u32 {
-        (self.state.load(Ordering::Relaxed) & READER_MASK) / READER
-    }
-
-    /// Mutable access without locking: `&mut self` proves no one holds it.
-    pub fn get_mut(&mut self) -> &mut T {
-        // SAFETY: `&mut self` excludes every other access.
-        self.data.with_mut(|p| unsafe { &mut *p })
-    }
 
     fn check_context(&self) {
         if crate::sched::in_interrupt() {
@@ -934,138 +964,6 @@ impl<T: ?Sized> RwSemaphore<T> {
     }
 }
 
-impl<T: Default> Default for RwSemaphore<T> {
-    #[track_caller]
-    fn default() -> Self {
-        RwSemaphore::new(T::default())
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwSemaphore<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.try_read() {
-            Some(g) => f.debug_struct("RwSemaphore").field("data", &&*g).finish(),
-            None => f
-                .debug_struct("RwSemaphore")
-                .field("state", &self.state.load(Ordering::Relaxed))
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
-/// Shared access; `up_read` on drop.
-///
-/// `!Send`: lockdep's held-lock stack is per thread, and the kernel requires
-/// `up_read` by the task that did `down_read`.
-///
-/// ```compile_fail
-/// fn must_be_send<T: Send>(_: T) {}
-/// let s = ksync::rwsem::RwSemaphore::new(0);
-/// must_be_send(s.read()); // error: the guard is not Send
-/// ```
-#[must_use = "the semaphore is released as soon as the guard is dropped"]
-pub struct RwSemReadGuard<'a, T: ?Sized> {
-    sem: &'a RwSemaphore<T>,
-    _not_send: PhantomData<*mut ()>,
-}
-
-// SAFETY: sharing a read guard shares `&T` only.
-unsafe impl<T: ?Sized + Sync> Sync for RwSemReadGuard<'_, T> {}
-
-impl<T: ?Sized> RwSemReadGuard<'_, T> {
-    /// Releases now (`up_read`).
-    #[doc(alias = "up_read")]
-    pub fn unlock(self) {
-        drop(self)
-    }
-}
-
-impl<T: ?Sized> Deref for RwSemReadGuard<'_, T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        // SAFETY: a read guard excludes writers; readers only share `&T`.
-        self.sem.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: ?Sized> Drop for RwSemReadGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        self.sem.up_read();
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwSemReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-/// Exclusive access; `up_write` on drop. `!Send` (see [`RwSemReadGuard`]).
-///
-/// ```compile_fail
-/// fn must_be_send<T: Send>(_: T) {}
-/// let s = ksync::rwsem::RwSemaphore::new(0);
-/// must_be_send(s.write()); // error: the guard is not Send
-/// ```
-#[must_use = "the semaphore is released as soon as the guard is dropped"]
-pub struct RwSemWriteGuard<'a, T: ?Sized> {
-    sem: &'a RwSemaphore<T>,
-    _not_send: PhantomData<*mut ()>,
-}
-
-// SAFETY: sharing a write guard shares `&T` only.
-unsafe impl<T: ?Sized + Sync> Sync for RwSemWriteGuard<'_, T> {}
-
-impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
-    /// Turns write access into read access without letting a writer in between
-    /// (`downgrade_write`): readers queued at the head get in too.
-    #[doc(alias = "downgrade_write")]
-    pub fn downgrade(self) -> RwSemReadGuard<'a, T> {
-        let sem = self.sem;
-        core::mem::forget(self);
-        sem.downgrade();
-        sem.read_guard()
-    }
-
-    /// Releases now (`up_write`).
-    #[doc(alias = "up_write")]
-    pub fn unlock(self) {
-        drop(self)
-    }
-}
-
-impl<T: ?Sized> Deref for RwSemWriteGuard<'_, T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        // SAFETY: a write guard is exclusive.
-        self.sem.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: ?Sized> DerefMut for RwSemWriteGuard<'_, T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: a write guard is exclusive, and `&mut self` makes this the only borrow.
-        self.sem.data.with_mut(|p| unsafe { &mut *p })
-    }
-}
-
-impl<T: ?Sized> Drop for RwSemWriteGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        self.sem.up_write();
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwSemWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -1211,7 +1109,7 @@ mod tests {
         reader.join().unwrap();
         assert!(got.is_ok(), "the reader starved under continuous writers");
         assert_eq!(*s.read(), writes.load(Ordering::Relaxed));
-        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -1232,7 +1130,7 @@ mod tests {
         }
         task.send_signal(Signal::SIGINT);
         assert_eq!(t.join().unwrap(), Err(Error::Interrupted));
-        assert_eq!(s.state.load(Ordering::Relaxed), WRITER);
+        assert_eq!(s.raw.state.load(Ordering::Relaxed), WRITER);
         drop(w);
         assert!(s.try_write().is_some());
     }
@@ -1271,12 +1169,12 @@ mod tests {
         assert_eq!(reader.join().unwrap(), Err(Error::Interrupted));
         // Only our read and the queued writer remain.
         assert_eq!(
-            s.state.load(Ordering::Relaxed),
+            s.raw.state.load(Ordering::Relaxed),
             READER | WAITERS | WRITER_WAITING
         );
         drop(r);
         writer.join().unwrap();
-        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
         assert_eq!(*s.read(), 1);
     }
 
@@ -1310,7 +1208,7 @@ mod tests {
         assert_eq!(writer.join().unwrap(), Err(Error::Killed));
         reader.join().unwrap();
         drop(r);
-        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -1341,7 +1239,7 @@ mod tests {
         let g = s.read();
         assert_eq!(*g, (expected, expected));
         drop(g);
-        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
     }
 }
 
@@ -1413,7 +1311,7 @@ mod loom_tests {
             for h in hs {
                 h.join().unwrap();
             }
-            assert_eq!(s.state.load(Ordering::Relaxed), 0);
+            assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
         });
     }
 
@@ -1429,7 +1327,7 @@ mod loom_tests {
             let w = loom::thread::spawn(move || {
                 *s2.write() += 1;
             });
-            while s.state.load(Ordering::Relaxed) & WRITER_WAITING == 0 {
+            while s.raw.state.load(Ordering::Relaxed) & WRITER_WAITING == 0 {
                 loom::thread::yield_now();
             }
             assert!(s.try_read().is_none());

@@ -33,13 +33,13 @@ fn stress_n<B: RawSpin + 'static>(v: V, iters: u64) {
             std::thread::spawn(move || {
                 for i in 0..iters {
                     let mut g = match v {
-                        V::Plain => l.lock(),
-                        V::Irq => l.lock_irq(),
-                        V::IrqSave => l.lock_irqsave(),
-                        V::Bh => l.lock_bh(),
+                        V::Plain => l.lock().into_any(),
+                        V::Irq => l.lock_irq().into_any(),
+                        V::IrqSave => l.lock_irqsave().into_any(),
+                        V::Bh => l.lock_bh().into_any(),
                         V::Try => loop {
                             if let Some(g) = l.try_lock() {
-                                break g;
+                                break g.into_any();
                             }
                             std::hint::spin_loop();
                         },
@@ -105,9 +105,9 @@ fn rw_stress<B: RawRwSpin + 'static>() {
                 for i in 0..ITERS {
                     if t % 2 == 0 {
                         let mut g = if i % 2 == 0 {
-                            l.write()
+                            l.write().into_any()
                         } else {
-                            l.write_irqsave()
+                            l.write_irqsave().into_any()
                         };
                         g.0 += 1;
                         if i % 64 == 0 {
@@ -115,7 +115,11 @@ fn rw_stress<B: RawRwSpin + 'static>() {
                         }
                         g.1 += 1;
                     } else {
-                        let g = if i % 2 == 0 { l.read() } else { l.read_bh() };
+                        let g = if i % 2 == 0 {
+                            l.read().into_any()
+                        } else {
+                            l.read_bh().into_any()
+                        };
                         assert_eq!(g.0, g.1, "a reader saw a half-done write");
                     }
                 }

@@ -23,10 +23,10 @@ struct SpinT<B: RawSpin> {
 impl<B: RawSpin> TortureLock for SpinT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
         let _g = match self.variant {
-            Variant::Plain => self.lock.lock(),
-            Variant::Irq => self.lock.lock_irq(),
-            Variant::IrqSave => self.lock.lock_irqsave(),
-            Variant::Bh => self.lock.lock_bh(),
+            Variant::Plain => self.lock.lock().into_any(),
+            Variant::Irq => self.lock.lock_irq().into_any(),
+            Variant::IrqSave => self.lock.lock_irqsave().into_any(),
+            Variant::Bh => self.lock.lock_bh().into_any(),
         };
         cs();
     }

@@ -135,13 +135,11 @@ pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
 use crate::error::Result;
+use crate::lock::{Backend, Guard, Lock};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
-use crate::loom::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
 use core::fmt;
-use core::marker::PhantomData;
-use core::ops::{Deref, DerefMut};
 use core::time::Duration;
 
 const UNLOCKED: u32 = 0;
@@ -319,10 +317,19 @@ impl RawMutex {
         // is a sleeping one: lockdep also reports this acquisition in atomic
         // context, as mutex_lock's might_sleep() does, even when uncontended.
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
-        if !self.try_acquire(current_id()) {
-            let r = self.lock_slow(TaskState::Uninterruptible);
-            debug_assert!(r.is_ok());
+        let r = self.acquire(TaskState::Uninterruptible);
+        debug_assert!(r.is_ok());
+    }
+
+    /// The acquire without lockdep (the caller records it): the fast path, one
+    /// CAS, then the slow path in `state`. `Err` only for an interruptible or
+    /// killable `state`, with the mutex not taken.
+    #[inline]
+    pub(crate) fn acquire(&self, state: TaskState) -> Result<()> {
+        if self.try_acquire(current_id()) {
+            return Ok(());
         }
+        self.lock_slow(state)
     }
 
     /// Takes the mutex, or returns [`Error::Interrupted`](crate::Error::Interrupted)
@@ -351,10 +358,7 @@ impl RawMutex {
     #[inline]
     fn lock_state(&self, state: TaskState, subclass: u32) -> Result<()> {
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
-        if self.try_acquire(current_id()) {
-            return Ok(());
-        }
-        let r = self.lock_slow(state);
+        let r = self.acquire(state);
         if r.is_err() {
             // Interrupted or killed: the mutex is not ours, undo the acquire.
             lockdep::release(&self.dep_map);
@@ -431,13 +435,23 @@ impl RawMutex {
         panic!("mutex_unlock: unlock by tid {me}, which is not the owner (tid {owner})");
     }
 
-    /// Releases the mutex, which the caller owns (the guard's path: no owner check).
+    /// Releases the mutex, which the caller owns (no owner check).
     ///
     /// # Safety
     /// The caller owns the mutex.
     #[inline]
-    pub(crate) unsafe fn unlock_owned(&self) {
+    unsafe fn unlock_owned(&self) {
         lockdep::release(&self.dep_map);
+        // SAFETY: the caller owns the mutex.
+        unsafe { self.release() }
+    }
+
+    /// The release without lockdep (the caller records it), no owner check.
+    ///
+    /// # Safety
+    /// The caller owns the mutex.
+    #[inline]
+    unsafe fn release(&self) {
         // Step 1: a pending hand-off request (Relaxed: it only decides between two
         // correct paths; step 2 re-checks after the fence).
         if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
@@ -797,24 +811,73 @@ impl fmt::Debug for RawMutex {
     }
 }
 
-/// A mutual-exclusion lock that sleeps (`struct mutex`), guarding a `T`.
-///
-/// See the [module docs](self) for the algorithm. Not recursive: a second
-/// [`lock`](Mutex::lock) by the owner panics (lockdep, when enabled, reports it
-/// first). May not be used from interrupt context.
-#[doc(alias = "mutex")]
-#[doc(alias = "DEFINE_MUTEX")]
-pub struct Mutex<T: ?Sized> {
-    pub(crate) raw: RawMutex,
-    data: UnsafeCell<T>,
+// SAFETY: `RawMutex` grants the lock to one thread at a time (the owner CAS
+// `0 → tid`, or a hand-off that stores the new owner while the lock is never
+// free), with Acquire on lock pairing with the Release store or hand-off of the
+// previous unlock (module docs). Exclusive only: `Concurrent` is `()`.
+unsafe impl Backend for RawMutex {
+    type GuardState = ();
+    type Concurrent<T: ?Sized> = ();
+    const NAME: &'static str = "mutex";
+
+    #[track_caller]
+    fn new() -> Self {
+        RawMutex::new()
+    }
+
+    #[inline(always)]
+    fn dep_map(&self) -> Option<&LockdepMap> {
+        Some(&self.dep_map)
+    }
+
+    #[inline(always)]
+    fn lock(&self) {
+        let r = self.acquire(TaskState::Uninterruptible);
+        debug_assert!(r.is_ok());
+    }
+
+    #[inline(always)]
+    fn try_lock(&self) -> bool {
+        // A pending hand-off keeps the owner word non-zero, so a trylock cannot
+        // steal a handed-off lock.
+        RawMutex::try_acquire(self, current_id())
+    }
+
+    #[inline(always)]
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller owns the mutex (`Backend::unlock`).
+        unsafe { self.release() }
+    }
+
+    #[inline(always)]
+    fn is_locked(&self) -> bool {
+        RawMutex::is_locked(self)
+    }
 }
 
-// SAFETY: the mutex owns its `T`; moving it to another thread moves the `T`.
-unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
-// SAFETY: a `&Mutex<T>` lets any thread obtain `&mut T`, one at a time, so `T`
-// must be `Send` (as for std's `Mutex`); `T: Sync` is not needed because no two
-// threads see the `T` at once.
-unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+/// A mutual-exclusion lock that sleeps (`struct mutex`), guarding a `T`: the
+/// generic [`Lock`] over the [`RawMutex`] backend.
+///
+/// See the [module docs](self) for the algorithm. Not recursive: a second
+/// [`lock`](Lock::lock) by the owner panics (lockdep, when enabled, reports it
+/// first). May not be used from interrupt context. `Sync` for `T: Send`: a
+/// `&Mutex<T>` lets any thread obtain `&mut T`, one at a time (as std's).
+#[doc(alias = "mutex")]
+#[doc(alias = "DEFINE_MUTEX")]
+pub type Mutex<T> = Lock<T, RawMutex>;
+
+/// The proof that the mutex is held; unlocks on drop (`mutex_unlock`, or
+/// [`Guard::unlock`]).
+///
+/// `!Send`: the owner recorded in the mutex and lockdep's held-lock stack belong
+/// to the thread that locked it, so only that thread may unlock.
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let m = ksync::mutex::Mutex::new(0);
+/// must_be_send(m.lock()); // error: MutexGuard is not Send
+/// ```
+pub type MutexGuard<'a, T> = Guard<'a, T, RawMutex>;
 
 impl<T> Mutex<T> {
     /// A new unlocked mutex holding `data` (`DEFINE_MUTEX`, `mutex_init`). `const`,
@@ -830,10 +893,7 @@ impl<T> Mutex<T> {
     #[cfg(not(loom))]
     #[track_caller]
     pub const fn new(data: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(data),
-        }
+        Lock::from_raw(RawMutex::new(), data)
     }
 
     /// A new unlocked mutex whose lockdep class is `key`, named `name`
@@ -854,78 +914,18 @@ impl<T> Mutex<T> {
         name: &'static str,
         key: &'static lockdep::LockClassKey,
     ) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::with_class(name, key),
-            data: UnsafeCell::new(data),
-        }
+        Lock::from_raw(RawMutex::with_class(name, key), data)
     }
 
     /// A new unlocked mutex (loom build).
     #[cfg(loom)]
     #[track_caller]
     pub fn new(data: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(data),
-        }
-    }
-
-    /// Consumes the mutex, returning the data.
-    pub fn into_inner(self) -> T {
-        self.data.into_inner()
+        Lock::from_raw(RawMutex::new(), data)
     }
 }
 
 impl<T: ?Sized> Mutex<T> {
-    #[inline]
-    fn guard(&self) -> MutexGuard<'_, T> {
-        MutexGuard {
-            mutex: self,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Locks, sleeping uninterruptibly while another task holds it (`mutex_lock`).
-    ///
-    /// # Panics
-    /// On recursive locking by the owner and in interrupt context.
-    ///
-    /// ```should_panic
-    /// let m = ksync::mutex::Mutex::new(());
-    /// let _g = m.lock();
-    /// let _g2 = m.lock(); // panics: recursive locking
-    /// ```
-    #[doc(alias = "mutex_lock")]
-    #[inline]
-    pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.raw.lock();
-        self.guard()
-    }
-
-    /// Locks with a lockdep subclass (`mutex_lock_nested`): two mutexes of one
-    /// lock class taken nested need distinct subclasses, or lockdep reports
-    /// recursive locking. Without the `lockdep` feature, the same as [`lock`](Self::lock).
-    ///
-    /// # Panics
-    /// As [`lock`](Self::lock).
-    ///
-    /// ```
-    /// use ksync::mutex::Mutex;
-    /// // One creation site: one lock class for every node.
-    /// let nodes: Vec<Mutex<u32>> = (0..2).map(Mutex::new).collect();
-    /// let parent = nodes[0].lock();
-    /// let child = nodes[1].lock_nested(1); // SINGLE_DEPTH_NESTING: no report
-    /// assert_eq!(*parent + *child, 1);
-    /// # drop((child, parent));
-    /// # assert!(ksync::lockdep::take_reports().is_empty());
-    /// ```
-    #[doc(alias = "mutex_lock_nested")]
-    #[inline]
-    pub fn lock_nested(&self, subclass: u32) -> MutexGuard<'_, T> {
-        self.raw.lock_nested(subclass);
-        self.guard()
-    }
-
     /// Locks, or returns [`Error::Interrupted`](crate::Error::Interrupted)
     /// (`-EINTR`) if a signal is sent to the task while it sleeps; the mutex is
     /// then left untouched (`mutex_lock_interruptible`).
@@ -942,7 +942,7 @@ impl<T: ?Sized> Mutex<T> {
     #[doc(alias = "mutex_lock_interruptible")]
     #[inline]
     pub fn lock_interruptible(&self) -> Result<MutexGuard<'_, T>> {
-        self.raw.lock_interruptible().map(|()| self.guard())
+        self.lock_sleeping(TaskState::Interruptible)
     }
 
     /// Locks, or returns [`Error::Killed`](crate::Error::Killed) if SIGKILL is
@@ -953,129 +953,17 @@ impl<T: ?Sized> Mutex<T> {
     #[doc(alias = "mutex_lock_killable")]
     #[inline]
     pub fn lock_killable(&self) -> Result<MutexGuard<'_, T>> {
-        self.raw.lock_killable().map(|()| self.guard())
+        self.lock_sleeping(TaskState::Killable)
     }
 
-    /// Locks if free, without sleeping (`mutex_trylock`).
-    ///
-    /// ```
-    /// let m = ksync::mutex::Mutex::new(0);
-    /// let g = m.try_lock().unwrap();
-    /// assert!(m.is_locked());
-    /// drop(g);
-    /// assert!(!m.is_locked());
-    /// ```
-    #[doc(alias = "mutex_trylock")]
     #[inline]
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then(|| self.guard())
-    }
-
-    /// Whether anyone holds the mutex (`mutex_is_locked`). A snapshot.
-    #[doc(alias = "mutex_is_locked")]
-    #[inline]
-    pub fn is_locked(&self) -> bool {
-        self.raw.is_locked()
+    fn lock_sleeping(&self, state: TaskState) -> Result<MutexGuard<'_, T>> {
+        self.lock_with(|m| m.acquire(state))
     }
 
     /// The raw mutex, for [`RawMutex::owner`] and the like.
     pub fn raw(&self) -> &RawMutex {
         &self.raw
-    }
-
-    /// Mutable access without locking: `&mut self` proves no one else holds it.
-    pub fn get_mut(&mut self) -> &mut T {
-        // SAFETY: `&mut self` excludes every other access to the data.
-        self.data.with_mut(|p| unsafe { &mut *p })
-    }
-
-    /// A pointer to the data, for use with [`RawMutex`]-level locking.
-    pub fn data_ptr(&self) -> *mut T {
-        self.data.with_mut(|p| p)
-    }
-}
-
-impl<T: Default> Default for Mutex<T> {
-    #[track_caller]
-    fn default() -> Self {
-        Mutex::new(T::default())
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.try_lock() {
-            Some(g) => f.debug_struct("Mutex").field("data", &&*g).finish(),
-            None => f
-                .debug_struct("Mutex")
-                .field("owner", &self.raw.owner())
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
-/// The proof that the mutex is held; unlocks on drop (`mutex_unlock`).
-///
-/// `!Send`: the owner recorded in the mutex and lockdep's held-lock stack belong
-/// to the thread that locked it, so only that thread may unlock.
-///
-/// ```compile_fail
-/// fn must_be_send<T: Send>(_: T) {}
-/// let m = ksync::mutex::Mutex::new(0);
-/// must_be_send(m.lock()); // error: MutexGuard is not Send
-/// ```
-#[must_use = "the mutex unlocks as soon as the guard is dropped"]
-pub struct MutexGuard<'a, T: ?Sized> {
-    pub(crate) mutex: &'a Mutex<T>,
-    _not_send: PhantomData<*mut ()>,
-}
-
-// SAFETY: sharing a guard shares `&T` only.
-unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
-
-impl<T: ?Sized> MutexGuard<'_, T> {
-    /// Unlocks now (`mutex_unlock`); the same as dropping the guard.
-    #[doc(alias = "mutex_unlock")]
-    #[inline]
-    pub fn unlock(self) {
-        drop(self)
-    }
-}
-
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        // SAFETY: the guard proves we hold the lock, so no one else accesses the data.
-        self.mutex.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
-        self.mutex.data.with_mut(|p| unsafe { &mut *p })
-    }
-}
-
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: the guard proves this thread owns the lock; it is gone after this.
-        unsafe { self.mutex.raw.unlock_owned() }
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&**self, f)
     }
 }
 

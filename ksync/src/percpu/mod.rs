@@ -40,10 +40,8 @@ mod counter;
 
 pub use counter::PercpuCounter;
 
-use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
-use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
     Ordering,
@@ -51,6 +49,7 @@ use core::sync::atomic::{
 use std::sync::{Once, OnceLock};
 
 use crate::arch::{self, CachePadded};
+use crate::lock::{Guard, Lock, Preempt};
 
 /// The number of possible CPU ids (`nr_cpu_ids`): the number of slots of every
 /// [`PerCpu`].
@@ -445,48 +444,19 @@ impl<A: PerCpuInt> PerCpu<A> {
     }
 }
 
-/// A lock around one per-CPU element (`local_lock_t`): what
-/// [`PerCpu::get_cpu_var`] takes so that a thread keeps exclusive use of "its"
-/// CPU's element even if the OS migrates it before `put_cpu_var`.
-///
-/// The state is one flag: `false` free, `true` held. Contention is rare (only
-/// threads that are or were on the same CPU meet here), so it spins with
-/// [`Backoff`](crate::Backoff), yielding after a short spin.
-#[doc(alias = "local_lock_t")]
-pub struct LocalLock<T> {
+/// The raw lock of a [`LocalLock`]: one flag, `false` free, `true` held.
+/// Contention is rare (only threads that are or were on the same CPU meet
+/// here), so it spins with [`Backoff`](crate::Backoff), yielding after a short
+/// spin. Lockdep does not track it (its map is `None`).
+pub struct RawLocalLock {
     locked: AtomicBool,
-    value: UnsafeCell<T>,
 }
 
-// SAFETY: the lock gives one thread at a time `&mut T`, so sharing the lock needs
-// only `T: Send`, as for any mutex.
-unsafe impl<T: Send> Sync for LocalLock<T> {}
-
-impl<T> LocalLock<T> {
-    /// Wraps `value`.
-    pub const fn new(value: T) -> Self {
-        LocalLock {
+impl RawLocalLock {
+    /// A free lock.
+    pub const fn new() -> Self {
+        RawLocalLock {
             locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    /// Takes the lock (`local_lock`); the guard disables preemption while held.
-    #[doc(alias = "local_lock")]
-    #[inline]
-    pub fn lock(&self) -> CpuVarGuard<'_, T> {
-        crate::sched::preempt_disable();
-        // Acquire pairs with the Release store in the guard's drop.
-        if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow();
-        }
-        CpuVarGuard {
-            lock: self,
-            _not_send: PhantomData,
         }
     }
 
@@ -507,29 +477,82 @@ impl<T> LocalLock<T> {
             }
         }
     }
-
-    /// The value, for an owner with exclusive access.
-    pub fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
-    }
-
-    /// Unwraps the value.
-    pub fn into_inner(self) -> T {
-        self.value.into_inner()
-    }
 }
 
-impl<T: Default> Default for LocalLock<T> {
+impl Default for RawLocalLock {
     fn default() -> Self {
-        Self::new(T::default())
+        Self::new()
     }
 }
 
-impl<T> fmt::Debug for LocalLock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalLock")
-            .field("locked", &self.locked.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
+// SAFETY: one flag, set by an Acquire CAS `false → true` that succeeds for one
+// thread at a time and cleared by the holder's Release store, which the next
+// CAS pairs with. Exclusive only: `Concurrent` is `()`.
+unsafe impl crate::lock::Backend for RawLocalLock {
+    type GuardState = Preempt;
+    type Concurrent<T: ?Sized> = ();
+    const NAME: &'static str = "local_lock";
+
+    fn new() -> Self {
+        RawLocalLock::new()
+    }
+
+    #[inline(always)]
+    fn dep_map(&self) -> Option<&crate::lockdep::LockdepMap> {
+        None
+    }
+
+    #[inline(always)]
+    fn lock(&self) {
+        // Acquire pairs with the Release store in `unlock`.
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+    }
+
+    #[inline(always)]
+    fn try_lock(&self) -> bool {
+        // Acquire: as in `lock`.
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline(always)]
+    unsafe fn unlock(&self) {
+        // Release pairs with the Acquire CAS of the next `lock`: our writes to the
+        // element happen-before its accesses.
+        self.locked.store(false, Ordering::Release);
+    }
+
+    #[inline(always)]
+    fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
+/// A lock around one per-CPU element (`local_lock_t`): what
+/// [`PerCpu::get_cpu_var`] takes so that a thread keeps exclusive use of "its"
+/// CPU's element even if the OS migrates it before `put_cpu_var`. The generic
+/// [`Lock`] over [`RawLocalLock`]; the guard disables preemption while held.
+#[doc(alias = "local_lock_t")]
+pub type LocalLock<T> = Lock<T, RawLocalLock>;
+
+impl<T> LocalLock<T> {
+    /// Wraps `value`.
+    #[cfg(not(loom))]
+    pub const fn new(value: T) -> Self {
+        Lock::from_raw(RawLocalLock::new(), value)
+    }
+
+    /// Wraps `value` (loom build).
+    #[cfg(loom)]
+    pub fn new(value: T) -> Self {
+        Lock::from_raw(RawLocalLock::new(), value)
     }
 }
 
@@ -569,7 +592,7 @@ impl<T: Send> PerCpu<LocalLock<T>> {
 }
 
 /// Exclusive use of one per-CPU element, from [`PerCpu::get_cpu_var`] or
-/// [`LocalLock::lock`]; dropping it is `put_cpu_var`.
+/// [`LocalLock::lock`](Lock::lock); dropping it is `put_cpu_var`.
 ///
 /// `!Send`: it re-enables preemption, a per-thread count, on drop.
 ///
@@ -579,52 +602,15 @@ impl<T: Send> PerCpu<LocalLock<T>> {
 /// let g = V.get_cpu_var();
 /// std::thread::spawn(move || drop(g)); // error: the guard is not `Send`
 /// ```
-#[must_use = "the element is released when the guard is dropped"]
-pub struct CpuVarGuard<'a, T> {
-    lock: &'a LocalLock<T>,
-    _not_send: PhantomData<*mut ()>,
-}
+pub type CpuVarGuard<'a, T> = Guard<'a, T, RawLocalLock>;
 
-impl<T> CpuVarGuard<'_, T> {
+impl<T: ?Sized> CpuVarGuard<'_, T> {
     /// Releases the element (`put_cpu_var`, `local_unlock`); the same as dropping.
     #[doc(alias = "put_cpu_var")]
     #[doc(alias = "put_cpu_ptr")]
     #[doc(alias = "local_unlock")]
     #[inline]
     pub fn put(self) {}
-}
-
-impl<T> Deref for CpuVarGuard<'_, T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock, so no `&mut T` exists elsewhere.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-impl<T> DerefMut for CpuVarGuard<'_, T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the lock exclusively.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-impl<T> Drop for CpuVarGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        // Release pairs with the Acquire CAS of the next `lock`: our writes to the
-        // element happen-before its accesses.
-        self.lock.locked.store(false, Ordering::Release);
-        crate::sched::preempt_enable();
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for CpuVarGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CpuVarGuard").field(&**self).finish()
-    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -11,7 +11,8 @@ use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 use super::{SeqCount, SeqData, SeqPod};
-use crate::spinlock::{SpinLock, SpinLockGuard};
+use crate::lock::AnyCtx;
+use crate::spinlock::{LockGuard, SpinLock, raw::Queued};
 
 /// How many torn lockless copies [`SeqLock::read`] and [`SeqLock::read_with`]
 /// make in a row before they take the writer lock for one copy (a writer seen
@@ -228,7 +229,7 @@ impl<T: SeqPod> SeqLock<T> {
     }
 
     #[inline]
-    fn begin<'a>(&'a self, held: SpinLockGuard<'a, ()>) -> SeqLockWriteGuard<'a, T> {
+    fn begin<'a>(&'a self, held: LockGuard<'a, (), Queued, AnyCtx>) -> SeqLockWriteGuard<'a, T> {
         // SAFETY: `held` is the writer lock, so we are the only writer; the guard
         // calls `raw_write_end` exactly once, in `drop`, before releasing `held`.
         unsafe { self.seq.raw_write_begin() };
@@ -248,7 +249,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock")]
     #[inline]
     pub fn write(&self) -> SeqLockWriteGuard<'_, T> {
-        self.begin(self.lock.lock())
+        self.begin(self.lock.lock().into_any())
     }
 
     /// [`write`](Self::write) with irqs disabled on this thread
@@ -256,7 +257,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_irq")]
     #[inline]
     pub fn write_irq(&self) -> SeqLockWriteGuard<'_, T> {
-        self.begin(self.lock.lock_irq())
+        self.begin(self.lock.lock_irq().into_any())
     }
 
     /// [`write`](Self::write) saving and disabling irqs
@@ -265,7 +266,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_irqsave")]
     #[inline]
     pub fn write_irqsave(&self) -> SeqLockWriteGuard<'_, T> {
-        self.begin(self.lock.lock_irqsave())
+        self.begin(self.lock.lock_irqsave().into_any())
     }
 
     /// [`write`](Self::write) with bottom halves disabled (`write_seqlock_bh`);
@@ -273,7 +274,7 @@ impl<T: SeqPod> SeqLock<T> {
     #[doc(alias = "write_seqlock_bh")]
     #[inline]
     pub fn write_bh(&self) -> SeqLockWriteGuard<'_, T> {
-        self.begin(self.lock.lock_bh())
+        self.begin(self.lock.lock_bh().into_any())
     }
 
     /// The data, for an owner with exclusive access.
@@ -329,7 +330,7 @@ pub struct SeqLockWriteGuard<'a, T: SeqPod> {
     shadow: T,
     /// The writer lock (and the irq/bh state it saved): released after the
     /// count turns even, when this field is dropped after `drop` runs.
-    _held: SpinLockGuard<'a, ()>,
+    _held: LockGuard<'a, (), Queued, AnyCtx>,
     _not_send: PhantomData<*mut ()>,
 }
 

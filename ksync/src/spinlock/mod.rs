@@ -5,15 +5,19 @@
 //! |--------------------------------------|-----------------------------------------|
 //! | `spinlock_t`, `DEFINE_SPINLOCK`      | [`SpinLock<T>`], [`SpinLock::new`] (queued lock) |
 //! | `raw_spinlock_t`                     | [`RawSpinLock<T>`] (queued, own type)   |
-//! | `spin_lock` / `spin_unlock`          | [`Lock::lock`] / drop the [`LockGuard`] |
-//! | `spin_lock_irq`, `_irqsave`, `_bh`   | [`Lock::lock_irq`], [`Lock::lock_irqsave`], [`Lock::lock_bh`] |
-//! | `spin_trylock` (+ `_irq`, `_irqsave`, `_bh`) | [`Lock::try_lock`] and variants |
+//! | `spin_lock` / `spin_unlock`          | [`Lock::lock`](crate::lock::Lock::lock) / drop the [`Guard`](crate::lock::Guard) |
+//! | `spin_lock_irq`, `_irqsave`, `_bh`   | [`lock_irq`](crate::lock::Lock::lock_irq), [`lock_irqsave`](crate::lock::Lock::lock_irqsave), [`lock_bh`](crate::lock::Lock::lock_bh) |
+//! | `spin_trylock` (+ `_irq`, `_irqsave`, `_bh`) | [`try_lock`](crate::lock::Lock::try_lock) and variants |
 //! | `rwlock_t`, `DEFINE_RWLOCK`          | [`RwLock<T>`] (queued, fair), [`ReaderPrefRwLock<T>`] (classic) |
-//! | `read_lock` / `write_lock` (+ variants) | [`RwLockOf::read`] / [`RwLockOf::write`] … |
+//! | `read_lock` / `write_lock` (+ variants) | [`read`](crate::lock::Lock::read) / [`write`](crate::lock::Lock::write) … |
 //!
-//! One generic [`Lock<T, B>`] and one [`LockGuard`] serve every raw algorithm
-//! `B` of [`raw`]; the `_irq`/`_irqsave`/`_bh` variants are guard state, not
-//! copies of the guard. Likewise [`RwLockOf<T, B>`] for the rwlocks.
+//! Every spinlock is the one generic [`crate::lock::Lock<T, B>`] and its one
+//! [`Guard`](crate::lock::Guard): [`SpinBackend<R>`] over any raw algorithm `R`
+//! of [`raw`] (`spinlock::Lock<T, R>` names that), [`RwSpinBackend<R>`] for the
+//! rwlocks (with the shared [`ReadGuard`](crate::lock::ReadGuard)). The
+//! `_irq`/`_irqsave`/`_bh` variants are the guard's state type
+//! ([`IrqOff`](crate::lock::IrqOff), [`IrqSave`](crate::lock::IrqSave),
+//! [`BhOff`](crate::lock::BhOff)), not copies of the guard.
 //!
 //! ## Semantics
 //! A holder may not sleep. The preempt count is raised from before the wait
@@ -38,7 +42,8 @@
 //! With the `lock_api` feature every raw lock implements `lock_api::RawMutex` or
 //! `lock_api::RawRwLock` of **lock_api 0.4**, the version parking_lot 0.12 and
 //! the rest of the ecosystem build on, so `lock_api::Mutex<raw::Queued, T>` works
-//! (without ksync's preempt count and lockdep hooks, which live in [`Lock`]).
+//! (without ksync's preempt count and lockdep hooks, which live in
+//! [`crate::lock::Lock`]).
 //!
 //! ## Cache lines
 //! A raw lock is 4 to 16 bytes (the queued lock under [`SpinLock`] is 16).
@@ -58,7 +63,7 @@
 //! assert_eq!(core::mem::size_of_val(&BUCKETS[0]), 128);
 //! ```
 
-mod lock;
+mod backend;
 mod mcs;
 mod node;
 mod qrwlock;
@@ -70,15 +75,28 @@ mod ticket;
 
 pub mod raw;
 
-pub use lock::{Lock, LockGuard};
-pub use rwlock::{ReadGuard, RwLockOf, WriteGuard};
+pub use backend::SpinBackend;
+pub use rwlock::{ReadGuard, RwLockOf, RwSpinBackend, WriteGuard};
+
+/// The generic spinlock over the raw algorithm `R` (`Lock<T, raw::Mcs>`): the
+/// generic [`Lock`](crate::lock::Lock) with the [`SpinBackend<R>`] backend.
+pub type Lock<T, R> = crate::lock::Lock<T, SpinBackend<R>>;
+
+/// The guard of a [`Lock`]: the generic [`Guard`](crate::lock::Guard) whose
+/// state `C` is the variant that made it ([`Preempt`](crate::lock::Preempt) for
+/// `lock`, [`IrqOff`](crate::lock::IrqOff), [`IrqSave`](crate::lock::IrqSave),
+/// [`BhOff`](crate::lock::BhOff), or [`AnyCtx`](crate::lock::AnyCtx) after
+/// [`into_any`](crate::lock::Guard::into_any)).
+pub type LockGuard<'a, T, R, C = crate::lock::Preempt> =
+    crate::lock::Guard<'a, T, SpinBackend<R>, C>;
 
 /// `spinlock_t`: the queued spinlock with the paravirtual slow path
 /// ([`raw::Queued`]).
 #[doc(alias = "spinlock_t")]
 pub type SpinLock<T> = Lock<T, raw::Queued>;
 
-/// The guard of a [`SpinLock`].
+/// The guard of a [`SpinLock`] (its `lock`; the variants' guards are
+/// `LockGuard<'a, T, raw::Queued, C>`).
 pub type SpinLockGuard<'a, T> = LockGuard<'a, T, raw::Queued>;
 
 /// `raw_spinlock_t`: the same queued algorithm as [`SpinLock`], as its own

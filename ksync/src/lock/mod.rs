@@ -1,0 +1,897 @@
+//! The one generic lock: [`Lock<T, B>`] guards a `T` with a raw lock `B` (a
+//! [`Backend`]), and a [`Guard`] — or a [`ReadGuard`] on the shared side of a
+//! reader-writer lock — proves it is held and unlocks on drop. Every lock of
+//! ksync is an alias over it (the shape of Rust-for-Linux's `kernel::sync::lock`):
+//!
+//! | lock | `B` (backend) | plain guard state |
+//! |---|---|---|
+//! | [`SpinLock<T>`](crate::spinlock::SpinLock), [`RawSpinLock<T>`](crate::spinlock::RawSpinLock), [`spinlock::Lock<T, R>`](crate::spinlock::Lock) | [`SpinBackend<R>`](crate::spinlock::SpinBackend) | [`Preempt`] |
+//! | [`RwLock<T>`](crate::spinlock::RwLock), [`RwLockOf<T, R>`](crate::spinlock::RwLockOf) | [`RwSpinBackend<R>`](crate::spinlock::RwSpinBackend) (shared) | [`Preempt`] |
+//! | [`Mutex<T>`](crate::mutex::Mutex) | [`RawMutex`](crate::mutex::RawMutex) | `()` |
+//! | [`RwSemaphore<T>`](crate::rwsem::RwSemaphore) | [`RawRwSemaphore`](crate::rwsem::RawRwSemaphore) (shared) | `()` |
+//! | [`LocalLock<T>`](crate::percpu::LocalLock) | [`RawLocalLock`](crate::percpu::RawLocalLock) | [`Preempt`] |
+//!
+//! A backend is the raw lock (the lock word, its algorithm and its lockdep map),
+//! with no data and no context handling. The guard's third parameter, its
+//! [`GuardState`], is what the unlock must restore besides the lock: the plain
+//! variant's is the backend's own ([`Backend::GuardState`]); a spinlock's `_irq`,
+//! `_irqsave` and `_bh` methods return guards over [`IrqOff`], [`IrqSave`] (the
+//! saved flags) and [`BhOff`]. Being types, the plain guard's drop has nothing to
+//! match and costs the raw unlock and one `preempt_enable`.
+//!
+//! ## The two paths (DESIGN.md)
+//! Acquire: [`GuardState::enter`] (irqs or bhs off, then the preempt count, as the
+//! kernel's `__raw_spin_lock_irqsave`) → lockdep `acquire` (before waiting, so
+//! recursion is reported instead of hanging) → the backend's lock, which may spin
+//! or sleep. Release: lockdep `release` → the backend's unlock →
+//! [`GuardState::exit`] (irqs restored before the preempt count drops; for bhs the
+//! count drops first). Both live once, here, for every lock.
+//!
+//! [`Guard::do_unlocked`] runs a closure with the lock released and retakes it
+//! after (both paths above, in order): what a condition variable's wait needs.
+//!
+//! ## Guards are `!Send`
+//! The unlock must run on the locking thread: the preempt count, the irq/bh state
+//! a guard restores and lockdep's held-lock stack are per thread, the mutex
+//! records its owner's tid, and the MCS lock's queue node is the thread's own.
+//!
+//! ```compile_fail
+//! use ksync::spinlock::SpinLock;
+//! static L: SpinLock<u32> = SpinLock::new(0);
+//! let g = L.lock();
+//! std::thread::spawn(move || drop(g)); // error: the guard is not Send
+//! ```
+//!
+//! ## `Sync`
+//! A lock that gives `&mut T` to one thread at a time is `Sync` for `T: Send`;
+//! one that lets readers share `&T` at once needs `T: Send + Sync` too
+//! ([`Backend::Concurrent`]).
+//!
+//! ```
+//! fn must_be_sync<T: Sync>(_: &T) {}
+//! must_be_sync(&ksync::mutex::Mutex::new(std::cell::Cell::new(0))); // one at a time
+//! ```
+//!
+//! ```compile_fail
+//! fn must_be_sync<T: Sync>(_: &T) {}
+//! // Readers on two threads would share the Cell: not Sync.
+//! must_be_sync(&ksync::spinlock::RwLock::new(std::cell::Cell::new(0)));
+//! ```
+//!
+//! No poisoning (as in the kernel and parking_lot): a panic unwinding through a
+//! guard releases the lock.
+
+mod state;
+
+pub use state::{AnyCtx, BhOff, GuardState, IrqOff, IrqSave, Preempt};
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+use crate::irq::IrqFlags;
+use crate::lockdep::{self, AcquireKind, LockdepMap};
+use crate::loom::UnsafeCell;
+
+/// A raw lock that [`Lock<T, B>`] wraps: the lock word and its algorithm, with
+/// its lockdep map, and no data (`arch_spinlock_t` + `dep_map`, `struct mutex`).
+///
+/// The backend's methods do not call lockdep and change no context: [`Lock`]
+/// does both, around them. [`lock`](Backend::lock) may spin or sleep; a backend
+/// that can be interrupted offers that through its own `Result`-returning entry
+/// points, which its lock type passes to [`Lock`]'s acquire path (the mutex's
+/// [`lock_interruptible`](crate::mutex::Mutex::lock_interruptible)).
+///
+/// # Safety
+/// Implementations must guarantee mutual exclusion: between a successful
+/// [`lock`](Backend::lock) or [`try_lock`](Backend::try_lock) and the matching
+/// [`unlock`](Backend::unlock) no other `lock`/`try_lock` succeeds (nor, for a
+/// [`SharedBackend`], a shared lock), and each acquisition synchronizes-with
+/// (Acquire) the release (Release) it follows, so the critical sections are
+/// ordered. [`Concurrent`](Backend::Concurrent) must be `()` unless the backend
+/// admits several holders at once.
+pub unsafe trait Backend: Send + Sync {
+    /// What the plain variant's guard restores on unlock: [`Preempt`] for
+    /// spinning locks, `()` for sleeping ones.
+    type GuardState: GuardState;
+
+    /// What several threads may see of the `T` at once: `()` for an exclusive
+    /// lock, `T` itself for one with concurrent readers. [`Lock<T, B>`] is
+    /// `Sync` when `T: Send` and `Concurrent<T>: Sync`.
+    type Concurrent<T: ?Sized>: ?Sized;
+
+    /// Short name for `Debug` and diagnostics, e.g. `"queued"`, `"mutex"`.
+    const NAME: &'static str;
+
+    /// A new unlocked raw lock whose lockdep class is the caller's location
+    /// (for `Default` and `From`; the const constructors are per lock type).
+    #[track_caller]
+    fn new() -> Self;
+
+    /// The lockdep map, or `None` for a lock that lockdep does not track.
+    fn dep_map(&self) -> Option<&LockdepMap>;
+
+    /// Acquires the lock, waiting (spinning or sleeping) until it is free.
+    fn lock(&self);
+
+    /// Tries once to acquire the lock.
+    fn try_lock(&self) -> bool;
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The lock must be held exclusively by the calling thread.
+    unsafe fn unlock(&self);
+
+    /// Whether the lock is held by someone. A snapshot.
+    fn is_locked(&self) -> bool;
+}
+
+/// A [`Backend`] with a shared (reader) side: `rwlock_t`, `struct rw_semaphore`.
+///
+/// # Safety
+/// Besides [`Backend`]'s contract: while a shared lock is held, no exclusive
+/// lock is granted, and each shared acquisition synchronizes-with (Acquire) the
+/// exclusive release (Release) it follows.
+pub unsafe trait SharedBackend: Backend {
+    /// How lockdep records a shared acquisition: [`AcquireKind::Read`] unless
+    /// readers may nest past a waiting writer (`RecursiveRead`).
+    #[inline(always)]
+    fn read_kind(&self) -> AcquireKind {
+        AcquireKind::Read
+    }
+
+    /// Acquires a shared lock, waiting until no writer holds or blocks it.
+    fn lock_shared(&self);
+
+    /// Tries once to acquire a shared lock.
+    fn try_lock_shared(&self) -> bool;
+
+    /// Releases a shared lock.
+    ///
+    /// # Safety
+    /// A shared lock must be held by the calling thread.
+    unsafe fn unlock_shared(&self);
+
+    /// Whether a writer holds the lock. A snapshot.
+    fn is_write_locked(&self) -> bool;
+}
+
+/// Undoes a [`GuardState::enter`] if the lockdep hook between it and the lock
+/// panics (`KSYNC_LOCKDEP=panic` reporting recursion or an inversion): the
+/// caller `mem::forget`s it once the hook returned. Without the `lockdep`
+/// feature the hook cannot panic and this compiles to nothing.
+struct ExitOnUnwind<C: GuardState>(C);
+
+impl<C: GuardState> Drop for ExitOnUnwind<C> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.exit();
+    }
+}
+
+/// A `T` guarded by the raw lock `B`. Aliases name the kernel's locks: see the
+/// [module docs](self).
+///
+/// # Invariants
+/// `data` is accessed only through a [`Guard`] (which exists only while `raw` is
+/// held exclusively by its thread), a [`ReadGuard`] (shared access while a
+/// shared lock is held), `&mut self`, or by value.
+pub struct Lock<T: ?Sized, B: Backend> {
+    pub(crate) raw: B,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: a `&Lock` hands `&mut T` to one thread at a time, which moves the `T`
+// between threads: `T: Send` is needed, and enough for an exclusive lock (as for
+// `std::sync::Mutex`). A lock with concurrent readers also lets several threads
+// hold `&T` at once, which needs `T: Sync`: its backend's `Concurrent<T>` is `T`.
+// `B` is `Sync` by `Backend`'s supertrait.
+unsafe impl<T: ?Sized + Send, B: Backend> Sync for Lock<T, B> where B::Concurrent<T>: Sync {}
+
+impl<T, B: Backend> Lock<T, B> {
+    /// A lock over `raw` (unlocked) holding `data`. The lock types' own `new`
+    /// (`SpinLock::new`, `Mutex::new` …) call this with their raw lock.
+    #[cfg(not(loom))]
+    #[inline]
+    pub const fn from_raw(raw: B, data: T) -> Self {
+        Lock {
+            raw,
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// A lock over `raw` holding `data` (loom build).
+    #[cfg(loom)]
+    pub fn from_raw(raw: B, data: T) -> Self {
+        Lock {
+            raw,
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Consumes the lock and returns the data.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized, B: Backend> Lock<T, B> {
+    /// The one acquire path: `enter` (the context change) → lockdep `acquire`
+    /// → `lock` (the backend's wait). On `Err` the lock was not taken: lockdep's
+    /// acquisition and the context change are undone.
+    #[inline(always)]
+    pub(crate) fn acquire<C: GuardState, E>(
+        &self,
+        enter: impl FnOnce() -> C,
+        kind: AcquireKind,
+        subclass: u32,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<C, E> {
+        let ctx = enter();
+        // Before waiting, as the kernel's spin_acquire + LOCK_CONTENDED, so
+        // recursion is reported instead of hanging. If the report panics, the
+        // context is restored and the lock was never touched.
+        let undo = ExitOnUnwind(ctx);
+        if let Some(map) = self.raw.dep_map() {
+            lockdep::acquire(map, kind, false, subclass);
+        }
+        core::mem::forget(undo);
+        match lock(&self.raw) {
+            Ok(()) => Ok(ctx),
+            Err(e) => {
+                if let Some(map) = self.raw.dep_map() {
+                    lockdep::release(map);
+                }
+                ctx.exit();
+                Err(e)
+            }
+        }
+    }
+
+    /// The one try-acquire path: `C::enter` → `try_lock` → lockdep `acquire`
+    /// (as a trylock, after success); on failure the context is restored.
+    #[inline(always)]
+    pub(crate) fn try_acquire<C: GuardState>(
+        &self,
+        kind: AcquireKind,
+        try_lock: impl FnOnce(&B) -> bool,
+    ) -> Option<C> {
+        let ctx = C::enter();
+        if try_lock(&self.raw) {
+            if let Some(map) = self.raw.dep_map() {
+                lockdep::acquire(map, kind, true, 0);
+            }
+            Some(ctx)
+        } else {
+            ctx.exit();
+            None
+        }
+    }
+
+    /// The one release path: lockdep `release` → `unlock` → `ctx.exit()`.
+    ///
+    /// # Safety
+    /// This thread holds the lock in the mode that `unlock` releases, taken
+    /// through [`acquire`](Self::acquire) or [`try_acquire`](Self::try_acquire)
+    /// with the state `ctx`, and no guard of that acquisition is used after this.
+    #[inline(always)]
+    pub(crate) unsafe fn release<C: GuardState>(&self, ctx: C, unlock: impl FnOnce(&B)) {
+        if let Some(map) = self.raw.dep_map() {
+            lockdep::release(map);
+        }
+        unlock(&self.raw);
+        ctx.exit();
+    }
+
+    /// Acquires exclusively with the guard state `C` (a lock variant).
+    #[inline(always)]
+    pub(crate) fn lock_in<C: GuardState>(&self, subclass: u32) -> Guard<'_, T, B, C> {
+        let r = self.acquire(C::enter, AcquireKind::Exclusive, subclass, |b| {
+            b.lock();
+            Ok::<(), core::convert::Infallible>(())
+        });
+        let Ok(ctx) = r;
+        // SAFETY: `acquire` took the lock exclusively on this thread with `ctx`.
+        unsafe { Guard::new(self, ctx) }
+    }
+
+    /// Acquires exclusively (with the backend's own guard state) through
+    /// `lock`, a backend entry point that may fail: an interruptible or killable
+    /// sleep (`mutex_lock_interruptible`).
+    #[inline(always)]
+    pub(crate) fn lock_with<E>(
+        &self,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<Guard<'_, T, B>, E> {
+        let enter = <B::GuardState as GuardState>::enter;
+        let ctx = self.acquire(enter, AcquireKind::Exclusive, 0, lock)?;
+        // SAFETY: `acquire` took the lock exclusively on this thread with `ctx`.
+        Ok(unsafe { Guard::new(self, ctx) })
+    }
+
+    /// Tries once to acquire exclusively with the guard state `C`.
+    #[inline(always)]
+    pub(crate) fn try_lock_in<C: GuardState>(&self) -> Option<Guard<'_, T, B, C>> {
+        let ctx = self.try_acquire::<C>(AcquireKind::Exclusive, B::try_lock)?;
+        // SAFETY: `try_acquire` took the lock exclusively on this thread with `ctx`.
+        Some(unsafe { Guard::new(self, ctx) })
+    }
+
+    /// Acquires the lock, waiting until it is free; the guard unlocks on drop.
+    /// A spinlock spins (then sleeps on a futex until kicked) with the preempt
+    /// count raised from before the wait until the unlock (`spin_lock`); a mutex
+    /// or rwsem (write side) sleeps uninterruptibly (`mutex_lock`, `down_write`);
+    /// a [`LocalLock`](crate::percpu::LocalLock) disables preemption
+    /// (`local_lock`).
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let lock = SpinLock::new(vec![1]);
+    /// lock.lock().push(2);
+    /// assert_eq!(*lock.lock(), [1, 2]);
+    /// ```
+    ///
+    /// # Panics
+    /// A mutex panics on recursive locking by its owner and in interrupt
+    /// context (it would deadlock or sleep where it must not).
+    ///
+    /// ```should_panic
+    /// let m = ksync::mutex::Mutex::new(());
+    /// let _g = m.lock();
+    /// let _g2 = m.lock(); // panics: recursive locking
+    /// ```
+    #[doc(alias = "spin_lock")]
+    #[doc(alias = "raw_spin_lock")]
+    #[doc(alias = "mutex_lock")]
+    #[doc(alias = "local_lock")]
+    #[inline]
+    pub fn lock(&self) -> Guard<'_, T, B> {
+        self.lock_in(0)
+    }
+
+    /// [`lock`](Self::lock) with a lockdep subclass (`spin_lock_nested`,
+    /// `mutex_lock_nested`): taking two locks of one class nested — a parent and
+    /// a child of the same type, say — is reported as possible recursive locking
+    /// unless the inner acquisition names a different subclass. Without the
+    /// `lockdep` feature it is `lock`.
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let locks: Vec<SpinLock<u32>> = (0..2).map(SpinLock::new).collect(); // one class
+    /// let parent = locks[0].lock();
+    /// let child = locks[1].lock_nested(1); // SINGLE_DEPTH_NESTING
+    /// assert_eq!(*parent + *child, 1);
+    /// ```
+    ///
+    /// ```
+    /// use ksync::mutex::Mutex;
+    /// // One creation site: one lock class for every node.
+    /// let nodes: Vec<Mutex<u32>> = (0..2).map(Mutex::new).collect();
+    /// let parent = nodes[0].lock();
+    /// let child = nodes[1].lock_nested(1); // SINGLE_DEPTH_NESTING: no report
+    /// assert_eq!(*parent + *child, 1);
+    /// # drop((child, parent));
+    /// # assert!(ksync::lockdep::take_reports().is_empty());
+    /// ```
+    #[doc(alias = "spin_lock_nested")]
+    #[doc(alias = "raw_spin_lock_nested")]
+    #[doc(alias = "mutex_lock_nested")]
+    #[inline]
+    pub fn lock_nested(&self, subclass: u32) -> Guard<'_, T, B> {
+        self.lock_in(subclass)
+    }
+
+    /// Tries once to acquire (`spin_trylock`, `mutex_trylock`,
+    /// `down_write_trylock`); `None` if the lock is held.
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let lock = SpinLock::new(());
+    /// let g = lock.try_lock().expect("free");
+    /// assert!(lock.try_lock().is_none());
+    /// drop(g);
+    /// assert!(lock.try_lock().is_some());
+    /// ```
+    #[doc(alias = "spin_trylock")]
+    #[doc(alias = "raw_spin_trylock")]
+    #[doc(alias = "mutex_trylock")]
+    #[inline]
+    pub fn try_lock(&self) -> Option<Guard<'_, T, B>> {
+        self.try_lock_in()
+    }
+
+    /// Whether the lock is held (`spin_is_locked`, `mutex_is_locked`,
+    /// `rwsem_is_locked`). A snapshot, for assertions and heuristics only.
+    #[doc(alias = "spin_is_locked")]
+    #[doc(alias = "raw_spin_is_locked")]
+    #[doc(alias = "mutex_is_locked")]
+    #[doc(alias = "rwsem_is_locked")]
+    #[inline]
+    pub fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    /// A mutable reference to the data, with no locking: `&mut self` proves no
+    /// one else can hold the lock.
+    #[inline]
+    pub fn get_mut(&mut self) -> &mut T {
+        // SAFETY: `&mut self` excludes every other access to the data.
+        self.data.with_mut(|p| unsafe { &mut *p })
+    }
+
+    /// A raw pointer to the data (for code that holds the lock by other means,
+    /// such as the raw lock's own API). Dereferencing it is up to the caller.
+    #[inline]
+    pub fn data_ptr(&self) -> *mut T {
+        self.data.with_mut(|p| p)
+    }
+}
+
+impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
+    /// Acquires a shared lock with the guard state `C` (a lock variant).
+    #[inline(always)]
+    pub(crate) fn read_in<C: GuardState>(&self, subclass: u32) -> ReadGuard<'_, T, B, C> {
+        let kind = self.raw.read_kind();
+        let r = self.acquire(C::enter, kind, subclass, |b| {
+            b.lock_shared();
+            Ok::<(), core::convert::Infallible>(())
+        });
+        let Ok(ctx) = r;
+        // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
+        unsafe { ReadGuard::new(self, ctx) }
+    }
+
+    /// Acquires a shared lock (with the backend's own guard state) through
+    /// `lock`, a backend entry point that may fail (`down_read_killable`).
+    #[inline(always)]
+    pub(crate) fn read_with<E>(
+        &self,
+        lock: impl FnOnce(&B) -> Result<(), E>,
+    ) -> Result<ReadGuard<'_, T, B>, E> {
+        let enter = <B::GuardState as GuardState>::enter;
+        let ctx = self.acquire(enter, self.raw.read_kind(), 0, lock)?;
+        // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
+        Ok(unsafe { ReadGuard::new(self, ctx) })
+    }
+
+    /// Tries once to acquire a shared lock with the guard state `C`.
+    #[inline(always)]
+    pub(crate) fn try_read_in<C: GuardState>(&self) -> Option<ReadGuard<'_, T, B, C>> {
+        let ctx = self.try_acquire::<C>(self.raw.read_kind(), B::try_lock_shared)?;
+        // SAFETY: `try_acquire` took a shared lock on this thread with `ctx`.
+        Some(unsafe { ReadGuard::new(self, ctx) })
+    }
+
+    /// Acquires a shared (read) lock (`read_lock`, `down_read`); the guard drops
+    /// it (`read_unlock`, `up_read`). Readers share; writers wait.
+    ///
+    /// ```
+    /// use ksync::spinlock::RwLock;
+    /// let l = RwLock::new(5);
+    /// std::thread::scope(|s| {
+    ///     let a = l.read();
+    ///     // Readers share: another thread reads while this one holds a read lock.
+    ///     // (Not twice on one thread: on the fair lock a writer arriving in
+    ///     // between would deadlock that, and lockdep reports it.)
+    ///     s.spawn(|| assert_eq!(*l.read(), 5)).join().unwrap();
+    ///     assert_eq!(*a, 5);
+    /// });
+    /// ```
+    #[doc(alias = "read_lock")]
+    #[doc(alias = "down_read")]
+    #[inline]
+    pub fn read(&self) -> ReadGuard<'_, T, B> {
+        self.read_in(0)
+    }
+
+    /// Tries once for a shared lock (`read_trylock`, `down_read_trylock`).
+    #[doc(alias = "read_trylock")]
+    #[doc(alias = "down_read_trylock")]
+    #[inline]
+    pub fn try_read(&self) -> Option<ReadGuard<'_, T, B>> {
+        self.try_read_in()
+    }
+
+    /// Acquires the exclusive (write) lock (`write_lock`, `down_write`): the same
+    /// as [`lock`](Self::lock).
+    ///
+    /// ```
+    /// use ksync::spinlock::RwLock;
+    /// let l = RwLock::new(Vec::new());
+    /// l.write().push(1);
+    /// assert!(l.try_read().is_some());
+    /// let w = l.write();
+    /// assert!(l.try_read().is_none() && l.try_write().is_none());
+    /// drop(w);
+    /// ```
+    #[doc(alias = "write_lock")]
+    #[doc(alias = "down_write")]
+    #[inline]
+    pub fn write(&self) -> Guard<'_, T, B> {
+        self.lock_in(0)
+    }
+
+    /// Tries once for the exclusive lock (`write_trylock`, `down_write_trylock`).
+    #[doc(alias = "write_trylock")]
+    #[doc(alias = "down_write_trylock")]
+    #[inline]
+    pub fn try_write(&self) -> Option<Guard<'_, T, B>> {
+        self.try_lock_in()
+    }
+
+    /// Whether a writer holds the lock. A snapshot.
+    #[inline]
+    pub fn is_write_locked(&self) -> bool {
+        self.raw.is_write_locked()
+    }
+}
+
+impl<T: Default, B: Backend> Default for Lock<T, B> {
+    #[track_caller]
+    fn default() -> Self {
+        Lock::from_raw(B::new(), T::default())
+    }
+}
+
+impl<T, B: Backend> From<T> for Lock<T, B> {
+    #[track_caller]
+    fn from(data: T) -> Self {
+        Lock::from_raw(B::new(), data)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, B: Backend> fmt::Debug for Lock<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Lock");
+        d.field("backend", &B::NAME);
+        match self.try_lock() {
+            Some(g) => d.field("data", &&*g),
+            None => d.field("data", &format_args!("<locked>")),
+        };
+        d.finish()
+    }
+}
+
+/// The proof that a [`Lock`] is held exclusively: access to the data; unlocks on
+/// drop (`spin_unlock`, `mutex_unlock`, `up_write`, `local_unlock`), then
+/// restores its [`GuardState`] `C` (`spin_unlock_irq`, `spin_unlock_irqrestore`,
+/// `spin_unlock_bh` by the variant that made it).
+///
+/// `!Send`: the unlock must run on the locking thread (see the
+/// [module docs](self#guards-are-send)).
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let m = ksync::mutex::Mutex::new(0);
+/// must_be_send(m.lock()); // error: the guard is not Send
+/// ```
+///
+/// # Invariants
+/// `lock` is held exclusively by the thread that made the guard, which entered
+/// the context `state` before taking it.
+#[doc(alias = "spin_unlock")]
+#[doc(alias = "spin_unlock_irq")]
+#[doc(alias = "spin_unlock_irqrestore")]
+#[doc(alias = "spin_unlock_bh")]
+#[doc(alias = "raw_spin_unlock")]
+#[doc(alias = "raw_spin_unlock_irqrestore")]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct Guard<'a, T: ?Sized, B: Backend, C: GuardState = <B as Backend>::GuardState> {
+    lock: &'a Lock<T, B>,
+    state: C,
+    _not_send: PhantomData<*mut ()>,
+}
+
+// SAFETY: sharing a guard shares `&T` (hence `T: Sync`) and a copy of its state
+// (`saved_flags`: a plain value); the unlock stays with the owner (`!Send`).
+unsafe impl<T: ?Sized + Sync, B: Backend, C: GuardState> Sync for Guard<'_, T, B, C> {}
+
+impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
+    /// # Safety
+    /// This thread holds `lock` exclusively, taken after entering `state`.
+    #[inline(always)]
+    pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
+        // INVARIANT: the caller took the lock exclusively on this thread, with `state`.
+        Guard {
+            lock,
+            state,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the guard apart without unlocking: the caller now owns the
+    /// exclusive hold and the state to restore.
+    #[inline(always)]
+    pub(crate) fn into_parts(self) -> (&'a Lock<T, B>, C) {
+        let parts = (self.lock, self.state);
+        core::mem::forget(self);
+        parts
+    }
+
+    /// Unlocks now: the same as dropping the guard (`spin_unlock`,
+    /// `mutex_unlock`, `up_write`, `local_unlock`).
+    #[doc(alias = "mutex_unlock")]
+    #[doc(alias = "up_write")]
+    #[doc(alias = "local_unlock")]
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+
+    /// The irq flags saved by a `lock_irqsave`, if this guard holds any.
+    #[inline]
+    pub fn saved_flags(&self) -> Option<IrqFlags> {
+        self.state.saved_flags()
+    }
+
+    /// Runs `f` with the lock released and the guard's context restored, then
+    /// retakes both (the release and acquire paths, in order): what a condition
+    /// variable's wait does around its sleep. The relock is uninterruptible and
+    /// records lockdep subclass 0. If `f` panics, the lock is retaken before the
+    /// unwinding continues, so the guard's drop releases it as usual.
+    ///
+    /// ```
+    /// use ksync::spinlock::SpinLock;
+    /// let m = SpinLock::new(1);
+    /// let mut g = m.lock();
+    /// let seen = g.do_unlocked(|| *m.try_lock().expect("released meanwhile"));
+    /// assert_eq!(seen, 1);
+    /// assert!(m.try_lock().is_none()); // held again
+    /// ```
+    pub fn do_unlocked<U>(&mut self, f: impl FnOnce() -> U) -> U {
+        struct Relock<'g, 'a, T: ?Sized, B: Backend, C: GuardState>(&'g mut Guard<'a, T, B, C>);
+        impl<T: ?Sized, B: Backend, C: GuardState> Drop for Relock<'_, '_, T, B, C> {
+            fn drop(&mut self) {
+                let g = &mut *self.0;
+                let r = g.lock.acquire(
+                    || g.state.reenter(),
+                    AcquireKind::Exclusive,
+                    0,
+                    |b| {
+                        b.lock();
+                        Ok::<(), core::convert::Infallible>(())
+                    },
+                );
+                let Ok(state) = r;
+                // INVARIANT: the lock is held exclusively again by this thread,
+                // taken after entering `state`.
+                g.state = state;
+            }
+        }
+        // SAFETY: the guard proves this thread holds the lock exclusively with
+        // `state`; `Relock` retakes it (also on unwind) before the guard, which
+        // we borrow mutably throughout, can be used or dropped again.
+        unsafe { self.lock.release(self.state, |b| b.unlock()) };
+        let _relock = Relock(self);
+        f()
+    }
+
+    /// Turns a typed guard into one whose variant is chosen at run time, for
+    /// code that picks `lock`, `lock_irq`, `lock_irqsave` or `lock_bh` from a
+    /// value and keeps one guard type.
+    ///
+    /// ```
+    /// use ksync::lock::AnyCtx;
+    /// use ksync::spinlock::{LockGuard, SpinLock};
+    /// let l = SpinLock::new(0);
+    /// let irq = true;
+    /// let mut g: LockGuard<'_, u32, _, AnyCtx> =
+    ///     if irq { l.lock_irqsave().into_any() } else { l.lock().into_any() };
+    /// *g += 1;
+    /// assert!(g.saved_flags().is_some());
+    /// ```
+    #[inline]
+    pub fn into_any(self) -> Guard<'a, T, B, AnyCtx>
+    where
+        C: Into<AnyCtx>,
+    {
+        let (lock, state) = self.into_parts();
+        // SAFETY: the parts of a guard: held exclusively by this thread, `state`
+        // is what its acquisition entered (the same variant, as `AnyCtx`).
+        unsafe { Guard::new(lock, state.into()) }
+    }
+}
+
+impl<T: ?Sized, B: Backend, C: GuardState> Deref for Guard<'_, T, B, C> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while this thread holds the lock
+        // exclusively (type invariant), so no `&mut T` exists elsewhere.
+        self.lock.data.with(|p| unsafe { &*p })
+    }
+}
+
+impl<T: ?Sized, B: Backend, C: GuardState> DerefMut for Guard<'_, T, B, C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the lock is held exclusively (type invariant) and `&mut self`
+        // makes this the only reference.
+        self.lock.data.with_mut(|p| unsafe { &mut *p })
+    }
+}
+
+impl<T: ?Sized, B: Backend, C: GuardState> Drop for Guard<'_, T, B, C> {
+    /// lockdep release, the backend's unlock, the context restore.
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard proves this thread holds the lock exclusively, taken
+        // with `state` (type invariant); the guard is gone after this.
+        unsafe { self.lock.release(self.state, |b| b.unlock()) }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, B: Backend, C: GuardState> fmt::Debug for Guard<'_, T, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display, B: Backend, C: GuardState> fmt::Display for Guard<'_, T, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// The proof that a shared (read) lock on a [`Lock`] is held: `&T` only; drops
+/// it on drop (`read_unlock`, `up_read`, and the `_irq`/`_irqrestore`/`_bh`
+/// variants by its [`GuardState`] `C`).
+///
+/// `!Send`, for the same reasons as [`Guard`].
+///
+/// ```compile_fail
+/// use ksync::spinlock::RwLock;
+/// static L: RwLock<u32> = RwLock::new(0);
+/// let g = L.read();
+/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// ```
+///
+/// # Invariants
+/// A shared lock on `lock` is held by the thread that made the guard, which
+/// entered the context `state` before taking it.
+#[doc(alias = "read_unlock")]
+#[doc(alias = "read_unlock_irq")]
+#[doc(alias = "read_unlock_irqrestore")]
+#[doc(alias = "read_unlock_bh")]
+#[must_use = "the read lock is released when the guard is dropped"]
+pub struct ReadGuard<'a, T: ?Sized, B: SharedBackend, C: GuardState = <B as Backend>::GuardState> {
+    lock: &'a Lock<T, B>,
+    state: C,
+    _not_send: PhantomData<*mut ()>,
+}
+
+// SAFETY: sharing a read guard shares `&T` only (hence `T: Sync`), and a copy
+// of its state.
+unsafe impl<T: ?Sized + Sync, B: SharedBackend, C: GuardState> Sync for ReadGuard<'_, T, B, C> {}
+
+impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
+    /// # Safety
+    /// This thread holds a shared lock on `lock`, taken after entering `state`.
+    #[inline(always)]
+    pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
+        // INVARIANT: the caller took a shared lock on this thread, with `state`.
+        ReadGuard {
+            lock,
+            state,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Drops the read lock now: the same as dropping the guard (`read_unlock`,
+    /// `up_read`).
+    #[doc(alias = "up_read")]
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+
+    /// The irq flags saved by a `read_irqsave`, if this guard holds any.
+    #[inline]
+    pub fn saved_flags(&self) -> Option<IrqFlags> {
+        self.state.saved_flags()
+    }
+
+    /// A read guard whose variant is chosen at run time: see
+    /// [`Guard::into_any`].
+    #[inline]
+    pub fn into_any(self) -> ReadGuard<'a, T, B, AnyCtx>
+    where
+        C: Into<AnyCtx>,
+    {
+        let (lock, state) = (self.lock, self.state);
+        core::mem::forget(self);
+        // SAFETY: the parts of a read guard: a shared lock held by this thread,
+        // `state` is what its acquisition entered (the same variant, as `AnyCtx`).
+        unsafe { ReadGuard::new(lock, state.into()) }
+    }
+}
+
+impl<T: ?Sized, B: SharedBackend, C: GuardState> Deref for ReadGuard<'_, T, B, C> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: a shared lock is held (type invariant): no writer has `&mut T`,
+        // and readers only share `&T`.
+        self.lock.data.with(|p| unsafe { &*p })
+    }
+}
+
+impl<T: ?Sized, B: SharedBackend, C: GuardState> Drop for ReadGuard<'_, T, B, C> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard proves this thread holds a shared lock, taken with
+        // `state` (type invariant); the guard is gone after this.
+        unsafe { self.lock.release(self.state, |b| b.unlock_shared()) }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, B: SharedBackend, C: GuardState> fmt::Debug
+    for ReadGuard<'_, T, B, C>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display, B: SharedBackend, C: GuardState> fmt::Display
+    for ReadGuard<'_, T, B, C>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::irq::irqs_disabled;
+    use crate::mutex::{Mutex, MutexGuard};
+    use crate::sched::preempt_count;
+    use crate::spinlock::{SpinLock, SpinLockGuard};
+
+    /// The plain variants' guards carry no state: one pointer, so their drop
+    /// has nothing to match.
+    #[test]
+    fn plain_guards_are_one_pointer() {
+        assert_eq!(size_of::<SpinLockGuard<'_, u64>>(), size_of::<usize>());
+        assert_eq!(size_of::<MutexGuard<'_, u64>>(), size_of::<usize>());
+    }
+
+    /// `do_unlocked` releases the lock and restores the context for the
+    /// closure, then retakes both.
+    #[test]
+    fn do_unlocked_releases_and_retakes_with_the_context() {
+        let l = SpinLock::new(1);
+        let mut g = l.lock_irqsave();
+        assert!(irqs_disabled() && preempt_count() == 1);
+        let inside = g.do_unlocked(|| {
+            let free = l.try_lock().map(|v| *v);
+            (free, irqs_disabled(), preempt_count())
+        });
+        assert_eq!(inside, (Some(1), false, 0));
+        assert!(irqs_disabled() && preempt_count() == 1);
+        assert!(l.is_locked());
+        *g += 1;
+        drop(g);
+        assert!(!irqs_disabled() && preempt_count() == 0);
+        assert_eq!(*l.lock(), 2);
+    }
+
+    /// A panic in the closure retakes the lock before unwinding on, so the
+    /// guard's drop releases it once.
+    #[test]
+    fn do_unlocked_relocks_when_the_closure_panics() {
+        let m = Mutex::new(0);
+        let mut g = m.lock();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            g.do_unlocked(|| panic!("in the closure"));
+        }));
+        assert!(r.is_err());
+        assert!(m.raw().is_owned_by_current());
+        *g += 1;
+        drop(g);
+        assert!(!m.is_locked());
+        assert_eq!(*m.lock(), 1);
+    }
+}
