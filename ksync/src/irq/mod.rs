@@ -25,7 +25,7 @@
 //!   and nothing was raised.
 //! - **The handler runs asynchronously on the target thread**, in hardirq context:
 //!   the preempt count is raised by `HARDIRQ_OFFSET` around it, so
-//!   [`in_hardirq()`](crate::sched::in_hardirq) is true inside. A line's handler
+//!   [`in_hardirq()`](crate::ctx::in_hardirq) is true inside. A line's handler
 //!   is never re-entered on the same thread while it runs: an irq of that line
 //!   arriving meanwhile is held pending and runs right after. Irqs of *other*
 //!   lines nest, as on the kernel's original design (the signal is unblocked for
@@ -68,7 +68,7 @@
 //! `lock_irqsave` — never a sleeping lock), [`raise_irq`], [`raise_softirq`],
 //! [`Tasklet::schedule`], [`Timer::mod_timer`] and [`Timer::del_timer`], and
 //! `async-signal-safe(7)` system calls. Sleeping there is a bug, as in the kernel
-//! (the context is atomic: [`in_atomic`](crate::sched::in_atomic) is true). A
+//! (the context is atomic: [`in_atomic`](crate::ctx::in_atomic) is true). A
 //! panic in a handler aborts the process (it cannot unwind through the signal
 //! frame).
 //!

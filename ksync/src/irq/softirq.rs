@@ -31,7 +31,7 @@
 //! [module docs](super#what-a-handler-may-call)).
 //!
 //! While a softirq is served the preempt count carries `SOFTIRQ_OFFSET`
-//! ([`in_serving_softirq`](crate::sched::in_serving_softirq)), so an irq that
+//! ([`in_serving_softirq`](crate::ctx::in_serving_softirq)), so an irq that
 //! arrives meanwhile does not start a second pass at its exit: a softirq never
 //! preempts a softirq on the same thread. The same softirq may run on several
 //! threads at once (as on several CPUs); tasklets are the serialized kind.

@@ -273,7 +273,7 @@ impl Tasklet {
     /// In interrupt context (it waits for softirqs, which cannot run there).
     #[doc(alias = "tasklet_kill")]
     pub fn kill(&'static self) {
-        if crate::sched::in_interrupt() {
+        if crate::ctx::in_interrupt() {
             panic!("ksync: tasklet_kill called from interrupt context");
         }
         let backoff = Backoff::new();

@@ -69,7 +69,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use crate::irq::IrqFlags;
+use crate::ctx::IrqFlags;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::UnsafeCell;
 
@@ -845,9 +845,9 @@ impl<T: ?Sized + fmt::Display, B: SharedBackend, C: GuardState> fmt::Display
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::irq::irqs_disabled;
+    use crate::ctx::irqs_disabled;
+    use crate::ctx::preempt_count;
     use crate::mutex::{Mutex, MutexGuard};
-    use crate::sched::preempt_count;
     use crate::spinlock::{SpinLock, SpinLockGuard};
 
     /// The plain variants' guards carry no state: one pointer, so their drop

@@ -10,8 +10,8 @@
 //! torture tests): [`Guard::into_any`](super::Guard::into_any) turns a typed guard
 //! into it.
 
-use crate::irq::{self, IrqFlags};
-use crate::sched::{preempt_disable, preempt_enable};
+use crate::ctx::{self, IrqFlags};
+use crate::ctx::{preempt_disable, preempt_enable};
 
 /// What a guard restores after the unlock: the context its acquisition entered
 /// before taking the lock (irqs or bhs off, the preempt count raised), or nothing.
@@ -72,13 +72,13 @@ pub struct IrqOff(());
 impl GuardState for IrqOff {
     #[inline(always)]
     fn enter() -> Self {
-        irq::local_irq_disable();
+        ctx::local_irq_disable();
         preempt_disable();
         IrqOff(())
     }
     #[inline(always)]
     fn exit(self) {
-        irq::local_irq_enable();
+        ctx::local_irq_enable();
         preempt_enable();
     }
 }
@@ -91,13 +91,13 @@ pub struct IrqSave(IrqFlags);
 impl GuardState for IrqSave {
     #[inline(always)]
     fn enter() -> Self {
-        let flags = irq::local_irq_save();
+        let flags = ctx::local_irq_save();
         preempt_disable();
         IrqSave(flags)
     }
     #[inline(always)]
     fn exit(self) {
-        irq::local_irq_restore(self.0);
+        ctx::local_irq_restore(self.0);
         preempt_enable();
     }
     #[inline]
@@ -114,14 +114,14 @@ pub struct BhOff(());
 impl GuardState for BhOff {
     #[inline(always)]
     fn enter() -> Self {
-        irq::local_bh_disable();
+        ctx::local_bh_disable();
         preempt_disable();
         BhOff(())
     }
     #[inline(always)]
     fn exit(self) {
         preempt_enable();
-        irq::local_bh_enable();
+        ctx::local_bh_enable();
     }
 }
 

@@ -277,7 +277,7 @@ thread_local! {
 ///   into its counter and unregisters it under that mutex, so no delta is lost.
 ///   A dropped counter frees nothing a thread's table points to: the table entry
 ///   keeps its slot alive until the thread exits or the id is reused.
-/// - Adds from interrupt context ([`in_interrupt`](crate::sched::in_interrupt):
+/// - Adds from interrupt context ([`in_interrupt`](crate::ctx::in_interrupt):
 ///   an irq handler may have interrupted this thread's own load/store pair), from
 ///   a thread whose thread-locals are being destroyed, or for a thread's first add
 ///   to a counter before its slot exists, go to the shared count with a
@@ -404,7 +404,7 @@ impl PercpuCounter {
         // An irq handler may have interrupted this thread between its own load
         // and store of the slot: it must not use the slot (nor the table, which
         // the interrupted code may be changing).
-        if !crate::sched::in_interrupt() {
+        if !crate::ctx::in_interrupt() {
             let (entries, len) = CACHE.with(|c| (c.entries.get(), c.len.get()));
             if self.id < len {
                 // SAFETY: `CACHE` describes this thread's live table vector
@@ -441,7 +441,7 @@ impl PercpuCounter {
     #[cold]
     #[inline(never)]
     fn add_slow(&self, amount: i64) {
-        if !crate::sched::in_interrupt() {
+        if !crate::ctx::in_interrupt() {
             self.register();
         }
         // Relaxed: a plain statistic; `sum` sees it through the count's
@@ -751,11 +751,11 @@ mod tests {
         let c = PercpuCounter::with_batch(0, 1000);
         c.add(1); // registers this thread's slot
         c.add(1); // in the slot
-        crate::irq::local_bh_disable();
+        crate::ctx::local_bh_disable();
         // bh disabled counts as interrupt context: an irq handler interrupting
         // this thread's own load/store pair must not use the slot.
         c.add(10);
-        crate::irq::local_bh_enable();
+        crate::ctx::local_bh_enable();
         assert_eq!((c.read(), c.sum()), (11, 12));
     }
 

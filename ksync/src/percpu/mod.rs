@@ -661,12 +661,12 @@ mod tests {
     #[test]
     fn get_cpu_var_disables_preemption_until_put() {
         let p: PerCpu<LocalLock<u32>> = PerCpu::new();
-        assert!(crate::sched::preemptible());
+        assert!(crate::ctx::preemptible());
         let mut g = p.get_cpu_var();
-        assert!(!crate::sched::preemptible());
+        assert!(!crate::ctx::preemptible());
         *g += 1;
         g.put();
-        assert!(crate::sched::preemptible());
+        assert!(crate::ctx::preemptible());
         assert_eq!(p.iter().map(|(_, l)| *l.lock()).sum::<u32>(), 1);
     }
 }

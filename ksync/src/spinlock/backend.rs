@@ -121,7 +121,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     }
 
     /// Saves the irq state and disables irqs, then acquires (`spin_lock_irqsave`);
-    /// the guard holds the saved [`IrqFlags`](crate::irq::IrqFlags) and restores
+    /// the guard holds the saved [`IrqFlags`](crate::ctx::IrqFlags) and restores
     /// them on drop (`spin_unlock_irqrestore`). Safe against a handler on this
     /// thread that takes the same lock.
     ///

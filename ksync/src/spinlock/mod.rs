@@ -23,7 +23,7 @@
 //! A holder may not sleep. The preempt count is raised from before the wait
 //! until the unlock (user space cannot stop the OS scheduler; the count marks
 //! atomic context for the debugging checks). The `_irqsave` guard carries the
-//! saved [`IrqFlags`](crate::irq::IrqFlags) and restores them on drop. No
+//! saved [`IrqFlags`](crate::ctx::IrqFlags) and restores them on drop. No
 //! poisoning: a panic unwinding through a guard releases the lock.
 //!
 //! ## The algorithms ([`raw`])

@@ -166,7 +166,7 @@ fn thread_id() -> Option<u32> {
 #[cfg(not(loom))]
 #[cold]
 fn claim_id() -> Option<u32> {
-    if crate::sched::in_interrupt() {
+    if crate::ctx::in_interrupt() {
         return None;
     }
     // Register the exit hook first: if TLS is already being torn down, give up.

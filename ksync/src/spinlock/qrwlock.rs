@@ -197,7 +197,7 @@ impl QueuedRw {
     /// `queued_read_lock_slowpath`: our READER bias is already added.
     #[cold]
     fn read_slow(&self) {
-        if crate::sched::in_interrupt() {
+        if crate::ctx::in_interrupt() {
             // Readers in interrupt context keep their bias and only wait for an
             // active writer (the irq rule above).
             self.wait_unlocked_writer_spinning();

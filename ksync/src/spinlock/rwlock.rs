@@ -95,7 +95,7 @@ unsafe impl<B: RawRwSpin> SharedBackend for RwSpinBackend<B> {
         // a nested read_lock can deadlock and is a plain shared acquisition —
         // the kernel's `rwlock_acquire_read` with `read_lock_is_recursive()`
         // (recursive only for !CONFIG_QUEUED_RWLOCKS or in_interrupt()).
-        if B::NAME == "queued-rw" && !crate::sched::in_interrupt() {
+        if B::NAME == "queued-rw" && !crate::ctx::in_interrupt() {
             AcquireKind::Read
         } else {
             AcquireKind::RecursiveRead

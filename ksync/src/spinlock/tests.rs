@@ -2,8 +2,8 @@
 
 use super::raw::*;
 use super::*;
-use crate::irq::irqs_disabled;
-use crate::sched::{SOFTIRQ_DISABLE_OFFSET, preempt_count};
+use crate::ctx::irqs_disabled;
+use crate::ctx::{SOFTIRQ_DISABLE_OFFSET, preempt_count};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -186,7 +186,7 @@ fn force_unlock_releases_a_forgotten_guard() {
     assert!(l.is_locked());
     // SAFETY: this thread holds the lock through the forgotten guard.
     unsafe { l.force_unlock() };
-    crate::sched::preempt_enable(); // what the guard would have restored
+    crate::ctx::preempt_enable(); // what the guard would have restored
     assert!(!l.is_locked());
 }
 
