@@ -19,10 +19,10 @@
 //! still alive for that reader too.
 
 use super::RcuReadGuard;
+use crate::mutex::{Mutex, MutexGuard};
 use core::marker::PhantomData;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 struct Node<T> {
     next: AtomicPtr<Node<T>>,
@@ -55,9 +55,13 @@ unsafe impl<T: Send + Sync> Sync for RcuList<T> {}
 unsafe impl<T: Send + Sync> Send for RcuList<T> {}
 
 impl<T> RcuList<T> {
-    /// An empty list (`LIST_HEAD_INIT`, `INIT_HLIST_HEAD`).
+    /// An empty list (`LIST_HEAD_INIT`, `INIT_HLIST_HEAD`). Its writer lock is
+    /// a ksync [`Mutex`] (a writer that waits for another sleeps through
+    /// `sched::sleep`, dropping the BKL meanwhile), whose lockdep class is the
+    /// caller's location.
     #[doc(alias = "INIT_LIST_HEAD")]
     #[doc(alias = "INIT_HLIST_HEAD")]
+    #[track_caller]
     pub const fn new() -> Self {
         RcuList {
             head: AtomicPtr::new(ptr::null_mut()),
@@ -91,7 +95,7 @@ impl<T: Send + 'static> RcuList<T> {
     pub fn writer(&self) -> ListWriter<'_, T> {
         ListWriter {
             list: self,
-            _lock: self.lock.lock().unwrap_or_else(|e| e.into_inner()),
+            _lock: self.lock.lock(),
         }
     }
 
