@@ -93,6 +93,7 @@ pub mod irq;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;
+mod rawlock;
 pub mod rcu;
 pub mod rwsem;
 pub mod sched;

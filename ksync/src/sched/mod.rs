@@ -15,6 +15,7 @@ mod preempt;
 mod signal;
 mod sleep;
 mod task;
+pub(crate) mod waitlist;
 mod waitqueue;
 
 pub use preempt::*;
@@ -26,6 +27,4 @@ pub use sleep::{sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
-#[allow(unused_imports)]
-pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
 pub use waitqueue::{WaitQueue, WaitQueueEntry};
