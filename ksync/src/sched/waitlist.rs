@@ -378,11 +378,24 @@ impl<M: LockMode> Drop for Locked<'_, M> {
 }
 
 impl<M: LockMode> Locked<'_, M> {
-    /// Runs `f` on `w`'s links.
-    fn links<R>(&self, w: &Waiter, f: impl FnOnce(&mut Links) -> R) -> R {
+    /// Runs `f` on `w`'s links, reading only: a waker that detached `w` may be
+    /// reading them at the same time, without the lock (`Detached::wake`).
+    fn links_ref<R>(&self, w: &Waiter, f: impl FnOnce(&Links) -> R) -> R {
         // SAFETY: `w` is linked into this list or unlinked (`Waiter`'s
-        // invariants: one list per entry), so its links are protected by the lock
-        // we hold, or nobody else touches them; no reference to them outlives `f`.
+        // invariants: one list per entry), so its links are written only under
+        // the lock we hold; no reference to them outlives `f`.
+        w.links.with(|l| f(unsafe { &*l }))
+    }
+
+    /// Runs `f` on `w`'s links, writing: only for an entry that is linked (no
+    /// waker reads it outside the lock) or that its owner is about to link.
+    fn links<R>(&self, w: &Waiter, f: impl FnOnce(&mut Links) -> R) -> R {
+        // SAFETY: callers write only the links of an entry linked into this list
+        // (one list per entry, `Waiter`'s invariants: protected by the lock we
+        // hold, and no waker holds it detached), of one they are detaching under
+        // this lock, or of an unlinked one that is not detached-unmarked (its
+        // owner's, being linked: nobody else reads it). No reference to the links
+        // outlives `f`.
         w.links.with_mut(|l| f(unsafe { &mut *l }))
     }
 
@@ -395,14 +408,14 @@ impl<M: LockMode> Locked<'_, M> {
     /// Whether `w` is linked.
     #[inline]
     pub(crate) fn is_linked(&self, w: &Waiter) -> bool {
-        self.links(w, |l| l.linked)
+        self.links_ref(w, |l| l.linked)
     }
 
     /// Whether a waker detached `w` since it was last linked (it is marked or
     /// about to be).
     #[inline]
     pub(crate) fn is_detached(&self, w: &Waiter) -> bool {
-        self.links(w, |l| l.detached)
+        self.links_ref(w, |l| l.detached)
     }
 
     /// Whether the list is empty.
@@ -414,10 +427,11 @@ impl<M: LockMode> Locked<'_, M> {
     /// The first entry, if any.
     #[inline]
     pub(crate) fn front(&self) -> Option<&Waiter> {
-        // SAFETY: linked entries stay alive until unlinked under this lock, which
-        // cannot happen while `self` (and so this borrow) lives... except through
-        // `self`'s own methods, after which the caller no longer uses the entry
-        // (it is detached, or its owner's).
+        // SAFETY: a linked entry stays alive until it is unlinked and, if a
+        // waker detached it, marked (`Waiter`'s invariants). Its owner unlinks it
+        // only under this lock, so not while `self` lives; a detach through
+        // `self` defers the mark (and so the owner's return) to `Detached::wake`,
+        // after `self`, and with it this borrow, is gone.
         self.ends(|e| unsafe { e.0.as_ref() })
     }
 
@@ -425,8 +439,9 @@ impl<M: LockMode> Locked<'_, M> {
     #[inline]
     pub(crate) fn next_of(&self, w: &Waiter) -> Option<&Waiter> {
         debug_assert!(self.is_linked(w));
-        // SAFETY: as in `front`: a linked entry is alive while linked.
-        self.links(w, |l| unsafe { l.next.as_ref() })
+        // SAFETY: a linked entry's `next` is a linked entry or null, alive as
+        // argued in `front`.
+        self.links_ref(w, |l| unsafe { l.next.as_ref() })
     }
 
     fn set_active(&self) {
@@ -500,12 +515,14 @@ impl<M: LockMode> Locked<'_, M> {
 
     /// Unlinks `w` if it is linked; returns whether it was.
     pub(crate) fn remove(&self, w: &Waiter) -> bool {
-        let Some((prev, next)) = self.links(w, |l| {
-            let was = core::mem::replace(&mut l.linked, false);
-            was.then_some((l.prev, l.next))
-        }) else {
+        // Read first: a detached entry's links may be read by its waker now.
+        if !self.is_linked(w) {
             return false;
-        };
+        }
+        let (prev, next) = self.links(w, |l| {
+            l.linked = false;
+            (l.prev, l.next)
+        });
         if prev.is_null() {
             self.ends(|e| e.0 = next);
         } else {
