@@ -891,8 +891,10 @@ mod loom_tests {
                 got
             });
             let task = rx.recv().unwrap();
-            pool.post();
+            // The signal races the post: the waiter may leave before it, or find
+            // its entry detached but not yet marked, or be woken first.
             task.send_signal(Signal::SIGINT);
+            pool.post();
             let got = a.join().unwrap();
             assert_eq!(u32::from(got) + pool.pending.load(Ordering::Relaxed), 1);
         });
