@@ -213,6 +213,69 @@ impl Patience {
     }
 }
 
+/// The wait/retry helper of every spin loop inside ksync (the spinlocks, the
+/// sleeping locks' optimistic spins, the internal [`RawLock`](crate::rawlock::RawLock)):
+/// [`Backoff`] normally; under loom a single yield per round and a budget of
+/// one round, so the models stay small and deterministic (`Backoff` seeds its
+/// jitter from a stack address) while still taking the slow (sleep) paths.
+pub(crate) struct Spin {
+    #[cfg(not(loom))]
+    b: crate::Backoff,
+    #[cfg(loom)]
+    n: core::cell::Cell<u32>,
+}
+
+impl Spin {
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Spin {
+            #[cfg(not(loom))]
+            b: crate::Backoff::new(),
+            #[cfg(loom)]
+            n: core::cell::Cell::new(0),
+        }
+    }
+
+    /// Backs off after a failed CAS (randomized exponential spinning).
+    #[inline]
+    pub(crate) fn spin(&self) {
+        #[cfg(not(loom))]
+        self.b.spin();
+        #[cfg(loom)]
+        self.snooze();
+    }
+
+    /// Waits for another thread: spins, then yields the CPU.
+    #[inline]
+    pub(crate) fn snooze(&self) {
+        #[cfg(not(loom))]
+        self.b.snooze();
+        #[cfg(loom)]
+        {
+            self.n.set(self.n.get() + 1);
+            loom::thread::yield_now();
+        }
+    }
+
+    /// Whether the spin budget is spent and the caller should sleep instead.
+    #[inline]
+    pub(crate) fn is_completed(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.b.is_completed();
+        #[cfg(loom)]
+        return self.n.get() >= 1;
+    }
+
+    /// Starts a new budget.
+    #[inline]
+    pub(crate) fn reset(&self) {
+        #[cfg(not(loom))]
+        self.b.reset();
+        #[cfg(loom)]
+        self.n.set(0);
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -38,7 +38,8 @@
 
 use crate::error::Result;
 use crate::loom::UnsafeCell;
-use crate::sched::{Detached, TaskState, WaitList, Waiter};
+use crate::sched::TaskState;
+use crate::sched::waitlist::{Detached, WaitList, Waiter};
 use std::time::{Duration, Instant};
 
 const ALL: u32 = u32::MAX;
@@ -118,7 +119,7 @@ impl Completion {
     pub fn complete(&self) {
         let mut woken = Detached::empty();
         {
-            let mut l = self.waiters.lock();
+            let l = self.waiters.lock();
             if !l.detach_first(&mut woken) {
                 // SAFETY: `done` is protected by the lock we hold.
                 self.done.with_mut(|d| unsafe {
@@ -137,7 +138,7 @@ impl Completion {
     /// [`reinit`](Self::reinit) (`complete_all`).
     pub fn complete_all(&self) {
         let woken = {
-            let mut l = self.waiters.lock();
+            let l = self.waiters.lock();
             // SAFETY: `done` is protected by the lock we hold.
             self.done.with_mut(|d| unsafe { *d = ALL });
             l.detach(0, false)
@@ -172,7 +173,7 @@ impl Completion {
         }
         let w = Waiter::new(true, state);
         {
-            let mut l = self.waiters.lock();
+            let l = self.waiters.lock();
             // SAFETY: `done` is protected by the lock we hold.
             let got = self.done.with_mut(|d| unsafe {
                 match *d {

@@ -30,12 +30,13 @@
 //!
 //! # Implementation details
 //!
-//! A FIFO list of waiter entries on the sleepers' stacks (the same list as the
-//! mutex's, with its own small lock) and a count of entries for a fast
+//! A FIFO list of waiter entries on the sleepers' stacks (`sched::waitlist`,
+//! the wait engine the mutex uses too, in its plain form, with its own small
+//! lock) and a count of entries for a fast
 //! no-waiter check. `wait` links its entry *before* it unlocks the mutex, so a
 //! notifier that changed the condition under the mutex afterwards always finds
 //! it: no wake-up is lost between the unlock and the sleep. `notify_one` unlinks
-//! the first entry, `notify_all` every entry; each is marked done and its task
+//! the first entry, `notify_all` every entry; each is marked woken and its task
 //! woken after the list lock is dropped, and never touched again (the completion
 //! rule). A waiter that is interrupted or times out unlinks itself; if a notify
 //! unlinked it first, it reports success instead, so the notification is not
@@ -56,8 +57,9 @@
 
 use crate::error::{Error, Result};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::mutex::{MutexGuard, WaitList, Waiter, Woken};
+use crate::mutex::MutexGuard;
 use crate::sched::TaskState;
+use crate::sched::waitlist::{Detached, Plain, WaitList, Waiter};
 use core::fmt;
 use std::time::{Duration, Instant};
 
@@ -70,7 +72,7 @@ use std::time::{Duration, Instant};
 pub struct CondVar {
     /// Linked entries (protected by `list`'s lock; read unlocked as a hint).
     waiters: AtomicU32,
-    list: WaitList,
+    list: WaitList<Plain>,
 }
 
 /// Whether a timed wait returned because its time ran out.
@@ -177,12 +179,12 @@ impl CondVar {
         state: TaskState,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let node = Waiter::new(crate::sched::current(), 0);
+        let node = Waiter::tagged(0);
         {
             let q = self.list.lock();
-            // SAFETY: `node` stays on this frame until it is unlinked: we return
-            // only after a notifier unlinked it and set `done`, or after we
-            // unlinked it ourselves in `leave`.
+            // SAFETY: `node` is fresh, linked only into this list, and stays on
+            // this frame until it is unlinked: we return only after a notifier
+            // detached and marked it, or after we unlinked it ourselves in `leave`.
             unsafe { q.push_back(&node) };
             self.waiters.fetch_add(1, Ordering::Relaxed);
         }
@@ -190,7 +192,7 @@ impl CondVar {
         // sleeps, and relocks it uninterruptibly before the guard is usable again.
         guard.do_unlocked(|| {
             loop {
-                if node.is_done() {
+                if node.is_woken() {
                     break Ok(());
                 }
                 match crate::sched::sleep(state, deadline) {
@@ -210,7 +212,7 @@ impl CondVar {
             false
         } else {
             drop(q);
-            node.wait_done();
+            node.wait_for_mark();
             true
         }
     }
@@ -224,14 +226,14 @@ impl CondVar {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         {
             let q = self.list.lock();
             let Some(first) = q.front() else { return false };
             q.take(first, &mut woken);
             self.waiters.fetch_sub(1, Ordering::Relaxed);
         }
-        woken.wake_all();
+        woken.wake();
         true
     }
 
@@ -244,7 +246,7 @@ impl CondVar {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return 0;
         }
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         let mut n = 0;
         {
             let q = self.list.lock();
@@ -254,7 +256,7 @@ impl CondVar {
             }
             self.waiters.fetch_sub(n, Ordering::Relaxed);
         }
-        woken.wake_all();
+        woken.wake();
         n as usize
     }
 }

@@ -101,6 +101,7 @@ pub mod lock;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;
+mod rawlock;
 pub mod rcu;
 pub mod rwsem;
 pub mod sched;

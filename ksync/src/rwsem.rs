@@ -88,17 +88,22 @@
 //! (then yield) for a few µs before sleeping, so a wake-up arriving soon costs no
 //! futex wake.
 //!
+//! The waiters queue on `sched::waitlist` (the wait engine every sleeping
+//! primitive shares) in its plain form; a grant travels as the entry's hand-off
+//! payload (`GRANTED`, against `WOKEN` for a waiter woken to retry).
+//!
 //! A waiter interrupted (or killed) unlinks itself, clears `HANDOFF` if it had
 //! set it, and re-runs the grant/wake step, so whatever its leaving unblocks
 //! (readers queued behind a writer, the next writer) is woken: a wake-up it
 //! absorbed is passed on. If a grant reached it first, it owns the lock and
 //! returns `Ok`, as if the signal had come just after.
 
+use crate::backoff::Spin;
 use crate::error::Result;
 use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::mutex::{Locked, WaitList, Waiter, Woken};
+use crate::sched::waitlist::{Detached, Locked, Plain, WOKEN, WaitList, Waiter};
 use crate::sched::{Task, TaskState};
 
 const WRITER: u32 = 1;
@@ -114,6 +119,11 @@ const READ_BLOCKED: u32 = WRITER | WRITER_WAITING | HANDOFF;
 /// Waiter tags.
 const WANT_READ: u32 = 0;
 const WANT_WRITE: u32 = 1;
+
+/// The grant (`sched::waitlist`'s hand-off payload) of a waiter handed the
+/// lock: a reader counted in `READER_MASK`, or the writer with `WRITER` set on
+/// its behalf. A waiter woken to retry is marked [`WOKEN`] instead.
+const GRANTED: u32 = 2;
 
 /// Why [`RawRwSemaphore::grant_or_wake`] runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -147,7 +157,7 @@ const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
 /// [`RwSemaphore<T>`]; its shared side is the readers'.
 pub struct RawRwSemaphore {
     state: AtomicU32,
-    waiters: WaitList,
+    waiters: WaitList<Plain>,
     /// Queued readers / writers; changed only with the list lock held (atomics
     /// only so that the type stays `Sync`; Relaxed, the lock orders them).
     queued_readers: AtomicU32,
@@ -436,7 +446,7 @@ impl RawRwSemaphore {
     /// for it, or a hand-off is pending.
     #[inline]
     fn try_read(&self) -> bool {
-        let backoff = crate::mutex::Relax::new();
+        let backoff = Spin::new();
         let mut s = self.state.load(Ordering::Relaxed);
         while s & READ_BLOCKED == 0 {
             // Acquire as in `try_read_fast`.
@@ -514,7 +524,7 @@ impl RawRwSemaphore {
 
     #[cold]
     fn up_write_slow(&self) {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
@@ -523,7 +533,7 @@ impl RawRwSemaphore {
             // writer, or grant it to the waiter that asked for hand-off.
             self.grant_or_wake(&q, &mut woken, &mut wake, Turn::WriterRelease);
         }
-        woken.wake_all();
+        woken.wake();
         if let Some(t) = wake {
             t.wake_up();
         }
@@ -546,7 +556,7 @@ impl RawRwSemaphore {
     // ---- shared slow paths -------------------------------------------------------
 
     fn check_context(&self) {
-        if crate::sched::in_interrupt() {
+        if crate::ctx::in_interrupt() {
             // Refused: undo the caller's lockdep acquire first, so the held-lock
             // stack stays balanced for whoever catches the panic.
             lockdep::release(&self.dep_map);
@@ -595,7 +605,7 @@ impl RawRwSemaphore {
         self.check_context();
         // Spin a little while a writer holds it (its section is likely short)
         // and no writer queues behind it.
-        let backoff = crate::mutex::Relax::new();
+        let backoff = Spin::new();
         for _ in 0..SPIN_ROUNDS {
             let s = self.state.load(Ordering::Relaxed);
             if s & (WRITER_WAITING | HANDOFF) != 0 {
@@ -607,17 +617,18 @@ impl RawRwSemaphore {
             backoff.spin();
         }
         lockdep::might_sleep();
-        let node = Waiter::new(crate::sched::current(), WANT_READ);
+        let node = Waiter::tagged(WANT_READ);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         let mut lost = false;
         loop {
-            let mut woken = Woken::new();
+            let mut woken = Detached::empty();
             let mut wake = None;
             {
                 let q = self.waiters.lock();
-                // SAFETY: `node` stays on this frame until unlinked: we go on
-                // only after a waker unlinked it (`done`) or `leave` did.
+                // SAFETY: `node` is linked only into this list and stays on this
+                // frame until unlinked: we go on only after a waker detached and
+                // marked it, or `leave` unlinked it.
                 unsafe { q.push_back(&node) };
                 self.queued_readers.fetch_add(1, Ordering::Relaxed);
                 let mut handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
@@ -637,14 +648,14 @@ impl RawRwSemaphore {
                 // flags landed): the common step wakes or grants us then.
                 self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
             }
-            woken.wake_all();
+            woken.wake();
             if let Some(t) = wake {
                 t.wake_up();
             }
             // Wait for a waker: spin first, then sleep.
-            let backoff = crate::mutex::Relax::new();
+            let backoff = Spin::new();
             let mut spins = 0;
-            while !node.is_done() {
+            while !node.is_woken() {
                 if spins < SPIN_ROUNDS {
                     spins += 1;
                     backoff.snooze();
@@ -652,14 +663,14 @@ impl RawRwSemaphore {
                     return if self.leave(&node) { Ok(()) } else { Err(e) };
                 }
             }
-            if node.handoff.get() {
+            if node.grant() == GRANTED {
                 // Granted (hand-off): we hold the lock.
                 return Ok(());
             }
             // Woken by a writer's release (or with no writer queued): we may
             // enter even past `WRITER_WAITING`, but not past a writer or a
             // pending hand-off. Acquire as in `try_read_fast`.
-            let backoff = crate::mutex::Relax::new();
+            let backoff = Spin::new();
             for _ in 0..SPIN_ROUNDS {
                 let s = self.state.load(Ordering::Relaxed);
                 if s & HANDOFF != 0 {
@@ -675,8 +686,8 @@ impl RawRwSemaphore {
                 }
                 backoff.spin();
             }
-            // A writer got in first: queue again, asking for hand-off.
-            node.reset();
+            // A writer got in first: queue again (which resets the mark),
+            // asking for hand-off.
             lost = true;
         }
     }
@@ -686,7 +697,7 @@ impl RawRwSemaphore {
         self.check_context();
         // Spin a little while another writer holds it; readers may hold it for
         // long, so if they do, queue at once to stop new ones coming in.
-        let backoff = crate::mutex::Relax::new();
+        let backoff = Spin::new();
         for _ in 0..SPIN_ROUNDS {
             let s = self.state.load(Ordering::Relaxed);
             if s & (READER_MASK | WAITERS | HANDOFF) != 0 {
@@ -698,14 +709,14 @@ impl RawRwSemaphore {
             backoff.snooze();
         }
         lockdep::might_sleep();
-        let node = Waiter::new(crate::sched::current(), WANT_WRITE);
+        let node = Waiter::tagged(WANT_WRITE);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         {
             let q = self.waiters.lock();
-            // SAFETY: `node` stays on this frame until unlinked: we return only
-            // after it was granted (`done`), after unlinking it ourselves
-            // (`acquired`) or after `leave` unlinked it.
+            // SAFETY: `node` is linked only into this list and stays on this
+            // frame until unlinked: we return only after it was granted (marked),
+            // after unlinking it ourselves (`acquired`) or after `leave` unlinked it.
             unsafe { q.push_back(&node) };
             self.queued_writers.fetch_add(1, Ordering::Relaxed);
             let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
@@ -716,9 +727,9 @@ impl RawRwSemaphore {
             // Wait for the active holders to drain: spin, then sleep. Every
             // release that frees the lock with us queued wakes the first writer
             // (`grant_or_wake`); the RMW above orders our flags with it.
-            let backoff = crate::mutex::Relax::new();
+            let backoff = Spin::new();
             for _ in 0..SPIN_ROUNDS {
-                if node.is_done() {
+                if node.is_woken() {
                     return Ok(());
                 }
                 if self.try_write_steal() {
@@ -727,7 +738,7 @@ impl RawRwSemaphore {
                 }
                 backoff.snooze();
             }
-            if node.is_done() {
+            if node.is_woken() {
                 return Ok(());
             }
             if self.try_write_steal() {
@@ -762,11 +773,11 @@ impl RawRwSemaphore {
     #[cfg(not(loom))]
     #[cold]
     fn request_handoff(&self, node: &Waiter) {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            if !node.is_linked(&q) || self.state.load(Ordering::Relaxed) & HANDOFF != 0 {
+            if !q.is_linked(node) || self.state.load(Ordering::Relaxed) & HANDOFF != 0 {
                 return;
             }
             node.handoff.set(true);
@@ -774,14 +785,14 @@ impl RawRwSemaphore {
             // The lock may be free already: grant it to us now.
             self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
         }
-        woken.wake_all();
+        woken.wake();
         if let Some(t) = wake {
             t.wake_up();
         }
     }
 
     /// The waiter that asked for hand-off.
-    fn flagged<'q>(q: &'q Locked<'_>) -> Option<&'q Waiter> {
+    fn flagged<'q>(q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
         let mut p = q.front();
         while let Some(w) = p {
             if w.handoff.get() {
@@ -792,7 +803,7 @@ impl RawRwSemaphore {
         None
     }
 
-    fn first_writer<'q>(&self, q: &'q Locked<'_>) -> Option<&'q Waiter> {
+    fn first_writer<'q>(&self, q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
         let mut p = q.front();
         while let Some(w) = p {
             if w.tag == WANT_WRITE {
@@ -816,8 +827,8 @@ impl RawRwSemaphore {
     ///   `wake`, to be woken to retry (it stays queued).
     fn grant_or_wake(
         &self,
-        q: &Locked<'_>,
-        woken: &mut Woken,
+        q: &Locked<'_, Plain>,
+        woken: &mut Detached,
         wake: &mut Option<Task>,
         turn: Turn,
     ) {
@@ -825,7 +836,8 @@ impl RawRwSemaphore {
         let readers_turn = turn != Turn::Other;
         loop {
             // Acquire: the releases we grant after (their Release RMWs) happen
-            // before the granted critical sections, through `done` (Release/Acquire);
+            // before the granted critical sections, through the waiter's mark
+            // (Release/Acquire);
             // a woken waiter instead acquires with its own CAS.
             let s = self.state.load(Ordering::Acquire);
             let base = if releasing {
@@ -884,25 +896,29 @@ impl RawRwSemaphore {
             }
             match grant {
                 Grant::Readers | Grant::WakeReaders => {
-                    // `handoff` tells a reader whether it was granted the lock
-                    // or only woken (read after its `done`, Acquire).
-                    let granted = matches!(grant, Grant::Readers);
+                    // The mark tells a reader whether it was granted the lock
+                    // or only woken (read with Acquire).
+                    let mark = if matches!(grant, Grant::Readers) {
+                        GRANTED
+                    } else {
+                        WOKEN
+                    };
                     self.queued_readers.store(0, Ordering::Relaxed);
                     let mut p = q.front();
                     while let Some(w) = p {
                         p = q.next_of(w);
                         if w.tag == WANT_READ {
-                            w.handoff.set(granted);
-                            q.take(w, woken);
+                            // Its request for hand-off, if any, is answered.
+                            w.handoff.set(false);
+                            q.hand_off(w, mark, woken);
                         }
                     }
                 }
                 Grant::Writer(f) => {
-                    // `f.handoff` stays set: a granted writer (`leave` reads it).
                     self.queued_writers.store(nw - 1, Ordering::Relaxed);
-                    q.take(f, woken);
+                    q.hand_off(f, GRANTED, woken);
                 }
-                Grant::Wake(first) => *wake = Some(first.task.clone()),
+                Grant::Wake(first) => *wake = Some(first.task().clone()),
                 Grant::Nobody => {}
             }
             return;
@@ -912,13 +928,13 @@ impl RawRwSemaphore {
     /// A release freed the lock (or downgraded) with waiters queued.
     #[cold]
     fn wake_slow(&self, turn: Turn) {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
             self.grant_or_wake(&q, &mut woken, &mut wake, turn);
         }
-        woken.wake_all();
+        woken.wake();
         if let Some(t) = wake {
             t.wake_up();
         }
@@ -927,14 +943,14 @@ impl RawRwSemaphore {
     /// A waiter gives up. Returns `true` if a grant reached it first.
     #[cold]
     fn leave(&self, node: &Waiter) -> bool {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            if !node.is_linked(&q) {
+            if !q.is_linked(node) {
                 drop(q);
-                node.wait_done();
-                if node.handoff.get() {
+                node.wait_for_mark();
+                if node.grant() == GRANTED {
                     // Granted: we hold the lock.
                     return true;
                 }
@@ -956,7 +972,7 @@ impl RawRwSemaphore {
             // wake-up we absorbed must reach the next writer.
             self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
         }
-        woken.wake_all();
+        woken.wake();
         if let Some(t) = wake {
             t.wake_up();
         }

@@ -9,7 +9,8 @@
 //! # Implementation details
 //!
 //! One word holds the count and a waiters flag; a `WaitList` (the wait
-//! queue's entries on the sleepers' stacks, under a small internal lock) holds
+//! engine, `sched::waitlist`: entries on the sleepers' stacks, under a small
+//! internal lock in its irq-safe form, as `up` may run in an irq handler) holds
 //! the sleepers in FIFO order:
 //!
 //! | bits        | meaning                                                   |
@@ -38,7 +39,8 @@
 
 use crate::error::{Error, Result};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::sched::{Detached, Locked, TaskState, WaitList, Waiter};
+use crate::sched::TaskState;
+use crate::sched::waitlist::{Detached, Locked, WaitList, Waiter};
 use std::time::{Duration, Instant};
 
 const WAITERS: usize = 1;
@@ -275,15 +277,15 @@ impl Semaphore {
     fn up_slow(&self) {
         let mut woken = Detached::empty();
         {
-            let mut l = self.waiters.lock();
-            self.dispatch(&mut l, &mut woken);
+            let l = self.waiters.lock();
+            self.dispatch(&l, &mut woken);
         }
         woken.wake();
     }
 
     /// Under the lock: hands free units to queued waiters in FIFO order, and
     /// clears `WAITERS` once the queue is empty.
-    fn dispatch(&self, l: &mut Locked<'_>, woken: &mut Detached) {
+    fn dispatch(&self, l: &Locked<'_>, woken: &mut Detached) {
         loop {
             if l.is_empty() {
                 // Relaxed: the flag only steers later callers to the lock; the
@@ -330,7 +332,7 @@ impl Semaphore {
         let w = Waiter::new(true, state);
         let mut woken = Detached::empty();
         {
-            let mut l = self.waiters.lock();
+            let l = self.waiters.lock();
             // Nobody queued: the fast path may have failed on a CAS race only.
             if l.is_empty() {
                 loop {
@@ -354,7 +356,7 @@ impl Semaphore {
             // order) sees it and takes the lock; earlier ones left their unit in
             // the count, which `dispatch` below finds.
             self.state.fetch_or(WAITERS, Ordering::Relaxed);
-            self.dispatch(&mut l, &mut woken);
+            self.dispatch(&l, &mut woken);
         }
         // We may have handed the unit to ourselves (or to an earlier waiter).
         woken.wake();

@@ -51,6 +51,11 @@
 //! | `HAS_WAITERS` | the wait list is not empty | under the list lock, when the list becomes non-empty / empty |
 //! | `HANDOFF`     | the first waiter has waited too long: the next unlock passes the lock straight to it | set by the first waiter, cleared by the hand-off or when that waiter leaves (both under the list lock) |
 //!
+//! The wait list is `sched::waitlist` (the wait engine every sleeping primitive
+//! shares) in its plain form: FIFO entries on the sleepers' stacks, each tagged
+//! with its owner's tid, under a small internal lock that is held only for a
+//! few pointer updates (the kernel's `wait_lock` and `wait_list`).
+//!
 //! Transitions of `owner`: `0 → tid` by a CAS (lock, trylock, a waiter's retry);
 //! `tid → 0` by the owner's release store (unlock); `tid → tid'` by the owner
 //! under the list lock (hand-off to waiter `tid'`); `0 → tid'` by a CAS of an
@@ -83,7 +88,8 @@
 //!
 //! **Unlock** (the owner):
 //! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
-//!    (`owner = its tid` under the list lock, unlink it, mark it done, wake it) —
+//!    (`owner = its tid` under the list lock, unlink it, mark it `HANDED` — the
+//!    wait engine's hand-off payload — and wake it) —
 //!    the lock is never free, so nobody can steal it;
 //! 2. otherwise `owner.store(0, Release)`, then [`light_barrier`], then load
 //!    `flags` (and `spinners`); if there are waiters and no awake contender (or
@@ -128,10 +134,6 @@
 //! interrupt context panics, and [`RawMutex::unlock`] by a thread that is not the
 //! owner panics naming the owner's tid.
 
-mod waitlist;
-
-pub(crate) use waitlist::{Locked, Relax, WaitList, Waiter, Woken};
-
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
 use crate::error::Result;
@@ -139,12 +141,16 @@ use crate::lock::{Backend, Guard, Lock};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
+use crate::sched::waitlist::{Detached, Locked, Plain, WaitList, Waiter};
 use core::fmt;
 use core::time::Duration;
 
 const UNLOCKED: u32 = 0;
 const HAS_WAITERS: u32 = 1;
 const HANDOFF: u32 = 2;
+/// The grant (`sched::waitlist`'s hand-off payload) that marks a waiter the
+/// lock was handed to: `owner` holds its id already.
+const HANDED: u32 = 2;
 
 /// How long an awake contender (a newcomer whose CAS failed, or a waiter just
 /// woken) polls the lock before it goes to sleep: longer than a futex wake-up
@@ -213,7 +219,7 @@ pub struct RawMutex {
     /// wakes nobody — one of them takes the lock.
     spinners: AtomicU32,
     /// The sleepers, FIFO.
-    waiters: WaitList,
+    waiters: WaitList<Plain>,
     dep_map: LockdepMap,
 }
 
@@ -475,14 +481,14 @@ impl RawMutex {
     /// waiter without ever freeing it.
     #[cold]
     fn unlock_handoff(&self) {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         {
             let q = self.waiters.lock();
             match q.front() {
                 Some(first) if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 => {
                     // Release: our critical section happens before the new owner's
-                    // (it reads `done` with Acquire after this store; `done` is set
-                    // with Release in `Woken::wake_all`).
+                    // (it reads its entry's mark with Acquire after this store; the
+                    // mark is stored with Release in `Detached::wake`).
                     self.owner.store(first.tag, Ordering::Release);
                     self.pop_first(&q, &mut woken, false);
                 }
@@ -495,7 +501,7 @@ impl RawMutex {
                 }
             }
         }
-        woken.wake_all();
+        woken.wake();
     }
 
     /// Unlinks the first waiter (if any) into `woken` — to be woken (`wake`:
@@ -503,12 +509,14 @@ impl RawMutex {
     /// wake nobody else; it uncounts itself when it stops polling), or handed
     /// the lock — and updates the flags: `HANDOFF` belongs to the first waiter
     /// and goes with it; `HAS_WAITERS` goes when the list empties.
-    fn pop_first(&self, q: &Locked<'_>, woken: &mut Woken, wake: bool) {
+    fn pop_first(&self, q: &Locked<'_, Plain>, woken: &mut Detached, wake: bool) {
         if let Some(first) = q.front() {
             if wake {
                 self.spinners.fetch_add(1, Ordering::Relaxed);
+                q.take(first, woken);
+            } else {
+                q.hand_off(first, HANDED, woken);
             }
-            q.take(first, woken);
         }
         let f = if q.is_empty() { 0 } else { HAS_WAITERS };
         self.flags.store(f, Ordering::Relaxed);
@@ -519,7 +527,7 @@ impl RawMutex {
     /// if it asked in the meantime.
     #[cold]
     fn unlock_slow(&self) {
-        let mut woken = Woken::new();
+        let mut woken = Detached::empty();
         {
             let q = self.waiters.lock();
             let Some(first) = q.front() else { return };
@@ -545,7 +553,7 @@ impl RawMutex {
                 self.pop_first(&q, &mut woken, true);
             }
         }
-        woken.wake_all();
+        woken.wake();
     }
 
     /// The contended acquire: misuse checks, optimistic spin, then sleep.
@@ -560,7 +568,7 @@ impl RawMutex {
                 "mutex_lock: recursive locking: tid {me} already holds this mutex (it would deadlock)"
             );
         }
-        if crate::sched::in_interrupt() {
+        if crate::ctx::in_interrupt() {
             lockdep::release(&self.dep_map);
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
@@ -616,7 +624,7 @@ impl RawMutex {
     /// its place, and after [`HANDOFF_AFTER`] or [`HANDOFF_WAKEUPS`] vain
     /// wake-ups it asks for hand-off.
     fn lock_queued(&self, me: u32, state: TaskState) -> Result<()> {
-        let node = Waiter::new(crate::sched::current(), me);
+        let node = Waiter::tagged(me);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         // When a sleeping waiter wakes itself to ask for hand-off if it is first.
@@ -628,9 +636,10 @@ impl RawMutex {
         loop {
             {
                 let q = self.waiters.lock();
-                // SAFETY: `node` stays on this stack frame until it is unlinked:
-                // we leave this loop only after a waker unlinked it and set `done`
-                // (it then reset it), or after `dequeue`/`leave` unlinked it.
+                // SAFETY: `node` is linked only into this list and stays on this
+                // stack frame until it is unlinked: we leave this loop only after
+                // a waker detached and marked it (the requeue resets the mark),
+                // or after `dequeue`/`leave` unlinked it.
                 unsafe {
                     if wakeups == 0 {
                         q.push_back(&node);
@@ -652,7 +661,7 @@ impl RawMutex {
             // have skipped its wake-up because of us.
             heavy_barrier();
             loop {
-                if node.is_done() {
+                if node.is_woken() {
                     break; // unlinked by an unlocker: woken, or handed the lock
                 }
                 let f = self.flags.load(Ordering::Relaxed);
@@ -676,20 +685,16 @@ impl RawMutex {
                         }
                     }
                     Err(e) => {
-                        return if self.leave(&node, me) {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        };
+                        return if self.leave(&node) { Ok(()) } else { Err(e) };
                     }
                 }
             }
-            // Unlinked and done. A hand-off stored our id before setting `done`
-            // (Release), and `is_done` was an Acquire load.
-            if self.owner.load(Ordering::Relaxed) == me {
+            // Unlinked and marked. A hand-off stored our id in `owner` before
+            // marking us `HANDED` (Release; `grant` is an Acquire load). Anything
+            // else was a wake-up; the requeue below resets the mark.
+            if node.grant() == HANDED {
                 return Ok(());
             }
-            node.reset();
             // Counted as a spinner by the unlocker that woke us.
             if self.spin(me, node.handoff.get(), true) {
                 return Ok(());
@@ -728,7 +733,7 @@ impl RawMutex {
             // finish, and drop the spinner count it added for us (no barrier:
             // we own the lock, and our unlock looks at the waiters).
             drop(q);
-            node.wait_done();
+            node.wait_for_mark();
             self.spinners.fetch_sub(1, Ordering::Relaxed);
             return;
         }
@@ -745,8 +750,8 @@ impl RawMutex {
     /// A waiter gives up (signal). Returns `true` if a hand-off made it the owner
     /// first.
     #[cold]
-    fn leave(&self, node: &Waiter, me: u32) -> bool {
-        let mut woken = Woken::new();
+    fn leave(&self, node: &Waiter) -> bool {
+        let mut woken = Detached::empty();
         {
             let q = self.waiters.lock();
             if q.remove(node) {
@@ -761,8 +766,8 @@ impl RawMutex {
             } else {
                 // An unlocker unlinked us: a hand-off, or a wake-up we absorb.
                 drop(q);
-                node.wait_done();
-                if self.owner.load(Ordering::Relaxed) == me {
+                node.wait_for_mark();
+                if node.grant() == HANDED {
                     return true;
                 }
                 // A wake-up: its unlocker counted us as a spinner. Uncount, and
@@ -773,19 +778,19 @@ impl RawMutex {
                 let q = self.waiters.lock();
                 self.pass_on(&q, &mut woken);
                 drop(q);
-                woken.wake_all();
+                woken.wake();
                 return false;
             }
             self.pass_on(&q, &mut woken);
         }
-        woken.wake_all();
+        woken.wake();
         false
     }
 
     /// Passes on a wake-up a leaving waiter may have absorbed: if the lock is
     /// free, the first waiter must try. (If it is held, that owner's unlock sees
     /// `HAS_WAITERS`.)
-    fn pass_on(&self, q: &Locked<'_>, woken: &mut Woken) {
+    fn pass_on(&self, q: &Locked<'_, Plain>, woken: &mut Detached) {
         if self.owner.load(Ordering::Relaxed) == UNLOCKED
             && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
             && self.spinners.load(Ordering::Relaxed) == 0
@@ -1054,9 +1059,9 @@ mod tests {
         let g = m.lock();
         let m2 = m.clone();
         let r = std::thread::spawn(move || {
-            crate::sched::preempt_count_add(crate::sched::HARDIRQ_OFFSET);
+            crate::ctx::preempt_count_add(crate::ctx::HARDIRQ_OFFSET);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m2.lock())));
-            crate::sched::preempt_count_sub(crate::sched::HARDIRQ_OFFSET);
+            crate::ctx::preempt_count_sub(crate::ctx::HARDIRQ_OFFSET);
             r
         })
         .join()

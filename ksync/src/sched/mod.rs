@@ -19,6 +19,7 @@ mod signal;
 mod signal_types;
 mod sleep;
 mod task;
+pub(crate) mod waitlist;
 mod waitqueue;
 
 pub use crate::ctx::{
@@ -37,6 +38,4 @@ pub use sleep::{msleep, msleep_interruptible, sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
 #[allow(unused_imports)]
 pub(crate) use task::{TaskInner, current_from_handler, with_current};
-#[allow(unused_imports)]
-pub(crate) use waitqueue::{Detached, Locked, WaitList, Waiter};
 pub use waitqueue::{WaitQueue, WaitQueueEntry};

@@ -1,38 +1,15 @@
 //! Wait queues (`wait_queue_head_t`): tasks sleep until a condition holds, and
 //! whoever makes it hold wakes them.
 //!
-//! [`WaitQueue`] is the public type; the machinery under it — a small internal
-//! lock ([`RawLock`]), waiter entries that live on the sleeper's stack
-//! ([`Waiter`]) and the list they are linked into ([`WaitList`]) — is shared with
-//! [`Semaphore`](crate::semaphore::Semaphore) and
-//! [`Completion`](crate::completion::Completion), which hand a unit or a `done`
-//! to a waiter directly through the same entries.
+//! [`WaitQueue`] is the public type; its sleepers queue on the wait engine,
+//! [`waitlist`](super::waitlist) (entries on the sleepers' stacks, in a list
+//! under an irq-safe internal lock), which every sleeping primitive shares.
 //!
 //! # Implementation details
 //!
-//! The internal lock's word ([`RawLock`], std's futex mutex design):
-//!
-//! | value       | meaning                          | next                                   |
-//! |-------------|----------------------------------|----------------------------------------|
-//! | `UNLOCKED`  | free                             | CAS to `LOCKED`                        |
-//! | `LOCKED`    | held, nobody sleeps on it        | unlock stores `UNLOCKED`               |
-//! | `CONTENDED` | held, a locker may sleep on it   | unlock stores `UNLOCKED` and futex-wakes one |
-//!
-//! A waiter entry's `mark` word:
-//!
-//! | value    | meaning                                                         |
-//! |----------|-----------------------------------------------------------------|
-//! | `QUEUED` | linked into the list, or detached by a waker that has not marked it yet |
-//! | `WOKEN`  | detached and woken: the waker is done with the entry, which its owner may free |
-//!
-//! The waker detaches entries under the lock, releases the lock, and only then,
-//! per entry, takes its own reference to the task, stores `WOKEN` (Release) and
-//! calls [`Task::wake_up`](super::Task::wake_up). It never touches the entry again
-//! (the completion rule of SPEC §12). A waiter that leaves early (signal,
-//! timeout, or a condition that became true) takes the lock: if its entry is
-//! still linked it unlinks it; if a waker detached it, the wake-up is on its way
-//! and the waiter sleeps uninterruptibly until the mark arrives, so an entry is
-//! never freed while a waker may still write to it.
+//! A waker detaches entries under the list's lock and marks and wakes them after
+//! releasing it; a waiter that leaves early takes its entry off the list, or
+//! waits for the mark if a waker detached it first (the engine's module docs).
 //!
 //! ## No lost wake-ups on the lock-free empty check
 //!
@@ -60,511 +37,12 @@
 //! IPIs in a VM would cost more than the fence saves on the waker side.
 
 use super::sleep::sleep;
-use super::task::{TaskInner, TaskState, with_current};
-use crate::arch::futex;
+use super::task::TaskState;
+use super::waitlist::{WaitList, Waiter};
 use crate::error::{Error, Result};
-use crate::loom::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+use crate::loom::sync::atomic::{Ordering, fence};
 use core::marker::{PhantomData, PhantomPinned};
-use core::ptr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------
-// The internal lock.
-
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
-
-/// The small lock inside every wait list: a futex mutex (std's three-state
-/// design) that spins briefly, then sleeps on its word. Critical sections are a
-/// few pointer updates, so it is almost never contended long. It is not a
-/// `sched::sleep`: holding it is like holding a raw spinlock, and it disables
-/// irqs (ksync's signal-based ones) while held, as the kernel's `wq_head->lock`
-/// is taken with `spin_lock_irqsave`, so that `complete()` from an irq handler
-/// cannot deadlock against the thread it interrupted.
-pub(crate) struct RawLock {
-    state: AtomicU32,
-}
-
-impl RawLock {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        RawLock {
-            state: AtomicU32::new(UNLOCKED),
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        RawLock {
-            state: AtomicU32::new(UNLOCKED),
-        }
-    }
-
-    #[inline]
-    fn lock(&self) {
-        // Acquire pairs with the Release swap in `unlock`.
-        if self
-            .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended();
-        }
-    }
-
-    #[cold]
-    fn lock_contended(&self) {
-        #[cfg(not(loom))]
-        {
-            let backoff = crate::Backoff::new();
-            while !backoff.is_completed() {
-                if self.state.load(Ordering::Relaxed) == UNLOCKED
-                    && self
-                        .state
-                        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    return;
-                }
-                backoff.snooze();
-            }
-        }
-        // Acquire as in `lock`. Once we swap in CONTENDED we own the lock if it was
-        // free, and whoever holds it otherwise will wake us.
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            futex::wait(&self.state, CONTENDED, None);
-        }
-    }
-
-    #[inline]
-    fn unlock(&self) {
-        // Release pairs with the Acquire in `lock`. The wake after the swap only
-        // passes the word's address to the kernel (as std's Mutex does): it reads
-        // no memory, so it is harmless if the lock's owner has freed it meanwhile.
-        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            futex::wake_one(&self.state);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Waiter entries and the list.
-
-const QUEUED: u32 = 0;
-const WOKEN: u32 = 1;
-
-/// The part of an entry that only the list lock's holder may touch.
-struct Links {
-    next: *const Waiter,
-    prev: *const Waiter,
-    linked: bool,
-    /// Taken off the list by a waker, which will mark it `WOKEN` after unlocking.
-    detached: bool,
-}
-
-/// A waiter entry (`struct wait_queue_entry`): lives on the sleeping task's
-/// stack, linked into a [`WaitList`] while the task waits.
-///
-/// # Invariants
-/// While `links.linked`, or while detached by a waker and not yet `WOKEN`, the
-/// entry is not moved or freed (its owner waits for the mark before it leaves).
-pub(crate) struct Waiter {
-    /// Protected by the list's lock; read by a waker without the lock only while
-    /// the entry is detached and not yet marked (the waker owns it then).
-    links: UnsafeCell<Links>,
-    /// `QUEUED` or `WOKEN`; see the module docs.
-    mark: AtomicU32,
-    /// The sleeping task.
-    task: Arc<TaskInner>,
-    /// Exclusive waiter (`WQ_FLAG_EXCLUSIVE`): `wake_up` wakes only one.
-    exclusive: bool,
-    /// The state the owner sleeps in, for `wake_up_interruptible`.
-    state: TaskState,
-    _pin: PhantomPinned,
-}
-
-impl Waiter {
-    /// An unlinked entry for the current task.
-    pub(crate) fn new(exclusive: bool, state: TaskState) -> Waiter {
-        Waiter {
-            links: UnsafeCell::new(Links {
-                next: ptr::null(),
-                prev: ptr::null(),
-                linked: false,
-                detached: false,
-            }),
-            mark: AtomicU32::new(QUEUED),
-            task: with_current(|t| t.clone()),
-            exclusive,
-            state,
-            _pin: PhantomPinned,
-        }
-    }
-
-    /// Whether a waker has detached and marked this entry (Acquire pairs with
-    /// the waker's Release store of `WOKEN`: what the waker did before waking —
-    /// handing over a unit, setting a condition — is visible).
-    #[inline]
-    pub(crate) fn is_woken(&self) -> bool {
-        self.mark.load(Ordering::Acquire) == WOKEN
-    }
-
-    /// Sleeps (uninterruptibly) until a waker that detached this entry marks it.
-    /// Called only after seeing the entry detached under the lock, so the mark
-    /// and its wake-up are on their way.
-    #[cold]
-    fn wait_for_mark(&self) {
-        while !self.is_woken() {
-            // Ok or spurious: loop. Uninterruptible without deadline cannot fail.
-            let _ = sleep(TaskState::Uninterruptible, None);
-        }
-    }
-}
-
-/// A list of waiter entries under a [`RawLock`]: the queue inside a wait queue,
-/// a semaphore and a completion.
-pub(crate) struct WaitList {
-    lock: RawLock,
-    /// Head and tail, protected by `lock`.
-    ends: UnsafeCell<(*const Waiter, *const Waiter)>,
-    /// Whether the list is non-empty; written under `lock`, read without it by
-    /// [`WaitQueue`]'s empty check (see the module docs).
-    active: AtomicBool,
-}
-
-// SAFETY: the raw pointers in `ends` and in the entries are only followed under
-// `lock` (or by the waker that owns a detached entry), and the entries they point
-// to stay valid while linked (see `Waiter`'s invariants).
-unsafe impl Send for WaitList {}
-// SAFETY: as above; all shared mutation goes through `lock` or atomics.
-unsafe impl Sync for WaitList {}
-
-/// The list locked: the only way to reach the links.
-pub(crate) struct Locked<'a> {
-    list: &'a WaitList,
-    #[cfg(not(loom))]
-    irq: crate::ctx::IrqFlags,
-}
-
-/// Entries a waker detached, chained through their `next` link, to be marked and
-/// woken after the lock is released.
-#[must_use = "detached waiters must be woken"]
-pub(crate) struct Detached {
-    head: *const Waiter,
-    tail: *const Waiter,
-    count: usize,
-}
-
-impl WaitList {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        WaitList {
-            lock: RawLock::new(),
-            ends: UnsafeCell::new((ptr::null(), ptr::null())),
-            active: AtomicBool::new(false),
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        WaitList {
-            lock: RawLock::new(),
-            ends: UnsafeCell::new((ptr::null(), ptr::null())),
-            active: AtomicBool::new(false),
-        }
-    }
-
-    /// Takes the internal lock (irqs off while it is held).
-    #[inline]
-    pub(crate) fn lock(&self) -> Locked<'_> {
-        #[cfg(not(loom))]
-        let irq = crate::ctx::local_irq_save();
-        self.lock.lock();
-        Locked {
-            list: self,
-            #[cfg(not(loom))]
-            irq,
-        }
-    }
-
-    /// Whether anyone waits, without the lock (a hint; see the module docs for
-    /// the fence that makes it exact for [`WaitQueue`]).
-    #[inline]
-    pub(crate) fn is_active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
-    }
-
-    /// Sleeps until `w` (linked by the caller) is woken, or `sleep` fails. On
-    /// failure, `cancel` runs under the lock if `w` is still linked (after it was
-    /// unlinked) and the error is returned; if a waker had already detached `w`,
-    /// the wake-up is taken instead and the result is `Ok` — the hand-off
-    /// happened before the signal or deadline counted, as in the kernel's
-    /// `__down_common`, so nothing is lost or duplicated.
-    pub(crate) fn wait_woken(
-        &self,
-        w: &Waiter,
-        state: TaskState,
-        deadline: Option<Instant>,
-        cancel: impl FnOnce(&mut Locked<'_>),
-    ) -> Result<()> {
-        loop {
-            if w.is_woken() {
-                return Ok(());
-            }
-            if let Err(e) = sleep(state, deadline) {
-                return if self.leave(w, cancel) {
-                    Ok(())
-                } else {
-                    Err(e)
-                };
-            }
-        }
-    }
-
-    /// Takes `w` off the list for a waiter that stops waiting: returns `false`
-    /// if it was still linked (now unlinked, and `cancel` ran under the lock) or
-    /// not queued at all, `true` if a waker had detached it (after waiting for
-    /// the mark, so that the waker is done with it).
-    pub(crate) fn leave(&self, w: &Waiter, cancel: impl FnOnce(&mut Locked<'_>)) -> bool {
-        if w.is_woken() {
-            return true;
-        }
-        let mut l = self.lock();
-        // SAFETY: `w` belongs to this list or to none; we hold the lock.
-        if unsafe { l.is_linked(w) } {
-            // SAFETY: linked into this list, lock held.
-            unsafe { l.unlink(w) };
-            cancel(&mut l);
-            false
-        // SAFETY: as above.
-        } else if unsafe { l.is_detached(w) } {
-            drop(l);
-            w.wait_for_mark();
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl Locked<'_> {
-    /// Whether `w` is linked.
-    ///
-    /// # Safety
-    /// `w` is an entry of this list or unlinked.
-    #[inline]
-    pub(crate) unsafe fn is_linked(&self, w: &Waiter) -> bool {
-        // SAFETY: links are protected by the lock we hold.
-        w.links.with(|l| unsafe { (*l).linked })
-    }
-
-    /// Whether a waker detached `w` (it is marked `WOKEN` or about to be).
-    ///
-    /// # Safety
-    /// As [`is_linked`](Self::is_linked).
-    #[inline]
-    pub(crate) unsafe fn is_detached(&self, w: &Waiter) -> bool {
-        // SAFETY: links are protected by the lock we hold.
-        w.links.with(|l| unsafe { (*l).detached })
-    }
-
-    /// Whether the list is empty.
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        // SAFETY: `ends` is protected by the lock we hold.
-        self.list.ends.with(|e| unsafe { (*e).0.is_null() })
-    }
-
-    fn set_active(&self) {
-        // Relaxed: written under the lock; ordered for WaitQueue's lock-free check by
-        // the fences described in the module docs.
-        self.list.active.store(!self.is_empty(), Ordering::Relaxed);
-    }
-
-    /// Links `w` at the tail (`front == false`) or the head, resetting its mark.
-    ///
-    /// # Safety
-    /// `w` is unlinked and not detached-unmarked, and stays in place (not moved,
-    /// not freed) until it is unlinked or woken.
-    pub(crate) unsafe fn link(&mut self, w: &Waiter, front: bool) {
-        // Relaxed: only its owner (this thread) reads the mark before a waker,
-        // which will find the entry under this lock, writes it again.
-        w.mark.store(QUEUED, Ordering::Relaxed);
-        let wp: *const Waiter = w;
-        self.list.ends.with_mut(|e| {
-            // SAFETY: the lock is held; every linked pointer is a live entry
-            // (Waiter's invariants).
-            unsafe {
-                let (head, tail) = &mut *e;
-                if front {
-                    w.links.with_mut(|l| {
-                        (*l).next = *head;
-                        (*l).prev = ptr::null();
-                        (*l).linked = true;
-                        (*l).detached = false;
-                    });
-                    if head.is_null() {
-                        *tail = wp;
-                    } else {
-                        (**head).links.with_mut(|l| (*l).prev = wp);
-                    }
-                    *head = wp;
-                } else {
-                    w.links.with_mut(|l| {
-                        (*l).next = ptr::null();
-                        (*l).prev = *tail;
-                        (*l).linked = true;
-                        (*l).detached = false;
-                    });
-                    if tail.is_null() {
-                        *head = wp;
-                    } else {
-                        (**tail).links.with_mut(|l| (*l).next = wp);
-                    }
-                    *tail = wp;
-                }
-            }
-        });
-        self.set_active();
-    }
-
-    /// Unlinks `w`.
-    ///
-    /// # Safety
-    /// `w` is linked into this list.
-    pub(crate) unsafe fn unlink(&mut self, w: &Waiter) {
-        // SAFETY: lock held; neighbours are live linked entries.
-        unsafe {
-            let (next, prev) = w.links.with_mut(|l| {
-                (*l).linked = false;
-                ((*l).next, (*l).prev)
-            });
-            self.list.ends.with_mut(|e| {
-                let (head, tail) = &mut *e;
-                if prev.is_null() {
-                    *head = next;
-                } else {
-                    (*prev).links.with_mut(|l| (*l).next = next);
-                }
-                if next.is_null() {
-                    *tail = prev;
-                } else {
-                    (*next).links.with_mut(|l| (*l).prev = prev);
-                }
-            });
-        }
-        self.set_active();
-    }
-
-    /// Detaches waiters from the head for a wake-up: every non-exclusive one and
-    /// up to `nr_exclusive` exclusive ones (all if 0), skipping (leaving queued)
-    /// those that `interruptible_only` does not wake — `__wake_up_common`.
-    pub(crate) fn detach(&mut self, nr_exclusive: usize, interruptible_only: bool) -> Detached {
-        let mut out = Detached::empty();
-        let mut nr = nr_exclusive;
-        // SAFETY: lock held; linked entries are live.
-        let mut cur = self.list.ends.with(|e| unsafe { (*e).0 });
-        while !cur.is_null() {
-            // SAFETY: `cur` is a linked, live entry (lock held).
-            let w = unsafe { &*cur };
-            // SAFETY: lock held.
-            let next = w.links.with(|l| unsafe { (*l).next });
-            if !interruptible_only || w.state == TaskState::Interruptible {
-                // SAFETY: linked into this list.
-                unsafe { self.unlink(w) };
-                // SAFETY: just detached; lock held.
-                w.links.with_mut(|l| unsafe {
-                    (*l).next = ptr::null();
-                    (*l).detached = true;
-                });
-                out.push(cur);
-                if w.exclusive && nr_exclusive != 0 {
-                    nr -= 1;
-                    if nr == 0 {
-                        break;
-                    }
-                }
-            }
-            cur = next;
-        }
-        out
-    }
-
-    /// Detaches the first waiter onto `out` (FIFO hand-off); returns whether
-    /// there was one.
-    pub(crate) fn detach_first(&mut self, out: &mut Detached) -> bool {
-        // SAFETY: lock held.
-        let head = self.list.ends.with(|e| unsafe { (*e).0 });
-        if head.is_null() {
-            return false;
-        }
-        // SAFETY: `head` is linked and live (lock held).
-        unsafe {
-            self.unlink(&*head);
-            (*head).links.with_mut(|l| {
-                (*l).next = ptr::null();
-                (*l).detached = true;
-            });
-        }
-        out.push(head);
-        true
-    }
-}
-
-impl Drop for Locked<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.list.lock.unlock();
-        #[cfg(not(loom))]
-        crate::ctx::local_irq_restore(self.irq);
-    }
-}
-
-impl Detached {
-    /// No entries.
-    pub(crate) fn empty() -> Detached {
-        Detached {
-            head: ptr::null(),
-            tail: ptr::null(),
-            count: 0,
-        }
-    }
-
-    /// Appends `w`, just detached under the lock, with its `next` cleared.
-    fn push(&mut self, w: *const Waiter) {
-        if self.tail.is_null() {
-            self.head = w;
-        } else {
-            // SAFETY: `tail` is a detached entry we own until it is marked.
-            unsafe { (*self.tail).links.with_mut(|l| (*l).next = w) };
-        }
-        self.tail = w;
-        self.count += 1;
-    }
-
-    /// Marks and wakes every detached entry; call after releasing the lock. The
-    /// last access to each entry is the Release store of `WOKEN`.
-    pub(crate) fn wake(self) -> usize {
-        let mut cur = self.head;
-        while !cur.is_null() {
-            // SAFETY: a detached entry stays valid until we mark it (its owner waits
-            // for the mark; `Waiter`'s invariants), and only we touch its links.
-            let (next, task) = unsafe {
-                let w = &*cur;
-                (w.links.with(|l| (*l).next), w.task.clone())
-            };
-            // SAFETY: as above; after this store we never touch the entry again.
-            // Release pairs with the owner's Acquire in `Waiter::is_woken`.
-            unsafe { (*cur).mark.store(WOKEN, Ordering::Release) };
-            task.wake_up();
-            cur = next;
-        }
-        self.count
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The wait queue.
@@ -847,10 +325,10 @@ impl WaitQueue {
     /// Links `w` and publishes it (`prepare_to_wait`).
     ///
     /// # Safety
-    /// As [`Locked::link`].
+    /// As [`Locked::link`](super::waitlist::Locked::link).
     unsafe fn prepare(&self, w: &Waiter) {
         {
-            let mut l = self.list.lock();
+            let l = self.list.lock();
             // SAFETY: forwarded from the caller.
             unsafe { l.link(w, !w.exclusive) };
         }
@@ -1047,19 +525,17 @@ impl<'a> WaitQueueEntry<'a> {
     fn queue(self: core::pin::Pin<&Self>, exclusive: bool, state: TaskState) {
         let wq = self.wq;
         let w = self.waiter(exclusive, state);
-        // SAFETY: lock held below; the entry is pinned, and its Drop finishes the
-        // wait, so it is unlinked (or woken) before its memory goes away.
         let mut l = wq.list.lock();
-        // SAFETY: `w` belongs to `wq`'s list or none; lock held.
-        if !unsafe { l.is_linked(w) } {
-            // SAFETY: as above.
-            if unsafe { l.is_detached(w) } && !w.is_woken() {
+        if !l.is_linked(w) {
+            if l.is_detached(w) && !w.is_woken() {
                 // A waker is about to mark it: let it finish before re-queueing.
                 drop(l);
                 w.wait_for_mark();
                 l = wq.list.lock();
             }
-            // SAFETY: unlinked and not detached-unmarked; pinned (see above).
+            // SAFETY: unlinked and not detached-unmarked; linked only into `wq`'s
+            // list (the entry is bound to `wq`); pinned, and its Drop finishes the
+            // wait, so it is unlinked (or woken) before its memory goes away.
             unsafe { l.link(w, !exclusive) };
         }
         drop(l);
@@ -1120,7 +596,8 @@ impl Drop for WaitQueueEntry<'_> {
 mod tests {
     use super::*;
     use crate::sched::{Signal, current};
-    use std::sync::atomic::{AtomicUsize, Ordering as O};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as O};
     use std::sync::mpsc;
 
     fn wait_until_sleeping(t: &crate::sched::Task, st: TaskState) {
@@ -1318,6 +795,7 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::loom::sync::Arc;
+    use crate::loom::sync::atomic::{AtomicBool, AtomicU32};
     use crate::sched::current;
 
     /// The sleep path itself under loom: a wake-up from another thread, before or

@@ -1,5 +1,4 @@
-//! The raw-lock traits every spin algorithm implements, and the spin-wait helper
-//! they share.
+//! The raw-lock traits every spin algorithm implements.
 //!
 //! A raw lock is only the lock word and its algorithm: no data, no guard, no
 //! preempt count, no lockdep. [`Lock`](super::Lock) and
@@ -13,6 +12,8 @@ pub use super::qspinlock::{Queued, RawQueued};
 pub use super::rwraw::ReaderPref;
 pub use super::tas::{Tas, Ttas};
 pub use super::ticket::Ticket;
+
+pub(crate) use crate::backoff::Spin;
 
 /// A raw mutual-exclusion spin algorithm (`arch_spinlock_t`).
 ///
@@ -98,65 +99,4 @@ pub unsafe trait RawRwSpin: Send + Sync {
     fn is_locked(&self) -> bool;
     /// Whether a writer holds the lock. A snapshot.
     fn is_write_locked(&self) -> bool;
-}
-
-/// The wait/retry helper of every spin loop in this module: [`crate::Backoff`]
-/// normally; under loom a single yield per round and a budget of one round, so
-/// the models stay small while still taking the slow (sleep) paths.
-pub(crate) struct Spin {
-    #[cfg(not(loom))]
-    b: crate::Backoff,
-    #[cfg(loom)]
-    n: core::cell::Cell<u32>,
-}
-
-impl Spin {
-    #[inline]
-    pub(crate) fn new() -> Self {
-        Spin {
-            #[cfg(not(loom))]
-            b: crate::Backoff::new(),
-            #[cfg(loom)]
-            n: core::cell::Cell::new(0),
-        }
-    }
-
-    /// Backs off after a failed CAS (randomized exponential spinning).
-    #[inline]
-    pub(crate) fn spin(&self) {
-        #[cfg(not(loom))]
-        self.b.spin();
-        #[cfg(loom)]
-        self.snooze();
-    }
-
-    /// Waits for another thread: spins, then yields the CPU.
-    #[inline]
-    pub(crate) fn snooze(&self) {
-        #[cfg(not(loom))]
-        self.b.snooze();
-        #[cfg(loom)]
-        {
-            self.n.set(self.n.get() + 1);
-            loom::thread::yield_now();
-        }
-    }
-
-    /// Whether the spin budget is spent and the caller should sleep instead.
-    #[inline]
-    pub(crate) fn is_completed(&self) -> bool {
-        #[cfg(not(loom))]
-        return self.b.is_completed();
-        #[cfg(loom)]
-        return self.n.get() >= 1;
-    }
-
-    /// Starts a new budget.
-    #[inline]
-    pub(crate) fn reset(&self) {
-        #[cfg(not(loom))]
-        self.b.reset();
-        #[cfg(loom)]
-        self.n.set(0);
-    }
 }
