@@ -1,39 +1,31 @@
 //! `synchronize_rcu`: grace periods shared by concurrent callers.
 //!
-//! Callers push a wait node (on their own stack) onto a lock-free stack,
-//! [`GP_WAITERS`]. The caller that finds the stack empty becomes the leader: it
-//! takes the grace-period mutex, detaches the whole stack (itself and everyone who
-//! arrived before), runs one grace period (`gp::grace_period`) and wakes the
-//! others. A caller that finds the stack non-empty waits for its node to be marked
-//! done; the grace period that marks it began after the node was pushed, because
-//! the leader detaches the stack only after taking the mutex. This is liburcu's
-//! `gp_waiters` queue (`urcu-wait.h`).
+//! Callers queue an entry (on their own stack) on [`GP_WAITERS`], a list of
+//! `sched::waitlist`, ksync's one wait engine. The caller that finds the list
+//! empty becomes the leader: it takes the grace-period semaphore, detaches every
+//! entry queued so far (its own excepted), runs one grace period
+//! (`gp::grace_period`) and wakes them. A caller that finds the list non-empty
+//! waits for its entry to be woken; the grace period that wakes it began after
+//! the entry was queued, because the leader detaches the list only after taking
+//! the semaphore. This is liburcu's `gp_waiters` queue (`urcu-wait.h`), on the
+//! engine every sleeping primitive shares.
 //!
-//! | word | values |
-//! |------|--------|
-//! | [`GP_WAITERS`] | null: nobody waits; else the newest node of a stack of waiters |
-//! | `WaitNode::done` | 0: waiting; 1: the grace period it waited for has ended |
+//! Ordering: a waiter's stores before its call (the unpublished pointer) are
+//! released by the list lock's unlock and acquired by the leader's lock before
+//! it detaches, so they happen before the grace period; the leader's wake-up
+//! marks each entry with a Release store after the grace period, which the
+//! waiter's Acquire check of its mark pairs with, so the grace period happens
+//! before the waiter returns.
 
 use super::gp;
 use super::reader::{GP, registry};
 use crate::arch::membarrier::heavy_barrier;
-use crate::sched::{self, Task, TaskState};
+use crate::sched::waitlist::{Plain, WaitList, Waiter};
+use crate::sched::{self, TaskState};
 use crate::semaphore::Semaphore;
-use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-struct WaitNode {
-    next: *mut WaitNode,
-    done: AtomicU32,
-    task: Task,
-}
-
-static GP_WAITERS: AtomicPtr<WaitNode> = AtomicPtr::new(ptr::null_mut());
-/// Serializes grace periods (liburcu's `rcu_gp_lock`). A ksync semaphore, not a
-/// std mutex: a leader that waits for the previous grace period sleeps through
-/// `sched::sleep`, and so drops the BKL meanwhile (SPEC §15); a semaphore has no
-/// owner, so lockdep orders nothing through it (the grace period itself is not
-/// a lock the caller holds).
+/// The callers of `synchronize_rcu` waiting for a grace period.
+static GP_WAITERS: WaitList<Plain> = WaitList::new();
 static GP_LOCK: Semaphore = Semaphore::new(1);
 
 #[cold]
@@ -97,65 +89,35 @@ pub fn synchronize_rcu_expedited() {
 
 fn synchronize(attempts: u32) {
     crate::lockdep::might_sleep();
-    let mut node = WaitNode {
-        next: ptr::null_mut(),
-        done: AtomicU32::new(0),
-        task: sched::current(),
+    let me = Waiter::new(false, TaskState::Uninterruptible);
+    let leader = {
+        let q = GP_WAITERS.lock();
+        let leader = q.is_empty();
+        // SAFETY: `me` is fresh, linked into this list only, and stays on this
+        // frame until it is unlinked: by ourselves below as the leader, or by a
+        // leader that detaches it and marks it woken, which we wait for.
+        unsafe { q.push_back(&me) };
+        leader
     };
-    let me: *mut WaitNode = &mut node;
-    let backoff = crate::Backoff::new();
-    let mut head = GP_WAITERS.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: `me` is our own node, not yet published.
-        unsafe { (*me).next = head };
-        // Release: publishes `next` to the leader that detaches the stack
-        // (its Acquire swap); AcqRel also orders our earlier stores (the
-        // unpublished pointer) before the grace period the leader starts.
-        match GP_WAITERS.compare_exchange_weak(head, me, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(h) => {
-                head = h;
-                backoff.spin();
-            }
-        }
-    }
-    if !head.is_null() {
-        // Someone else leads: wait for a grace period that started after our push.
-        let backoff = crate::Backoff::new();
-        // Acquire: pairs with the leader's Release store of `done`, which follows
-        // its grace period.
-        while node.done.load(Ordering::Acquire) == 0 {
-            if backoff.is_completed() {
-                let _ = sched::sleep(TaskState::Uninterruptible, None);
-            } else {
-                backoff.snooze();
-            }
+    if !leader {
+        // Someone else leads: wait for a grace period that started after our
+        // entry was queued. Poll first (a grace period over idle readers takes
+        // about a microsecond), then sleep; uninterruptible, so it cannot fail.
+        if !sched::poll_before_sleep(None, || me.is_woken()) {
+            let r = GP_WAITERS.wait_woken(&me, TaskState::Uninterruptible, None, |_| {});
+            debug_assert!(r.is_ok());
         }
         return;
     }
     let gp_guard = GP_LOCK.down_guard();
-    // Acquire: pairs with the waiters' Release push; reads their `next` links.
-    let waiters = GP_WAITERS.swap(ptr::null_mut(), Ordering::AcqRel);
+    let waiters = {
+        let q = GP_WAITERS.lock();
+        q.remove(&me);
+        q.detach(0, false)
+    };
     run_grace_period(attempts);
     drop(gp_guard);
-    // Wake everyone we detached, except ourselves.
-    let mut w = waiters;
-    while !w.is_null() {
-        if w == me {
-            // SAFETY: our own node.
-            w = unsafe { (*me).next };
-            continue;
-        }
-        // SAFETY: a detached waiter's node stays alive until its `done` is set;
-        // read everything we need before setting it.
-        let (next, task) = unsafe { ((*w).next, (*w).task.clone()) };
-        // Release: pairs with the waiter's Acquire load; the grace period
-        // happens-before its return. After this store the node may vanish.
-        // SAFETY: still alive (done not yet set).
-        unsafe { (*w).done.store(1, Ordering::Release) };
-        task.wake_up();
-        w = next;
-    }
+    waiters.wake();
 }
 
 /// One grace period over the registered readers. The caller holds `GP_LOCK`.
