@@ -23,17 +23,12 @@
 //!
 //! # Implementation details
 //!
-//! The lock word (std's futex mutex states):
-//!
-//! | value       | meaning                                    |
-//! |-------------|--------------------------------------------|
-//! | `UNLOCKED`  | free                                       |
-//! | `LOCKED`    | held, no sleeper                           |
-//! | `CONTENDED` | held, a task may sleep on the futex        |
+//! The lock is ksync's one internal lock, [`RawLock`](crate::rawlock) (std's
+//! three-state futex mutex: free, held, held with a sleeper on the futex).
 //!
 //! The holder's depth lives in a thread-local: only the holder reads or writes
-//! its own. Taking it spins with [`Backoff`] (a spinning lock, as
-//! the kernel's was), then sleeps on the futex — the holder may itself be asleep
+//! its own. Taking it polls for a bounded time (a spinning lock, as the
+//! kernel's was), then sleeps on the futex — the holder may itself be asleep
 //! holding nothing but its depth, or preempted, so spinning forever would be wrong
 //! in user space. Without the holder's task on a CPU the futex slow path costs
 //! nothing while waiting.
@@ -51,17 +46,17 @@
 //! reported by `might_sleep`), and any BKL holder that waits for one of those
 //! sleeps and so drops the BKL — the retake cannot close a deadlock.
 
-use crate::Backoff;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
+#[cfg(not(loom))]
+use crate::rawlock::RawLock;
 use core::cell::Cell;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU32, Ordering};
 
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
-
-static BKL: AtomicU32 = AtomicU32::new(UNLOCKED);
+/// The lock itself: ksync's one internal lock (`rawlock`), std's three-state
+/// futex mutex. Under loom it does not exist (loom's atomics cannot sit in a
+/// static); no model takes the BKL, and `release_for_sleep` reports depth 0.
+#[cfg(not(loom))]
+static BKL: RawLock = RawLock::new();
 
 /// The BKL's lockdep map: one class, not spinning (sleeping while holding it
 /// is legal).
@@ -74,58 +69,23 @@ thread_local! {
 
 #[inline]
 fn raw_lock() {
-    // Acquire pairs with the Release swap in `raw_unlock`.
-    if BKL
-        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        raw_lock_slow();
-    }
-}
-
-#[cold]
-fn raw_lock_slow() {
-    let backoff = Backoff::new();
-    while !backoff.is_completed() {
-        if BKL.load(Ordering::Relaxed) == UNLOCKED
-            && BKL
-                .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return;
-        }
-        backoff.snooze();
-    }
-    // Acquire as above; CONTENDED makes the holder wake us.
-    while BKL.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-        futex_wait();
-    }
+    #[cfg(not(loom))]
+    BKL.lock();
+    #[cfg(loom)]
+    unreachable!("the loom models never take the Big Kernel Lock");
 }
 
 #[inline]
 fn raw_unlock() {
-    // Release pairs with the Acquire of the next locker.
-    if BKL.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-        futex_wake();
-    }
+    // SAFETY: called only when this task's depth drops from 1 to 0 (or for a
+    // sleep), so it holds the lock.
+    #[cfg(not(loom))]
+    unsafe {
+        BKL.unlock()
+    };
+    #[cfg(loom)]
+    unreachable!("the loom models never take the Big Kernel Lock");
 }
-
-#[cfg(not(loom))]
-fn futex_wait() {
-    crate::arch::futex::wait(&BKL, CONTENDED, None);
-}
-#[cfg(not(loom))]
-fn futex_wake() {
-    crate::arch::futex::wake_one(&BKL);
-}
-// Under loom the BKL is a std atomic outside the model (loom atomics cannot be
-// statics); models do not take it, so these are plain yields.
-#[cfg(loom)]
-fn futex_wait() {
-    std::thread::yield_now();
-}
-#[cfg(loom)]
-fn futex_wake() {}
 
 /// Takes the Big Kernel Lock, or deepens this task's hold on it (`lock_kernel`).
 #[inline]
@@ -243,6 +203,7 @@ pub(crate) fn reacquire_after_sleep(depth: u32) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use core::sync::atomic::Ordering;
 
     #[test]
     fn recursive_depth() {
