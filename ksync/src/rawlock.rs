@@ -1,7 +1,9 @@
-//! [`RawLock`]: the small internal lock of ksync's own data structures (a wait
-//! list's links today; the BKL's, the irq layer's and the per-CPU bookkeeping
-//! locks are to follow). Built on `arch` and `backoff` only, so that every
-//! layer above them may use it.
+//! [`RawLock`]: the small internal lock of ksync's own data structures: a wait
+//! list's links, the Big Kernel Lock and the per-CPU `local_lock_t`. Built on
+//! `arch` and `backoff` only, so that every layer above them may use it. (The
+//! irq layer's timer-base and ksoftirqd-queue lock, `irq::sync`, stays a
+//! test-and-test-and-set flag of `core` atomics: it must be a `const` static in
+//! the loom build too, where this lock's loom atomics cannot be.)
 //!
 //! # Implementation details
 //!
@@ -67,6 +69,21 @@ impl RawLock {
         {
             self.lock_contended();
         }
+    }
+
+    /// Takes the lock if it is free; never waits.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> bool {
+        // Acquire as in `lock`.
+        self.state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Whether some thread holds the lock (a snapshot).
+    #[inline]
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != UNLOCKED
     }
 
     #[cold]
@@ -144,5 +161,19 @@ mod tests {
         // SAFETY: every thread has finished.
         assert_eq!(unsafe { *s.1.get() }, 80_000);
         assert_eq!(s.0.state.load(Ordering::Relaxed), UNLOCKED);
+    }
+
+    #[test]
+    fn try_lock_takes_only_a_free_lock() {
+        let l = RawLock::new();
+        assert!(!l.is_locked());
+        assert!(l.try_lock());
+        assert!(l.is_locked());
+        assert!(!l.try_lock(), "a held lock must refuse");
+        // SAFETY: taken by the try_lock above.
+        unsafe { l.unlock() };
+        assert!(!l.is_locked() && l.try_lock());
+        // SAFETY: taken just above.
+        unsafe { l.unlock() };
     }
 }

@@ -43,8 +43,7 @@ pub use counter::PercpuCounter;
 use core::fmt;
 use core::marker::PhantomData;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering,
+    AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 use std::sync::{Once, OnceLock};
 
@@ -444,37 +443,29 @@ impl<A: PerCpuInt> PerCpu<A> {
     }
 }
 
-/// The raw lock of a [`LocalLock`]: one flag, `false` free, `true` held.
-/// Contention is rare (only threads that are or were on the same CPU meet
-/// here), so it spins with [`Backoff`](crate::Backoff), yielding after a short
-/// spin. Lockdep does not track it (its map is `None`).
+/// The raw lock of a [`LocalLock`]: ksync's one internal lock
+/// ([`RawLock`](crate::rawlock), a three-state futex word). Contention is rare
+/// (only threads that are or were on the same CPU meet here), so its bounded
+/// poll nearly always wins before it would sleep. Lockdep does not track it
+/// (its map is `None`).
 pub struct RawLocalLock {
-    locked: AtomicBool,
+    lock: crate::rawlock::RawLock,
 }
 
 impl RawLocalLock {
     /// A free lock.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
         RawLocalLock {
-            locked: AtomicBool::new(false),
+            lock: crate::rawlock::RawLock::new(),
         }
     }
 
-    #[cold]
-    fn lock_slow(&self) {
-        let backoff = crate::Backoff::new();
-        loop {
-            while self.locked.load(Ordering::Relaxed) {
-                backoff.snooze();
-            }
-            // Acquire: as in `lock`.
-            if self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
+    /// A free lock (loom build: loom's atomics have no `const fn new`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        RawLocalLock {
+            lock: crate::rawlock::RawLock::new(),
         }
     }
 }
@@ -485,9 +476,9 @@ impl Default for RawLocalLock {
     }
 }
 
-// SAFETY: one flag, set by an Acquire CAS `false → true` that succeeds for one
-// thread at a time and cleared by the holder's Release store, which the next
-// CAS pairs with. Exclusive only: `Concurrent` is `()`.
+// SAFETY: `RawLock` is a mutual-exclusion lock (one holder at a time, its
+// Acquire lock pairing with the previous holder's Release unlock). Exclusive
+// only: `Concurrent` is `()`.
 unsafe impl crate::lock::Backend for RawLocalLock {
     type GuardState = Preempt;
     type Concurrent<T: ?Sized> = ();
@@ -504,34 +495,23 @@ unsafe impl crate::lock::Backend for RawLocalLock {
 
     #[inline(always)]
     fn lock(&self) {
-        // Acquire pairs with the Release store in `unlock`.
-        if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow();
-        }
+        self.lock.lock();
     }
 
     #[inline(always)]
     fn try_lock(&self) -> bool {
-        // Acquire: as in `lock`.
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.lock.try_lock()
     }
 
     #[inline(always)]
     unsafe fn unlock(&self) {
-        // Release pairs with the Acquire CAS of the next `lock`: our writes to the
-        // element happen-before its accesses.
-        self.locked.store(false, Ordering::Release);
+        // SAFETY: the caller holds the lock (the trait's contract).
+        unsafe { self.lock.unlock() }
     }
 
     #[inline(always)]
     fn is_locked(&self) -> bool {
-        self.locked.load(Ordering::Relaxed)
+        self.lock.is_locked()
     }
 }
 
