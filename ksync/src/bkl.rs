@@ -23,7 +23,7 @@
 //!
 //! # Implementation details
 //!
-//! The lock is ksync's one internal lock, [`RawLock`](crate::rawlock) (std's
+//! The lock is ksync's one internal lock, `rawlock::RawLock` (std's
 //! three-state futex mutex: free, held, held with a sleeper on the futex).
 //!
 //! The holder's depth lives in a thread-local: only the holder reads or writes

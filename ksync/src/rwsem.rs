@@ -100,7 +100,9 @@
 
 use crate::backoff::Spin;
 use crate::error::Result;
-use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
+use crate::lock::{
+    Backend, Guard, Lock, ReadGuard, SharedBackend, SleepingBackend, SleepingSharedBackend,
+};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::waitlist::{Detached, Locked, Plain, WOKEN, WaitList, Waiter};
@@ -290,6 +292,25 @@ unsafe impl SharedBackend for RawRwSemaphore {
     }
 }
 
+// SAFETY: `write_acquire` takes the write lock as `lock` does when it returns
+// `Ok`; an interrupted or killed wait leaves the semaphore as if the call never
+// happened (module docs: the waiter leaves the queue and passes on any grant it
+// absorbed).
+unsafe impl SleepingBackend for RawRwSemaphore {
+    #[inline]
+    fn lock_sleeping(&self, state: TaskState) -> Result<()> {
+        self.write_acquire(state)
+    }
+}
+
+// SAFETY: as for `SleepingBackend`, with `read_acquire` and a read lock.
+unsafe impl SleepingSharedBackend for RawRwSemaphore {
+    #[inline]
+    fn lock_shared_sleeping(&self, state: TaskState) -> Result<()> {
+        self.read_acquire(state)
+    }
+}
+
 impl<T> RwSemaphore<T> {
     /// A new, free semaphore holding `data` (`init_rwsem`, `DECLARE_RWSEM`).
     /// `const`; its lockdep class is the caller's location.
@@ -331,75 +352,6 @@ impl<T> RwSemaphore<T> {
 }
 
 impl<T: ?Sized> RwSemaphore<T> {
-    /// [`read`](Lock::read) with a lockdep subclass (`down_read_nested`), for two
-    /// semaphores of one lock class taken nested; ignored without the feature.
-    #[doc(alias = "down_read_nested")]
-    #[inline]
-    pub fn read_nested(&self, subclass: u32) -> RwSemReadGuard<'_, T> {
-        self.read_in(subclass)
-    }
-
-    /// Takes it for reading, or returns [`Error::Interrupted`](crate::Error::Interrupted)
-    /// if a signal arrives while sleeping (`down_read_interruptible`).
-    ///
-    /// # Errors
-    /// [`Error::Interrupted`](crate::Error::Interrupted), [`Error::Killed`](crate::Error::Killed).
-    #[doc(alias = "down_read_interruptible")]
-    #[inline]
-    pub fn read_interruptible(&self) -> Result<RwSemReadGuard<'_, T>> {
-        self.read_state(TaskState::Interruptible)
-    }
-
-    /// Takes it for reading, or returns [`Error::Killed`](crate::Error::Killed) on
-    /// SIGKILL (`down_read_killable`).
-    ///
-    /// # Errors
-    /// [`Error::Killed`](crate::Error::Killed).
-    #[doc(alias = "down_read_killable")]
-    #[inline]
-    pub fn read_killable(&self) -> Result<RwSemReadGuard<'_, T>> {
-        self.read_state(TaskState::Killable)
-    }
-
-    #[inline]
-    fn read_state(&self, state: TaskState) -> Result<RwSemReadGuard<'_, T>> {
-        self.read_with(|s| s.read_acquire(state))
-    }
-
-    /// [`write`](Lock::write) with a lockdep subclass (`down_write_nested`), for
-    /// two semaphores of one lock class taken nested; ignored without the feature.
-    #[doc(alias = "down_write_nested")]
-    #[inline]
-    pub fn write_nested(&self, subclass: u32) -> RwSemWriteGuard<'_, T> {
-        self.lock_in(subclass)
-    }
-
-    /// Takes it for writing, or returns [`Error::Interrupted`](crate::Error::Interrupted)
-    /// if a signal arrives while sleeping.
-    ///
-    /// # Errors
-    /// [`Error::Interrupted`](crate::Error::Interrupted), [`Error::Killed`](crate::Error::Killed).
-    #[inline]
-    pub fn write_interruptible(&self) -> Result<RwSemWriteGuard<'_, T>> {
-        self.write_state(TaskState::Interruptible)
-    }
-
-    /// Takes it for writing, or returns [`Error::Killed`](crate::Error::Killed) on
-    /// SIGKILL (`down_write_killable`).
-    ///
-    /// # Errors
-    /// [`Error::Killed`](crate::Error::Killed).
-    #[doc(alias = "down_write_killable")]
-    #[inline]
-    pub fn write_killable(&self) -> Result<RwSemWriteGuard<'_, T>> {
-        self.write_state(TaskState::Killable)
-    }
-
-    #[inline]
-    fn write_state(&self, state: TaskState) -> Result<RwSemWriteGuard<'_, T>> {
-        self.lock_with(|s| s.write_acquire(state))
-    }
-
     /// How many readers hold it. A snapshot.
     pub fn reader_count(&self) -> u32 {
         (self.raw.state.load(Ordering::Relaxed) & READER_MASK) / READER

@@ -30,6 +30,10 @@
 //! [`Guard::do_unlocked`] runs a closure with the lock released and retakes it
 //! after (both paths above, in order): what a condition variable's wait needs.
 //!
+//! A backend whose waits sleep ([`SleepingBackend`], [`SleepingSharedBackend`])
+//! gets the interruptible and killable entry points (`lock_interruptible`,
+//! `read_killable`, …) from the generic lock too, written once.
+//!
 //! ## Guards are `!Send`
 //! The unlock must run on the locking thread: the preempt count, the irq/bh state
 //! a guard restores and lockdep's held-lock stack are per thread, the mutex
@@ -61,8 +65,10 @@
 //! No poisoning (as in the kernel and parking_lot): a panic unwinding through a
 //! guard releases the lock.
 
+mod sleeping;
 mod state;
 
+pub use sleeping::{SleepingBackend, SleepingSharedBackend};
 pub use state::{AnyCtx, BhOff, GuardState, IrqOff, IrqSave, Preempt};
 
 use core::fmt;

@@ -137,7 +137,7 @@
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
 use crate::error::Result;
-use crate::lock::{Backend, Guard, Lock};
+use crate::lock::{Backend, Guard, Lock, SleepingBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
@@ -860,6 +860,16 @@ unsafe impl Backend for RawMutex {
     }
 }
 
+// SAFETY: `acquire` takes the mutex as `lock` does when it returns `Ok`, and
+// an interrupted or killed wait leaves it as if the call never happened (the
+// module docs: the waiter leaves the list, passing on any hand-off it absorbed).
+unsafe impl SleepingBackend for RawMutex {
+    #[inline]
+    fn lock_sleeping(&self, state: TaskState) -> Result<()> {
+        self.acquire(state)
+    }
+}
+
 /// A mutual-exclusion lock that sleeps (`struct mutex`), guarding a `T`: the
 /// generic [`Lock`] over the [`RawMutex`] backend.
 ///
@@ -931,41 +941,6 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    /// Locks, or returns [`Error::Interrupted`](crate::Error::Interrupted)
-    /// (`-EINTR`) if a signal is sent to the task while it sleeps; the mutex is
-    /// then left untouched (`mutex_lock_interruptible`).
-    ///
-    /// # Errors
-    /// [`Error::Interrupted`](crate::Error::Interrupted), or
-    /// [`Error::Killed`](crate::Error::Killed) for SIGKILL.
-    ///
-    /// ```
-    /// use ksync::mutex::Mutex;
-    /// let m = Mutex::new(1);
-    /// assert_eq!(*m.lock_interruptible().unwrap(), 1);
-    /// ```
-    #[doc(alias = "mutex_lock_interruptible")]
-    #[inline]
-    pub fn lock_interruptible(&self) -> Result<MutexGuard<'_, T>> {
-        self.lock_sleeping(TaskState::Interruptible)
-    }
-
-    /// Locks, or returns [`Error::Killed`](crate::Error::Killed) if SIGKILL is
-    /// sent while it sleeps (`mutex_lock_killable`).
-    ///
-    /// # Errors
-    /// [`Error::Killed`](crate::Error::Killed).
-    #[doc(alias = "mutex_lock_killable")]
-    #[inline]
-    pub fn lock_killable(&self) -> Result<MutexGuard<'_, T>> {
-        self.lock_sleeping(TaskState::Killable)
-    }
-
-    #[inline]
-    fn lock_sleeping(&self, state: TaskState) -> Result<MutexGuard<'_, T>> {
-        self.lock_with(|m| m.acquire(state))
-    }
-
     /// The raw mutex, for [`RawMutex::owner`] and the like.
     pub fn raw(&self) -> &RawMutex {
         &self.raw

@@ -444,7 +444,7 @@ impl<A: PerCpuInt> PerCpu<A> {
 }
 
 /// The raw lock of a [`LocalLock`]: ksync's one internal lock
-/// ([`RawLock`](crate::rawlock), a three-state futex word). Contention is rare
+/// (`rawlock::RawLock`, a three-state futex word). Contention is rare
 /// (only threads that are or were on the same CPU meet here), so its bounded
 /// poll nearly always wins before it would sleep. Lockdep does not track it
 /// (its map is `None`).
