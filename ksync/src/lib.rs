@@ -10,8 +10,9 @@
 //! - [`ctx`] — the per-thread context: the preempt count, the irq-off and bh-off
 //!   state, and every "where am I?" query (`in_interrupt`, `in_atomic`,
 //!   `irqs_disabled`, `preemptible`). `sched` and `irq` re-export them.
-//! - [`sched`] — the task (`current`), signals (`signal_pending`), `msleep`, and
-//!   [`sched::sleep`], the one sleep path every blocking primitive uses.
+//! - [`sched`] — the task (`current`), signals (`signal_pending`), `msleep`,
+//!   [`sched::sleep`], the one sleep path every blocking primitive uses, and the
+//!   one wait engine they all queue on (FIFO waiters with hand-off).
 //! - [`irq`] — interrupts as real POSIX signals (`request_irq`), `local_irq_save`,
 //!   `local_bh_disable`, softirqs, tasklets, timers and `jiffies`.
 //! - [`atomic`] — `atomic_t` as [`atomic::Atomic`], `atomic64_t` as

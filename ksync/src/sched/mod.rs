@@ -4,6 +4,16 @@
 //! The preempt count and the context queries live in [`ctx`](crate::ctx), below
 //! both `sched` and `irq`; they are re-exported here under their kernel home.
 //!
+//! Two paths every blocking primitive shares live here (DESIGN.md's "four
+//! paths"): [`sleep`], THE sleep (might-sleep check, the BKL dropped and
+//! retaken, signals, the deadline, a park on the task's own futex word), and
+//! the crate-private `waitlist`, THE wait engine: FIFO entries on the sleepers'
+//! stacks, exclusive and shared waiters, a hand-off payload (a semaphore unit,
+//! the mutex, a read or write grant) that the waker stores as its last write to
+//! the entry, and an internal lock with a plain and an irq-safe form. Wait
+//! queues, completions, semaphores, the mutex, the rw-semaphore, the condition
+//! variable and `synchronize_rcu`'s waiters all queue on it.
+//!
 //! | kernel | ksync |
 //! |---|---|
 //! | `current` | [`current()`] → [`Task`] |
