@@ -97,6 +97,20 @@ pub fn all() -> Vec<Group> {
     v
 }
 
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): excludes the time the
+/// thread waits for a CPU or sleeps, so single-thread costs stay meaningful on
+/// a loaded machine.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid pointer to a timespec we own;
+    // clock_gettime writes only through it.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Whether an implementation is ksync's own (not a peer).
 pub fn is_ours(impl_name: &str) -> bool {
     impl_name.starts_with("ksync")

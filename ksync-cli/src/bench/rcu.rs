@@ -1,7 +1,7 @@
 //! Benchmark group `rcu`: RCU read sides against crossbeam-epoch, arc-swap and
 //! parking_lot's RwLock; grace-period latency; call_rcu throughput.
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Row, single, thread_cpu, threaded};
 use ksync::rcu::{
     RcuPtr, SrcuStruct, call_rcu, rcu_barrier, rcu_read_lock, rcu_register_thread, synchronize_rcu,
     synchronize_rcu_expedited,
@@ -20,18 +20,6 @@ pub fn groups() -> Vec<Group> {
 }
 
 const G: &str = "rcu";
-
-/// This thread's CPU time: excludes the time the thread waits for a CPU, so
-/// single-thread costs stay meaningful on a loaded machine.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and a valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// Like `bench::single`, but ns/op from this thread's CPU time.
 fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut()) -> Row {
