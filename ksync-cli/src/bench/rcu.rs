@@ -44,6 +44,7 @@ fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut(
         ops_per_sec: ops as f64 / cpu,
         ns_per_op: cpu * 1e9 / ops as f64,
         fairness: None,
+        cpu_ns_per_side: None,
     }
 }
 
@@ -172,6 +173,7 @@ fn threaded_cpu<F: FnMut()>(
         ops_per_sec: threads as f64 * ops as f64 / cpu,
         ns_per_op: cpu * 1e9 / ops.max(1) as f64,
         fairness: Some(if max > 0.0 { min / max } else { 0.0 }),
+        cpu_ns_per_side: None,
     }
 }
 
@@ -294,6 +296,7 @@ fn median_row(scenario: &str, impl_name: &str, mut samples: Vec<f64>) -> Row {
         ops_per_sec: 1e9 / med,
         ns_per_op: med,
         fairness: None,
+        cpu_ns_per_side: None,
     }
 }
 
@@ -384,6 +387,7 @@ fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
         ops_per_sec: n as f64 / secs,
         ns_per_op: secs * 1e9 / n as f64,
         fairness: None,
+        cpu_ns_per_side: None,
     });
     // Peer: crossbeam-epoch's deferred functions, flushed at the end of each batch.
     static CB_COUNT: AtomicU64 = AtomicU64::new(0);
@@ -407,5 +411,6 @@ fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
         ops_per_sec: n as f64 / secs,
         ns_per_op: secs * 1e9 / n as f64,
         fairness: None,
+        cpu_ns_per_side: None,
     });
 }
