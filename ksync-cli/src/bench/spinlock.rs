@@ -23,18 +23,22 @@ macro_rules! mutex_row {
             let $l = &*subject;
             single($cfg, $group, "uncontended", $name, || $body)
         } else {
-            let scenario = if $threads == 2 {
-                "contended-2"
-            } else {
-                "oversubscribed"
-            };
-            threaded($cfg, $group, scenario, $name, $threads, |_| {
+            threaded($cfg, $group, scenario($threads), $name, $threads, |_| {
                 let $l = &*subject;
                 move || $body
             })
         };
         $rows.push(row);
     }};
+}
+
+/// The scenario of a contended row with `threads` threads.
+fn scenario(threads: usize) -> &'static str {
+    if threads == 2 {
+        "contended-2"
+    } else {
+        "oversubscribed"
+    }
 }
 
 /// A raw lock measured bare: lock, increment, unlock.
