@@ -16,6 +16,7 @@ mod atomic;
 mod chart;
 mod irq;
 mod mutex;
+mod peers;
 mod rcu;
 mod seqpcpu;
 mod sleeping;
@@ -117,6 +118,16 @@ pub fn thread_cpu() -> Duration {
     let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A row measured with each `op` running `per_op` iterations of the real
+/// operation (a C peer's loop, which runs inside C so that one FFI call does
+/// not swamp a nanosecond operation), restated per iteration.
+#[cfg_attr(not(any(ksync_urcu, ksync_ck)), allow(dead_code))]
+pub fn per_iteration(mut row: Row, per_op: u64) -> Row {
+    row.ops_per_sec *= per_op as f64;
+    row.ns_per_op /= per_op as f64;
+    row
 }
 
 /// Whether an implementation is ksync's own (not a peer).
@@ -423,6 +434,12 @@ pub fn main(args: Args) -> bool {
     } else {
         print_table(&rows);
     }
+    let ran: Vec<&str> = groups
+        .iter()
+        .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
+        .map(|g| g.name)
+        .collect();
+    peers::print_skipped(&ran, args.json);
     if let Some(path) = &args.chart {
         if let Err(e) = std::fs::write(path, chart::svg(&rows)) {
             eprintln!("ksync bench: cannot write {}: {e}", path.display());
