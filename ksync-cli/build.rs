@@ -80,9 +80,10 @@ fn build(peer: &Peer) -> Result<(), String> {
         .cargo_metadata(false)
         .env_metadata(true)
         .probe(peer.module)
-        .map_err(|e| {
-            let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            format!("pkg-config found no {}: {first}", peer.module)
+        .map_err(|e| match e {
+            pkg_config::Error::Command { cause, .. } => format!("cannot run pkg-config: {cause}"),
+            pkg_config::Error::EnvNoPkgConfig(var) => format!("{var} is set"),
+            _ => format!("pkg-config finds no {}", peer.module),
         })?;
     let mut cc = cc::Build::new();
     cc.file(peer.source)
