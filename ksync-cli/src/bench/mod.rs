@@ -6,6 +6,13 @@
 //! per implementation. The table prints, for each scenario, every row's
 //! throughput and its ratio to the best peer (an implementation whose name does
 //! not start with `ksync`). `--json` prints the rows; `--chart FILE` draws them.
+//! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
+//! pinging thread and its partner each spend per round trip.
+//!
+//! The peers include C libraries (glibc's pthread locks, liburcu, Concurrency
+//! Kit: see [`peers`]); where this build lacked liburcu-dev or libck-dev, a
+//! line under the table (on stderr with `--json`) names the rows it skipped
+//! and the package that adds them.
 
 use serde::Serialize;
 use std::sync::Barrier;

@@ -12,7 +12,11 @@
 //! compiles a small shim of ours (`ksync-cli/csrc/`) that runs N iterations
 //! inside C, when `pkg-config` finds `liburcu-dev` and `libck-dev`, and sets
 //! the cfgs `ksync_urcu` and `ksync_ck`. Without them their rows are skipped
-//! and [`print_skipped`] names the package that would add them.
+//! and [`print_skipped`] names the package that would add them; installing it
+//! and building again adds them (build.rs watches pkg-config's directories).
+//! `KSYNC_NO_C_PEERS=1 cargo build` builds as a machine without them would.
+//! The shims' loops are ours; the locks and RCU they measure are liburcu's and
+//! CK's own inline code, as a C user compiles it.
 
 use std::cell::UnsafeCell;
 
