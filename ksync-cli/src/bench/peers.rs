@@ -355,10 +355,15 @@ fn skipped() -> Vec<Skipped> {
 /// that would add it.
 pub fn print_skipped(ran: &[&str], to_stderr: bool) {
     for s in skipped().iter().filter(|s| ran.contains(&s.group)) {
-        let line = format!(
-            "{}: skipped {} rows ({}): install {} and pkg-config (apt-get install {} pkg-config), then rebuild",
-            s.group, s.rows, s.why, s.package, s.package
-        );
+        let remedy = if s.why.contains("KSYNC_NO_C_PEERS") {
+            "unset KSYNC_NO_C_PEERS and rebuild".to_string()
+        } else {
+            format!(
+                "install {0} and pkg-config (apt-get install {0} pkg-config), then rebuild",
+                s.package
+            )
+        };
+        let line = format!("{}: skipped {} rows ({}): {remedy}", s.group, s.rows, s.why);
         if to_stderr {
             eprintln!("{line}");
         } else {
