@@ -6,6 +6,13 @@
 //! per implementation. The table prints, for each scenario, every row's
 //! throughput and its ratio to the best peer (an implementation whose name does
 //! not start with `ksync`). `--json` prints the rows; `--chart FILE` draws them.
+//! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
+//! pinging thread and its partner each spend per round trip.
+//!
+//! The peers include C libraries (glibc's pthread locks, liburcu, Concurrency
+//! Kit: see [`peers`]); where this build lacked liburcu-dev or libck-dev, a
+//! line under the table (on stderr with `--json`) names the rows it skipped
+//! and the package that adds them.
 
 use serde::Serialize;
 use std::sync::Barrier;
@@ -16,6 +23,7 @@ mod atomic;
 mod chart;
 mod irq;
 mod mutex;
+mod peers;
 mod rcu;
 mod seqpcpu;
 mod sleeping;
@@ -72,6 +80,13 @@ pub struct Row {
     /// Fewest / most operations of one thread, for contended scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fairness: Option<f64>,
+    /// CPU nanoseconds each side spends per operation, for rows whose threads
+    /// trade turns (the wake-up ping-pong: `[the pinging thread, its
+    /// partner]`): what a latency costs, since a waiter that polls before it
+    /// sleeps buys its latency with CPU time that one that sleeps at once
+    /// gives away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_side: Option<Vec<f64>>,
 }
 
 /// One registered benchmark group.
@@ -95,6 +110,31 @@ pub fn all() -> Vec<Group> {
     v.extend(seqpcpu::groups());
     v.extend(rcu::groups());
     v
+}
+
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): excludes the time the
+/// thread waits for a CPU or sleeps, so single-thread costs stay meaningful on
+/// a loaded machine and a waiter's polling shows beside its latency.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid pointer to a timespec we own;
+    // clock_gettime writes only through it.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A row measured with each `op` running `per_op` iterations of the real
+/// operation (a C peer's loop, which runs inside C so that one FFI call does
+/// not swamp a nanosecond operation), restated per iteration.
+#[cfg_attr(not(any(ksync_urcu, ksync_ck)), allow(dead_code))]
+pub fn per_iteration(mut row: Row, per_op: u64) -> Row {
+    row.ops_per_sec *= per_op as f64;
+    row.ns_per_op /= per_op as f64;
+    row
 }
 
 /// Whether an implementation is ksync's own (not a peer).
@@ -134,6 +174,7 @@ pub fn single(
                 ops_per_sec: ops as f64 / secs,
                 ns_per_op: secs * 1e9 / ops as f64,
                 fairness: None,
+                cpu_ns_per_side: None,
             };
         }
         if el < cfg.duration / 100 {
@@ -203,6 +244,7 @@ where
         } else {
             min as f64 / max as f64
         }),
+        cpu_ns_per_side: None,
     }
 }
 
@@ -216,9 +258,31 @@ pub fn print_table(rows: &[Row]) {
             keys.push(k);
         }
     }
+    // The CPU-time column only where some row has it (the wake-up rows).
+    let cpu_column = rows.iter().any(|r| r.cpu_ns_per_side.is_some());
+    let cpu_cell = |r: Option<&Row>| match r {
+        _ if !cpu_column => String::new(),
+        None => format!(" {:>16}", "cpu ns/op each"),
+        Some(r) => format!(
+            " {:>16}",
+            r.cpu_ns_per_side.as_ref().map_or("-".into(), |v| v
+                .iter()
+                .map(|ns| format!("{ns:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "))
+        ),
+    };
     println!(
-        "{:<12} {:<22} {:>3}  {:<34} {:>14} {:>10} {:>9} {:>8}",
-        "group", "scenario", "thr", "impl", "ops/s", "ns/op", "fairness", "vs best"
+        "{:<12} {:<22} {:>3}  {:<34} {:>14} {:>10} {:>9} {:>8}{}",
+        "group",
+        "scenario",
+        "thr",
+        "impl",
+        "ops/s",
+        "ns/op",
+        "fairness",
+        "vs best",
+        cpu_cell(None)
     );
     for (g, s, t) in keys {
         let set: Vec<&Row> = rows
@@ -238,7 +302,7 @@ pub fn print_table(rows: &[Row]) {
             };
             let fair = r.fairness.map_or("-".into(), |f| format!("{f:.2}"));
             println!(
-                "{:<12} {:<22} {:>3}  {:<34} {:>14.0} {:>10.2} {:>9} {:>8}",
+                "{:<12} {:<22} {:>3}  {:<34} {:>14.0} {:>10.2} {:>9} {:>8}{}",
                 r.group,
                 r.scenario,
                 r.threads,
@@ -246,7 +310,8 @@ pub fn print_table(rows: &[Row]) {
                 r.ops_per_sec,
                 r.ns_per_op,
                 fair,
-                ratio
+                ratio,
+                cpu_cell(Some(r))
             );
         }
     }
@@ -299,10 +364,21 @@ fn medians(rounds: Vec<Vec<Row>>) -> Vec<Row> {
                 .filter_map(|round| round.iter().find(|(k2, _)| k2 == k).map(|(_, r)| *r))
                 .collect();
             let fair: Vec<f64> = same.iter().filter_map(|r| r.fairness).collect();
+            // Each side's CPU time, its median over the rounds that have it.
+            let cpu: Vec<&Vec<f64>> = same
+                .iter()
+                .filter_map(|r| r.cpu_ns_per_side.as_ref())
+                .collect();
+            let sides = cpu.iter().map(|v| v.len()).min().unwrap_or(0);
             Row {
                 ops_per_sec: median(same.iter().map(|r| r.ops_per_sec).collect()),
                 ns_per_op: median(same.iter().map(|r| r.ns_per_op).collect()),
                 fairness: (!fair.is_empty()).then(|| median(fair)),
+                cpu_ns_per_side: (!cpu.is_empty()).then(|| {
+                    (0..sides)
+                        .map(|i| median(cpu.iter().map(|v| v[i]).collect()))
+                        .collect()
+                }),
                 ..(*r0).clone()
             }
         })
@@ -365,6 +441,12 @@ pub fn main(args: Args) -> bool {
     } else {
         print_table(&rows);
     }
+    let ran: Vec<&str> = groups
+        .iter()
+        .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
+        .map(|g| g.name)
+        .collect();
+    peers::print_skipped(&ran, args.json);
     if let Some(path) = &args.chart {
         if let Err(e) = std::fs::write(path, chart::svg(&rows)) {
             eprintln!("ksync bench: cannot write {}: {e}", path.display());
@@ -387,6 +469,7 @@ mod tests {
             ops_per_sec: ops,
             ns_per_op: 1e9 / ops,
             fairness,
+            cpu_ns_per_side: None,
         }
     }
 
@@ -409,5 +492,22 @@ mod tests {
         assert_eq!(m[1].fairness, None);
         let even = medians(vec![vec![row("a", 1.0, None)], vec![row("a", 4.0, None)]]);
         assert_eq!(even[0].ops_per_sec, 2.5);
+    }
+
+    /// The CPU time of each side is merged side by side, each its own
+    /// median; rows without it stay without it.
+    #[test]
+    fn medians_merge_cpu_time_per_side() {
+        let with_cpu = |ops, cpu: [f64; 2]| Row {
+            cpu_ns_per_side: Some(cpu.to_vec()),
+            ..row("a", ops, None)
+        };
+        let m = medians(vec![
+            vec![with_cpu(1.0, [100.0, 9.0]), row("b", 1.0, None)],
+            vec![with_cpu(2.0, [300.0, 7.0]), row("b", 2.0, None)],
+            vec![with_cpu(3.0, [200.0, 8.0]), row("b", 3.0, None)],
+        ]);
+        assert_eq!(m[0].cpu_ns_per_side, Some(vec![200.0, 8.0]));
+        assert_eq!(m[1].cpu_ns_per_side, None);
     }
 }

@@ -1,12 +1,14 @@
 //! Benchmark groups for the mutex area: `ksync::mutex::Mutex` against
-//! `std::sync::Mutex` and `parking_lot::Mutex`; `ksync::rwsem::RwSemaphore` against
-//! `parking_lot::RwLock` and `std::sync::RwLock`.
+//! `std::sync::Mutex`, `parking_lot::Mutex` and glibc's `pthread_mutex_t`;
+//! `ksync::rwsem::RwSemaphore` against `parking_lot::RwLock`,
+//! `std::sync::RwLock` and glibc's `pthread_rwlock_t`.
 //!
 //! Every operation takes the lock, bumps a counter inside it and releases it.
 //! Contended scenarios run 2 and 8 threads on one lock (more threads than this
 //! machine's CPUs, so sleeping and waking are measured too) and report fairness
 //! (fewest/most operations of one thread).
 
+use super::peers::{PthreadMutex, PthreadRwLock};
 use super::{Config, Group, Row, single, threaded};
 use ksync::arch::CachePadded;
 use std::hint::black_box;
@@ -15,12 +17,12 @@ pub fn groups() -> Vec<Group> {
     vec![
         Group {
             name: "mutex",
-            about: "ksync Mutex vs std and parking_lot: uncontended, 2 and 8 threads (with fairness)",
+            about: "ksync Mutex vs std, parking_lot and glibc pthread_mutex_t: uncontended, 2 and 8 threads (with fairness)",
             run: run_mutex,
         },
         Group {
             name: "rwsem",
-            about: "ksync RwSemaphore vs parking_lot and std RwLock: uncontended read/write, read-mostly and mixed",
+            about: "ksync RwSemaphore vs parking_lot and std RwLock, glibc pthread_rwlock_t: uncontended read/write, read-mostly and mixed",
             run: run_rwsem,
         },
     ]
@@ -49,6 +51,12 @@ impl Locked for parking_lot::Mutex<u64> {
         f(&mut self.lock())
     }
 }
+impl Locked for PthreadMutex {
+    #[inline]
+    fn with(&self, f: impl FnOnce(&mut u64)) {
+        PthreadMutex::with(self, f)
+    }
+}
 
 fn mutex_rows<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
     let l = CachePadded::new(make());
@@ -73,6 +81,7 @@ fn run_mutex(cfg: &Config, rows: &mut Vec<Row>) {
         parking_lot::Mutex::new(0)
     });
     mutex_rows(cfg, rows, "std::sync::Mutex", || std::sync::Mutex::new(0));
+    mutex_rows(cfg, rows, "glibc pthread_mutex_t", || PthreadMutex::new(0));
 }
 
 /// A reader-writer lock under measurement.
@@ -109,6 +118,16 @@ impl RwLocked for std::sync::RwLock<u64> {
     #[inline]
     fn write(&self) {
         *std::sync::RwLock::write(self).unwrap() += 1;
+    }
+}
+impl RwLocked for PthreadRwLock {
+    #[inline]
+    fn read(&self) -> u64 {
+        PthreadRwLock::read(self)
+    }
+    #[inline]
+    fn write(&self) {
+        PthreadRwLock::write(self);
     }
 }
 
@@ -152,4 +171,7 @@ fn run_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
         parking_lot::RwLock::new(0)
     });
     rwsem_rows(cfg, rows, "std::sync::RwLock", || std::sync::RwLock::new(0));
+    rwsem_rows(cfg, rows, "glibc pthread_rwlock_t", || {
+        PthreadRwLock::new(0)
+    });
 }

@@ -1,37 +1,31 @@
-//! Benchmark group `rcu`: RCU read sides against crossbeam-epoch, arc-swap and
-//! parking_lot's RwLock; grace-period latency; call_rcu throughput.
+//! Benchmark group `rcu`: RCU read sides against crossbeam-epoch, seize,
+//! arc-swap, parking_lot's RwLock and liburcu's memb flavour; grace-period
+//! latency (ksync and liburcu); call_rcu throughput (ksync, liburcu,
+//! crossbeam-epoch's defer, seize's retire). liburcu's rows need the build to
+//! have found `liburcu-dev` (see `peers`).
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Row, single, thread_cpu, threaded};
+#[cfg(ksync_urcu)]
+use super::{peers::urcu, per_iteration};
 use ksync::rcu::{
     RcuPtr, SrcuStruct, call_rcu, rcu_barrier, rcu_read_lock, rcu_register_thread, synchronize_rcu,
     synchronize_rcu_expedited,
 };
+use seize::Guard as _;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn groups() -> Vec<Group> {
     vec![Group {
         name: "rcu",
-        about: "rcu_read_lock vs crossbeam_epoch::pin, ArcSwap::load, parking_lot::RwLock::read; synchronize_rcu latency; call_rcu throughput",
+        about: "rcu_read_lock vs crossbeam_epoch::pin, seize, ArcSwap::load, parking_lot::RwLock::read, liburcu memb; synchronize_rcu latency; call_rcu throughput",
         run,
     }]
 }
 
 const G: &str = "rcu";
-
-/// This thread's CPU time: excludes the time the thread waits for a CPU, so
-/// single-thread costs stay meaningful on a loaded machine.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and a valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// Like `bench::single`, but ns/op from this thread's CPU time.
 fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut()) -> Row {
@@ -56,6 +50,7 @@ fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut(
         ops_per_sec: ops as f64 / cpu,
         ns_per_op: cpu * 1e9 / ops as f64,
         fairness: None,
+        cpu_ns_per_side: None,
     }
 }
 
@@ -83,8 +78,26 @@ macro_rules! bare_reads {
         $rows.push($measure(cfg, sc, "parking_lot::RwLock::read", || {
             drop(rw.read());
         }));
+        let collector = seize::Collector::new();
+        $rows.push($measure(cfg, sc, "seize Collector::enter", || {
+            drop(collector.enter());
+        }));
+        // liburcu's inline read side runs in a C loop (an FFI call per
+        // section would cost more than the section).
+        #[cfg(ksync_urcu)]
+        {
+            let reader = urcu::Reader::register();
+            let row = $measure(cfg, sc, "liburcu memb read lock+unlock", || {
+                reader.read_loop(URCU_READS_PER_CALL)
+            });
+            $rows.push(per_iteration(row, URCU_READS_PER_CALL));
+        }
     }};
 }
+
+/// Empty liburcu read-side sections per call into C.
+#[cfg(ksync_urcu)]
+const URCU_READS_PER_CALL: u64 = 256;
 
 fn run(cfg: &Config, rows: &mut Vec<Row>) {
     // 1. Bare read-side enter+exit on one thread, no writer: in wall time, and
@@ -184,6 +197,7 @@ fn threaded_cpu<F: FnMut()>(
         ops_per_sec: threads as f64 * ops as f64 / cpu,
         ns_per_op: cpu * 1e9 / ops.max(1) as f64,
         fairness: Some(if max > 0.0 { min / max } else { 0.0 }),
+        cpu_ns_per_side: None,
     }
 }
 
@@ -281,6 +295,38 @@ fn read_with_writer(cfg: &Config, rows: &mut Vec<Row>, threads: usize, cpu: bool
         },
     ));
 
+    let collector = seize::Collector::new();
+    let ptr = AtomicPtr::new(Box::into_raw(Box::new(1u64)));
+    rows.push(with_writer(
+        || {
+            let new = Box::into_raw(Box::new(n.fetch_add(1, Ordering::Relaxed)));
+            // AcqRel: Release publishes the new value to the readers' Acquire
+            // load in `protect`; Acquire pairs with the previous writer's
+            // Release so that the old value is complete when it is retired.
+            let old = ptr.swap(new, Ordering::AcqRel);
+            // SAFETY: `old` came from Box::into_raw and is unlinked, so no
+            // reader that enters from now on can load it; seize frees it once
+            // every guard that might have loaded it is gone.
+            unsafe { collector.retire(old, seize::reclaim::boxed) };
+        },
+        || {
+            measure(cpu, cfg, sc, "seize enter+protect", threads, |_| {
+                let (collector, ptr) = (&collector, &ptr);
+                move || {
+                    let g = collector.enter();
+                    let p = g.protect(ptr, Ordering::Acquire);
+                    // SAFETY: never null, and protected by `g`: a retired value
+                    // is not freed while a guard that may have loaded it lives.
+                    black_box(unsafe { *p });
+                }
+            })
+        },
+    ));
+    // SAFETY: the writer and every reader have finished; the last value is
+    // linked nowhere else and came from Box::into_raw.
+    drop(unsafe { Box::from_raw(ptr.load(Ordering::Relaxed)) });
+    drop(collector);
+
     let rw = parking_lot::RwLock::new(1u64);
     rows.push(with_writer(
         || *rw.write() = n.fetch_add(1, Ordering::Relaxed),
@@ -306,6 +352,7 @@ fn median_row(scenario: &str, impl_name: &str, mut samples: Vec<f64>) -> Row {
         ops_per_sec: 1e9 / med,
         ns_per_op: med,
         fairness: None,
+        cpu_ns_per_side: None,
     }
 }
 
@@ -365,6 +412,57 @@ fn sync_latency(cfg: &Config, rows: &mut Vec<Row>) {
         t.thread().unpark();
         t.join().unwrap();
     }
+    #[cfg(ksync_urcu)]
+    urcu_sync_latency(cfg, rows, sc);
+}
+
+/// liburcu's synchronize_rcu with 2 registered idle readers, as ksync's above
+/// (the measuring thread registered too, as ksync's is by its earlier reads).
+#[cfg(ksync_urcu)]
+fn urcu_sync_latency(cfg: &Config, rows: &mut Vec<Row>, sc: &str) {
+    let stop = AtomicBool::new(false);
+    let ready = std::sync::Barrier::new(3);
+    std::thread::scope(|s| {
+        let idle: Vec<_> = (0..2)
+            .map(|_| {
+                let (stop, ready) = (&stop, &ready);
+                s.spawn(move || {
+                    let reader = urcu::Reader::register();
+                    reader.read_loop(1);
+                    ready.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park_timeout(Duration::from_millis(10));
+                    }
+                })
+            })
+            .collect();
+        ready.wait();
+        let reader = urcu::Reader::register();
+        reader.read_loop(1);
+        rows.push(median_row(
+            sc,
+            "liburcu memb synchronize_rcu",
+            sample(cfg, urcu::synchronize_rcu),
+        ));
+        stop.store(true, Ordering::Relaxed);
+        for t in idle {
+            t.thread().unpark();
+        }
+    });
+}
+
+/// A throughput row of `n` operations in `secs` on one thread.
+fn rate_row(scenario: &str, impl_name: &str, n: u64, secs: f64) -> Row {
+    Row {
+        group: G.into(),
+        scenario: scenario.into(),
+        impl_name: impl_name.into(),
+        threads: 1,
+        ops_per_sec: n as f64 / secs,
+        ns_per_op: secs * 1e9 / n as f64,
+        fairness: None,
+        cpu_ns_per_side: None,
+    }
 }
 
 fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
@@ -388,15 +486,7 @@ fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
     }
     let secs = t0.elapsed().as_secs_f64();
     assert_eq!(COUNT.load(Ordering::Relaxed) - start, n);
-    rows.push(Row {
-        group: G.into(),
-        scenario: sc.into(),
-        impl_name: "ksync call_rcu".into(),
-        threads: 1,
-        ops_per_sec: n as f64 / secs,
-        ns_per_op: secs * 1e9 / n as f64,
-        fairness: None,
-    });
+    rows.push(rate_row(sc, "ksync call_rcu", n, secs));
     // Peer: crossbeam-epoch's deferred functions, flushed at the end of each batch.
     static CB_COUNT: AtomicU64 = AtomicU64::new(0);
     let t0 = Instant::now();
@@ -411,13 +501,64 @@ fn callbacks(cfg: &Config, rows: &mut Vec<Row>) {
         n += BATCH;
     }
     let secs = t0.elapsed().as_secs_f64();
-    rows.push(Row {
-        group: G.into(),
-        scenario: sc.into(),
-        impl_name: "crossbeam_epoch Guard::defer".into(),
-        threads: 1,
-        ops_per_sec: n as f64 / secs,
-        ns_per_op: secs * 1e9 / n as f64,
-        fairness: None,
-    });
+    rows.push(rate_row(sc, "crossbeam_epoch Guard::defer", n, secs));
+
+    // Peer: liburcu's call_rcu + rcu_barrier, driven from C (its rcu_heads
+    // one allocation per batch, as ksync's capture-less closures allocate
+    // nothing per call).
+    #[cfg(ksync_urcu)]
+    {
+        let reader = urcu::Reader::register();
+        // Warm up liburcu's call_rcu worker.
+        assert_eq!(reader.call_rcu_batch(1), 1);
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed() < cfg.duration {
+            assert_eq!(
+                reader.call_rcu_batch(BATCH),
+                BATCH,
+                "liburcu lost a callback"
+            );
+            n += BATCH;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        rows.push(rate_row(sc, "liburcu memb call_rcu", n, secs));
+    }
+
+    // Peer: seize's retire, with a reclaimer that counts (on slots of one
+    // allocation, for the same reason), then reclaim_all as the barrier.
+    static SEIZE_COUNT: AtomicU64 = AtomicU64::new(0);
+    /// Counts one reclaimed slot; frees nothing (the slots are a Vec's).
+    ///
+    /// # Safety
+    /// None needed: it does not touch `_slot`; `unsafe` only because seize's
+    /// reclaimers are `unsafe fn`.
+    unsafe fn count_slot(_slot: *mut u64, _collector: &seize::Collector) {
+        SEIZE_COUNT.fetch_add(1, Ordering::Relaxed);
+    }
+    let collector = seize::Collector::new();
+    let mut slots = vec![0u64; BATCH as usize];
+    let start = SEIZE_COUNT.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < cfg.duration {
+        for slot in slots.iter_mut() {
+            // SAFETY: the slot is linked into no shared structure, so no
+            // thread can reach it through the collector; the reclaimer only
+            // counts, and the Vec outlives every reclaim (reclaim_all below).
+            unsafe { collector.retire(slot as *mut u64, count_slot) };
+        }
+        // SAFETY: no thread holds a guard of this collector (it is this
+        // function's own, and it entered none), which reclaim_all requires.
+        unsafe { collector.reclaim_all() };
+        n += BATCH;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        SEIZE_COUNT.load(Ordering::Relaxed) - start,
+        n,
+        "seize lost a retirement"
+    );
+    rows.push(rate_row(sc, "seize retire + reclaim_all", n, secs));
+    drop(slots);
 }

@@ -1,8 +1,9 @@
 //! Benchmark groups for the sleeping area (registered in `super::all`):
 //! `semaphore` (ksync vs glibc `sem_t`, uncontended and contended) and `wakeup`
-//! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`).
+//! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`,
+//! with the CPU time each side spends per round trip).
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Row, single, thread_cpu, threaded};
 use ksync::arch::CachePadded;
 use ksync::completion::Completion;
 use ksync::sched::WaitQueue;
@@ -111,6 +112,13 @@ fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
 /// turn to the partner and waits for it to come back; the partner runs
 /// `serve` (wait for a turn, send it back) until told to stop. `release`
 /// unblocks a partner that waits after the stop.
+///
+/// Besides the wall time per round trip, the row carries each side's CPU time
+/// per round trip (`[this thread, the partner]`, from
+/// `CLOCK_THREAD_CPUTIME_ID` over each thread's whole run, warm-up included,
+/// divided by every round trip): a waiter that polls before it sleeps (ksync's)
+/// spends CPU where one that sleeps at once (std's) does not, and a latency
+/// bought that way shows here.
 fn ping_pong(
     cfg: &Config,
     scenario: &str,
@@ -122,15 +130,25 @@ fn ping_pong(
 ) -> Row {
     std::thread::scope(|s| {
         let h = s.spawn(|| {
+            let cpu0 = thread_cpu();
             while !stop.load(Ordering::Acquire) {
                 serve();
             }
+            thread_cpu() - cpu0
         });
-        let mut row = single(cfg, "wakeup", scenario, name, &mut ping);
+        let mut round_trips = 0u64;
+        let cpu0 = thread_cpu();
+        let mut row = single(cfg, "wakeup", scenario, name, || {
+            ping();
+            round_trips += 1;
+        });
+        let cpu = thread_cpu() - cpu0;
         stop.store(true, Ordering::Release);
         release();
-        h.join().expect("partner panicked");
+        let partner_cpu = h.join().expect("partner panicked");
         row.threads = 2;
+        let per_trip = |d: std::time::Duration| d.as_secs_f64() * 1e9 / round_trips.max(1) as f64;
+        row.cpu_ns_per_side = Some(vec![per_trip(cpu), per_trip(partner_cpu)]);
         row
     })
 }
@@ -226,7 +244,7 @@ pub fn groups() -> Vec<Group> {
         },
         Group {
             name: "wakeup",
-            about: "Completion and WaitQueue wake-up latency (ping-pong) vs std Mutex+Condvar",
+            about: "Completion and WaitQueue wake-up latency (ping-pong) vs std Mutex+Condvar, with each side's CPU time",
             run: wakeup,
         },
     ]
