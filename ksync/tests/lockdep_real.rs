@@ -467,3 +467,28 @@ fn rwsem_read_recursion_and_write_under_a_spinlock() {
     }
     expect_none();
 }
+
+#[test]
+fn rcu_nested_past_max_lock_depth_leaves_no_stale_state() {
+    // Issue 16, item 9: the overflow turned the validator off for the thread
+    // but kept the 48 RCU sections on its count, so the first sleep after the
+    // last guard was dropped reported "RCU nest depth: 48".
+    std::thread::spawn(|| {
+        warn_mode();
+        let guards: Vec<_> = (0..lockdep::MAX_LOCK_DEPTH + 12)
+            .map(|_| rcu::rcu_read_lock())
+            .collect();
+        let r = expect_one(ReportKind::TooDeep, &["rcu_read_lock"]);
+        assert!(r.text.contains("MAX_LOCK_DEPTH too low"), "{r}");
+        drop(guards);
+        assert_eq!(lockdep::held_lock_count(), 0);
+        // Sleeping now is fine: no lock and no RCU section is held.
+        lockdep::might_sleep();
+        let m = Mutex::new(());
+        drop(m.lock());
+        sched::msleep(1);
+        expect_none();
+    })
+    .join()
+    .unwrap();
+}

@@ -241,9 +241,14 @@ impl Tls {
 
     /// "MAX_LOCK_DEPTH too low": the stack is full while class `id` is acquired;
     /// the validator turns itself off for this thread.
+    ///
+    /// The stack is emptied once the report is written: from now on nothing is
+    /// pushed or popped, so whatever it still held would be stale for good (the
+    /// counts of spinning locks and RCU sections that `might_sleep` reads, most
+    /// visibly: a false "sleeping function called from invalid context" long
+    /// after every lock was released).
     #[cold]
     pub(super) fn overflow(&mut self, id: u32, out: &mut Vec<Report>) {
-        self.broken = true;
         let tid = crate::arch::gettid();
         let mut text = banner(ReportKind::TooDeep);
         let _ = writeln!(
@@ -258,6 +263,10 @@ impl Tls {
             text,
             tid,
         });
+        self.broken = true;
+        self.depth = 0;
+        self.spin = 0;
+        self.rcu = 0;
     }
 }
 
