@@ -39,7 +39,7 @@ mod imp {
     use ksync::mutex::Mutex;
     use ksync::rcu;
     use ksync::sched;
-    use ksync::spinlock::SpinLock;
+    use ksync::spinlock::{RwLock, SpinLock};
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     struct Demo {
@@ -91,6 +91,18 @@ mod imp {
             about: "a SpinLock taken in a real irq handler, and with plain spin_lock (irqs enabled) in process context",
             expect: ReportKind::InconsistentIrqUsage,
             run: irq_inversion,
+        },
+        Demo {
+            name: "irq-safe-unsafe",
+            about: "an RwLock read in a real irq handler, another read with irqs on, then the first written under irqs off while the second is written: a new HARDIRQ-safe -> HARDIRQ-unsafe dependency",
+            expect: ReportKind::IrqSafeToUnsafe,
+            run: irq_safe_unsafe,
+        },
+        Demo {
+            name: "irq-lock-inversion",
+            about: "SpinLock S then U with irqs off, U alone with irqs on, and only then S in a real irq handler: S becomes irq-safe while it already depends on the irq-unsafe U",
+            expect: ReportKind::IrqLockInversion,
+            run: irq_lock_inversion,
         },
         Demo {
             name: "sleep-in-atomic",
@@ -207,7 +219,8 @@ mod imp {
 
     static IRQ_KEY: LockClassKey = LockClassKey::new("demo_irq_lock");
     static IRQ_LOCK: SpinLock<u64> = SpinLock::with_class(0, "demo_irq_lock", &IRQ_KEY);
-    /// The irq line the demo requests (any free one; the tests use low numbers).
+    /// The irq line the irq demos request, one after another, and the next one
+    /// (any free ones below `NR_IRQS`; the tests use low numbers).
     const DEMO_IRQ: u32 = 14;
 
     fn demo_irq_handler(_irq: u32) {
@@ -227,6 +240,62 @@ mod imp {
         let _ = irq::free_irq(DEMO_IRQ);
         if raised.is_err() || !ran {
             eprintln!("the irq did not run: {raised:?}");
+            return Vec::new();
+        }
+        lockdep::take_reports()
+    }
+
+    /// Requests irq `line` with `handler`, raises it on this thread and checks
+    /// that it ran (`ran` reads what the handler changed); false if not.
+    fn run_irq(line: u32, handler: fn(u32), ran: impl FnOnce() -> bool) -> bool {
+        if let Err(e) = irq::request_irq(line, handler, "lockdep-demo") {
+            eprintln!("request_irq({line}): {e:?}");
+            return false;
+        }
+        let raised = irq::raise_irq(line, &sched::current());
+        let ok = raised.is_ok() && ran();
+        let _ = irq::free_irq(line);
+        if !ok {
+            eprintln!("the irq did not run: {raised:?}");
+        }
+        ok
+    }
+
+    static RW_L1: RwLock<u64> = RwLock::new(0);
+    static RW_L2: RwLock<u64> = RwLock::new(0);
+
+    fn rw_irq_handler(_irq: u32) {
+        let _r = RW_L1.read(); // in hardirq context: {IN-HARDIRQ-R}
+    }
+
+    fn irq_safe_unsafe() -> Vec<Report> {
+        if !run_irq(DEMO_IRQ + 1, rw_irq_handler, || true) {
+            return Vec::new();
+        }
+        drop(RW_L2.read()); // irqs enabled: {HARDIRQ-ON-R}
+        // L1 -> L2: CPU0 reads L2 and takes the irq, whose read of L1 waits
+        // for CPU1, which holds L1 for write and waits for CPU0's reader of L2.
+        let _g1 = RW_L1.write_irqsave();
+        *RW_L2.write() += 1; // reported here
+        lockdep::take_reports()
+    }
+
+    static INV_KS: LockClassKey = LockClassKey::new("demo_inv_S");
+    static INV_KU: LockClassKey = LockClassKey::new("demo_inv_U");
+    static INV_S: SpinLock<u64> = SpinLock::with_class(0, "demo_inv_S", &INV_KS);
+    static INV_U: SpinLock<u64> = SpinLock::with_class(0, "demo_inv_U", &INV_KU);
+
+    fn inv_irq_handler(_irq: u32) {
+        *INV_S.lock() += 1; // S becomes {IN-HARDIRQ-W}: reported here
+    }
+
+    fn irq_lock_inversion() -> Vec<Report> {
+        {
+            let _gs = INV_S.lock_irqsave();
+            *INV_U.lock() += 1; // S -> U, neither irq-safe nor irq-unsafe yet
+        }
+        *INV_U.lock() += 1; // U: {HARDIRQ-ON-W}
+        if !run_irq(DEMO_IRQ, inv_irq_handler, || *INV_S.lock_irqsave() == 1) {
             return Vec::new();
         }
         lockdep::take_reports()

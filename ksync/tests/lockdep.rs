@@ -347,7 +347,7 @@ fn irq_safe_to_irq_unsafe_dependency() {
     }
     irq::local_irq_enable();
     let r = expect_one(
-        ReportKind::IrqLockInversion,
+        ReportKind::IrqSafeToUnsafe,
         &["irqdep_safe", "irqdep_unsafe"],
     );
     assert!(r.text.contains("HARDIRQ-safe -> HARDIRQ-unsafe"), "{r}");
@@ -563,4 +563,117 @@ fn many_threads_in_one_order_give_no_report() {
         assert!(rs.is_empty(), "false positive: {rs:#?}");
     }
     assert_eq!(lockdep::held_lock_count(), 0);
+}
+
+/// Runs `f` in (simulated) hardirq context.
+fn in_hardirq(f: impl FnOnce()) {
+    sched::preempt_count_add(HARDIRQ_OFFSET);
+    f();
+    sched::preempt_count_sub(HARDIRQ_OFFSET);
+}
+
+fn take(m: &LockdepMap, kind: AcquireKind) {
+    lockdep::acquire(m, kind, false, 0);
+}
+
+#[test]
+fn read_usage_connects_irq_safe_to_irq_unsafe_through_a_new_dependency() {
+    // The kernel's example (lockdep.c, above `exclusive_mask`): l1 read in an
+    // irq, l2 read with irqs on, and l1 -> l2 taken for write with irqs off.
+    // CPU0 holds l2 for read when the irq's read of l1 waits for CPU1, which
+    // holds l1 for write and waits for CPU0's reader of l2.
+    let l1 = LockdepMap::new("rdep_l1");
+    let l2 = LockdepMap::new("rdep_l2");
+    in_hardirq(|| {
+        take(&l1, AcquireKind::RecursiveRead);
+        lockdep::release(&l1);
+    });
+    take(&l2, AcquireKind::RecursiveRead);
+    lockdep::release(&l2);
+    expect_none();
+    irq::local_irq_disable();
+    take(&l1, AcquireKind::Exclusive);
+    take(&l2, AcquireKind::Exclusive);
+    lockdep::release(&l2);
+    lockdep::release(&l1);
+    irq::local_irq_enable();
+    let r = expect_one(ReportKind::IrqSafeToUnsafe, &["rdep_l1", "rdep_l2"]);
+    assert!(
+        r.text
+            .contains("HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"),
+        "{r}"
+    );
+    assert!(
+        r.text.contains("IN-HARDIRQ-R") && r.text.contains("HARDIRQ-ON-R"),
+        "{r}"
+    );
+}
+
+#[test]
+fn read_usage_gained_after_the_dependency_is_an_irq_lock_inversion() {
+    // The same three events in the other order: the dependency first, then
+    // the usages; the last usage closes it.
+    let l1 = LockdepMap::new("rinv_l1");
+    let l2 = LockdepMap::new("rinv_l2");
+    irq::local_irq_disable();
+    take(&l1, AcquireKind::Exclusive);
+    take(&l2, AcquireKind::Exclusive);
+    lockdep::release(&l2);
+    lockdep::release(&l1);
+    irq::local_irq_enable();
+    take(&l2, AcquireKind::RecursiveRead);
+    lockdep::release(&l2);
+    expect_none();
+    in_hardirq(|| {
+        take(&l1, AcquireKind::RecursiveRead);
+        lockdep::release(&l1);
+    });
+    let r = expect_one(ReportKind::IrqLockInversion, &["rinv_l1", "rinv_l2"]);
+    assert!(
+        r.text
+            .contains("possible irq lock inversion dependency detected")
+            && r.text
+                .contains("took another, HARDIRQ-READ-unsafe lock in the past"),
+        "{r}"
+    );
+}
+
+/// The kernel's `irq_read_recursion` (lib/locking-selftest.c): A written with
+/// irqs off (taking B under it), read with irqs on, and taken in an irq
+/// (with B under it): a recursive read there is fine, a write is not.
+fn irq_read_recursion(irq_kind: AcquireKind) -> Vec<Report> {
+    let a = LockdepMap::new("irr_A");
+    let b = LockdepMap::new("irr_B");
+    irq::local_irq_disable();
+    take(&a, AcquireKind::Exclusive);
+    take(&b, AcquireKind::Exclusive);
+    lockdep::release(&b);
+    lockdep::release(&a);
+    irq::local_irq_enable();
+    take(&a, AcquireKind::RecursiveRead);
+    lockdep::release(&a);
+    in_hardirq(|| {
+        take(&a, irq_kind);
+        take(&b, AcquireKind::Exclusive);
+        lockdep::release(&b);
+        lockdep::release(&a);
+    });
+    take_reports()
+}
+
+#[test]
+fn irq_read_recursion_follows_the_kernels_verdicts() {
+    let rs = irq_read_recursion(AcquireKind::RecursiveRead);
+    assert!(rs.is_empty(), "rlock: {rs:#?}");
+    let rs = irq_read_recursion(AcquireKind::Exclusive);
+    assert_eq!(
+        kinds(&rs),
+        vec![ReportKind::InconsistentIrqUsage],
+        "{rs:#?}"
+    );
+    assert!(
+        rs[0].text.contains("{HARDIRQ-ON-R} -> {IN-HARDIRQ-W}"),
+        "{}",
+        rs[0]
+    );
 }

@@ -232,7 +232,7 @@ fn irq_safe_to_unsafe_dependency_with_a_real_irq() {
             let _gu = UNSAFE.lock(); // SAFE → UNSAFE: the irq can wait on UNSAFE
         }
         expect_one(
-            ReportKind::IrqLockInversion,
+            ReportKind::IrqSafeToUnsafe,
             &["inv_irq_safe", "inv_irq_unsafe"],
         );
     })

@@ -197,6 +197,8 @@ fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
             st.nclasses = id;
             st.fwd.resize_with(id as usize + 1, Vec::new);
             st.back.resize_with(id as usize + 1, Vec::new);
+            st.usage_traces
+                .resize_with(id as usize + 1, || std::array::from_fn(|_| None));
             if let Some(r) = st.registry.as_mut() {
                 r.insert((ident, subclass), id);
             }

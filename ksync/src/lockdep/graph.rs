@@ -16,18 +16,9 @@ use std::fmt::Write as _;
 use super::classes::{F_RCU, cdesc, class};
 use super::held::{Held, Tls, held_text};
 use super::report::{Report, ReportKind, banner, current_trace, thread_name, trace_text};
-use super::state::{Edge, State, state};
+use super::state::{EN_ER, Edge, State, XN, state};
 use super::usage::check_irq_dependency;
 use super::{AcquireKind, LockdepMap};
-
-/// Dependency types (bits of [`Edge::mask`]) whose source is held exclusively.
-const EN_ER: u8 = 0b0011;
-/// Dependency types whose target is not a recursive read.
-const XN: u8 = 0b0101;
-
-fn edge(st: &State, from: u32, to: u32) -> Option<&Edge> {
-    st.fwd[from as usize].iter().find(|e| e.to == to)
-}
 
 /// Breadth-first search for a *strong* path `from` → … → `to`: one where no
 /// class is entered by a recursive read and left by a shared hold. `start_r`:
@@ -136,7 +127,7 @@ fn add_edge(
     let prev_shared = prev.kind != AcquireKind::Exclusive;
     let next_rec = kind == AcquireKind::RecursiveRead;
     let ty = 1u8 << ((u8::from(prev_shared) << 1) | u8::from(next_rec));
-    if edge(st, prev.class, next).is_some_and(|e| e.mask & ty != 0) {
+    if st.edge(prev.class, next).is_some_and(|e| e.mask & ty != 0) {
         return;
     }
     if let Some(path) = strong_path(st, next, prev.class, next_rec, prev_shared) {
@@ -155,7 +146,7 @@ fn add_edge(
                 trace: Backtrace::capture(),
             });
             st.back[next as usize].push(prev.class);
-            check_irq_dependency(st, prev.class, next, out);
+            check_irq_dependency(t, st, prev, next, kind, out);
         }
     }
 }
@@ -233,7 +224,7 @@ fn circular_report(
             cdesc(taken),
             class(held).name
         );
-        if let Some(e) = edge(st, held, taken) {
+        if let Some(e) = st.edge(held, taken) {
             text.push_str(&trace_text(&e.trace));
         }
     }

@@ -123,7 +123,7 @@ fn acquire_checked(
     if h.flags & F_RCU == 0 {
         let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
         if classes::usage(h.class) & need != need {
-            usage::mark_usage(t, h.class, need, pc, irqs_off, &mut out);
+            usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
         }
         if !h.trylock && !chain_cached(h.chain_key) {
             graph::validate(t, map, h.class, h.kind, h.ctx, &mut out);

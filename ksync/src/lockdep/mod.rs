@@ -15,7 +15,8 @@
 //! | [`ReportKind::CircularDependency`] | possible circular locking dependency detected |
 //! | [`ReportKind::RecursiveLocking`] | possible recursive locking detected |
 //! | [`ReportKind::InconsistentIrqUsage`] | inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage |
-//! | [`ReportKind::IrqLockInversion`] | HARDIRQ-safe -> HARDIRQ-unsafe lock order detected |
+//! | [`ReportKind::IrqSafeToUnsafe`] | HARDIRQ-safe -> HARDIRQ-unsafe lock order detected |
+//! | [`ReportKind::IrqLockInversion`] | possible irq lock inversion dependency detected |
 //! | [`ReportKind::BadUnlockBalance`] | bad unlock balance detected |
 //! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |

@@ -19,8 +19,13 @@ pub enum ReportKind {
     /// "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage": one class taken in an
     /// irq (or softirq) and also with that irq enabled.
     InconsistentIrqUsage,
-    /// "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected": an irq-safe class held
-    /// while taking (directly or through a chain) an irq-unsafe one.
+    /// "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected" (or SOFTIRQ-): a new
+    /// dependency makes an irq-safe class held while an irq-unsafe one is taken,
+    /// directly or through a chain (`print_bad_irq_dependency`).
+    IrqSafeToUnsafe,
+    /// "possible irq lock inversion dependency detected": a class just became
+    /// irq-safe (or irq-unsafe) and the graph already connects it to an
+    /// irq-unsafe (irq-safe) class (`print_irq_inversion_bug`).
     IrqLockInversion,
     /// "bad unlock balance detected": a release of a lock this thread does not hold.
     BadUnlockBalance,
@@ -46,7 +51,10 @@ impl ReportKind {
             }
             ReportKind::RecursiveLocking => "WARNING: possible recursive locking detected",
             ReportKind::InconsistentIrqUsage => "WARNING: inconsistent lock state",
-            ReportKind::IrqLockInversion => "WARNING: irq-safe -> irq-unsafe lock order detected",
+            ReportKind::IrqSafeToUnsafe => "WARNING: irq-safe -> irq-unsafe lock order detected",
+            ReportKind::IrqLockInversion => {
+                "WARNING: possible irq lock inversion dependency detected"
+            }
             ReportKind::BadUnlockBalance => "WARNING: bad unlock balance detected!",
             ReportKind::HeldAtExit => {
                 "WARNING: lock held when returning to user space (thread exit)!"
@@ -214,7 +222,13 @@ pub(super) fn emit(r: Report) {
 /// The report's heading, underlined, as the kernel prints it.
 #[cfg(all(feature = "lockdep", not(loom)))]
 pub(super) fn banner(kind: ReportKind) -> String {
-    let title = kind.title();
+    banner_titled(kind.title())
+}
+
+/// A report's heading `title`, underlined, for the kinds whose heading names
+/// more than the kind ("HARDIRQ-safe -> HARDIRQ-unsafe …").
+#[cfg(all(feature = "lockdep", not(loom)))]
+pub(super) fn banner_titled(title: &str) -> String {
     let rule = "=".repeat(title.len().max(20));
     let dash = "-".repeat(title.len().max(20));
     format!("\n{rule}\n{title}\n{dash}\n")
