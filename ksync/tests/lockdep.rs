@@ -677,3 +677,64 @@ fn irq_read_recursion_follows_the_kernels_verdicts() {
         rs[0]
     );
 }
+
+#[test]
+fn locks_held_across_irq_enable_gain_the_irq_on_usage() {
+    // The kernel's mark_held_locks: enabling irqs under a lock makes it taken
+    // "with irqs enabled" from then on, whatever the state at its acquisition.
+    let a = TestLock::new("mhl_irq_A");
+    in_hardirq(|| drop(a.lock())); // {IN-HARDIRQ-W}
+    irq::local_irq_disable();
+    let g = a.lock(); // fine: irqs are off
+    expect_none();
+    irq::local_irq_enable(); // an irq arriving now would deadlock on A
+    drop(g);
+    let r = expect_one(ReportKind::InconsistentIrqUsage, &["mhl_irq_A"]);
+    assert!(r.text.contains("{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}"), "{r}");
+
+    // The same through local_irq_restore, and a lock released before the
+    // enable gains nothing.
+    let b = TestLock::new("mhl_irq_B");
+    in_hardirq(|| drop(b.lock()));
+    let flags = irq::local_irq_save();
+    drop(b.lock());
+    irq::local_irq_restore(flags);
+    expect_none();
+    let flags = irq::local_irq_save();
+    let g = b.lock();
+    irq::local_irq_restore(flags);
+    drop(g);
+    expect_one(ReportKind::InconsistentIrqUsage, &["mhl_irq_B"]);
+}
+
+#[test]
+fn locks_held_across_bh_enable_gain_the_softirq_on_usage() {
+    let a = TestLock::new("mhl_bh_A");
+    sched::preempt_count_add(SOFTIRQ_OFFSET);
+    drop(a.lock()); // {IN-SOFTIRQ-W}
+    sched::preempt_count_sub(SOFTIRQ_OFFSET);
+    // bh enabled with irqs still off: nothing yet (the kernel marks softirq-on
+    // only with hardirqs on) ...
+    irq::local_irq_disable();
+    irq::local_bh_disable();
+    let g = a.lock();
+    irq::local_bh_enable();
+    expect_none();
+    // ... and then when irqs come on, both.
+    irq::local_irq_enable();
+    drop(g);
+    let r = expect_one(ReportKind::InconsistentIrqUsage, &["mhl_bh_A"]);
+    assert!(r.text.contains("{IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W}"), "{r}");
+
+    // Irqs on, bh off: local_bh_enable marks it.
+    let b = TestLock::new("mhl_bh_B");
+    sched::preempt_count_add(SOFTIRQ_OFFSET);
+    drop(b.lock());
+    sched::preempt_count_sub(SOFTIRQ_OFFSET);
+    irq::local_bh_disable();
+    let g = b.lock();
+    expect_none();
+    irq::local_bh_enable();
+    drop(g);
+    expect_one(ReportKind::InconsistentIrqUsage, &["mhl_bh_B"]);
+}

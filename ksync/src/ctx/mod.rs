@@ -82,9 +82,13 @@ pub(crate) enum Deferred {
     Irqs = 0,
     /// Softirqs raised on this thread that have not run yet.
     Softirqs = 1,
+    /// Locks held with irqs or bottom halves off, whose classes lockdep must
+    /// mark as taken with them enabled once they are (`mark_held_locks`).
+    #[cfg_attr(not(feature = "lockdep"), allow(dead_code))]
+    LockdepHeld = 2,
 }
 
-const NR_DEFERRED: usize = 2;
+const NR_DEFERRED: usize = 3;
 
 /// The runner of each kind of deferred work, as a `fn()` cast to `usize`
 /// (0: none yet). Set by [`defer_work`] before the first bit of its kind is set.
@@ -126,11 +130,12 @@ fn work_pending() -> bool {
 }
 
 /// Runs every kind of deferred work whose bit is set on this thread, in
-/// [`Deferred`] order: irqs held pending first, then softirqs.
+/// this order: lockdep's marks first (the kernel marks held locks before irqs
+/// are on), then irqs held pending, then softirqs.
 #[cold]
 #[inline(never)]
 fn run_deferred_work() {
-    for kind in [Deferred::Irqs, Deferred::Softirqs] {
+    for kind in [Deferred::LockdepHeld, Deferred::Irqs, Deferred::Softirqs] {
         if CTX.with(|c| c.work.load(Ordering::Relaxed)) & (1 << kind as u32) == 0 {
             continue;
         }

@@ -61,6 +61,7 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
         if !h.trylock && !chain_cached(h.chain_key) {
             return false;
         }
+        usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
     }
     t.push(h);
     true
@@ -129,9 +130,51 @@ fn acquire_checked(
             graph::validate(t, map, h.class, h.kind, h.ctx, &mut out);
             chain_insert(h.chain_key);
         }
+        usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
     }
     t.push(h);
     out
+}
+
+/// Irqs or bottom halves were just enabled on this thread (`ctx` runs this as
+/// its deferred work, set by [`usage::defer_mark`]): the locks it holds gain
+/// the enabled usages of the new context, checked against the irq rules as at
+/// an acquisition (`mark_held_locks`). Asks to be run again while a held lock
+/// may still gain one (bottom halves still off, say).
+#[cold]
+#[inline(never)]
+fn mark_held_locks() {
+    ctx::take_deferred(ctx::Deferred::LockdepHeld);
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let pc = preempt_count();
+    let irqs_off = ctx::irqs_disabled();
+    let done = with_tls(|t| {
+        let mut out = Vec::new();
+        let mut again = false;
+        if t.broken {
+            return (out, again);
+        }
+        for i in 0..t.depth {
+            let h = t.held[i];
+            if h.flags & F_RCU != 0 || h.ctx != 0 {
+                continue;
+            }
+            // Enabled usages only: `trylock` leaves out the used-in-irq ones.
+            let need = usage_needed(h.kind, true, pc, irqs_off);
+            if classes::usage(h.class) & need != need {
+                usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
+            }
+            again |= usage::may_gain_enabled(&h);
+        }
+        (out, again)
+    });
+    let (out, again) = done.unwrap_or((Vec::new(), true));
+    if again {
+        ctx::defer_work(ctx::Deferred::LockdepHeld, mark_held_locks);
+    }
+    emit_all(out);
 }
 
 #[inline]

@@ -81,9 +81,14 @@
 //!   pattern seen before costs one lookup and no lock.
 //! - **Irq states.** Each class collects usage bits from the context of every
 //!   acquisition (in hardirq, in softirq, with hardirqs enabled, with softirqs
-//!   enabled; read or write). A class used in an irq and also taken with that irq
-//!   enabled is reported; so is a dependency from an irq-safe class to an
-//!   irq-unsafe one.
+//!   enabled; read or write), and the locks a thread holds when it enables irqs
+//!   or bottom halves gain the enabled usage then (`mark_held_locks`, run by
+//!   `ctx` as deferred work only when a lock taken with them off may gain it).
+//!   A class used in an irq and also taken with that irq enabled is reported
+//!   (a read in the irq conflicts only with a write with it enabled, and the
+//!   reverse); so is a dependency, along a strong path, from an irq-safe class
+//!   to an irq-unsafe one: [`ReportKind::IrqSafeToUnsafe`] when the dependency
+//!   is new, [`ReportKind::IrqLockInversion`] when the usage is.
 //! - **Trylocks** never wait, so they add no dependencies to the lock they take
 //!   (but locks taken while holding them do).
 //! - **Wait types.** [`LockdepMap::spinning`] marks a lock that must not be held

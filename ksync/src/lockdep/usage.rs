@@ -83,6 +83,37 @@ pub(super) fn usage_needed(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: 
     need
 }
 
+/// The enabled usages (both irqs) that an acquisition of `kind` in process
+/// context with everything enabled would set: what a held lock may still
+/// gain when irqs and bottom halves are enabled under it.
+#[inline]
+pub(super) fn enabled_bits(kind: AcquireKind) -> u32 {
+    let read = kind != AcquireKind::Exclusive;
+    ubit(HARD, ENABLED, read) | ubit(SOFT, ENABLED, read)
+}
+
+/// Whether held lock `h` may still gain enabled usages, when irqs or bottom
+/// halves are enabled while it is held: taken in process context, and its
+/// class lacks one of them.
+#[inline]
+pub(super) fn may_gain_enabled(h: &Held) -> bool {
+    let all = enabled_bits(h.kind);
+    h.ctx == 0 && classes::usage(h.class) & all != all
+}
+
+/// For a lock `h` about to be pushed with preempt count `pc` and irqs off or
+/// not: if irqs or bottom halves are off and its class may still gain an
+/// enabled usage, asks `ctx` to run `mark_held` when they are enabled (the
+/// kernel's `mark_held_locks` from `lockdep_hardirqs_on`/`lockdep_softirqs_on`).
+/// With everything enabled (the common case) it costs two tests of values at
+/// hand.
+#[inline]
+pub(super) fn defer_mark(h: &Held, pc: u32, irqs_off: bool, mark_held: fn()) {
+    if (irqs_off || pc & SOFTIRQ_MASK != 0) && may_gain_enabled(h) {
+        ctx::defer_work(ctx::Deferred::LockdepHeld, mark_held);
+    }
+}
+
 fn context_text(pc: u32, irqs_off: bool) -> String {
     format!(
         "[HC{}[{}]:SC{}[{}]:HE{}:SE{}]",
