@@ -123,7 +123,10 @@
 //!
 //! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
 //! as the "existing dependency chain") when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`
-//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost.
+//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost. Reports print
+//! each stack as the kernel does, from the call into ksync outward (the
+//! validator's own frames and std's thread start left out, one short line per
+//! frame); `KSYNC_LOCKDEP_TRACE=raw` prints std's whole trace instead.
 //!
 //! The first acquisition of a new chain takes a `std` mutex and may allocate, so an
 //! irq handler (a signal handler) that takes a lock in a chain never seen before is
