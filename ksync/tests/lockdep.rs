@@ -738,3 +738,106 @@ fn locks_held_across_bh_enable_gain_the_softirq_on_usage() {
     drop(g);
     expect_one(ReportKind::InconsistentIrqUsage, &["mhl_bh_B"]);
 }
+
+#[test]
+fn lock_map_pseudo_locks_take_part_in_lock_order() {
+    // A work item's "lock" (held while the work runs) against a real lock:
+    // flushing the work under L, while the work takes L, deadlocks.
+    let work = LockdepMap::new("ann_work");
+    let l = TestLock::new("ann_L");
+    lockdep::lock_map_acquire(&work); // the work runs ...
+    drop(l.lock()); // ... and takes L
+    lockdep::lock_map_release(&work);
+    expect_none();
+    let _g = l.lock();
+    lockdep::lock_map_acquire(&work); // flush_work under L
+    lockdep::lock_map_release(&work);
+    expect_one(ReportKind::CircularDependency, &["ann_work", "ann_L"]);
+}
+
+#[test]
+fn lock_map_acquire_read_is_a_recursive_read() {
+    let m = LockdepMap::new("ann_read");
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_release(&m);
+    lockdep::lock_map_release(&m);
+    expect_none();
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_acquire(&m);
+    lockdep::lock_map_release(&m);
+    lockdep::lock_map_release(&m);
+    expect_one(ReportKind::RecursiveLocking, &["ann_read"]);
+}
+
+#[test]
+fn might_lock_records_the_dependency_without_taking_the_lock() {
+    let a = TestLock::new("ml_A");
+    let b = TestLock::new("ml_B");
+    {
+        let _ga = a.lock();
+        lockdep::might_lock(&b.map); // a path that rarely takes B under A
+        assert_eq!(lockdep::held_lock_count(), 1);
+    }
+    expect_none();
+    let _gb = b.lock();
+    drop(a.lock());
+    expect_one(ReportKind::CircularDependency, &["ml_A", "ml_B"]);
+}
+
+#[test]
+fn set_class_and_set_subclass_split_one_creation_site() {
+    fn two() -> [TestLock; 2] {
+        std::array::from_fn(|_| TestLock::new("split"))
+    }
+    // One line, one class: nesting them is recursive locking ...
+    let [x, y] = two();
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_one(ReportKind::RecursiveLocking, &["split"]);
+    // ... unless one gets a class of its own ...
+    static PARENT: LockClassKey = LockClassKey::new("split_parent");
+    let [mut x, y] = two();
+    x.map.set_class("split_parent", &PARENT);
+    assert_eq!(x.map.name(), "split_parent");
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_none();
+    // ... or a subclass for its plain acquisitions.
+    static CHILD: LockClassKey = LockClassKey::new("split_child");
+    let [x, mut y] = [
+        TestLock::with_key("split_child", &CHILD),
+        TestLock::with_key("split_child", &CHILD),
+    ];
+    y.map.set_subclass(1);
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_none();
+}
+
+#[test]
+fn novalidate_class_is_held_but_not_validated() {
+    let mut a = TestLock::new("nv_A");
+    let mut b = TestLock::new("nv_B");
+    a.map.set_novalidate_class();
+    b.map.set_novalidate_class();
+    assert_eq!(a.map.name(), "nv_A");
+    {
+        let _ga = a.lock();
+        assert!(lockdep::lock_is_held(&a.map));
+        let _gb = b.lock(); // one class (no-validate), nested: fine
+    }
+    {
+        let _gb = b.lock();
+        let _ga = a.lock();
+    }
+    in_hardirq(|| drop(a.lock()));
+    drop(a.lock()); // irqs on: no usage kept either
+    expect_none();
+}

@@ -13,7 +13,7 @@ use std::backtrace::Backtrace;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use super::classes::{F_RCU, cdesc, class};
+use super::classes::{F_NOCHECK, cdesc, class};
 use super::held::{Held, Tls, held_text};
 use super::report::{Report, ReportKind, banner, current_trace, thread_name, trace_text};
 use super::state::{EN_ER, Edge, State, XN, state};
@@ -81,7 +81,7 @@ pub(super) fn validate(
 ) {
     let mut st = state();
     for h in &t.held[..t.depth] {
-        if h.class != id || h.flags & F_RCU != 0 {
+        if h.class != id || h.flags & F_NOCHECK != 0 {
             continue;
         }
         if kind == AcquireKind::RecursiveRead && h.kind != AcquireKind::Exclusive {
@@ -94,7 +94,7 @@ pub(super) fn validate(
     }
     for i in (0..t.depth).rev() {
         let h = t.held[i];
-        if h.flags & F_RCU != 0 {
+        if h.flags & F_NOCHECK != 0 {
             continue;
         }
         if h.ctx != ctx {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use super::chains::{mix, seed};
-use super::classes::{F_RCU, F_SPIN, cdesc, class, class_of};
+use super::classes::{F_NOCHECK, F_RCU, F_SPIN, cdesc, class, class_of};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
 use super::state::{emit_all, state};
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
@@ -69,14 +69,14 @@ const EMPTY: Held = Held {
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
 /// extends the key of the lock below if that one was taken in the same irq
 /// context, else starts afresh; an RCU read section adds nothing to it (it takes
-/// no part in dependencies).
+/// no part in dependencies), nor does a class that is not validated.
 #[inline]
 fn key_on(below: Option<&Held>, h: &Held) -> u64 {
     let prev = match below {
         Some(p) if p.ctx == h.ctx => p.chain_key,
         _ => seed(h.ctx),
     };
-    if h.flags & F_RCU != 0 {
+    if h.flags & F_NOCHECK != 0 {
         prev
     } else {
         mix(prev, h.class, h.kind, h.trylock)

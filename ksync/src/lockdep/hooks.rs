@@ -12,8 +12,8 @@
 
 use std::fmt::Write as _;
 
-use super::chains::{chain_cached, chain_insert};
-use super::classes::{self, F_RCU, cdesc, class, class_of};
+use super::chains::{chain_cached, chain_insert, clear_chains};
+use super::classes::{self, F_NOCHECK, cdesc, class, class_of};
 use super::graph;
 use super::held::{self, Held, Tls, held_text_now, with_tls};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
@@ -53,7 +53,7 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
         return false;
     }
     h.chain_key = t.chain_key(&h);
-    if h.flags & F_RCU == 0 {
+    if h.flags & F_NOCHECK == 0 {
         let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
         if classes::usage(h.class) & need != need {
             return false;
@@ -120,8 +120,9 @@ fn acquire_checked(
         return out;
     }
     h.chain_key = t.chain_key(&h);
-    // An RCU read section takes no part in dependencies (`check = 0`).
-    if h.flags & F_RCU == 0 {
+    // An RCU read section, or a class not validated, takes no part in usage
+    // or dependencies (`check = 0`).
+    if h.flags & F_NOCHECK == 0 {
         let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
         if classes::usage(h.class) & need != need {
             usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
@@ -158,7 +159,7 @@ fn mark_held_locks() {
         }
         for i in 0..t.depth {
             let h = t.held[i];
-            if h.flags & F_RCU != 0 || h.ctx != 0 {
+            if h.flags & F_NOCHECK != 0 || h.ctx != 0 {
                 continue;
             }
             // Enabled usages only: `trylock` leaves out the used-in-irq ones.
@@ -261,4 +262,22 @@ pub(super) fn held_locks_text() -> String {
 
 pub(super) fn depth() -> usize {
     with_tls(|t| t.depth).unwrap_or(0)
+}
+
+/// `lockdep::reset`: forgets the dependency graph, every class's usage, the
+/// validated chains and the reports given, and empties this thread's held-lock
+/// stack (turning its validator back on if it overflowed).
+pub(super) fn reset() {
+    irqs_held_back(|| {
+        let mut st = state();
+        st.clear_graph();
+        classes::clear_usage(st.nclasses);
+        clear_chains();
+    });
+    with_tls(|t| {
+        t.depth = 0;
+        t.spin = 0;
+        t.rcu = 0;
+        t.broken = false;
+    });
 }

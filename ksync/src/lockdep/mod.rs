@@ -200,6 +200,10 @@ impl LockClassKey {
     }
 }
 
+/// The key of every map that is not validated (`__lockdep_no_validate__`).
+#[cfg_attr(not(feature = "lockdep"), allow(dead_code))]
+static NOVALIDATE_KEY: LockClassKey = LockClassKey::new("");
+
 /// How a lock is being acquired, for the dependency rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcquireKind {
@@ -236,6 +240,9 @@ pub struct LockdepMap {
     pub(crate) key: Option<&'static LockClassKey>,
     #[cfg(feature = "lockdep")]
     pub(crate) wait: u8,
+    /// The subclass of plain acquisitions (`lockdep_set_subclass`), 0 normally.
+    #[cfg(feature = "lockdep")]
+    pub(crate) subclass: u32,
     /// Class id per subclass 0 and 1 (`class_cache`); 0 = not looked up yet.
     #[cfg(feature = "lockdep")]
     #[cfg_attr(loom, allow(dead_code))]
@@ -272,6 +279,8 @@ impl LockdepMap {
             key,
             #[cfg(feature = "lockdep")]
             wait: WAIT_ANY,
+            #[cfg(feature = "lockdep")]
+            subclass: 0,
             #[cfg(feature = "lockdep")]
             class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
         }
@@ -317,13 +326,67 @@ impl LockdepMap {
         self
     }
 
+    /// Gives the map the class `key`, named `name`, from now on
+    /// (`lockdep_set_class_and_name`): for a lock made at one place whose
+    /// instances must be told apart (each inode type's lock, say). Call it
+    /// before the lock is first taken; a class already used stays in the graph.
+    #[doc(alias = "lockdep_set_class")]
+    #[doc(alias = "lockdep_set_class_and_name")]
+    pub fn set_class(&mut self, name: &'static str, key: &'static LockClassKey) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.name = name;
+            self.key = Some(key);
+            self.forget_class();
+        }
+        #[cfg(not(feature = "lockdep"))]
+        let _ = (name, key);
+    }
+
+    /// Makes `subclass` the subclass of this map's plain acquisitions
+    /// (`lockdep_set_subclass`): a lock always taken inside another of its
+    /// class gets its own class once, instead of `_nested` at every call.
+    #[doc(alias = "lockdep_set_subclass")]
+    pub fn set_subclass(&mut self, subclass: u32) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.subclass = subclass;
+            self.forget_class();
+        }
+        #[cfg(not(feature = "lockdep"))]
+        let _ = subclass;
+    }
+
+    /// Turns validation off for this map (`lockdep_set_novalidate_class`): it
+    /// is still tracked as held ([`lock_is_held`], held-lock lists), but gains
+    /// no irq usage and no dependencies, in either direction. For locks whose
+    /// nesting lockdep cannot express (the kernel's `device` mutex).
+    #[doc(alias = "lockdep_set_novalidate_class")]
+    pub fn set_novalidate_class(&mut self) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.key = Some(&NOVALIDATE_KEY);
+            self.forget_class();
+        }
+    }
+
+    /// Drops the cached class ids, so the next acquisition looks the class up
+    /// again with the map's new key or subclass.
+    #[cfg(feature = "lockdep")]
+    fn forget_class(&mut self) {
+        for c in &mut self.class_cache {
+            *c.get_mut() = 0;
+        }
+    }
+
     /// The lock's name (`""` without the `lockdep` feature).
     pub const fn name(&self) -> &'static str {
         #[cfg(feature = "lockdep")]
         {
             match self.key {
-                Some(k) => k.name,
-                None => self.name,
+                // The no-validate key has no name: the lock keeps its own.
+                Some(k) if !k.name.is_empty() => k.name,
+                _ => self.name,
             }
         }
         #[cfg(not(feature = "lockdep"))]
@@ -368,6 +431,64 @@ pub fn release(map: &LockdepMap) {
     hooks::release(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
+}
+
+/// Acquires the pseudo-lock `map` exclusively (`lock_map_acquire`): for
+/// synchronization that is not a lock but can deadlock like one (waiting for a
+/// work item, a completion that only one context signals). Pair it with
+/// [`lock_map_release`].
+///
+/// ```
+/// use ksync::lockdep::{self, LockdepMap};
+/// static FLUSH: LockdepMap = LockdepMap::new("flush_work");
+/// lockdep::lock_map_acquire(&FLUSH); // "holding" the work while it runs
+/// lockdep::lock_map_release(&FLUSH);
+/// # assert!(lockdep::take_reports().is_empty());
+/// ```
+#[inline(always)]
+pub fn lock_map_acquire(map: &LockdepMap) {
+    acquire(map, AcquireKind::Exclusive, false, 0);
+}
+
+/// Acquires the pseudo-lock `map` as a recursive read (`lock_map_acquire_read`).
+#[inline(always)]
+pub fn lock_map_acquire_read(map: &LockdepMap) {
+    acquire(map, AcquireKind::RecursiveRead, false, 0);
+}
+
+/// Releases the pseudo-lock `map` (`lock_map_release`).
+#[inline(always)]
+pub fn lock_map_release(map: &LockdepMap) {
+    release(map);
+}
+
+/// Validates taking `map` here without taking it (`might_lock`): the
+/// dependencies and irq usage it would add are checked and recorded now, so a
+/// path that only rarely takes the lock is validated on every run.
+#[inline]
+pub fn might_lock(map: &LockdepMap) {
+    acquire(map, AcquireKind::Exclusive, false, 0);
+    release(map);
+}
+
+/// [`might_lock`] for a read (`might_lock_read`).
+#[inline]
+pub fn might_lock_read(map: &LockdepMap) {
+    acquire(map, AcquireKind::Read, false, 0);
+    release(map);
+}
+
+/// Forgets everything lockdep learnt: the dependency graph, every class's irq
+/// usage, the validated chains and the reports already given; and empties this
+/// thread's held-lock stack (turning its validator back on if it had run out of
+/// room). For tests (the kernel's self-test resets between cases): other
+/// threads' held locks are kept, but what they taught the graph is gone, so
+/// call it where no other thread's verdict matters. Does nothing without the
+/// feature.
+#[doc(alias = "lockdep_reset")]
+pub fn reset() {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    hooks::reset();
 }
 
 /// Reports a sleep in atomic context (`might_sleep()`): with a raised preempt

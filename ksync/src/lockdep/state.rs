@@ -75,6 +75,17 @@ pub(super) fn state() -> MutexGuard<'static, State> {
 }
 
 impl State {
+    /// Forgets every dependency, usage trace and report given (`reset`); the
+    /// classes stay registered, so the maps' cached ids stay right.
+    pub(super) fn clear_graph(&mut self) {
+        self.fwd.iter_mut().for_each(Vec::clear);
+        self.back.iter_mut().for_each(Vec::clear);
+        for t in &mut self.usage_traces {
+            *t = std::array::from_fn(|_| None);
+        }
+        self.reported = None;
+    }
+
     /// The dependency `from` → `to`, if recorded.
     pub(super) fn edge(&self, from: u32, to: u32) -> Option<&Edge> {
         self.fwd[from as usize].iter().find(|e| e.to == to)
