@@ -105,6 +105,12 @@ mod imp {
             run: irq_lock_inversion,
         },
         Demo {
+            name: "irq-restore-order",
+            about: "lock_irq(A), lock_irqsave(B), then A's guard dropped first: B's restore turns irqs off again with no lock held (a check the kernel cannot make)",
+            expect: ReportKind::IrqRestoreOutOfOrder,
+            run: irq_restore_order,
+        },
+        Demo {
             name: "sleep-in-atomic",
             about: "mutex_lock while holding a SpinLock",
             expect: ReportKind::SleepInAtomic,
@@ -298,6 +304,19 @@ mod imp {
         if !run_irq(DEMO_IRQ, inv_irq_handler, || *INV_S.lock_irqsave() == 1) {
             return Vec::new();
         }
+        lockdep::take_reports()
+    }
+
+    fn irq_restore_order() -> Vec<Report> {
+        static KA: LockClassKey = LockClassKey::new("demo_order_A");
+        static KB: LockClassKey = LockClassKey::new("demo_order_B");
+        let a = SpinLock::with_class((), "demo_order_A", &KA);
+        let b = SpinLock::with_class((), "demo_order_B", &KB);
+        let ga = a.lock_irq();
+        let gb = b.lock_irqsave(); // saves "irqs disabled"
+        drop(ga); // spin_unlock_irq: irqs on, B still held
+        drop(gb); // restores "disabled": reported here
+        irq::local_irq_enable();
         lockdep::take_reports()
     }
 

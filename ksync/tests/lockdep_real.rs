@@ -492,3 +492,35 @@ fn rcu_nested_past_max_lock_depth_leaves_no_stale_state() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn irq_flags_restored_out_of_order_are_reported() {
+    // Issue 16, item 8: beyond the kernel's lockdep (its scoped locks cannot
+    // be released out of order; Rust guards can).
+    std::thread::spawn(|| {
+        warn_mode();
+        static KA: LockClassKey = LockClassKey::new("ooo_irq_a");
+        static KB: LockClassKey = LockClassKey::new("ooo_irq_b");
+        static A: SpinLock<u32> = SpinLock::with_class(0, "ooo_irq_a", &KA);
+        static B: SpinLock<u32> = SpinLock::with_class(0, "ooo_irq_b", &KB);
+        // In order: fine.
+        {
+            let _ga = A.lock_irq();
+            let _gb = B.lock_irqsave();
+        }
+        assert!(!irq::irqs_disabled());
+        expect_none();
+        // Out of order: irqs come on with B held, then B's restore turns
+        // them off again, with no lock held.
+        let ga = A.lock_irq();
+        let gb = B.lock_irqsave();
+        drop(ga);
+        drop(gb);
+        assert!(irq::irqs_disabled(), "the hazard itself");
+        irq::local_irq_enable();
+        let r = expect_one(ReportKind::IrqRestoreOutOfOrder, &[]);
+        assert!(r.text.contains("called with irqs enabled"), "{r}");
+    })
+    .join()
+    .unwrap();
+}

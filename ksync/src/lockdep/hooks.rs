@@ -11,6 +11,7 @@
 //! measures it).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::chains::{chain_cached, chain_insert, clear_chains};
 use super::classes::{self, F_NOCHECK, cdesc, class, class_of};
@@ -77,6 +78,7 @@ fn acquire_slow(
     pc: u32,
     irqs_off: bool,
 ) {
+    install_ctx_hooks();
     let id = class_of(map, subclass);
     if id == 0 {
         return;
@@ -280,4 +282,47 @@ pub(super) fn reset() {
         t.rcu = 0;
         t.broken = false;
     });
+}
+
+/// Installs lockdep's hooks in `ctx`, which stands below it (once; from the
+/// slow path of an acquisition, so a program that takes no lock installs none).
+fn install_ctx_hooks() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // Relaxed: installing twice stores the same function twice.
+    if !DONE.load(Ordering::Relaxed) {
+        DONE.store(true, Ordering::Relaxed);
+        ctx::set_bogus_irq_restore_hook(bogus_irq_restore);
+    }
+}
+
+/// "local_irq_restore() called with irqs enabled": a saved irqs-disabled
+/// state restored while irqs are on, which leaves them off for good. With
+/// guards it is a drop order the kernel's scoped locks cannot produce:
+/// `lock_irq(a)`, `lock_irqsave(b)`, drop `a` (irqs on), drop `b` (irqs off
+/// again, no lock held). Called by `ctx::local_irq_restore`; once per thread.
+fn bogus_irq_restore() {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let tid = crate::arch::gettid();
+    if !irqs_held_back(|| state().once(ReportKind::IrqRestoreOutOfOrder, Vec::new(), tid)) {
+        return;
+    }
+    let mut text = banner(ReportKind::IrqRestoreOutOfOrder);
+    let _ = writeln!(
+        text,
+        "{}/{tid} restores irq flags saved with irqs disabled while irqs are enabled:\n\
+         the save and this restore are not nested with whatever enabled irqs in between\n\
+         (guards dropped out of order: lock_irq(a), lock_irqsave(b), drop(a), drop(b));\n\
+         irqs stay disabled after it.\n",
+        thread_name()
+    );
+    text.push_str(&held_text_now(tid));
+    text.push_str(&current_trace());
+    emit_all(vec![Report {
+        kind: ReportKind::IrqRestoreOutOfOrder,
+        classes: Vec::new(),
+        text,
+        tid,
+    }]);
 }

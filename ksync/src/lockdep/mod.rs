@@ -23,6 +23,7 @@
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
 //! | [`ReportKind::TooDeep`] | BUG: MAX_LOCK_DEPTH too low / too many lock classes |
+//! | [`ReportKind::IrqRestoreOutOfOrder`] | raw_local_irq_restore() called with IRQs enabled (`CONFIG_DEBUG_IRQFLAGS`): guards dropped out of order |
 //!
 //! Each report is printed to stderr in the kernel's format and collected, so tests
 //! can assert it: [`take_reports`] (this thread's) and [`take_reports_involving`]

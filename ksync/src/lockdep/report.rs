@@ -40,6 +40,10 @@ pub enum ReportKind {
     /// The validator ran out of room (lock depth or classes); it turned itself off
     /// for the thread or the process.
     TooDeep,
+    /// "local_irq_restore() called with irqs enabled": irq flags restored out of
+    /// order, leaving irqs disabled (guards dropped in another order than
+    /// taken). Beyond lockdep: the kernel's CONFIG_DEBUG_IRQFLAGS check.
+    IrqRestoreOutOfOrder,
 }
 
 impl ReportKind {
@@ -63,6 +67,9 @@ impl ReportKind {
             ReportKind::RcuSyncInReader => "WARNING: suspicious RCU usage",
             ReportKind::NotHeld => "WARNING: lockdep_assert_held() failed: lock not held",
             ReportKind::TooDeep => "BUG: lockdep ran out of room",
+            ReportKind::IrqRestoreOutOfOrder => {
+                "WARNING: local_irq_restore() called with irqs enabled (irq flags restored out of order)"
+            }
         }
     }
 }
