@@ -841,3 +841,41 @@ fn novalidate_class_is_held_but_not_validated() {
     drop(a.lock()); // irqs on: no usage kept either
     expect_none();
 }
+
+#[test]
+fn nest_lock_serializes_many_locks_of_one_class() {
+    let outer = LockdepMap::new("nest_outer");
+    let items: Vec<LockdepMap> = (0..lockdep::MAX_LOCK_DEPTH * 2)
+        .map(|_| LockdepMap::new("nest_item"))
+        .collect();
+    // More locks of one class than the stack holds, under the nest lock.
+    take(&outer, AcquireKind::Exclusive);
+    for m in &items {
+        lockdep::acquire_nest(m, AcquireKind::Exclusive, false, &outer);
+    }
+    assert_eq!(lockdep::held_lock_count(), 2);
+    assert!(lockdep::lock_is_held(&items[0]) && lockdep::lock_is_held(&items[7]));
+    for m in items.iter().rev() {
+        lockdep::release(m);
+    }
+    assert_eq!(lockdep::held_lock_count(), 1);
+    lockdep::release(&outer);
+    expect_none();
+    // Not consecutive (another class between) is fine too under the nest lock.
+    let other = LockdepMap::new("nest_other");
+    take(&outer, AcquireKind::Exclusive);
+    lockdep::acquire_nest(&items[0], AcquireKind::Exclusive, false, &outer);
+    take(&other, AcquireKind::Exclusive);
+    lockdep::acquire_nest(&items[1], AcquireKind::Exclusive, false, &outer);
+    for m in [&items[1], &other, &items[0], &outer] {
+        lockdep::release(m);
+    }
+    expect_none();
+    // The same without the nest lock held: reported, and then recursion.
+    lockdep::acquire_nest(&items[0], AcquireKind::Exclusive, false, &outer);
+    expect_one(ReportKind::NestLockNotHeld, &["nest_item", "nest_outer"]);
+    take(&items[1], AcquireKind::Exclusive);
+    lockdep::release(&items[1]);
+    lockdep::release(&items[0]);
+    expect_one(ReportKind::RecursiveLocking, &["nest_item"]);
+}

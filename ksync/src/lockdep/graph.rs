@@ -69,7 +69,9 @@ fn strong_path(
 
 /// Validates the chain of the thread whose stack is `t` with `map`, of class
 /// `id`, taken `kind`-wise in irq context `ctx` on top: recursion, then the new
-/// dependencies.
+/// dependencies. `nest`: the acquisition names a nest lock that is held, which
+/// serializes the nesting of its class: a second lock of the class held is no
+/// recursion, and adds no dependency (`check_deadlock` returning 2).
 #[cold]
 pub(super) fn validate(
     t: &Tls,
@@ -77,6 +79,7 @@ pub(super) fn validate(
     id: u32,
     kind: AcquireKind,
     ctx: u8,
+    nest: bool,
     out: &mut Vec<Report>,
 ) {
     let mut st = state();
@@ -86,6 +89,9 @@ pub(super) fn validate(
         }
         if kind == AcquireKind::RecursiveRead && h.kind != AcquireKind::Exclusive {
             continue;
+        }
+        if nest {
+            return;
         }
         if st.once(ReportKind::RecursiveLocking, vec![id], 0) {
             out.push(recursive_report(t, map, id, h));

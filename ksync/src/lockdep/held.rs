@@ -30,6 +30,11 @@ pub(super) struct Held {
     /// Hash of the chain of held classes up to and including this one; set when
     /// the entry is pushed ([`Tls::chain_key`]).
     pub(super) chain_key: u64,
+    /// Locks of this class merged into this one entry under a nest lock
+    /// (`references`); 0 for a plain entry. A merged entry's `map` is 0, so
+    /// no release matches it by address: each release of a lock of its class
+    /// takes one away ([`Tls::release`]).
+    pub(super) refs: u32,
 }
 
 impl Held {
@@ -52,6 +57,7 @@ impl Held {
             ctx,
             flags,
             chain_key: 0,
+            refs: 0,
         }
     }
 }
@@ -64,6 +70,7 @@ const EMPTY: Held = Held {
     ctx: 0,
     flags: 0,
     chain_key: 0,
+    refs: 0,
 };
 
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
@@ -195,10 +202,16 @@ impl Tls {
             return out;
         }
         let addr = map as *const _ as usize;
-        let Some(i) = self.held[..self.depth].iter().rposition(|h| h.map == addr) else {
+        let found = self.held[..self.depth].iter().rposition(|h| h.map == addr);
+        let Some(i) = found.or_else(|| self.merged(map)) else {
             self.bad_unlock(map, &mut out);
             return out;
         };
+        if self.held[i].refs > 1 {
+            // One of several locks merged under a nest lock: the entry stays.
+            self.held[i].refs -= 1;
+            return out;
+        }
         self.uncount(self.held[i].flags);
         self.held.copy_within(i + 1..self.depth, i);
         self.depth -= 1;
@@ -208,6 +221,17 @@ impl Tls {
             self.held[j].chain_key = key;
         }
         out
+    }
+
+    /// The entry that merges locks of `map`'s class under a nest lock, if any.
+    pub(super) fn merged(&self, map: &LockdepMap) -> Option<usize> {
+        if !self.held[..self.depth].iter().any(|h| h.refs != 0) {
+            return None;
+        }
+        let id = class_of(map, 0);
+        self.held[..self.depth]
+            .iter()
+            .rposition(|h| h.refs != 0 && h.class == id)
     }
 
     /// "bad unlock balance detected": a release of `map`, which this thread does
@@ -294,7 +318,11 @@ pub(super) fn held_text(t: &Tls, tid: i32, name: Option<&str>) -> String {
                 (AcquireKind::Read, _) => " [read]",
                 (AcquireKind::RecursiveRead, _) => " [recursive read]",
             };
-            let _ = writeln!(s, " #{i}: {:#x} {}{kind}", h.map, cdesc(h.class));
+            if h.refs != 0 {
+                let _ = writeln!(s, " #{i}: ({} locks) {}{kind}", h.refs, cdesc(h.class));
+            } else {
+                let _ = writeln!(s, " #{i}: {:#x} {}{kind}", h.map, cdesc(h.class));
+            }
         }
     }
     s

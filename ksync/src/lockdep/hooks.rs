@@ -86,7 +86,7 @@ fn acquire_slow(
     let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
     let out = with_tls(|t| {
         let depth = t.depth;
-        let out = acquire_checked(t, map, h, pc, irqs_off);
+        let out = acquire_checked(t, map, h, pc, irqs_off, false);
         if !out.is_empty() && t.depth > depth && report::mode() == Mode::Panic {
             // The report will panic out of the lock's acquire path: the lock is
             // not taken, so it must not stay on the stack.
@@ -109,6 +109,7 @@ fn acquire_checked(
     mut h: Held,
     pc: u32,
     irqs_off: bool,
+    nest: bool,
 ) -> Vec<Report> {
     let mut out = Vec::new();
     if t.broken {
@@ -130,7 +131,7 @@ fn acquire_checked(
             usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
         }
         if !h.trylock && !chain_cached(h.chain_key) {
-            graph::validate(t, map, h.class, h.kind, h.ctx, &mut out);
+            graph::validate(t, map, h.class, h.kind, h.ctx, nest, &mut out);
             chain_insert(h.chain_key);
         }
         usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
@@ -217,7 +218,85 @@ pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
         return true;
     }
     let addr = map as *const _ as usize;
-    with_tls(|t| t.broken || t.held[..t.depth].iter().any(|h| h.map == addr)).unwrap_or(true)
+    with_tls(|t| {
+        t.broken || t.held[..t.depth].iter().any(|h| h.map == addr) || t.merged(map).is_some()
+    })
+    .unwrap_or(true)
+}
+
+/// An acquisition of `map` under the nest lock `nest` (`lock_acquire` with
+/// `nest_lock`): many locks of one class taken under one outer lock that
+/// serializes them (`mutex_lock_nest_lock`, `spin_lock_nest_lock`). Locks of
+/// the class taken one after another share one held-lock entry (`references`),
+/// so any number fit in the stack; a lock of the class already held is no
+/// recursion. Reports if `nest` is not held.
+pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    install_ctx_hooks();
+    let pc = preempt_count();
+    let irqs_off = ctx::irqs_disabled();
+    let id = class_of(map, 0);
+    let nest_id = class_of(nest, 0);
+    if id == 0 || nest_id == 0 {
+        return;
+    }
+    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let nest_addr = nest as *const _ as usize;
+    let out = with_tls(|t| {
+        if t.broken {
+            return Vec::new();
+        }
+        let held = t.held[..t.depth].iter().any(|x| x.map == nest_addr);
+        if !held {
+            let mut out = nest_not_held(t, map, id, nest, nest_id);
+            out.extend(acquire_checked(t, map, h, pc, irqs_off, false));
+            return out;
+        }
+        if let Some(top) = t.depth.checked_sub(1).map(|i| &mut t.held[i]) {
+            if top.class == id && top.flags & F_NOCHECK == 0 {
+                top.refs = top.refs.max(1) + 1;
+                top.map = 0;
+                return Vec::new();
+            }
+        }
+        acquire_checked(t, map, h, pc, irqs_off, true)
+    });
+    if let Some(out) = out {
+        emit_all(out);
+    }
+}
+
+/// "Nested lock was not taken" (`print_lock_nested_lock_not_held`).
+fn nest_not_held(
+    t: &Tls,
+    map: &LockdepMap,
+    id: u32,
+    nest: &LockdepMap,
+    nest_id: u32,
+) -> Vec<Report> {
+    let tid = crate::arch::gettid();
+    if !state().once(ReportKind::NestLockNotHeld, vec![id, nest_id], tid) {
+        return Vec::new();
+    }
+    let name = thread_name();
+    let mut text = banner(ReportKind::NestLockNotHeld);
+    let _ = writeln!(
+        text,
+        "{name}/{tid} is trying to lock:\n  {:#x} {}\nbut this task is not holding:\n  {}\n",
+        map as *const _ as usize,
+        cdesc(id),
+        nest.name()
+    );
+    text.push_str(&held::held_text(t, tid, Some(&name)));
+    text.push_str(&current_trace());
+    vec![Report {
+        kind: ReportKind::NestLockNotHeld,
+        classes: vec![map.name(), nest.name()],
+        text,
+        tid,
+    }]
 }
 
 /// `lockdep_assert_held`: reports unless this thread holds `map`.

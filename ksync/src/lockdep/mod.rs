@@ -22,6 +22,7 @@
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
+//! | [`ReportKind::NestLockNotHeld`] | Nested lock was not taken |
 //! | [`ReportKind::TooDeep`] | BUG: MAX_LOCK_DEPTH too low / too many lock classes |
 //! | [`ReportKind::IrqRestoreOutOfOrder`] | raw_local_irq_restore() called with IRQs enabled (`CONFIG_DEBUG_IRQFLAGS`): guards dropped out of order |
 //!
@@ -419,6 +420,40 @@ pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32
     hooks::acquire(map, kind, trylock, subclass);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = (map, kind, trylock, subclass);
+}
+
+/// Records that the current task acquires `map` under the nest lock `nest`,
+/// which it holds (`lock_acquire` with a `nest_lock`; the kernel's
+/// `mutex_lock_nest_lock`, `spin_lock_nest_lock`): for many locks of one class
+/// taken together under an outer lock that serializes whoever does so (all the
+/// inodes of a rename under the filesystem's rename lock). Locks of the class
+/// taken one after another share one entry of the held-lock stack, so any
+/// number fit, and none counts as recursive locking; each is released with
+/// [`release`]. Reports [`ReportKind::NestLockNotHeld`] if `nest` is not held.
+///
+/// ```
+/// use ksync::lockdep::{self, AcquireKind::Exclusive, LockdepMap};
+/// let outer = LockdepMap::new("rename_lock");
+/// let inodes: Vec<LockdepMap> = (0..100).map(|_| LockdepMap::new("inode")).collect();
+/// lockdep::acquire(&outer, Exclusive, false, 0);
+/// for i in &inodes {
+///     lockdep::acquire_nest(i, Exclusive, false, &outer); // 100 of one class
+/// }
+/// for i in &inodes {
+///     lockdep::release(i);
+/// }
+/// lockdep::release(&outer);
+/// assert!(lockdep::take_reports().is_empty());
+/// ```
+#[doc(alias = "lock_nest_lock")]
+#[doc(alias = "mutex_lock_nest_lock")]
+#[doc(alias = "spin_lock_nest_lock")]
+#[inline]
+pub fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    hooks::acquire_nest(map, kind, trylock, nest);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = (map, kind, trylock, nest);
 }
 
 /// Records that the current task releases `map` (`lock_release`). Releasing a map

@@ -37,6 +37,9 @@ pub enum ReportKind {
     RcuSyncInReader,
     /// `lockdep_assert_held` failed.
     NotHeld,
+    /// "Nested lock was not taken": an acquisition under a nest lock
+    /// ([`acquire_nest`](super::acquire_nest)) whose nest lock is not held.
+    NestLockNotHeld,
     /// The validator ran out of room (lock depth or classes); it turned itself off
     /// for the thread or the process.
     TooDeep,
@@ -66,6 +69,7 @@ impl ReportKind {
             ReportKind::SleepInAtomic => "BUG: sleeping function called from invalid context",
             ReportKind::RcuSyncInReader => "WARNING: suspicious RCU usage",
             ReportKind::NotHeld => "WARNING: lockdep_assert_held() failed: lock not held",
+            ReportKind::NestLockNotHeld => "WARNING: Nested lock was not taken",
             ReportKind::TooDeep => "BUG: lockdep ran out of room",
             ReportKind::IrqRestoreOutOfOrder => {
                 "WARNING: local_irq_restore() called with irqs enabled (irq flags restored out of order)"
