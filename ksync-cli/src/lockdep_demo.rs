@@ -123,6 +123,12 @@ mod imp {
             run: rcu_sync,
         },
         Demo {
+            name: "held-lock-freed",
+            about: "a Mutex freed (its Box dropped) while its guard, forgotten, still holds it",
+            expect: ReportKind::HeldLockFreed,
+            run: held_lock_freed,
+        },
+        Demo {
             name: "held-at-exit",
             about: "a thread exits holding a Mutex (its guard forgotten)",
             expect: ReportKind::HeldAtExit,
@@ -337,6 +343,14 @@ mod imp {
         // thread and section, so this does not double it).
         lockdep::assert_not_in_rcu_read_section("synchronize_rcu");
         refused(rcu::synchronize_rcu);
+        lockdep::take_reports()
+    }
+
+    fn held_lock_freed() -> Vec<Report> {
+        static K: LockClassKey = LockClassKey::new("demo_freed_mutex");
+        let m = Box::new(Mutex::with_class(0u32, "demo_freed_mutex", &K));
+        std::mem::forget(m.lock());
+        drop(m); // reported here, not only when the thread exits
         lockdep::take_reports()
     }
 

@@ -524,3 +524,40 @@ fn irq_flags_restored_out_of_order_are_reported() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn a_held_lock_dropped_or_reinitialised_is_reported_at_once() {
+    // Issue 16, item 4: a leaked guard (mem::forget) and then the lock freed
+    // or overwritten: reported when it happens, not only at thread exit.
+    std::thread::spawn(|| {
+        warn_mode();
+        static K: LockClassKey = LockClassKey::new("freed_mutex");
+        // Boxed, so that the drop happens where it was locked (a lock moved
+        // while held is not seen: lockdep knows it by its address).
+        let m = Box::new(Mutex::with_class(0u32, "freed_mutex", &K));
+        std::mem::forget(m.lock());
+        assert_eq!(lockdep::held_lock_count(), 1);
+        drop(m);
+        let r = expect_one(ReportKind::HeldLockFreed, &["freed_mutex"]);
+        assert!(r.text.contains("with a lock still held there"), "{r}");
+        assert_eq!(
+            lockdep::held_lock_count(),
+            0,
+            "the freed lock left the stack"
+        );
+
+        static K2: LockClassKey = LockClassKey::new("reinit_mutex");
+        let mut m = Mutex::with_class(0u32, "reinit_mutex", &K2);
+        std::mem::forget(m.lock());
+        m = Mutex::with_class(1u32, "reinit_mutex", &K2); // mutex_init on a held lock
+        expect_one(ReportKind::HeldLockFreed, &["reinit_mutex"]);
+        assert_eq!(*m.lock(), 1);
+        // A lock dropped after its guard: nothing.
+        let n = Mutex::with_class(0u32, "reinit_mutex", &K2);
+        drop(n.lock());
+        drop(n);
+        expect_none();
+    })
+    .join()
+    .unwrap();
+}

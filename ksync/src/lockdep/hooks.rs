@@ -405,3 +405,48 @@ fn bogus_irq_restore() {
         tid,
     }]);
 }
+
+/// `map` is being dropped: if this thread holds it, "held lock freed!"
+/// (`debug_check_no_locks_freed`), and the entry leaves the stack, since no
+/// release will come for it.
+pub(super) fn map_freed(map: &LockdepMap) {
+    if classes::cached(map, 0).0 == 0 && classes::cached(map, 1).0 == 0 {
+        return; // never acquired
+    }
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let addr = map as *const _ as usize;
+    let out = with_tls(|t| {
+        let mut out = Vec::new();
+        if t.broken || !t.held[..t.depth].iter().any(|h| h.map == addr) {
+            return out;
+        }
+        let tid = crate::arch::gettid();
+        let name = thread_name();
+        let id = class_of(map, 0);
+        if state().once(ReportKind::HeldLockFreed, vec![id], tid) {
+            let mut text = banner(ReportKind::HeldLockFreed);
+            let _ = writeln!(
+                text,
+                "{name}/{tid} is freeing memory {addr:#x}-{:#x}, with a lock still held there!\n  {addr:#x} {}",
+                addr + core::mem::size_of::<LockdepMap>() - 1,
+                cdesc(id)
+            );
+            text.push_str(&held::held_text(t, tid, Some(&name)));
+            text.push_str(&current_trace());
+            out.push(Report {
+                kind: ReportKind::HeldLockFreed,
+                classes: vec![map.name()],
+                text,
+                tid,
+            });
+        }
+        // No release will come: take it off the stack.
+        out.extend(t.release(map));
+        out
+    });
+    if let Some(out) = out {
+        emit_all(out);
+    }
+}

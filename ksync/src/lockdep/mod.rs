@@ -21,6 +21,7 @@
 //! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
+//! | [`ReportKind::HeldLockFreed`] | held lock freed! (a lock dropped or re-initialised while held) |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
 //! | [`ReportKind::NestLockNotHeld`] | Nested lock was not taken |
 //! | [`ReportKind::TooDeep`] | BUG: MAX_LOCK_DEPTH too low / too many lock classes |
@@ -393,6 +394,19 @@ impl LockdepMap {
         }
         #[cfg(not(feature = "lockdep"))]
         ""
+    }
+}
+
+/// A map dropped (the lock freed, or re-initialised by assignment) while the
+/// current thread still holds it — a guard leaked with `mem::forget` — is
+/// reported at once ("held lock freed", `debug_check_no_locks_freed`) and
+/// leaves the held-lock stack. A map never acquired costs two loads. Lockdep
+/// knows a held lock by its address, so a lock moved while held (possible
+/// once its guard is forgotten) is not recognised when it is dropped.
+#[cfg(all(feature = "lockdep", not(loom)))]
+impl Drop for LockdepMap {
+    fn drop(&mut self) {
+        hooks::map_freed(self);
     }
 }
 

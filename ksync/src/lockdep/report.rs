@@ -35,6 +35,9 @@ pub enum ReportKind {
     SleepInAtomic,
     /// "Illegal synchronize_rcu() in RCU read-side critical section".
     RcuSyncInReader,
+    /// "held lock freed!": a lock dropped or re-initialised while this thread
+    /// holds it (its guard leaked with `mem::forget`).
+    HeldLockFreed,
     /// `lockdep_assert_held` failed.
     NotHeld,
     /// "Nested lock was not taken": an acquisition under a nest lock
@@ -69,6 +72,7 @@ impl ReportKind {
             ReportKind::SleepInAtomic => "BUG: sleeping function called from invalid context",
             ReportKind::RcuSyncInReader => "WARNING: suspicious RCU usage",
             ReportKind::NotHeld => "WARNING: lockdep_assert_held() failed: lock not held",
+            ReportKind::HeldLockFreed => "WARNING: held lock freed!",
             ReportKind::NestLockNotHeld => "WARNING: Nested lock was not taken",
             ReportKind::TooDeep => "BUG: lockdep ran out of room",
             ReportKind::IrqRestoreOutOfOrder => {
