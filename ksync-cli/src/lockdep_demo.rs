@@ -39,7 +39,7 @@ mod imp {
     use ksync::mutex::Mutex;
     use ksync::rcu;
     use ksync::sched;
-    use ksync::spinlock::SpinLock;
+    use ksync::spinlock::{RwLock, SpinLock};
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     struct Demo {
@@ -93,6 +93,24 @@ mod imp {
             run: irq_inversion,
         },
         Demo {
+            name: "irq-safe-unsafe",
+            about: "an RwLock read in a real irq handler, another read with irqs on, then the first written under irqs off while the second is written: a new HARDIRQ-safe -> HARDIRQ-unsafe dependency",
+            expect: ReportKind::IrqSafeToUnsafe,
+            run: irq_safe_unsafe,
+        },
+        Demo {
+            name: "irq-lock-inversion",
+            about: "SpinLock S then U with irqs off, U alone with irqs on, and only then S in a real irq handler: S becomes irq-safe while it already depends on the irq-unsafe U",
+            expect: ReportKind::IrqLockInversion,
+            run: irq_lock_inversion,
+        },
+        Demo {
+            name: "irq-restore-order",
+            about: "lock_irq(A), lock_irqsave(B), then A's guard dropped first: B's restore turns irqs off again with no lock held (a check the kernel cannot make)",
+            expect: ReportKind::IrqRestoreOutOfOrder,
+            run: irq_restore_order,
+        },
+        Demo {
             name: "sleep-in-atomic",
             about: "mutex_lock while holding a SpinLock",
             expect: ReportKind::SleepInAtomic,
@@ -103,6 +121,12 @@ mod imp {
             about: "synchronize_rcu inside rcu_read_lock",
             expect: ReportKind::RcuSyncInReader,
             run: rcu_sync,
+        },
+        Demo {
+            name: "held-lock-freed",
+            about: "a Mutex freed (its Box dropped) while its guard, forgotten, still holds it",
+            expect: ReportKind::HeldLockFreed,
+            run: held_lock_freed,
         },
         Demo {
             name: "held-at-exit",
@@ -207,7 +231,8 @@ mod imp {
 
     static IRQ_KEY: LockClassKey = LockClassKey::new("demo_irq_lock");
     static IRQ_LOCK: SpinLock<u64> = SpinLock::with_class(0, "demo_irq_lock", &IRQ_KEY);
-    /// The irq line the demo requests (any free one; the tests use low numbers).
+    /// The irq line the irq demos request, one after another, and the next one
+    /// (any free ones below `NR_IRQS`; the tests use low numbers).
     const DEMO_IRQ: u32 = 14;
 
     fn demo_irq_handler(_irq: u32) {
@@ -232,6 +257,75 @@ mod imp {
         lockdep::take_reports()
     }
 
+    /// Requests irq `line` with `handler`, raises it on this thread and checks
+    /// that it ran (`ran` reads what the handler changed); false if not.
+    fn run_irq(line: u32, handler: fn(u32), ran: impl FnOnce() -> bool) -> bool {
+        if let Err(e) = irq::request_irq(line, handler, "lockdep-demo") {
+            eprintln!("request_irq({line}): {e:?}");
+            return false;
+        }
+        let raised = irq::raise_irq(line, &sched::current());
+        let ok = raised.is_ok() && ran();
+        let _ = irq::free_irq(line);
+        if !ok {
+            eprintln!("the irq did not run: {raised:?}");
+        }
+        ok
+    }
+
+    static RW_L1: RwLock<u64> = RwLock::new(0);
+    static RW_L2: RwLock<u64> = RwLock::new(0);
+
+    fn rw_irq_handler(_irq: u32) {
+        let _r = RW_L1.read(); // in hardirq context: {IN-HARDIRQ-R}
+    }
+
+    fn irq_safe_unsafe() -> Vec<Report> {
+        if !run_irq(DEMO_IRQ + 1, rw_irq_handler, || true) {
+            return Vec::new();
+        }
+        drop(RW_L2.read()); // irqs enabled: {HARDIRQ-ON-R}
+        // L1 -> L2: CPU0 reads L2 and takes the irq, whose read of L1 waits
+        // for CPU1, which holds L1 for write and waits for CPU0's reader of L2.
+        let _g1 = RW_L1.write_irqsave();
+        *RW_L2.write() += 1; // reported here
+        lockdep::take_reports()
+    }
+
+    static INV_KS: LockClassKey = LockClassKey::new("demo_inv_S");
+    static INV_KU: LockClassKey = LockClassKey::new("demo_inv_U");
+    static INV_S: SpinLock<u64> = SpinLock::with_class(0, "demo_inv_S", &INV_KS);
+    static INV_U: SpinLock<u64> = SpinLock::with_class(0, "demo_inv_U", &INV_KU);
+
+    fn inv_irq_handler(_irq: u32) {
+        *INV_S.lock() += 1; // S becomes {IN-HARDIRQ-W}: reported here
+    }
+
+    fn irq_lock_inversion() -> Vec<Report> {
+        {
+            let _gs = INV_S.lock_irqsave();
+            *INV_U.lock() += 1; // S -> U, neither irq-safe nor irq-unsafe yet
+        }
+        *INV_U.lock() += 1; // U: {HARDIRQ-ON-W}
+        if !run_irq(DEMO_IRQ, inv_irq_handler, || *INV_S.lock_irqsave() == 1) {
+            return Vec::new();
+        }
+        lockdep::take_reports()
+    }
+
+    fn irq_restore_order() -> Vec<Report> {
+        static KA: LockClassKey = LockClassKey::new("demo_order_A");
+        static KB: LockClassKey = LockClassKey::new("demo_order_B");
+        let a = SpinLock::with_class((), "demo_order_A", &KA);
+        let b = SpinLock::with_class((), "demo_order_B", &KB);
+        let ga = a.lock_irq();
+        let gb = b.lock_irqsave(); // saves "irqs disabled"
+        drop(ga); // spin_unlock_irq: irqs on, B still held
+        drop(gb); // restores "disabled": reported here
+        irq::local_irq_enable();
+        lockdep::take_reports()
+    }
+
     fn sleep_in_atomic() -> Vec<Report> {
         static KS: LockClassKey = LockClassKey::new("demo_spinlock");
         static KM: LockClassKey = LockClassKey::new("demo_mutex");
@@ -249,6 +343,14 @@ mod imp {
         // thread and section, so this does not double it).
         lockdep::assert_not_in_rcu_read_section("synchronize_rcu");
         refused(rcu::synchronize_rcu);
+        lockdep::take_reports()
+    }
+
+    fn held_lock_freed() -> Vec<Report> {
+        static K: LockClassKey = LockClassKey::new("demo_freed_mutex");
+        let m = Box::new(Mutex::with_class(0u32, "demo_freed_mutex", &K));
+        std::mem::forget(m.lock());
+        drop(m); // reported here, not only when the thread exits
         lockdep::take_reports()
     }
 

@@ -347,7 +347,7 @@ fn irq_safe_to_irq_unsafe_dependency() {
     }
     irq::local_irq_enable();
     let r = expect_one(
-        ReportKind::IrqLockInversion,
+        ReportKind::IrqSafeToUnsafe,
         &["irqdep_safe", "irqdep_unsafe"],
     );
     assert!(r.text.contains("HARDIRQ-safe -> HARDIRQ-unsafe"), "{r}");
@@ -563,4 +563,319 @@ fn many_threads_in_one_order_give_no_report() {
         assert!(rs.is_empty(), "false positive: {rs:#?}");
     }
     assert_eq!(lockdep::held_lock_count(), 0);
+}
+
+/// Runs `f` in (simulated) hardirq context.
+fn in_hardirq(f: impl FnOnce()) {
+    sched::preempt_count_add(HARDIRQ_OFFSET);
+    f();
+    sched::preempt_count_sub(HARDIRQ_OFFSET);
+}
+
+fn take(m: &LockdepMap, kind: AcquireKind) {
+    lockdep::acquire(m, kind, false, 0);
+}
+
+#[test]
+fn read_usage_connects_irq_safe_to_irq_unsafe_through_a_new_dependency() {
+    // The kernel's example (lockdep.c, above `exclusive_mask`): l1 read in an
+    // irq, l2 read with irqs on, and l1 -> l2 taken for write with irqs off.
+    // CPU0 holds l2 for read when the irq's read of l1 waits for CPU1, which
+    // holds l1 for write and waits for CPU0's reader of l2.
+    let l1 = LockdepMap::new("rdep_l1");
+    let l2 = LockdepMap::new("rdep_l2");
+    in_hardirq(|| {
+        take(&l1, AcquireKind::RecursiveRead);
+        lockdep::release(&l1);
+    });
+    take(&l2, AcquireKind::RecursiveRead);
+    lockdep::release(&l2);
+    expect_none();
+    irq::local_irq_disable();
+    take(&l1, AcquireKind::Exclusive);
+    take(&l2, AcquireKind::Exclusive);
+    lockdep::release(&l2);
+    lockdep::release(&l1);
+    irq::local_irq_enable();
+    let r = expect_one(ReportKind::IrqSafeToUnsafe, &["rdep_l1", "rdep_l2"]);
+    assert!(
+        r.text
+            .contains("HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"),
+        "{r}"
+    );
+    assert!(
+        r.text.contains("IN-HARDIRQ-R") && r.text.contains("HARDIRQ-ON-R"),
+        "{r}"
+    );
+}
+
+#[test]
+fn read_usage_gained_after_the_dependency_is_an_irq_lock_inversion() {
+    // The same three events in the other order: the dependency first, then
+    // the usages; the last usage closes it.
+    let l1 = LockdepMap::new("rinv_l1");
+    let l2 = LockdepMap::new("rinv_l2");
+    irq::local_irq_disable();
+    take(&l1, AcquireKind::Exclusive);
+    take(&l2, AcquireKind::Exclusive);
+    lockdep::release(&l2);
+    lockdep::release(&l1);
+    irq::local_irq_enable();
+    take(&l2, AcquireKind::RecursiveRead);
+    lockdep::release(&l2);
+    expect_none();
+    in_hardirq(|| {
+        take(&l1, AcquireKind::RecursiveRead);
+        lockdep::release(&l1);
+    });
+    let r = expect_one(ReportKind::IrqLockInversion, &["rinv_l1", "rinv_l2"]);
+    assert!(
+        r.text
+            .contains("possible irq lock inversion dependency detected")
+            && r.text
+                .contains("took another, HARDIRQ-READ-unsafe lock in the past"),
+        "{r}"
+    );
+}
+
+/// The kernel's `irq_read_recursion` (lib/locking-selftest.c): A written with
+/// irqs off (taking B under it), read with irqs on, and taken in an irq
+/// (with B under it): a recursive read there is fine, a write is not.
+fn irq_read_recursion(irq_kind: AcquireKind) -> Vec<Report> {
+    let a = LockdepMap::new("irr_A");
+    let b = LockdepMap::new("irr_B");
+    irq::local_irq_disable();
+    take(&a, AcquireKind::Exclusive);
+    take(&b, AcquireKind::Exclusive);
+    lockdep::release(&b);
+    lockdep::release(&a);
+    irq::local_irq_enable();
+    take(&a, AcquireKind::RecursiveRead);
+    lockdep::release(&a);
+    in_hardirq(|| {
+        take(&a, irq_kind);
+        take(&b, AcquireKind::Exclusive);
+        lockdep::release(&b);
+        lockdep::release(&a);
+    });
+    take_reports()
+}
+
+#[test]
+fn irq_read_recursion_follows_the_kernels_verdicts() {
+    let rs = irq_read_recursion(AcquireKind::RecursiveRead);
+    assert!(rs.is_empty(), "rlock: {rs:#?}");
+    let rs = irq_read_recursion(AcquireKind::Exclusive);
+    assert_eq!(
+        kinds(&rs),
+        vec![ReportKind::InconsistentIrqUsage],
+        "{rs:#?}"
+    );
+    assert!(
+        rs[0].text.contains("{HARDIRQ-ON-R} -> {IN-HARDIRQ-W}"),
+        "{}",
+        rs[0]
+    );
+}
+
+#[test]
+fn locks_held_across_irq_enable_gain_the_irq_on_usage() {
+    // The kernel's mark_held_locks: enabling irqs under a lock makes it taken
+    // "with irqs enabled" from then on, whatever the state at its acquisition.
+    let a = TestLock::new("mhl_irq_A");
+    in_hardirq(|| drop(a.lock())); // {IN-HARDIRQ-W}
+    irq::local_irq_disable();
+    let g = a.lock(); // fine: irqs are off
+    expect_none();
+    irq::local_irq_enable(); // an irq arriving now would deadlock on A
+    drop(g);
+    let r = expect_one(ReportKind::InconsistentIrqUsage, &["mhl_irq_A"]);
+    assert!(r.text.contains("{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}"), "{r}");
+
+    // The same through local_irq_restore, and a lock released before the
+    // enable gains nothing.
+    let b = TestLock::new("mhl_irq_B");
+    in_hardirq(|| drop(b.lock()));
+    let flags = irq::local_irq_save();
+    drop(b.lock());
+    irq::local_irq_restore(flags);
+    expect_none();
+    let flags = irq::local_irq_save();
+    let g = b.lock();
+    irq::local_irq_restore(flags);
+    drop(g);
+    expect_one(ReportKind::InconsistentIrqUsage, &["mhl_irq_B"]);
+}
+
+#[test]
+fn locks_held_across_bh_enable_gain_the_softirq_on_usage() {
+    let a = TestLock::new("mhl_bh_A");
+    sched::preempt_count_add(SOFTIRQ_OFFSET);
+    drop(a.lock()); // {IN-SOFTIRQ-W}
+    sched::preempt_count_sub(SOFTIRQ_OFFSET);
+    // bh enabled with irqs still off: nothing yet (the kernel marks softirq-on
+    // only with hardirqs on) ...
+    irq::local_irq_disable();
+    irq::local_bh_disable();
+    let g = a.lock();
+    irq::local_bh_enable();
+    expect_none();
+    // ... and then when irqs come on, both.
+    irq::local_irq_enable();
+    drop(g);
+    let r = expect_one(ReportKind::InconsistentIrqUsage, &["mhl_bh_A"]);
+    assert!(r.text.contains("{IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W}"), "{r}");
+
+    // Irqs on, bh off: local_bh_enable marks it.
+    let b = TestLock::new("mhl_bh_B");
+    sched::preempt_count_add(SOFTIRQ_OFFSET);
+    drop(b.lock());
+    sched::preempt_count_sub(SOFTIRQ_OFFSET);
+    irq::local_bh_disable();
+    let g = b.lock();
+    expect_none();
+    irq::local_bh_enable();
+    drop(g);
+    expect_one(ReportKind::InconsistentIrqUsage, &["mhl_bh_B"]);
+}
+
+#[test]
+fn lock_map_pseudo_locks_take_part_in_lock_order() {
+    // A work item's "lock" (held while the work runs) against a real lock:
+    // flushing the work under L, while the work takes L, deadlocks.
+    let work = LockdepMap::new("ann_work");
+    let l = TestLock::new("ann_L");
+    lockdep::lock_map_acquire(&work); // the work runs ...
+    drop(l.lock()); // ... and takes L
+    lockdep::lock_map_release(&work);
+    expect_none();
+    let _g = l.lock();
+    lockdep::lock_map_acquire(&work); // flush_work under L
+    lockdep::lock_map_release(&work);
+    expect_one(ReportKind::CircularDependency, &["ann_work", "ann_L"]);
+}
+
+#[test]
+fn lock_map_acquire_read_is_a_recursive_read() {
+    let m = LockdepMap::new("ann_read");
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_release(&m);
+    lockdep::lock_map_release(&m);
+    expect_none();
+    lockdep::lock_map_acquire_read(&m);
+    lockdep::lock_map_acquire(&m);
+    lockdep::lock_map_release(&m);
+    lockdep::lock_map_release(&m);
+    expect_one(ReportKind::RecursiveLocking, &["ann_read"]);
+}
+
+#[test]
+fn might_lock_records_the_dependency_without_taking_the_lock() {
+    let a = TestLock::new("ml_A");
+    let b = TestLock::new("ml_B");
+    {
+        let _ga = a.lock();
+        lockdep::might_lock(&b.map); // a path that rarely takes B under A
+        assert_eq!(lockdep::held_lock_count(), 1);
+    }
+    expect_none();
+    let _gb = b.lock();
+    drop(a.lock());
+    expect_one(ReportKind::CircularDependency, &["ml_A", "ml_B"]);
+}
+
+#[test]
+fn set_class_and_set_subclass_split_one_creation_site() {
+    fn two() -> [TestLock; 2] {
+        std::array::from_fn(|_| TestLock::new("split"))
+    }
+    // One line, one class: nesting them is recursive locking ...
+    let [x, y] = two();
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_one(ReportKind::RecursiveLocking, &["split"]);
+    // ... unless one gets a class of its own ...
+    static PARENT: LockClassKey = LockClassKey::new("split_parent");
+    let [mut x, y] = two();
+    x.map.set_class("split_parent", &PARENT);
+    assert_eq!(x.map.name(), "split_parent");
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_none();
+    // ... or a subclass for its plain acquisitions.
+    static CHILD: LockClassKey = LockClassKey::new("split_child");
+    let [x, mut y] = [
+        TestLock::with_key("split_child", &CHILD),
+        TestLock::with_key("split_child", &CHILD),
+    ];
+    y.map.set_subclass(1);
+    {
+        let _gx = x.lock();
+        let _gy = y.lock();
+    }
+    expect_none();
+}
+
+#[test]
+fn novalidate_class_is_held_but_not_validated() {
+    let mut a = TestLock::new("nv_A");
+    let mut b = TestLock::new("nv_B");
+    a.map.set_novalidate_class();
+    b.map.set_novalidate_class();
+    assert_eq!(a.map.name(), "nv_A");
+    {
+        let _ga = a.lock();
+        assert!(lockdep::lock_is_held(&a.map));
+        let _gb = b.lock(); // one class (no-validate), nested: fine
+    }
+    {
+        let _gb = b.lock();
+        let _ga = a.lock();
+    }
+    in_hardirq(|| drop(a.lock()));
+    drop(a.lock()); // irqs on: no usage kept either
+    expect_none();
+}
+
+#[test]
+fn nest_lock_serializes_many_locks_of_one_class() {
+    let outer = LockdepMap::new("nest_outer");
+    let items: Vec<LockdepMap> = (0..lockdep::MAX_LOCK_DEPTH * 2)
+        .map(|_| LockdepMap::new("nest_item"))
+        .collect();
+    // More locks of one class than the stack holds, under the nest lock.
+    take(&outer, AcquireKind::Exclusive);
+    for m in &items {
+        lockdep::acquire_nest(m, AcquireKind::Exclusive, false, &outer);
+    }
+    assert_eq!(lockdep::held_lock_count(), 2);
+    assert!(lockdep::lock_is_held(&items[0]) && lockdep::lock_is_held(&items[7]));
+    for m in items.iter().rev() {
+        lockdep::release(m);
+    }
+    assert_eq!(lockdep::held_lock_count(), 1);
+    lockdep::release(&outer);
+    expect_none();
+    // Not consecutive (another class between) is fine too under the nest lock.
+    let other = LockdepMap::new("nest_other");
+    take(&outer, AcquireKind::Exclusive);
+    lockdep::acquire_nest(&items[0], AcquireKind::Exclusive, false, &outer);
+    take(&other, AcquireKind::Exclusive);
+    lockdep::acquire_nest(&items[1], AcquireKind::Exclusive, false, &outer);
+    for m in [&items[1], &other, &items[0], &outer] {
+        lockdep::release(m);
+    }
+    expect_none();
+    // The same without the nest lock held: reported, and then recursion.
+    lockdep::acquire_nest(&items[0], AcquireKind::Exclusive, false, &outer);
+    expect_one(ReportKind::NestLockNotHeld, &["nest_item", "nest_outer"]);
+    take(&items[1], AcquireKind::Exclusive);
+    lockdep::release(&items[1]);
+    lockdep::release(&items[0]);
+    expect_one(ReportKind::RecursiveLocking, &["nest_item"]);
 }

@@ -232,7 +232,7 @@ fn irq_safe_to_unsafe_dependency_with_a_real_irq() {
             let _gu = UNSAFE.lock(); // SAFE → UNSAFE: the irq can wait on UNSAFE
         }
         expect_one(
-            ReportKind::IrqLockInversion,
+            ReportKind::IrqSafeToUnsafe,
             &["inv_irq_safe", "inv_irq_unsafe"],
         );
     })
@@ -466,4 +466,98 @@ fn rwsem_read_recursion_and_write_under_a_spinlock() {
         let _b = other.write_nested(1);
     }
     expect_none();
+}
+
+#[test]
+fn rcu_nested_past_max_lock_depth_leaves_no_stale_state() {
+    // Issue 16, item 9: the overflow turned the validator off for the thread
+    // but kept the 48 RCU sections on its count, so the first sleep after the
+    // last guard was dropped reported "RCU nest depth: 48".
+    std::thread::spawn(|| {
+        warn_mode();
+        let guards: Vec<_> = (0..lockdep::MAX_LOCK_DEPTH + 12)
+            .map(|_| rcu::rcu_read_lock())
+            .collect();
+        let r = expect_one(ReportKind::TooDeep, &["rcu_read_lock"]);
+        assert!(r.text.contains("MAX_LOCK_DEPTH too low"), "{r}");
+        drop(guards);
+        assert_eq!(lockdep::held_lock_count(), 0);
+        // Sleeping now is fine: no lock and no RCU section is held.
+        lockdep::might_sleep();
+        let m = Mutex::new(());
+        drop(m.lock());
+        sched::msleep(1);
+        expect_none();
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn irq_flags_restored_out_of_order_are_reported() {
+    // Issue 16, item 8: beyond the kernel's lockdep (its scoped locks cannot
+    // be released out of order; Rust guards can).
+    std::thread::spawn(|| {
+        warn_mode();
+        static KA: LockClassKey = LockClassKey::new("ooo_irq_a");
+        static KB: LockClassKey = LockClassKey::new("ooo_irq_b");
+        static A: SpinLock<u32> = SpinLock::with_class(0, "ooo_irq_a", &KA);
+        static B: SpinLock<u32> = SpinLock::with_class(0, "ooo_irq_b", &KB);
+        // In order: fine.
+        {
+            let _ga = A.lock_irq();
+            let _gb = B.lock_irqsave();
+        }
+        assert!(!irq::irqs_disabled());
+        expect_none();
+        // Out of order: irqs come on with B held, then B's restore turns
+        // them off again, with no lock held.
+        let ga = A.lock_irq();
+        let gb = B.lock_irqsave();
+        drop(ga);
+        drop(gb);
+        assert!(irq::irqs_disabled(), "the hazard itself");
+        irq::local_irq_enable();
+        let r = expect_one(ReportKind::IrqRestoreOutOfOrder, &[]);
+        assert!(r.text.contains("called with irqs enabled"), "{r}");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_held_lock_dropped_or_reinitialised_is_reported_at_once() {
+    // Issue 16, item 4: a leaked guard (mem::forget) and then the lock freed
+    // or overwritten: reported when it happens, not only at thread exit.
+    std::thread::spawn(|| {
+        warn_mode();
+        static K: LockClassKey = LockClassKey::new("freed_mutex");
+        // Boxed, so that the drop happens where it was locked (a lock moved
+        // while held is not seen: lockdep knows it by its address).
+        let m = Box::new(Mutex::with_class(0u32, "freed_mutex", &K));
+        std::mem::forget(m.lock());
+        assert_eq!(lockdep::held_lock_count(), 1);
+        drop(m);
+        let r = expect_one(ReportKind::HeldLockFreed, &["freed_mutex"]);
+        assert!(r.text.contains("with a lock still held there"), "{r}");
+        assert_eq!(
+            lockdep::held_lock_count(),
+            0,
+            "the freed lock left the stack"
+        );
+
+        static K2: LockClassKey = LockClassKey::new("reinit_mutex");
+        let mut m = Mutex::with_class(0u32, "reinit_mutex", &K2);
+        std::mem::forget(m.lock());
+        m = Mutex::with_class(1u32, "reinit_mutex", &K2); // mutex_init on a held lock
+        expect_one(ReportKind::HeldLockFreed, &["reinit_mutex"]);
+        assert_eq!(*m.lock(), 1);
+        // A lock dropped after its guard: nothing.
+        let n = Mutex::with_class(0u32, "reinit_mutex", &K2);
+        drop(n.lock());
+        drop(n);
+        expect_none();
+    })
+    .join()
+    .unwrap();
 }

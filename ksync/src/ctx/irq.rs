@@ -98,6 +98,13 @@ pub fn local_irq_save() -> IrqFlags {
 #[inline(always)]
 pub fn local_irq_restore(flags: IrqFlags) {
     if flags.disabled {
+        // Restoring "disabled" while irqs are on: the save and this restore
+        // were not nested with what enabled irqs in between (guards dropped
+        // out of order). The kernel's CONFIG_DEBUG_IRQFLAGS check.
+        #[cfg(feature = "lockdep")]
+        if !irqs_disabled() {
+            super::bogus_irq_restore();
+        }
         compiler_fence(Ordering::SeqCst);
         CTX.with(|c| c.irqs_off.store(true, Ordering::Relaxed));
     } else {

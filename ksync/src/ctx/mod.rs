@@ -82,9 +82,13 @@ pub(crate) enum Deferred {
     Irqs = 0,
     /// Softirqs raised on this thread that have not run yet.
     Softirqs = 1,
+    /// Locks held with irqs or bottom halves off, whose classes lockdep must
+    /// mark as taken with them enabled once they are (`mark_held_locks`).
+    #[cfg_attr(not(feature = "lockdep"), allow(dead_code))]
+    LockdepHeld = 2,
 }
 
-const NR_DEFERRED: usize = 2;
+const NR_DEFERRED: usize = 3;
 
 /// The runner of each kind of deferred work, as a `fn()` cast to `usize`
 /// (0: none yet). Set by [`defer_work`] before the first bit of its kind is set.
@@ -125,12 +129,42 @@ fn work_pending() -> bool {
     CTX.with(|c| c.work.load(Ordering::Relaxed)) != 0
 }
 
+/// Lockdep's report of a bogus `local_irq_restore` (irqs restored to
+/// disabled while they are enabled), as a `fn()` cast to `usize` (0: none);
+/// set by lockdep, which stands above ctx (see [`set_bogus_irq_restore_hook`]).
+#[cfg(feature = "lockdep")]
+static BOGUS_RESTORE: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs `report`, called when `local_irq_restore` restores "disabled"
+/// while irqs are enabled (`warn_bogus_irq_restore`).
+#[cfg(feature = "lockdep")]
+pub(crate) fn set_bogus_irq_restore_hook(report: fn()) {
+    // Relaxed: every caller stores the same function, and a restore that
+    // misses it only misses a report.
+    BOGUS_RESTORE.store(report as usize, Ordering::Relaxed);
+}
+
+#[cfg(feature = "lockdep")]
+#[cold]
+#[inline(never)]
+fn bogus_irq_restore() {
+    let report = BOGUS_RESTORE.load(Ordering::Relaxed);
+    if report != 0 {
+        // SAFETY: nonzero values of `BOGUS_RESTORE` are `fn()`s stored by
+        // `set_bogus_irq_restore_hook`; fn pointers and usize have the same
+        // size on Linux targets.
+        let report: fn() = unsafe { core::mem::transmute::<usize, fn()>(report) };
+        report();
+    }
+}
+
 /// Runs every kind of deferred work whose bit is set on this thread, in
-/// [`Deferred`] order: irqs held pending first, then softirqs.
+/// this order: lockdep's marks first (the kernel marks held locks before irqs
+/// are on), then irqs held pending, then softirqs.
 #[cold]
 #[inline(never)]
 fn run_deferred_work() {
-    for kind in [Deferred::Irqs, Deferred::Softirqs] {
+    for kind in [Deferred::LockdepHeld, Deferred::Irqs, Deferred::Softirqs] {
         if CTX.with(|c| c.work.load(Ordering::Relaxed)) & (1 << kind as u32) == 0 {
             continue;
         }

@@ -53,6 +53,15 @@ pub(super) fn chain_cached(key: u64) -> bool {
     false
 }
 
+/// Forgets every validated chain (`reset`): each is validated again when next seen.
+pub(super) fn clear_chains() {
+    for c in &CHAINS {
+        // Relaxed: as in `chain_cached`; a lookup racing the reset finds the
+        // chain either way.
+        c.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Records that the chain `key` was validated (`add_chain_cache`).
 pub(super) fn chain_insert(key: u64) {
     let k = key.max(1);

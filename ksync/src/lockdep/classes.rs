@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::report::{self, Mode, Report, ReportKind, banner};
 use super::state::{Ident, irqs_held_back, state};
-use super::{LockdepMap, WAIT_SLEEP, WAIT_SPIN};
+use super::{LockdepMap, NOVALIDATE_KEY, WAIT_SLEEP, WAIT_SPIN};
 
 /// The most lock classes (`MAX_LOCKDEP_KEYS`).
 const MAX_CLASSES: usize = 4096;
@@ -25,6 +25,12 @@ pub(super) const F_RCU: u8 = 1;
 pub(super) const F_SPIN: u8 = 2;
 /// Class flag: a sleeping lock (acquiring it is a sleep point).
 pub(super) const F_SLEEP: u8 = 4;
+/// Class flag: not validated (`lockdep_set_novalidate_class`): held, but no
+/// usage and no dependencies.
+pub(super) const F_NOVALIDATE: u8 = 8;
+/// Class flags of the pseudo-locks that take no part in usage, dependencies
+/// or chain keys (`check = 0`).
+pub(super) const F_NOCHECK: u8 = F_RCU | F_NOVALIDATE;
 
 // Usage bits: bit = irq * 4 + dir * 2 + read, as the kernel's LOCK_USAGE_* order.
 pub(super) const HARD: u32 = 0;
@@ -80,6 +86,15 @@ pub(super) fn usage(id: u32) -> u32 {
     // reader that misses a new bit takes the slow path, which sets it again
     // (`add_usage`) under the state lock.
     CLASSES[id as usize].usage.load(Ordering::Relaxed)
+}
+
+/// Clears the usage bits of classes `1..=n` (under the state lock: `reset`).
+pub(super) fn clear_usage(n: u32) {
+    for slot in &CLASSES[1..=n as usize] {
+        // Relaxed: as in `add_usage`; a reader that still sees an old bit
+        // skips a check the reset asked for, which only a test calls.
+        slot.usage.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Sets usage bits `bits` of class `id` (under the state lock); returns the old bits.
@@ -148,7 +163,14 @@ fn register(map: &LockdepMap, subclass: u32) -> u32 {
     irqs_held_back(|| register_locked(map, subclass))
 }
 
-fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
+fn register_locked(map: &LockdepMap, cache_slot: u32) -> u32 {
+    // A map's default subclass (`lockdep_set_subclass`) is the class of its
+    // plain acquisitions, cached in slot 0 as the kernel does.
+    let subclass = if cache_slot == 0 {
+        map.subclass
+    } else {
+        cache_slot
+    };
     let ident = match map.key {
         Some(k) => Ident::Key(k as *const _ as usize),
         None => Ident::Site(map.site.file(), map.site.line(), map.site.column()),
@@ -188,6 +210,9 @@ fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
             if map.wait == WAIT_SLEEP {
                 flags |= F_SLEEP;
             }
+            if map.key.is_some_and(|k| core::ptr::eq(k, &NOVALIDATE_KEY)) {
+                flags |= F_NOVALIDATE;
+            }
             let _ = CLASSES[id as usize].info.set(ClassInfo {
                 name,
                 subclass,
@@ -197,13 +222,15 @@ fn register_locked(map: &LockdepMap, subclass: u32) -> u32 {
             st.nclasses = id;
             st.fwd.resize_with(id as usize + 1, Vec::new);
             st.back.resize_with(id as usize + 1, Vec::new);
+            st.usage_traces
+                .resize_with(id as usize + 1, || std::array::from_fn(|_| None));
             if let Some(r) = st.registry.as_mut() {
                 r.insert((ident, subclass), id);
             }
             id
         }
     };
-    if let Some(c) = map.class_cache.get(subclass as usize) {
+    if let Some(c) = map.class_cache.get(cache_slot as usize) {
         // Release: pairs with the Acquire load in `cached`.
         c.store(
             id | u32::from(class(id).flags) << CACHE_FLAGS_SHIFT,

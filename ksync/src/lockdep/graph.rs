@@ -13,21 +13,12 @@ use std::backtrace::Backtrace;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use super::classes::{F_RCU, cdesc, class};
+use super::classes::{F_NOCHECK, cdesc, class};
 use super::held::{Held, Tls, held_text};
 use super::report::{Report, ReportKind, banner, current_trace, thread_name, trace_text};
-use super::state::{Edge, State, state};
+use super::state::{EN_ER, Edge, State, XN, state};
 use super::usage::check_irq_dependency;
 use super::{AcquireKind, LockdepMap};
-
-/// Dependency types (bits of [`Edge::mask`]) whose source is held exclusively.
-const EN_ER: u8 = 0b0011;
-/// Dependency types whose target is not a recursive read.
-const XN: u8 = 0b0101;
-
-fn edge(st: &State, from: u32, to: u32) -> Option<&Edge> {
-    st.fwd[from as usize].iter().find(|e| e.to == to)
-}
 
 /// Breadth-first search for a *strong* path `from` → … → `to`: one where no
 /// class is entered by a recursive read and left by a shared hold. `start_r`:
@@ -78,7 +69,9 @@ fn strong_path(
 
 /// Validates the chain of the thread whose stack is `t` with `map`, of class
 /// `id`, taken `kind`-wise in irq context `ctx` on top: recursion, then the new
-/// dependencies.
+/// dependencies. `nest`: the acquisition names a nest lock that is held, which
+/// serializes the nesting of its class: a second lock of the class held is no
+/// recursion, and adds no dependency (`check_deadlock` returning 2).
 #[cold]
 pub(super) fn validate(
     t: &Tls,
@@ -86,15 +79,19 @@ pub(super) fn validate(
     id: u32,
     kind: AcquireKind,
     ctx: u8,
+    nest: bool,
     out: &mut Vec<Report>,
 ) {
     let mut st = state();
     for h in &t.held[..t.depth] {
-        if h.class != id || h.flags & F_RCU != 0 {
+        if h.class != id || h.flags & F_NOCHECK != 0 {
             continue;
         }
         if kind == AcquireKind::RecursiveRead && h.kind != AcquireKind::Exclusive {
             continue;
+        }
+        if nest {
+            return;
         }
         if st.once(ReportKind::RecursiveLocking, vec![id], 0) {
             out.push(recursive_report(t, map, id, h));
@@ -103,7 +100,7 @@ pub(super) fn validate(
     }
     for i in (0..t.depth).rev() {
         let h = t.held[i];
-        if h.flags & F_RCU != 0 {
+        if h.flags & F_NOCHECK != 0 {
             continue;
         }
         if h.ctx != ctx {
@@ -136,7 +133,7 @@ fn add_edge(
     let prev_shared = prev.kind != AcquireKind::Exclusive;
     let next_rec = kind == AcquireKind::RecursiveRead;
     let ty = 1u8 << ((u8::from(prev_shared) << 1) | u8::from(next_rec));
-    if edge(st, prev.class, next).is_some_and(|e| e.mask & ty != 0) {
+    if st.edge(prev.class, next).is_some_and(|e| e.mask & ty != 0) {
         return;
     }
     if let Some(path) = strong_path(st, next, prev.class, next_rec, prev_shared) {
@@ -155,7 +152,7 @@ fn add_edge(
                 trace: Backtrace::capture(),
             });
             st.back[next as usize].push(prev.class);
-            check_irq_dependency(st, prev.class, next, out);
+            check_irq_dependency(t, st, prev, next, kind, out);
         }
     }
 }
@@ -233,7 +230,7 @@ fn circular_report(
             cdesc(taken),
             class(held).name
         );
-        if let Some(e) = edge(st, held, taken) {
+        if let Some(e) = st.edge(held, taken) {
             text.push_str(&trace_text(&e.trace));
         }
     }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use super::chains::{mix, seed};
-use super::classes::{F_RCU, F_SPIN, cdesc, class, class_of};
+use super::classes::{F_NOCHECK, F_RCU, F_SPIN, cdesc, class, class_of};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
 use super::state::{emit_all, state};
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
@@ -30,6 +30,11 @@ pub(super) struct Held {
     /// Hash of the chain of held classes up to and including this one; set when
     /// the entry is pushed ([`Tls::chain_key`]).
     pub(super) chain_key: u64,
+    /// Locks of this class merged into this one entry under a nest lock
+    /// (`references`); 0 for a plain entry. A merged entry's `map` is 0, so
+    /// no release matches it by address: each release of a lock of its class
+    /// takes one away ([`Tls::release`]).
+    pub(super) refs: u32,
 }
 
 impl Held {
@@ -52,6 +57,7 @@ impl Held {
             ctx,
             flags,
             chain_key: 0,
+            refs: 0,
         }
     }
 }
@@ -64,19 +70,20 @@ const EMPTY: Held = Held {
     ctx: 0,
     flags: 0,
     chain_key: 0,
+    refs: 0,
 };
 
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
 /// extends the key of the lock below if that one was taken in the same irq
 /// context, else starts afresh; an RCU read section adds nothing to it (it takes
-/// no part in dependencies).
+/// no part in dependencies), nor does a class that is not validated.
 #[inline]
 fn key_on(below: Option<&Held>, h: &Held) -> u64 {
     let prev = match below {
         Some(p) if p.ctx == h.ctx => p.chain_key,
         _ => seed(h.ctx),
     };
-    if h.flags & F_RCU != 0 {
+    if h.flags & F_NOCHECK != 0 {
         prev
     } else {
         mix(prev, h.class, h.kind, h.trylock)
@@ -195,10 +202,16 @@ impl Tls {
             return out;
         }
         let addr = map as *const _ as usize;
-        let Some(i) = self.held[..self.depth].iter().rposition(|h| h.map == addr) else {
+        let found = self.held[..self.depth].iter().rposition(|h| h.map == addr);
+        let Some(i) = found.or_else(|| self.merged(map)) else {
             self.bad_unlock(map, &mut out);
             return out;
         };
+        if self.held[i].refs > 1 {
+            // One of several locks merged under a nest lock: the entry stays.
+            self.held[i].refs -= 1;
+            return out;
+        }
         self.uncount(self.held[i].flags);
         self.held.copy_within(i + 1..self.depth, i);
         self.depth -= 1;
@@ -208,6 +221,17 @@ impl Tls {
             self.held[j].chain_key = key;
         }
         out
+    }
+
+    /// The entry that merges locks of `map`'s class under a nest lock, if any.
+    pub(super) fn merged(&self, map: &LockdepMap) -> Option<usize> {
+        if !self.held[..self.depth].iter().any(|h| h.refs != 0) {
+            return None;
+        }
+        let id = class_of(map, 0);
+        self.held[..self.depth]
+            .iter()
+            .rposition(|h| h.refs != 0 && h.class == id)
     }
 
     /// "bad unlock balance detected": a release of `map`, which this thread does
@@ -241,9 +265,14 @@ impl Tls {
 
     /// "MAX_LOCK_DEPTH too low": the stack is full while class `id` is acquired;
     /// the validator turns itself off for this thread.
+    ///
+    /// The stack is emptied once the report is written: from now on nothing is
+    /// pushed or popped, so whatever it still held would be stale for good (the
+    /// counts of spinning locks and RCU sections that `might_sleep` reads, most
+    /// visibly: a false "sleeping function called from invalid context" long
+    /// after every lock was released).
     #[cold]
     pub(super) fn overflow(&mut self, id: u32, out: &mut Vec<Report>) {
-        self.broken = true;
         let tid = crate::arch::gettid();
         let mut text = banner(ReportKind::TooDeep);
         let _ = writeln!(
@@ -258,6 +287,10 @@ impl Tls {
             text,
             tid,
         });
+        self.broken = true;
+        self.depth = 0;
+        self.spin = 0;
+        self.rcu = 0;
     }
 }
 
@@ -285,7 +318,11 @@ pub(super) fn held_text(t: &Tls, tid: i32, name: Option<&str>) -> String {
                 (AcquireKind::Read, _) => " [read]",
                 (AcquireKind::RecursiveRead, _) => " [recursive read]",
             };
-            let _ = writeln!(s, " #{i}: {:#x} {}{kind}", h.map, cdesc(h.class));
+            if h.refs != 0 {
+                let _ = writeln!(s, " #{i}: ({} locks) {}{kind}", h.refs, cdesc(h.class));
+            } else {
+                let _ = writeln!(s, " #{i}: {:#x} {}{kind}", h.map, cdesc(h.class));
+            }
         }
     }
     s

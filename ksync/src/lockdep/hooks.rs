@@ -11,9 +11,10 @@
 //! measures it).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::chains::{chain_cached, chain_insert};
-use super::classes::{self, F_RCU, cdesc, class, class_of};
+use super::chains::{chain_cached, chain_insert, clear_chains};
+use super::classes::{self, F_NOCHECK, cdesc, class, class_of};
 use super::graph;
 use super::held::{self, Held, Tls, held_text_now, with_tls};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
@@ -53,7 +54,7 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
         return false;
     }
     h.chain_key = t.chain_key(&h);
-    if h.flags & F_RCU == 0 {
+    if h.flags & F_NOCHECK == 0 {
         let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
         if classes::usage(h.class) & need != need {
             return false;
@@ -61,6 +62,7 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
         if !h.trylock && !chain_cached(h.chain_key) {
             return false;
         }
+        usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
     }
     t.push(h);
     true
@@ -76,6 +78,7 @@ fn acquire_slow(
     pc: u32,
     irqs_off: bool,
 ) {
+    install_ctx_hooks();
     let id = class_of(map, subclass);
     if id == 0 {
         return;
@@ -83,7 +86,7 @@ fn acquire_slow(
     let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
     let out = with_tls(|t| {
         let depth = t.depth;
-        let out = acquire_checked(t, map, h, pc, irqs_off);
+        let out = acquire_checked(t, map, h, pc, irqs_off, false);
         if !out.is_empty() && t.depth > depth && report::mode() == Mode::Panic {
             // The report will panic out of the lock's acquire path: the lock is
             // not taken, so it must not stay on the stack.
@@ -106,6 +109,7 @@ fn acquire_checked(
     mut h: Held,
     pc: u32,
     irqs_off: bool,
+    nest: bool,
 ) -> Vec<Report> {
     let mut out = Vec::new();
     if t.broken {
@@ -119,19 +123,62 @@ fn acquire_checked(
         return out;
     }
     h.chain_key = t.chain_key(&h);
-    // An RCU read section takes no part in dependencies (`check = 0`).
-    if h.flags & F_RCU == 0 {
+    // An RCU read section, or a class not validated, takes no part in usage
+    // or dependencies (`check = 0`).
+    if h.flags & F_NOCHECK == 0 {
         let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
         if classes::usage(h.class) & need != need {
-            usage::mark_usage(t, h.class, need, pc, irqs_off, &mut out);
+            usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
         }
         if !h.trylock && !chain_cached(h.chain_key) {
-            graph::validate(t, map, h.class, h.kind, h.ctx, &mut out);
+            graph::validate(t, map, h.class, h.kind, h.ctx, nest, &mut out);
             chain_insert(h.chain_key);
         }
+        usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
     }
     t.push(h);
     out
+}
+
+/// Irqs or bottom halves were just enabled on this thread (`ctx` runs this as
+/// its deferred work, set by [`usage::defer_mark`]): the locks it holds gain
+/// the enabled usages of the new context, checked against the irq rules as at
+/// an acquisition (`mark_held_locks`). Asks to be run again while a held lock
+/// may still gain one (bottom halves still off, say).
+#[cold]
+#[inline(never)]
+fn mark_held_locks() {
+    ctx::take_deferred(ctx::Deferred::LockdepHeld);
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let pc = preempt_count();
+    let irqs_off = ctx::irqs_disabled();
+    let done = with_tls(|t| {
+        let mut out = Vec::new();
+        let mut again = false;
+        if t.broken {
+            return (out, again);
+        }
+        for i in 0..t.depth {
+            let h = t.held[i];
+            if h.flags & F_NOCHECK != 0 || h.ctx != 0 {
+                continue;
+            }
+            // Enabled usages only: `trylock` leaves out the used-in-irq ones.
+            let need = usage_needed(h.kind, true, pc, irqs_off);
+            if classes::usage(h.class) & need != need {
+                usage::mark_usage(t, h.class, h.kind, need, pc, irqs_off, &mut out);
+            }
+            again |= usage::may_gain_enabled(&h);
+        }
+        (out, again)
+    });
+    let (out, again) = done.unwrap_or((Vec::new(), true));
+    if again {
+        ctx::defer_work(ctx::Deferred::LockdepHeld, mark_held_locks);
+    }
+    emit_all(out);
 }
 
 #[inline]
@@ -171,7 +218,85 @@ pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
         return true;
     }
     let addr = map as *const _ as usize;
-    with_tls(|t| t.broken || t.held[..t.depth].iter().any(|h| h.map == addr)).unwrap_or(true)
+    with_tls(|t| {
+        t.broken || t.held[..t.depth].iter().any(|h| h.map == addr) || t.merged(map).is_some()
+    })
+    .unwrap_or(true)
+}
+
+/// An acquisition of `map` under the nest lock `nest` (`lock_acquire` with
+/// `nest_lock`): many locks of one class taken under one outer lock that
+/// serializes them (`mutex_lock_nest_lock`, `spin_lock_nest_lock`). Locks of
+/// the class taken one after another share one held-lock entry (`references`),
+/// so any number fit in the stack; a lock of the class already held is no
+/// recursion. Reports if `nest` is not held.
+pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    install_ctx_hooks();
+    let pc = preempt_count();
+    let irqs_off = ctx::irqs_disabled();
+    let id = class_of(map, 0);
+    let nest_id = class_of(nest, 0);
+    if id == 0 || nest_id == 0 {
+        return;
+    }
+    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let nest_addr = nest as *const _ as usize;
+    let out = with_tls(|t| {
+        if t.broken {
+            return Vec::new();
+        }
+        let held = t.held[..t.depth].iter().any(|x| x.map == nest_addr);
+        if !held {
+            let mut out = nest_not_held(t, map, id, nest, nest_id);
+            out.extend(acquire_checked(t, map, h, pc, irqs_off, false));
+            return out;
+        }
+        if let Some(top) = t.depth.checked_sub(1).map(|i| &mut t.held[i]) {
+            if top.class == id && top.flags & F_NOCHECK == 0 {
+                top.refs = top.refs.max(1) + 1;
+                top.map = 0;
+                return Vec::new();
+            }
+        }
+        acquire_checked(t, map, h, pc, irqs_off, true)
+    });
+    if let Some(out) = out {
+        emit_all(out);
+    }
+}
+
+/// "Nested lock was not taken" (`print_lock_nested_lock_not_held`).
+fn nest_not_held(
+    t: &Tls,
+    map: &LockdepMap,
+    id: u32,
+    nest: &LockdepMap,
+    nest_id: u32,
+) -> Vec<Report> {
+    let tid = crate::arch::gettid();
+    if !state().once(ReportKind::NestLockNotHeld, vec![id, nest_id], tid) {
+        return Vec::new();
+    }
+    let name = thread_name();
+    let mut text = banner(ReportKind::NestLockNotHeld);
+    let _ = writeln!(
+        text,
+        "{name}/{tid} is trying to lock:\n  {:#x} {}\nbut this task is not holding:\n  {}\n",
+        map as *const _ as usize,
+        cdesc(id),
+        nest.name()
+    );
+    text.push_str(&held::held_text(t, tid, Some(&name)));
+    text.push_str(&current_trace());
+    vec![Report {
+        kind: ReportKind::NestLockNotHeld,
+        classes: vec![map.name(), nest.name()],
+        text,
+        tid,
+    }]
 }
 
 /// `lockdep_assert_held`: reports unless this thread holds `map`.
@@ -218,4 +343,110 @@ pub(super) fn held_locks_text() -> String {
 
 pub(super) fn depth() -> usize {
     with_tls(|t| t.depth).unwrap_or(0)
+}
+
+/// `lockdep::reset`: forgets the dependency graph, every class's usage, the
+/// validated chains and the reports given, and empties this thread's held-lock
+/// stack (turning its validator back on if it overflowed).
+pub(super) fn reset() {
+    irqs_held_back(|| {
+        let mut st = state();
+        st.clear_graph();
+        classes::clear_usage(st.nclasses);
+        clear_chains();
+    });
+    with_tls(|t| {
+        t.depth = 0;
+        t.spin = 0;
+        t.rcu = 0;
+        t.broken = false;
+    });
+}
+
+/// Installs lockdep's hooks in `ctx`, which stands below it (once; from the
+/// slow path of an acquisition, so a program that takes no lock installs none).
+fn install_ctx_hooks() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // Relaxed: installing twice stores the same function twice.
+    if !DONE.load(Ordering::Relaxed) {
+        DONE.store(true, Ordering::Relaxed);
+        ctx::set_bogus_irq_restore_hook(bogus_irq_restore);
+    }
+}
+
+/// "local_irq_restore() called with irqs enabled": a saved irqs-disabled
+/// state restored while irqs are on, which leaves them off for good. With
+/// guards it is a drop order the kernel's scoped locks cannot produce:
+/// `lock_irq(a)`, `lock_irqsave(b)`, drop `a` (irqs on), drop `b` (irqs off
+/// again, no lock held). Called by `ctx::local_irq_restore`; once per thread.
+fn bogus_irq_restore() {
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let tid = crate::arch::gettid();
+    if !irqs_held_back(|| state().once(ReportKind::IrqRestoreOutOfOrder, Vec::new(), tid)) {
+        return;
+    }
+    let mut text = banner(ReportKind::IrqRestoreOutOfOrder);
+    let _ = writeln!(
+        text,
+        "{}/{tid} restores irq flags saved with irqs disabled while irqs are enabled:\n\
+         the save and this restore are not nested with whatever enabled irqs in between\n\
+         (guards dropped out of order: lock_irq(a), lock_irqsave(b), drop(a), drop(b));\n\
+         irqs stay disabled after it.\n",
+        thread_name()
+    );
+    text.push_str(&held_text_now(tid));
+    text.push_str(&current_trace());
+    emit_all(vec![Report {
+        kind: ReportKind::IrqRestoreOutOfOrder,
+        classes: Vec::new(),
+        text,
+        tid,
+    }]);
+}
+
+/// `map` is being dropped: if this thread holds it, "held lock freed!"
+/// (`debug_check_no_locks_freed`), and the entry leaves the stack, since no
+/// release will come for it.
+pub(super) fn map_freed(map: &LockdepMap) {
+    if classes::cached(map, 0).0 == 0 && classes::cached(map, 1).0 == 0 {
+        return; // never acquired
+    }
+    if report::mode() == Mode::Off {
+        return;
+    }
+    let addr = map as *const _ as usize;
+    let out = with_tls(|t| {
+        let mut out = Vec::new();
+        if t.broken || !t.held[..t.depth].iter().any(|h| h.map == addr) {
+            return out;
+        }
+        let tid = crate::arch::gettid();
+        let name = thread_name();
+        let id = class_of(map, 0);
+        if state().once(ReportKind::HeldLockFreed, vec![id], tid) {
+            let mut text = banner(ReportKind::HeldLockFreed);
+            let _ = writeln!(
+                text,
+                "{name}/{tid} is freeing memory {addr:#x}-{:#x}, with a lock still held there!\n  {addr:#x} {}",
+                addr + core::mem::size_of::<LockdepMap>() - 1,
+                cdesc(id)
+            );
+            text.push_str(&held::held_text(t, tid, Some(&name)));
+            text.push_str(&current_trace());
+            out.push(Report {
+                kind: ReportKind::HeldLockFreed,
+                classes: vec![map.name()],
+                text,
+                tid,
+            });
+        }
+        // No release will come: take it off the stack.
+        out.extend(t.release(map));
+        out
+    });
+    if let Some(out) = out {
+        emit_all(out);
+    }
 }

@@ -15,13 +15,17 @@
 //! | [`ReportKind::CircularDependency`] | possible circular locking dependency detected |
 //! | [`ReportKind::RecursiveLocking`] | possible recursive locking detected |
 //! | [`ReportKind::InconsistentIrqUsage`] | inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage |
-//! | [`ReportKind::IrqLockInversion`] | HARDIRQ-safe -> HARDIRQ-unsafe lock order detected |
+//! | [`ReportKind::IrqSafeToUnsafe`] | HARDIRQ-safe -> HARDIRQ-unsafe lock order detected |
+//! | [`ReportKind::IrqLockInversion`] | possible irq lock inversion dependency detected |
 //! | [`ReportKind::BadUnlockBalance`] | bad unlock balance detected |
 //! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
+//! | [`ReportKind::HeldLockFreed`] | held lock freed! (a lock dropped or re-initialised while held) |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
+//! | [`ReportKind::NestLockNotHeld`] | Nested lock was not taken |
 //! | [`ReportKind::TooDeep`] | BUG: MAX_LOCK_DEPTH too low / too many lock classes |
+//! | [`ReportKind::IrqRestoreOutOfOrder`] | raw_local_irq_restore() called with IRQs enabled (`CONFIG_DEBUG_IRQFLAGS`): guards dropped out of order |
 //!
 //! Each report is printed to stderr in the kernel's format and collected, so tests
 //! can assert it: [`take_reports`] (this thread's) and [`take_reports_involving`]
@@ -80,9 +84,14 @@
 //!   pattern seen before costs one lookup and no lock.
 //! - **Irq states.** Each class collects usage bits from the context of every
 //!   acquisition (in hardirq, in softirq, with hardirqs enabled, with softirqs
-//!   enabled; read or write). A class used in an irq and also taken with that irq
-//!   enabled is reported; so is a dependency from an irq-safe class to an
-//!   irq-unsafe one.
+//!   enabled; read or write), and the locks a thread holds when it enables irqs
+//!   or bottom halves gain the enabled usage then (`mark_held_locks`, run by
+//!   `ctx` as deferred work only when a lock taken with them off may gain it).
+//!   A class used in an irq and also taken with that irq enabled is reported
+//!   (a read in the irq conflicts only with a write with it enabled, and the
+//!   reverse); so is a dependency, along a strong path, from an irq-safe class
+//!   to an irq-unsafe one: [`ReportKind::IrqSafeToUnsafe`] when the dependency
+//!   is new, [`ReportKind::IrqLockInversion`] when the usage is.
 //! - **Trylocks** never wait, so they add no dependencies to the lock they take
 //!   (but locks taken while holding them do).
 //! - **Wait types.** [`LockdepMap::spinning`] marks a lock that must not be held
@@ -117,7 +126,10 @@
 //!
 //! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
 //! as the "existing dependency chain") when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`
-//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost.
+//! enable it; set `RUST_LIB_BACKTRACE=0` to skip that cost. Reports print
+//! each stack as the kernel does, from the call into ksync outward (the
+//! validator's own frames and std's thread start left out, one short line per
+//! frame); `KSYNC_LOCKDEP_TRACE=raw` prints std's whole trace instead.
 //!
 //! The first acquisition of a new chain takes a `std` mutex and may allocate, so an
 //! irq handler (a signal handler) that takes a lock in a chain never seen before is
@@ -191,6 +203,10 @@ impl LockClassKey {
     }
 }
 
+/// The key of every map that is not validated (`__lockdep_no_validate__`).
+#[cfg_attr(not(feature = "lockdep"), allow(dead_code))]
+static NOVALIDATE_KEY: LockClassKey = LockClassKey::new("");
+
 /// How a lock is being acquired, for the dependency rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcquireKind {
@@ -227,6 +243,9 @@ pub struct LockdepMap {
     pub(crate) key: Option<&'static LockClassKey>,
     #[cfg(feature = "lockdep")]
     pub(crate) wait: u8,
+    /// The subclass of plain acquisitions (`lockdep_set_subclass`), 0 normally.
+    #[cfg(feature = "lockdep")]
+    pub(crate) subclass: u32,
     /// Class id per subclass 0 and 1 (`class_cache`); 0 = not looked up yet.
     #[cfg(feature = "lockdep")]
     #[cfg_attr(loom, allow(dead_code))]
@@ -263,6 +282,8 @@ impl LockdepMap {
             key,
             #[cfg(feature = "lockdep")]
             wait: WAIT_ANY,
+            #[cfg(feature = "lockdep")]
+            subclass: 0,
             #[cfg(feature = "lockdep")]
             class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
         }
@@ -308,17 +329,84 @@ impl LockdepMap {
         self
     }
 
+    /// Gives the map the class `key`, named `name`, from now on
+    /// (`lockdep_set_class_and_name`): for a lock made at one place whose
+    /// instances must be told apart (each inode type's lock, say). Call it
+    /// before the lock is first taken; a class already used stays in the graph.
+    #[doc(alias = "lockdep_set_class")]
+    #[doc(alias = "lockdep_set_class_and_name")]
+    pub fn set_class(&mut self, name: &'static str, key: &'static LockClassKey) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.name = name;
+            self.key = Some(key);
+            self.forget_class();
+        }
+        #[cfg(not(feature = "lockdep"))]
+        let _ = (name, key);
+    }
+
+    /// Makes `subclass` the subclass of this map's plain acquisitions
+    /// (`lockdep_set_subclass`): a lock always taken inside another of its
+    /// class gets its own class once, instead of `_nested` at every call.
+    #[doc(alias = "lockdep_set_subclass")]
+    pub fn set_subclass(&mut self, subclass: u32) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.subclass = subclass;
+            self.forget_class();
+        }
+        #[cfg(not(feature = "lockdep"))]
+        let _ = subclass;
+    }
+
+    /// Turns validation off for this map (`lockdep_set_novalidate_class`): it
+    /// is still tracked as held ([`lock_is_held`], held-lock lists), but gains
+    /// no irq usage and no dependencies, in either direction. For locks whose
+    /// nesting lockdep cannot express (the kernel's `device` mutex).
+    #[doc(alias = "lockdep_set_novalidate_class")]
+    pub fn set_novalidate_class(&mut self) {
+        #[cfg(feature = "lockdep")]
+        {
+            self.key = Some(&NOVALIDATE_KEY);
+            self.forget_class();
+        }
+    }
+
+    /// Drops the cached class ids, so the next acquisition looks the class up
+    /// again with the map's new key or subclass.
+    #[cfg(feature = "lockdep")]
+    fn forget_class(&mut self) {
+        for c in &mut self.class_cache {
+            *c.get_mut() = 0;
+        }
+    }
+
     /// The lock's name (`""` without the `lockdep` feature).
     pub const fn name(&self) -> &'static str {
         #[cfg(feature = "lockdep")]
         {
             match self.key {
-                Some(k) => k.name,
-                None => self.name,
+                // The no-validate key has no name: the lock keeps its own.
+                Some(k) if !k.name.is_empty() => k.name,
+                _ => self.name,
             }
         }
         #[cfg(not(feature = "lockdep"))]
         ""
+    }
+}
+
+/// A map dropped (the lock freed, or re-initialised by assignment) while the
+/// current thread still holds it — a guard leaked with `mem::forget` — is
+/// reported at once ("held lock freed", `debug_check_no_locks_freed`) and
+/// leaves the held-lock stack. A map never acquired costs two loads. Lockdep
+/// knows a held lock by its address, so a lock moved while held (possible
+/// once its guard is forgotten) is not recognised when it is dropped.
+#[cfg(all(feature = "lockdep", not(loom)))]
+impl Drop for LockdepMap {
+    fn drop(&mut self) {
+        hooks::map_freed(self);
     }
 }
 
@@ -348,6 +436,40 @@ pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32
     let _ = (map, kind, trylock, subclass);
 }
 
+/// Records that the current task acquires `map` under the nest lock `nest`,
+/// which it holds (`lock_acquire` with a `nest_lock`; the kernel's
+/// `mutex_lock_nest_lock`, `spin_lock_nest_lock`): for many locks of one class
+/// taken together under an outer lock that serializes whoever does so (all the
+/// inodes of a rename under the filesystem's rename lock). Locks of the class
+/// taken one after another share one entry of the held-lock stack, so any
+/// number fit, and none counts as recursive locking; each is released with
+/// [`release`]. Reports [`ReportKind::NestLockNotHeld`] if `nest` is not held.
+///
+/// ```
+/// use ksync::lockdep::{self, AcquireKind::Exclusive, LockdepMap};
+/// let outer = LockdepMap::new("rename_lock");
+/// let inodes: Vec<LockdepMap> = (0..100).map(|_| LockdepMap::new("inode")).collect();
+/// lockdep::acquire(&outer, Exclusive, false, 0);
+/// for i in &inodes {
+///     lockdep::acquire_nest(i, Exclusive, false, &outer); // 100 of one class
+/// }
+/// for i in &inodes {
+///     lockdep::release(i);
+/// }
+/// lockdep::release(&outer);
+/// assert!(lockdep::take_reports().is_empty());
+/// ```
+#[doc(alias = "lock_nest_lock")]
+#[doc(alias = "mutex_lock_nest_lock")]
+#[doc(alias = "spin_lock_nest_lock")]
+#[inline]
+pub fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    hooks::acquire_nest(map, kind, trylock, nest);
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = (map, kind, trylock, nest);
+}
+
 /// Records that the current task releases `map` (`lock_release`). Releasing a map
 /// this thread does not hold is reported ("bad unlock balance").
 #[doc(alias = "lock_release")]
@@ -359,6 +481,64 @@ pub fn release(map: &LockdepMap) {
     hooks::release(map);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
+}
+
+/// Acquires the pseudo-lock `map` exclusively (`lock_map_acquire`): for
+/// synchronization that is not a lock but can deadlock like one (waiting for a
+/// work item, a completion that only one context signals). Pair it with
+/// [`lock_map_release`].
+///
+/// ```
+/// use ksync::lockdep::{self, LockdepMap};
+/// static FLUSH: LockdepMap = LockdepMap::new("flush_work");
+/// lockdep::lock_map_acquire(&FLUSH); // "holding" the work while it runs
+/// lockdep::lock_map_release(&FLUSH);
+/// # assert!(lockdep::take_reports().is_empty());
+/// ```
+#[inline(always)]
+pub fn lock_map_acquire(map: &LockdepMap) {
+    acquire(map, AcquireKind::Exclusive, false, 0);
+}
+
+/// Acquires the pseudo-lock `map` as a recursive read (`lock_map_acquire_read`).
+#[inline(always)]
+pub fn lock_map_acquire_read(map: &LockdepMap) {
+    acquire(map, AcquireKind::RecursiveRead, false, 0);
+}
+
+/// Releases the pseudo-lock `map` (`lock_map_release`).
+#[inline(always)]
+pub fn lock_map_release(map: &LockdepMap) {
+    release(map);
+}
+
+/// Validates taking `map` here without taking it (`might_lock`): the
+/// dependencies and irq usage it would add are checked and recorded now, so a
+/// path that only rarely takes the lock is validated on every run.
+#[inline]
+pub fn might_lock(map: &LockdepMap) {
+    acquire(map, AcquireKind::Exclusive, false, 0);
+    release(map);
+}
+
+/// [`might_lock`] for a read (`might_lock_read`).
+#[inline]
+pub fn might_lock_read(map: &LockdepMap) {
+    acquire(map, AcquireKind::Read, false, 0);
+    release(map);
+}
+
+/// Forgets everything lockdep learnt: the dependency graph, every class's irq
+/// usage, the validated chains and the reports already given; and empties this
+/// thread's held-lock stack (turning its validator back on if it had run out of
+/// room). For tests (the kernel's self-test resets between cases): other
+/// threads' held locks are kept, but what they taught the graph is gone, so
+/// call it where no other thread's verdict matters. Does nothing without the
+/// feature.
+#[doc(alias = "lockdep_reset")]
+pub fn reset() {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    hooks::reset();
 }
 
 /// Reports a sleep in atomic context (`might_sleep()`): with a raised preempt

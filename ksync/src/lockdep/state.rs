@@ -25,6 +25,13 @@ pub(super) enum Ident {
     Key(usize),
 }
 
+/// Dependency types (bits of [`Edge::mask`]) whose source is held exclusively:
+/// -(EN)-> and -(ER)->.
+pub(super) const EN_ER: u8 = 0b0011;
+/// Dependency types whose target is not taken as a recursive read: -(EN)-> and
+/// -(SN)->.
+pub(super) const XN: u8 = 0b0101;
+
 /// A dependency `from` → `to` (`struct lock_list`), kept in `from`'s list.
 pub(super) struct Edge {
     pub(super) to: u32,
@@ -44,6 +51,9 @@ pub(super) struct State {
     pub(super) fwd: Vec<Vec<Edge>>,
     /// Per class: the classes it is the target of (`locks_before`).
     pub(super) back: Vec<Vec<u32>>,
+    /// Per class and usage bit: where the class first gained that usage
+    /// (`usage_traces`), if backtraces are enabled.
+    pub(super) usage_traces: Vec<[Option<Backtrace>; 8]>,
     /// (kind, sorted class ids, scope) of every report given.
     reported: Option<HashSet<(ReportKind, Vec<u32>, i32)>>,
 }
@@ -53,6 +63,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     nclasses: 0,
     fwd: Vec::new(),
     back: Vec::new(),
+    usage_traces: Vec::new(),
     reported: None,
 });
 
@@ -64,6 +75,22 @@ pub(super) fn state() -> MutexGuard<'static, State> {
 }
 
 impl State {
+    /// Forgets every dependency, usage trace and report given (`reset`); the
+    /// classes stay registered, so the maps' cached ids stay right.
+    pub(super) fn clear_graph(&mut self) {
+        self.fwd.iter_mut().for_each(Vec::clear);
+        self.back.iter_mut().for_each(Vec::clear);
+        for t in &mut self.usage_traces {
+            *t = std::array::from_fn(|_| None);
+        }
+        self.reported = None;
+    }
+
+    /// The dependency `from` → `to`, if recorded.
+    pub(super) fn edge(&self, from: u32, to: u32) -> Option<&Edge> {
+        self.fwd[from as usize].iter().find(|e| e.to == to)
+    }
+
     /// True the first time (kind, ids, scope) is seen: each problem is reported once
     /// (per thread, for per-thread problems: `scope` = tid; else 0).
     pub(super) fn once(&mut self, kind: ReportKind, mut ids: Vec<u32>, scope: i32) -> bool {

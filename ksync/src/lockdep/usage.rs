@@ -1,21 +1,35 @@
 //! Irq usage: the irq context of an acquisition, the usage bits it sets on its
-//! class (`mark_usage`), and the two irq rules: a class used in an irq must not
-//! also be taken with that irq enabled ("inconsistent lock state"), and no
-//! irq-safe class may be held, directly or through the graph, while an irq-unsafe
-//! one is taken (`check_irq_usage`).
+//! class (`mark_usage`), and the irq rules, for reads as for writes:
+//!
+//! - a class used in an irq must not also be taken with that irq enabled
+//!   ("inconsistent lock state"): used-in-irq write against enabled read or
+//!   write, used-in-irq read against enabled write; two reads never conflict;
+//! - a class that gains a usage must not be connected through the graph to a
+//!   class with the opposite one ("possible irq lock inversion dependency
+//!   detected", `check_usage_forwards`/`check_usage_backwards`);
+//! - a new dependency must not connect an irq-safe class to an irq-unsafe one
+//!   ("HARDIRQ-safe -> HARDIRQ-unsafe lock order detected", `check_irq_usage`).
+//!
+//! The graph searches of the last two follow only *strong* paths, as the cycle
+//! search does, and where the path holds or takes a class as a recursive read,
+//! only that class's write usages count (the kernel's `only_xr` with
+//! `usage_match`): a recursive reader in an irq does not wait for another reader.
 //!
 //! The bit layout and names are the class's (`classes`); the context is read
 //! from the preempt count that the hooks pass in.
 
+use std::backtrace::Backtrace;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use super::AcquireKind;
 use super::classes::{self, ENABLED, HARD, SOFT, USAGE_NAMES, USED_IN, cdesc, class, ubit};
-use super::held::{Tls, held_text};
-use super::report::{Report, ReportKind, banner, current_trace, thread_name};
-use super::state::{State, state};
-use crate::ctx::{HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET};
+use super::held::{Held, Tls, held_text};
+use super::report::{
+    Report, ReportKind, banner, banner_titled, current_trace, thread_name, trace_text,
+};
+use super::state::{EN_ER, State, XN, state};
+use crate::ctx::{self, HARDIRQ_MASK, SOFTIRQ_MASK, SOFTIRQ_OFFSET};
 
 /// The usage bits that conflict with usage bit number `b` (`exclusive_bit` and
 /// its read variant): used-in-irq write vs enabled read or write; used-in-irq read
@@ -69,6 +83,37 @@ pub(super) fn usage_needed(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: 
     need
 }
 
+/// The enabled usages (both irqs) that an acquisition of `kind` in process
+/// context with everything enabled would set: what a held lock may still
+/// gain when irqs and bottom halves are enabled under it.
+#[inline]
+pub(super) fn enabled_bits(kind: AcquireKind) -> u32 {
+    let read = kind != AcquireKind::Exclusive;
+    ubit(HARD, ENABLED, read) | ubit(SOFT, ENABLED, read)
+}
+
+/// Whether held lock `h` may still gain enabled usages, when irqs or bottom
+/// halves are enabled while it is held: taken in process context, and its
+/// class lacks one of them.
+#[inline]
+pub(super) fn may_gain_enabled(h: &Held) -> bool {
+    let all = enabled_bits(h.kind);
+    h.ctx == 0 && classes::usage(h.class) & all != all
+}
+
+/// For a lock `h` about to be pushed with preempt count `pc` and irqs off or
+/// not: if irqs or bottom halves are off and its class may still gain an
+/// enabled usage, asks `ctx` to run `mark_held` when they are enabled (the
+/// kernel's `mark_held_locks` from `lockdep_hardirqs_on`/`lockdep_softirqs_on`).
+/// With everything enabled (the common case) it costs two tests of values at
+/// hand.
+#[inline]
+pub(super) fn defer_mark(h: &Held, pc: u32, irqs_off: bool, mark_held: fn()) {
+    if (irqs_off || pc & SOFTIRQ_MASK != 0) && may_gain_enabled(h) {
+        ctx::defer_work(ctx::Deferred::LockdepHeld, mark_held);
+    }
+}
+
 fn context_text(pc: u32, irqs_off: bool) -> String {
     format!(
         "[HC{}[{}]:SC{}[{}]:HE{}:SE{}]",
@@ -81,67 +126,242 @@ fn context_text(pc: u32, irqs_off: bool) -> String {
     )
 }
 
-/// The first class reachable in the graph from `start` (itself included)
-/// forwards (`forward`) or backwards whose usage has any of `bits`, with the path
+/// The read usage bits (`LOCKF_IRQ_READ`).
+const READ_BITS: u32 = 0b1010_1010;
+
+/// Both usage bits (read and write) of `irq` in direction `dir`.
+const fn both(irq: u32, dir: u32) -> u32 {
+    ubit(irq, dir, false) | ubit(irq, dir, true)
+}
+
+/// The irq's name as reports print it.
+fn irq_name(irq: u32) -> &'static str {
+    if irq == HARD { "HARDIRQ" } else { "SOFTIRQ" }
+}
+
+/// The usage of class `c` that a search sees: all of it, or only its write
+/// bits where the path holds or takes `c` as a recursive read (`xr`).
+fn visible(c: u32, xr: bool) -> u32 {
+    let u = classes::usage(c);
+    if xr { u & !READ_BITS } else { u }
+}
+
+/// Breadth-first search along strong paths from `start`, forwards (the locks
+/// taken after it) or backwards (the locks held before it), for the first
+/// class whose visible usage has any of `bits`; the path from `start` to it
 /// (`find_usage_forwards`, `find_usage_backwards`).
-fn find_usage(st: &State, start: u32, forward: bool, bits: u32) -> Option<Vec<u32>> {
+///
+/// `start_xr`: forwards, `start` is taken as a recursive read, so the path must
+/// not leave it by a shared hold; backwards, `start` is held shared, so the
+/// path must not enter it by a recursive read. Each class is reached in the
+/// best state seen: a class reached both ways is searched as the stronger.
+fn find_usage(
+    st: &State,
+    start: u32,
+    forward: bool,
+    start_xr: bool,
+    bits: u32,
+) -> Option<Vec<u32>> {
     let n = st.fwd.len();
+    // 0 unvisited, 1 reached with only recursive-read links, 2 reached otherwise.
+    let mut seen = vec![0u8; n];
     let mut parent = vec![u32::MAX; n];
     let mut q = VecDeque::new();
+    seen[start as usize] = if start_xr { 1 } else { 2 };
     parent[start as usize] = start;
-    q.push_back(start);
-    while let Some(c) = q.pop_front() {
-        if classes::usage(c) & bits != 0 {
+    q.push_back((start, start_xr));
+    while let Some((c, xr)) = q.pop_front() {
+        if visible(c, xr) & bits != 0 {
             let mut path = vec![c];
             let mut x = c;
-            while x != start {
+            while x != start && path.len() <= n {
                 x = parent[x as usize];
                 path.push(x);
             }
             path.reverse();
             return Some(path);
         }
-        let mut visit = |to: u32| {
-            if parent[to as usize] == u32::MAX {
-                parent[to as usize] = c;
-                q.push_back(to);
+        let mut step = |to: u32, mask: u8| {
+            let (allowed, nxr) = if forward {
+                let a = if xr { mask & EN_ER } else { mask };
+                (a, a & XN == 0)
+            } else {
+                let a = if xr { mask & XN } else { mask };
+                (a, a & EN_ER == 0)
+            };
+            let lvl = if nxr { 1 } else { 2 };
+            if allowed == 0 || seen[to as usize] >= lvl {
+                return;
             }
+            seen[to as usize] = lvl;
+            parent[to as usize] = c;
+            q.push_back((to, nxr));
         };
         if forward {
-            st.fwd[c as usize].iter().for_each(|e| visit(e.to));
+            st.fwd[c as usize].iter().for_each(|e| step(e.to, e.mask));
         } else {
-            st.back[c as usize].iter().copied().for_each(&mut visit);
+            for &p in &st.back[c as usize] {
+                if let Some(e) = st.edge(p, c) {
+                    step(p, e.mask);
+                }
+            }
         }
     }
     None
 }
 
-/// The irq-safe → irq-unsafe rule (`check_irq_usage`), for a new edge
-/// `prev` → `next`: no class that is used in an irq may, through the graph,
-/// be held while a class taken with that irq enabled is acquired. Only write
-/// usage counts on both sides (conservative: no false positives from readers).
-pub(super) fn check_irq_dependency(st: &mut State, prev: u32, next: u32, out: &mut Vec<Report>) {
+/// The dependencies of `path`, a chain of classes in graph order (each held
+/// while the next was taken), with the stack of each where it was recorded
+/// (`print_shortest_lock_dependencies`).
+fn path_text(st: &State, path: &[u32]) -> String {
+    let mut s = String::new();
+    for (i, &c) in path.iter().enumerate() {
+        let _ = writeln!(s, "{:i$}-> {}", "", cdesc(c));
+        if let Some(e) = i.checked_sub(1).and_then(|p| st.edge(path[p], c)) {
+            let _ = writeln!(s, "{:i$}   ... acquired at:", "");
+            s.push_str(&trace_text(&e.trace));
+        }
+    }
+    s
+}
+
+/// Where class `id` gained usage bit `b`, if its stack was recorded.
+fn usage_trace(st: &State, id: u32, b: u32) -> String {
+    match st
+        .usage_traces
+        .get(id as usize)
+        .and_then(|t| t[b as usize].as_ref())
+    {
+        Some(bt) => trace_text(bt),
+        None => String::new(),
+    }
+}
+
+/// The lowest usage bit of class `c` within `bits`, as it was found.
+fn first_bit(c: u32, bits: u32) -> u32 {
+    (classes::usage(c) & bits).trailing_zeros()
+}
+
+/// The scenario of an irq-safe class `safe` held (through `middle`, when it is
+/// neither end) while the irq-unsafe `unsafe_` is taken (`print_irq_lock_scenario`).
+fn scenario_text(safe: u32, unsafe_: u32, middle: u32) -> String {
+    let (s, u, m) = (class(safe).name, class(unsafe_).name, class(middle).name);
+    let mut text = String::new();
+    if middle != unsafe_ && middle != safe {
+        let _ = writeln!(text, "Chain exists of:\n  {s} --> {m} --> {u}\n");
+    }
+    let m = if middle == safe { u } else { m };
+    let _ = writeln!(
+        text,
+        " Possible interrupt unsafe locking scenario:\n\n       CPU0                    CPU1\n       ----                    ----\n  lock({u});\n                               local_irq_disable();\n                               lock({s});\n                               lock({m});\n  <Interrupt>\n    lock({s});\n\n *** DEADLOCK ***\n"
+    );
+    text
+}
+
+/// The irq-safe → irq-unsafe rule for a new dependency `prev` → `next`, `next`
+/// taken `kind`-wise by the thread whose stack is `t` (`check_irq_usage`): no
+/// class used in an irq (read or write) may be held, through strong paths of
+/// the graph, while a class taken with that irq enabled (read or write) is
+/// acquired.
+pub(super) fn check_irq_dependency(
+    t: &Tls,
+    st: &mut State,
+    prev: &Held,
+    next: u32,
+    kind: AcquireKind,
+    out: &mut Vec<Report>,
+) {
     for irq in [HARD, SOFT] {
-        let Some(back) = find_usage(st, prev, false, ubit(irq, USED_IN, false)) else {
+        let prev_shared = prev.kind != AcquireKind::Exclusive;
+        let Some(back) = find_usage(st, prev.class, false, prev_shared, both(irq, USED_IN)) else {
             continue;
         };
-        let Some(fwd) = find_usage(st, next, true, ubit(irq, ENABLED, false)) else {
+        let next_rec = kind == AcquireKind::RecursiveRead;
+        let Some(fwd) = find_usage(st, next, true, next_rec, both(irq, ENABLED)) else {
             continue;
         };
-        let safe = back[back.len() - 1];
-        let unsafe_ = fwd[fwd.len() - 1];
-        if st.once(ReportKind::IrqLockInversion, vec![safe, unsafe_], 0) {
-            out.push(irq_inversion_report(irq, safe, unsafe_, prev, next, None));
+        let (safe, unsafe_) = (back[back.len() - 1], fwd[fwd.len() - 1]);
+        if st.once(ReportKind::IrqSafeToUnsafe, vec![safe, unsafe_], 0) {
+            out.push(bad_irq_dependency_report(
+                t, st, irq, prev, next, &back, &fwd,
+            ));
         }
     }
 }
 
-/// Sets new usage bits `need` of class `id`, acquired by the thread whose stack
-/// is `t`, and checks them against both rules (`mark_lock_irq`).
+/// "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+/// (`print_bad_irq_dependency`): the new dependency `prev` → `next` connects
+/// `back`'s last class (irq-safe; `back` runs from `prev` backwards) to `fwd`'s
+/// last class (irq-unsafe; `fwd` runs from `next` forwards).
+fn bad_irq_dependency_report(
+    t: &Tls,
+    st: &State,
+    irq: u32,
+    prev: &Held,
+    next: u32,
+    back: &[u32],
+    fwd: &[u32],
+) -> Report {
+    let (safe, unsafe_) = (back[back.len() - 1], fwd[fwd.len() - 1]);
+    let irqn = irq_name(irq);
+    let tid = crate::arch::gettid();
+    let name = thread_name();
+    let mut text = banner_titled(&format!(
+        "WARNING: {irqn}-safe -> {irqn}-unsafe lock order detected"
+    ));
+    let _ = writeln!(
+        text,
+        "{name}/{tid} {} is trying to acquire:\n  {}\n\nand this task is already holding:\n  {:#x} {}\nwhich would create a new lock dependency:\n  {} -> {}\n",
+        context_text(ctx::preempt_count(), ctx::irqs_disabled()),
+        cdesc(next),
+        prev.map,
+        cdesc(prev.class),
+        class(prev.class).name,
+        class(next).name
+    );
+    let sb = first_bit(safe, both(irq, USED_IN));
+    let ub = first_bit(unsafe_, both(irq, ENABLED));
+    let _ = writeln!(
+        text,
+        "but this new dependency connects a {irqn}-irq-safe lock:\n  {}\n\n... which became {irqn}-irq-safe at:\n{}\nto a {irqn}-irq-unsafe lock:\n  {}\n\n... which became {irqn}-irq-unsafe at:\n...\n{}\nother info that might help us debug this:\n",
+        cdesc(safe),
+        usage_trace(st, safe, sb),
+        cdesc(unsafe_),
+        usage_trace(st, unsafe_, ub),
+    );
+    let middle = if prev.class == safe { next } else { prev.class };
+    text.push_str(&scenario_text(safe, unsafe_, middle));
+    text.push_str(&held_text(t, tid, Some(&name)));
+    let _ = writeln!(
+        text,
+        "\nthe dependencies between {irqn}-irq-safe lock and the holding lock:"
+    );
+    let mut rev = back.to_vec();
+    rev.reverse();
+    text.push_str(&path_text(st, &rev));
+    let _ = writeln!(
+        text,
+        "\nthe dependencies between the lock to be acquired and {irqn}-irq-unsafe lock:"
+    );
+    text.push_str(&path_text(st, fwd));
+    text.push_str(&current_trace());
+    Report {
+        kind: ReportKind::IrqSafeToUnsafe,
+        classes: vec![class(safe).name, class(unsafe_).name],
+        text,
+        tid,
+    }
+}
+
+/// Sets new usage bits `need` of class `id`, taken `kind`-wise by the thread
+/// whose stack is `t` (at its acquisition, or when irqs were enabled under
+/// it), and checks each against the irq rules (`mark_lock_irq`).
 #[cold]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn mark_usage(
     t: &Tls,
     id: u32,
+    kind: AcquireKind,
     need: u32,
     pc: u32,
     irqs_off: bool,
@@ -155,103 +375,153 @@ pub(super) fn mark_usage(
         if new & (1 << b) == 0 {
             continue;
         }
+        if let Some(slot) = st.usage_traces.get_mut(id as usize) {
+            slot[b as usize].get_or_insert_with(Backtrace::capture);
+        }
         let bad = all & conflicts(b);
         if bad != 0 {
             if st.once(ReportKind::InconsistentIrqUsage, vec![id], 0) {
-                let tid = crate::arch::gettid();
-                let name = thread_name();
-                let old_b = bad.trailing_zeros() as usize;
-                let mut text = banner(ReportKind::InconsistentIrqUsage);
-                let _ = writeln!(
-                    text,
-                    "inconsistent {{{}}} -> {{{}}} usage.\n{name}/{tid} {} takes:\n  {}\n{{{}}} state was registered before; now {{{}}}.\n",
-                    USAGE_NAMES[old_b],
-                    USAGE_NAMES[b as usize],
-                    context_text(pc, irqs_off),
-                    cdesc(id),
-                    USAGE_NAMES[old_b],
-                    USAGE_NAMES[b as usize],
-                );
-                let _ = writeln!(
-                    text,
-                    "other info that might help us debug this:\n Possible unsafe locking scenario:\n\n       CPU0\n       ----\n  lock({n});\n  <Interrupt>\n    lock({n});\n\n *** DEADLOCK ***\n",
-                    n = class(id).name
-                );
-                text.push_str(&held_text(t, tid, Some(&name)));
-                text.push_str(&current_trace());
-                out.push(Report {
-                    kind: ReportKind::InconsistentIrqUsage,
-                    classes: vec![class(id).name],
-                    text,
-                    tid,
-                });
-            }
-            continue;
-        }
-        // The dependency form of the rule, for the write bits.
-        let (irq, dir, read) = (b / 4, (b / 2) % 2, b % 2 == 1);
-        if read {
-            continue;
-        }
-        let found = if dir == USED_IN {
-            find_usage(&st, id, true, ubit(irq, ENABLED, false)).map(|p| (id, p[p.len() - 1], p))
-        } else {
-            find_usage(&st, id, false, ubit(irq, USED_IN, false)).map(|p| (p[p.len() - 1], id, p))
-        };
-        if let Some((safe, unsafe_, path)) = found {
-            if safe != unsafe_ && st.once(ReportKind::IrqLockInversion, vec![safe, unsafe_], 0) {
-                let (prev, next) = if dir == USED_IN {
-                    (path[0], path[1])
-                } else {
-                    (path[1], path[0])
-                };
-                let name = thread_name();
-                out.push(irq_inversion_report(
-                    irq,
-                    safe,
-                    unsafe_,
-                    prev,
-                    next,
-                    Some((t, crate::arch::gettid(), &name)),
+                out.push(inconsistent_report(
+                    t,
+                    &st,
+                    id,
+                    bad.trailing_zeros(),
+                    b,
+                    pc,
+                    irqs_off,
                 ));
             }
+            continue;
         }
+        // The dependency form of the rule: a new used-in-irq usage looks
+        // forwards for a class taken with that irq enabled; a new enabled
+        // usage looks backwards for a class used in that irq.
+        let (irq, dir) = (b / 4, (b / 2) % 2);
+        let path = if dir == USED_IN {
+            find_usage(
+                &st,
+                id,
+                true,
+                kind == AcquireKind::RecursiveRead,
+                both(irq, ENABLED),
+            )
+        } else {
+            find_usage(
+                &st,
+                id,
+                false,
+                kind != AcquireKind::Exclusive,
+                both(irq, USED_IN),
+            )
+        };
+        let Some(path) = path else {
+            continue;
+        };
+        let other = path[path.len() - 1];
+        if other == id || !st.once(ReportKind::IrqLockInversion, vec![id, other], 0) {
+            continue;
+        }
+        // Named by the usage found at the other end, as the kernel does.
+        let write_found = classes::usage(other) & ubit(irq, 1 - dir, false) != 0;
+        let irqclass = if !write_found {
+            format!("{}-READ", irq_name(irq))
+        } else {
+            irq_name(irq).to_owned()
+        };
+        out.push(inversion_report(
+            t,
+            &st,
+            id,
+            &path,
+            dir == USED_IN,
+            &irqclass,
+        ));
     }
 }
 
-/// "irq-safe -> irq-unsafe lock order detected" (`print_bad_irq_dependency`),
-/// with the stack of thread `t` (its id and name) if it is the one acquiring.
-fn irq_inversion_report(
-    irq: u32,
-    safe: u32,
-    unsafe_: u32,
-    prev: u32,
-    next: u32,
-    t: Option<(&Tls, i32, &str)>,
+/// "inconsistent lock state" (`print_usage_bug`): class `id` gains usage bit
+/// `new` while it has the conflicting `old`.
+#[allow(clippy::too_many_arguments)]
+fn inconsistent_report(
+    t: &Tls,
+    st: &State,
+    id: u32,
+    old: u32,
+    new: u32,
+    pc: u32,
+    irqs_off: bool,
 ) -> Report {
-    let irqname = if irq == HARD { "HARDIRQ" } else { "SOFTIRQ" };
+    let tid = crate::arch::gettid();
+    let name = thread_name();
+    let (o, n) = (USAGE_NAMES[old as usize], USAGE_NAMES[new as usize]);
+    let mut text = banner(ReportKind::InconsistentIrqUsage);
+    let _ = writeln!(
+        text,
+        "inconsistent {{{o}}} -> {{{n}}} usage.\n{name}/{tid} {} takes:\n  {}\n{{{o}}} state was registered at:\n{}",
+        context_text(pc, irqs_off),
+        cdesc(id),
+        usage_trace(st, id, old),
+    );
+    let _ = writeln!(
+        text,
+        "other info that might help us debug this:\n Possible unsafe locking scenario:\n\n       CPU0\n       ----\n  lock({c});\n  <Interrupt>\n    lock({c});\n\n *** DEADLOCK ***\n",
+        c = class(id).name
+    );
+    text.push_str(&held_text(t, tid, Some(&name)));
+    text.push_str(&current_trace());
+    Report {
+        kind: ReportKind::InconsistentIrqUsage,
+        classes: vec![class(id).name],
+        text,
+        tid,
+    }
+}
+
+/// "possible irq lock inversion dependency detected" (`print_irq_inversion_bug`):
+/// class `this` just gained a usage, and `path` connects it to a class with the
+/// opposite one: forwards (`this` irq-safe, the last class of `path` taken
+/// after it irq-unsafe) or backwards (`this` irq-unsafe, taken after the
+/// irq-safe last class of `path`).
+fn inversion_report(
+    t: &Tls,
+    st: &State,
+    this: u32,
+    path: &[u32],
+    forwards: bool,
+    irqclass: &str,
+) -> Report {
+    let other = path[path.len() - 1];
+    let tid = crate::arch::gettid();
+    let name = thread_name();
     let mut text = banner(ReportKind::IrqLockInversion);
     let _ = writeln!(
         text,
-        "{irqname}-safe -> {irqname}-unsafe lock order detected\n\n{irqname}-safe lock:\n  {}\nis (directly or through a chain) held while taking {irqname}-unsafe lock:\n  {}\nthrough the dependency\n  {}\n  -> {}\n",
-        cdesc(safe),
-        cdesc(unsafe_),
-        cdesc(prev),
-        cdesc(next)
+        "{name}/{tid} just changed the state of lock:\n  {}",
+        cdesc(this)
     );
     let _ = writeln!(
         text,
-        " Possible interrupt unsafe locking scenario:\n\n       CPU0                    CPU1\n       ----                    ----\n  lock({u});\n                               local_irq_disable();\n                               lock({s});\n                               lock({u});\n  <Interrupt>\n    lock({s});\n\n *** DEADLOCK ***\n",
-        u = class(unsafe_).name,
-        s = class(safe).name
+        "{}\n  {}\n\nand interrupts could create inverse lock ordering between them.\n\nother info that might help us debug this:",
+        if forwards {
+            format!("but this lock took another, {irqclass}-unsafe lock in the past:")
+        } else {
+            format!("but this lock was taken by another, {irqclass}-safe lock in the past:")
+        },
+        cdesc(other)
     );
-    let tid = match t {
-        Some((t, tid, name)) => {
-            text.push_str(&held_text(t, tid, Some(name)));
-            tid
-        }
-        None => crate::arch::gettid(),
+    let (safe, unsafe_) = if forwards {
+        (this, other)
+    } else {
+        (other, this)
     };
+    text.push_str(&scenario_text(safe, unsafe_, path[1]));
+    text.push_str(&held_text(t, tid, Some(&name)));
+    text.push_str("\nthe shortest dependencies between 2nd lock and 1st lock:\n");
+    let mut order = path.to_vec();
+    if !forwards {
+        order.reverse();
+    }
+    text.push_str(&path_text(st, &order));
     text.push_str(&current_trace());
     Report {
         kind: ReportKind::IrqLockInversion,

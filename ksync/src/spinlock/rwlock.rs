@@ -147,6 +147,23 @@ impl<T, B: RawRwSpin> RwLockOf<T, B> {
         Lock::from_raw(raw, data)
     }
 
+    /// A new rwlock whose lockdep class is `key` (`rwlock_init` +
+    /// `lockdep_set_class`): rwlocks made at several places share one class.
+    #[cfg(not(loom))]
+    #[doc(alias = "lockdep_set_class")]
+    #[track_caller]
+    pub const fn with_class(
+        data: T,
+        name: &'static str,
+        key: &'static crate::lockdep::LockClassKey,
+    ) -> Self {
+        let raw = RwSpinBackend {
+            raw: B::INIT,
+            dep_map: LockdepMap::with_key(name, key).spinning(),
+        };
+        Lock::from_raw(raw, data)
+    }
+
     /// A new unlocked rwlock (loom build).
     #[cfg(loom)]
     #[track_caller]

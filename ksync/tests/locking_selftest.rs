@@ -1,0 +1,1097 @@
+//! The kernel's lockdep self-test matrix (`lib/locking-selftest.c`), held to
+//! ksync's lockdep: every case ksync can express, each permutation, run on the
+//! lock types as ksync's locks feed the validator, after a `lockdep::reset()`,
+//! and compared with the kernel's verdict: FAILURE is a report of the kernel's
+//! kind, SUCCESS is no report at all.
+//!
+//! The cases are this project's own code, written from the kernel's
+//! descriptions of each family (the events and the expected verdicts); the
+//! names are the kernel's, so a failure here can be looked up there.
+//!
+//! # How the kernel's lock types map to ksync
+//!
+//! | kernel | here: what lockdep sees (as ksync's lock of that kind feeds it) |
+//! |---|---|
+//! | `raw_spin_lock` (spin) | an exclusive acquisition of a spinning map (`SpinLock`, `RawSpinLock`) |
+//! | `write_lock` (wlock) | an exclusive acquisition of an rwlock map (`RwLock::write`) |
+//! | `read_lock` (rlock) | a recursive read (`RwLock::read` in irq context; everywhere in the main families, which the kernel runs with `force_read_lock_recursive = 1`); in the queued-rwlock family a plain read in process context, as `RwLock::read` is |
+//! | `mutex_lock` | an exclusive acquisition of a sleeping map (`Mutex`) |
+//! | `down_write` / `down_read` (wsem / rsem) | exclusive / plain read of a sleeping map (`RwSemaphore`) |
+//! | `HARDIRQ_ENTER`, `SOFTIRQ_ENTER` | irqs off (and bh off) and the preempt count's hardirq / softirq-serving field raised, as ksync's irq entry does |
+//! | `IRQ_DISABLE`/`IRQ_ENABLE` | `local_irq_disable`/`enable` (hardirq cases), `local_bh_disable`/`enable` (softirq cases) |
+//!
+//! Locks A–D have classes of their own; X1/X2, Y1/Y2, Z1/Z2 are two instances
+//! each of three classes (one key each), as the kernel's `init_shared_classes`.
+//! Each case runs on fresh maps after `lockdep::reset()`, so the classes start
+//! with no dependencies and no usage. Everything runs in one test on one
+//! thread: the reset forgets the whole graph, so nothing may run beside it.
+//!
+//! # Count
+//!
+//! 311 cases expressed, every one with the kernel's verdict (the test asserts
+//! the count). The families and their sizes are listed in [`families`].
+//!
+//! # Not expressible (yet), with the reason
+//!
+//! - the `rtmutex` column of every 6-type family (9 cases: the seven deadlock
+//!   families, double unlock, initialize held): ksync has no rt_mutex yet (the
+//!   issue "The kernel's later locks");
+//!
+//! ("initialize held" is expressed as the kernel's `INIT` on a held lock: the
+//! map re-initialised in place, which drops the old one; in safe Rust a held
+//! lock cannot be re-initialised at all, its guard borrows it, so this only
+//! happens behind a `mem::forget`-ed guard.)
+//! - `ww_tests` (the whole wound/wait family): no ww_mutex yet (same issue);
+//! - `wait_context_tests` (36 cases): needs the wait-context checks and
+//!   threaded irqs (issue 16, item 5), not done;
+//! - `fs_reclaim_tests` (3 cases): ksync has no memory-reclaim context;
+//! - the `local_lock` family is expressed, but ksync's `LocalLock` does not
+//!   feed lockdep at all, so its cases run without the local lock's own
+//!   acquisitions; the verdicts still match (the kernel skips local locks in
+//!   the irq searches, which is what leaving them out amounts to here).
+#![cfg(feature = "lockdep")]
+
+use ksync::irq;
+use ksync::lockdep::{self, AcquireKind, LockClassKey, LockdepMap, Mode, Report, ReportKind};
+use ksync::sched::{self, HARDIRQ_OFFSET, SOFTIRQ_OFFSET};
+
+use AcquireKind::{Exclusive, Read, RecursiveRead};
+
+/// The four kinds of lock objects, each with its own classes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Obj {
+    Spin,
+    Rw,
+    Mutex,
+    Rwsem,
+}
+
+/// The lock types of the kernel's matrix (its columns).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ty {
+    Spin,
+    WLock,
+    RLock,
+    Mutex,
+    WSem,
+    RSem,
+}
+
+impl Ty {
+    const SIX: [Ty; 6] = [
+        Ty::Spin,
+        Ty::WLock,
+        Ty::RLock,
+        Ty::Mutex,
+        Ty::WSem,
+        Ty::RSem,
+    ];
+    const IRQ3: [Ty; 3] = [Ty::Spin, Ty::WLock, Ty::RLock];
+
+    /// The object and acquisition of `LOCK(x)` for this type.
+    fn how(self) -> (Obj, AcquireKind) {
+        match self {
+            Ty::Spin => (Obj::Spin, Exclusive),
+            Ty::WLock => (Obj::Rw, Exclusive),
+            Ty::RLock => (Obj::Rw, RecursiveRead),
+            Ty::Mutex => (Obj::Mutex, Exclusive),
+            Ty::WSem => (Obj::Rwsem, Exclusive),
+            Ty::RSem => (Obj::Rwsem, Read),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Spin => "spin",
+            Ty::WLock => "wlock",
+            Ty::RLock => "rlock",
+            Ty::Mutex => "mutex",
+            Ty::WSem => "wsem",
+            Ty::RSem => "rsem",
+        }
+    }
+}
+
+/// The class letters: A–D, then the shared classes X, Y, Z.
+const LETTERS: [&str; 7] = ["A", "B", "C", "D", "X", "Y", "Z"];
+
+macro_rules! keys {
+    ($($obj:literal),*) => {
+        [$([
+            LockClassKey::new(concat!($obj, "_A")),
+            LockClassKey::new(concat!($obj, "_B")),
+            LockClassKey::new(concat!($obj, "_C")),
+            LockClassKey::new(concat!($obj, "_D")),
+            LockClassKey::new(concat!($obj, "_X")),
+            LockClassKey::new(concat!($obj, "_Y")),
+            LockClassKey::new(concat!($obj, "_Z")),
+        ]),*]
+    };
+}
+
+/// One key per object kind and letter: the classes, kept across resets.
+static KEYS: [[LockClassKey; 7]; 4] = keys!("lock", "rwlock", "mutex", "rwsem");
+
+/// The maps of one case: per object kind, A–D and X1, X2, Y1, Y2, Z1, Z2.
+struct Locks {
+    maps: Vec<Vec<(&'static str, LockdepMap)>>,
+}
+
+impl Locks {
+    fn new() -> Locks {
+        let objs = [Obj::Spin, Obj::Rw, Obj::Mutex, Obj::Rwsem];
+        let maps = objs
+            .iter()
+            .enumerate()
+            .map(|(o, &obj)| {
+                let names = ["A", "B", "C", "D", "X1", "X2", "Y1", "Y2", "Z1", "Z2"];
+                names
+                    .iter()
+                    .map(|&n| {
+                        let letter = &n[..1];
+                        let k = &KEYS[o][LETTERS.iter().position(|&l| l == letter).unwrap()];
+                        let map = LockdepMap::with_key(k.name(), k);
+                        let map = match obj {
+                            Obj::Spin | Obj::Rw => map.spinning(),
+                            Obj::Mutex | Obj::Rwsem => map.sleeping(),
+                        };
+                        (n, map)
+                    })
+                    .collect()
+            })
+            .collect();
+        Locks { maps }
+    }
+
+    fn map(&self, obj: Obj, n: &str) -> &LockdepMap {
+        let o = obj as usize;
+        &self.maps[o].iter().find(|(m, _)| *m == n).unwrap().1
+    }
+
+    fn take(&self, obj: Obj, n: &str, kind: AcquireKind) {
+        lockdep::acquire(self.map(obj, n), kind, false, 0);
+    }
+
+    fn drop_(&self, obj: Obj, n: &str) {
+        lockdep::release(self.map(obj, n));
+    }
+
+    /// `LOCK(n)` for lock type `ty`.
+    fn lock(&self, ty: Ty, n: &str) {
+        let (obj, kind) = ty.how();
+        self.take(obj, n, kind);
+    }
+
+    /// `UNLOCK(n)` for lock type `ty`.
+    fn unlock(&self, ty: Ty, n: &str) {
+        self.drop_(ty.how().0, n);
+    }
+
+    fn lock_unlock_2(&self, ty: Ty, x: &str, y: &str) {
+        self.lock(ty, x);
+        self.lock(ty, y);
+        self.unlock(ty, y);
+        self.unlock(ty, x);
+    }
+
+    // The kernel's shortcuts for one object kind each.
+    fn l(&self, n: &str) {
+        self.take(Obj::Spin, n, Exclusive);
+    }
+    fn u(&self, n: &str) {
+        self.drop_(Obj::Spin, n);
+    }
+    fn wl(&self, n: &str) {
+        self.take(Obj::Rw, n, Exclusive);
+    }
+    fn rl(&self, n: &str) {
+        self.take(Obj::Rw, n, RecursiveRead);
+    }
+    /// `read_lock` with `force_read_lock_recursive = 0` on the queued rwlock:
+    /// recursive in interrupt context only, as ksync's `RwLock::read`.
+    fn rl_queued(&self, n: &str) {
+        let kind = if sched::in_interrupt() {
+            RecursiveRead
+        } else {
+            Read
+        };
+        self.take(Obj::Rw, n, kind);
+    }
+    fn rwu(&self, n: &str) {
+        self.drop_(Obj::Rw, n);
+    }
+    fn ml(&self, n: &str) {
+        self.take(Obj::Mutex, n, Exclusive);
+    }
+    fn mu(&self, n: &str) {
+        self.drop_(Obj::Mutex, n);
+    }
+    fn wsl(&self, n: &str) {
+        self.take(Obj::Rwsem, n, Exclusive);
+    }
+    fn rsl(&self, n: &str) {
+        self.take(Obj::Rwsem, n, Read);
+    }
+    fn su(&self, n: &str) {
+        self.drop_(Obj::Rwsem, n);
+    }
+}
+
+/// Hardirq or softirq flavour of the irq cases.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Irq {
+    Hard,
+    Soft,
+}
+
+impl Irq {
+    const BOTH: [Irq; 2] = [Irq::Hard, Irq::Soft];
+
+    fn name(self) -> &'static str {
+        match self {
+            Irq::Hard => "hard",
+            Irq::Soft => "soft",
+        }
+    }
+
+    /// `IRQ_ENTER`: `HARDIRQ_ENTER` or `SOFTIRQ_ENTER`.
+    fn enter(self) {
+        match self {
+            Irq::Hard => hardirq_enter(),
+            Irq::Soft => {
+                irq::local_bh_disable();
+                irq::local_irq_disable();
+                sched::preempt_count_add(SOFTIRQ_OFFSET);
+            }
+        }
+    }
+
+    fn exit(self) {
+        match self {
+            Irq::Hard => hardirq_exit(),
+            Irq::Soft => {
+                sched::preempt_count_sub(SOFTIRQ_OFFSET);
+                irq::local_irq_enable();
+                irq::local_bh_enable();
+            }
+        }
+    }
+
+    /// `IRQ_DISABLE`: `local_irq_disable` or `local_bh_disable`.
+    fn disable(self) {
+        match self {
+            Irq::Hard => irq::local_irq_disable(),
+            Irq::Soft => irq::local_bh_disable(),
+        }
+    }
+
+    fn enable(self) {
+        match self {
+            Irq::Hard => irq::local_irq_enable(),
+            Irq::Soft => irq::local_bh_enable(),
+        }
+    }
+}
+
+fn hardirq_enter() {
+    irq::local_irq_disable();
+    sched::preempt_count_add(HARDIRQ_OFFSET);
+}
+
+fn hardirq_exit() {
+    sched::preempt_count_sub(HARDIRQ_OFFSET);
+    irq::local_irq_enable();
+}
+
+/// The report kinds of the irq rules: which one the kernel prints depends on
+/// the order of the events (a usage gained last, or a dependency added last).
+const IRQ_KINDS: &[ReportKind] = &[
+    ReportKind::InconsistentIrqUsage,
+    ReportKind::IrqSafeToUnsafe,
+    ReportKind::IrqLockInversion,
+];
+const CYCLE: &[ReportKind] = &[ReportKind::CircularDependency];
+const RECURSION: &[ReportKind] = &[ReportKind::RecursiveLocking];
+const UNBALANCED: &[ReportKind] = &[ReportKind::BadUnlockBalance];
+const FREED: &[ReportKind] = &[ReportKind::HeldLockFreed];
+
+/// One case: its name, the kernel's verdict (`fail`: FAILURE, with a report
+/// of one of `kinds`), and its events.
+struct Case {
+    name: String,
+    fail: bool,
+    kinds: &'static [ReportKind],
+    run: Box<dyn Fn(&Locks)>,
+}
+
+fn case(
+    name: String,
+    fail: bool,
+    kinds: &'static [ReportKind],
+    run: impl Fn(&Locks) + 'static,
+) -> Case {
+    Case {
+        name,
+        fail,
+        kinds,
+        run: Box::new(run),
+    }
+}
+
+type Event = fn(&Locks, Ty, Irq);
+
+/// The permutations of `events` (the kernel's `GENERATE_PERMUTATIONS_*`), named
+/// by the order ("12", "21", "123" …).
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    match n {
+        2 => vec![vec![0, 1], vec![1, 0]],
+        3 => vec![
+            vec![0, 1, 2],
+            vec![0, 2, 1],
+            vec![1, 0, 2],
+            vec![1, 2, 0],
+            vec![2, 0, 1],
+            vec![2, 1, 0],
+        ],
+        _ => unreachable!(),
+    }
+}
+
+/// Adds the cases of an irq family: every permutation of `events`, for each
+/// irq flavour in `irqs` and lock type in `tys`, expecting FAILURE except for
+/// the types in `ok`.
+fn irq_family(
+    out: &mut Vec<Case>,
+    family: &str,
+    events: &'static [Event],
+    irqs: &[Irq],
+    tys: &[Ty],
+    ok: &[Ty],
+) {
+    for p in permutations(events.len()) {
+        let order: String = p.iter().map(|i| char::from(b'1' + *i as u8)).collect();
+        for &irq in irqs {
+            for &ty in tys {
+                let p = p.clone();
+                out.push(case(
+                    format!("{family}_{}_{}_{order}", irq.name(), ty.name()),
+                    !ok.contains(&ty),
+                    IRQ_KINDS,
+                    move |l| p.iter().for_each(|&i| events[i](l, ty, irq)),
+                ));
+            }
+        }
+    }
+}
+
+/// The kernel's self-test, family by family, as (family, cases).
+fn families() -> Vec<Case> {
+    let mut out = Vec::new();
+
+    // DO_TESTCASE_6R: the deadlock patterns; recursive reads must not trigger.
+    type Pattern = fn(&Locks, Ty);
+    let patterns: [(&str, &[ReportKind], Pattern); 7] = [
+        ("AA", RECURSION, |l, t| {
+            l.lock(t, "X1");
+            l.lock(t, "X2"); // fails
+        }),
+        ("ABBA", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "B", "A");
+        }),
+        ("ABBCCA", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "B", "C");
+            l.lock_unlock_2(t, "C", "A");
+        }),
+        ("ABCABC", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "C", "A");
+            l.lock_unlock_2(t, "B", "C");
+        }),
+        ("ABBCCDDA", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "B", "C");
+            l.lock_unlock_2(t, "C", "D");
+            l.lock_unlock_2(t, "D", "A");
+        }),
+        ("ABCDBDDA", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "C", "D");
+            l.lock_unlock_2(t, "B", "D");
+            l.lock_unlock_2(t, "D", "A");
+        }),
+        ("ABCDBCDA", CYCLE, |l, t| {
+            l.lock_unlock_2(t, "A", "B");
+            l.lock_unlock_2(t, "C", "D");
+            l.lock_unlock_2(t, "B", "C");
+            l.lock_unlock_2(t, "D", "A");
+        }),
+    ];
+    for (name, kinds, f) in patterns {
+        for ty in Ty::SIX {
+            out.push(case(
+                format!("{name}_{}", ty.name()),
+                ty != Ty::RLock,
+                kinds,
+                move |l| f(l, ty),
+            ));
+        }
+    }
+
+    // DO_TESTCASE_6: double unlock.
+    for ty in Ty::SIX {
+        out.push(case(
+            format!("double_unlock_{}", ty.name()),
+            true,
+            UNBALANCED,
+            move |l| {
+                l.lock(ty, "A");
+                l.unlock(ty, "A");
+                l.unlock(ty, "A"); // fails
+            },
+        ));
+    }
+
+    // DO_TESTCASE_6: initialize held. Re-initialising the lock drops its old
+    // map where it lies, which lockdep reports ("held lock freed").
+    for ty in Ty::SIX {
+        out.push(case(
+            format!("init_held_{}", ty.name()),
+            true,
+            FREED,
+            move |_| {
+                let (obj, kind) = ty.how();
+                let key = &KEYS[obj as usize][0];
+                let new = || match obj {
+                    Obj::Spin | Obj::Rw => LockdepMap::with_key(key.name(), key).spinning(),
+                    Obj::Mutex | Obj::Rwsem => LockdepMap::with_key(key.name(), key).sleeping(),
+                };
+                let mut a = new();
+                lockdep::acquire(&a, kind, false, 0); // LOCK(A)
+                a = new(); // INIT(A): fails
+                drop(a);
+            },
+        ));
+    }
+
+    // Read-lock recursion and read/write mixes.
+    type Mix = (&'static str, bool, &'static [ReportKind], fn(&Locks));
+    let mixes: [Mix; 15] = [
+        ("rlock_AA1", false, RECURSION, |l| {
+            l.rl("X1");
+            l.rl("X1");
+        }),
+        ("rsem_AA1", true, RECURSION, |l| {
+            l.rsl("X1");
+            l.rsl("X1");
+        }),
+        ("rlock_AA1B", false, RECURSION, |l| {
+            l.rl("X1");
+            l.rl("X2");
+        }),
+        ("rsem_AA1B", true, RECURSION, |l| {
+            l.rsl("X1");
+            l.rsl("X2");
+        }),
+        ("rlock_AA2", true, RECURSION, |l| {
+            l.rl("X1");
+            l.wl("X2");
+        }),
+        ("rsem_AA2", true, RECURSION, |l| {
+            l.rsl("X1");
+            l.wsl("X2");
+        }),
+        ("rlock_AA3", true, RECURSION, |l| {
+            l.wl("X1");
+            l.rl("X2");
+        }),
+        ("rsem_AA3", true, RECURSION, |l| {
+            l.wsl("X1");
+            l.rsl("X2");
+        }),
+        ("rlock_ABBA1", true, CYCLE, |l| {
+            l.rl("X1");
+            l.l("Y1");
+            l.u("Y1");
+            l.rwu("X1");
+            l.l("Y1");
+            l.wl("X1");
+            l.rwu("X1");
+            l.u("Y1");
+        }),
+        ("rwsem_ABBA1", true, CYCLE, |l| {
+            l.rsl("X1");
+            l.ml("Y1");
+            l.mu("Y1");
+            l.su("X1");
+            l.ml("Y1");
+            l.wsl("X1");
+            l.su("X1");
+            l.mu("Y1");
+        }),
+        ("rlock_ABBA2", false, CYCLE, |l| {
+            l.rl("X1");
+            l.l("Y1");
+            l.u("Y1");
+            l.rwu("X1");
+            l.l("Y1");
+            l.rl("X1");
+            l.rwu("X1");
+            l.u("Y1");
+        }),
+        ("rwsem_ABBA2", true, CYCLE, |l| {
+            l.rsl("X1");
+            l.ml("Y1");
+            l.mu("Y1");
+            l.su("X1");
+            l.ml("Y1");
+            l.rsl("X1");
+            l.su("X1");
+            l.mu("Y1");
+        }),
+        ("rlock_ABBA3", true, CYCLE, |l| {
+            l.wl("X1");
+            l.l("Y1");
+            l.u("Y1");
+            l.rwu("X1");
+            l.l("Y1");
+            l.wl("X1");
+            l.rwu("X1");
+            l.u("Y1");
+        }),
+        ("rwsem_ABBA3", true, CYCLE, |l| {
+            l.wsl("X1");
+            l.ml("Y1");
+            l.mu("Y1");
+            l.su("X1");
+            l.ml("Y1");
+            l.wsl("X1");
+            l.su("X1");
+            l.mu("Y1");
+        }),
+        // The chain cache must tell a read from a write: B -> A read is
+        // cached, B -> A write is a different chain and a deadlock.
+        ("rlock_chaincache_ABBA1", true, CYCLE, |l| {
+            l.rl("X1");
+            l.l("Y1");
+            l.u("Y1");
+            l.rwu("X1");
+            l.l("Y1");
+            l.rl("X1");
+            l.rwu("X1");
+            l.u("Y1");
+            l.l("Y1");
+            l.wl("X1");
+            l.rwu("X1");
+            l.u("Y1");
+        }),
+    ];
+    for (name, fail, kinds, f) in mixes {
+        out.push(case(name.to_owned(), fail, kinds, f));
+    }
+
+    // DO_TESTCASE_6x1RR(B): three-lock cycles of reads and writes (each event
+    // takes its first lock for write or read, then its second).
+    type Hold = (
+        fn(&Locks, &str),
+        &'static str,
+        fn(&Locks, &str),
+        &'static str,
+    );
+    let w = |l: &Locks, n: &str| l.wl(n);
+    let r = |l: &Locks, n: &str| l.rl(n);
+    let rw_cycles: [(&str, bool, [Hold; 3]); 4] = [
+        (
+            "W1R2_W2R3_W3R1",
+            true,
+            [(w, "X1", r, "Y1"), (w, "Y1", r, "Z1"), (w, "Z1", r, "X1")],
+        ),
+        (
+            "W1W2_R2R3_W3R1",
+            true,
+            [(w, "X1", w, "Y1"), (r, "Y1", r, "Z1"), (w, "Z1", r, "X1")],
+        ),
+        (
+            "W1W2_R2R3_R3W1",
+            false,
+            [(w, "X1", w, "Y1"), (r, "Y1", r, "Z1"), (r, "Z1", w, "X1")],
+        ),
+        (
+            "W1R2_R2R3_W3W1",
+            false,
+            [(w, "X1", r, "Y1"), (r, "Y1", r, "Z1"), (w, "Z1", w, "X1")],
+        ),
+    ];
+    for (name, fail, events) in rw_cycles {
+        for p in permutations(3) {
+            let order: String = p.iter().map(|i| char::from(b'1' + *i as u8)).collect();
+            out.push(case(format!("{name}_{order}"), fail, CYCLE, move |l| {
+                for &i in &p {
+                    let (first, a, second, b) = events[i];
+                    first(l, a);
+                    second(l, b);
+                    l.rwu(b);
+                    l.rwu(a);
+                }
+            }));
+        }
+    }
+
+    // irqsafe1: "irqs-on + irq-safe-A".
+    static IRQSAFE1: [Event; 2] = [
+        |l, t, i| {
+            i.enter();
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            i.exit();
+        },
+        |l, t, _| {
+            l.lock(t, "A");
+            l.unlock(t, "A");
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irqsafe1",
+        &IRQSAFE1,
+        &Irq::BOTH,
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irqsafe2A: "sirq-safe-A => hirqs-on": hardirqs enabled under a
+    // softirq-safe lock (softirqs being enabled) makes it softirq-unsafe.
+    static IRQSAFE2A: [Event; 2] = [
+        |l, t, _| {
+            Irq::Soft.enter();
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            Irq::Soft.exit();
+        },
+        |l, t, _| {
+            irq::local_irq_disable();
+            l.lock(t, "A");
+            irq::local_irq_enable();
+            l.unlock(t, "A");
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irqsafe2A",
+        &IRQSAFE2A,
+        &[Irq::Hard],
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irqsafe2B: "safe-A + irqs-on": irqs enabled with an irq-safe lock held.
+    static IRQSAFE2B: [Event; 2] = [
+        |l, t, i| {
+            i.enter();
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            i.exit();
+        },
+        |l, t, i| {
+            i.disable();
+            l.lock(t, "A");
+            i.enable();
+            l.unlock(t, "A");
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irqsafe2B",
+        &IRQSAFE2B,
+        &Irq::BOTH,
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irqsafe3: "safe-A + unsafe-B #1".
+    static IRQSAFE3: [Event; 3] = [
+        |l, t, _| l.lock_unlock_2(t, "A", "B"),
+        |l, t, _| {
+            l.lock(t, "B");
+            l.unlock(t, "B");
+        },
+        |l, t, i| {
+            i.enter();
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irqsafe3",
+        &IRQSAFE3,
+        &Irq::BOTH,
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irqsafe4: "safe-A + unsafe-B #2": A -> B taken with irqs off.
+    static IRQSAFE4: [Event; 3] = [
+        |l, t, i| {
+            i.disable();
+            l.lock_unlock_2(t, "A", "B");
+            i.enable();
+        },
+        |l, t, _| {
+            l.lock(t, "B");
+            l.unlock(t, "B");
+        },
+        |l, t, i| {
+            i.enter();
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irqsafe4",
+        &IRQSAFE4,
+        &Irq::BOTH,
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irq_inversion: rwlock A written with irqs off (taking B) and read in
+    // an irq; B of the column's type taken with irqs on.
+    static IRQ_INVERSION: [Event; 3] = [
+        |l, t, i| {
+            i.disable();
+            l.wl("A");
+            l.lock(t, "B");
+            l.unlock(t, "B");
+            l.rwu("A");
+            i.enable();
+        },
+        |l, t, _| {
+            l.lock(t, "B");
+            l.unlock(t, "B");
+        },
+        |l, _, i| {
+            i.enter();
+            l.rl("A");
+            l.rwu("A");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irq_inversion",
+        &IRQ_INVERSION,
+        &Irq::BOTH,
+        &Ty::IRQ3,
+        &[Ty::RLock],
+    );
+
+    // irq_read_recursion #1-#3 (DO_TESTCASE_6x2x2RW): the column is the
+    // rwlock A's acquisition (LOCK = write_lock or read_lock).
+    let rw2 = [Ty::WLock, Ty::RLock];
+    static IRQ_READ_RECURSION: [Event; 3] = [
+        |l, _, i| {
+            i.disable();
+            l.wl("A");
+            l.rwu("A");
+            i.enable();
+        },
+        |l, _, _| {
+            l.rl("A");
+            l.rwu("A");
+        },
+        |l, t, i| {
+            i.enter();
+            l.lock(t, "A");
+            l.l("B");
+            l.u("B");
+            l.unlock(t, "A");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irq_read_recursion",
+        &IRQ_READ_RECURSION,
+        &Irq::BOTH,
+        &rw2,
+        &[Ty::RLock],
+    );
+    static IRQ_READ_RECURSION2: [Event; 3] = [
+        |l, t, i| {
+            i.disable();
+            l.l("B");
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            l.u("B");
+            i.enable();
+        },
+        |l, _, _| {
+            l.rl("A");
+            l.rwu("A");
+        },
+        |l, _, i| {
+            i.enter();
+            l.l("B");
+            l.u("B");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irq_read_recursion2",
+        &IRQ_READ_RECURSION2,
+        &Irq::BOTH,
+        &rw2,
+        &[Ty::RLock],
+    );
+    static IRQ_READ_RECURSION3: [Event; 3] = [
+        |l, t, i| {
+            i.disable();
+            l.wl("B");
+            l.lock(t, "A");
+            l.unlock(t, "A");
+            l.rwu("B");
+            i.enable();
+        },
+        |l, _, _| {
+            l.rl("A");
+            l.rwu("A");
+        },
+        |l, _, i| {
+            i.enter();
+            l.rl("B");
+            l.rwu("B");
+            i.exit();
+        },
+    ];
+    irq_family(
+        &mut out,
+        "irq_read_recursion3",
+        &IRQ_READ_RECURSION3,
+        &Irq::BOTH,
+        &rw2,
+        &[Ty::RLock],
+    );
+
+    // queued_read_lock_tests: read_lock recursive only in interrupt context.
+    out.push(case(
+        "queued_read_lock_hardirq_RE_Er".into(),
+        true,
+        CYCLE,
+        |l| {
+            hardirq_enter();
+            l.rl_queued("A");
+            l.l("B");
+            l.u("B");
+            l.rwu("A");
+            hardirq_exit();
+            irq::local_irq_disable();
+            l.l("B");
+            l.rl_queued("A");
+            l.rwu("A");
+            l.u("B");
+            irq::local_irq_enable();
+        },
+    ));
+    out.push(case(
+        "queued_read_lock_hardirq_ER_rE".into(),
+        false,
+        CYCLE,
+        |l| {
+            hardirq_enter();
+            l.l("B");
+            l.rl_queued("A");
+            l.rwu("A");
+            l.u("B");
+            hardirq_exit();
+            irq::local_irq_disable();
+            l.rl_queued("A");
+            l.l("B");
+            l.u("B");
+            l.rwu("A");
+            irq::local_irq_enable();
+        },
+    ));
+    out.push(case(
+        "queued_read_lock_hardirq_inversion".into(),
+        true,
+        IRQ_KINDS,
+        |l| {
+            hardirq_enter();
+            l.l("B");
+            l.u("B");
+            hardirq_exit();
+            irq::local_irq_disable();
+            l.l("B");
+            l.rl_queued("A");
+            l.rwu("A");
+            l.u("B");
+            irq::local_irq_enable();
+            l.rl_queued("A");
+            l.rwu("A");
+        },
+    ));
+
+    // local_lock_tests: ksync's LocalLock does not feed lockdep, so its
+    // acquisitions are absent here (see the module docs).
+    out.push(case("local_lock_2".into(), false, IRQ_KINDS, |l| {
+        hardirq_enter();
+        l.l("A");
+        l.u("A");
+        hardirq_exit();
+        irq::local_irq_disable();
+        l.l("A");
+        l.u("A");
+        irq::local_irq_enable();
+    }));
+    out.push(case("local_lock_3A".into(), false, IRQ_KINDS, |l| {
+        l.l("B");
+        l.u("B");
+        hardirq_enter();
+        l.l("A");
+        l.u("A");
+        hardirq_exit();
+        irq::local_irq_disable();
+        l.l("A");
+        l.u("A");
+        irq::local_irq_enable();
+    }));
+    out.push(case("local_lock_3B".into(), true, IRQ_KINDS, |l| {
+        l.l("B");
+        l.u("B");
+        hardirq_enter();
+        l.l("A");
+        l.u("A");
+        hardirq_exit();
+        irq::local_irq_disable();
+        l.l("A");
+        l.u("A");
+        l.l("A");
+        l.l("B"); // IN-IRQ A -> IRQ-ON B
+        l.u("B");
+        l.u("A");
+        irq::local_irq_enable();
+    }));
+
+    // hardirq_unsafe_softirq_safe: one chain hardirq-safe -> hardirq-unsafe,
+    // another softirq-unsafe -> softirq-safe (no deadlock); the first counts.
+    out.push(case(
+        "hardirq_deadlock_softirq_not_deadlock".into(),
+        true,
+        IRQ_KINDS,
+        |l| {
+            l.ml("A"); // hardirq- and softirq-unsafe
+            irq::local_irq_disable();
+            l.l("C");
+            l.u("C");
+            irq::local_irq_enable();
+            l.mu("A");
+            hardirq_enter();
+            l.l("A"); // hardirq-safe
+            l.u("A");
+            hardirq_exit();
+            irq::local_irq_disable();
+            l.l("A");
+            l.l("B");
+            l.u("B");
+            l.u("A");
+            l.l("B");
+            l.l("C");
+            l.u("C");
+            l.u("B");
+            irq::local_irq_enable();
+            Irq::Soft.enter();
+            l.l("D"); // softirq-safe
+            l.u("D");
+            Irq::Soft.exit();
+            irq::local_bh_disable();
+            l.l("D"); // hardirq-unsafe
+            l.u("D");
+            irq::local_bh_enable();
+            irq::local_irq_disable();
+            l.l("C");
+            l.l("D");
+            l.u("D");
+            l.u("C");
+            irq::local_irq_enable();
+        },
+    ));
+
+    // lockdep_set_subclass() keeps the lock's name.
+    out.push(case(
+        "lockdep_set_subclass_name".into(),
+        false,
+        RECURSION,
+        |_| {
+            static K: LockClassKey = LockClassKey::new("rwsem_X");
+            let mut m = LockdepMap::with_key("rwsem_X", &K).sleeping();
+            let before = m.name();
+            m.set_subclass(1);
+            assert_eq!(m.name(), before);
+        },
+    ));
+
+    out
+}
+
+/// Runs `c` on fresh maps after a reset; the reports it raised.
+fn dotest(c: &Case) -> Vec<Report> {
+    lockdep::reset();
+    let pc = sched::preempt_count();
+    let locks = Locks::new();
+    (c.run)(&locks);
+    assert_eq!(
+        sched::preempt_count(),
+        pc,
+        "{}: preempt count not restored",
+        c.name
+    );
+    assert!(!irq::irqs_disabled(), "{}: irqs left disabled", c.name);
+    let rs = lockdep::take_reports();
+    lockdep::reset();
+    rs
+}
+
+#[test]
+fn the_kernels_locking_selftest() {
+    std::thread::spawn(|| {
+        lockdep::set_mode(Mode::Warn);
+        let cases = families();
+        let mut wrong = Vec::new();
+        for c in &cases {
+            let rs = dotest(c);
+            let ok = if c.fail {
+                !rs.is_empty() && rs.iter().all(|r| c.kinds.contains(&r.kind))
+            } else {
+                rs.is_empty()
+            };
+            if !ok {
+                let got: Vec<ReportKind> = rs.iter().map(|r| r.kind).collect();
+                wrong.push(format!(
+                    "{}: expected {}, got {got:?}",
+                    c.name,
+                    if c.fail { "FAILURE" } else { "SUCCESS" }
+                ));
+            }
+        }
+        eprintln!(
+            "locking selftest: {} of {} cases as the kernel",
+            cases.len() - wrong.len(),
+            cases.len()
+        );
+        assert!(
+            wrong.is_empty(),
+            "{} cases differ:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        assert_eq!(cases.len(), 311, "the count in the module docs");
+    })
+    .join()
+    .unwrap();
+}
