@@ -53,6 +53,10 @@
 //!
 //! ## Reading on
 //!
+//! - [`guide`] — which primitive for which situation: the protection table by
+//!   context, sleeping vs spinning, read-mostly data (RCU, seqlocks, per-CPU),
+//!   and tables for readers coming from std, parking_lot, crossbeam, arc-swap and
+//!   liburcu.
 //! - [`names`] — every kernel (and Solaris) C name beside the ksync item that
 //!   implements it.
 //! - The examples in `ksync/examples/` (`cargo run --release -p ksync --example
@@ -120,6 +124,9 @@ pub mod sched;
 pub mod semaphore;
 pub mod seqlock;
 pub mod spinlock;
+
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 
 #[doc = include_str!("../docs/names.md")]
 pub mod names {}
