@@ -340,6 +340,11 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// a [`LocalLock`](crate::percpu::LocalLock) disables preemption
     /// (`local_lock`).
     ///
+    /// It returns the guard itself, not std's `LockResult`: ksync's locks do not
+    /// poison. A panic that unwinds through a guard releases the lock, and the
+    /// next `lock` gets the data as the panicking thread left it (as in the
+    /// kernel and parking_lot).
+    ///
     /// ```
     /// use ksync::spinlock::SpinLock;
     /// let lock = SpinLock::new(vec![1]);
