@@ -173,6 +173,44 @@ impl CondVar {
         }
     }
 
+    /// Waits while `condition` holds, for at most `timeout` in all
+    /// (`std::sync::Condvar::wait_timeout_while`): re-checks it after every
+    /// wake-up, and once more when the time runs out. The mutex is held again on
+    /// return. [`timed_out`](WaitTimeoutResult::timed_out) is `true` only if the
+    /// condition still held at the deadline.
+    ///
+    /// ```
+    /// use ksync::{condvar::CondVar, mutex::Mutex};
+    /// use std::time::Duration;
+    /// let (m, cv) = (Mutex::new(0), CondVar::new());
+    /// let mut g = m.lock();
+    /// let r = cv.wait_timeout_while(&mut g, Duration::from_millis(5), |v| *v == 0);
+    /// assert!(r.timed_out()); // nobody changed it
+    /// *g = 1;
+    /// let r = cv.wait_timeout_while(&mut g, Duration::from_secs(60), |v| *v == 0);
+    /// assert!(!r.timed_out()); // false at once: no wait
+    /// ```
+    pub fn wait_timeout_while<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> WaitTimeoutResult {
+        let deadline = Instant::now().checked_add(timeout);
+        while condition(&mut **guard) {
+            match deadline {
+                Some(d) => {
+                    if self.wait_until(guard, d).timed_out() {
+                        // A change made just before the deadline still counts.
+                        return WaitTimeoutResult(condition(&mut **guard));
+                    }
+                }
+                None => self.wait(guard),
+            }
+        }
+        WaitTimeoutResult(false)
+    }
+
     fn wait_on<T: ?Sized>(
         &self,
         guard: &mut MutexGuard<'_, T>,
@@ -372,6 +410,63 @@ mod tests {
         assert!(owned);
         assert_eq!(*pair.0.lock(), 1);
         assert_eq!(pair.1.waiters.load(Ordering::Relaxed), 0);
+    }
+
+    /// `wait_timeout_while` returns when the predicate turns false, and only
+    /// then: the waiter sleeps again after each notify that leaves it true.
+    #[test]
+    fn wait_timeout_while_returns_on_the_predicate() {
+        // (value, how many times the waiter checked the predicate)
+        let pair = Arc::new((Mutex::new((0u32, 0u32)), CondVar::new()));
+        let p2 = pair.clone();
+        let (tx, rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let mut g = p2.0.lock();
+            let r =
+                p2.1.wait_timeout_while(&mut g, Duration::from_secs(600), |v| {
+                    v.1 += 1;
+                    v.0 < 3
+                });
+            (r, *g, p2.0.raw().is_owned_by_current())
+        });
+        let task = rx.recv().unwrap();
+        for i in 1..=3 {
+            // The i-th check is done; the waiter linked itself before it let the
+            // mutex go, and then sleeps.
+            while pair.0.lock().1 < i {
+                std::thread::yield_now();
+            }
+            while task.state() != TaskState::Uninterruptible {
+                std::thread::yield_now();
+            }
+            pair.0.lock().0 = i;
+            assert!(pair.1.notify_one());
+        }
+        let (r, seen, owned) = t.join().unwrap();
+        assert!(!r.timed_out());
+        assert_eq!(seen, (3, 4));
+        assert!(owned);
+    }
+
+    /// `wait_timeout_while` returns at the deadline when the predicate stays
+    /// true, having waited at least the timeout, with the mutex held.
+    #[test]
+    fn wait_timeout_while_returns_at_the_deadline() {
+        let m = Mutex::new(0u32);
+        let cv = CondVar::new();
+        let mut g = m.lock();
+        let start = Instant::now();
+        let mut checks = 0;
+        let r = cv.wait_timeout_while(&mut g, Duration::from_millis(10), |_| {
+            checks += 1;
+            true
+        });
+        assert!(r.timed_out());
+        assert!(start.elapsed() >= Duration::from_millis(10));
+        assert!(checks >= 2, "checked before waiting and at the deadline");
+        assert!(m.raw().is_owned_by_current());
+        assert_eq!(cv.waiters.load(Ordering::Relaxed), 0);
     }
 
     /// Ping-pong: every notify is seen (a lost one would hang past the watchdog).

@@ -52,6 +52,23 @@
 //!   [`Error::errno`]; [`Backoff`] — randomized exponential backoff for every
 //!   retry loop.
 //!
+//! ## Reading on
+//!
+//! - [`guide`] — which primitive for which situation: the protection table by
+//!   context, sleeping vs spinning, read-mostly data (RCU, seqlocks, per-CPU),
+//!   and tables for readers coming from std, parking_lot, crossbeam, arc-swap and
+//!   liburcu.
+//! - [`names`] — every kernel (and Solaris) C name beside the ksync item that
+//!   implements it.
+//! - The examples in `ksync/examples/` (`cargo run --release -p ksync --example
+//!   driver`): a driver's irq/softirq/seqlock pattern, an RCU routing table, a
+//!   seqlock clock, per-CPU statistics, lockdep catching an AB-BA order, and a
+//!   worker pool that Ctrl-C interrupts.
+//! - No poisoning: as in the kernel and parking_lot, a panic that unwinds through
+//!   a guard releases the lock, and the next `lock()` returns the data as the
+//!   panicking thread left it (there is no `PoisonError`, and `lock()` returns the
+//!   guard, not a `Result`).
+//!
 //! ## Which protection does my data need?
 //!
 //! It depends on which control paths touch it: system calls (tasks), interrupt
@@ -109,6 +126,18 @@ pub mod sched;
 pub mod semaphore;
 pub mod seqlock;
 pub mod spinlock;
+
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
+
+#[doc = include_str!("../docs/names.md")]
+pub mod names {}
+
+/// The README's quick start, compiled and run as a doctest so that it stays
+/// true (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 pub use backoff::Backoff;
 pub use error::{Error, Result};

@@ -74,6 +74,7 @@ pub use state::{AnyCtx, BhOff, GuardState, IrqOff, IrqSave, Preempt};
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
 
 use crate::ctx::IrqFlags;
 use crate::lockdep::{self, AcquireKind, LockdepMap};
@@ -174,6 +175,22 @@ impl<C: GuardState> Drop for ExitOnUnwind<C> {
     fn drop(&mut self) {
         self.0.exit();
     }
+}
+
+/// The one release path, on the raw lock alone (what a mapped guard keeps):
+/// lockdep `release` → `unlock` → `ctx.exit()`.
+///
+/// # Safety
+/// This thread holds `raw` in the mode that `unlock` releases, taken through
+/// [`Lock`]'s acquire paths with the state `ctx`, and no guard of that
+/// acquisition is used after this.
+#[inline(always)]
+unsafe fn release_raw<B: Backend, C: GuardState>(raw: &B, ctx: C, unlock: impl FnOnce(&B)) {
+    if let Some(map) = raw.dep_map() {
+        lockdep::release(map);
+    }
+    unlock(raw);
+    ctx.exit();
 }
 
 /// A `T` guarded by the raw lock `B`. Aliases name the kernel's locks: see the
@@ -284,11 +301,8 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// with the state `ctx`, and no guard of that acquisition is used after this.
     #[inline(always)]
     pub(crate) unsafe fn release<C: GuardState>(&self, ctx: C, unlock: impl FnOnce(&B)) {
-        if let Some(map) = self.raw.dep_map() {
-            lockdep::release(map);
-        }
-        unlock(&self.raw);
-        ctx.exit();
+        // SAFETY: the caller's contract, for this lock's raw lock.
+        unsafe { release_raw(&self.raw, ctx, unlock) }
     }
 
     /// Acquires exclusively with the guard state `C` (a lock variant).
@@ -332,6 +346,11 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// a [`LocalLock`](crate::percpu::LocalLock) disables preemption
     /// (`local_lock`).
     ///
+    /// It returns the guard itself, not std's `LockResult`: ksync's locks do not
+    /// poison. A panic that unwinds through a guard releases the lock, and the
+    /// next `lock` gets the data as the panicking thread left it (as in the
+    /// kernel and parking_lot).
+    ///
     /// ```
     /// use ksync::spinlock::SpinLock;
     /// let lock = SpinLock::new(vec![1]);
@@ -352,6 +371,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "raw_spin_lock")]
     #[doc(alias = "mutex_lock")]
     #[doc(alias = "local_lock")]
+    #[doc(alias = "mutex_enter")]
     #[inline]
     pub fn lock(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
@@ -403,6 +423,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "spin_trylock")]
     #[doc(alias = "raw_spin_trylock")]
     #[doc(alias = "mutex_trylock")]
+    #[doc(alias = "mutex_tryenter")]
     #[inline]
     pub fn try_lock(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
@@ -487,6 +508,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "read_lock")]
     #[doc(alias = "down_read")]
+    #[doc(alias = "rw_enter")]
     #[inline]
     pub fn read(&self) -> ReadGuard<'_, T, B> {
         self.read_in(0)
@@ -495,6 +517,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Tries once for a shared lock (`read_trylock`, `down_read_trylock`).
     #[doc(alias = "read_trylock")]
     #[doc(alias = "down_read_trylock")]
+    #[doc(alias = "rw_tryenter")]
     #[inline]
     pub fn try_read(&self) -> Option<ReadGuard<'_, T, B>> {
         self.try_read_in()
@@ -514,6 +537,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "write_lock")]
     #[doc(alias = "down_write")]
+    #[doc(alias = "rw_enter")]
     #[inline]
     pub fn write(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
@@ -522,12 +546,15 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Tries once for the exclusive lock (`write_trylock`, `down_write_trylock`).
     #[doc(alias = "write_trylock")]
     #[doc(alias = "down_write_trylock")]
+    #[doc(alias = "rw_tryenter")]
     #[inline]
     pub fn try_write(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
     }
 
-    /// Whether a writer holds the lock. A snapshot.
+    /// Whether a writer holds the lock (`rw_write_held`, though Solaris asks
+    /// whether *this* thread is the writer). A snapshot.
+    #[doc(alias = "rw_write_held")]
     #[inline]
     pub fn is_write_locked(&self) -> bool {
         self.raw.is_write_locked()
@@ -548,15 +575,42 @@ impl<T, B: Backend> From<T> for Lock<T, B> {
     }
 }
 
+/// The name a user knows a lock by, for `Debug`: the alias over the backend
+/// named `name` ([`Backend::NAME`]); `"Lock"` for a backend not listed here.
+fn alias_name(name: &str) -> &'static str {
+    match name {
+        "queued" | "ticket" | "mcs" | "tas" | "ttas" => "SpinLock",
+        "raw-queued" => "RawSpinLock",
+        "queued-rw" | "reader-pref" => "RwLock",
+        "mutex" => "Mutex",
+        "rw_semaphore" => "RwSemaphore",
+        "local_lock" => "LocalLock",
+        _ => "Lock",
+    }
+}
+
+/// Shows the data when the lock can be taken without waiting (one `try_lock`,
+/// released at once), `<locked>` otherwise, under the lock's own name:
+/// `Mutex { data: 5, .. }`, `SpinLock { data: <locked>, .. }`. A reader-writer
+/// lock held by readers shows `<locked>` too (the check takes it exclusively).
+/// The internal words are left out (`..`): they are a snapshot that means
+/// nothing by the time it is printed.
+///
+/// ```
+/// let m = ksync::mutex::Mutex::new(5);
+/// assert_eq!(format!("{m:?}"), "Mutex { data: 5, .. }");
+/// let g = m.lock();
+/// assert_eq!(format!("{m:?}"), "Mutex { data: <locked>, .. }");
+/// # drop(g);
+/// ```
 impl<T: ?Sized + fmt::Debug, B: Backend> fmt::Debug for Lock<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Lock");
-        d.field("backend", &B::NAME);
+        let mut d = f.debug_struct(alias_name(B::NAME));
         match self.try_lock() {
             Some(g) => d.field("data", &&*g),
             None => d.field("data", &format_args!("<locked>")),
         };
-        d.finish()
+        d.finish_non_exhaustive()
     }
 }
 
@@ -621,6 +675,8 @@ impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
     #[doc(alias = "mutex_unlock")]
     #[doc(alias = "up_write")]
     #[doc(alias = "local_unlock")]
+    #[doc(alias = "mutex_exit")]
+    #[doc(alias = "rw_exit")]
     #[inline]
     pub fn unlock(self) {
         drop(self)
@@ -754,18 +810,38 @@ impl<T: ?Sized + fmt::Display, B: Backend, C: GuardState> fmt::Display for Guard
 /// std::thread::spawn(move || drop(g)); // error: the guard is not Send
 /// ```
 ///
+/// Covariant in `T` (and `'a`), as std's `RwLockReadGuard`: it only reads, so a
+/// guard of `&'static str` may be used where one of a shorter-lived `&str` is
+/// expected. It keeps the raw lock and a pointer to the data rather than the
+/// [`Lock`] (whose `UnsafeCell` would make it invariant), which is also what lets
+/// [`map`](Self::map) return a `ReadGuard` of a part of the data.
+///
+/// ```
+/// use ksync::rwsem::RwSemReadGuard;
+/// use ksync::spinlock::RwLockReadGuard;
+/// fn shorten<'a, 'g>(g: RwLockReadGuard<'g, &'static str>) -> RwLockReadGuard<'g, &'a str> { g }
+/// fn shorten_sem<'a, 'g>(g: RwSemReadGuard<'g, &'static str>) -> RwSemReadGuard<'g, &'a str> { g }
+/// let l = ksync::spinlock::RwLock::new("eth0");
+/// assert_eq!(*shorten(l.read()), "eth0");
+/// let s = ksync::rwsem::RwSemaphore::new("eth1");
+/// assert_eq!(*shorten_sem(s.read()), "eth1");
+/// ```
+///
 /// # Invariants
-/// A shared lock on `lock` is held by the thread that made the guard, which
-/// entered the context `state` before taking it.
+/// A shared lock on `raw` is held by the thread that made the guard, which
+/// entered the context `state` before taking it; `data` points into the data
+/// that `raw` protects (the [`Lock`]'s, or a part of it), valid for `'a`.
 #[doc(alias = "read_unlock")]
 #[doc(alias = "read_unlock_irq")]
 #[doc(alias = "read_unlock_irqrestore")]
 #[doc(alias = "read_unlock_bh")]
+#[doc(alias = "rw_exit")]
 #[must_use = "the read lock is released when the guard is dropped"]
 pub struct ReadGuard<'a, T: ?Sized, B: SharedBackend, C: GuardState = <B as Backend>::GuardState> {
-    lock: &'a Lock<T, B>,
+    raw: &'a B,
+    data: NonNull<T>,
     state: C,
-    _not_send: PhantomData<*mut ()>,
+    _marker: PhantomData<(&'a T, *mut ())>,
 }
 
 // SAFETY: sharing a read guard shares `&T` only (hence `T: Sync`), and a copy
@@ -777,11 +853,17 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     /// This thread holds a shared lock on `lock`, taken after entering `state`.
     #[inline(always)]
     pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
-        // INVARIANT: the caller took a shared lock on this thread, with `state`.
+        // A read access (`with`): readers on several threads take this pointer at
+        // once, which loom must not see as a write.
+        let data = lock.data.with(|p| p as *mut T);
+        // INVARIANT: the caller took a shared lock on this thread, with `state`;
+        // `data` is the lock's data, borrowed for `'a` with the lock.
         ReadGuard {
-            lock,
+            raw: &lock.raw,
+            // SAFETY: a pointer into a live `UnsafeCell` is never null.
+            data: unsafe { NonNull::new_unchecked(data) },
             state,
-            _not_send: PhantomData,
+            _marker: PhantomData,
         }
     }
 
@@ -799,6 +881,14 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
         self.state.saved_flags()
     }
 
+    /// Takes the guard apart without unlocking.
+    #[inline(always)]
+    fn into_parts(self) -> (&'a B, NonNull<T>, C) {
+        let parts = (self.raw, self.data, self.state);
+        core::mem::forget(self);
+        parts
+    }
+
     /// A read guard whose variant is chosen at run time: see
     /// [`Guard::into_any`].
     #[inline]
@@ -806,11 +896,76 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     where
         C: Into<AnyCtx>,
     {
-        let (lock, state) = (self.lock, self.state);
-        core::mem::forget(self);
-        // SAFETY: the parts of a read guard: a shared lock held by this thread,
-        // `state` is what its acquisition entered (the same variant, as `AnyCtx`).
-        unsafe { ReadGuard::new(lock, state.into()) }
+        let (raw, data, state) = self.into_parts();
+        // INVARIANT: the parts of a read guard: a shared lock held by this
+        // thread, `state` is what its acquisition entered (the same variant, as
+        // `AnyCtx`), `data` unchanged.
+        ReadGuard {
+            raw,
+            data,
+            state: state.into(),
+            _marker: PhantomData,
+        }
+    }
+
+    /// A read guard of a part of the data, holding the same read lock
+    /// (`RwLockReadGuard::map` of std and parking_lot). An associated function
+    /// (`ReadGuard::map(g, f)`), so that it does not hide a method of `T`. If
+    /// `f` panics, the guard is dropped and the lock released.
+    ///
+    /// ```
+    /// use ksync::lock::ReadGuard;
+    /// let l = ksync::spinlock::RwLock::new((1, String::from("eth0")));
+    /// let name = ReadGuard::map(l.read(), |v| v.1.as_str());
+    /// assert_eq!(&*name, "eth0");
+    /// assert!(l.try_write().is_none()); // still read-locked
+    /// drop(name);
+    /// assert!(l.try_write().is_some());
+    /// ```
+    #[inline]
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&T) -> &U) -> ReadGuard<'a, U, B, C> {
+        let data = NonNull::from(f(&*this));
+        let (raw, _, state) = this.into_parts();
+        // INVARIANT: the same shared lock and state; `data` points into the data
+        // that `raw` protects, valid while it is held (`f` had only `&T`).
+        ReadGuard {
+            raw,
+            data,
+            state,
+            _marker: PhantomData,
+        }
+    }
+
+    /// [`map`](Self::map) to a part that may be absent: `Err` gives the guard
+    /// back, still holding the lock.
+    ///
+    /// ```
+    /// use ksync::lock::ReadGuard;
+    /// let l = ksync::rwsem::RwSemaphore::new(vec![1, 2]);
+    /// let g = ReadGuard::try_map(l.read(), |v| v.get(5)).expect_err("no element 5");
+    /// let second = ReadGuard::try_map(g, |v| v.get(1)).expect("element 1");
+    /// assert_eq!(*second, 2);
+    /// ```
+    ///
+    /// # Errors
+    /// The guard, unchanged, when `f` returns `None`.
+    #[inline]
+    pub fn try_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&T) -> Option<&U>,
+    ) -> Result<ReadGuard<'a, U, B, C>, Self> {
+        let Some(part) = f(&*this) else {
+            return Err(this);
+        };
+        let data = NonNull::from(part);
+        let (raw, _, state) = this.into_parts();
+        // INVARIANT: as in `map`: the same lock and state, `data` inside its data.
+        Ok(ReadGuard {
+            raw,
+            data,
+            state,
+            _marker: PhantomData,
+        })
     }
 }
 
@@ -819,17 +974,17 @@ impl<T: ?Sized, B: SharedBackend, C: GuardState> Deref for ReadGuard<'_, T, B, C
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: a shared lock is held (type invariant): no writer has `&mut T`,
-        // and readers only share `&T`.
-        self.lock.data.with(|p| unsafe { &*p })
+        // readers only share `&T`, and `data` points into the protected data.
+        unsafe { self.data.as_ref() }
     }
 }
 
 impl<T: ?Sized, B: SharedBackend, C: GuardState> Drop for ReadGuard<'_, T, B, C> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the guard proves this thread holds a shared lock, taken with
-        // `state` (type invariant); the guard is gone after this.
-        unsafe { self.lock.release(self.state, |b| b.unlock_shared()) }
+        // SAFETY: the guard proves this thread holds a shared lock on `raw`,
+        // taken with `state` (type invariant); the guard is gone after this.
+        unsafe { release_raw(self.raw, self.state, |b| b.unlock_shared()) }
     }
 }
 
@@ -843,6 +998,212 @@ impl<T: ?Sized + fmt::Debug, B: SharedBackend, C: GuardState> fmt::Debug
 
 impl<T: ?Sized + fmt::Display, B: SharedBackend, C: GuardState> fmt::Display
     for ReadGuard<'_, T, B, C>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// A [`Guard`] narrowed to a part of the data by [`Guard::map`] or
+/// [`Guard::try_map`]: the same exclusive hold, `&mut U` to the part, the same
+/// unlock and context restore on drop (parking_lot's `MappedMutexGuard`).
+/// Unlike a `Guard` it cannot [`do_unlocked`](Guard::do_unlocked) (the part
+/// may not survive the unlock), so a condition variable does not take it.
+///
+/// `!Send`, for the same reasons as [`Guard`]; invariant in `U`, as any guard
+/// that gives `&mut`.
+///
+/// ```compile_fail
+/// use ksync::lock::Guard;
+/// let m = ksync::mutex::Mutex::new((0, 0));
+/// let g = Guard::map(m.lock(), |v| &mut v.0);
+/// std::thread::spawn(move || drop(g)); // error: the guard is not Send
+/// ```
+///
+/// # Invariants
+/// `raw` is held exclusively by the thread that made the guard, which entered
+/// the context `state` before taking it; `data` points into the data that `raw`
+/// protects, valid for `'a`, and no other reference to it exists.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct MappedGuard<'a, U: ?Sized, B: Backend, C: GuardState = <B as Backend>::GuardState> {
+    raw: &'a B,
+    data: NonNull<U>,
+    state: C,
+    _marker: PhantomData<(&'a mut U, *mut ())>,
+}
+
+// SAFETY: sharing a mapped guard shares `&U` (hence `U: Sync`) and a copy of its
+// state; the unlock stays with the owner (`!Send`).
+unsafe impl<U: ?Sized + Sync, B: Backend, C: GuardState> Sync for MappedGuard<'_, U, B, C> {}
+
+impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
+    /// A guard of a part of the data, holding the same lock (`MutexGuard::map`
+    /// of parking_lot): unlocks, and restores the context, on drop. An
+    /// associated function (`Guard::map(g, f)`), so that it does not hide a
+    /// method of `T`. If `f` panics, the guard is dropped and the lock released.
+    ///
+    /// ```
+    /// use ksync::lock::Guard;
+    /// let m = ksync::mutex::Mutex::new((0u32, vec![1]));
+    /// let mut list = Guard::map(m.lock(), |v| &mut v.1);
+    /// list.push(2);
+    /// assert!(m.try_lock().is_none()); // still locked
+    /// drop(list);
+    /// assert_eq!(m.lock().1, [1, 2]);
+    /// ```
+    #[doc(alias = "MappedMutexGuard")]
+    #[inline]
+    pub fn map<U: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut T) -> &mut U,
+    ) -> MappedGuard<'a, U, B, C> {
+        let data = NonNull::from(f(&mut *this));
+        let (lock, state) = this.into_parts();
+        // INVARIANT: the same exclusive hold and state; `data` points into the
+        // lock's data (`f` got the only `&mut T`), valid while it is held.
+        MappedGuard {
+            raw: &lock.raw,
+            data,
+            state,
+            _marker: PhantomData,
+        }
+    }
+
+    /// [`map`](Self::map) to a part that may be absent: `Err` gives the guard
+    /// back, still holding the lock.
+    ///
+    /// ```
+    /// use ksync::lock::Guard;
+    /// let l = ksync::spinlock::SpinLock::new([1, 2, 3]);
+    /// let g = Guard::try_map(l.lock(), |v| v.get_mut(7)).expect_err("no element 7");
+    /// let mut last = Guard::try_map(g, |v| v.last_mut()).expect("not empty");
+    /// *last = 30;
+    /// drop(last);
+    /// assert_eq!(*l.lock(), [1, 2, 30]);
+    /// ```
+    ///
+    /// # Errors
+    /// The guard, unchanged, when `f` returns `None`.
+    #[inline]
+    pub fn try_map<U: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<MappedGuard<'a, U, B, C>, Self> {
+        let Some(part) = f(&mut *this) else {
+            return Err(this);
+        };
+        let data = NonNull::from(part);
+        let (lock, state) = this.into_parts();
+        // INVARIANT: as in `map`: the same hold and state, `data` inside its data.
+        Ok(MappedGuard {
+            raw: &lock.raw,
+            data,
+            state,
+            _marker: PhantomData,
+        })
+    }
+}
+
+impl<'a, U: ?Sized, B: Backend, C: GuardState> MappedGuard<'a, U, B, C> {
+    /// Takes the guard apart without unlocking.
+    #[inline(always)]
+    fn into_parts(self) -> (&'a B, NonNull<U>, C) {
+        let parts = (self.raw, self.data, self.state);
+        core::mem::forget(self);
+        parts
+    }
+
+    /// Narrows further: a guard of a part of this part.
+    #[inline]
+    pub fn map<V: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut U) -> &mut V,
+    ) -> MappedGuard<'a, V, B, C> {
+        let data = NonNull::from(f(&mut *this));
+        let (raw, _, state) = this.into_parts();
+        // INVARIANT: the same hold and state; `data` inside the part, so inside
+        // the protected data.
+        MappedGuard {
+            raw,
+            data,
+            state,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Narrows further to a part that may be absent; `Err` gives the guard back.
+    ///
+    /// # Errors
+    /// The guard, unchanged, when `f` returns `None`.
+    #[inline]
+    pub fn try_map<V: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut U) -> Option<&mut V>,
+    ) -> Result<MappedGuard<'a, V, B, C>, Self> {
+        let Some(part) = f(&mut *this) else {
+            return Err(this);
+        };
+        let data = NonNull::from(part);
+        let (raw, _, state) = this.into_parts();
+        // INVARIANT: as in `map`.
+        Ok(MappedGuard {
+            raw,
+            data,
+            state,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Unlocks now: the same as dropping the guard.
+    #[inline]
+    pub fn unlock(self) {
+        drop(self)
+    }
+
+    /// The irq flags saved by a `lock_irqsave`, if this guard holds any.
+    #[inline]
+    pub fn saved_flags(&self) -> Option<IrqFlags> {
+        self.state.saved_flags()
+    }
+}
+
+impl<U: ?Sized, B: Backend, C: GuardState> Deref for MappedGuard<'_, U, B, C> {
+    type Target = U;
+    #[inline]
+    fn deref(&self) -> &U {
+        // SAFETY: the lock is held exclusively and `data` points into its data
+        // (type invariant): no `&mut` to it exists elsewhere.
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<U: ?Sized, B: Backend, C: GuardState> DerefMut for MappedGuard<'_, U, B, C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut U {
+        // SAFETY: the lock is held exclusively, `data` points into its data (type
+        // invariant), and `&mut self` makes this the only reference.
+        unsafe { self.data.as_mut() }
+    }
+}
+
+impl<U: ?Sized, B: Backend, C: GuardState> Drop for MappedGuard<'_, U, B, C> {
+    /// lockdep release, the backend's unlock, the context restore: as [`Guard`].
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard proves this thread holds `raw` exclusively, taken with
+        // `state` (type invariant); the guard is gone after this.
+        unsafe { release_raw(self.raw, self.state, |b| b.unlock()) }
+    }
+}
+
+impl<U: ?Sized + fmt::Debug, B: Backend, C: GuardState> fmt::Debug for MappedGuard<'_, U, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<U: ?Sized + fmt::Display, B: Backend, C: GuardState> fmt::Display
+    for MappedGuard<'_, U, B, C>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
@@ -899,5 +1260,154 @@ mod tests {
         drop(g);
         assert!(!m.is_locked());
         assert_eq!(*m.lock(), 1);
+    }
+
+    /// A mapped guard keeps the lock and the variant's context, and its drop
+    /// releases both.
+    #[test]
+    fn mapped_guard_unlocks_and_restores_on_drop() {
+        use super::Guard;
+        let l = SpinLock::new((1u32, [0u8; 4]));
+        let mut part = Guard::map(l.lock_irqsave(), |v| &mut v.1[2]);
+        *part = 7;
+        assert!(l.is_locked() && irqs_disabled() && preempt_count() == 1);
+        assert!(part.saved_flags().is_some());
+        let mut narrower = super::MappedGuard::map(part, |b| b);
+        *narrower += 1;
+        drop(narrower);
+        assert!(!l.is_locked() && !irqs_disabled() && preempt_count() == 0);
+        assert_eq!(l.lock().1, [0, 0, 8, 0]);
+
+        let m = Mutex::new(vec![1, 2]);
+        let g = Guard::try_map(m.lock(), |v| v.get_mut(9)).expect_err("absent");
+        assert!(m.raw().is_owned_by_current()); // Err: still held, by the guard
+        let g = Guard::try_map(g, |v| v.first_mut()).expect("present");
+        assert!(m.is_locked());
+        g.unlock();
+        assert!(!m.is_locked());
+    }
+
+    /// A mapped read guard keeps the read lock (writers excluded, readers not)
+    /// until its drop.
+    #[test]
+    fn mapped_read_guard_keeps_the_read_lock_until_drop() {
+        use super::ReadGuard;
+        let l = crate::spinlock::RwLock::new((3u32, String::from("eth0")));
+        let name = ReadGuard::map(l.read(), |v| v.1.as_str());
+        assert!(l.try_write().is_none());
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(l.try_read().map(|g| g.0), Some(3)));
+        });
+        assert_eq!(&*name, "eth0");
+        drop(name);
+        assert!(l.try_write().is_some());
+        assert_eq!(preempt_count(), 0);
+
+        let sem = crate::rwsem::RwSemaphore::new([1, 2]);
+        let g = ReadGuard::try_map(sem.read(), |v| v.get(4)).expect_err("absent");
+        let second = ReadGuard::try_map(g, |v| v.get(1)).expect("present");
+        assert!(sem.try_write().is_none());
+        assert_eq!(*second, 2);
+        drop(second);
+        assert!(sem.try_write().is_some());
+    }
+
+    /// Read guards are covariant in `T`: this function compiles only if a
+    /// guard of `&'static str` is a subtype of one of `&'a str`.
+    #[test]
+    fn read_guards_are_covariant() {
+        use crate::rwsem::{RwSemReadGuard, RwSemaphore};
+        use crate::spinlock::{RwLock, RwLockReadGuard};
+        fn spin<'a, 'g>(g: RwLockReadGuard<'g, &'static str>) -> RwLockReadGuard<'g, &'a str> {
+            g
+        }
+        fn sem<'a, 'g>(g: RwSemReadGuard<'g, &'static str>) -> RwSemReadGuard<'g, &'a str> {
+            g
+        }
+        let l = RwLock::new("a");
+        let s = RwSemaphore::new("b");
+        assert_eq!((*spin(l.read()), *sem(s.read())), ("a", "b"));
+    }
+
+    /// `Debug` shows the data of a free lock under the lock's own name, and
+    /// `<locked>` for a held one, for every lock type.
+    #[test]
+    fn debug_shows_the_data_or_locked() {
+        fn check<L: core::fmt::Debug>(
+            name: &str,
+            free: &L,
+            hold: impl FnOnce(&L) -> Box<dyn FnOnce() + '_>,
+        ) {
+            assert_eq!(format!("{free:?}"), format!("{name} {{ data: 5, .. }}"));
+            let release = hold(free);
+            assert_eq!(
+                format!("{free:?}"),
+                format!("{name} {{ data: <locked>, .. }}")
+            );
+            release();
+            assert_eq!(format!("{free:?}"), format!("{name} {{ data: 5, .. }}"));
+        }
+        check("SpinLock", &SpinLock::new(5), |l| {
+            let g = l.lock();
+            Box::new(move || drop(g))
+        });
+        check("RawSpinLock", &crate::spinlock::RawSpinLock::new(5), |l| {
+            let g = l.lock();
+            Box::new(move || drop(g))
+        });
+        check("SpinLock", &crate::spinlock::TicketSpinLock::new(5), |l| {
+            let g = l.lock();
+            Box::new(move || drop(g))
+        });
+        check("RwLock", &crate::spinlock::RwLock::new(5), |l| {
+            let g = l.read(); // held by a reader: shown as locked too
+            Box::new(move || drop(g))
+        });
+        check("RwLock", &crate::spinlock::ReaderPrefRwLock::new(5), |l| {
+            let g = l.write();
+            Box::new(move || drop(g))
+        });
+        check("Mutex", &Mutex::new(5), |l| {
+            let g = l.lock();
+            Box::new(move || drop(g))
+        });
+        check("RwSemaphore", &crate::rwsem::RwSemaphore::new(5), |l| {
+            let g = l.write();
+            Box::new(move || drop(g))
+        });
+        check("LocalLock", &crate::percpu::LocalLock::new(5), |l| {
+            let g = l.lock();
+            Box::new(move || drop(g))
+        });
+        // A guard shows its data.
+        let m = Mutex::new(5);
+        assert_eq!(format!("{:?}", m.lock()), "5");
+    }
+
+    /// No poisoning: a panic that unwinds through a guard releases the lock,
+    /// and the next `lock()` returns the data as the panicking thread left it.
+    #[test]
+    fn a_panic_releases_the_lock_without_poisoning_it() {
+        let m = std::sync::Arc::new(Mutex::new(0));
+        let m2 = m.clone();
+        let r = std::thread::spawn(move || {
+            let mut g = m2.lock();
+            *g = 1;
+            panic!("while holding the mutex");
+        })
+        .join();
+        assert!(r.is_err());
+        assert!(!m.is_locked());
+        assert_eq!(*m.lock(), 1); // no PoisonError: the guard itself
+
+        let s = SpinLock::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut g = s.lock_irqsave();
+            *g = 2;
+            panic!("while holding the spinlock");
+        }));
+        assert!(r.is_err());
+        assert!(!s.is_locked() && !irqs_disabled() && preempt_count() == 0);
+        assert_eq!(*s.lock(), 2);
     }
 }
