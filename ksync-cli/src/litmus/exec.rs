@@ -119,7 +119,9 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
         },
         Stmt::Lock(l) => {
             if f.held[*l].is_some() {
-                return Err(format!("spin_lock() of lock #{l}, already held: self-deadlock"));
+                return Err(format!(
+                    "spin_lock() of lock #{l}, already held: self-deadlock"
+                ));
             }
             f.held[*l] = Some(mem.locks[*l * mem.k + mem.i].lock());
         }

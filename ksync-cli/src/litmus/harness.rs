@@ -284,7 +284,11 @@ fn tally(
 /// Sets every cell of every instance to its initial value (every lock is
 /// free: each process releases what it takes).
 fn reset(test: &Litmus, k: usize, cells: &[Atomic64]) {
-    for v in test.vars.iter().filter(|v| v.kind == super::ast::VarKind::Cell) {
+    for v in test
+        .vars
+        .iter()
+        .filter(|v| v.kind == super::ast::VarKind::Cell)
+    {
         for c in &cells[v.slot * k..(v.slot + 1) * k] {
             write_once(c, v.init);
         }

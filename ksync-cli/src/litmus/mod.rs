@@ -37,7 +37,7 @@ mod exec;
 mod harness;
 mod parse;
 
-use ast::{Litmus, Verdict};
+use ast::{Litmus, Quantifier, Verdict};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -97,6 +97,9 @@ struct JsonResult {
     iterations: u64,
     /// The final condition, as written.
     condition: String,
+    /// Its quantifier. The `Result:` line judges the proposition under it
+    /// whatever it is (herd's "Observation"), so this is for the reader.
+    quantifier: Quantifier,
     /// The `Result:` line (null when the file has none).
     model: Option<Verdict>,
     /// How many instances satisfied the condition's proposition.
@@ -267,6 +270,7 @@ pub fn main(args: Args) -> bool {
                 threads: t.procs.len(),
                 iterations: out.iterations,
                 condition: t.condition.clone(),
+                quantifier: t.quantifier,
                 model: t.expected,
                 observed: j.observed,
                 kept: j.kept,

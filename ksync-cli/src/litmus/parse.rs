@@ -60,8 +60,8 @@ impl fmt::Display for Tok {
 /// Longest first, so that `<<` wins over `<`.
 const PUNCT: &[&str] = &[
     "<<", ">>", "==", "!=", "<=", ">=", "&&", "||", "/\\", "\\/", "->", "++", "--", "+=", "-=",
-    "{", "}", "(", ")", "[", "]", ";", ",", ":", "=", "*", "&", "|", "^", "!", "~", "+", "-",
-    "/", "%", "<", ">", ".", "?",
+    "{", "}", "(", ")", "[", "]", ";", ",", ":", "=", "*", "&", "|", "^", "!", "~", "+", "-", "/",
+    "%", "<", ">", ".", "?",
 ];
 
 struct Lexer<'a> {
@@ -125,10 +125,7 @@ impl Lexer<'_> {
         }
         Err(Error {
             line: start,
-            msg: format!(
-                "unterminated comment `{}`",
-                String::from_utf8_lossy(open)
-            ),
+            msg: format!("unterminated comment `{}`", String::from_utf8_lossy(open)),
         })
     }
 
@@ -328,7 +325,7 @@ impl<'a> Parser<'a> {
         if trimmed.starts_with("(*") {
             if let Some(end) = trimmed.find("*)") {
                 let comment = &trimmed[..end];
-                for word in comment.split("Result:").skip(1) {
+                if let Some(word) = comment.split("Result:").nth(1) {
                     expected = match word.split_whitespace().next() {
                         Some("Never") => Some(Verdict::Never),
                         Some("Sometimes") => Some(Verdict::Sometimes),
@@ -340,7 +337,6 @@ impl<'a> Parser<'a> {
                         }
                         None => None,
                     };
-                    break;
                 }
             }
         }
@@ -393,7 +389,9 @@ impl<'a> Parser<'a> {
                 }
             };
             if self.eat("[")? {
-                return self.err(format!("arrays are outside the supported subset (`{loc}[…]`)"));
+                return self.err(format!(
+                    "arrays are outside the supported subset (`{loc}[…]`)"
+                ));
             }
             let val = if self.eat("=")? {
                 match self.peek()? {
@@ -1059,8 +1057,11 @@ fn rmw(f: &str) -> Option<(RmwOp, RmwOrder, Shape)> {
         "xchg" | "atomic_xchg" => (Xchg, Shape::PtrFirst(2)),
         "cmpxchg" | "atomic_cmpxchg" => (Cmpxchg, Shape::PtrFirst(3)),
         // The conditional and testing forms are fully ordered only.
-        "atomic_add_unless" | "atomic_inc_not_zero" | "atomic_sub_and_test"
-        | "atomic_dec_and_test" | "atomic_inc_and_test"
+        "atomic_add_unless"
+        | "atomic_inc_not_zero"
+        | "atomic_sub_and_test"
+        | "atomic_dec_and_test"
+        | "atomic_inc_and_test"
             if order != RmwOrder::Full =>
         {
             return None;
@@ -1498,3 +1499,7 @@ impl Parser<'_> {
         Ok(if negate { Prop::Not(Box::new(eq)) } else { eq })
     }
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
