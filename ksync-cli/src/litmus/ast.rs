@@ -208,6 +208,8 @@ pub enum Prop {
     False,
     /// Index into [`Litmus::observed`], value.
     Eq(usize, i64),
+    /// Two locations hold the same value (`0:r1=1:r1`).
+    EqLoc(usize, usize),
     Not(Box<Prop>),
     And(Box<Prop>, Box<Prop>),
     Or(Box<Prop>, Box<Prop>),
@@ -219,6 +221,7 @@ impl Prop {
             Prop::True => true,
             Prop::False => false,
             Prop::Eq(l, v) => values[*l] == *v,
+            Prop::EqLoc(a, b) => values[*a] == values[*b],
             Prop::Not(p) => !p.eval(values),
             Prop::And(a, b) => a.eval(values) && b.eval(values),
             Prop::Or(a, b) => a.eval(values) || b.eval(values),

@@ -1127,6 +1127,7 @@ fn is_type_word(w: &str) -> bool {
             | "s64"
             | "const"
             | "volatile"
+            | "void"
     )
 }
 
@@ -1366,6 +1367,7 @@ fn remap(observed: &mut Vec<Loc>, locs: &[Loc]) -> Vec<usize> {
 fn reindex(p: Prop, map: &[usize]) -> Prop {
     match p {
         Prop::Eq(i, v) => Prop::Eq(map[i], v),
+        Prop::EqLoc(a, b) => Prop::EqLoc(map[a], map[b]),
         Prop::Not(a) => Prop::Not(Box::new(reindex(*a, map))),
         Prop::And(a, b) => Prop::And(Box::new(reindex(*a, map)), Box::new(reindex(*b, map))),
         Prop::Or(a, b) => Prop::Or(Box::new(reindex(*a, map)), Box::new(reindex(*b, map))),
@@ -1478,11 +1480,21 @@ impl Parser<'_> {
                 msg: format!("expected `=` after a location in the condition, found {t}"),
             });
         };
-        let v = match self.peek()? {
-            Tok::Ident(name) => {
+        // The value: a number, a variable's address, or another location.
+        let i = locs.len();
+        locs.push(loc);
+        let eq = match self.peek2()? {
+            (Tok::Int(_), Tok::P(":")) => {
+                let other = self.cond_loc(ctx)?;
+                locs.push(other);
+                Prop::EqLoc(i, i + 1)
+            }
+            (Tok::Ident(name), _) => {
                 self.next()?;
                 match ctx.vars.iter().find(|x| x.name == name) {
-                    Some(var) if var.kind == VarKind::Cell => ADDR_BASE + var.slot as i64,
+                    Some(var) if var.kind == VarKind::Cell => {
+                        Prop::Eq(i, ADDR_BASE + var.slot as i64)
+                    }
                     _ => {
                         return Err(Error {
                             line,
@@ -1491,11 +1503,8 @@ impl Parser<'_> {
                     }
                 }
             }
-            _ => self.int()?,
+            _ => Prop::Eq(i, self.int()?),
         };
-        let i = locs.len();
-        locs.push(loc);
-        let eq = Prop::Eq(i, v);
         Ok(if negate { Prop::Not(Box::new(eq)) } else { eq })
     }
 }

@@ -257,3 +257,22 @@ fn an_unterminated_comment_names_its_start() {
     assert_eq!(e.line, 2);
     assert!(e.msg.contains("unterminated comment"), "{e}");
 }
+
+#[test]
+fn a_condition_may_compare_two_locations_and_casts_are_dropped() {
+    let t = parse(
+        "C t\n{}\nP0(int **p, int *x)\n{\n\tint r1 = READ_ONCE(*x);\n\tsmp_store_release(p, (void *)0);\n}\n\
+         P1(int *x)\n{\n\tint r1 = READ_ONCE(*x);\n}\nexists (~x=1 \\/ 0:r1=1:r1)\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(t.observed, [Loc::Var(1), Loc::Reg(0, 0), Loc::Reg(1, 0)]);
+    assert!(matches!(
+        t.procs[0].body[1],
+        Stmt::Store(Access::AcqRel, Place::Static(0), Expr::Int(0))
+    ));
+    // x=1 with equal registers satisfies it, x=1 with different ones not.
+    assert!(t.prop.eval(&[1, 5, 5]));
+    assert!(!t.prop.eval(&[1, 5, 6]));
+    assert!(t.prop.eval(&[0, 5, 6]));
+}
