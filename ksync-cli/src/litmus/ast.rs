@@ -31,6 +31,8 @@ pub enum VarKind {
     Cell,
     /// `spinlock_t`: a ksync [`SpinLock`](ksync::spinlock::SpinLock).
     Lock,
+    /// `struct srcu_struct`: a ksync [`SrcuStruct`](ksync::rcu::SrcuStruct).
+    Srcu,
 }
 
 /// A shared variable.
@@ -160,6 +162,8 @@ pub enum Expr {
     Trylock(usize),
     /// `spin_is_locked(l)`.
     IsLocked(usize),
+    /// `srcu_read_lock(s)`: the section's index.
+    SrcuLock(usize),
     Not(Box<Expr>),
     Neg(Box<Expr>),
     BitNot(Box<Expr>),
@@ -179,6 +183,10 @@ pub enum Stmt {
     RcuReadLock,
     RcuReadUnlock,
     SynchronizeRcu,
+    /// `srcu_read_unlock(s, idx)`.
+    SrcuUnlock(usize, Expr),
+    /// `synchronize_srcu(s)`.
+    SynchronizeSrcu(usize),
     If(Expr, Vec<Stmt>, Vec<Stmt>),
 }
 
@@ -252,6 +260,7 @@ pub struct Litmus {
     pub vars: Vec<Var>,
     pub cells: usize,
     pub locks: usize,
+    pub srcus: usize,
     pub procs: Vec<Process>,
     /// The locations an outcome is made of: the `locations` clause's, then the
     /// condition's and the filter's, in order of first mention.
@@ -266,12 +275,12 @@ pub struct Litmus {
 }
 
 impl Litmus {
-    /// Whether any process calls `synchronize_rcu()` (a grace period per
-    /// instance: such tests get fewer iterations by default).
+    /// Whether any process calls `synchronize_rcu()` or `synchronize_srcu()`
+    /// (a grace period per instance: such tests get fewer iterations).
     pub fn uses_synchronize_rcu(&self) -> bool {
         fn any(body: &[Stmt]) -> bool {
             body.iter().any(|s| match s {
-                Stmt::SynchronizeRcu => true,
+                Stmt::SynchronizeRcu | Stmt::SynchronizeSrcu(_) => true,
                 Stmt::If(_, a, b) => any(a) || any(b),
                 _ => false,
             })

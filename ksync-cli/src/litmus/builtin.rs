@@ -160,4 +160,8 @@ pub const FILES: &[(&str, &str)] = &[
         "RCU+MP+onceassign+derefonce.litmus",
         include_str!("../../litmus/RCU+MP+onceassign+derefonce.litmus"),
     ),
+    (
+        "SRCU+SB+sync+read.litmus",
+        include_str!("../../litmus/SRCU+SB+sync+read.litmus"),
+    ),
 ];

@@ -10,6 +10,7 @@
 //! | `xchg`, `cmpxchg`, `atomic_*`               | the [`Atomic64`] method of the same name           |
 //! | `spin_lock`, `spin_unlock`, `spin_trylock`, `spin_is_locked` | ksync's [`SpinLock`]             |
 //! | `rcu_read_lock`, `rcu_read_unlock`, `synchronize_rcu` | [`ksync::rcu`]'s                         |
+//! | `srcu_read_lock`, `srcu_read_unlock`, `synchronize_srcu` | a [`SrcuStruct`] per domain            |
 //!
 //! A pointer is a value (`ADDR_BASE` + the cell's index) and `*r1` computes
 //! the cell's address from the register: the load that follows really depends
@@ -21,7 +22,7 @@ use ksync::barrier::{
     barrier, read_once, smp_load_acquire, smp_mb, smp_mb_after_atomic, smp_mb_after_spinlock,
     smp_mb_before_atomic, smp_rmb, smp_store_mb, smp_store_release, smp_wmb, write_once,
 };
-use ksync::rcu::{RcuReadGuard, rcu_read_lock, synchronize_rcu};
+use ksync::rcu::{RcuReadGuard, SrcuReadGuard, SrcuStruct, rcu_read_lock, synchronize_rcu};
 use ksync::spinlock::{SpinLock, SpinLockGuard};
 
 /// One instance's memory as a process sees it: cell `c` of instance `i` is
@@ -31,6 +32,7 @@ use ksync::spinlock::{SpinLock, SpinLockGuard};
 pub struct Mem<'a> {
     pub cells: &'a [Atomic64],
     pub locks: &'a [SpinLock<()>],
+    pub srcus: &'a [SrcuStruct],
     pub k: usize,
     pub i: usize,
     /// How many cells a test has (pointers beyond are faults).
@@ -44,6 +46,10 @@ pub struct Frame<'a> {
     held: Vec<Option<SpinLockGuard<'a, ()>>>,
     /// Nested `rcu_read_lock()`s.
     rcu: Vec<RcuReadGuard>,
+    /// Open SRCU sections: (domain, index returned, guard), in the order taken
+    /// (SRCU sections need not nest: `srcu_read_unlock` ends the first of its
+    /// domain with its index).
+    srcu: Vec<(usize, i64, SrcuReadGuard<'a>)>,
 }
 
 impl<'a> Frame<'a> {
@@ -52,6 +58,7 @@ impl<'a> Frame<'a> {
             regs: proc.reg_init.clone(),
             held: (0..locks).map(|_| None).collect(),
             rcu: Vec::new(),
+            srcu: Vec::new(),
         }
     }
 }
@@ -66,17 +73,18 @@ pub fn run<'a>(proc: &Process, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), F
     f.regs.copy_from_slice(&proc.reg_init);
     let r = block(&proc.body, mem, f);
     let held = f.held.iter().position(Option::is_some);
-    let readers = f.rcu.len();
+    let readers = f.rcu.len() + f.srcu.len();
     for g in f.held.iter_mut() {
         drop(g.take());
     }
     f.rcu.clear();
+    f.srcu.clear();
     r?;
     if let Some(l) = held {
         return Err(format!("the process ends holding lock #{l}"));
     }
     if readers > 0 {
-        return Err("the process ends inside rcu_read_lock()".into());
+        return Err("the process ends inside an (S)RCU read-side section".into());
     }
     Ok(())
 }
@@ -145,6 +153,26 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
             }
             synchronize_rcu();
         }
+        Stmt::SrcuUnlock(s, idx) => {
+            let idx = eval(idx, mem, f)?;
+            match f.srcu.iter().position(|(d, i, _)| d == s && *i == idx) {
+                Some(n) => drop(f.srcu.remove(n)),
+                None => {
+                    return Err(format!(
+                        "srcu_read_unlock() of index {idx}, which no open section returned"
+                    ));
+                }
+            }
+        }
+        Stmt::SynchronizeSrcu(s) => {
+            if f.srcu.iter().any(|(d, ..)| d == s) {
+                return Err(
+                    "synchronize_srcu() inside a read-side section of its domain: it would deadlock"
+                        .into(),
+                );
+            }
+            mem.srcus[*s * mem.k + mem.i].synchronize();
+        }
         Stmt::If(c, then, els) => {
             if eval(c, mem, f)? != 0 {
                 block(then, mem, f)?;
@@ -210,6 +238,12 @@ fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Fault> {
             }
         }
         Expr::IsLocked(l) => i64::from(mem.locks[*l * mem.k + mem.i].is_locked()),
+        Expr::SrcuLock(s) => {
+            let g = mem.srcus[*s * mem.k + mem.i].read_lock();
+            let idx = g.index() as i64;
+            f.srcu.push((*s, idx, g));
+            idx
+        }
         Expr::Not(a) => i64::from(eval(a, mem, f)? == 0),
         Expr::Neg(a) => eval(a, mem, f)?.wrapping_neg(),
         Expr::BitNot(a) => !eval(a, mem, f)?,

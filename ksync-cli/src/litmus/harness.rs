@@ -25,6 +25,7 @@ use super::exec::{self, Frame, Mem};
 use ksync::arch::CachePadded;
 use ksync::atomic::Atomic64;
 use ksync::barrier::{read_once, write_once};
+use ksync::rcu::SrcuStruct;
 use ksync::spinlock::SpinLock;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -172,6 +173,7 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     let rounds = iterations.div_ceil(k as u64).max(1);
     let cells: Vec<Atomic64> = (0..test.cells * k).map(|_| Atomic64::new(0)).collect();
     let locks: Vec<SpinLock<()>> = (0..test.locks * k).map(|_| SpinLock::new(())).collect();
+    let srcus: Vec<SrcuStruct> = (0..test.srcus * k).map(|_| SrcuStruct::new()).collect();
     reset(test, k, &cells);
     // Each thread's registers in an array of its own: no false sharing between
     // the threads' result writes.
@@ -195,8 +197,9 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (t, proc) in test.procs.iter().enumerate() {
-            let (cells, locks, regs, barrier, cpus, progress, fault) =
-                (&cells, &locks, &regs, &barrier, &cpus, &progress, &fault);
+            let (cells, locks, srcus, regs, barrier, cpus, progress, fault) = (
+                &cells, &locks, &srcus, &regs, &barrier, &cpus, &progress, &fault,
+            );
             // Thread 0 counts the outcomes.
             let counts_out = counts_slot.take();
             handles.push(s.spawn(move || {
@@ -217,6 +220,7 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
                             let mem = Mem {
                                 cells,
                                 locks,
+                                srcus,
                                 k,
                                 i,
                                 ncells: test.cells,

@@ -7,7 +7,7 @@
 //! kernel module. `ksync litmus FILE|DIR…` is a user-space klitmus: it parses
 //! those files ([`parse`]: the subset the kernel's tests use), runs each
 //! process as a thread on ksync's `READ_ONCE`/`WRITE_ONCE`, barriers,
-//! acquire/release, atomics, `SpinLock` and RCU ([`exec`]), many instances
+//! acquire/release, atomics, `SpinLock`, RCU and SRCU ([`exec`]), many instances
 //! racing at once ([`harness`]), and prints every outcome with its count beside
 //! the file's `Result:` line:
 //!
@@ -22,7 +22,7 @@
 //! IRIW, 2+2W, R, S, coherence) plain and with the barrier that forbids their
 //! outcome, the lock tests on ksync's `SpinLock`, and the RCU tests
 //! (`rcu_assign_pointer`/`rcu_dereference`, the grace-period guarantee with
-//! `synchronize_rcu()` and `rcu_read_lock()`).
+//! `synchronize_rcu()` and `rcu_read_lock()`, and once with SRCU).
 //!
 //! On x86-64 (TSO) expect only the store-buffering kind of `Sometimes`
 //! outcome (`SB+poonceonces`, `SB+rfionceonce-poonceonces`, `R+poonceonces`):
@@ -48,7 +48,8 @@ pub struct Args {
     /// none: the built-in tests.
     pub paths: Vec<PathBuf>,
     /// Iterations per test (default: 100000 for two-process tests, 50000 for
-    /// more; a tenth of that for tests that call synchronize_rcu()).
+    /// more). Tests that wait for a grace period per instance
+    /// (synchronize_rcu(), synchronize_srcu()) run a tenth of it, at least 1000.
     #[arg(long)]
     pub iterations: Option<u64>,
     /// Run only this test (a full name such as `SB+fencembonceonces`, or a

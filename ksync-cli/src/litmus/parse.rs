@@ -179,8 +179,8 @@ fn unsupported_hint(name: &str) -> Option<&'static str> {
         "while" | "for" | "do" | "goto" | "switch" | "return" | "break" | "continue" => {
             "loops and jumps are outside the supported subset"
         }
-        n if n.starts_with("srcu_") || n == "synchronize_srcu" => {
-            "SRCU is outside the supported subset"
+        n if n.starts_with("srcu_") && n != "srcu_read_lock" && n != "srcu_read_unlock" => {
+            "of SRCU only srcu_read_lock(), srcu_read_unlock() and synchronize_srcu() are supported"
         }
         n if n.starts_with("smp_cond_load") => "smp_cond_load_*() is outside the supported subset",
         n if n.starts_with("spin_lock_irq") || n.starts_with("spin_unlock_irq") => {
@@ -199,6 +199,7 @@ enum Name {
     /// A parameter naming a shared cell: its value is the cell's address.
     Cell(usize),
     Lock(usize),
+    Srcu(usize),
     Reg(usize),
 }
 
@@ -415,17 +416,7 @@ impl<'a> Parser<'a> {
             } else {
                 InitVal::Int(0)
             };
-            let kind = if words.iter().any(|w| w == "spinlock_t") {
-                VarKind::Lock
-            } else {
-                VarKind::Cell
-            };
-            if words.iter().any(|w| w == "srcu_struct") {
-                return Err(Error {
-                    line,
-                    msg: "SRCU is outside the supported subset".into(),
-                });
-            }
+            let kind = var_kind(&words);
             if !loc.contains(':') {
                 self.declare(&loc, kind, line)?;
             }
@@ -492,17 +483,7 @@ impl<'a> Parser<'a> {
                         msg: format!("parameter `{name}` must be a pointer (`int *{name}`)"),
                     });
                 }
-                if words.iter().any(|w| w == "srcu_struct") {
-                    return Err(Error {
-                        line,
-                        msg: "SRCU is outside the supported subset".into(),
-                    });
-                }
-                let kind = if words.iter().any(|w| w == "spinlock_t") {
-                    VarKind::Lock
-                } else {
-                    VarKind::Cell
-                };
+                let kind = var_kind(&words);
                 let v = self.declare(&name, kind, line)?;
                 let slot = self.vars[v].slot;
                 names.insert(
@@ -510,6 +491,7 @@ impl<'a> Parser<'a> {
                     match kind {
                         VarKind::Cell => Name::Cell(slot),
                         VarKind::Lock => Name::Lock(slot),
+                        VarKind::Srcu => Name::Srcu(slot),
                     },
                 );
                 if self.eat(")")? {
@@ -728,6 +710,20 @@ impl<'a> Parser<'a> {
             return Ok(Stmt::Store(access, place, val));
         }
         match f {
+            "synchronize_srcu" | "synchronize_srcu_expedited" => {
+                return Ok(Stmt::SynchronizeSrcu(self.srcu_arg(sc, f, line)?.0));
+            }
+            "srcu_read_unlock" => {
+                let (s, idx) = self.srcu_arg(sc, f, line)?;
+                let Some(idx) = idx else {
+                    return Err(Error {
+                        line,
+                        msg: "srcu_read_unlock() takes the domain and srcu_read_lock()'s index"
+                            .into(),
+                    });
+                };
+                return Ok(Stmt::SrcuUnlock(s, idx));
+            }
             "spin_lock" | "spin_unlock" => {
                 let l = self.lock_arg(sc, f, line)?;
                 return Ok(if f == "spin_lock" {
@@ -775,6 +771,34 @@ impl<'a> Parser<'a> {
                 msg: format!("{f}({name}): undeclared lock `{name}`"),
             }),
         }
+    }
+
+    /// An SRCU domain parameter, and the second argument if there is one:
+    /// `synchronize_srcu(s)`, `srcu_read_unlock(s, idx)`.
+    fn srcu_arg(
+        &mut self,
+        sc: &mut Scope<'_>,
+        f: &str,
+        line: usize,
+    ) -> Result<(usize, Option<Expr>)> {
+        self.expect("(", "")?;
+        let name = self.ident(&format!("an SRCU domain in {f}()"))?;
+        let s = match sc.names.get(&name) {
+            Some(Name::Srcu(s)) => *s,
+            _ => {
+                return Err(Error {
+                    line,
+                    msg: format!("{f}({name}): `{name}` is not a `struct srcu_struct *` parameter"),
+                });
+            }
+        };
+        let idx = if self.eat(",")? {
+            Some(self.expr(sc)?)
+        } else {
+            None
+        };
+        self.expect(")", &format!("closing {f}("))?;
+        Ok((s, idx))
     }
 
     /// The place `*p` names (the argument of READ_ONCE and friends).
@@ -914,6 +938,10 @@ impl<'a> Parser<'a> {
                 match sc.names.get(&w) {
                     Some(Name::Reg(r)) => Ok(Expr::Reg(*r)),
                     Some(Name::Cell(c)) => Ok(Expr::Int(ADDR_BASE + *c as i64)),
+                    Some(Name::Srcu(_)) => Err(Error {
+                        line,
+                        msg: format!("the SRCU domain `{w}` used as a value"),
+                    }),
                     Some(Name::Lock(_)) => Err(Error {
                         line,
                         msg: format!("the lock `{w}` used as a value"),
@@ -961,6 +989,13 @@ impl<'a> Parser<'a> {
         match f {
             "spin_trylock" => return Ok(Expr::Trylock(self.lock_arg(sc, f, line)?)),
             "spin_is_locked" => return Ok(Expr::IsLocked(self.lock_arg(sc, f, line)?)),
+            "srcu_read_lock" => {
+                let (s, extra) = self.srcu_arg(sc, f, line)?;
+                if extra.is_some() {
+                    return self.err("srcu_read_lock() takes only the domain");
+                }
+                return Ok(Expr::SrcuLock(s));
+            }
             _ => {}
         }
         if let Some((op, order, shape)) = rmw(f) {
@@ -1099,6 +1134,17 @@ fn rmw(f: &str) -> Option<(RmwOp, RmwOrder, Shape)> {
         _ => order,
     };
     Some((op, order, shape))
+}
+
+/// The kind of a variable declared with type words `words`.
+fn var_kind(words: &[String]) -> VarKind {
+    if words.iter().any(|w| w == "spinlock_t") {
+        VarKind::Lock
+    } else if words.iter().any(|w| w == "srcu_struct") {
+        VarKind::Srcu
+    } else {
+        VarKind::Cell
+    }
 }
 
 /// `P0`, `P1`, …
@@ -1315,7 +1361,8 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
         reindex(f, &map)
     });
     let cells = p.cells();
-    let locks = p.vars.len() - cells;
+    let count = |k| p.vars.iter().filter(|v| v.kind == k).count();
+    let (locks, srcus) = (count(VarKind::Lock), count(VarKind::Srcu));
     Ok(Litmus {
         name,
         source: source.to_string(),
@@ -1323,6 +1370,7 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
         vars: p.vars,
         cells,
         locks,
+        srcus,
         procs,
         observed,
         shown,

@@ -88,6 +88,18 @@ fn acquire_release_locks_and_rcu_map_to_their_statements() {
     assert!(t.uses_synchronize_rcu());
     assert!(matches!(t.procs[1].body[0], Stmt::RcuReadLock));
     assert!(matches!(t.procs[1].body[3], Stmt::RcuReadUnlock));
+    let t = parsed("SRCU+SB+sync+read");
+    assert_eq!(t.srcus, 1);
+    assert!(t.uses_synchronize_rcu());
+    assert!(matches!(
+        t.procs[0].body[0],
+        Stmt::Assign(1, Expr::SrcuLock(0))
+    ));
+    assert!(matches!(
+        t.procs[0].body[3],
+        Stmt::SrcuUnlock(0, Expr::Reg(1))
+    ));
+    assert!(matches!(t.procs[1].body[1], Stmt::SynchronizeSrcu(0)));
 }
 
 #[test]
@@ -197,9 +209,16 @@ fn constructs_outside_the_subset_are_named() {
         e.msg.contains("`while`") && e.msg.contains("outside"),
         "{e}"
     );
-    let e = error("C t\n{}\nP0(int *x, struct srcu_struct *s)\n{\n}\nexists (x=1)\n");
-    assert_eq!(e.line, 3);
-    assert!(e.msg.contains("SRCU"), "{e}");
+    let e = error(
+        "C t\n{}\nP0(int *x, struct srcu_struct *s)\n{\n\tint r0 = srcu_down_read(s);\n}\nexists (x=1)\n",
+    );
+    assert_eq!(e.line, 5);
+    assert!(e.msg.contains("`srcu_down_read`"), "{e}");
+    let e = error(
+        "C t\n{}\nP0(int *x)\n{\n\tint r0 = smp_cond_load_acquire(x, VAL);\n}\nexists (x=1)\n",
+    );
+    assert_eq!(e.line, 5);
+    assert!(e.msg.contains("outside the supported subset"), "{e}");
     let e = error("C t\n{ int x[2]; }\nP0(int *x)\n{\n}\nexists (x=1)\n");
     assert_eq!(e.line, 2);
     assert!(e.msg.contains("arrays"), "{e}");
