@@ -246,6 +246,38 @@ fn a_never_outcome_seen_fails() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A lock its holder never releases cannot be taken after it: the instances
+/// where the other process would wait forever are left out, as herd leaves
+/// out executions that cannot complete, and the rest never see the store.
+#[test]
+fn a_lock_never_released_deadlocks_the_instance() {
+    let dir = scratch("leak");
+    let f = dir.join("leak.litmus");
+    std::fs::write(
+        &f,
+        "C Leak\n(* Result: Never *)\n{}\n\
+         P0(int *x, spinlock_t *s)\n{\n\tspin_lock(s);\n\tWRITE_ONCE(*x, 1);\n}\n\
+         P1(int *x, spinlock_t *s)\n{\n\tint r1;\n\n\tspin_lock(s);\n\tr1 = READ_ONCE(*x);\n\tspin_unlock(s);\n}\n\
+         exists (1:r1=1)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "5000", "--json", f.to_str().unwrap()]);
+    assert!(run.ok, "{}", run.stdout);
+    let t = &json(&run)[0];
+    assert_eq!(t["observed"], 0);
+    let total: u64 = t["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total + t["deadlocked"].as_u64().unwrap(),
+        t["iterations"].as_u64().unwrap()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_fault_or_a_bad_file_fails_with_its_line() {
     let dir = scratch("fault");

@@ -24,6 +24,7 @@ use ksync::barrier::{
 };
 use ksync::rcu::{RcuReadGuard, SrcuReadGuard, SrcuStruct, rcu_read_lock, synchronize_rcu};
 use ksync::spinlock::{SpinLock, SpinLockGuard};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// One instance's memory as a process sees it: cell `c` of instance `i` is
 /// `cells[c * k + i]`, lock `l` is `locks[l * k + i]` (each variable an array
@@ -33,6 +34,8 @@ pub struct Mem<'a> {
     pub cells: &'a [Atomic64],
     pub locks: &'a [SpinLock<()>],
     pub srcus: &'a [SrcuStruct],
+    /// Per lock instance: its holder ended without releasing it (see [`run`]).
+    pub leaked: &'a [AtomicBool],
     pub k: usize,
     pub i: usize,
     /// How many cells a test has (pointers beyond are faults).
@@ -67,29 +70,68 @@ impl<'a> Frame<'a> {
 /// unlocking a lock not held, `synchronize_rcu()` in a reader.
 pub type Fault = String;
 
+/// How a process's run on one instance ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    Done,
+    /// It waited for a lock that another process of the instance took and
+    /// never released: in herd's terms the execution does not exist (it
+    /// would deadlock), so the instance is left out of the counts.
+    Deadlocked,
+}
+
+/// Why a body stopped early.
+enum Stop {
+    Fault(Fault),
+    Deadlock,
+}
+
+impl From<String> for Stop {
+    fn from(s: String) -> Self {
+        Stop::Fault(s)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(s: &str) -> Self {
+        Stop::Fault(s.to_string())
+    }
+}
+
 /// Runs `proc` on instance `mem.i`; on return the frame's registers hold the
 /// results and every lock and RCU reader it took is released.
-pub fn run<'a>(proc: &Process, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
+///
+/// A lock the process still holds at its end is released, but first marked
+/// leaked for this instance: a process that then acquires it knows it could
+/// never have in the test (it would wait forever) and the instance ends
+/// [`Completion::Deadlocked`].
+pub fn run<'a>(proc: &Process, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<Completion, Fault> {
     f.regs.copy_from_slice(&proc.reg_init);
     let r = block(&proc.body, mem, f);
-    let held = f.held.iter().position(Option::is_some);
     let readers = f.rcu.len() + f.srcu.len();
-    for g in f.held.iter_mut() {
-        drop(g.take());
+    for (l, g) in f.held.iter_mut().enumerate() {
+        if let Some(g) = g.take() {
+            // Relaxed: set before the unlock below, and read by the next owner
+            // after its acquisition of this same lock, whose release/acquire
+            // pair orders the two.
+            mem.leaked[l * mem.k + mem.i].store(true, Ordering::Relaxed);
+            drop(g);
+        }
     }
     f.rcu.clear();
     f.srcu.clear();
-    r?;
-    if let Some(l) = held {
-        return Err(format!("the process ends holding lock #{l}"));
+    match r {
+        Ok(()) => {}
+        Err(Stop::Deadlock) => return Ok(Completion::Deadlocked),
+        Err(Stop::Fault(e)) => return Err(e),
     }
     if readers > 0 {
         return Err("the process ends inside an (S)RCU read-side section".into());
     }
-    Ok(())
+    Ok(Completion::Done)
 }
 
-fn block<'a>(body: &[Stmt], mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
+fn block<'a>(body: &[Stmt], mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
     for s in body {
         stmt(s, mem, f)?;
     }
@@ -97,7 +139,7 @@ fn block<'a>(body: &[Stmt], mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Faul
 }
 
 #[inline]
-fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
+fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
     match s {
         Stmt::Assign(r, e) => f.regs[*r] = eval(e, mem, f)?,
         Stmt::Store(access, place, e) => {
@@ -127,15 +169,22 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
         },
         Stmt::Lock(l) => {
             if f.held[*l].is_some() {
-                return Err(format!(
-                    "spin_lock() of lock #{l}, already held: self-deadlock"
-                ));
+                return Err(
+                    format!("spin_lock() of lock #{l}, already held: self-deadlock").into(),
+                );
             }
-            f.held[*l] = Some(mem.locks[*l * mem.k + mem.i].lock());
+            let n = *l * mem.k + mem.i;
+            let g = mem.locks[n].lock();
+            // Relaxed: see `run`; our acquisition orders it after the
+            // leaker's store.
+            if mem.leaked[n].load(Ordering::Relaxed) {
+                return Err(Stop::Deadlock);
+            }
+            f.held[*l] = Some(g);
         }
         Stmt::Unlock(l) => {
             if f.held[*l].take().is_none() {
-                return Err(format!("spin_unlock() of lock #{l}, not held"));
+                return Err(format!("spin_unlock() of lock #{l}, not held").into());
             }
         }
         Stmt::RcuReadLock => f.rcu.push(rcu_read_lock()),
@@ -160,7 +209,8 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
                 None => {
                     return Err(format!(
                         "srcu_read_unlock() of index {idx}, which no open section returned"
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -186,14 +236,14 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Fault> {
 
 /// The cell a place designates in this instance.
 #[inline]
-fn cell<'m>(place: &Place, mem: &Mem<'m>, f: &mut Frame<'m>) -> Result<&'m Atomic64, Fault> {
+fn cell<'m>(place: &Place, mem: &Mem<'m>, f: &mut Frame<'m>) -> Result<&'m Atomic64, Stop> {
     let c = match place {
         Place::Static(c) => *c,
         Place::Dynamic(e) => {
             let v = eval(e, mem, f)?;
             let c = v.wrapping_sub(ADDR_BASE);
             if !(0..mem.ncells as i64).contains(&c) {
-                return Err(format!("dereference of {v}, which is not a pointer"));
+                return Err(format!("dereference of {v}, which is not a pointer").into());
             }
             c as usize
         }
@@ -201,7 +251,7 @@ fn cell<'m>(place: &Place, mem: &Mem<'m>, f: &mut Frame<'m>) -> Result<&'m Atomi
     Ok(&mem.cells[c * mem.k + mem.i])
 }
 
-fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Fault> {
+fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Stop> {
     Ok(match e {
         Expr::Int(n) => *n,
         Expr::Reg(r) => f.regs[*r],
@@ -228,7 +278,11 @@ fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Fault> {
             if f.held[*l].is_some() {
                 0
             } else {
-                match mem.locks[*l * mem.k + mem.i].try_lock() {
+                let n = *l * mem.k + mem.i;
+                match mem.locks[n].try_lock() {
+                    // Taken after its holder's end: in the test it is held
+                    // for good (Relaxed: as for spin_lock).
+                    Some(_) if mem.leaked[n].load(Ordering::Relaxed) => 0,
                     Some(g) => {
                         f.held[*l] = Some(g);
                         1
@@ -237,7 +291,15 @@ fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Fault> {
                 }
             }
         }
-        Expr::IsLocked(l) => i64::from(mem.locks[*l * mem.k + mem.i].is_locked()),
+        Expr::IsLocked(l) => {
+            let n = *l * mem.k + mem.i;
+            // A leaked lock is held for good in the test. If `is_locked` read
+            // the leaker's unlock (a release store), the Acquire fence makes
+            // the flag it stored before that unlock visible to the load.
+            let locked = mem.locks[n].is_locked();
+            fence(Ordering::Acquire);
+            i64::from(locked || mem.leaked[n].load(Ordering::Relaxed))
+        }
         Expr::SrcuLock(s) => {
             let g = mem.srcus[*s * mem.k + mem.i].read_lock();
             let idx = g.index() as i64;

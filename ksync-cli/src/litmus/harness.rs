@@ -21,7 +21,7 @@
 //! long wait (so a test with more threads than CPUs still progresses).
 
 use super::ast::Litmus;
-use super::exec::{self, Frame, Mem};
+use super::exec::{self, Completion, Frame, Mem};
 use ksync::arch::CachePadded;
 use ksync::atomic::Atomic64;
 use ksync::barrier::{read_once, write_once};
@@ -29,7 +29,7 @@ use ksync::rcu::SrcuStruct;
 use ksync::spinlock::SpinLock;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a run of one test found.
@@ -38,6 +38,9 @@ pub struct Outcome {
     /// Every outcome seen (the values of the test's observed locations), with
     /// its count, most frequent first.
     pub counts: Vec<(Vec<i64>, u64)>,
+    /// Instances left out because a process would have waited forever for a
+    /// lock another never released (herd has no such execution).
+    pub deadlocked: u64,
     /// The first fault a process hit (a non-pointer dereferenced, a lock not
     /// held unlocked …): the run means nothing then.
     pub fault: Option<String>,
@@ -174,7 +177,12 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     let cells: Vec<Atomic64> = (0..test.cells * k).map(|_| Atomic64::new(0)).collect();
     let locks: Vec<SpinLock<()>> = (0..test.locks * k).map(|_| SpinLock::new(())).collect();
     let srcus: Vec<SrcuStruct> = (0..test.srcus * k).map(|_| SrcuStruct::new()).collect();
-    reset(test, k, &cells);
+    let leaked: Vec<AtomicBool> = (0..test.locks * k)
+        .map(|_| AtomicBool::new(false))
+        .collect();
+    // Per instance: a process found it deadlocked (see exec::Completion).
+    let deadlocked: Vec<AtomicBool> = (0..k).map(|_| AtomicBool::new(false)).collect();
+    reset(test, k, &cells, &leaked, &deadlocked);
     // Each thread's registers in an array of its own: no false sharing between
     // the threads' result writes.
     let regs: Vec<Vec<Atomic64>> = test
@@ -193,13 +201,15 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     let mut counts: HashMap<Vec<i64>, u64> = HashMap::new();
     let start = Instant::now();
 
-    let mut counts_slot = Some(&mut counts);
+    let mut dead = 0u64;
+    let mut counts_slot = Some((&mut counts, &mut dead));
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (t, proc) in test.procs.iter().enumerate() {
-            let (cells, locks, srcus, regs, barrier, cpus, progress, fault) = (
-                &cells, &locks, &srcus, &regs, &barrier, &cpus, &progress, &fault,
-            );
+            let (cells, locks, srcus, leaked, deadlocked) =
+                (&cells, &locks, &srcus, &leaked, &deadlocked);
+            let (regs, barrier, cpus, progress, fault) =
+                (&regs, &barrier, &cpus, &progress, &fault);
             // Thread 0 counts the outcomes.
             let counts_out = counts_slot.take();
             handles.push(s.spawn(move || {
@@ -221,13 +231,22 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
                                 cells,
                                 locks,
                                 srcus,
+                                leaked,
                                 k,
                                 i,
                                 ncells: test.cells,
                             };
-                            if let Err(e) = exec::run(proc, &mem, &mut frame) {
-                                let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
-                                f.get_or_insert_with(|| format!("P{t}: {e}"));
+                            match exec::run(proc, &mem, &mut frame) {
+                                Ok(Completion::Done) => {}
+                                // Relaxed: read by thread 0 after the round's
+                                // barrier, which orders it.
+                                Ok(Completion::Deadlocked) => {
+                                    deadlocked[i].store(true, Ordering::Relaxed)
+                                }
+                                Err(e) => {
+                                    let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
+                                    f.get_or_insert_with(|| format!("P{t}: {e}"));
+                                }
                             }
                             for (j, val) in frame.regs.iter().enumerate() {
                                 write_once(&mine[nregs * i + j], *val);
@@ -235,9 +254,9 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
                         }
                     }
                     barrier.wait();
-                    if let Some(counts) = counts_out.as_deref_mut() {
-                        tally(test, k, &cells[..], regs, counts);
-                        reset(test, k, cells);
+                    if let Some((counts, dead)) = counts_out.as_mut() {
+                        **dead += tally(test, k, &cells[..], regs, deadlocked, counts);
+                        reset(test, k, cells, leaked, deadlocked);
                     }
                 }
             }));
@@ -253,23 +272,31 @@ pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     Outcome {
         iterations: rounds * k as u64,
         counts: list,
+        deadlocked: dead,
         fault: fault.into_inner().unwrap_or_else(|p| p.into_inner()),
         elapsed,
     }
 }
 
-/// Counts the outcome of every instance of the round just finished. Runs on
-/// thread 0 between two barriers, when no other thread touches the arrays.
+/// Counts the outcome of every instance of the round just finished, but
+/// those that deadlocked, whose number it returns. Runs on thread 0 between
+/// two barriers, when no other thread touches the arrays.
 fn tally(
     test: &Litmus,
     k: usize,
     cells: &[Atomic64],
     regs: &[Vec<Atomic64>],
+    deadlocked: &[AtomicBool],
     counts: &mut HashMap<Vec<i64>, u64>,
-) {
+) -> u64 {
     use super::ast::Loc;
     let mut values = vec![0i64; test.observed.len()];
+    let mut dead = 0;
     for i in 0..k {
+        if deadlocked[i].load(Ordering::Relaxed) {
+            dead += 1;
+            continue;
+        }
         for (n, loc) in test.observed.iter().enumerate() {
             values[n] = match *loc {
                 Loc::Reg(t, r) => read_once(&regs[t][test.procs[t].regs.len() * i + r]),
@@ -283,11 +310,23 @@ fn tally(
             }
         }
     }
+    dead
 }
 
-/// Sets every cell of every instance to its initial value (every lock is
-/// free: each process releases what it takes).
-fn reset(test: &Litmus, k: usize, cells: &[Atomic64]) {
+/// Sets every cell of every instance to its initial value and clears the
+/// leaked-lock and deadlock flags (every lock is free: each process releases
+/// what it takes).
+fn reset(
+    test: &Litmus,
+    k: usize,
+    cells: &[Atomic64],
+    leaked: &[AtomicBool],
+    deadlocked: &[AtomicBool],
+) {
+    // Relaxed: the round's barrier orders these before the next sweep.
+    for f in leaked.iter().chain(deadlocked) {
+        f.store(false, Ordering::Relaxed);
+    }
     for v in test
         .vars
         .iter()

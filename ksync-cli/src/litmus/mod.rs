@@ -107,6 +107,9 @@ struct JsonResult {
     observed: u64,
     /// How many instances the filter kept (all when there is no filter).
     kept: u64,
+    /// Instances left out because they would deadlock (a process waiting for
+    /// a lock another never releases: herd has no such execution).
+    deadlocked: u64,
     /// False when a `Never` outcome was seen (or an `Always` one missed, or a
     /// process faulted).
     ok: bool,
@@ -275,6 +278,7 @@ pub fn main(args: Args) -> bool {
                 model: t.expected,
                 observed: j.observed,
                 kept: j.kept,
+                deadlocked: out.deadlocked,
                 ok: j.ok,
                 fault: out.fault.clone(),
                 millis: out.elapsed.as_millis(),
@@ -305,6 +309,12 @@ pub fn main(args: Args) -> bool {
             j.observed,
             j.kept,
         );
+        if out.deadlocked > 0 {
+            println!(
+                "    {:>9}  (deadlocked: a lock never released was waited for; left out)",
+                out.deadlocked
+            );
+        }
         for (values, n) in &out.counts {
             let filtered = t.filter.as_ref().is_some_and(|f| !f.eval(values));
             let mark = if filtered {
