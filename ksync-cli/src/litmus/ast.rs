@@ -35,6 +35,17 @@ pub enum VarKind {
     Srcu,
 }
 
+impl VarKind {
+    /// The C type that declares this kind.
+    pub fn c_type(self) -> &'static str {
+        match self {
+            VarKind::Cell => "an int",
+            VarKind::Lock => "a spinlock_t",
+            VarKind::Srcu => "a struct srcu_struct",
+        }
+    }
+}
+
 /// A shared variable.
 #[derive(Clone, Debug)]
 pub struct Var {
@@ -82,6 +93,7 @@ pub enum Fence {
     AfterAtomic,
     AfterSpinlock,
     AfterUnlockLock,
+    AfterSrcuReadUnlock,
     /// `barrier()`: the compiler only.
     Compiler,
 }

@@ -165,6 +165,9 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
             // and nothing elsewhere; ksync's unlock+lock is RCsc already, so
             // the full barrier is the safe reading.
             Fence::AfterUnlockLock => smp_mb(),
+            // In the kernel, srcu_read_unlock() followed by this is a full
+            // barrier; a full barrier here gives at least that.
+            Fence::AfterSrcuReadUnlock => smp_mb(),
             Fence::Compiler => barrier(),
         },
         Stmt::Lock(l) => {

@@ -434,7 +434,11 @@ impl<'a> Parser<'a> {
             if self.vars[i].kind != kind {
                 return Err(Error {
                     line,
-                    msg: format!("`{name}` is declared both as a lock and as a variable"),
+                    msg: format!(
+                        "`{name}` is declared as {} here and as {} before",
+                        kind.c_type(),
+                        self.vars[i].kind.c_type()
+                    ),
                 });
             }
             return Ok(i);
@@ -668,6 +672,7 @@ impl<'a> Parser<'a> {
             "smp_mb__after_atomic" => Some(Fence::AfterAtomic),
             "smp_mb__after_spinlock" => Some(Fence::AfterSpinlock),
             "smp_mb__after_unlock_lock" => Some(Fence::AfterUnlockLock),
+            "smp_mb__after_srcu_read_unlock" => Some(Fence::AfterSrcuReadUnlock),
             "barrier" => Some(Fence::Compiler),
             _ => None,
         };
