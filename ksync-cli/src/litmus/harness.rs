@@ -4,17 +4,23 @@
 //! # How a run works
 //!
 //! A test's memory is `INSTANCES` independent copies of its variables (each
-//! variable an array of ksync `atomic64_t`s or `SpinLock`s, one element per
-//! instance: see [`Mem`]). Its processes' threads are started once
-//! and pinned one per CPU where the CPUs allow. Each round they meet at a spin
-//! barrier, then each thread runs its part of the test on instance 0, 1, 2 …
-//! in turn (interpreting its process body: [`exec`]), writing its registers
-//! to its own result array. Threads released
+//! variable an array of ksync `atomic64_t`s, `SpinLock`s or `SrcuStruct`s,
+//! one element per instance: see [`Mem`]). Its processes' threads are started
+//! once and pinned one per CPU where the CPUs allow. Each round they meet at a
+//! spin barrier, then each thread runs its part of the test on instance 0, 1,
+//! 2 … in turn (interpreting its process body: [`exec`]), writing its
+//! registers to its own result array. Threads released
 //! together by the barrier and running the same code sweep at the same pace, so
 //! instance `i` of every thread runs within nanoseconds of the others: the
 //! races the test is about really happen, thousands of times per round. After
 //! the round, thread 0 reads every instance's registers and final memory values,
-//! counts the outcomes, and resets the memory for the next round.
+//! counts the outcomes (leaving out the instances that deadlocked, see
+//! [`exec::Completion`]), and resets the memory for the next round.
+//!
+//! With more threads than CPUs the lock-step groups are the whole round (a
+//! group would cost a context switch), so the races are rarer; a test that
+//! waits for a grace period per instance keeps its readers idle in the
+//! lock-step wait while the updater waits, so it races at group starts only.
 //!
 //! The barrier spins on a generation counter with `cpu_relax` (so the release
 //! reaches all threads within a cache-line transfer) and yields only after a
