@@ -25,7 +25,8 @@ enum Command {
     Torture(torture::Args),
     /// Benchmark each primitive against the user-space peers, side by side.
     Bench(bench::Args),
-    /// Run the classic memory-model litmus tests on this CPU.
+    /// Run memory-model litmus tests, in the kernel's C litmus format, on this CPU
+    /// with ksync's primitives (the built-in tests, or the files and directories given).
     Litmus(litmus::Args),
     /// Show, by running short programs, each report lockdep gives.
     LockdepDemo(lockdep_demo::Args),

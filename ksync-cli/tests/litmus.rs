@@ -1,28 +1,63 @@
-//! `ksync litmus` end to end: the JSON it prints, and that the fenced tests
-//! never show a forbidden outcome.
+//! `ksync litmus` end to end: the JSON it prints, that the built-in tests never
+//! show a forbidden outcome, that files and directories run, and that a
+//! forbidden outcome, a fault or a bad file makes it fail.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-fn litmus(args: &[&str]) -> (bool, String) {
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn litmus(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_ksync"))
         .arg("litmus")
         .args(args)
         .output()
         .expect("running ksync litmus");
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).expect("utf-8 output"),
-    )
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 output"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 output"),
+    }
+}
+
+fn json(run: &Run) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    v.as_array().expect("an array").clone()
+}
+
+/// A scratch directory of its own for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ksync-litmus-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The repository's own files, as the built-in run uses them.
+fn repo_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("litmus");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "litmus"))
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
-fn json_has_every_test_with_its_verdict() {
-    let (ok, out) = litmus(&["--iterations", "2000", "--json"]);
-    assert!(ok, "a forbidden outcome was seen:\n{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    let tests = v.as_array().expect("an array");
+fn json_has_every_builtin_test_with_its_verdict() {
+    let run = litmus(&["--iterations", "2000", "--json"]);
+    assert!(run.ok, "a forbidden outcome was seen:\n{}", run.stdout);
+    let tests = json(&run);
+    // One result per file of the repository: the built-in run is those files.
+    assert_eq!(tests.len(), repo_files().len());
     for shape in [
-        "SB", "MP", "LB", "WRC", "ISA2", "IRIW", "2+2W", "R", "S", "CoRR",
+        "SB", "MP", "LB", "WRC", "ISA2", "IRIW", "2+2W", "R", "S", "CoRR", "RCU",
     ] {
         assert!(
             tests.iter().any(|t| t["test"]
@@ -32,13 +67,17 @@ fn json_has_every_test_with_its_verdict() {
             "no {shape} test"
         );
     }
-    for t in tests {
-        let model = t["model"].as_str().unwrap();
-        assert!(model == "Never" || model == "Sometimes");
-        assert!(t["iterations"].as_u64().unwrap() >= 2000);
-        let observed = t["observed"].as_u64().unwrap();
+    for t in &tests {
+        let name = &t["test"];
+        let model = t["model"]
+            .as_str()
+            .expect("every built-in test has a Result: line");
+        assert!(model == "Never" || model == "Sometimes", "{name}");
+        assert!(t["iterations"].as_u64().unwrap() >= 1000, "{name}");
+        assert!(t["fault"].is_null(), "{name}: {}", t["fault"]);
         if model == "Never" {
-            assert_eq!(observed, 0, "{}", t["test"]);
+            assert_eq!(t["observed"], 0, "{name}");
+            assert_eq!(t["ok"], true, "{name}");
         }
         // The outcome counts add up to the iterations.
         let total: u64 = t["outcomes"]
@@ -47,129 +86,229 @@ fn json_has_every_test_with_its_verdict() {
             .iter()
             .map(|o| o[1].as_u64().unwrap())
             .sum();
-        assert_eq!(total, t["iterations"].as_u64().unwrap());
+        assert_eq!(total, t["iterations"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            t["kept"], t["iterations"],
+            "{name}: no built-in test filters"
+        );
     }
-    assert!(tests.iter().any(|t| t["test"] == "SB+fencembonceonces"));
-    assert!(
-        tests
-            .iter()
-            .any(|t| t["test"] == "MP+pooncerelease+poacquireonce")
-    );
+}
+
+/// The verdicts and conditions of the tests the old built-in table had, which
+/// the files must keep.
+const KEPT_VERDICTS: [(&str, &str, &str); 12] = [
+    ("SB+poonceonces", "Sometimes", "exists (0:r0=0 /\\ 1:r0=0)"),
+    ("SB+fencembonceonces", "Never", "exists (0:r0=0 /\\ 1:r0=0)"),
+    ("MP+polocks", "Never", "exists (1:r0=1 /\\ 1:r1=0)"),
+    ("MP+porevlocks", "Never", "exists (0:r0=1 /\\ 0:r1=0)"),
+    (
+        "MP+polockonce+poacquiresilsil",
+        "Sometimes",
+        "exists (1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1)",
+    ),
+    (
+        "Z6.0+pooncelock+poonceLock+pombonce",
+        "Never",
+        "exists (1:r0=1 /\\ z=2 /\\ 2:r0=0)",
+    ),
+    (
+        "Z6.0+pooncelock+pooncelock+pombonce",
+        "Sometimes",
+        "exists (1:r0=1 /\\ z=2 /\\ 2:r0=0)",
+    ),
+    (
+        "MP+onceassign+derefonce",
+        "Never",
+        "exists (1:r0=x /\\ 1:r1=0)",
+    ),
+    ("2+2W+poonceonces", "Sometimes", "exists (x=1 /\\ y=1)"),
+    ("R+fencembonceonces", "Never", "exists (y=2 /\\ 1:r0=0)"),
+    ("RCU+MP+sync+read", "Never", "exists (1:r0=1 /\\ 1:r1=0)"),
+    ("RCU+deferred-free", "Never", "exists (1:r0=y /\\ 1:r1=0)"),
+];
+
+#[test]
+fn list_shows_names_verdicts_and_conditions() {
+    let run = litmus(&["--list"]);
+    assert!(run.ok, "{}", run.stderr);
+    for (name, model, cond) in KEPT_VERDICTS {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert!(line.contains(model), "{line}");
+        assert!(line.ends_with(cond), "{line}");
+    }
 }
 
 #[test]
 fn selects_one_test_or_a_shape() {
-    let (ok, out) = litmus(&[
+    let run = litmus(&[
         "--iterations",
         "1000",
         "--json",
         "--test",
         "SB+fencembonceonces",
     ]);
-    assert!(ok);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert!(run.ok);
+    let v = json(&run);
+    assert_eq!(v.len(), 1);
     assert_eq!(v[0]["test"], "SB+fencembonceonces");
     assert_eq!(v[0]["model"], "Never");
+    assert_eq!(v[0]["quantifier"], "Exists");
 
-    let (ok, out) = litmus(&["--iterations", "1000", "--json", "--test", "MP"]);
-    assert!(ok);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(v.as_array().unwrap().len() >= 3);
+    let run = litmus(&["--iterations", "1000", "--json", "--test", "MP"]);
+    assert!(run.ok);
+    assert!(json(&run).len() >= 3);
 
-    let (ok, _) = litmus(&["--test", "NoSuchTest"]);
-    assert!(!ok, "an unknown test name must fail");
-}
-
-/// The lock-based tests (run on ksync's `SpinLock`) and the address-dependency
-/// test, with the kernel's names and verdicts.
-const LOCK_AND_DEP_TESTS: [(&str, &str, &str); 10] = [
-    ("MP+polocks", "Never", "1:r0=1 /\\ 1:r1=0"),
-    ("MP+porevlocks", "Never", "0:r0=1 /\\ 0:r1=0"),
-    (
-        "LB+unlocklockonceonce+poacquireonce",
-        "Never",
-        "0:r0=1 /\\ 1:r0=1",
-    ),
-    (
-        "MP+unlocklockonceonce+fencermbonceonce",
-        "Never",
-        "1:r0=1 /\\ 1:r1=0",
-    ),
-    (
-        "MP+polockmbonce+poacquiresilsil",
-        "Never",
-        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
-    ),
-    (
-        "MP+polockonce+poacquiresilsil",
-        "Sometimes",
-        "1:r0=1 /\\ 1:r1=0 /\\ 1:r2=1",
-    ),
-    (
-        "ISA2+pooncelock+pooncelock+pombonce",
-        "Never",
-        "1:r0=1 /\\ 2:r0=1 /\\ 2:r1=0",
-    ),
-    (
-        "Z6.0+pooncelock+poonceLock+pombonce",
-        "Never",
-        "1:r0=1 /\\ z=2 /\\ 2:r0=0",
-    ),
-    (
-        "Z6.0+pooncelock+pooncelock+pombonce",
-        "Sometimes",
-        "1:r0=1 /\\ z=2 /\\ 2:r0=0",
-    ),
-    ("MP+onceassign+derefonce", "Never", "1:r0=x /\\ 1:r1=0"),
-];
-
-#[test]
-fn lock_and_dependency_tests_never_show_a_forbidden_outcome() {
-    let (ok, out) = litmus(&["--iterations", "3000", "--json"]);
-    assert!(ok, "a forbidden outcome was seen:\n{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    let tests = v.as_array().expect("an array");
-    for (name, model, exists) in LOCK_AND_DEP_TESTS {
-        let t = tests
-            .iter()
-            .find(|t| t["test"] == name)
-            .unwrap_or_else(|| panic!("{name} missing from the JSON"));
-        assert_eq!(t["model"], model, "{name}");
-        assert_eq!(t["exists"], exists, "{name}");
-        assert!(t["iterations"].as_u64().unwrap() >= 3000, "{name}");
-        if model == "Never" {
-            assert_eq!(t["observed"], 0, "{name}: forbidden outcome seen");
-            assert_eq!(t["ok"], true, "{name}");
-        }
-        // Every instance was counted, under some outcome.
-        let total: u64 = t["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o[1].as_u64().unwrap())
-            .sum();
-        assert_eq!(total, t["iterations"].as_u64().unwrap(), "{name}");
-    }
+    assert!(
+        !litmus(&["--test", "NoSuchTest"]).ok,
+        "an unknown test name must fail"
+    );
 }
 
 #[test]
-fn dependency_test_reports_pointers_by_name() {
-    let (ok, out) = litmus(&[
+fn pointers_are_shown_by_name() {
+    let run = litmus(&[
         "--iterations",
         "2000",
         "--json",
         "--test",
         "MP+onceassign+derefonce",
     ]);
-    assert!(ok, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let outcomes = v[0]["outcomes"].as_array().unwrap();
+    assert!(run.ok, "{}", run.stdout);
+    let v = json(&run);
     // The reader sees either the initial pointer (to z, which holds 0) or the
     // published one (to x, which then holds 1); z never holds 1.
-    for o in outcomes {
+    for o in v[0]["outcomes"].as_array().unwrap() {
         let s = o[0].as_str().unwrap();
-        assert!(s.starts_with("1:r0=x") || s.starts_with("1:r0=z"), "{s}");
-        assert_ne!(s, "1:r0=z /\\ 1:r1=1", "read 1 through the pointer to z");
+        assert!(s == "1:r0=z; 1:r1=0" || s.starts_with("1:r0=x; "), "{s}");
     }
+}
+
+#[test]
+fn runs_files_and_directories() {
+    let dir = scratch("dir");
+    let files = repo_files();
+    for f in files.iter().filter(|f| {
+        let n = f.file_name().unwrap().to_str().unwrap();
+        n.starts_with("SB+") || n.starts_with("CoRR+")
+    }) {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let run = litmus(&["--iterations", "1000", "--json", dir.to_str().unwrap()]);
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let v = json(&run);
+    assert_eq!(v.len(), 4, "three SB files and one CoRR");
+    assert!(
+        v.iter()
+            .all(|t| t["source"].as_str().unwrap().ends_with(".litmus"))
+    );
+
+    let one = dir.join("CoRR+poonceonce+Once.litmus");
+    let run = litmus(&["--iterations", "1000", "--json", one.to_str().unwrap()]);
+    assert!(run.ok);
+    assert_eq!(json(&run)[0]["test"], "CoRR+poonceonce+Once");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A test whose `Never` outcome happens every time: the command must fail.
+#[test]
+fn a_never_outcome_seen_fails() {
+    let dir = scratch("never");
+    let f = dir.join("bad.litmus");
+    std::fs::write(
+        &f,
+        "C Always-written\n(* Result: Never *)\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 1);\n}\nexists (x=1)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "1000", f.to_str().unwrap()]);
+    assert!(!run.ok);
+    assert!(
+        run.stdout.contains("FORBIDDEN OUTCOME SEEN"),
+        "{}",
+        run.stdout
+    );
+    // The same file claiming Always is right, and claiming it of x=0 is not.
+    std::fs::write(
+        &f,
+        "C Always-written\n(* Result: Always *)\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 1);\n}\nexists (x=1)\n",
+    )
+    .unwrap();
+    assert!(litmus(&["--iterations", "1000", f.to_str().unwrap()]).ok);
+    std::fs::write(
+        &f,
+        "C Always-written\n(* Result: Always *)\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 1);\n}\nexists (x=0)\n",
+    )
+    .unwrap();
+    assert!(!litmus(&["--iterations", "1000", f.to_str().unwrap()]).ok);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A lock its holder never releases cannot be taken after it: the instances
+/// where the other process would wait forever are left out, as herd leaves
+/// out executions that cannot complete, and the rest never see the store.
+#[test]
+fn a_lock_never_released_deadlocks_the_instance() {
+    let dir = scratch("leak");
+    let f = dir.join("leak.litmus");
+    std::fs::write(
+        &f,
+        "C Leak\n(* Result: Never *)\n{}\n\
+         P0(int *x, spinlock_t *s)\n{\n\tspin_lock(s);\n\tWRITE_ONCE(*x, 1);\n}\n\
+         P1(int *x, spinlock_t *s)\n{\n\tint r1;\n\n\tspin_lock(s);\n\tr1 = READ_ONCE(*x);\n\tspin_unlock(s);\n}\n\
+         exists (1:r1=1)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "5000", "--json", f.to_str().unwrap()]);
+    assert!(run.ok, "{}", run.stdout);
+    let t = &json(&run)[0];
+    assert_eq!(t["observed"], 0);
+    let total: u64 = t["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total + t["deadlocked"].as_u64().unwrap(),
+        t["iterations"].as_u64().unwrap()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_fault_or_a_bad_file_fails_with_its_line() {
+    let dir = scratch("fault");
+    let f = dir.join("fault.litmus");
+    // r0 holds 5, not a pointer.
+    std::fs::write(
+        &f,
+        "C Deref-number\n{ x=5; }\nP0(int *x)\n{\n\tint r0;\n\tint r1;\n\n\tr0 = READ_ONCE(*x);\n\tr1 = READ_ONCE(*r0);\n}\nexists (0:r1=0)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "100", f.to_str().unwrap()]);
+    assert!(!run.ok);
+    assert!(
+        run.stdout.contains("FAULT: P0: dereference of 5"),
+        "{}",
+        run.stdout
+    );
+
+    let g = dir.join("bad.litmus");
+    std::fs::write(
+        &g,
+        "C Bad\n{}\nP0(int *x)\n{\n\tfrobnicate(x);\n}\nexists (x=0)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "100", g.to_str().unwrap()]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("bad.litmus: line 5: unknown macro or function `frobnicate`"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,154 +3,53 @@
 //!
 //! # How a run works
 //!
-//! A test's memory is `INSTANCES` independent copies of its variables (`x`,
-//! `y`, `z`, each array on its own cache lines, plus two spinlocks and a
-//! pointer per instance: see [`Vars`]). Its threads are started once
-//! and pinned one per CPU where the CPUs allow. Each round they meet at a spin
-//! barrier, then each thread runs its part of the test on instance 0, 1, 2 …
-//! in turn, writing its registers to its own result array. Threads released
+//! A test's memory is `INSTANCES` independent copies of its variables (each
+//! variable an array of ksync `atomic64_t`s, `SpinLock`s or `SrcuStruct`s,
+//! one element per instance: see [`Mem`]). Its processes' threads are started
+//! once and pinned one per CPU where the CPUs allow. Each round they meet at a
+//! spin barrier, then each thread runs its part of the test on instance 0, 1,
+//! 2 … in turn (interpreting its process body: [`exec`]), writing its
+//! registers to its own result array. Threads released
 //! together by the barrier and running the same code sweep at the same pace, so
 //! instance `i` of every thread runs within nanoseconds of the others: the
 //! races the test is about really happen, thousands of times per round. After
 //! the round, thread 0 reads every instance's registers and final memory values,
-//! counts the outcomes, and resets the memory for the next round.
+//! counts the outcomes (leaving out the instances that deadlocked, see
+//! [`exec::Completion`]), and resets the memory for the next round.
+//!
+//! With more threads than CPUs the lock-step groups are the whole round (a
+//! group would cost a context switch), so the races are rarer; a test that
+//! waits for a grace period per instance keeps its readers idle in the
+//! lock-step wait while the updater waits, so it races at group starts only.
 //!
 //! The barrier spins on a generation counter with `cpu_relax` (so the release
 //! reaches all threads within a cache-line transfer) and yields only after a
 //! long wait (so a test with more threads than CPUs still progresses).
 
+use super::ast::Litmus;
+use super::exec::{self, Completion, Frame, Mem};
 use ksync::arch::CachePadded;
+use ksync::atomic::Atomic64;
 use ksync::barrier::{read_once, write_once};
+use ksync::rcu::SrcuStruct;
 use ksync::spinlock::SpinLock;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// The Linux-kernel memory model's verdict for a test's `exists` clause.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Verdict {
-    /// The LKMM forbids the outcome: seeing it is a bug (in ksync's barriers,
-    /// in the compiler or in the CPU).
-    Never,
-    /// The LKMM allows the outcome; whether this CPU shows it is informative.
-    Sometimes,
-}
-
-/// One location the outcome is made of: a thread's register, or a variable's
-/// final value.
-#[derive(Clone, Copy, Debug)]
-pub enum Loc {
-    /// Register `1` of thread `0`: written `0:r1` as in herd.
-    Reg(usize, usize),
-    /// A shared variable's final value (0 = `x`, 1 = `y`, 2 = `z`).
-    Var(usize),
-    /// A register holding a pointer read from [`Vars::p`], recorded as 1 when
-    /// it points to `x` and 0 when it points to `z` (its initial value), and
-    /// shown as herd does: `1:r0=x`.
-    PtrReg(usize, usize),
-}
-
-impl Loc {
-    pub fn name(self) -> String {
-        match self {
-            Loc::Reg(t, r) | Loc::PtrReg(t, r) => format!("{t}:r{r}"),
-            Loc::Var(v) => ["x", "y", "z"][v].to_string(),
-        }
-    }
-
-    /// `name=value`, as in a herd `exists` clause.
-    pub fn show(self, value: u32) -> String {
-        match self {
-            Loc::PtrReg(..) => {
-                format!("{}={}", self.name(), if value == 1 { "x" } else { "z" })
-            }
-            _ => format!("{}={value}", self.name()),
-        }
-    }
-}
-
-/// One instance's shared variables, as a thread body sees them.
-///
-/// Besides the integers `x`, `y` and `z` (0 at the start of every instance),
-/// an instance has two of ksync's own spinlocks for the lock-based tests (herd's
-/// `mylock`, or `s` and `t`; unlocked at the start, and every body that takes
-/// one releases it) and a pointer `p` for the address-dependency tests.
-pub struct Vars<'a> {
-    pub x: &'a AtomicU32,
-    pub y: &'a AtomicU32,
-    pub z: &'a AtomicU32,
-    /// `mylock` (or `s`).
-    pub s: &'a SpinLock<()>,
-    /// `t`, the second lock of `LB+unlocklockonceonce+poacquireonce`.
-    pub t: &'a SpinLock<()>,
-    /// A pointer to this instance's `x` or `z`, pointing to `z` at the start
-    /// of every instance. Invariant (kept by the harness, relied on by the
-    /// bodies' dereferences): it never holds anything else, and both targets
-    /// outlive every thread of the run.
-    pub p: &'a AtomicPtr<AtomicU32>,
-}
-
-/// The pointer value that designates `v` in [`Vars::p`].
-#[inline(always)]
-pub fn ptr_of(v: &AtomicU32) -> *mut AtomicU32 {
-    v as *const AtomicU32 as *mut AtomicU32
-}
-
-/// A thread of a test: runs on one instance, writes its registers.
-pub type Body = fn(&Vars<'_>, &mut [u32; REGS]);
-
-/// Registers per thread.
-pub const REGS: usize = 3;
-/// Values per location in an outcome key (values are 0..=3).
-const RADIX: usize = 4;
-
-/// A litmus test.
-pub struct Test {
-    /// The name, as in the kernel's tools/memory-model/litmus-tests.
-    pub name: &'static str,
-    /// What it asks.
-    pub about: &'static str,
-    /// One body per thread (2 to 4).
-    pub threads: &'static [Body],
-    /// The locations an outcome is made of.
-    pub observe: &'static [Loc],
-    /// The interesting outcome (the `exists` clause): one value per location.
-    pub exists: &'static [u32],
-    /// The LKMM's verdict for it.
-    pub model: Verdict,
-}
-
-impl Test {
-    /// `0:r0=1 /\ 1:r0=0` for the given values.
-    pub fn format_outcome(&self, values: &[u32]) -> String {
-        self.observe
-            .iter()
-            .zip(values)
-            .map(|(l, &v)| l.show(v))
-            .collect::<Vec<_>>()
-            .join(" /\\ ")
-    }
-
-    fn key(values: &[u32]) -> usize {
-        values.iter().fold(0, |k, &v| k * RADIX + v as usize)
-    }
-
-    fn unkey(&self, mut key: usize) -> Vec<u32> {
-        let mut v = vec![0; self.observe.len()];
-        for slot in v.iter_mut().rev() {
-            *slot = (key % RADIX) as u32;
-            key /= RADIX;
-        }
-        v
-    }
-}
 
 /// What a run of one test found.
 pub struct Outcome {
     pub iterations: u64,
-    /// Every outcome seen, as (values, count), most frequent first.
-    pub counts: Vec<(Vec<u32>, u64)>,
-    /// How many times the `exists` outcome was seen.
-    pub observed: u64,
+    /// Every outcome seen (the values of the test's observed locations), with
+    /// its count, most frequent first.
+    pub counts: Vec<(Vec<i64>, u64)>,
+    /// Instances left out because a process would have waited forever for a
+    /// lock another never released (herd has no such execution).
+    pub deadlocked: u64,
+    /// The first fault a process hit (a non-pointer dereferenced, a lock not
+    /// held unlocked …): the run means nothing then.
+    pub fault: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -274,26 +173,28 @@ pub const INSTANCES: usize = 10_000;
 const GROUP: usize = 25;
 
 /// Runs `test` for (at least) `iterations` instances.
-pub fn run(test: &Test, iterations: u64) -> Outcome {
+pub fn run(test: &Litmus, iterations: u64) -> Outcome {
     // Small runs (tests, --iterations below one round) use one shorter round.
     let k = (iterations as usize)
         .clamp(GROUP, INSTANCES)
         .next_multiple_of(GROUP);
-    let nthreads = test.threads.len();
+    let nthreads = test.procs.len();
     let rounds = iterations.div_ceil(k as u64).max(1);
-    let vars: Vec<AtomicU32> = (0..3 * k).map(|_| AtomicU32::new(0)).collect();
-    // Two creation sites: `s` and `t` are two lockdep classes, as two
-    // `DEFINE_SPINLOCK`s are.
-    let locks_s: Vec<SpinLock<()>> = (0..k).map(|_| SpinLock::new(())).collect();
-    let locks_t: Vec<SpinLock<()>> = (0..k).map(|_| SpinLock::new(())).collect();
-    // Every `p` starts pointing to its instance's `z`.
-    let ptrs: Vec<AtomicPtr<AtomicU32>> = (0..k)
-        .map(|i| AtomicPtr::new(ptr_of(&vars[2 * k + i])))
+    let cells: Vec<Atomic64> = (0..test.cells * k).map(|_| Atomic64::new(0)).collect();
+    let locks: Vec<SpinLock<()>> = (0..test.locks * k).map(|_| SpinLock::new(())).collect();
+    let srcus: Vec<SrcuStruct> = (0..test.srcus * k).map(|_| SrcuStruct::new()).collect();
+    let leaked: Vec<AtomicBool> = (0..test.locks * k)
+        .map(|_| AtomicBool::new(false))
         .collect();
+    // Per instance: a process found it deadlocked (see exec::Completion).
+    let deadlocked: Vec<AtomicBool> = (0..k).map(|_| AtomicBool::new(false)).collect();
+    reset(test, k, &cells, &leaked, &deadlocked);
     // Each thread's registers in an array of its own: no false sharing between
     // the threads' result writes.
-    let regs: Vec<Vec<AtomicU32>> = (0..nthreads)
-        .map(|_| (0..REGS * k).map(|_| AtomicU32::new(0)).collect())
+    let regs: Vec<Vec<Atomic64>> = test
+        .procs
+        .iter()
+        .map(|p| (0..p.regs.len() * k).map(|_| Atomic64::new(0)).collect())
         .collect();
     let cpus = allowed_cpus();
     // With more threads than CPUs a waiter must give its CPU to the thread it
@@ -302,21 +203,26 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
     let barrier = SpinBarrier::new(nthreads, spin_limit);
     let progress = Progress::new(nthreads, spin_limit);
     let group_len = if nthreads <= cpus.len() { GROUP } else { k };
-    let mut counts = vec![0u64; RADIX.pow(test.observe.len() as u32)];
+    let fault: Mutex<Option<String>> = Mutex::new(None);
+    let mut counts: HashMap<Vec<i64>, u64> = HashMap::new();
     let start = Instant::now();
 
-    let mut counts_slot = Some(&mut counts);
+    let mut dead = 0u64;
+    let mut counts_slot = Some((&mut counts, &mut dead));
     std::thread::scope(|s| {
         let mut handles = Vec::new();
-        for (t, body) in test.threads.iter().enumerate() {
-            let (vars, regs, barrier, cpus, progress) = (&vars, &regs, &barrier, &cpus, &progress);
-            let (locks_s, locks_t, ptrs) = (&locks_s, &locks_t, &ptrs);
+        for (t, proc) in test.procs.iter().enumerate() {
+            let (cells, locks, srcus, leaked, deadlocked) =
+                (&cells, &locks, &srcus, &leaked, &deadlocked);
+            let (regs, barrier, cpus, progress, fault) =
+                (&regs, &barrier, &cpus, &progress, &fault);
             // Thread 0 counts the outcomes.
             let counts_out = counts_slot.take();
             handles.push(s.spawn(move || {
                 pin_to(cpus[t % cpus.len()]);
                 let mine = &regs[t];
-                let mut r = [0u32; REGS];
+                let nregs = proc.regs.len();
+                let mut frame = Frame::new(proc, test.locks);
                 let mut counts_out = counts_out;
                 let mut step = 0;
                 for _ in 0..rounds {
@@ -327,27 +233,38 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
                         step += 1;
                         progress.arrive(t, step);
                         for i in group * group_len..(group + 1) * group_len {
-                            let v = Vars {
-                                x: &vars[i],
-                                y: &vars[k + i],
-                                z: &vars[2 * k + i],
-                                s: &locks_s[i],
-                                t: &locks_t[i],
-                                p: &ptrs[i],
+                            let mem = Mem {
+                                cells,
+                                locks,
+                                srcus,
+                                leaked,
+                                k,
+                                i,
+                                ncells: test.cells,
                             };
-                            r = [0; REGS];
-                            body(&v, &mut r);
-                            for (j, val) in r.iter().enumerate() {
-                                write_once(&mine[REGS * i + j], *val);
+                            match exec::run(proc, &mem, &mut frame) {
+                                Ok(Completion::Done) => {}
+                                // Relaxed: read by thread 0 after the round's
+                                // barrier, which orders it.
+                                Ok(Completion::Deadlocked) => {
+                                    deadlocked[i].store(true, Ordering::Relaxed)
+                                }
+                                Err(e) => {
+                                    let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
+                                    f.get_or_insert_with(|| format!("P{t}: {e}"));
+                                }
+                            }
+                            for (j, val) in frame.regs.iter().enumerate() {
+                                write_once(&mine[nregs * i + j], *val);
                             }
                         }
                     }
                     barrier.wait();
-                    if let Some(counts) = counts_out.as_deref_mut() {
-                        tally(test, k, vars, ptrs, regs, counts);
+                    if let Some((counts, dead)) = counts_out.as_mut() {
+                        **dead += tally(test, k, &cells[..], regs, deadlocked, counts);
+                        reset(test, k, cells, leaked, deadlocked);
                     }
                 }
-                let _ = r;
             }));
         }
         for h in handles {
@@ -356,49 +273,73 @@ pub fn run(test: &Test, iterations: u64) -> Outcome {
     });
 
     let elapsed = start.elapsed();
-    let exists_key = Test::key(test.exists);
-    let observed = counts[exists_key];
-    let mut list: Vec<(Vec<u32>, u64)> = counts
-        .iter()
-        .enumerate()
-        .filter(|&(_, &n)| n > 0)
-        .map(|(key, &n)| (test.unkey(key), n))
-        .collect();
+    let mut list: Vec<(Vec<i64>, u64)> = counts.into_iter().collect();
     list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Outcome {
         iterations: rounds * k as u64,
         counts: list,
-        observed,
+        deadlocked: dead,
+        fault: fault.into_inner().unwrap_or_else(|p| p.into_inner()),
         elapsed,
     }
 }
 
-/// Counts the outcome of every instance of the round just finished and resets
-/// the variables for the next one (integers to 0, pointers to their `z`). Runs
-/// on thread 0 between two barriers, when no other thread touches the arrays.
+/// Counts the outcome of every instance of the round just finished, but
+/// those that deadlocked, whose number it returns. Runs on thread 0 between
+/// two barriers, when no other thread touches the arrays.
 fn tally(
-    test: &Test,
+    test: &Litmus,
     k: usize,
-    vars: &[AtomicU32],
-    ptrs: &[AtomicPtr<AtomicU32>],
-    regs: &[Vec<AtomicU32>],
-    counts: &mut [u64],
-) {
-    let mut values = [0u32; 8];
+    cells: &[Atomic64],
+    regs: &[Vec<Atomic64>],
+    deadlocked: &[AtomicBool],
+    counts: &mut HashMap<Vec<i64>, u64>,
+) -> u64 {
+    use super::ast::Loc;
+    let mut values = vec![0i64; test.observed.len()];
+    let mut dead = 0;
     for i in 0..k {
-        for (n, loc) in test.observe.iter().enumerate() {
-            values[n] = match *loc {
-                Loc::Reg(t, r) | Loc::PtrReg(t, r) => read_once(&regs[t][REGS * i + r]),
-                Loc::Var(v) => read_once(&vars[v * k + i]),
-            }
-            .min(RADIX as u32 - 1);
+        if deadlocked[i].load(Ordering::Relaxed) {
+            dead += 1;
+            continue;
         }
-        counts[Test::key(&values[..test.observe.len()])] += 1;
+        for (n, loc) in test.observed.iter().enumerate() {
+            values[n] = match *loc {
+                Loc::Reg(t, r) => read_once(&regs[t][test.procs[t].regs.len() * i + r]),
+                Loc::Var(v) => read_once(&cells[v * k + i]),
+            };
+        }
+        match counts.get_mut(values.as_slice()) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(values.clone(), 1);
+            }
+        }
     }
-    for v in vars {
-        write_once(v, 0);
+    dead
+}
+
+/// Sets every cell of every instance to its initial value and clears the
+/// leaked-lock and deadlock flags (every lock is free: each process releases
+/// what it takes).
+fn reset(
+    test: &Litmus,
+    k: usize,
+    cells: &[Atomic64],
+    leaked: &[AtomicBool],
+    deadlocked: &[AtomicBool],
+) {
+    // Relaxed: the round's barrier orders these before the next sweep.
+    for f in leaked.iter().chain(deadlocked) {
+        f.store(false, Ordering::Relaxed);
     }
-    for (i, p) in ptrs.iter().enumerate() {
-        write_once(p, ptr_of(&vars[2 * k + i]));
+    for v in test
+        .vars
+        .iter()
+        .filter(|v| v.kind == super::ast::VarKind::Cell)
+    {
+        for c in &cells[v.slot * k..(v.slot + 1) * k] {
+            write_once(c, v.init);
+        }
     }
 }

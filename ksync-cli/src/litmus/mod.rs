@@ -1,44 +1,55 @@
-//! `ksync litmus`: memory-model litmus tests run on this CPU.
+//! `ksync litmus`: memory-model litmus tests, in the kernel's C litmus format,
+//! run on this CPU with ksync's own primitives.
 //!
-//! Each test is a classic pattern (SB, MP, LB, WRC, ISA2, IRIW, 2+2W, R, S and
-//! the coherence tests; the lock-based MP, LB, ISA2 and Z6.0 tests on ksync's
-//! own [`SpinLock`](ksync::spinlock::SpinLock); the `rcu_assign_pointer` /
-//! `rcu_dereference` address-dependency test) run many times with its threads racing (see
-//! [`harness`] for how). For each, the run prints every outcome with its count,
-//! the Linux-kernel memory model's verdict for the interesting outcome — `Never`
-//! (forbidden) or `Sometimes` (allowed) — and how often this CPU showed it. A
-//! `Never` outcome that shows up is a failure: the command exits non-zero.
+//! The Linux-kernel memory model's tests are files (`tools/memory-model/
+//! litmus-tests/*.litmus` in the kernel, hundreds more in `paulmckrcu/litmus`)
+//! that herd7 checks against the model and klitmus7 runs on hardware as a
+//! kernel module. `ksync litmus FILE|DIR…` is a user-space klitmus: it parses
+//! those files ([`parse`]: the subset the kernel's tests use), runs each
+//! process as a thread on ksync's `READ_ONCE`/`WRITE_ONCE`, barriers,
+//! acquire/release, atomics, `SpinLock`, RCU and SRCU ([`exec`]), many instances
+//! racing at once ([`harness`]), and prints every outcome with its count beside
+//! the file's `Result:` line:
 //!
-//! On x86-64 (TSO) expect `SB+poonceonces`, `SB+rfionceonce-poonceonces` and
-//! `R+poonceonces` to be seen — stores wait in the store buffer while later
-//! loads go ahead — and no other
-//! `Sometimes` outcome, since x86-64 keeps every other order; on arm64 and
-//! POWER most `Sometimes` outcomes show up. Seeing `SB+poonceonces` is the
-//! proof that the harness makes the threads race for real.
+//! - `Never`: no execution the model allows satisfies the condition. Seeing
+//!   one is a failure (a bug in ksync, the compiler or the CPU): the command
+//!   exits non-zero. `Always` likewise fails on an outcome that does not
+//!   satisfy it.
+//! - `Sometimes`: allowed; whether this CPU shows it is reported, not judged.
 //!
-//! The lock tests check what `spin_lock`/`spin_unlock` promise beyond mutual
-//! exclusion: an acquisition is an acquire and a release a release
-//! (`MP+polocks`, `MP+porevlocks`), an unlock followed by a lock orders the two
-//! critical sections even for different locks
-//! (`LB+unlocklockonceonce+poacquireonce`), and `smp_mb__after_spinlock()`
-//! makes critical sections of one lock appear in order to a thread that does
-//! not take it (`Z6.0+pooncelock+poonceLock+pombonce`, Never; without it,
-//! `Z6.0+pooncelock+pooncelock+pombonce` is Sometimes — though not on x86-64,
-//! where the acquisition's locked instruction is already a full barrier);
-//! the `…silsil` pair asks the same of an observer that senses the lock with
-//! `spin_is_locked()`.
+//! Without a path it runs the built-in tests ([`builtin`], the repository's
+//! `ksync-cli/litmus/` files): the classic shapes (SB, MP, LB, WRC, ISA2,
+//! IRIW, 2+2W, R, S, coherence) plain and with the barrier that forbids their
+//! outcome, the lock tests on ksync's `SpinLock`, and the RCU tests
+//! (`rcu_assign_pointer`/`rcu_dereference`, the grace-period guarantee with
+//! `synchronize_rcu()` and `rcu_read_lock()`, and once with SRCU).
+//!
+//! On x86-64 (TSO) expect only the store-buffering kind of `Sometimes`
+//! outcome (`SB+poonceonces`, `SB+rfionceonce-poonceonces`, `R+poonceonces`):
+//! stores wait in the store buffer while later loads go ahead, and x86-64
+//! keeps every other order; on arm64 and POWER most `Sometimes` outcomes show
+//! up. Seeing `SB+poonceonces` is the proof that the harness makes the threads
+//! race for real.
 
+mod ast;
+mod builtin;
+mod exec;
 mod harness;
-mod tests;
+mod parse;
 
-use harness::{Test, Verdict};
+use ast::{Litmus, Quantifier, Verdict};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Options of `ksync litmus`.
 #[derive(clap::Args, Default)]
 pub struct Args {
-    /// Iterations per test (default: 100000 for two-thread tests, 50000 for
-    /// three and four threads).
+    /// `.litmus` files, or directories searched for them (recursively);
+    /// none: the built-in tests.
+    pub paths: Vec<PathBuf>,
+    /// Iterations per test (default: 100000 for two-process tests, 50000 for
+    /// more). Tests that wait for a grace period per instance
+    /// (synchronize_rcu(), synchronize_srcu()) run a tenth of it, at least 1000.
     #[arg(long)]
     pub iterations: Option<u64>,
     /// Run only this test (a full name such as `SB+fencembonceonces`, or a
@@ -48,43 +59,121 @@ pub struct Args {
     /// Print results as JSON (an array of objects).
     #[arg(long)]
     pub json: bool,
-    /// List the tests with their verdicts and exit.
+    /// Parse the tests, list them with their verdicts and conditions, and exit.
     #[arg(long)]
     pub list: bool,
 }
 
-/// Default iterations of a test with `threads` threads: the budget that keeps a
-/// default run of every test well under a minute on a 2-CPU machine.
-fn default_iterations(threads: usize) -> u64 {
-    match threads {
+/// Default iterations of `test`: the budget that keeps a default run of every
+/// built-in test well under a minute on a 2-CPU machine.
+fn default_iterations(test: &Litmus) -> u64 {
+    let n = match test.procs.len() {
         2 => 100_000,
         _ => 50_000,
+    };
+    if test.uses_synchronize_rcu() {
+        n / 10
+    } else {
+        n
+    }
+}
+
+/// Iterations of `test` when the user asked for `asked`: a test that waits for
+/// a grace period per instance gets a tenth (at least 1000), so that
+/// `--iterations` keeps one meaning of cost across tests.
+fn iterations(test: &Litmus, asked: Option<u64>) -> u64 {
+    match asked {
+        None => default_iterations(test),
+        Some(n) if test.uses_synchronize_rcu() => (n / 10).max(1000).min(n),
+        Some(n) => n,
     }
 }
 
 /// One test's result, as printed with `--json`.
 #[derive(serde::Serialize)]
 struct JsonResult {
-    test: &'static str,
-    about: &'static str,
+    test: String,
+    source: String,
     threads: usize,
     iterations: u64,
-    /// The interesting outcome (herd's `exists` clause).
-    exists: String,
-    /// How many times it was seen.
+    /// The final condition, as written.
+    condition: String,
+    /// Its quantifier. The `Result:` line judges the proposition under it
+    /// whatever it is (herd's "Observation"), so this is for the reader.
+    quantifier: Quantifier,
+    /// The `Result:` line (null when the file has none).
+    model: Option<Verdict>,
+    /// How many instances satisfied the condition's proposition.
     observed: u64,
-    /// The LKMM's verdict for it.
-    model: Verdict,
-    /// False when a `Never` outcome was seen.
+    /// How many instances the filter kept (all when there is no filter).
+    kept: u64,
+    /// Instances left out because they would deadlock (a process waiting for
+    /// a lock another never releases: herd has no such execution).
+    deadlocked: u64,
+    /// False when a `Never` outcome was seen (or an `Always` one missed, or a
+    /// process faulted).
     ok: bool,
+    /// A process's fault, if one happened.
+    fault: Option<String>,
     millis: u128,
     /// Every outcome seen, with its count.
     outcomes: Vec<(String, u64)>,
 }
 
+/// A test's source text and its name for messages.
+struct Source {
+    name: String,
+    text: String,
+}
+
+/// Every `.litmus` file under `path` (itself if a file), sorted.
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for e in entries {
+            if e.is_dir() || e.extension().is_some_and(|x| x == "litmus") {
+                collect(&e, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
+    if paths.is_empty() {
+        return Ok(builtin::FILES
+            .iter()
+            .map(|(name, text)| Source {
+                name: format!("builtin:{name}"),
+                text: text.to_string(),
+            })
+            .collect());
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            std::fs::read_to_string(&f)
+                .map(|text| Source {
+                    name: f.display().to_string(),
+                    text,
+                })
+                .map_err(|e| format!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
 /// The tests `pattern` names: the one with that exact name, else every test of
 /// that shape (`SB` or `SB+` selects all `SB+…`).
-fn selected(all: Vec<Test>, pattern: Option<&str>) -> Vec<Test> {
+fn selected(all: Vec<Litmus>, pattern: Option<&str>) -> Vec<Litmus> {
     let Some(p) = pattern else { return all };
     if all.iter().any(|t| t.name == p) {
         return all.into_iter().filter(|t| t.name == p).collect();
@@ -95,15 +184,62 @@ fn selected(all: Vec<Test>, pattern: Option<&str>) -> Vec<Test> {
         .collect()
 }
 
-/// Runs the tests; returns false if a forbidden outcome was observed (or no
-/// test matched `--test`).
+/// The verdict of a run: how many kept instances satisfied the proposition,
+/// how many were kept, and whether that agrees with the `Result:` line.
+struct Judged {
+    observed: u64,
+    kept: u64,
+    ok: bool,
+}
+
+fn judge(t: &Litmus, out: &harness::Outcome) -> Judged {
+    let mut observed = 0;
+    let mut kept = 0;
+    for (values, n) in &out.counts {
+        if t.filter.as_ref().is_some_and(|f| !f.eval(values)) {
+            continue;
+        }
+        kept += n;
+        if t.prop.eval(values) {
+            observed += n;
+        }
+    }
+    let ok = out.fault.is_none()
+        && match t.expected {
+            Some(Verdict::Never) => observed == 0,
+            Some(Verdict::Always) => observed == kept,
+            Some(Verdict::Sometimes) | None => true,
+        };
+    Judged { observed, kept, ok }
+}
+
+/// Runs the tests; returns false if a forbidden outcome was observed, a file
+/// did not parse, a process faulted, or no test matched `--test`.
 pub fn main(args: Args) -> bool {
-    let all = tests::all();
+    let sources = match sources(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ksync litmus: {e}");
+            return false;
+        }
+    };
+    let mut ok = true;
+    let mut all = Vec::new();
+    for s in &sources {
+        match parse::parse(&s.text, &s.name) {
+            Ok(t) => all.push(t),
+            Err(e) => {
+                eprintln!("ksync litmus: {}: {e}", s.name);
+                ok = false;
+            }
+        }
+    }
     if args.list {
         for t in &all {
-            println!("{:<52} {:<9} {}", t.name, format!("{:?}", t.model), t.about);
+            let model = t.expected.map_or("-".to_string(), |v| format!("{v:?}"));
+            println!("{:<52} {:<9} {}", t.name, model, t.condition);
         }
-        return true;
+        return ok;
     }
     let tests = selected(all, args.test.as_deref());
     if tests.is_empty() {
@@ -114,7 +250,6 @@ pub fn main(args: Args) -> bool {
         return false;
     }
     let start = Instant::now();
-    let mut ok = true;
     let mut json = Vec::new();
     if !args.json {
         println!(
@@ -122,24 +257,30 @@ pub fn main(args: Args) -> bool {
             tests.len(),
             ksync::arch::online_cpus()
         );
+        if cfg!(target_arch = "x86_64") {
+            println!(
+                "x86-64 is TSO: of the Sometimes outcomes expect only the store-buffering kind (SB, R …)"
+            );
+        }
     }
     for t in &tests {
-        let iterations = args
-            .iterations
-            .unwrap_or_else(|| default_iterations(t.threads.len()));
-        let out = harness::run(t, iterations);
-        let test_ok = !(t.model == Verdict::Never && out.observed > 0);
-        ok &= test_ok;
+        let out = harness::run(t, iterations(t, args.iterations));
+        let j = judge(t, &out);
+        ok &= j.ok;
         if args.json {
             json.push(JsonResult {
-                test: t.name,
-                about: t.about,
-                threads: t.threads.len(),
+                test: t.name.clone(),
+                source: t.source.clone(),
+                threads: t.procs.len(),
                 iterations: out.iterations,
-                exists: t.format_outcome(t.exists),
-                observed: out.observed,
-                model: t.model,
-                ok: test_ok,
+                condition: t.condition.clone(),
+                quantifier: t.quantifier,
+                model: t.expected,
+                observed: j.observed,
+                kept: j.kept,
+                deadlocked: out.deadlocked,
+                ok: j.ok,
+                fault: out.fault.clone(),
                 millis: out.elapsed.as_millis(),
                 outcomes: out
                     .counts
@@ -147,34 +288,43 @@ pub fn main(args: Args) -> bool {
                     .map(|(v, n)| (t.format_outcome(v), *n))
                     .collect(),
             });
-        } else {
-            let seen = if out.observed > 0 { "seen" } else { "not seen" };
-            let verdict = if test_ok {
-                "ok"
-            } else {
-                "FORBIDDEN OUTCOME SEEN"
-            };
+            continue;
+        }
+        let seen = if j.observed > 0 { "seen" } else { "not seen" };
+        let verdict = match (&out.fault, j.ok, t.expected) {
+            (Some(f), ..) => format!("FAULT: {f}"),
+            (None, false, Some(Verdict::Always)) => "AN OUTCOME THE MODEL FORBIDS WAS SEEN".into(),
+            (None, false, _) => "FORBIDDEN OUTCOME SEEN".into(),
+            (None, true, None) => "no Result: line to judge by".into(),
+            (None, true, _) => "ok".into(),
+        };
+        let model = t.expected.map_or("-".into(), |v| format!("{v:?}"));
+        println!(
+            "\n{}  ({} threads, {} iterations, {} ms)\n  {}: Result {model}, {seen} {}/{}  -> {verdict}",
+            t.name,
+            t.procs.len(),
+            out.iterations,
+            out.elapsed.as_millis(),
+            t.condition,
+            j.observed,
+            j.kept,
+        );
+        if out.deadlocked > 0 {
             println!(
-                "\n{}  ({} threads, {} iterations, {} ms)\n  exists ({}): model {:?}, {} {}/{}  -> {}",
-                t.name,
-                t.threads.len(),
-                out.iterations,
-                out.elapsed.as_millis(),
-                t.format_outcome(t.exists),
-                t.model,
-                seen,
-                out.observed,
-                out.iterations,
-                verdict
+                "    {:>9}  (deadlocked: a lock never released was waited for; left out)",
+                out.deadlocked
             );
-            for (values, n) in &out.counts {
-                let mark = if values.as_slice() == t.exists {
-                    " *"
-                } else {
-                    ""
-                };
-                println!("    {:>9}  {}{}", n, t.format_outcome(values), mark);
-            }
+        }
+        for (values, n) in &out.counts {
+            let filtered = t.filter.as_ref().is_some_and(|f| !f.eval(values));
+            let mark = if filtered {
+                " (filtered out)"
+            } else if t.prop.eval(values) {
+                " *"
+            } else {
+                ""
+            };
+            println!("    {:>9}  {}{}", n, t.format_outcome(values), mark);
         }
     }
     if args.json {
@@ -188,7 +338,7 @@ pub fn main(args: Args) -> bool {
             if ok {
                 "SUCCESS: no forbidden outcome seen"
             } else {
-                "FAILURE: a forbidden outcome was seen"
+                "FAILURE: a forbidden outcome was seen, a test faulted or a file did not parse"
             },
             start.elapsed().as_secs_f64()
         );
