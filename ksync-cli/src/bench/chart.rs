@@ -298,6 +298,7 @@ mod tests {
             ops_per_sec: ops,
             ns_per_op: 1e9 / ops,
             fairness: None,
+            cpu_ns_per_side: None,
         }
     }
 
