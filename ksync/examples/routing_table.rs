@@ -83,7 +83,7 @@ fn main() {
         while start.elapsed() < RUN_FOR {
             for _ in 0..64 {
                 let p = (rng() as u32) % PREFIXES;
-                if rng() % 4 == 0 {
+                if rng().is_multiple_of(4) {
                     table.remove(&p); // hash_del_rcu: freed after a grace period
                     table.insert(p, Route::new(p, 7));
                 } else {

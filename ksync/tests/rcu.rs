@@ -488,7 +488,7 @@ fn srcu_stress_sleeping_readers_wake_the_updater() {
                 while !stop.load(Ordering::Relaxed) {
                     let g = S.read_lock();
                     let seen = cur.load(Ordering::SeqCst);
-                    if (n + t) % 4 == 0 {
+                    if (n + t).is_multiple_of(4) {
                         std::thread::sleep(Duration::from_micros(50));
                     } else {
                         std::thread::yield_now();

@@ -447,11 +447,11 @@ pub fn main(args: Args) -> bool {
         .map(|g| g.name)
         .collect();
     peers::print_skipped(&ran, args.json);
-    if let Some(path) = &args.chart {
-        if let Err(e) = std::fs::write(path, chart::svg(&rows)) {
-            eprintln!("ksync bench: cannot write {}: {e}", path.display());
-            return false;
-        }
+    if let Some(path) = &args.chart
+        && let Err(e) = std::fs::write(path, chart::svg(&rows))
+    {
+        eprintln!("ksync bench: cannot write {}: {e}", path.display());
+        return false;
     }
     true
 }

@@ -153,7 +153,7 @@ fn rwsem_rows<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: 
             let mut n = i as u32;
             move || {
                 n = n.wrapping_add(1);
-                if n % every == 0 {
+                if n.is_multiple_of(every) {
                     l.write();
                 } else {
                     black_box(l.read());

@@ -323,22 +323,22 @@ impl<'a> Parser<'a> {
         let save = self.lx.pos;
         let rest = &text[save..];
         let trimmed = rest.trim_start();
-        if trimmed.starts_with("(*") {
-            if let Some(end) = trimmed.find("*)") {
-                let comment = &trimmed[..end];
-                if let Some(word) = comment.split("Result:").nth(1) {
-                    expected = match word.split_whitespace().next() {
-                        Some("Never") => Some(Verdict::Never),
-                        Some("Sometimes") => Some(Verdict::Sometimes),
-                        Some("Always") => Some(Verdict::Always),
-                        Some(other) => {
-                            return self.err(format!(
+        if trimmed.starts_with("(*")
+            && let Some(end) = trimmed.find("*)")
+        {
+            let comment = &trimmed[..end];
+            if let Some(word) = comment.split("Result:").nth(1) {
+                expected = match word.split_whitespace().next() {
+                    Some("Never") => Some(Verdict::Never),
+                    Some("Sometimes") => Some(Verdict::Sometimes),
+                    Some("Always") => Some(Verdict::Always),
+                    Some(other) => {
+                        return self.err(format!(
                                 "unknown verdict `{other}` on the Result: line (Never, Sometimes or Always)"
                             ));
-                        }
-                        None => None,
-                    };
-                }
+                    }
+                    None => None,
+                };
             }
         }
         Ok((name, expected))
@@ -916,16 +916,16 @@ impl<'a> Parser<'a> {
             Tok::P("(") => {
                 self.next()?;
                 // A cast such as `(int *)r1` or `(uintptr_t)r1` is dropped.
-                if let Tok::Ident(w) = self.peek()? {
-                    if is_type_word(&w) {
-                        while !self.eat(")")? {
-                            if self.peek()? == Tok::Eof {
-                                return self.err("unterminated cast");
-                            }
-                            self.next()?;
+                if let Tok::Ident(w) = self.peek()?
+                    && is_type_word(&w)
+                {
+                    while !self.eat(")")? {
+                        if self.peek()? == Tok::Eof {
+                            return self.err("unterminated cast");
                         }
-                        return self.unary(sc);
+                        self.next()?;
                     }
+                    return self.unary(sc);
                 }
                 let e = self.expr(sc)?;
                 self.expect(")", "closing `(`")?;

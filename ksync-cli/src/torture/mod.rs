@@ -172,18 +172,19 @@ pub fn run_one(
             std::thread::sleep(
                 Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
             );
-            if let (Some(at), Some(i)) = (next_stat, stat_interval) {
-                if Instant::now() >= at && !quiet {
-                    eprintln!(
-                        "{}-torture: Writes: Total: {} Reads: Total: {} Fail: {} ({:.1}s)",
-                        t.name,
-                        mon.writes.load(Ordering::Relaxed),
-                        mon.reads.load(Ordering::Relaxed),
-                        mon.failures.load(Ordering::Relaxed),
-                        start.elapsed().as_secs_f64()
-                    );
-                    next_stat = Some(at + i);
-                }
+            if let (Some(at), Some(i)) = (next_stat, stat_interval)
+                && Instant::now() >= at
+                && !quiet
+            {
+                eprintln!(
+                    "{}-torture: Writes: Total: {} Reads: Total: {} Fail: {} ({:.1}s)",
+                    t.name,
+                    mon.writes.load(Ordering::Relaxed),
+                    mon.reads.load(Ordering::Relaxed),
+                    mon.failures.load(Ordering::Relaxed),
+                    start.elapsed().as_secs_f64()
+                );
+                next_stat = Some(at + i);
             }
         }
         mon.stop.store(true, Ordering::Relaxed);

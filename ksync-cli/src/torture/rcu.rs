@@ -285,7 +285,7 @@ fn writer_sync(sh: &Shared, mon: &Monitor) -> u64 {
             old.pipe.store(1, Ordering::Release);
             pipeline.push(old);
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             synchronize_rcu_expedited();
         } else {
             synchronize_rcu();
@@ -333,7 +333,7 @@ fn writer_call_rcu(sh: &Shared, mon: &Monitor) -> u64 {
         }
         n += 1;
         mon.writes.fetch_add(1, Ordering::Relaxed);
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             rcu_barrier();
         }
     }

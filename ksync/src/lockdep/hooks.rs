@@ -254,12 +254,13 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
             out.extend(acquire_checked(t, map, h, pc, irqs_off, false));
             return out;
         }
-        if let Some(top) = t.depth.checked_sub(1).map(|i| &mut t.held[i]) {
-            if top.class == id && top.flags & F_NOCHECK == 0 {
-                top.refs = top.refs.max(1) + 1;
-                top.map = 0;
-                return Vec::new();
-            }
+        if let Some(top) = t.depth.checked_sub(1).map(|i| &mut t.held[i])
+            && top.class == id
+            && top.flags & F_NOCHECK == 0
+        {
+            top.refs = top.refs.max(1) + 1;
+            top.map = 0;
+            return Vec::new();
         }
         acquire_checked(t, map, h, pc, irqs_off, true)
     });

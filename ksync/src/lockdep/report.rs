@@ -304,13 +304,14 @@ fn frames(raw: &str) -> Vec<Frame<'_>> {
             if let Some(f) = out.last_mut() {
                 f.at = Some(at);
             }
-        } else if let Some((n, sym)) = t.split_once(": ") {
-            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
-                out.push(Frame {
-                    symbol: sym,
-                    at: None,
-                });
-            }
+        } else if let Some((n, sym)) = t.split_once(": ")
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+        {
+            out.push(Frame {
+                symbol: sym,
+                at: None,
+            });
         }
     }
     out

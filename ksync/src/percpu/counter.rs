@@ -96,10 +96,10 @@ impl Inner {
             let after = slots
                 .iter()
                 .fold(0u64, |a, s| a.wrapping_add(s.seq.load(Ordering::Relaxed)));
-            if after == before {
-                if let Some(r) = f(count, deltas) {
-                    break r;
-                }
+            if after == before
+                && let Some(r) = f(count, deltas)
+            {
+                break r;
             }
             backoff.spin();
         };

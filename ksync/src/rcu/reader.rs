@@ -367,10 +367,10 @@ fn lock_slow() -> *const AtomicUsize {
 /// [`rcu_unregister_thread`]) and returns it.
 #[cold]
 fn register_now() -> *const Record {
-    if REREGISTER.with(|f| f.get()) {
-        if let Ok(owned) = REGISTRATION.try_with(|reg| reg.record) {
-            return reregister(owned);
-        }
+    if REREGISTER.with(|f| f.get())
+        && let Ok(owned) = REGISTRATION.try_with(|reg| reg.record)
+    {
+        return reregister(owned);
     }
     register_slow()
 }

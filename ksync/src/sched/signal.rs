@@ -56,10 +56,10 @@ extern "C" fn on_signal(signo: i32) {
     // Restore errno on return: the interrupted code must not see our futex
     // call's result.
     let _errno = ErrnoGuard::save();
-    if let Some(task) = super::task::current_from_handler() {
-        if let Some(sig) = u32::try_from(signo).ok().and_then(Signal::from_number) {
-            task.signal(sig);
-        }
+    if let Some(task) = super::task::current_from_handler()
+        && let Some(sig) = u32::try_from(signo).ok().and_then(Signal::from_number)
+    {
+        task.signal(sig);
     }
 }
 

@@ -291,7 +291,7 @@ impl Queued {
         // A scheduling hint only, with no part in correctness: not modelled
         // under loom.
         #[cfg(not(loom))]
-        if n % LATE_YIELD == 0 {
+        if n.is_multiple_of(LATE_YIELD) {
             // Relaxed: a count; a stale value only moves when we yield.
             let late = n.wrapping_sub(self.turn_end.load(Ordering::Relaxed));
             if (TURN..u32::MAX / 2).contains(&late) {
