@@ -30,6 +30,11 @@
 //!   readers or one writer, neither starving.
 //! - [`mutex`] — `struct mutex` as [`mutex::Mutex`]: owner-tracked, adaptive (spin,
 //!   then sleep), with hand-off so no sleeper starves.
+//! - [`rtmutex`] — `struct rt_mutex` as [`rtmutex::RtMutex`]: a mutex with
+//!   priority inheritance on PI futexes (uncontended: one CAS in user space;
+//!   contended: the kernel lends the waiter's priority to the owner, along a
+//!   chain of owners), and [`rtmutex::RtCondVar`], which keeps the inheritance
+//!   across its wait (`FUTEX_WAIT_REQUEUE_PI`).
 //! - [`completion`] — `struct completion` as [`completion::Completion`]: wait for
 //!   something to be done. Wait queues (`wait_queue_head_t`) are
 //!   [`sched::WaitQueue`].
@@ -102,6 +107,8 @@ pub mod lockdep;
 pub mod mutex;
 pub mod percpu;
 pub mod rcu;
+#[cfg(not(loom))]
+pub mod rtmutex;
 pub mod rwsem;
 pub mod sched;
 pub mod semaphore;

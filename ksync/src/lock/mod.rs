@@ -601,6 +601,13 @@ impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
         }
     }
 
+    /// The lock this guard holds: for a condition variable that hands the hold
+    /// to the kernel and back ([`RtCondVar`](crate::rtmutex::RtCondVar)).
+    #[inline(always)]
+    pub(crate) fn lock_ref(&self) -> &'a Lock<T, B> {
+        self.lock
+    }
+
     /// Takes the guard apart without unlocking: the caller now owns the
     /// exclusive hold and the state to restore.
     #[inline(always)]
