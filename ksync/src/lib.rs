@@ -44,6 +44,11 @@
 //!   with atomic loads, so a racing read is never a data race.
 //! - [`percpu`] — `DEFINE_PER_CPU` as [`percpu::PerCpu`], `this_cpu_*`, and
 //!   `percpu_counter` as [`percpu::PercpuCounter`].
+//! - [`percpu_rwsem`] — `struct percpu_rw_semaphore` as
+//!   [`percpu_rwsem::PercpuRwSemaphore`]: readers increment only their own CPU's
+//!   counter and read a flag (an RCU read side's price); the rare writer sets
+//!   the flag, pays one `membarrier` so every reader sees it, and waits for the
+//!   counters to drain. Read holds nest; the writer may sleep.
 //! - [`rcu`] — read-copy-update: [`rcu::rcu_read_lock`], [`rcu::synchronize_rcu`],
 //!   [`rcu::call_rcu`], [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
 //! - [`bkl`] — the Big Kernel Lock, the only lock held across a sleep.
@@ -106,6 +111,7 @@ pub mod lock;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;
+pub mod percpu_rwsem;
 pub mod rcu;
 #[cfg(not(loom))]
 pub mod rtmutex;
