@@ -10,6 +10,8 @@
 //! | [`Mutex<T>`](crate::mutex::Mutex) | [`RawMutex`](crate::mutex::RawMutex) | `()` |
 //! | [`RwSemaphore<T>`](crate::rwsem::RwSemaphore) | [`RawRwSemaphore`](crate::rwsem::RawRwSemaphore) (shared) | `()` |
 //! | [`LocalLock<T>`](crate::percpu::LocalLock) | [`RawLocalLock`](crate::percpu::RawLocalLock) | [`Preempt`] |
+//! | [`RtMutex<T>`](crate::rtmutex::RtMutex) | [`RawRtMutex`](crate::rtmutex::RawRtMutex) | `()` |
+//! | [`PercpuRwSemaphore<T>`](crate::percpu_rwsem::PercpuRwSemaphore) | [`RawPercpuRwSemaphore`](crate::percpu_rwsem::RawPercpuRwSemaphore) (shared) | `()` |
 //!
 //! A backend is the raw lock (the lock word, its algorithm and its lockdep map),
 //! with no data and no context handling. The guard's third parameter, its
