@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod atomic;
 mod chart;
 mod irq;
+mod later;
 mod mutex;
 mod rcu;
 mod seqpcpu;
@@ -94,6 +95,7 @@ pub fn all() -> Vec<Group> {
     v.extend(sleeping::groups());
     v.extend(seqpcpu::groups());
     v.extend(rcu::groups());
+    v.extend(later::groups());
     v
 }
 
