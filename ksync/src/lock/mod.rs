@@ -348,6 +348,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "raw_spin_lock")]
     #[doc(alias = "mutex_lock")]
     #[doc(alias = "local_lock")]
+    #[doc(alias = "mutex_enter")] // Solaris
     #[inline]
     pub fn lock(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
@@ -399,6 +400,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "spin_trylock")]
     #[doc(alias = "raw_spin_trylock")]
     #[doc(alias = "mutex_trylock")]
+    #[doc(alias = "mutex_tryenter")] // Solaris
     #[inline]
     pub fn try_lock(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
@@ -483,6 +485,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "read_lock")]
     #[doc(alias = "down_read")]
+    #[doc(alias = "rw_enter")] // Solaris, RW_READER
     #[inline]
     pub fn read(&self) -> ReadGuard<'_, T, B> {
         self.read_in(0)
@@ -491,6 +494,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Tries once for a shared lock (`read_trylock`, `down_read_trylock`).
     #[doc(alias = "read_trylock")]
     #[doc(alias = "down_read_trylock")]
+    #[doc(alias = "rw_tryenter")] // Solaris, RW_READER
     #[inline]
     pub fn try_read(&self) -> Option<ReadGuard<'_, T, B>> {
         self.try_read_in()
@@ -510,6 +514,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "write_lock")]
     #[doc(alias = "down_write")]
+    #[doc(alias = "rw_enter")] // Solaris, RW_WRITER
     #[inline]
     pub fn write(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
@@ -518,6 +523,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Tries once for the exclusive lock (`write_trylock`, `down_write_trylock`).
     #[doc(alias = "write_trylock")]
     #[doc(alias = "down_write_trylock")]
+    #[doc(alias = "rw_tryenter")] // Solaris, RW_WRITER
     #[inline]
     pub fn try_write(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
@@ -624,6 +630,8 @@ impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
     #[doc(alias = "mutex_unlock")]
     #[doc(alias = "up_write")]
     #[doc(alias = "local_unlock")]
+    #[doc(alias = "mutex_exit")] // Solaris
+    #[doc(alias = "rw_exit")] // Solaris, RW_WRITER
     #[inline]
     pub fn unlock(self) {
         drop(self)
@@ -791,6 +799,7 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     /// Drops the read lock now: the same as dropping the guard (`read_unlock`,
     /// `up_read`).
     #[doc(alias = "up_read")]
+    #[doc(alias = "rw_exit")] // Solaris, RW_READER
     #[inline]
     pub fn unlock(self) {
         drop(self)
