@@ -459,10 +459,12 @@ impl RtCondVar {
     fn bind(&self, word: &AtomicU32) {
         let p = word as *const AtomicU32 as *mut AtomicU32;
         // INVARIANT: set once, from null; never changed after.
-        match self
-            .mutex
-            .compare_exchange(core::ptr::null_mut(), p, Ordering::SeqCst, Ordering::SeqCst)
-        {
+        match self.mutex.compare_exchange(
+            core::ptr::null_mut(),
+            p,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
             Ok(_) => {}
             Err(q) if q == p => {}
             Err(_) => panic!("ksync: an RtCondVar waited on with two different RtMutexes"),
@@ -496,7 +498,11 @@ impl RtCondVar {
         guard: &mut RtMutexGuard<'_, T>,
         timeout: Duration,
     ) -> Result<()> {
-        self.wait_in(guard, TaskState::Uninterruptible, Instant::now().checked_add(timeout))
+        self.wait_in(
+            guard,
+            TaskState::Uninterruptible,
+            Instant::now().checked_add(timeout),
+        )
     }
 
     fn wait_in<T: ?Sized>(

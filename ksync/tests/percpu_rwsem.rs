@@ -78,7 +78,9 @@ fn a_writer_sleeps_until_the_last_reader_leaves() {
             ready_tx.send(()).unwrap();
             // Hold until the writer sleeps, then leave.
             let writer = task_rx.recv().unwrap();
-            wait_until("the writer to sleep", || writer.state() == TaskState::Uninterruptible);
+            wait_until("the writer to sleep", || {
+                writer.state() == TaskState::Uninterruptible
+            });
             drop(r2);
         });
         ready_rx.recv().unwrap();
@@ -89,7 +91,9 @@ fn a_writer_sleeps_until_the_last_reader_leaves() {
         let writer = wrx.recv().unwrap();
         task_tx.send(writer.clone()).unwrap();
         other.join().unwrap();
-        wait_until("the writer to sleep", || writer.state() == TaskState::Uninterruptible);
+        wait_until("the writer to sleep", || {
+            writer.state() == TaskState::Uninterruptible
+        });
         // One reader (ours) still holds: the writer still waits.
         assert!(!w.is_finished() && s.is_write_locked());
         // A newcomer on another thread waits for the writer.

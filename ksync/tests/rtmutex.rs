@@ -196,7 +196,9 @@ fn one_lock<L: SleepLock>() -> Duration {
         wait_for("the holder", end, || f.held.load(Ordering::SeqCst));
         s.spawn(|| medium(&f, end, rt_cpu));
         wait_for("the spinner", end, || f.spinning.load(Ordering::SeqCst));
-        s.spawn(|| high(&f, rt_cpu, || L::hold(&lock))).join().unwrap()
+        s.spawn(|| high(&f, rt_cpu, || L::hold(&lock)))
+            .join()
+            .unwrap()
     })
 }
 

@@ -139,7 +139,9 @@ pub mod pi {
         if left.is_zero() {
             return None;
         }
-        Some(ns_timespec(crate::arch::time::now_ns() as u128 + left.as_nanos()))
+        Some(ns_timespec(
+            crate::arch::time::now_ns() as u128 + left.as_nanos(),
+        ))
     }
 
     /// `deadline` as an absolute `CLOCK_REALTIME` time (what `FUTEX_LOCK_PI`
@@ -158,7 +160,9 @@ pub mod pi {
     fn unexpected(op: &str, e: Errno) -> ! {
         // ESRCH/EOWNERDEAD-style states need the robust list, which ksync does
         // not register; EINVAL means the word does not follow the protocol.
-        panic!("ksync: futex {op} failed: {e} (the PI word does not follow the futex(2) protocol, or its owner exited holding it)")
+        panic!(
+            "ksync: futex {op} failed: {e} (the PI word does not follow the futex(2) protocol, or its owner exited holding it)"
+        )
     }
 
     /// Takes the PI lock `word` in the kernel (`FUTEX_LOCK_PI`), blocking until
@@ -286,7 +290,8 @@ pub mod pi {
         if r >= 0 {
             return Ok(r as usize);
         }
-        match Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) {
+        match Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        {
             Errno::AGAIN => Err(PiError::Again),
             Errno::DEADLK => Err(PiError::Deadlock),
             e => unexpected("CMP_REQUEUE_PI", e),

@@ -55,7 +55,12 @@ pub fn policy() -> Policy {
     let mut param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 names the calling thread; sched_getparam writes the one
     // field of `param`, a valid, owned sched_param.
-    let (pol, r) = unsafe { (libc::sched_getscheduler(0), libc::sched_getparam(0, &mut param)) };
+    let (pol, r) = unsafe {
+        (
+            libc::sched_getscheduler(0),
+            libc::sched_getparam(0, &mut param),
+        )
+    };
     let prio = if r == 0 { param.sched_priority } else { 0 };
     match pol {
         libc::SCHED_OTHER => Policy::Other,
