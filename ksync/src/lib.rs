@@ -45,10 +45,10 @@
 //! - [`percpu`] — `DEFINE_PER_CPU` as [`percpu::PerCpu`], `this_cpu_*`, and
 //!   `percpu_counter` as [`percpu::PercpuCounter`].
 //! - [`percpu_rwsem`] — `struct percpu_rw_semaphore` as
-//!   [`percpu_rwsem::PercpuRwSemaphore`]: readers increment only their own CPU's
-//!   counter and read a flag (an RCU read side's price); the rare writer sets
-//!   the flag, pays one `membarrier` so every reader sees it, and waits for the
-//!   counters to drain. Read holds nest; the writer may sleep.
+//!   [`percpu_rwsem::PercpuRwSemaphore`]: a reader writes only its own
+//!   thread's reader record and reads a flag (an RCU read side's price); the
+//!   rare writer sets the flag, pays one `membarrier` so every reader sees it,
+//!   and waits for the readers to drain. Read holds nest; the writer may sleep.
 //! - [`rcu`] — read-copy-update: [`rcu::rcu_read_lock`], [`rcu::synchronize_rcu`],
 //!   [`rcu::call_rcu`], [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
 //! - [`bkl`] — the Big Kernel Lock, the only lock held across a sleep.

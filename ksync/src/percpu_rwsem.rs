@@ -1,6 +1,6 @@
 //! `struct percpu_rw_semaphore` as [`PercpuRwSemaphore<T>`]: a reader-writer
-//! lock whose readers touch only their own CPU's counter, so reading costs
-//! about what an RCU read side does, and whose rare writer pays for it.
+//! lock whose readers write only their own thread's reader record, so reading
+//! costs about what an RCU read side does, and whose rare writer pays for it.
 //!
 //! | kernel | ksync |
 //! |---|---|
@@ -14,169 +14,329 @@
 //!
 //! | word | values | written by |
 //! |---|---|---|
-//! | `writer` | `0` no writer; `1` a writer is draining the readers or holds the lock | the writer: CAS `0 → 1` in `down_write`, store `0` in `up_write` |
-//! | `readers[cpu]` | how many read holds were taken on this CPU's counter and not yet dropped | readers: `+1` on lock, `-1` on unlock, on the same counter |
+//! | `writer` (per semaphore) | `0` no writer; `1` a writer is draining the readers or holds the lock | the writer: CAS `0 → 1` in `down_write`, store `0` in `up_write` |
+//! | a reader record's slot (per thread) | `0` free, or the address of a semaphore this thread holds a read lock on | its thread only: the address on lock, `0` on unlock |
 //!
-//! A reader increments the counter of the CPU it runs on, then reads
-//! `writer`; with no writer it holds the lock (one RMW on its own line and a
-//! load of a line every reader shares read-only). A writer sets `writer`, then
-//! waits until every counter is zero. The two sides form a store→load pair
-//! (store-buffering): reader `counter += 1; load writer`, writer
-//! `writer = 1; load counters`. The fast side pays nothing for it: the reader's
-//! order comes from a compiler barrier ([`light_barrier`]) matched by one
-//! [`heavy_barrier`] (`membarrier`) on the writer's side, the kernel's RCU-sync
-//! grace period in its user-space form. After that barrier every reader either
-//! was counted by then — and the writer waits for its decrement — or sees
-//! `writer == 1`, takes back its increment, and waits on `waiters` for the
-//! writer to leave (`sched::sleep`, through [`WaitQueue`]).
+//! The kernel counts readers per CPU with `this_cpu_inc` under
+//! `preempt_disable`; user space cannot disable preemption, so a per-CPU
+//! counter would need an atomic read-modify-write (a locked instruction) on
+//! each lock and unlock. Per-thread records need none: each thread owns a
+//! cache-padded record of [`MAX_NESTED_READS`] slots, registered once in a
+//! process-wide list (records are reused after their thread exits, never
+//! freed). A read lock stores the semaphore's address into a free slot of the
+//! thread's own record and reads `writer`: with no writer it holds the lock —
+//! a plain store to a line only this thread writes, and a load of a line every
+//! reader shares read-only, as `rcu_read_lock` is.
 //!
-//! Each read hold decrements the counter it incremented (the thread records
-//! it), so every counter is exact and never negative, and "all zero" means no
-//! reader holds. The record also makes read holds nest: a reader that finds a
-//! writer draining while this thread already holds a read lock on this
-//! semaphore keeps its increment and goes on (the writer is waiting for the
-//! outer hold anyway); it would otherwise deadlock against that writer.
+//! A writer sets `writer`, then waits until no record's slot names its
+//! semaphore. The two sides form a store→load pair (store-buffering): reader
+//! `slot = sem; load writer`, writer `writer = 1; load slots`. The fast side
+//! pays nothing for it: the reader's order comes from a compiler barrier
+//! ([`light_barrier`]) matched by one [`heavy_barrier`] (`membarrier`) on the
+//! writer's side, the kernel's RCU-sync grace period in its user-space form.
+//! After that barrier every reader either was seen by the writer's scan — which
+//! waits for its slot to clear — or sees `writer == 1`, clears its slot, and
+//! waits on `waiters` for the writer to leave (`sched::sleep`, through
+//! [`WaitQueue`]).
+//!
+//! The record also makes read holds nest: a reader that finds a writer
+//! draining while its thread already holds a read lock on this semaphore keeps
+//! its slot and goes on (the writer is waiting for the outer hold anyway); it
+//! would otherwise deadlock against that writer.
 //!
 //! Orderings: a reader's load of `writer` is Acquire and pairs with the
-//! Release store of `up_write`; a reader's decrement is Release and pairs with
-//! the writer's Acquire loads of the counters, so the read-side critical
-//! sections happen before the write. An unlocking reader wakes the writer
-//! (`drain`) if, after its decrement and a [`light_barrier`], it sees
-//! `writer == 1`: the same pair with the writer's barrier makes sure either the
-//! writer's scan sees the decrement or the reader sees the flag.
+//! Release store of `up_write`; a reader clears its slot with a Release store
+//! that pairs with the writer's Acquire loads of the slots, so the read-side
+//! critical sections happen before the write. An unlocking reader wakes the
+//! writer (`drain`) if, after clearing its slot and a [`light_barrier`], it
+//! sees `writer == 1`: the same pair with the writer's barrier makes sure
+//! either the writer's scan sees the cleared slot or the reader sees the flag.
 //!
 //! Writers exclude each other with the CAS on `writer` and are preferred to
 //! new readers (the kernel's behaviour): a stream of writers can starve
-//! readers; this lock is for data that is written rarely.
+//! readers; this lock is for data that is written rarely. A writer's scan
+//! reads every registered record: its cost grows with the number of threads
+//! that ever read a `PercpuRwSemaphore`.
 
-use core::cell::Cell;
 use core::fmt;
 
+use crate::arch::CachePadded;
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
 use crate::lockdep::{AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use crate::percpu::PerCpu;
 use crate::sched::WaitQueue;
 
 /// How many read holds one thread may keep at once, over every
-/// `PercpuRwSemaphore` (nested or on different semaphores).
+/// `PercpuRwSemaphore` (nested or on different semaphores): the slots of its
+/// reader record.
 pub const MAX_NESTED_READS: usize = 16;
 
 /// `writer`: no writer.
 const NO_WRITER: u32 = 0;
 /// `writer`: a writer drains the readers or holds the lock.
 const WRITER: u32 = 1;
+/// A reader record's slot: free.
+const FREE: usize = 0;
 
-/// This thread's read holds: which semaphore, and which counter it
-/// incremented. Only the owning thread touches it.
-struct Held {
-    entries: [Cell<(usize, *const AtomicUsize)>; MAX_NESTED_READS],
-    len: Cell<usize>,
+/// One thread's read holds over every `PercpuRwSemaphore`: each slot is
+/// [`FREE`] or the address of a semaphore the thread holds a read lock on.
+/// Only the owning thread writes the slots; writers read them.
+struct ReaderRecord {
+    slots: [AtomicUsize; MAX_NESTED_READS],
 }
 
-impl Held {
+/// The owner's load of one of its own slots: only the owner stores to them,
+/// so it always reads its last store. Under loom an `unsync_load` says so;
+/// loom's store-selection for plain loads of such words trips an internal
+/// assertion of its own (`mo_i != mo_j`, marked "TODO: this sometimes fails").
+#[inline(always)]
+fn own(slot: &AtomicUsize) -> usize {
     #[cfg(not(loom))]
-    const fn new() -> Held {
-        Held {
-            entries: [const { Cell::new((0, core::ptr::null())) }; MAX_NESTED_READS],
-            len: Cell::new(0),
-        }
-    }
-
+    return slot.load(Ordering::Relaxed);
+    // SAFETY: only the calling thread (the record's owner) stores to its
+    // slots, so no store races with this load.
     #[cfg(loom)]
-    fn new() -> Held {
-        Held {
-            entries: core::array::from_fn(|_| Cell::new((0, core::ptr::null()))),
-            len: Cell::new(0),
+    return unsafe { slot.unsync_load() };
+}
+
+impl ReaderRecord {
+    fn new() -> Self {
+        ReaderRecord {
+            slots: core::array::from_fn(|_| AtomicUsize::new(FREE)),
         }
     }
 
-    /// Records a hold; false if the record is full.
-    #[inline]
-    fn push(&self, sem: usize, counter: &AtomicUsize) -> bool {
-        let n = self.len.get();
-        if n == MAX_NESTED_READS {
-            return false;
-        }
-        self.entries[n].set((sem, counter));
-        self.len.set(n + 1);
-        true
+    /// Stores `sem` into a free slot (Relaxed: the store→load order with the
+    /// writer comes from the caller's barriers) and returns it, or `None` if
+    /// every slot is taken. Only the owner calls this: its own slots' loads
+    /// see its own stores.
+    #[inline(always)]
+    fn take_slot(&self, sem: usize) -> Option<&AtomicUsize> {
+        let slot = self.slots.iter().find(|s| own(s) == FREE)?;
+        slot.store(sem, Ordering::Relaxed);
+        Some(slot)
     }
 
+    /// A slot of the owner's that holds `sem`, other than `except`.
     #[inline]
-    fn holds(&self, sem: usize) -> bool {
-        self.entries[..self.len.get()]
+    fn holds(&self, sem: usize, except: &AtomicUsize) -> bool {
+        self.slots
             .iter()
-            .any(|e| e.get().0 == sem)
+            .any(|s| !core::ptr::eq(s, except) && own(s) == sem)
     }
 
-    /// Removes the latest hold of `sem` and returns its counter.
-    #[inline]
-    fn pop(&self, sem: usize) -> *const AtomicUsize {
-        let n = self.len.get();
-        let i = (0..n)
-            .rev()
-            .find(|&i| self.entries[i].get().0 == sem)
-            .expect("ksync: percpu_up_read without a read hold on this thread");
-        let counter = self.entries[i].get().1;
-        self.entries[i].set(self.entries[n - 1].get());
-        self.len.set(n - 1);
-        counter
+    /// The owner's slot holding `sem`.
+    #[inline(always)]
+    fn slot_of(&self, sem: usize) -> Option<&AtomicUsize> {
+        self.slots.iter().find(|s| own(s) == sem)
     }
 }
 
+/// Where reader records live: process-wide, one per thread, in the normal
+/// build; per semaphore, one per model thread, under loom (whose objects may
+/// not outlive one model run).
 #[cfg(not(loom))]
-std::thread_local! {
-    static HELD: Held = const { Held::new() };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static HELD: Held = Held::new();
+mod records {
+    use super::{CachePadded, ReaderRecord};
+    use core::cell::Cell;
+    use core::ptr;
+    use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+    /// A registered record: never freed, reused after its thread exits.
+    pub(super) struct Registered {
+        pub(super) record: ReaderRecord,
+        /// Whether a live thread owns it.
+        in_use: AtomicBool,
+        /// The next record of the registry; set before this one is published.
+        next: *const CachePadded<Registered>,
+    }
+
+    /// The registry's head: records are pushed (Release) and never removed.
+    static HEAD: AtomicPtr<CachePadded<Registered>> = AtomicPtr::new(ptr::null_mut());
+
+    std::thread_local! {
+        /// This thread's record, or null before its first read lock.
+        static MINE: Cell<*const CachePadded<Registered>> = const { Cell::new(ptr::null()) };
+        /// Gives the record back at thread exit.
+        static OWNER: Owner = const { Owner };
+    }
+
+    struct Owner;
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            let r = MINE.with(|m| m.replace(ptr::null()));
+            if !r.is_null() {
+                // SAFETY: registered records are leaked boxes, never freed.
+                // Release: the next owner (Acquire CAS in `claim`) sees our
+                // last slot stores.
+                unsafe { (&*r).in_use.store(false, Ordering::Release) };
+            }
+        }
+    }
+
+    /// Every registered record, for a writer's scan. Acquire pairs with the
+    /// Release CAS that published each record.
+    pub(super) fn all() -> impl Iterator<Item = &'static ReaderRecord> {
+        let mut p = HEAD.load(Ordering::Acquire) as *const CachePadded<Registered>;
+        core::iter::from_fn(move || {
+            // SAFETY: non-null pointers of the registry are leaked boxes,
+            // never freed; `next` was set before the record was published.
+            let r = unsafe { p.as_ref()? };
+            p = r.next;
+            Some(&r.record)
+        })
+    }
+
+    /// This thread's record, registering one on first use.
+    #[inline(always)]
+    pub(super) fn mine(_sem: &super::RawPercpuRwSemaphore) -> &'static ReaderRecord {
+        let r = MINE.with(Cell::get);
+        if r.is_null() {
+            return register();
+        }
+        // SAFETY: a non-null MINE is this thread's claimed record, a leaked
+        // box that is never freed.
+        unsafe { &(&*r).record }
+    }
+
+    #[cold]
+    fn register() -> &'static ReaderRecord {
+        // Arms the destructor that gives the record back at thread exit.
+        OWNER.with(|_| {});
+        let r = claim().unwrap_or_else(push_new);
+        MINE.with(|m| m.set(r));
+        &r.record
+    }
+
+    /// A record left by an exited thread. Acquire pairs with the Release
+    /// store in `Owner::drop`.
+    fn claim() -> Option<&'static CachePadded<Registered>> {
+        let mut p = HEAD.load(Ordering::Acquire) as *const CachePadded<Registered>;
+        // SAFETY: as in `all`: registry records are never freed.
+        while let Some(r) = unsafe { p.as_ref() } {
+            if r.in_use
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(r);
+            }
+            p = r.next;
+        }
+        None
+    }
+
+    fn push_new() -> &'static CachePadded<Registered> {
+        let r: &'static mut CachePadded<Registered> =
+            Box::leak(Box::new(CachePadded::new(Registered {
+                record: ReaderRecord::new(),
+                in_use: AtomicBool::new(true),
+                next: ptr::null(),
+            })));
+        let mut head = HEAD.load(Ordering::Relaxed);
+        loop {
+            r.next = head;
+            // Release: publishes the record and its `next` to the Acquire
+            // loads of `all` and `claim`.
+            match HEAD.compare_exchange_weak(head, r, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return r,
+                Err(h) => head = h,
+            }
+        }
+    }
 }
 
-/// The raw per-CPU reader-writer semaphore: the writer flag, the per-CPU
-/// reader counters, two wait queues and the lockdep map, without data.
-/// [`PercpuRwSemaphore<T>`] is this plus a `T`.
+#[cfg(loom)]
+mod records {
+    use super::ReaderRecord;
+    use crate::loom::sync::atomic::{AtomicBool, Ordering};
+    use core::cell::Cell;
+
+    /// Model threads per semaphore.
+    pub(super) const THREADS: usize = 3;
+
+    /// A model thread's record, claimed on its first read lock.
+    pub(super) struct Slot {
+        claimed: AtomicBool,
+        pub(super) record: ReaderRecord,
+    }
+
+    /// The records of a semaphore under loom.
+    pub(super) fn new() -> [Slot; THREADS] {
+        core::array::from_fn(|_| Slot {
+            claimed: AtomicBool::new(false),
+            record: ReaderRecord::new(),
+        })
+    }
+
+    loom::thread_local! {
+        /// The index this model thread claimed (models use one semaphore).
+        static INDEX: Cell<Option<usize>> = Cell::new(None);
+    }
+
+    /// This model thread's record of `sem`: claimed with a CAS, so the
+    /// choice is part of the explored execution (deterministic).
+    pub(super) fn mine(sem: &super::RawPercpuRwSemaphore) -> &ReaderRecord {
+        let i = INDEX.with(|c| {
+            if let Some(i) = c.get() {
+                return i;
+            }
+            let i = sem
+                .records
+                .iter()
+                .position(|r| {
+                    r.claimed
+                        .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                })
+                .expect("ksync: more model threads than loom records");
+            c.set(Some(i));
+            i
+        });
+        &sem.records[i].record
+    }
+}
+
+/// The raw `percpu_rw_semaphore`: the writer flag, two wait queues
+/// and the lockdep map, without data (the readers' holds are in their
+/// threads' records). [`PercpuRwSemaphore<T>`] is this plus a `T`.
 pub struct RawPercpuRwSemaphore {
     /// `NO_WRITER` or `WRITER` (module docs).
     writer: AtomicU32,
-    /// Read holds per CPU counter (module docs), each on its own cache line.
-    readers: PerCpu<AtomicUsize>,
     /// Readers and writers waiting for `writer == NO_WRITER`.
     waiters: WaitQueue,
-    /// The writer, waiting for the counters to drain.
+    /// The writer, waiting for the readers to drain.
     drain: WaitQueue,
     dep_map: LockdepMap,
+    /// The model threads' records (loom build; the registry otherwise).
+    #[cfg(loom)]
+    records: [records::Slot; records::THREADS],
 }
 
 impl RawPercpuRwSemaphore {
     /// An unlocked semaphore whose lockdep class is the caller's location.
-    /// The counters are allocated on first use.
     #[cfg(not(loom))]
     #[track_caller]
     pub const fn new() -> Self {
         RawPercpuRwSemaphore {
             writer: AtomicU32::new(NO_WRITER),
-            readers: PerCpu::new(),
             waiters: WaitQueue::new(),
             drain: WaitQueue::new(),
             dep_map: LockdepMap::new_sleeping("percpu_rw_semaphore"),
         }
     }
 
-    /// An unlocked semaphore (loom build). The counters are allocated now:
-    /// `PerCpu`'s lazy allocation publishes them through std atomics, which
-    /// loom does not see, so it would report their first loads as races.
+    /// An unlocked semaphore (loom build).
     #[cfg(loom)]
     #[track_caller]
     pub fn new() -> Self {
         RawPercpuRwSemaphore {
             writer: AtomicU32::new(NO_WRITER),
-            readers: PerCpu::from_fn(|_| AtomicUsize::new(0)),
             waiters: WaitQueue::new(),
             drain: WaitQueue::new(),
             dep_map: LockdepMap::new_sleeping("percpu_rw_semaphore"),
+            records: records::new(),
         }
     }
 
@@ -185,80 +345,82 @@ impl RawPercpuRwSemaphore {
         self as *const Self as usize
     }
 
-    /// Counts a read hold on this CPU's counter and reports whether no writer
-    /// is present (the fast path).
-    #[inline(always)]
-    fn enter_read(&self) -> (&AtomicUsize, bool) {
-        let c = self.readers.this_cpu();
-        // Relaxed: the pair with the writer's scan is ordered by the barriers
-        // (module docs); the hold's ordering with the writer's data comes from
-        // the Acquire load below.
-        c.fetch_add(1, Ordering::Relaxed);
-        // Our increment before our load of `writer`, paired with the writer's
-        // heavy_barrier between its store of `writer` and its counter scan.
-        light_barrier();
-        // Acquire pairs with the Release store of `up_write`.
-        (c, self.writer.load(Ordering::Acquire) == NO_WRITER)
+    /// Every reader record a writer must scan: the process-wide registry.
+    #[cfg(not(loom))]
+    fn all_records(&self) -> impl Iterator<Item = &'static ReaderRecord> + use<> {
+        records::all()
     }
 
-    /// Takes back a hold counted on `c` and wakes a writer that may be
-    /// waiting for it.
-    #[inline]
-    fn leave_read(&self, c: &AtomicUsize) {
-        // Release pairs with the writer's Acquire loads of the counters: our
-        // read-side critical section happens before its write.
-        c.fetch_sub(1, Ordering::Release);
-        // Our decrement before our load of `writer`: the same pair as in
-        // `enter_read`, so a writer that saw our count sees us wake it.
-        light_barrier();
-        if self.writer.load(Ordering::Relaxed) != NO_WRITER {
-            self.drain.wake_up_all();
-        }
+    /// Every reader record a writer must scan: this semaphore's (loom build).
+    #[cfg(loom)]
+    fn all_records(&self) -> impl Iterator<Item = &ReaderRecord> {
+        self.records.iter().map(|r| &r.record)
     }
 
-    /// Records this thread's hold counted on `c`.
+    /// Records a read hold in this thread's record and reports whether no
+    /// writer is present (the fast path).
     ///
     /// # Panics
-    /// Past [`MAX_NESTED_READS`] holds on this thread; the count is taken back
-    /// first, so the semaphore stays usable.
+    /// Past [`MAX_NESTED_READS`] holds on this thread.
     #[inline(always)]
-    fn record(&self, c: &AtomicUsize) {
-        if !HELD.with(|h| h.push(self.key(), c)) {
-            self.leave_read(c);
+    fn enter_read(&self) -> (&AtomicUsize, bool) {
+        let Some(slot) = records::mine(self).take_slot(self.key()) else {
             panic!(
                 "ksync: more than {MAX_NESTED_READS} percpu_rw_semaphore read locks held by one thread"
             );
+        };
+        // Our slot store before our load of `writer`, paired with the
+        // writer's heavy_barrier between its store of `writer` and its scan.
+        light_barrier();
+        // Acquire pairs with the Release store of `up_write`.
+        (slot, self.writer.load(Ordering::Acquire) == NO_WRITER)
+    }
+
+    /// Clears a hold's slot and wakes a writer that may be waiting for it.
+    #[inline(always)]
+    fn leave_read(&self, slot: &AtomicUsize) {
+        // Release pairs with the writer's Acquire loads of the slots: our
+        // read-side critical section happens before its write.
+        slot.store(FREE, Ordering::Release);
+        // Our clear before our load of `writer`: the same pair as in
+        // `enter_read`, so a writer that saw our slot sees us wake it.
+        light_barrier();
+        if self.writer.load(Ordering::Relaxed) != NO_WRITER {
+            self.wake_writer();
         }
+    }
+
+    #[cold]
+    fn wake_writer(&self) {
+        self.drain.wake_up_all();
     }
 
     /// A writer is present: go on if this thread already holds a read lock
     /// here (nesting), else back out and wait for the writer to leave.
     #[cold]
-    fn read_slow<'a>(&'a self, mut c: &'a AtomicUsize) {
+    fn read_slow<'a>(&'a self, mut slot: &'a AtomicUsize) {
         loop {
-            if HELD.with(|h| h.holds(self.key())) {
+            if records::mine(self).holds(self.key(), slot) {
                 // The writer waits for our outer hold: keep this one too.
-                self.record(c);
                 return;
             }
-            self.leave_read(c);
+            self.leave_read(slot);
             self.waiters
                 .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
             let (again, free) = self.enter_read();
-            c = again;
             if free {
-                self.record(c);
                 return;
             }
+            slot = again;
         }
     }
 
-    /// Whether every counter is zero. Acquire pairs with the readers' Release
-    /// decrements.
+    /// Whether no reader record names this semaphore. Acquire pairs with the
+    /// readers' Release clears.
     fn drained(&self) -> bool {
-        self.readers
-            .iter()
-            .all(|(_, c)| c.load(Ordering::Acquire) == 0)
+        let key = self.key();
+        self.all_records()
+            .all(|r| r.slots.iter().all(|s| s.load(Ordering::Acquire) != key))
     }
 
     /// Makes this thread the writer: `writer` goes `0 → 1`. Acquire pairs with
@@ -276,11 +438,17 @@ impl RawPercpuRwSemaphore {
         self.writer.load(Ordering::Relaxed) != NO_WRITER
     }
 
-    /// The read holds counted now, over every CPU. A snapshot, for diagnostics.
+    /// The read holds recorded now, over every thread. A snapshot, for
+    /// diagnostics; it scans every reader record.
     pub fn readers(&self) -> usize {
-        self.readers
-            .iter()
-            .map(|(_, c)| c.load(Ordering::Relaxed))
+        let key = self.key();
+        self.all_records()
+            .map(|r| {
+                r.slots
+                    .iter()
+                    .filter(|s| s.load(Ordering::Relaxed) == key)
+                    .count()
+            })
             .sum()
     }
 
@@ -309,14 +477,14 @@ impl fmt::Debug for RawPercpuRwSemaphore {
 }
 
 // SAFETY: one writer at a time (the CAS `0 → 1` on `writer`), and the writer
-// holds only once every counter is zero after its heavy barrier: by then every
-// reader is either counted — and the writer waits for its decrement — or sees
-// `writer == 1` and backs out (or keeps an increment only while this thread's
-// earlier, counted hold keeps the writer waiting). Readers' holds end with a
-// Release decrement that the writer's Acquire scan reads; the writer's
-// section ends with the Release store of `writer` that readers' Acquire loads
-// and the next writer's Acquire CAS read (module docs). Readers share `&T`:
-// `Concurrent<T>` is `T`.
+// holds only once no reader record names the semaphore after its heavy
+// barrier: by then every reader either was seen by the scan — and the writer
+// waits for its slot to clear — or sees `writer == 1` and backs out (or keeps
+// its slot only while this thread's earlier, recorded hold keeps the writer
+// waiting). Readers' holds end with a Release clear that the writer's Acquire
+// scan reads; the writer's section ends with the Release store of `writer`
+// that readers' Acquire loads and the next writer's Acquire CAS read (module
+// docs). Readers share `&T`: `Concurrent<T>` is `T`.
 unsafe impl Backend for RawPercpuRwSemaphore {
     type GuardState = ();
     type Concurrent<T: ?Sized> = T;
@@ -334,14 +502,14 @@ unsafe impl Backend for RawPercpuRwSemaphore {
 
     /// `percpu_down_write`: claim `writer` (waiting for another writer to
     /// leave), make every reader see it (`heavy_barrier`), wait for the
-    /// counters to drain.
+    /// readers to drain.
     fn lock(&self) {
         while !self.claim() {
             self.waiters
                 .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
         }
-        // Our store of `writer` before our counter scan, paired with every
-        // reader's light_barrier (module docs).
+        // Our store of `writer` before our scan, paired with every reader's
+        // light_barrier (module docs).
         heavy_barrier();
         self.drain.wait_event(|| self.drained());
     }
@@ -367,7 +535,7 @@ unsafe impl Backend for RawPercpuRwSemaphore {
     }
 }
 
-// SAFETY: a shared hold is granted only with this thread's increment counted
+// SAFETY: a shared hold is granted only with this thread's slot recorded
 // while no writer holds (module docs, and `Backend`'s argument above); it
 // synchronizes-with the last `up_write` through the Acquire load of `writer`.
 unsafe impl SharedBackend for RawPercpuRwSemaphore {
@@ -380,32 +548,28 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
 
     #[inline]
     fn lock_shared(&self) {
-        let (c, free) = self.enter_read();
-        if free {
-            self.record(c);
-        } else {
-            self.read_slow(c);
+        let (slot, free) = self.enter_read();
+        if !free {
+            self.read_slow(slot);
         }
     }
 
     #[inline]
     fn try_lock_shared(&self) -> bool {
-        let (c, free) = self.enter_read();
-        if free || HELD.with(|h| h.holds(self.key())) {
-            self.record(c);
+        let (slot, free) = self.enter_read();
+        if free || records::mine(self).holds(self.key(), slot) {
             return true;
         }
-        self.leave_read(c);
+        self.leave_read(slot);
         false
     }
 
     #[inline]
     unsafe fn unlock_shared(&self) {
-        let c = HELD.with(|h| h.pop(self.key()));
-        // SAFETY: `c` is a counter of this semaphore recorded by this thread's
-        // read lock, still held (the caller's contract); the counters live as
-        // long as the semaphore, which outlives the hold.
-        self.leave_read(unsafe { &*c });
+        let slot = records::mine(self)
+            .slot_of(self.key())
+            .expect("ksync: percpu_up_read without a read hold on this thread");
+        self.leave_read(slot);
     }
 
     fn is_write_locked(&self) -> bool {
@@ -413,8 +577,8 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
     }
 }
 
-/// A reader-writer semaphore whose readers touch only their own CPU's counter
-/// (`struct percpu_rw_semaphore`): the generic [`Lock`] over
+/// A reader-writer semaphore whose readers write only their own thread's
+/// reader record (`struct percpu_rw_semaphore`): the generic [`Lock`] over
 /// [`RawPercpuRwSemaphore`]. Reading costs about an RCU read side; writing
 /// costs a `membarrier` and waits for every reader, and may sleep. Read
 /// guards nest on one thread. `Sync` for `T: Send + Sync`.
@@ -454,9 +618,8 @@ pub type PercpuRwSemaphoreWriteGuard<'a, T> = Guard<'a, T, RawPercpuRwSemaphore>
 
 impl<T> PercpuRwSemaphore<T> {
     /// A new semaphore holding `data` (`percpu_init_rwsem`,
-    /// `DEFINE_STATIC_PERCPU_RWSEM`); `const`, for statics: the per-CPU
-    /// counters are allocated on first use. Its lockdep class is the caller's
-    /// location.
+    /// `DEFINE_STATIC_PERCPU_RWSEM`); `const`, for statics. Its lockdep class
+    /// is the caller's location.
     #[doc(alias = "percpu_init_rwsem")]
     #[cfg(not(loom))]
     #[track_caller]
@@ -583,7 +746,7 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _g: Vec<_> = (0..=MAX_NESTED_READS).map(|_| s.read()).collect();
         }));
-        // The failed hold was taken back: a writer gets in.
+        // The failed hold took no slot: a writer gets in.
         assert_eq!(s.raw().readers(), 0);
         drop(s.try_write().expect("no reader left"));
         std::panic::resume_unwind(r.unwrap_err());
@@ -611,6 +774,27 @@ mod loom_tests {
             });
             let v = *s.read();
             assert!(v == 0 || v == 1);
+            w.join().unwrap();
+            assert_eq!(*s.read(), 1);
+        });
+    }
+
+    /// A read hold nests past a writer that is draining: the inner read keeps
+    /// its slot instead of waiting for the writer, which waits for the outer
+    /// hold (a deadlock, which loom would report, otherwise).
+    #[test]
+    fn loom_percpu_rwsem_nested_read_passes_a_draining_writer() {
+        loom::model(|| {
+            let s = Arc::new(PercpuRwSemaphore::new(0u32));
+            let outer = s.read();
+            let s2 = s.clone();
+            let w = loom::thread::spawn(move || {
+                *s2.write() += 1;
+            });
+            let inner = s.read();
+            assert_eq!(*inner, 0);
+            drop(inner);
+            drop(outer);
             w.join().unwrap();
             assert_eq!(*s.read(), 1);
         });
