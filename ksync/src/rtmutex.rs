@@ -44,7 +44,7 @@
 //! ## The exception to the one sleep path
 //! The waits here are the kernel's: a waiter must sit in the kernel's PI chain,
 //! not on its own task word, or nobody could lend it anything. They run inside
-//! `sched::sleep_in_kernel`, which does what [`sched::sleep`](crate::sched::sleep)
+//! `sched::sleep_in_kernel`, which does what [`sched::sleep`]
 //! does around a block — the might-sleep check, the BKL dropped and retaken, the
 //! task's state shown (`Uninterruptible`, `Interruptible`) — while the kernel
 //! does the block.
