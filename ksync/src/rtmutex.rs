@@ -34,6 +34,10 @@
 //! queueing the waiter and boosting the owner), so the uncontended lock and
 //! unlock are one CAS each and never enter the kernel, and a contended unlock
 //! cannot be missed: the owner's CAS `tid → 0` fails once `WAITERS` is set.
+//! The unlock must be that CAS, not a plain store as [`Mutex`](crate::mutex::Mutex)'s
+//! release is: the kernel may set `WAITERS` between any load and a store, and
+//! a store of `0` would strand the waiters it queued. So an uncontended
+//! lock+unlock is two CASes, as `parking_lot::Mutex`'s and glibc's PI mutex's.
 //!
 //! Orderings: the user-space lock CAS is Acquire and pairs with the Release
 //! CAS of the user-space unlock. When the kernel hands the lock over
