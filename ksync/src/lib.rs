@@ -31,6 +31,11 @@
 //!   readers or one writer, neither starving.
 //! - [`mutex`] — `struct mutex` as [`mutex::Mutex`]: owner-tracked, adaptive (spin,
 //!   then sleep), with hand-off so no sleeper starves.
+//! - [`rtmutex`] — `struct rt_mutex` as [`rtmutex::RtMutex`]: a mutex with
+//!   priority inheritance on PI futexes (uncontended: one CAS in user space;
+//!   contended: the kernel lends the waiter's priority to the owner, along a
+//!   chain of owners), and [`rtmutex::RtCondVar`], which keeps the inheritance
+//!   across its wait (`FUTEX_WAIT_REQUEUE_PI`).
 //! - [`completion`] — `struct completion` as [`completion::Completion`]: wait for
 //!   something to be done. Wait queues (`wait_queue_head_t`) are
 //!   [`sched::WaitQueue`].
@@ -40,6 +45,11 @@
 //!   with atomic loads, so a racing read is never a data race.
 //! - [`percpu`] — `DEFINE_PER_CPU` as [`percpu::PerCpu`], `this_cpu_*`, and
 //!   `percpu_counter` as [`percpu::PercpuCounter`].
+//! - [`percpu_rwsem`] — `struct percpu_rw_semaphore` as
+//!   [`percpu_rwsem::PercpuRwSemaphore`]: a reader writes only its own
+//!   thread's reader record and reads a flag (an RCU read side's price); the
+//!   rare writer sets the flag, pays one `membarrier` so every reader sees it,
+//!   and waits for the readers to drain. Read holds nest; the writer may sleep.
 //! - [`rcu`] — read-copy-update: [`rcu::rcu_read_lock`], [`rcu::synchronize_rcu`],
 //!   [`rcu::call_rcu`], [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
 //! - [`bkl`] — the Big Kernel Lock, the only lock held across a sleep.
@@ -119,8 +129,11 @@ pub mod lock;
 pub mod lockdep;
 pub mod mutex;
 pub mod percpu;
+pub mod percpu_rwsem;
 mod rawlock;
 pub mod rcu;
+#[cfg(not(loom))]
+pub mod rtmutex;
 pub mod rwsem;
 pub mod sched;
 pub mod semaphore;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 mod atomic;
 mod chart;
 mod irq;
+mod later;
 mod mutex;
 mod peers;
 mod rcu;
@@ -109,6 +110,7 @@ pub fn all() -> Vec<Group> {
     v.extend(sleeping::groups());
     v.extend(seqpcpu::groups());
     v.extend(rcu::groups());
+    v.extend(later::groups());
     v
 }
 

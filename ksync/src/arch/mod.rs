@@ -10,7 +10,8 @@
 //!   the restartable-sequences area glibc registered (`rseq`), else from
 //!   `sched_getcpu`; and the number of possible CPUs.
 //! - [`futex`]: wait on and wake a 32-bit word (`FUTEX_WAIT_PRIVATE`,
-//!   `FUTEX_WAKE_PRIVATE`).
+//!   `FUTEX_WAKE_PRIVATE`), and the priority-inheriting operations
+//!   ([`futex::pi`]: `FUTEX_LOCK_PI`, `FUTEX_WAIT_REQUEUE_PI` …).
 //! - [`membarrier`]: the asymmetric fence pair — a compiler-only
 //!   [`light_barrier`](membarrier::light_barrier) on fast paths, paid for by a
 //!   process-wide [`heavy_barrier`](membarrier::heavy_barrier)
@@ -20,7 +21,8 @@
 //!   `pthread_self`, `tgkill`, an errno guard and a stderr write for handlers.
 //! - [`time`]: the monotonic clock ([`now_ns`](time::now_ns), `clock_gettime`).
 //! - Scheduling: [`yield_now`] (`sched_yield`), [`set_affinity`]
-//!   (`sched_setaffinity`), [`gettid`].
+//!   (`sched_setaffinity`), [`gettid`]; the policy ([`sched`]:
+//!   `sched_setscheduler`, `SCHED_FIFO`).
 //!
 //! The error numbers `Error::errno` returns are spelled out in `crate::error`
 //! and checked against the C library's here, at compile time.
@@ -30,6 +32,8 @@ mod cpu;
 mod errno;
 pub mod futex;
 pub mod membarrier;
+#[cfg(not(loom))]
+pub mod sched;
 pub mod signal;
 pub mod time;
 

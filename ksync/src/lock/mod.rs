@@ -10,6 +10,8 @@
 //! | [`Mutex<T>`](crate::mutex::Mutex) | [`RawMutex`](crate::mutex::RawMutex) | `()` |
 //! | [`RwSemaphore<T>`](crate::rwsem::RwSemaphore) | [`RawRwSemaphore`](crate::rwsem::RawRwSemaphore) (shared) | `()` |
 //! | [`LocalLock<T>`](crate::percpu::LocalLock) | [`RawLocalLock`](crate::percpu::RawLocalLock) | [`Preempt`] |
+//! | [`RtMutex<T>`](crate::rtmutex::RtMutex) | [`RawRtMutex`](crate::rtmutex::RawRtMutex) | `()` |
+//! | [`PercpuRwSemaphore<T>`](crate::percpu_rwsem::PercpuRwSemaphore) | [`RawPercpuRwSemaphore`](crate::percpu_rwsem::RawPercpuRwSemaphore) (shared) | `()` |
 //!
 //! A backend is the raw lock (the lock word, its algorithm and its lockdep map),
 //! with no data and no context handling. The guard's third parameter, its
@@ -661,6 +663,13 @@ impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
         }
     }
 
+    /// The lock this guard holds: for a condition variable that hands the hold
+    /// to the kernel and back ([`RtCondVar`](crate::rtmutex::RtCondVar)).
+    #[inline(always)]
+    pub(crate) fn lock_ref(&self) -> &'a Lock<T, B> {
+        self.lock
+    }
+
     /// Takes the guard apart without unlocking: the caller now owns the
     /// exclusive hold and the state to restore.
     #[inline(always)]
@@ -870,6 +879,7 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     /// Drops the read lock now: the same as dropping the guard (`read_unlock`,
     /// `up_read`).
     #[doc(alias = "up_read")]
+    #[doc(alias = "rw_exit")] // Solaris, RW_READER
     #[inline]
     pub fn unlock(self) {
         drop(self)

@@ -48,7 +48,7 @@ use core::sync::atomic::{
 use std::sync::{Once, OnceLock};
 
 use crate::arch::{self, CachePadded};
-use crate::lock::{Guard, Lock, Preempt};
+use crate::lock::{Guard, IrqOff, IrqSave, Lock, Preempt};
 
 /// The number of possible CPU ids (`nr_cpu_ids`): the number of slots of every
 /// [`PerCpu`].
@@ -536,6 +536,45 @@ impl<T> LocalLock<T> {
     }
 }
 
+impl<T: ?Sized> LocalLock<T> {
+    /// Saves the irq state, disables irqs, then takes the lock
+    /// (`local_lock_irqsave`); the guard restores the saved state after the
+    /// unlock (`local_unlock_irqrestore`). For per-CPU data that an interrupt
+    /// handler on this thread also touches: the handler cannot run in the
+    /// middle, and lockdep-free code still reads as the kernel's.
+    ///
+    /// ```
+    /// use ksync::irq::irqs_disabled;
+    /// use ksync::percpu::LocalLock;
+    /// let l = LocalLock::new(0u32);
+    /// {
+    ///     let mut g = l.lock_irqsave();
+    ///     assert!(irqs_disabled() && g.saved_flags().is_some());
+    ///     *g += 1;
+    /// } // local_unlock_irqrestore
+    /// assert!(!irqs_disabled());
+    /// ```
+    #[doc(alias = "local_lock_irqsave")]
+    #[inline]
+    pub fn lock_irqsave(&self) -> LocalLockIrqSaveGuard<'_, T> {
+        self.lock_in(0)
+    }
+
+    /// Disables irqs, then takes the lock (`local_lock_irq`); the guard
+    /// re-enables them after the unlock (`local_unlock_irq`).
+    #[doc(alias = "local_lock_irq")]
+    #[inline]
+    pub fn lock_irq(&self) -> Guard<'_, T, RawLocalLock, IrqOff> {
+        self.lock_in(0)
+    }
+}
+
+/// The guard of [`LocalLock::lock_irqsave`]: dropping it unlocks, then
+/// restores the saved irq state (`local_unlock_irqrestore`).
+#[doc(alias = "local_unlock_irqrestore")]
+#[doc(alias = "local_unlock_irq")]
+pub type LocalLockIrqSaveGuard<'a, T> = Guard<'a, T, RawLocalLock, IrqSave>;
+
 impl<T: Send> PerCpu<LocalLock<T>> {
     /// Exclusive use of this CPU's element until the guard is dropped
     /// (`get_cpu_var` … `put_cpu_var`, `local_lock(&var.lock)`).
@@ -596,6 +635,26 @@ impl<T: ?Sized> CpuVarGuard<'_, T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// `local_lock_irqsave` nests inside irqs-off code and restores the state
+    /// it found: still off after the inner unlock, on after the outer.
+    #[test]
+    fn local_lock_irqsave_restores_the_saved_state() {
+        use crate::ctx::{irqs_disabled, local_irq_disable, local_irq_enable, preempt_count};
+        let l = LocalLock::new(1u32);
+        local_irq_disable();
+        {
+            let mut g = l.lock_irqsave();
+            assert!(irqs_disabled() && preempt_count() == 1);
+            *g += 1;
+        }
+        assert!(irqs_disabled() && preempt_count() == 0);
+        local_irq_enable();
+        drop(l.lock_irq());
+        assert!(!irqs_disabled());
+        assert_eq!(*l.lock_irqsave(), 2);
+        assert!(!irqs_disabled());
+    }
 
     #[test]
     fn slots_are_padded_and_indexed_by_cpu() {

@@ -43,6 +43,8 @@ pub use signal::{fatal_signal_pending, flush_signals, raise, signal_pending};
 pub use signal::{intercept_signals, release_signals};
 pub use signal_types::{Signal, SignalSet};
 pub(crate) use sleep::poll_before_sleep;
+#[cfg(not(loom))]
+pub(crate) use sleep::sleep_in_kernel;
 pub(crate) use sleep::sleep_on_word;
 pub use sleep::{msleep, msleep_interruptible, sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};

@@ -71,6 +71,23 @@ pub(crate) fn sleep_on_word(word: &AtomicU32, expected: u32) {
     })
 }
 
+/// Runs `block`, a wait that the kernel itself queues and wakes — the
+/// priority-inheriting futex operations of [`RtMutex`](crate::rtmutex::RtMutex),
+/// whose waiters must sit in the kernel's PI chain and not on a task word —
+/// inside the same frame as [`sleep`]: the might-sleep check, the BKL dropped
+/// and retaken, and the task's state shown as `state` meanwhile. Signals and
+/// deadlines are the caller's (it bounds `block` and re-checks).
+#[cfg(not(loom))]
+pub(crate) fn sleep_in_kernel<R>(state: TaskState, block: impl FnOnce() -> R) -> R {
+    around_sleep(|task| {
+        // SeqCst as in `sleep_on`: observers (`Task::state`) see the task asleep.
+        task.state.store(state as u8, Ordering::SeqCst);
+        let r = block();
+        task.state.store(TaskState::Running as u8, Ordering::SeqCst);
+        r
+    })
+}
+
 /// What every sleep does around the block itself: the might-sleep check, then
 /// the BKL released for the sleep and retaken at the same depth after it (SPEC
 /// §15: the BKL is the only lock held across a sleep, and only by dropping it).
