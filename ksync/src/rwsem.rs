@@ -638,10 +638,18 @@ impl RawRwSemaphore {
             if !self.prepare_sleep(&node) {
                 return Ok(());
             }
-            // Until our bounded wait is over; after it we have asked for
-            // hand-off (or another writer has, and we are woken in turn).
+            // Until our bounded wait is over. After it, with hand-off ours we
+            // sleep until granted; else (another writer has it) we look again
+            // every `HANDOFF_AFTER`: readers that keep overlapping may never
+            // free the lock to wake us, and we must ask for hand-off in turn.
             #[cfg(not(loom))]
-            let until = if too_long { None } else { Some(deadline) };
+            let until = if node.handoff.get() {
+                None
+            } else if too_long {
+                Some(std::time::Instant::now() + crate::mutex::HANDOFF_AFTER)
+            } else {
+                Some(deadline)
+            };
             #[cfg(loom)]
             let until = None;
             match crate::sched::sleep(state, until) {
