@@ -27,138 +27,134 @@
 //! # Implementation details
 //!
 //! The algorithm borrows from the kernel's `kernel/locking/rwsem.c` (a count
-//! word with a writer bit, waiter flags and the reader count; `RWSEM_FLAG_HANDOFF`;
-//! readers woken as a batch by `rwsem_mark_wake`) and from parking_lot's
-//! `src/raw_rwlock.rs` (a writer first blocks new readers, then waits for the
-//! active ones to drain; unlocks wake instead of hand over, with hand-off only
-//! once a waiter has waited too long). The state word:
+//! word with a writer bit and the reader count, waiter flags,
+//! `RWSEM_FLAG_HANDOFF`, readers granted as a batch by `rwsem_mark_wake`), from
+//! parking_lot's `src/raw_rwlock.rs` (running contenders spin and barge, with
+//! hand-off only once a waiter has waited too long) and from our own mutex (a
+//! plain release store for the unlock, paid for by the sleeper's membarrier).
+//! Two words on one cache line:
 //!
-//! | bits      | name             | meaning | set / cleared |
-//! |-----------|------------------|---------|---------------|
-//! | 0         | `WRITER`         | a writer holds the lock | by the acquiring writer (CAS) or its granter; by `up_write` |
-//! | 1         | `WAITERS`        | the wait list is not empty | under the list lock |
-//! | 2         | `WRITER_WAITING` | a writer is queued: new readers queue instead of entering | under the list lock |
-//! | 3         | `HANDOFF`        | the first queued writer has waited too long: nobody but it may take the lock next | under the list lock |
-//! | 4..32     | readers          | readers holding the lock, in units of `READER` (16) | reader fast path (CAS), `up_read`, reader grants |
+//! | `count`   | name     | meaning |
+//! |-----------|----------|---------|
+//! | bit 0     | `WRITER` | a writer holds the lock |
+//! | bits 1..32 | readers | readers holding the lock, in units of `READER` (2) |
 //!
-//! Invariant: `WRITER` and a non-zero reader count never coexist.
+//! | `flags` bit     | meaning | set / cleared (always under the list lock) |
+//! |-----------------|---------|---------------|
+//! | `READERS_WAIT`  | readers are queued: the next writer release grants them the lock | by a reader queueing / by the grant, or the last reader leaving the queue |
+//! | `WRITER_SLEEPS` | a queued writer is (about to be) asleep: the release that frees the lock must wake the first queued writer | by a writer before it sleeps, and by a writer leaving the queue with writers behind it / by the wake-up |
+//! | `HANDOFF`       | the queued writer marked `handoff` has waited too long: nobody else may take the lock; the release that frees it grants it to that writer | by that writer / by the grant, or that writer leaving |
 //!
-//! **Fairness: phase-fair with writer preference and hand-off.** The phases
-//! alternate:
-//! - *readers enter freely* while no writer holds or waits (one CAS);
-//! - *a writer arriving* spins briefly while another writer holds it, then
-//!   queues and sets `WRITER_WAITING`: from then on new readers queue, and the
-//!   writer waits (spinning a bounded time on the word, then sleeping) for the
-//!   active readers to drain — the last one wakes it. So a stream of readers
-//!   cannot starve a writer;
-//! - *a writer releasing* with readers queued wakes **all** of them at once
-//!   (they do not convoy one by one), even those that queued behind later
-//!   writers, and lets them in past `WRITER_WAITING` (a one-time ticket): the
-//!   readers that arrived while a writer waited get their turn after it;
-//! - the lock is not handed to a sleeping thread by default: a lock granted to
-//!   a sleeper stays idle for the 15–25 µs that waking it takes, which is what
-//!   made strict FIFO hand-off convoy. So woken waiters retry, and a writer that
-//!   is awake may take the free lock first (lock stealing, as in the kernel's
-//!   mutex and parking_lot). The woken writer keeps its place in the queue;
-//! - **hand-off** bounds what stealing can cost (the kernel's
-//!   `RWSEM_FLAG_HANDOFF`): a reader that was woken and lost the race to a
-//!   writer, or a writer that has waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER)
-//!   (1 ms), sets `HANDOFF`: newcomers (readers and writers) stop taking the
-//!   lock, and the release that frees it grants it directly — to all queued
-//!   readers, or to that writer. So a reader waits at most about two writer
-//!   critical sections, and nobody starves.
+//! Invariants: `count` is exactly `WRITER` while a writer holds the lock (no
+//! reader count beside it), so nobody but the holder writes `count` then, and
+//! the holder's release is a plain store. Readers change `count` only by a CAS
+//! from a value without `WRITER`, writers only by a CAS from 0, and granters
+//! (under the list lock) by a CAS from a value without `WRITER`, or by a store
+//! when they are the releasing writer. If a queued writer sleeps without a
+//! wake-up on its way, then `WRITER_SLEEPS` is set or the first queued writer
+//! is awake (it will take the lock, or set `WRITER_SLEEPS` before it sleeps, or
+//! set it as it leaves the queue or takes the lock with writers behind it).
 //!
-//! **Fast paths.** `read`: one CAS adding `READER` when none of `WRITER`,
-//! `WRITER_WAITING`, `HANDOFF` is set (queued readers alone do not stop it).
-//! `write`: one CAS `0 → WRITER`. `up_read`: one `fetch_sub`; the last reader
-//! out with `WAITERS` set takes the slow path (wakes the first writer). `up_write`:
-//! one CAS `WRITER → 0`, which fails only if a flag is set; then, under the list
-//! lock, it frees the lock and wakes the queued readers or the first writer (or
-//! grants it on hand-off) in one CAS.
+//! **Policy: readers share, writers barge, hand-off bounds both.**
+//! - *A reader* enters whenever no writer holds the lock and no hand-off is
+//!   pending — also while writers wait: readers that arrive while other
+//!   readers hold it join them without sleeping. While a writer holds it, a
+//!   reader spins a few µs (writer sections are short), then queues and
+//!   sleeps. Every writer release with readers queued grants the lock to *all*
+//!   of them at once (the kernel's `rwsem_mark_wake`): a woken reader never
+//!   retries, so a stream of writers cannot starve it — it waits for at most
+//!   the writer that holds the lock and one that asked for hand-off.
+//! - *A writer* takes a free lock with one CAS, past queued waiters (barging,
+//!   as the mutex and parking_lot do): the lock is never left idle while a
+//!   sleeper wakes up. Otherwise it spins a few µs polling for a free lock,
+//!   then queues and sleeps; the release that frees the lock wakes the first
+//!   queued writer (once: `WRITER_SLEEPS`), which retries and keeps its place.
+//! - *Hand-off* (the kernel's `RWSEM_FLAG_HANDOFF`): a queued writer that has
+//!   waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER) (1 ms; it sleeps
+//!   with that deadline, as a stream of overlapping readers may never free
+//!   the lock) sets `HANDOFF`: new readers and writers stop taking the lock,
+//!   and the release that frees it grants it to that writer, which then
+//!   grants the readers queued meanwhile on its release. So nobody starves.
 //!
-//! **No lost wake-up.** A waiter queues under the list lock and sets its flags
-//! with an RMW on the word; every release is an RMW on the same word (or runs
-//! under the list lock), so the two are totally ordered: either the release sees
-//! `WAITERS` and wakes/grants, or the waiter, re-checking after its RMW, sees the
-//! released state. Each step that can make the lock available to a waiter (a
-//! release, a waiter queueing, leaving or asking for hand-off, a woken reader
-//! giving up) runs the same grant/wake step (`grant_or_wake`). Woken writers stay
-//! queued (so `WRITER_WAITING` stays set) until they take the lock; woken
-//! readers are unlinked and, if they lose the race, queue again. Waiters spin
-//! (then yield) for a few µs before sleeping, so a wake-up arriving soon costs no
-//! futex wake.
+//! **Fast paths.** `down_read`: a load of each word and one CAS adding
+//! `READER` (no `WRITER`, no `HANDOFF`). `up_read`: one `fetch_sub`; only the
+//! last reader out reads `flags` (after a [`light_barrier`]) and wakes or
+//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load
+//! of `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none
+//! is set, a release store of 0, a [`light_barrier`] and a second load of
+//! `flags`; if a waiter is there, the release and the grant happen in one
+//! step under the list lock.
+//!
+//! **No lost wake-up or grant.** Each release that frees the lock (or lets
+//! readers in: a downgrade) writes `count` and then, after a
+//! [`light_barrier`], reads `flags`; each waiter sets its flag under the list
+//! lock and then, after a [`heavy_barrier`], re-reads `count` in the common
+//! grant/wake step (`grant_or_wake`). The barrier pair acts as a SeqCst fence
+//! on both sides (the store-buffering pattern), so either the release sees the
+//! flag and runs the grant/wake step, or the waiter's step sees the released
+//! lock and grants or wakes itself. Every grant is made under the list lock,
+//! and a release that finds a flag set at its start (`up_write`) grants in
+//! the same step as it releases, so a hand-off cannot be stolen.
 //!
 //! The waiters queue on `sched::waitlist` (the wait engine every sleeping
-//! primitive shares) in its plain form; a grant travels as the entry's hand-off
-//! payload (`GRANTED`, against `WOKEN` for a waiter woken to retry).
+//! primitive shares) in its plain form; a grant travels as the entry's
+//! hand-off payload (`GRANTED`). Readers are only ever granted; writers are
+//! woken to retry (they stay queued, the mark untouched) or granted on
+//! hand-off.
 //!
 //! A waiter interrupted (or killed) unlinks itself, clears `HANDOFF` if it had
-//! set it, and re-runs the grant/wake step, so whatever its leaving unblocks
-//! (readers queued behind a writer, the next writer) is woken: a wake-up it
-//! absorbed is passed on. If a grant reached it first, it owns the lock and
-//! returns `Ok`, as if the signal had come just after.
+//! set it, passes on a writer wake-up it may have absorbed (`WRITER_SLEEPS`),
+//! and re-runs the grant/wake step, so whatever its leaving unblocks (readers
+//! queued behind its hand-off) is granted. If a grant reached it first, it
+//! owns the lock and returns `Ok`, as if the signal had come just after.
 
+use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::Spin;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lock::{
     Backend, Guard, Lock, ReadGuard, SharedBackend, SleepingBackend, SleepingSharedBackend,
 };
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::sched::waitlist::{Detached, Locked, Plain, WOKEN, WaitList, Waiter};
+use crate::sched::waitlist::{Detached, Locked, Plain, WaitList, Waiter};
 use crate::sched::{Task, TaskState};
 
+/// `count`: a writer holds the lock.
 const WRITER: u32 = 1;
-const WAITERS: u32 = 2;
-const WRITER_WAITING: u32 = 4;
-const HANDOFF: u32 = 8;
-const READER: u32 = 16;
-const FLAGS: u32 = WAITERS | WRITER_WAITING | HANDOFF;
-const READER_MASK: u32 = !(WRITER | FLAGS);
-/// What keeps a newcomer reader out.
-const READ_BLOCKED: u32 = WRITER | WRITER_WAITING | HANDOFF;
+/// `count`: one reader holding the lock.
+const READER: u32 = 2;
+/// `flags`: readers are queued (module docs).
+const READERS_WAIT: u32 = 1;
+/// `flags`: a queued writer sleeps; the release that frees the lock wakes the
+/// first queued writer.
+const WRITER_SLEEPS: u32 = 2;
+/// `flags`: the flagged writer gets the lock next.
+const HANDOFF: u32 = 4;
 
 /// Waiter tags.
 const WANT_READ: u32 = 0;
 const WANT_WRITE: u32 = 1;
 
 /// The grant (`sched::waitlist`'s hand-off payload) of a waiter handed the
-/// lock: a reader counted in `READER_MASK`, or the writer with `WRITER` set on
-/// its behalf. A waiter woken to retry is marked [`WOKEN`] instead.
+/// lock: a reader counted in `count`, or the writer with `WRITER` set on its
+/// behalf. A writer woken to retry stays queued and unmarked.
 const GRANTED: u32 = 2;
 
-/// Why [`RawRwSemaphore::grant_or_wake`] runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Turn {
-    /// The caller holds `WRITER` and releases it in the same step: the queued
-    /// readers' turn.
-    WriterRelease,
-    /// A writer became a reader: the queued readers' turn too.
-    Downgrade,
-    /// A reader left, a waiter queued or gave up, or asked for hand-off.
-    Other,
-}
-
-/// Whom [`RawRwSemaphore::grant_or_wake`] passes the lock to.
-enum Grant<'q> {
-    /// Hand-off to all queued readers: they hold the lock when woken.
-    Readers,
-    /// Wake all queued readers to retry.
-    WakeReaders,
-    Writer(&'q Waiter),
-    Wake(&'q Waiter),
-    Nobody,
-}
-
-/// Optimistic-spin rounds (each a [`Backoff::spin`](crate::Backoff::spin), up to
-/// 64 `pause`s: a few µs in all, less than a futex wake-up in this VM).
+/// Optimistic-spin rounds (each a [`Backoff::snooze`](crate::Backoff::snooze),
+/// up to 64 `pause`s and then a yield: a few µs in all, less than a futex
+/// wake-up in this VM).
 const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
 
 /// The raw reader-writer semaphore (`struct rw_semaphore` without the data): the
-/// state word, the wait list and the lockdep map. The backend of
+/// two state words, the wait list and the lockdep map. The backend of
 /// [`RwSemaphore<T>`]; its shared side is the readers'.
+#[repr(C)]
 pub struct RawRwSemaphore {
-    state: AtomicU32,
+    /// `WRITER`, or the readers holding the lock (module docs).
+    count: AtomicU32,
+    /// `READERS_WAIT`, `WRITER_SLEEPS`, `HANDOFF`; written only under the list
+    /// lock, read by the fast paths without it.
+    flags: AtomicU32,
     waiters: WaitList<Plain>,
     /// Queued readers / writers; changed only with the list lock held (atomics
     /// only so that the type stays `Sync`; Relaxed, the lock orders them).
@@ -171,8 +167,8 @@ pub struct RawRwSemaphore {
 /// [`Lock`] over the [`RawRwSemaphore`] backend. `Sync` for `T: Send + Sync`:
 /// writers get `&mut T` from any thread, readers share `&T` at once.
 ///
-/// See the [module docs](self) for the fairness policy (phase-fair with writer
-/// preference and hand-off).
+/// See the [module docs](self) for the policy (readers share, writers barge,
+/// hand-off bounds both).
 #[doc(alias = "rw_semaphore")]
 #[doc(alias = "DECLARE_RWSEM")]
 pub type RwSemaphore<T> = Lock<T, RawRwSemaphore>;
@@ -203,7 +199,8 @@ impl RawRwSemaphore {
     #[cfg(not(loom))]
     const fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
         RawRwSemaphore {
-            state: AtomicU32::new(0),
+            count: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
             waiters: WaitList::new(),
             queued_readers: AtomicU32::new(0),
             queued_writers: AtomicU32::new(0),
@@ -215,7 +212,8 @@ impl RawRwSemaphore {
     #[cfg(loom)]
     fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
         RawRwSemaphore {
-            state: AtomicU32::new(0),
+            count: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
             waiters: WaitList::new(),
             queued_readers: AtomicU32::new(0),
             queued_writers: AtomicU32::new(0),
@@ -224,8 +222,8 @@ impl RawRwSemaphore {
     }
 }
 
-// SAFETY: the state word grants `WRITER` to one holder while no reader holds it,
-// and readers only while no writer does (the invariant in the module docs);
+// SAFETY: `count` grants `WRITER` to one holder while no reader holds it, and
+// readers only while no writer does (the invariants in the module docs);
 // every acquisition is an Acquire RMW (or a grant read through `done` with
 // Acquire) pairing with the Release of the release it follows. Readers share
 // the `T` at once, so `Concurrent<T>` is `T`.
@@ -254,7 +252,7 @@ unsafe impl Backend for RawRwSemaphore {
     /// pending. Like the kernel's, it may overtake queued waiters.
     #[inline(always)]
     fn try_lock(&self) -> bool {
-        self.try_write_fast() || self.try_write_steal()
+        self.try_write()
     }
 
     #[inline(always)]
@@ -264,7 +262,7 @@ unsafe impl Backend for RawRwSemaphore {
 
     #[inline(always)]
     fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & (WRITER | READER_MASK) != 0
+        self.count.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -288,7 +286,7 @@ unsafe impl SharedBackend for RawRwSemaphore {
 
     #[inline(always)]
     fn is_write_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & WRITER != 0
+        self.count.load(Ordering::Relaxed) & WRITER != 0
     }
 }
 
@@ -354,7 +352,7 @@ impl<T> RwSemaphore<T> {
 impl<T: ?Sized> RwSemaphore<T> {
     /// How many readers hold it. A snapshot.
     pub fn reader_count(&self) -> u32 {
-        (self.raw.state.load(Ordering::Relaxed) & READER_MASK) / READER
+        self.raw.count.load(Ordering::Relaxed) / READER
     }
 }
 
@@ -373,14 +371,18 @@ impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
 impl RawRwSemaphore {
     // ---- read side ------------------------------------------------------------
 
+    /// One try at `down_read`: enters if no writer holds the lock and no
+    /// hand-off is pending (queued writers do not keep it out).
     #[inline]
     fn try_read_fast(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        // Acquire pairs with the Release of the last writer's `up_write`.
-        s & READ_BLOCKED == 0
+        let c = self.count.load(Ordering::Relaxed);
+        // Acquire pairs with the Release of the last writer's `up_write` (or of
+        // the granter's CAS that handed the lock on).
+        c & WRITER == 0
+            && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
             && self
-                .state
-                .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
+                .count
+                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
     }
 
@@ -394,22 +396,22 @@ impl RawRwSemaphore {
         self.read_slow(state)
     }
 
-    /// `down_read_trylock` without lockdep: fails while a writer holds it, waits
-    /// for it, or a hand-off is pending.
+    /// `down_read_trylock` without lockdep: fails while a writer holds it or a
+    /// hand-off is pending.
     #[inline]
     fn try_read(&self) -> bool {
         let backoff = Spin::new();
-        let mut s = self.state.load(Ordering::Relaxed);
-        while s & READ_BLOCKED == 0 {
+        let mut c = self.count.load(Ordering::Relaxed);
+        while c & WRITER == 0 && self.flags.load(Ordering::Relaxed) & HANDOFF == 0 {
             // Acquire as in `try_read_fast`.
-            match self.state.compare_exchange_weak(
-                s,
-                s + READER,
+            match self.count.compare_exchange_weak(
+                c,
+                c + READER,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return true,
-                Err(now) => s = now,
+                Err(now) => c = now,
             }
             backoff.spin();
         }
@@ -420,57 +422,58 @@ impl RawRwSemaphore {
     #[inline]
     fn up_read(&self) {
         // Release pairs with the Acquire of the next writer (its CAS, or the
-        // granter's CAS in `grant_or_wake`).
-        let prev = self.state.fetch_sub(READER, Ordering::Release);
-        if prev & READER_MASK == READER && prev & WAITERS != 0 {
-            self.wake_slow(Turn::Other);
+        // granter's load and CAS in `grant_or_wake`).
+        if self.count.fetch_sub(READER, Ordering::Release) == READER {
+            // The last reader out freed the lock. Orders our RMW before the
+            // `flags` load, with the waiter's `heavy_barrier` between its flag
+            // and its re-check of `count` (module docs: no lost wake-up).
+            light_barrier();
+            if self.flags.load(Ordering::Relaxed) & (WRITER_SLEEPS | HANDOFF) != 0 {
+                self.wake_slow();
+            }
         }
     }
 
     // ---- write side -----------------------------------------------------------
 
+    /// `down_write_trylock` without lockdep: takes it if no one holds it and no
+    /// hand-off is pending — past queued waiters (barging, module docs).
     #[inline]
-    fn try_write_fast(&self) -> bool {
+    fn try_write(&self) -> bool {
         // Acquire pairs with the Release of the previous holders' releases.
-        self.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.flags.load(Ordering::Relaxed) & HANDOFF == 0
+            && self
+                .count
+                .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// `down_write` without lockdep (the caller records it): the fast path,
     /// then the slow path in `state`.
     #[inline]
     fn write_acquire(&self, state: TaskState) -> Result<()> {
-        if self.try_write_fast() {
+        if self.try_write() {
             return Ok(());
         }
         self.write_slow(state)
     }
 
-    /// Takes the lock for writing if it is free and no hand-off is pending, even
-    /// with waiters queued (lock stealing; module docs).
-    #[inline]
-    fn try_write_steal(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        // Acquire pairs with the Release of the previous holders' releases.
-        s & (WRITER | READER_MASK | HANDOFF) == 0
-            && self
-                .state
-                .compare_exchange(s, s | WRITER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
     /// `up_write` (lockdep released by the caller).
     #[inline]
     fn up_write(&self) {
-        // Release pairs with the Acquire of the next holder. Fails only when a
-        // flag is set (someone waits): then hand over under the list lock.
-        if self
-            .state
-            .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.up_write_slow();
+        if self.flags.load(Ordering::Relaxed) != 0 {
+            // Someone waits: release and pass the lock on in one step.
+            return self.up_write_slow();
+        }
+        // Nobody but us writes `count` while `WRITER` is set (module docs), so
+        // a store releases it. Release pairs with the Acquire of the next
+        // holder's CAS (or a granter's load).
+        self.count.store(0, Ordering::Release);
+        // Orders the store before the `flags` load, with the waiter's
+        // `heavy_barrier` (module docs: no lost wake-up).
+        light_barrier();
+        if self.flags.load(Ordering::Relaxed) != 0 {
+            self.wake_slow();
         }
     }
 
@@ -480,10 +483,10 @@ impl RawRwSemaphore {
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            // Release `WRITER` and pass the lock on in one CAS: wake the queued
-            // readers (with their ticket past `WRITER_WAITING`), or the first
-            // writer, or grant it to the waiter that asked for hand-off.
-            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::WriterRelease);
+            // Release `WRITER` and pass the lock on in one step: grant it to the
+            // queued readers or to the writer that asked for hand-off, or wake
+            // the first writer.
+            self.grant_or_wake(&q, &mut woken, &mut wake, true);
         }
         woken.wake();
         if let Some(t) = wake {
@@ -496,16 +499,20 @@ impl RawRwSemaphore {
     fn downgrade(&self) {
         lockdep::release(&self.dep_map);
         lockdep::acquire(&self.dep_map, AcquireKind::Read, true, 0);
-        // Release: our writes are visible to the readers granted below (and to
-        // later acquirers). `READER - WRITER` turns the writer bit into one reader.
-        let prev = self.state.fetch_add(READER - WRITER, Ordering::Release);
-        debug_assert!(prev & WRITER != 0);
-        if prev & WAITERS != 0 {
-            self.wake_slow(Turn::Downgrade);
+        // We hold `WRITER`, so `count` is exactly `WRITER` and nobody else
+        // writes it: a store turns it into one reader. Release: our writes are
+        // visible to the readers granted below and to later acquirers.
+        debug_assert_eq!(self.count.load(Ordering::Relaxed), WRITER);
+        self.count.store(READER, Ordering::Release);
+        // As in `up_write`: a reader queued behind us sees the reader count, or
+        // we see its flag.
+        light_barrier();
+        if self.flags.load(Ordering::Relaxed) & READERS_WAIT != 0 {
+            self.wake_slow();
         }
     }
 
-    // ---- shared slow paths -------------------------------------------------------
+    // ---- slow paths ------------------------------------------------------------
 
     fn check_context(&self) {
         if crate::ctx::in_interrupt() {
@@ -516,146 +523,79 @@ impl RawRwSemaphore {
         }
     }
 
-    /// Recomputes the flag bits from the queue counts (list lock held).
-    fn flags_for(&self, handoff: bool) -> u32 {
-        let nr = self.queued_readers.load(Ordering::Relaxed);
-        let nw = self.queued_writers.load(Ordering::Relaxed);
-        let mut f = 0;
-        if nr + nw != 0 {
-            f |= WAITERS;
-        }
-        if nw != 0 {
-            f |= WRITER_WAITING;
-        }
-        if handoff {
-            f |= HANDOFF;
-        }
-        f
+    /// Sets `flags` to `f` (list lock held: the only writers of `flags`, so a
+    /// store does). Relaxed: ordered before the caller's re-check of `count`
+    /// by its `heavy_barrier`, where the flag must be seen by a release.
+    fn set_flags(&self, f: u32) {
+        self.flags.store(f, Ordering::Relaxed);
     }
 
-    /// Sets the flag bits to `flags` (list lock held; the other bits may move
-    /// under us: readers leaving, a writer stealing).
-    fn set_flags(&self, flags: u32) {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            // SeqCst: a waiter's flag RMW and every release RMW on this word are
-            // totally ordered (the no-lost-wake-up argument, module docs).
-            match self.state.compare_exchange_weak(
-                s,
-                (s & !FLAGS) | flags,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => s = now,
-            }
-        }
+    /// Runs the common grant/wake step after setting a flag (list lock held).
+    fn after_flag(&self, q: &Locked<'_, Plain>, woken: &mut Detached, wake: &mut Option<Task>) {
+        // Pairs with the releaser's `light_barrier` between its `count` write
+        // and its `flags` load: either it sees our flag, or the step below
+        // sees its release (module docs: no lost wake-up).
+        heavy_barrier();
+        self.grant_or_wake(q, woken, wake, false);
     }
 
     #[cold]
     fn read_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
-        // Spin a little while a writer holds it (its section is likely short)
-        // and no writer queues behind it.
+        // Spin a little while a writer holds it: its section is likely short.
         let backoff = Spin::new();
         for _ in 0..SPIN_ROUNDS {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & (WRITER_WAITING | HANDOFF) != 0 {
+            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
                 break;
             }
-            if s & WRITER == 0 && self.try_read_fast() {
+            if self.try_read_fast() {
                 return Ok(());
             }
-            backoff.spin();
+            backoff.snooze();
         }
         lockdep::might_sleep();
         let node = Waiter::tagged(WANT_READ);
-        #[cfg(not(loom))]
-        let start = std::time::Instant::now();
-        let mut lost = false;
-        loop {
-            let mut woken = Detached::empty();
-            let mut wake = None;
-            {
-                let q = self.waiters.lock();
-                // SAFETY: `node` is linked only into this list and stays on this
-                // frame until unlinked: we go on only after a waker detached and
-                // marked it, or `leave` unlinked it.
-                unsafe { q.push_back(&node) };
-                self.queued_readers.fetch_add(1, Ordering::Relaxed);
-                let mut handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
-                #[cfg(not(loom))]
-                let too_long = start.elapsed() >= crate::mutex::HANDOFF_AFTER;
-                #[cfg(loom)]
-                let too_long = false;
-                if !handoff && (lost || too_long) {
-                    // Woken once and a writer got in first (or waited too
-                    // long): the queued readers get the lock next, so a stream
-                    // of writers cannot starve them (module docs).
-                    node.handoff.set(true);
-                    handoff = true;
-                }
-                self.set_flags(self.flags_for(handoff));
-                // What blocked us may be gone already (released before our
-                // flags landed): the common step wakes or grants us then.
-                self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
-            }
-            woken.wake();
-            if let Some(t) = wake {
-                t.wake_up();
-            }
-            // Wait for a waker: spin first, then sleep.
-            let backoff = Spin::new();
-            let mut spins = 0;
-            while !node.is_woken() {
-                if spins < SPIN_ROUNDS {
-                    spins += 1;
-                    backoff.snooze();
-                } else if let Err(e) = crate::sched::sleep(state, None) {
-                    return if self.leave(&node) { Ok(()) } else { Err(e) };
-                }
-            }
-            if node.grant() == GRANTED {
-                // Granted (hand-off): we hold the lock.
-                return Ok(());
-            }
-            // Woken by a writer's release (or with no writer queued): we may
-            // enter even past `WRITER_WAITING`, but not past a writer or a
-            // pending hand-off. Acquire as in `try_read_fast`.
-            let backoff = Spin::new();
-            for _ in 0..SPIN_ROUNDS {
-                let s = self.state.load(Ordering::Relaxed);
-                if s & HANDOFF != 0 {
-                    break;
-                }
-                if s & WRITER == 0
-                    && self
-                        .state
-                        .compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    return Ok(());
-                }
-                backoff.spin();
-            }
-            // A writer got in first: queue again (which resets the mark),
-            // asking for hand-off.
-            lost = true;
+        let mut woken = Detached::empty();
+        let mut wake = None;
+        {
+            let q = self.waiters.lock();
+            // SAFETY: `node` is linked only into this list and stays on this
+            // frame until unlinked: we return only after a granter detached and
+            // marked it, or after `leave` unlinked it.
+            unsafe { q.push_back(&node) };
+            self.queued_readers.fetch_add(1, Ordering::Relaxed);
+            self.set_flags(self.flags.load(Ordering::Relaxed) | READERS_WAIT);
+            // What blocked us may be gone already (released before our flag
+            // landed): the step grants us then.
+            self.after_flag(&q, &mut woken, &mut wake);
         }
+        woken.wake();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
+        // Readers are only ever granted: wait for the mark, spinning first.
+        let backoff = Spin::new();
+        let mut spins = 0;
+        while !node.is_woken() {
+            if spins < SPIN_ROUNDS {
+                spins += 1;
+                backoff.snooze();
+            } else if let Err(e) = crate::sched::sleep(state, None) {
+                return if self.leave(&node) { Ok(()) } else { Err(e) };
+            }
+        }
+        debug_assert_eq!(node.grant(), GRANTED);
+        Ok(())
     }
 
     #[cold]
     fn write_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
-        // Spin a little while another writer holds it; readers may hold it for
-        // long, so if they do, queue at once to stop new ones coming in.
+        // Spin a little for a free lock (readers' and writers' sections are
+        // likely short, and readers come and go).
         let backoff = Spin::new();
         for _ in 0..SPIN_ROUNDS {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & (READER_MASK | WAITERS | HANDOFF) != 0 {
-                break;
-            }
-            if s & WRITER == 0 && self.try_write_steal() {
+            if self.count.load(Ordering::Relaxed) == 0 && self.try_write() {
                 return Ok(());
             }
             backoff.snooze();
@@ -663,7 +603,7 @@ impl RawRwSemaphore {
         lockdep::might_sleep();
         let node = Waiter::tagged(WANT_WRITE);
         #[cfg(not(loom))]
-        let start = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + crate::mutex::HANDOFF_AFTER;
         {
             let q = self.waiters.lock();
             // SAFETY: `node` is linked only into this list and stays on this
@@ -671,71 +611,121 @@ impl RawRwSemaphore {
             // after unlinking it ourselves (`acquired`) or after `leave` unlinked it.
             unsafe { q.push_back(&node) };
             self.queued_writers.fetch_add(1, Ordering::Relaxed);
-            let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
-            // From here on new readers queue.
-            self.set_flags(self.flags_for(handoff));
         }
+        #[cfg(loom)]
+        let mut vain = false;
         loop {
-            // Wait for the active holders to drain: spin, then sleep. Every
-            // release that frees the lock with us queued wakes the first writer
-            // (`grant_or_wake`); the RMW above orders our flags with it.
+            // Poll for a free lock (we are awake: no flag needed), then sleep.
             let backoff = Spin::new();
             for _ in 0..SPIN_ROUNDS {
                 if node.is_woken() {
                     return Ok(());
                 }
-                if self.try_write_steal() {
+                if self.count.load(Ordering::Relaxed) == 0 && self.try_write() {
                     self.acquired(&node);
                     return Ok(());
                 }
                 backoff.snooze();
             }
+            #[cfg(not(loom))]
+            let too_long = std::time::Instant::now() >= deadline;
+            // Under loom, time does not pass: one wake-up in vain is too long.
+            #[cfg(loom)]
+            let too_long = vain;
+            if too_long && !node.handoff.get() {
+                self.request_handoff(&node);
+            }
+            if !self.prepare_sleep(&node) {
+                return Ok(());
+            }
+            // Until our bounded wait is over. After it, with hand-off ours we
+            // sleep until granted; else (another writer has it) we look again
+            // every `HANDOFF_AFTER`: readers that keep overlapping may never
+            // free the lock to wake us, and we must ask for hand-off in turn.
+            #[cfg(not(loom))]
+            let until = if node.handoff.get() {
+                None
+            } else if too_long {
+                Some(std::time::Instant::now() + crate::mutex::HANDOFF_AFTER)
+            } else {
+                Some(deadline)
+            };
+            #[cfg(loom)]
+            let until = None;
+            match crate::sched::sleep(state, until) {
+                Ok(()) | Err(Error::TimedOut) => {}
+                Err(e) => return if self.leave(&node) { Ok(()) } else { Err(e) },
+            }
             if node.is_woken() {
                 return Ok(());
             }
-            if self.try_write_steal() {
-                self.acquired(&node);
-                return Ok(());
-            }
-            if let Err(e) = crate::sched::sleep(state, None) {
-                return if self.leave(&node) { Ok(()) } else { Err(e) };
-            }
-            #[cfg(not(loom))]
-            if !node.handoff.get() && start.elapsed() >= crate::mutex::HANDOFF_AFTER {
-                self.request_handoff(&node);
+            #[cfg(loom)]
+            {
+                vain = true;
             }
         }
     }
 
+    /// A queued writer is about to sleep: sets `WRITER_SLEEPS` and re-checks
+    /// the lock. Returns `false` if the lock was granted to us meanwhile.
+    fn prepare_sleep(&self, node: &Waiter) -> bool {
+        let mut woken = Detached::empty();
+        let mut wake = None;
+        {
+            let q = self.waiters.lock();
+            if !q.is_linked(node) {
+                // Granted (hand-off): the mark is on its way.
+                drop(q);
+                node.wait_for_mark();
+                return false;
+            }
+            self.set_flags(self.flags.load(Ordering::Relaxed) | WRITER_SLEEPS);
+            // If the lock is free already, this wakes the first writer (us, or
+            // one ahead of us) or grants it on hand-off.
+            self.after_flag(&q, &mut woken, &mut wake);
+        }
+        woken.wake();
+        if let Some(t) = wake {
+            t.wake_up();
+        }
+        true
+    }
+
     /// A queued writer took the lock itself: unlink it (it holds `WRITER`, so no
-    /// grant can reach it meanwhile).
+    /// grant can reach it meanwhile). Writers behind it may sleep with their
+    /// wake-up spent on us: `WRITER_SLEEPS` for them (module docs, invariants).
     fn acquired(&self, node: &Waiter) {
         let q = self.waiters.lock();
         let was = q.remove(node);
         debug_assert!(was, "a writer that took the lock itself is still queued");
-        self.queued_writers.fetch_sub(1, Ordering::Relaxed);
-        // A hand-off requested meanwhile by another writer stays pending.
         debug_assert!(!node.handoff.get());
-        let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0;
-        self.set_flags(self.flags_for(handoff));
+        let nw = self.queued_writers.load(Ordering::Relaxed) - 1;
+        self.queued_writers.store(nw, Ordering::Relaxed);
+        // We hold `WRITER`: our release sees the flag, no barrier needed. The
+        // flag we may have set before a sleep that timed out goes with us.
+        let f = self.flags.load(Ordering::Relaxed);
+        self.set_flags(if nw != 0 {
+            f | WRITER_SLEEPS
+        } else {
+            f & !WRITER_SLEEPS
+        });
     }
 
     /// A queued writer has waited too long: from now on the lock goes to it next
-    /// (`RWSEM_FLAG_HANDOFF`), unless another waiter asked first.
-    #[cfg(not(loom))]
+    /// (`RWSEM_FLAG_HANDOFF`), unless another writer asked first.
     #[cold]
     fn request_handoff(&self, node: &Waiter) {
         let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            if !q.is_linked(node) || self.state.load(Ordering::Relaxed) & HANDOFF != 0 {
+            if !q.is_linked(node) || self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
                 return;
             }
             node.handoff.set(true);
-            self.set_flags(self.flags_for(true));
-            // The lock may be free already: grant it to us now.
-            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
+            self.set_flags(self.flags.load(Ordering::Relaxed) | HANDOFF);
+            // The lock may be free already: the step grants it to us now.
+            self.after_flag(&q, &mut woken, &mut wake);
         }
         woken.wake();
         if let Some(t) = wake {
@@ -743,7 +733,7 @@ impl RawRwSemaphore {
         }
     }
 
-    /// The waiter that asked for hand-off.
+    /// The writer that asked for hand-off.
     fn flagged<'q>(q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
         let mut p = q.front();
         while let Some(w) = p {
@@ -755,7 +745,7 @@ impl RawRwSemaphore {
         None
     }
 
-    fn first_writer<'q>(&self, q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
+    fn first_writer<'q>(q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
         let mut p = q.front();
         while let Some(w) = p {
             if w.tag == WANT_WRITE {
@@ -767,124 +757,118 @@ impl RawRwSemaphore {
     }
 
     /// The one step that passes the lock on to waiters, run with the list lock
-    /// held whenever the lock may have become available to them (`turn` says
-    /// why), unless a writer holds it (other than the caller, which releases
-    /// `WRITER` in this step's CAS):
-    /// - `HANDOFF` set: grants it to all queued readers if a reader asked, or to
-    ///   the writer that asked once no reader holds it;
-    /// - readers queued and it is their turn (a writer is releasing or
-    ///   downgrading, or no writer is queued): unlinks and wakes all of them to
-    ///   retry, past `WRITER_WAITING`;
-    /// - it is free and a writer is queued: leaves the first writer's task in
-    ///   `wake`, to be woken to retry (it stays queued).
+    /// held whenever the lock may have become available to them: by the
+    /// releasing writer (`releasing`: it holds `WRITER` and releases it in this
+    /// step), or by anyone else while no writer holds it (it returns at once
+    /// if one does: that writer's release runs it):
+    /// - `HANDOFF` set: grants the lock to the flagged writer once no reader
+    ///   holds it;
+    /// - else readers queued: grants the lock to all of them at once;
+    /// - else the lock free, `WRITER_SLEEPS` set: wakes the first writer to
+    ///   retry (it stays queued) and clears the flag.
     fn grant_or_wake(
         &self,
         q: &Locked<'_, Plain>,
         woken: &mut Detached,
         wake: &mut Option<Task>,
-        turn: Turn,
+        releasing: bool,
     ) {
-        let releasing = turn == Turn::WriterRelease;
-        let readers_turn = turn != Turn::Other;
+        let f = self.flags.load(Ordering::Relaxed);
+        let nr = self.queued_readers.load(Ordering::Relaxed);
+        let nw = self.queued_writers.load(Ordering::Relaxed);
         loop {
-            // Acquire: the releases we grant after (their Release RMWs) happen
-            // before the granted critical sections, through the waiter's mark
-            // (Release/Acquire);
-            // a woken waiter instead acquires with its own CAS.
-            let s = self.state.load(Ordering::Acquire);
-            let base = if releasing {
-                debug_assert!(s & WRITER != 0 && s & READER_MASK == 0);
-                s & !WRITER
-            } else if s & WRITER != 0 {
+            // Acquire: the release we pass the lock on after (its Release
+            // store or RMW) happens before the granted critical sections,
+            // through the waiter's mark (Release/Acquire) — a woken writer
+            // acquires with its own CAS instead.
+            let c = if releasing {
+                WRITER
+            } else {
+                self.count.load(Ordering::Acquire)
+            };
+            if !releasing && c & WRITER != 0 {
                 return;
-            } else {
-                s
-            };
-            let nr = self.queued_readers.load(Ordering::Relaxed);
-            let nw = self.queued_writers.load(Ordering::Relaxed);
-            let queued = |nr: u32, nw: u32| {
-                (if nr + nw != 0 { WAITERS } else { 0 }) | if nw != 0 { WRITER_WAITING } else { 0 }
-            };
-            // What to do, as (new word, whom to grant or wake).
-            let (new, grant) = if base & HANDOFF != 0 {
-                // A waiter that waited too long gets the lock next.
-                let Some(f) = Self::flagged(q) else {
-                    unreachable!("HANDOFF set with no waiter asking for it");
-                };
-                if f.tag == WANT_READ {
-                    // All queued readers (none holds `WRITER` now).
-                    let new = ((base & !FLAGS) + nr * READER) | queued(0, nw);
-                    (new, Grant::Readers)
-                } else if base & READER_MASK == 0 {
-                    (
-                        (base & !FLAGS) | WRITER | queued(nr, nw - 1),
-                        Grant::Writer(f),
-                    )
-                } else {
-                    (base, Grant::Nobody)
-                }
-            } else if nr != 0 && (readers_turn || nw == 0) {
-                // Every queued reader at once, to retry (module docs).
-                ((base & !FLAGS) | queued(0, nw), Grant::WakeReaders)
-            } else if nw != 0 && base & (WRITER | READER_MASK) == 0 {
-                let Some(first) = self.first_writer(q) else {
-                    unreachable!("queued_writers is non-zero with no writer queued");
-                };
-                (base, Grant::Wake(first))
-            } else {
-                (base, Grant::Nobody)
-            };
-            // Release (when releasing `WRITER`): our critical section happens
-            // before the next holders'. Only reader releases, newcomer readers
-            // (while `WRITER_WAITING` is clear) and a stealing writer race with
-            // this CAS (the flags change only under the list lock): retry then.
-            if new != s
-                && self
-                    .state
-                    .compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
             }
-            match grant {
-                Grant::Readers | Grant::WakeReaders => {
-                    // The mark tells a reader whether it was granted the lock
-                    // or only woken (read with Acquire).
-                    let mark = if matches!(grant, Grant::Readers) {
-                        GRANTED
-                    } else {
-                        WOKEN
-                    };
-                    self.queued_readers.store(0, Ordering::Relaxed);
-                    let mut p = q.front();
-                    while let Some(w) = p {
-                        p = q.next_of(w);
-                        if w.tag == WANT_READ {
-                            // Its request for hand-off, if any, is answered.
-                            w.handoff.set(false);
-                            q.hand_off(w, mark, woken);
-                        }
+            let base = if releasing { 0 } else { c };
+            // What to do: the new `count`, and whom to grant or wake.
+            if f & HANDOFF != 0 {
+                if base != 0 {
+                    // Readers hold it: the last one out runs this step again.
+                    if releasing {
+                        unreachable!("a writer held the lock with readers");
+                    }
+                    return;
+                }
+                let Some(w) = Self::flagged(q) else {
+                    unreachable!("HANDOFF set with no writer asking for it");
+                };
+                if !self.set_count(c, WRITER, releasing) {
+                    continue;
+                }
+                w.handoff.set(false);
+                self.queued_writers.store(nw - 1, Ordering::Relaxed);
+                // Writers behind it may have had their wake-up spent on it.
+                let nf = if nw - 1 != 0 {
+                    (f & !HANDOFF) | WRITER_SLEEPS
+                } else {
+                    f & !(HANDOFF | WRITER_SLEEPS)
+                };
+                self.set_flags(nf);
+                q.hand_off(w, GRANTED, woken);
+            } else if nr != 0 {
+                if !self.set_count(c, base + nr * READER, releasing) {
+                    continue;
+                }
+                self.queued_readers.store(0, Ordering::Relaxed);
+                self.set_flags(f & !READERS_WAIT);
+                let mut p = q.front();
+                while let Some(w) = p {
+                    p = q.next_of(w);
+                    if w.tag == WANT_READ {
+                        q.hand_off(w, GRANTED, woken);
                     }
                 }
-                Grant::Writer(f) => {
-                    self.queued_writers.store(nw - 1, Ordering::Relaxed);
-                    q.hand_off(f, GRANTED, woken);
+            } else {
+                if releasing {
+                    // Release: pairs with the Acquire of the next holder.
+                    self.count.store(0, Ordering::Release);
                 }
-                Grant::Wake(first) => *wake = Some(first.task().clone()),
-                Grant::Nobody => {}
+                if base == 0 && f & WRITER_SLEEPS != 0 {
+                    let Some(first) = Self::first_writer(q) else {
+                        unreachable!("WRITER_SLEEPS set with no writer queued");
+                    };
+                    self.set_flags(f & !WRITER_SLEEPS);
+                    *wake = Some(first.task().clone());
+                }
             }
             return;
         }
     }
 
-    /// A release freed the lock (or downgraded) with waiters queued.
+    /// Moves `count` from `c` to `new` for a grant: a Release store by the
+    /// releasing writer (nobody else writes `count` while it holds `WRITER`),
+    /// else a CAS (readers may come and go meanwhile). `false`: retry.
+    fn set_count(&self, c: u32, new: u32, releasing: bool) -> bool {
+        if releasing {
+            // Release: the writer's critical section happens before the granted ones.
+            self.count.store(new, Ordering::Release);
+            true
+        } else {
+            // AcqRel: we pass on the release we read (see `grant_or_wake`).
+            self.count
+                .compare_exchange(c, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        }
+    }
+
+    /// A release freed the lock (or downgraded) with a flag set.
     #[cold]
-    fn wake_slow(&self, turn: Turn) {
+    fn wake_slow(&self) {
         let mut woken = Detached::empty();
         let mut wake = None;
         {
             let q = self.waiters.lock();
-            self.grant_or_wake(&q, &mut woken, &mut wake, turn);
+            self.grant_or_wake(&q, &mut woken, &mut wake, false);
         }
         woken.wake();
         if let Some(t) = wake {
@@ -900,29 +884,37 @@ impl RawRwSemaphore {
         {
             let q = self.waiters.lock();
             if !q.is_linked(node) {
+                // Only grants unlink a waiter: we hold the lock.
                 drop(q);
                 node.wait_for_mark();
-                if node.grant() == GRANTED {
-                    // Granted: we hold the lock.
-                    return true;
-                }
-                // A reader woken to retry: those behind it (a writer the lock
-                // would have reached after our read) must not lose the wake-up.
-                self.wake_slow(Turn::Other);
-                return false;
+                debug_assert_eq!(node.grant(), GRANTED);
+                return true;
             }
             q.remove(node);
+            let mut f = self.flags.load(Ordering::Relaxed);
             if node.tag == WANT_READ {
-                self.queued_readers.fetch_sub(1, Ordering::Relaxed);
+                let nr = self.queued_readers.load(Ordering::Relaxed) - 1;
+                self.queued_readers.store(nr, Ordering::Relaxed);
+                if nr == 0 {
+                    f &= !READERS_WAIT;
+                }
             } else {
-                self.queued_writers.fetch_sub(1, Ordering::Relaxed);
+                let nw = self.queued_writers.load(Ordering::Relaxed) - 1;
+                self.queued_writers.store(nw, Ordering::Relaxed);
+                if node.handoff.get() {
+                    node.handoff.set(false);
+                    f &= !HANDOFF;
+                }
+                if nw != 0 {
+                    // A wake-up we absorbed must reach the next writer.
+                    f |= WRITER_SLEEPS;
+                } else {
+                    f &= !WRITER_SLEEPS;
+                }
             }
-            let handoff = self.state.load(Ordering::Relaxed) & HANDOFF != 0 && !node.handoff.get();
-            node.handoff.set(false);
-            self.set_flags(self.flags_for(handoff));
-            // Our leaving may unblock others (readers behind a writer), and a
-            // wake-up we absorbed must reach the next writer.
-            self.grant_or_wake(&q, &mut woken, &mut wake, Turn::Other);
+            self.set_flags(f);
+            // Our leaving may unblock others (readers behind our hand-off).
+            self.after_flag(&q, &mut woken, &mut wake);
         }
         woken.wake();
         if let Some(t) = wake {
@@ -941,6 +933,22 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU64};
     use std::sync::mpsc;
     use std::time::Duration;
+
+    /// `(count, flags)`.
+    fn words<T: ?Sized>(s: &RwSemaphore<T>) -> (u32, u32) {
+        (
+            s.raw.count.load(Ordering::Relaxed),
+            s.raw.flags.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits until `f` holds of the flags (a state, not a time: the writer's
+    /// bounded wait passes on its own clock).
+    fn wait_flags<T: ?Sized>(s: &RwSemaphore<T>, f: impl Fn(u32) -> bool) {
+        while !f(s.raw.flags.load(Ordering::Relaxed)) {
+            std::thread::yield_now();
+        }
+    }
 
     #[test]
     fn readers_share_writers_exclude() {
@@ -1077,7 +1085,7 @@ mod tests {
         reader.join().unwrap();
         assert!(got.is_ok(), "the reader starved under continuous writers");
         assert_eq!(*s.read(), writes.load(Ordering::Relaxed));
-        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
+        assert_eq!(words(&s), (0, 0));
     }
 
     #[test]
@@ -1098,30 +1106,64 @@ mod tests {
         }
         task.send_signal(Signal::SIGINT);
         assert_eq!(t.join().unwrap(), Err(Error::Interrupted));
-        assert_eq!(s.raw.state.load(Ordering::Relaxed), WRITER);
+        assert_eq!(words(&s), (WRITER, 0));
         drop(w);
         assert!(s.try_write().is_some());
     }
 
+    /// The fast-path rule: queued waiters alone (readers, a sleeping writer)
+    /// do not keep a new reader out; a pending hand-off does, and keeps a
+    /// barging writer out too.
     #[test]
-    fn interrupted_reader_behind_a_waiting_writer_leaves_no_trace() {
-        let s = Arc::new(RwSemaphore::new(0u32));
+    fn readers_join_readers_past_waiters_but_not_past_a_handoff() {
+        let s = RwSemaphore::new(());
         let r = s.read();
-        // A writer queues behind our read: new readers are blocked from now on.
-        let (s1, s2) = (s.clone(), s.clone());
-        let (tx, rx) = mpsc::channel();
-        let writer = std::thread::spawn(move || {
-            tx.send(current()).unwrap();
-            *s1.write() += 1;
-        });
-        let wtask = rx.recv().unwrap();
-        while wtask.state() != TaskState::Uninterruptible {
-            std::thread::yield_now();
-        }
+        s.raw
+            .flags
+            .store(READERS_WAIT | WRITER_SLEEPS, Ordering::Relaxed);
+        let r2 = s
+            .try_read()
+            .expect("a reader joins readers past sleeping waiters");
+        assert_eq!(s.reader_count(), 2);
+        drop(r2);
+        // (No writer is really queued: the flags are cleared before any
+        // release could act on them.)
+        s.raw.flags.store(HANDOFF, Ordering::Relaxed);
         assert!(
             s.try_read().is_none(),
-            "a waiting writer must block new readers"
+            "a pending hand-off keeps readers out"
         );
+        s.raw.flags.store(0, Ordering::Relaxed);
+        drop(r);
+        s.raw.flags.store(HANDOFF, Ordering::Relaxed);
+        assert!(
+            s.try_write().is_none(),
+            "a pending hand-off keeps writers out"
+        );
+        s.raw.flags.store(0, Ordering::Relaxed);
+        assert!(s.try_write().is_some());
+    }
+
+    /// A writer queues behind our read and, its bounded wait over, asks for
+    /// hand-off: new readers queue from then on. One of them is interrupted:
+    /// the semaphore is as if it never came; then the writer gets in on our
+    /// release, and the queued reader after it.
+    #[test]
+    fn interrupted_reader_behind_a_handoff_leaves_no_trace() {
+        let s = Arc::new(RwSemaphore::new(0u32));
+        let r = s.read();
+        let (s1, s2, s3) = (s.clone(), s.clone(), s.clone());
+        let writer = std::thread::spawn(move || {
+            *s1.write() += 1;
+        });
+        // Stable from here: the writer asked for hand-off and sleeps (it set
+        // `WRITER_SLEEPS` before its first sleep and nobody has woken it).
+        wait_flags(&s, |f| f == HANDOFF | WRITER_SLEEPS);
+        assert!(
+            s.try_read().is_none(),
+            "a writer past its bounded wait must block new readers"
+        );
+        let before = words(&s);
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             tx.send(current()).unwrap();
@@ -1133,19 +1175,30 @@ mod tests {
         while rtask.state() != TaskState::Interruptible {
             std::thread::yield_now();
         }
+        assert_ne!(words(&s).1 & READERS_WAIT, 0);
         rtask.send_signal(Signal::SIGINT);
         assert_eq!(reader.join().unwrap(), Err(Error::Interrupted));
-        // Only our read and the queued writer remain.
-        assert_eq!(
-            s.raw.state.load(Ordering::Relaxed),
-            READER | WAITERS | WRITER_WAITING
-        );
+        // Only our read and the waiting writer remain.
+        assert_eq!(words(&s), before);
+        // A reader that stays queued gets in after the writer.
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            *s3.read()
+        });
+        let rtask = rx.recv().unwrap();
+        while rtask.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
         drop(r);
         writer.join().unwrap();
-        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
-        assert_eq!(*s.read(), 1);
+        assert_eq!(reader.join().unwrap(), 1);
+        assert_eq!(words(&s), (0, 0));
     }
 
+    /// A killable writer asks for hand-off behind our read, a reader queues
+    /// behind the hand-off, and the writer is killed: leaving, it clears the
+    /// hand-off and the reader it blocked is granted at once.
     #[test]
     fn killed_writer_unblocks_the_readers_queued_behind_it() {
         let s = Arc::new(RwSemaphore::new(()));
@@ -1159,9 +1212,7 @@ mod tests {
             r
         });
         let wtask = rx.recv().unwrap();
-        while wtask.state() != TaskState::Killable {
-            std::thread::yield_now();
-        }
+        wait_flags(&s, |f| f & HANDOFF != 0);
         let s3 = s.clone();
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -1172,11 +1223,52 @@ mod tests {
         while rtask.state() != TaskState::Uninterruptible {
             std::thread::yield_now();
         }
+        while wtask.state() != TaskState::Killable {
+            std::thread::yield_now();
+        }
         wtask.send_signal(Signal::SIGKILL);
         assert_eq!(writer.join().unwrap(), Err(Error::Killed));
         reader.join().unwrap();
+        assert_eq!(words(&s), (READER, 0));
         drop(r);
-        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
+        assert_eq!(words(&s), (0, 0));
+    }
+
+    /// A killed writer that had not asked for hand-off (asleep, waiting for
+    /// readers) leaves no flag behind; a second queued writer still gets its
+    /// wake-up when the readers leave.
+    #[test]
+    fn killed_writer_passes_its_wake_up_on() {
+        let s = Arc::new(RwSemaphore::new(0u32));
+        let r = s.read();
+        let (tx, rx) = mpsc::channel();
+        let s2 = s.clone();
+        let killed = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let r = s2.write_killable().map(|_| ());
+            crate::sched::flush_signals();
+            r
+        });
+        let ktask = rx.recv().unwrap();
+        while ktask.state() != TaskState::Killable {
+            std::thread::yield_now();
+        }
+        let s3 = s.clone();
+        let (tx, rx) = mpsc::channel();
+        let other = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            *s3.write() += 1;
+        });
+        let otask = rx.recv().unwrap();
+        while otask.state() != TaskState::Uninterruptible {
+            std::thread::yield_now();
+        }
+        ktask.send_signal(Signal::SIGKILL);
+        assert_eq!(killed.join().unwrap(), Err(Error::Killed));
+        drop(r);
+        other.join().unwrap();
+        assert_eq!(words(&s), (0, 0));
+        assert_eq!(*s.read(), 1);
     }
 
     #[test]
@@ -1207,7 +1299,7 @@ mod tests {
         let g = s.read();
         assert_eq!(*g, (expected, expected));
         drop(g);
-        assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
+        assert_eq!(words(&s), (0, 0));
     }
 }
 
@@ -1279,15 +1371,16 @@ mod loom_tests {
             for h in hs {
                 h.join().unwrap();
             }
-            assert_eq!(s.raw.state.load(Ordering::Relaxed), 0);
+            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
+            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
         });
     }
 
-    /// A queued writer blocks new readers (so a reader stream cannot starve it):
-    /// once `WRITER_WAITING` is up, `try_read` fails, and when the active reader
-    /// leaves, the writer gets in.
+    /// Readers join readers past a sleeping writer (the new policy: only a
+    /// writer past its bounded wait keeps them out); when the readers leave,
+    /// the last one's release wakes the writer (`WRITER_SLEEPS`).
     #[test]
-    fn loom_rwsem_waiting_writer_blocks_new_readers() {
+    fn loom_rwsem_reader_joins_past_a_sleeping_writer() {
         loom::model(|| {
             let s = Arc::new(RwSemaphore::new(0u32));
             let r = s.read();
@@ -1295,13 +1388,128 @@ mod loom_tests {
             let w = loom::thread::spawn(move || {
                 *s2.write() += 1;
             });
-            while s.raw.state.load(Ordering::Relaxed) & WRITER_WAITING == 0 {
+            while s.raw.flags.load(Ordering::Relaxed) & WRITER_SLEEPS == 0 {
                 loom::thread::yield_now();
             }
-            assert!(s.try_read().is_none());
+            let r2 = s
+                .try_read()
+                .expect("a reader joins readers past a sleeping writer");
             drop(r);
+            drop(r2);
             w.join().unwrap();
             assert_eq!(*s.read(), 1);
+            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
+            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Hand-off: a writer woken in vain (a reader barged in first) asks for
+    /// hand-off (under loom, one wake-up in vain is "too long"); from then on
+    /// readers queue, and the release that frees the lock grants it to the
+    /// writer, whose release grants the queued reader. No grant or wake-up is
+    /// lost in any interleaving.
+    #[test]
+    fn loom_rwsem_writer_handoff_then_readers() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new(0u32));
+            let r = s.read();
+            let s2 = s.clone();
+            let w = loom::thread::spawn(move || {
+                *s2.write() += 1;
+            });
+            while s.raw.flags.load(Ordering::Relaxed) & WRITER_SLEEPS == 0 {
+                loom::thread::yield_now();
+            }
+            // Release (waking the writer) and barge straight back in.
+            drop(r);
+            let v = *s.read();
+            // A second read after the writer may have asked for hand-off: it
+            // queues behind the writer or gets in before it.
+            let v2 = *s.read();
+            assert!(v <= v2 && v2 <= 1);
+            w.join().unwrap();
+            assert_eq!(*s.read(), 1);
+            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
+            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Spawns `wait` against `s`, then signals the waiting thread with `sig`.
+    fn spawn_and_signal(
+        s: &Arc<RwSemaphore<u32>>,
+        wait: fn(&RwSemaphore<u32>) -> crate::Result<()>,
+        sig: crate::sched::Signal,
+    ) -> loom::thread::JoinHandle<crate::Result<()>> {
+        let task = Arc::new(loom::sync::Mutex::new(None));
+        let (s2, task2) = (s.clone(), task.clone());
+        let t = loom::thread::spawn(move || {
+            *task2.lock().unwrap() = Some(crate::sched::current());
+            let r = wait(&s2);
+            crate::sched::flush_signals();
+            r
+        });
+        let victim = loop {
+            if let Some(v) = task.lock().unwrap().clone() {
+                break v;
+            }
+            loom::thread::yield_now();
+        };
+        victim.send_signal(sig);
+        t
+    }
+
+    /// The semaphore is free and nobody is queued or flagged.
+    fn assert_idle(s: &RwSemaphore<u32>) {
+        assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.queued_readers.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.queued_writers.load(Ordering::Relaxed), 0);
+    }
+
+    /// A reader waiting behind a writer is interrupted while the writer's
+    /// release grants it the lock: either the grant wins (it held the lock
+    /// and released it) or the signal does (no trace); no grant is lost or
+    /// left counted.
+    #[test]
+    fn loom_rwsem_interrupted_reader_vs_grant() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new(0u32));
+            let g = s.write();
+            let t = spawn_and_signal(
+                &s,
+                |s| s.read_interruptible().map(|_| ()),
+                crate::sched::Signal::SIGUSR1,
+            );
+            drop(g);
+            match t.join().unwrap() {
+                Ok(()) | Err(crate::Error::Interrupted) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+            assert_idle(&s);
+        });
+    }
+
+    /// A writer waiting for a reader is killed while the reader's release
+    /// wakes it (or, under loom, while it asks for hand-off): whatever wins,
+    /// no flag, count or queue entry is left behind.
+    #[test]
+    fn loom_rwsem_killed_writer_vs_release() {
+        loom::model(|| {
+            let s = Arc::new(RwSemaphore::new(0u32));
+            let r = s.read();
+            let t = spawn_and_signal(
+                &s,
+                |s| s.write_killable().map(|mut g| *g += 1),
+                crate::sched::Signal::SIGKILL,
+            );
+            drop(r);
+            let res = t.join().unwrap();
+            match res {
+                Ok(()) => assert_eq!(*s.read(), 1),
+                Err(crate::Error::Killed) => assert_eq!(*s.read(), 0),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+            assert_idle(&s);
         });
     }
 }

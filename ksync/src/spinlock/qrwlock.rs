@@ -5,65 +5,85 @@
 //! |-------------|------------------|------------------------------------------------|
 //! | 0–7         | `WLOCKED` (0xff) | a writer holds the lock                        |
 //! | 8           | `WAITING`        | a writer waits (at the head of the queue) for the readers to drain |
-//! | 9           | `SLEEPING`       | the queue head (the `wait_lock` holder) sleeps on `cnts`: the release that ends its wait must wake it |
 //! | 10–31       | reader count     | in units of `READER` (1 << 10)                 |
 //!
-//! Transitions: readers `fetch_add(READER)` and back off (subtract) if a writer
-//! holds or waits; a writer CASes 0 → `WLOCKED`. Contended lockers queue on
-//! `wait_lock` (a [`Queued`] spinlock, so waiters are FIFO and sleep when the
-//! holder is preempted): the queue head is the only waiter that spins on
-//! `cnts`. A waiting writer sets `WAITING`, which turns new readers away into
-//! the queue, then CASes `WAITING` → `WLOCKED` once the readers drain. So a
-//! writer waits only for readers that came before it: no starvation.
+//! | `sleeper` | meaning |
+//! |-----------|---------|
+//! | 1         | the queue head (the `wait_lock` holder) sleeps, or is about to, on `cnts`: the release that ends its wait must wake it |
 //!
-//! The queue head's waits (a reader for the writer to leave, a writer for the
-//! readers to drain) spin a bounded time and then sleep on `cnts` with
-//! `SLEEPING` set, as the queued spinlock's head does; the unlock that ends the
-//! wait (`write_unlock`, or the last `read_unlock` before a waiting writer)
-//! sees `SLEEPING` in the value its RMW returns and wakes it. Both sides are
-//! RMWs on `cnts`, so one sees the other: no fence is needed for the lost
-//! wake-up race. Only the `wait_lock` holder sleeps, so there is at most one
+//! Transitions: readers CAS `c → c + READER` from a `c` with neither
+//! `WLOCKED` nor `WAITING`; a writer CASes 0 → `WLOCKED`. Contended lockers
+//! queue on `wait_lock` (a [`Queued`] spinlock, so waiters are FIFO and sleep
+//! when the holder is preempted): the queue head is the only waiter that
+//! polls `cnts`. A waiting writer first waits for a writer holding the lock to
+//! leave, then CASes `WAITING` in (from a `c` without `WLOCKED`), which turns
+//! new readers away into the queue, and CASes `WAITING` → `WLOCKED` once the
+//! readers drain. So a writer waits only for readers that came before it: no
+//! starvation.
+//!
+//! **Invariant: while a writer holds the lock, `cnts` is exactly `WLOCKED`
+//! and nobody but that writer writes it** — readers and the queue head CAS
+//! only from values without `WLOCKED`, writers only from 0 or `WAITING` — so
+//! `write_unlock` is a release store of 0. The kernel gets the same by
+//! storing the locked *byte* while readers add to the other bytes with
+//! `atomic_add`; Rust forbids racing mixed-size atomics, so here the readers
+//! pay instead: their fast path is a load and a CAS (one RMW, as the
+//! `fetch_add` it replaces) that may have to retry when readers race.
+//!
+//! The queue head's waits (a reader for the writer to leave, a writer for a
+//! writer to leave or the readers to drain) spin a bounded time and then sleep
+//! on `cnts`: the head sets `sleeper`, issues [`heavy_barrier`], re-reads
+//! `cnts`, and sleeps only while it still holds the value it saw. The unlock
+//! that ends the wait (`write_unlock`, or the last `read_unlock` before a
+//! waiting writer) issues [`light_barrier`] after its store or RMW and wakes
+//! the head if `sleeper` is set — the asymmetric fence pair of the queued
+//! spinlock: either the unlock sees `sleeper` or the head's re-read sees the
+//! unlock. Only the `wait_lock` holder sleeps, so there is at most one
 //! sleeper; readers in interrupt context never sleep (they spin and yield).
 //!
 //! The kernel's irq rule is kept: a reader in interrupt context (hardirq or
 //! softirq) does not queue behind a waiting writer — it waits only for a writer
-//! that *holds* the lock — so `read_lock` in an irq handler cannot deadlock
-//! against a writer queued on the same thread it interrupted.
-//!
-//! `write_unlock` subtracts `WLOCKED` (an RMW, not the kernel's byte store:
-//! Rust forbids racing mixed-size atomics, and readers change the other bits).
+//! that *holds* the lock, and enters past `WAITING` — so `read_lock` in an irq
+//! handler cannot deadlock against a writer queued on the same thread it
+//! interrupted.
 
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
+use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 const WLOCKED: u32 = 0xff;
 const WAITING: u32 = 0x100;
 const WMASK: u32 = WLOCKED | WAITING;
-const SLEEPING: u32 = 0x200;
 const READER: u32 = 0x400;
 
-/// The queued fair rwlock (`struct qrwlock`).
+/// The queued fair rwlock (`struct qrwlock`, plus the queue head's `sleeper`
+/// word): 24 bytes.
 #[derive(Debug)]
 #[repr(C)]
 pub struct QueuedRw {
     cnts: AtomicU32,
+    /// 1 while the queue head sleeps (or is about to) on `cnts`; written only
+    /// by the `wait_lock` holder.
+    sleeper: AtomicU32,
     wait_lock: Queued,
 }
 
 // SAFETY: a writer holds WLOCKED only after a CAS from 0 or from WAITING (no
-// readers); readers hold a count only while no WLOCKED is set (they undo and
-// wait otherwise). Entering RMWs/loads are Acquire, exits Release.
+// readers); readers enter only by a CAS from a value without WLOCKED. Entering
+// RMWs are Acquire, exits Release (the writer's a Release store).
 unsafe impl RawRwSpin for QueuedRw {
     #[cfg(not(loom))]
     const INIT: Self = QueuedRw {
         cnts: AtomicU32::new(0),
+        sleeper: AtomicU32::new(0),
         wait_lock: Queued::INIT,
     };
     #[cfg(loom)]
     fn new() -> Self {
         QueuedRw {
             cnts: AtomicU32::new(0),
+            sleeper: AtomicU32::new(0),
             wait_lock: Queued::new(),
         }
     }
@@ -71,30 +91,39 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn read(&self) {
-        // Acquire: pairs with the writer's Release in `write_unlock`.
-        let c = self.cnts.fetch_add(READER, Ordering::Acquire);
-        if c & WMASK != 0 {
+        if !self.try_read_once() {
             self.read_slow();
         }
     }
 
     #[inline]
     fn try_read(&self) -> bool {
-        let c = self.cnts.load(Ordering::Relaxed);
-        if c & WMASK == 0 {
-            // Acquire: as in `read`.
-            let c = self.cnts.fetch_add(READER, Ordering::Acquire);
-            if c & WMASK == 0 {
-                return true;
+        let spin = Spin::new();
+        let mut c = self.cnts.load(Ordering::Relaxed);
+        while c & WMASK == 0 {
+            // Acquire: as in `try_read_once`.
+            match self.cnts.compare_exchange_weak(
+                c,
+                c + READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => c = now,
             }
-            self.unbias();
+            spin.spin();
         }
         false
     }
 
     #[inline]
     unsafe fn read_unlock(&self) {
-        self.unbias();
+        // Release: pairs with the writer's Acquire CAS once readers drain.
+        let c = self.cnts.fetch_sub(READER, Ordering::Release);
+        if c - READER == WAITING {
+            // The last reader out, and a writer waits: wake it if it sleeps.
+            self.wake_head();
+        }
     }
 
     #[inline]
@@ -116,11 +145,11 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     unsafe fn write_unlock(&self) {
-        // Release: pairs with the Acquire of the next reader or writer.
-        if self.cnts.fetch_sub(WLOCKED, Ordering::Release) & SLEEPING != 0 {
-            // The queue head (a reader) sleeps until we leave.
-            self.wake_head();
-        }
+        // Nobody but us writes `cnts` while WLOCKED is set (module docs).
+        // Release: pairs with the Acquire CAS of the next reader or writer.
+        self.cnts.store(0, Ordering::Release);
+        // The queue head may sleep until we leave.
+        self.wake_head();
     }
 
     fn is_locked(&self) -> bool {
@@ -134,28 +163,53 @@ unsafe impl RawRwSpin for QueuedRw {
 }
 
 impl QueuedRw {
-    /// Drops one reader bias (`read_unlock`, or a reader backing off).
+    /// The reader fast path: one CAS from a value without `WLOCKED` or
+    /// `WAITING`.
     #[inline]
-    fn unbias(&self) {
-        // Release: pairs with the writer's Acquire CAS once readers drain.
-        let c = self.cnts.fetch_sub(READER, Ordering::Release);
-        if c & SLEEPING != 0 && (c - READER) & !SLEEPING == WAITING {
-            // The last reader out, and the waiting writer sleeps.
-            self.wake_head();
+    fn try_read_once(&self) -> bool {
+        let c = self.cnts.load(Ordering::Relaxed);
+        // Acquire: pairs with the writer's Release store in `write_unlock`.
+        c & WMASK == 0
+            && self
+                .cnts
+                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// After a release that may end the queue head's wait: wakes it if it
+    /// sleeps.
+    #[inline]
+    fn wake_head(&self) {
+        // Orders our release (store or RMW on `cnts`) before the `sleeper`
+        // load, with the head's `heavy_barrier` between its `sleeper` store and
+        // its re-read of `cnts` (see `head_wait`): one of the two sees the other.
+        light_barrier();
+        if self.sleeper.load(Ordering::Relaxed) != 0 {
+            self.wake_head_slow();
         }
     }
 
     #[cold]
-    fn wake_head(&self) {
+    fn wake_head_slow(&self) {
         crate::arch::futex::wake_one(&self.cnts);
     }
 
-    /// Waits until no writer holds the lock (readers may), spinning and
-    /// yielding: for readers in interrupt context, which must not sleep.
-    fn wait_unlocked_writer_spinning(&self) {
+    /// Takes a read hold past `WAITING` once no writer holds the lock,
+    /// spinning and yielding: for readers in interrupt context, which must not
+    /// sleep or queue (the irq rule above).
+    fn read_in_interrupt(&self) {
         let spin = Spin::new();
-        // Acquire: pairs with the writer's Release fetch_sub in `write_unlock`.
-        while self.cnts.load(Ordering::Acquire) & WLOCKED != 0 {
+        loop {
+            let c = self.cnts.load(Ordering::Relaxed);
+            // Acquire: pairs with the writer's Release store in `write_unlock`.
+            if c & WLOCKED == 0
+                && self
+                    .cnts
+                    .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
             if spin.is_completed() {
                 crate::arch::yield_now();
             } else {
@@ -165,52 +219,65 @@ impl QueuedRw {
     }
 
     /// The queue head's wait (we hold `wait_lock`) until `done(cnts)`: spins a
-    /// bounded time, then sleeps on `cnts` with `SLEEPING` set until the
-    /// release that makes `done` true wakes us. Returns with `SLEEPING` clear.
-    fn head_wait(&self, done: impl Fn(u32) -> bool) {
+    /// bounded time, then sleeps on `cnts` with `sleeper` set until the
+    /// release that makes `done` true wakes us. Returns the value that was done.
+    fn head_wait(&self, done: impl Fn(u32) -> bool) -> u32 {
         let spin = Spin::new();
         loop {
-            // Acquire: pairs with the Release RMW of the unlock we waited for.
-            if done(self.cnts.load(Ordering::Acquire)) {
-                return;
+            // Acquire: pairs with the Release of the unlock we waited for.
+            let c = self.cnts.load(Ordering::Acquire);
+            if done(c) {
+                return c;
             }
             if spin.is_completed() {
                 break;
             }
             spin.snooze();
         }
+        // Relaxed: ordered before the re-read by the heavy barrier.
+        self.sleeper.store(1, Ordering::Relaxed);
         loop {
-            // Acquire: as above. The RMW is ordered with the releaser's RMW on
-            // the same word: either it sees SLEEPING and wakes us, or we see
-            // its release here.
-            let c = self.cnts.fetch_or(SLEEPING, Ordering::Acquire);
+            // Pairs with the releaser's `light_barrier` (see `wake_head`).
+            heavy_barrier();
+            // Acquire: as above.
+            let c = self.cnts.load(Ordering::Acquire);
             if done(c) {
-                self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
-                return;
+                self.sleeper.store(0, Ordering::Relaxed);
+                return c;
             }
-            // Sleeps only while `cnts` is unchanged since our RMW.
-            crate::arch::futex::wait(&self.cnts, c | SLEEPING, None);
-            self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
+            // Sleeps only while `cnts` still holds `c`; a release after our
+            // barrier sees `sleeper` and wakes us.
+            crate::arch::futex::wait(&self.cnts, c, None);
         }
     }
 
-    /// `queued_read_lock_slowpath`: our READER bias is already added.
+    /// `queued_read_lock_slowpath`.
     #[cold]
     fn read_slow(&self) {
         if crate::ctx::in_interrupt() {
-            // Readers in interrupt context keep their bias and only wait for an
-            // active writer (the irq rule above).
-            self.wait_unlocked_writer_spinning();
+            self.read_in_interrupt();
             return;
         }
-        // Our bias came and went, but a waiting writer may have seen it and
-        // gone to sleep: leave as `read_unlock` does.
-        self.unbias();
+        // Other readers only made our CAS fail: retry while no writer holds or
+        // waits.
+        if self.try_read() {
+            return;
+        }
         self.wait_lock.lock();
-        // Acquire: as in `read`. A waiting writer behind us in the queue has not
-        // set WAITING yet (it is the queue head only after we leave it).
-        self.cnts.fetch_add(READER, Ordering::Acquire);
-        self.head_wait(|c| c & WLOCKED == 0);
+        // We are the queue head. A waiting writer behind us has not set
+        // WAITING yet (it does so only as the head), so wait only for a writer
+        // that holds the lock, then enter.
+        loop {
+            let c = self.head_wait(|c| c & WLOCKED == 0);
+            // Acquire: as in `try_read_once`.
+            if self
+                .cnts
+                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
         // SAFETY: we took `wait_lock` above.
         unsafe { self.wait_lock.unlock() };
     }
@@ -219,19 +286,37 @@ impl QueuedRw {
     #[cold]
     fn write_slow(&self) {
         self.wait_lock.lock();
-        if !self.try_write() {
-            // Turn new readers into the queue.
-            self.cnts.fetch_or(WAITING, Ordering::Relaxed);
-            loop {
-                self.head_wait(|c| c == WAITING);
-                // Acquire: pairs with the last reader's Release fetch_sub.
-                if self
-                    .cnts
-                    .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    break;
-                }
+        loop {
+            // Wait for a writer that holds the lock to leave (we may not touch
+            // `cnts` while it does), then turn new readers into the queue or
+            // take the lock if it is free.
+            let c = self.head_wait(|c| c & WLOCKED == 0);
+            let (new, taken) = if c & !WAITING == 0 {
+                (WLOCKED, true)
+            } else {
+                (c | WAITING, false)
+            };
+            // Acquire (when taking it): pairs with the Release of the last
+            // reader or writer out.
+            if self
+                .cnts
+                .compare_exchange_weak(c, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            if taken {
+                break;
+            }
+            // WAITING is set: only readers hold it (irq readers may still come).
+            self.head_wait(|c| c == WAITING);
+            // Acquire: pairs with the last reader's Release fetch_sub.
+            if self
+                .cnts
+                .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
             }
         }
         // SAFETY: we took `wait_lock` above.
@@ -249,7 +334,7 @@ mod loom_tests {
     }
 
     /// A writer waits for a reader to drain and, its one-round spin budget
-    /// spent, sleeps with `SLEEPING` set; the reader's unlock must wake it
+    /// spent, sleeps with `sleeper` set; the reader's unlock must wake it
     /// (a lost wake-up shows as a deadlock). Then a reader waits for that
     /// writer the same way.
     #[test]
@@ -271,6 +356,35 @@ mod loom_tests {
             unsafe { l.read_unlock() };
             w.join().unwrap();
             assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
+            assert_eq!(l.sleeper.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A writer holds the lock; a reader queues as the head and sleeps with
+    /// `sleeper` set. The writer's release is a plain store followed by the
+    /// light barrier and a `sleeper` load: it must wake the reader (a lost
+    /// wake-up shows as a deadlock).
+    #[test]
+    fn loom_qrwlock_write_unlock_store_wakes_sleeping_reader() {
+        use loom::sync::Arc;
+        loom::model(|| {
+            let l = Arc::new(QueuedRw::new());
+            l.write();
+            let l2 = l.clone();
+            let r = loom::thread::spawn(move || {
+                l2.read();
+                assert!(!l2.is_write_locked());
+                // SAFETY: taken just above.
+                unsafe { l2.read_unlock() };
+            });
+            while l.sleeper.load(Ordering::Relaxed) == 0 {
+                loom::thread::yield_now();
+            }
+            // SAFETY: taken above, on this thread.
+            unsafe { l.write_unlock() };
+            r.join().unwrap();
+            assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
+            assert_eq!(l.sleeper.load(Ordering::Relaxed), 0);
         });
     }
 }
