@@ -354,6 +354,51 @@ impl<T: ?Sized> RwSemaphore<T> {
     pub fn reader_count(&self) -> u32 {
         self.raw.count.load(Ordering::Relaxed) / READER
     }
+
+    /// Whether readers hold it (`rw_read_held`, though Solaris asks whether
+    /// *this* thread is one of them). A snapshot.
+    #[doc(alias = "rw_read_held")]
+    pub fn is_read_locked(&self) -> bool {
+        self.reader_count() > 0
+    }
+
+    /// Turns the caller's read hold into the write hold without letting go, if
+    /// it is the only reader and no writer has asked for hand-off (Solaris's
+    /// `rw_tryupgrade`); otherwise returns the read guard untouched. Nothing
+    /// another writer could do happens in between, so what was read under the
+    /// read hold is still true under the write hold.
+    ///
+    /// ```
+    /// use ksync::rwsem::RwSemaphore;
+    /// let s = RwSemaphore::new(1);
+    /// let r = s.read();
+    /// let mut w = s.try_upgrade(r).ok().expect("the only reader");
+    /// *w += 1;
+    /// drop(w);
+    /// let (r1, r2) = (s.read(), s.read());
+    /// let r1 = s.try_upgrade(r1).err().expect("another reader holds it");
+    /// assert_eq!((*r1, *r2), (2, 2));
+    /// ```
+    ///
+    /// # Panics
+    /// If `guard` is a read guard of another semaphore.
+    #[doc(alias = "rw_tryupgrade")]
+    pub fn try_upgrade<'a>(
+        &'a self,
+        guard: RwSemReadGuard<'a, T>,
+    ) -> core::result::Result<RwSemWriteGuard<'a, T>, RwSemReadGuard<'a, T>> {
+        assert!(
+            core::ptr::eq(guard.raw(), &self.raw),
+            "RwSemaphore::try_upgrade: the read guard belongs to another semaphore"
+        );
+        if !self.raw.try_upgrade() {
+            return Err(guard);
+        }
+        let (_, _, ctx) = guard.into_parts();
+        // SAFETY: `try_upgrade` turned this thread's read lock on `self` into
+        // the write lock (the lockdep record too), with the same guard state.
+        Ok(unsafe { Guard::new(self, ctx) })
+    }
 }
 
 impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
@@ -496,6 +541,31 @@ impl RawRwSemaphore {
 
     /// `downgrade_write`: writer → reader, atomically; queued readers are let
     /// in, writers stay excluded (the reader count is never zero in between).
+    /// `rw_tryupgrade`: the caller's read hold becomes the write hold if it is
+    /// the only reader and no hand-off is pending. The caller holds a read lock.
+    fn try_upgrade(&self) -> bool {
+        // A writer that asked for hand-off has waited long enough: it goes
+        // first (one that sets HANDOFF just after this load waits for our
+        // release like any writer behind a holder).
+        if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+            return false;
+        }
+        // `count == READER`: we are the only holder, so `WRITER` may replace
+        // our reader unit (the invariant: `count` is exactly `WRITER` while a
+        // writer holds it). Relaxed: we already hold the lock; our release
+        // (`up_write`) orders our writes for the next holder.
+        if self
+            .count
+            .compare_exchange(READER, WRITER, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        lockdep::release(&self.dep_map);
+        lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
+        true
+    }
+
     fn downgrade(&self) {
         lockdep::release(&self.dep_map);
         lockdep::acquire(&self.dep_map, AcquireKind::Read, true, 0);

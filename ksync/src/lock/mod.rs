@@ -891,9 +891,15 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
         self.state.saved_flags()
     }
 
+    /// The raw lock this guard holds a shared lock on.
+    #[inline]
+    pub(crate) fn raw(&self) -> &'a B {
+        self.raw
+    }
+
     /// Takes the guard apart without unlocking.
     #[inline(always)]
-    fn into_parts(self) -> (&'a B, NonNull<T>, C) {
+    pub(crate) fn into_parts(self) -> (&'a B, NonNull<T>, C) {
         let parts = (self.raw, self.data, self.state);
         core::mem::forget(self);
         parts
