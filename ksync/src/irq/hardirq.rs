@@ -198,9 +198,16 @@ pub fn free_irq(irq: u32) -> Result<()> {
 /// Waits until no thread is running line `irq`'s handler (`synchronize_irq`).
 ///
 /// # Panics
-/// When called from that handler on this thread, or for a line `>= NR_IRQS`.
+/// When called from that handler on this thread, or for a line `>= NR_IRQS`
+/// (with the error [`raise_irq`] returns for it, [`Error::InvalidArgument`],
+/// and the line named: the kernel's `synchronize_irq` returns nothing either).
 pub fn synchronize_irq(irq: u32) {
-    let desc = &DESCS[irq as usize];
+    let desc = match check_line(irq) {
+        Ok(desc) => desc,
+        Err(e) => {
+            panic!("ksync: synchronize_irq({irq}): no such irq line, lines are 0..{NR_IRQS}: {e}")
+        }
+    };
     if LINES.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
         panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
     }
