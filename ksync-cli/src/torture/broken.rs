@@ -11,6 +11,13 @@ impl TortureLock for NoLock {
     fn write(&self, cs: &mut dyn FnMut()) {
         cs()
     }
+    fn write_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
+        cs();
+        true
+    }
+    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+        Some(Box::new(NoLock))
+    }
 }
 
 fn run(cfg: &Config, mon: &Monitor) -> Report {

@@ -20,7 +20,7 @@ struct SpinT<B: RawSpin> {
     variant: Variant,
 }
 
-impl<B: RawSpin> TortureLock for SpinT<B> {
+impl<B: RawSpin + 'static> TortureLock for SpinT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
         let _g = match self.variant {
             Variant::Plain => self.lock.lock().into_any(),
@@ -30,16 +30,48 @@ impl<B: RawSpin> TortureLock for SpinT<B> {
         };
         cs();
     }
+    /// The irq variants' locks are irq-safe: their handlers take them with
+    /// `lock_irqsave` (never `lock_irq`, whose unlock would enable irqs inside
+    /// the handler).
+    fn write_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
+        if !matches!(self.variant, Variant::Irq | Variant::IrqSave) {
+            return false;
+        }
+        let _g = self.lock.lock_irqsave();
+        cs();
+        true
+    }
+    /// The bh variant's lock is taken in softirq context with a plain `lock`
+    /// (bhs are off there already), as the kernel's softirq side does.
+    fn write_from_softirq(&self, cs: &mut dyn FnMut()) -> bool {
+        if !matches!(self.variant, Variant::Bh) {
+            return false;
+        }
+        let _g = self.lock.lock();
+        cs();
+        true
+    }
+    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+        Some(Box::new(SpinT::<B> {
+            lock: Lock::new(()),
+            variant: self.variant,
+        }))
+    }
 }
 
 struct RwT<B: RawRwSpin> {
     lock: RwLockOf<(), B>,
 }
 
-impl<B: RawRwSpin> TortureLock for RwT<B> {
+impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.write();
         cs();
+    }
+    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+        Some(Box::new(RwT::<B> {
+            lock: RwLockOf::new(()),
+        }))
     }
     fn read(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.read();
@@ -47,7 +79,7 @@ impl<B: RawRwSpin> TortureLock for RwT<B> {
     }
 }
 
-fn spin<B: RawSpin>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
+fn spin<B: RawSpin + 'static>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
     move |cfg, mon| {
         let t = SpinT::<B> {
             lock: Lock::new(()),
@@ -57,7 +89,7 @@ fn spin<B: RawSpin>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
     }
 }
 
-fn rw<B: RawRwSpin>(cfg: &Config, mon: &Monitor) -> Report {
+fn rw<B: RawRwSpin + 'static>(cfg: &Config, mon: &Monitor) -> Report {
     let t = RwT::<B> {
         lock: RwLockOf::new(()),
     };
