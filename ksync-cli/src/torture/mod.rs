@@ -140,6 +140,8 @@ pub struct Monitor {
     pub nested: AtomicU64,
     /// Waits the watchdog reported as stalls.
     stalls: AtomicU64,
+    /// When the first failure was recorded (ns since the start, plus one); 0: none.
+    first_failure: AtomicU64,
     start: Instant,
     threads: Mutex<Vec<Arc<Slot>>>,
 }
@@ -157,6 +159,7 @@ impl Monitor {
             long_holds: AtomicU64::new(0),
             nested: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            first_failure: AtomicU64::new(0),
             start: Instant::now(),
             threads: Mutex::new(Vec::new()),
         }
@@ -167,7 +170,9 @@ impl Monitor {
     }
     /// Records a failure.
     pub fn fail(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.first_failure.store(self.now_ns(), Ordering::Relaxed);
+        }
     }
     /// Registers the calling thread as a torture thread of `role`.
     pub fn enter(&self, role: Role) -> Arc<Slot> {
@@ -292,6 +297,9 @@ pub struct Outcome {
     pub failures: u64,
     /// Waits longer than [`STALL`].
     pub stalls: u64,
+    /// When the first failure was seen, in milliseconds from the start (absent
+    /// without failures, or when only the type's final checks found one).
+    pub first_failure_ms: Option<f64>,
     /// Seconds run.
     pub seconds: f64,
     /// Writer threads.
@@ -345,8 +353,11 @@ impl Outcome {
             )
         };
         let mut v = vec![role("Writes", self.writes, self.writer_max_min)];
-        if self.readers > 0 {
+        if self.readers > 0 || self.reads > 0 {
             v.push(role("Reads ", self.reads, self.reader_max_min));
+        }
+        if let Some(t) = self.first_failure_ms {
+            v.push(format!("{n}-torture: First failure after {t:.3} ms"));
         }
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         let each = |r: &str| {
@@ -368,7 +379,7 @@ impl Outcome {
             "{n}-torture: Longest wait: writers {:.3} ms",
             self.writer_max_wait_ms
         );
-        if self.readers > 0 {
+        if self.readers > 0 || self.threads.iter().any(|t| t.role == "reader") {
             share += &format!(", readers {}{}", pct(self.reader_share), each("reader"));
             wait += &format!(", readers {:.3} ms", self.reader_max_wait_ms);
         }
@@ -527,6 +538,10 @@ pub fn run_one(
         reads: report.reads,
         failures,
         stalls,
+        first_failure_ms: match mon.first_failure.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(ms(ns)),
+        },
         seconds,
         writers: cfg.writers,
         readers: cfg.readers,
@@ -639,8 +654,8 @@ pub fn main(args: Args) -> bool {
         if !args.json {
             for line in o.lines() {
                 match &bar {
-                    Some(b) => b.println(line),
-                    None => println!("{line}"),
+                    Some(b) if !b.is_hidden() => b.println(line),
+                    _ => println!("{line}"),
                 }
             }
         }

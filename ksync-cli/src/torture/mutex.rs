@@ -119,6 +119,7 @@ impl TortureLock for InterruptibleLock {
                 Err(_) => {
                     flush_signals();
                     self.eintr.fetch_add(1, Ordering::Relaxed);
+                    faults::EINTR.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -96,6 +96,9 @@ fn run_sem_counting(cfg: &Config, mon: &Monitor) -> Report {
                         };
                         mon.end_wait(&me);
                         if r.is_err() {
+                            if r == Err(ksync::Error::Interrupted) {
+                                super::faults::EINTR.fetch_add(1, Ordering::Relaxed);
+                            }
                             cancelled.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
