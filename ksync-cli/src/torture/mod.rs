@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 mod broken;
 mod faults;
+mod fwd;
 mod mutex;
 mod rcu;
 mod seqpcpu;
@@ -262,6 +263,7 @@ pub fn all() -> Vec<TortureType> {
     v.extend(sleeping::types());
     v.extend(seqpcpu::types());
     v.extend(rcu::types());
+    v.extend(fwd::types());
     v.extend(broken::types());
     v
 }
