@@ -82,13 +82,51 @@ fn run(cfg: &Config, mon: &Monitor) -> Report {
     lock_torture(&RacyLock::new(), cfg, mon)
 }
 
+/// A lock whose first holder keeps it for [`STUCK_HOLD`]: every other thread
+/// waits that long, which the stall watchdog must report.
+struct StuckLock {
+    m: std::sync::Mutex<()>,
+    first: AtomicBool,
+}
+
+/// How long `stuck_lock`'s first holder holds.
+const STUCK_HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl TortureLock for StuckLock {
+    fn write(&self, cs: &mut dyn FnMut()) {
+        let _g = self.m.lock().unwrap();
+        if !self.first.swap(true, Ordering::Relaxed) {
+            std::thread::sleep(STUCK_HOLD);
+        }
+        cs();
+    }
+}
+
+fn run_stuck(cfg: &Config, mon: &Monitor) -> Report {
+    let lock = StuckLock {
+        m: std::sync::Mutex::new(()),
+        first: AtomicBool::new(false),
+    };
+    lock_torture(&lock, cfg, mon)
+}
+
 pub fn types() -> Vec<TortureType> {
-    vec![TortureType {
-        name: "broken_lock",
-        about: "test-only: a racy, irq-unsafe lock; must FAIL (sooner with --faults irqs)",
-        writers: 4,
-        readers: 2,
-        hidden: true,
-        run,
-    }]
+    vec![
+        TortureType {
+            name: "broken_lock",
+            about: "test-only: a racy, irq-unsafe lock; must FAIL (sooner with --faults irqs)",
+            writers: 4,
+            readers: 2,
+            hidden: true,
+            run,
+        },
+        TortureType {
+            name: "stuck_lock",
+            about: "test-only: its first holder keeps it 2 s; with --stall under 2 it must FAIL with STALL",
+            writers: 2,
+            readers: 0,
+            hidden: true,
+            run: run_stuck,
+        },
+    ]
 }

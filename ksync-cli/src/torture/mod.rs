@@ -11,7 +11,7 @@
 //! …  Fail: …` line (and `Reads :` for types with a read side), each role's
 //! share of the operations and longest wait for an acquisition, the type's own
 //! lines, the fault sources' counters, and the verdict. A wait longer than
-//! [`STALL`] is a stall (the kernel's stall warning) and fails the type: the
+//! [`STALL`] (or `--stall`) is a stall (the kernel's stall warning) and fails the type: the
 //! watchdog in [`run_one`] reports it while it happens. `--faults` adds the
 //! fault sources of [`faults`] beside the torture threads.
 
@@ -59,6 +59,10 @@ pub struct Args {
     /// onoff, signals, irqs, long-hold, nested, or all.
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<String>,
+    /// Seconds one wait for an acquisition may last before it is a stall, a
+    /// FAILURE (default 10, the kernel's stall warning).
+    #[arg(long)]
+    pub stall: Option<f64>,
 }
 
 /// The settings one torture type runs with.
@@ -72,6 +76,8 @@ pub struct Config {
     pub duration: Duration,
     /// The faults injected meanwhile.
     pub faults: faults::FaultSet,
+    /// A wait longer than this is a stall.
+    pub stall: Duration,
 }
 
 /// What one run of a torture type found.
@@ -133,6 +139,8 @@ pub struct Monitor {
     pub failures: AtomicU64,
     /// The faults injected.
     pub faults: faults::FaultSet,
+    /// A wait longer than this is a stall.
+    stall: Duration,
     /// Set while a stutter holds the threads.
     paused: AtomicBool,
     /// Long holds so far (`long-hold`).
@@ -148,14 +156,15 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A monitor for a run with `faults`.
-    pub fn new(faults: faults::FaultSet) -> Self {
+    /// A monitor for a run with `cfg`'s faults and stall limit.
+    pub fn new(cfg: &Config) -> Self {
         Monitor {
             stop: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            faults,
+            faults: cfg.faults,
+            stall: cfg.stall,
             paused: AtomicBool::new(false),
             long_holds: AtomicU64::new(0),
             nested: AtomicU64::new(0),
@@ -214,7 +223,7 @@ impl Monitor {
         me.stalled.store(false, Ordering::Relaxed);
         me.ops.fetch_add(1, Ordering::Relaxed);
     }
-    /// The watchdog: reports every wait in progress that passed [`STALL`], once
+    /// The watchdog: reports every wait in progress that passed the stall limit, once
     /// per wait. Returns the new reports.
     fn check_stalls(&self) -> Vec<String> {
         let now = self.now_ns();
@@ -222,7 +231,7 @@ impl Monitor {
         for s in self.slots() {
             let since = s.wait_since.load(Ordering::Relaxed);
             if since != 0
-                && now.saturating_sub(since) > STALL.as_nanos() as u64
+                && now.saturating_sub(since) > self.stall.as_nanos() as u64
                 && !s.stalled.swap(true, Ordering::Relaxed)
             {
                 self.stalls.fetch_add(1, Ordering::Relaxed);
@@ -297,8 +306,10 @@ pub struct Outcome {
     pub reads: u64,
     /// Failures seen (stalls included).
     pub failures: u64,
-    /// Waits longer than [`STALL`].
+    /// Waits longer than the stall limit ([`STALL`] unless `--stall`).
     pub stalls: u64,
+    /// The stall limit, in seconds.
+    pub stall_s: f64,
     /// When the first failure was seen, in milliseconds from the start (absent
     /// without failures, or when only the type's final checks found one).
     pub first_failure_ms: Option<f64>,
@@ -385,11 +396,7 @@ impl Outcome {
             share += &format!(", readers {}{}", pct(self.reader_share), each("reader"));
             wait += &format!(", readers {:.3} ms", self.reader_max_wait_ms);
         }
-        wait += &format!(
-            " (stall: over {} s; stalls: {})",
-            STALL.as_secs(),
-            self.stalls
-        );
+        wait += &format!(" (stall: over {} s; stalls: {})", self.stall_s, self.stalls);
         v.push(share);
         v.push(wait);
         v.extend(self.notes.iter().map(|l| format!("  {l}")));
@@ -421,7 +428,7 @@ pub fn run_one(
     stat_interval: Option<Duration>,
     quiet: bool,
 ) -> Outcome {
-    let mon = Monitor::new(cfg.faults);
+    let mon = Monitor::new(cfg);
     let start = Instant::now();
     let (report, fault_lines) = std::thread::scope(|s| {
         let worker = s.spawn(|| (t.run)(cfg, &mon));
@@ -456,13 +463,14 @@ pub fn run_one(
         // The threads finish their operation in progress and stop. One that
         // does not within a stall's time is stuck for good: say so and end the
         // process rather than hang (the scope would join it forever).
-        let give_up = Instant::now() + STALL + Duration::from_secs(5);
+        let grace = cfg.stall + Duration::from_secs(5);
+        let give_up = Instant::now() + grace;
         while !worker.is_finished() {
             if Instant::now() >= give_up {
                 println!(
-                    "{}-torture: FAILURE: the torture threads did not stop within {} s of the end of the run (stuck in an acquisition)",
+                    "{}-torture: FAILURE: the torture threads did not stop within {:.1} s of the end of the run (stuck in an acquisition)",
                     t.name,
-                    (STALL + Duration::from_secs(5)).as_secs()
+                    grace.as_secs_f64()
                 );
                 println!("ksync torture: FAILURE");
                 std::process::exit(1);
@@ -540,6 +548,7 @@ pub fn run_one(
         reads: report.reads,
         failures,
         stalls,
+        stall_s: cfg.stall.as_secs_f64(),
         first_failure_ms: match mon.first_failure.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(ms(ns)),
@@ -616,6 +625,14 @@ pub fn main(args: Args) -> bool {
             return false;
         }
     };
+    let stall = match args.stall {
+        None => STALL,
+        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+        Some(s) => {
+            eprintln!("ksync torture: --stall must be a positive number of seconds, not {s}");
+            return false;
+        }
+    };
     let stat = (args.stat_interval > 0.0 && !args.json)
         .then(|| Duration::from_secs_f64(args.stat_interval));
     let bar = if args.types.is_empty() && !args.json {
@@ -644,6 +661,7 @@ pub fn main(args: Args) -> bool {
             },
             duration: per_type,
             faults,
+            stall,
         };
         if let Some(b) = &bar {
             b.set_message(t.name);
