@@ -73,7 +73,7 @@ impl TortureLock for RacyLock {
         self.release();
         true
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    fn sibling(&self, _depth: usize) -> Option<Box<dyn TortureLock>> {
         Some(Box::new(RacyLock::new()))
     }
 }

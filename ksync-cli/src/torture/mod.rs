@@ -730,9 +730,13 @@ pub trait TortureLock: Send + Sync {
         let _ = cs;
         false
     }
-    /// A new lock of the same kind, for the `nested` fault's chain; `None` for
-    /// a lock that cannot have siblings (the BKL).
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    /// A new lock of the same kind, at position `depth` (below [`NESTED`]) of
+    /// the `nested` fault's chain, in a lockdep class of its own per kind and
+    /// position (a chain of one class would be recursive locking to lockdep,
+    /// and one class for two kinds of lock, a spinning and a sleeping one,
+    /// confuses it); `None` for a lock that cannot have siblings (the BKL).
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        let _ = depth;
         None
     }
 }
@@ -833,7 +837,9 @@ fn long_delay(d: Duration) {
 /// [`LONG_HOLD_EVERY`].
 const LONG_HOLD_EVERY: Duration = Duration::from_millis(100);
 
-/// The `nested` fault: locks in a writer's chain before the main lock.
+/// The `nested` fault: locks in a writer's chain before the main lock (each
+/// kind gives them lockdep classes of their own, one per position, as
+/// locktorture gives its nested locks their own keys; always taken in order).
 pub const NESTED: usize = 2;
 
 fn min_max(v: &[u64]) -> (u64, u64) {
@@ -871,7 +877,7 @@ fn chain_write(
 pub fn lock_torture(lock: &dyn TortureLock, cfg: &Config, mon: &Monitor) -> Report {
     let shared = Shared::default();
     let chain: Vec<Box<dyn TortureLock>> = if cfg.faults.has(faults::Fault::Nested) {
-        (0..NESTED).map_while(|_| lock.sibling()).collect()
+        (0..NESTED).map_while(|d| lock.sibling(d)).collect()
     } else {
         Vec::new()
     };

@@ -4,6 +4,7 @@
 use super::faults::{self, Fault};
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
 use ksync::condvar::CondVar;
+use ksync::lockdep::LockClassKey;
 use ksync::mutex::Mutex;
 use ksync::rwsem::RwSemaphore;
 use ksync::sched::{Signal, Task, current, flush_signals};
@@ -78,9 +79,14 @@ impl TortureLock for MutexLock {
             }
         }
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_mutex_nested[0]"),
+            LockClassKey::new("torture_mutex_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
         Some(Box::new(MutexLock {
-            m: Mutex::new(()),
+            m: Mutex::with_class((), key.name(), key),
             interruptible: self.interruptible,
         }))
     }
@@ -222,9 +228,14 @@ impl TortureLock for RwSemLock {
         };
         cs();
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_rwsem_nested[0]"),
+            LockClassKey::new("torture_rwsem_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
         Some(Box::new(RwSemLock {
-            sem: RwSemaphore::new(()),
+            sem: RwSemaphore::with_class((), key.name(), key),
             interruptible: self.interruptible,
         }))
     }

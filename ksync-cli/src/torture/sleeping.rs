@@ -39,7 +39,7 @@ impl TortureLock for SemLock {
         cs();
         self.0.up();
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    fn sibling(&self, _depth: usize) -> Option<Box<dyn TortureLock>> {
         Some(Box::new(SemLock(Semaphore::new_unlocked(), self.1)))
     }
 }

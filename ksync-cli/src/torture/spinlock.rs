@@ -4,6 +4,7 @@
 
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
 use ksync::spinlock::raw::{Mcs, Queued, RawRwSpin, RawSpin, ReaderPref, Tas, Ticket, Ttas};
+use ksync::lockdep::LockClassKey;
 use ksync::spinlock::{Lock, RwLockOf};
 
 /// How a torture type takes its exclusive lock.
@@ -51,9 +52,14 @@ impl<B: RawSpin + 'static> TortureLock for SpinT<B> {
         cs();
         true
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_spin_nested[0]"),
+            LockClassKey::new("torture_spin_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
         Some(Box::new(SpinT::<B> {
-            lock: Lock::new(()),
+            lock: Lock::with_class((), key.name(), key),
             variant: self.variant,
         }))
     }
@@ -68,10 +74,15 @@ impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
         let _g = self.lock.write();
         cs();
     }
-    fn sibling(&self) -> Option<Box<dyn TortureLock>> {
-        Some(Box::new(RwT::<B> {
-            lock: RwLockOf::new(()),
-        }))
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        // rwlocks take no explicit key: one creation site per position gives
+        // each its own class.
+        let lock = match depth {
+            0 => RwLockOf::new(()),
+            1 => RwLockOf::new(()),
+            _ => return None,
+        };
+        Some(Box::new(RwT::<B> { lock }))
     }
     fn read(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.read();
@@ -79,10 +90,21 @@ impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
     }
 }
 
+/// One lockdep class per variant: a lock taken in irq handlers (the `irqs`
+/// fault's) must not share a class with locks taken with irqs enabled, or
+/// lockdep rightly reports an inconsistent lock state.
+static VARIANT_KEYS: [LockClassKey; 4] = [
+    LockClassKey::new("torture_spin"),
+    LockClassKey::new("torture_spin_irq"),
+    LockClassKey::new("torture_spin_irqsave"),
+    LockClassKey::new("torture_spin_bh"),
+];
+
 fn spin<B: RawSpin + 'static>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
     move |cfg, mon| {
+        let key = &VARIANT_KEYS[variant as usize];
         let t = SpinT::<B> {
-            lock: Lock::new(()),
+            lock: Lock::with_class((), key.name(), key),
             variant,
         };
         lock_torture(&t, cfg, mon)
