@@ -3,8 +3,8 @@
 //! readers, and the queued lock through lock_api's adapter.
 
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
-use ksync::spinlock::raw::{Mcs, Queued, RawRwSpin, RawSpin, ReaderPref, Tas, Ticket, Ttas};
 use ksync::lockdep::LockClassKey;
+use ksync::spinlock::raw::{Mcs, Queued, RawRwSpin, RawSpin, ReaderPref, Tas, Ticket, Ttas};
 use ksync::spinlock::{Lock, RwLockOf};
 
 /// How a torture type takes its exclusive lock.
