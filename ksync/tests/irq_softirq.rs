@@ -474,10 +474,11 @@ fn an_irq_storm_at_one_thread_does_not_starve_its_tasklet() {
         "{STORM_N} irqs: the tasklet ran {drains} times ({during} during the storm), {dropped} packets dropped"
     );
     // Before irqs were taken one at a time around softirqs, the tasklet ran once
-    // or twice, after the last irq. How often it runs during the storm beyond
-    // this depends on when ksoftirqd gets a CPU (the overflow goes there).
+    // or twice, after the last irq. Now the first irq's pass alone runs it up to
+    // MAX_SOFTIRQ_RESTART times; how often beyond that depends on when
+    // ksoftirqd (which takes the overflow) gets a CPU, so the bound is low.
     assert!(
-        during >= 10,
+        during >= 5,
         "the tasklet ran {drains} times for {STORM_N} irqs, {during} of them during the storm ({dropped} packets dropped): starved by the storm"
     );
 }
