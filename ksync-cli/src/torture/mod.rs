@@ -467,12 +467,23 @@ pub fn run_one(
         let give_up = Instant::now() + grace;
         while !worker.is_finished() {
             if Instant::now() >= give_up {
-                println!(
-                    "{}-torture: FAILURE: the torture threads did not stop within {:.1} s of the end of the run (stuck in an acquisition)",
-                    t.name,
+                let why = format!(
+                    "the torture threads did not stop within {:.1} s of the end of the run (stuck in an acquisition)",
                     grace.as_secs_f64()
                 );
-                println!("ksync torture: FAILURE");
+                if quiet {
+                    // --json: the output stays one JSON array.
+                    let row = serde_json::json!([{
+                        "type": t.name,
+                        "verdict": "FAILURE",
+                        "stalls": mon.stalls.load(Ordering::Relaxed),
+                        "notes": [why],
+                    }]);
+                    println!("{row}");
+                } else {
+                    println!("{}-torture: FAILURE: {why}", t.name);
+                    println!("ksync torture: FAILURE");
+                }
                 std::process::exit(1);
             }
             std::thread::sleep(Duration::from_millis(10));
