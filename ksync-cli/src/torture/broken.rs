@@ -6,7 +6,7 @@
 //! - test-and-test-and-set with the "set" split from the "test" (a load that
 //!   sees the lock free, then a plain store): two threads that both load
 //!   between each other's load and store both enter. The window is a few dozen
-//!   cycles wide (and now and then a yield, as a preemption), so a steady run
+//!   cycles wide (and 1 time in 64 a yield, as a preemption), so a steady run
 //!   hits it only now and then;
 //! - task context takes it with irqs enabled while the irq handler takes it
 //!   too: an irq that arrives while its own thread holds the lock would spin
@@ -41,7 +41,7 @@ impl RacyLock {
                 for _ in 0..WINDOW {
                     std::hint::spin_loop();
                 }
-                if fastrand::u16(..) < 64 {
+                if fastrand::u8(..) < 4 {
                     std::thread::yield_now();
                 }
                 self.locked.store(true, Ordering::Relaxed);
