@@ -67,3 +67,155 @@ fn json_rows_carry_the_verdict() {
     assert!(by("broken_lock")["failures"].as_u64().unwrap() > 0);
     assert!(by("broken_lock")["seconds"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn every_fault_source_runs_and_prints_its_counters() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "spin_lock_irqsave,spin_lock_bh,mutex,rwsem,sem",
+        "--duration",
+        "0.5",
+        "--stat-interval",
+        "0",
+        "--faults",
+        "all",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit status {:?}\n{stdout}",
+        out.status
+    );
+    for source in [
+        "stutter: ",
+        "shuffle: ",
+        "onoff: ",
+        "signals: ",
+        "irqs: ",
+        "long-hold: ",
+        "nested: ",
+    ] {
+        assert_eq!(
+            stdout.matches(source).count(),
+            5,
+            "one {source:?} line per type\n{stdout}"
+        );
+    }
+    // The handlers took the irq-safe lock, and the tasklet the bh lock.
+    let count_before = |line_start: &str, what: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(line_start))
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} after {line_start:?}\n{stdout}"));
+        let at = line.find(what).unwrap();
+        line[..at]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(count_before("spin_lock_irqsave-torture: Writes", " irq-safe lock takes") > 0);
+    assert!(count_before("spin_lock_bh-torture: Writes", " bh lock takes") > 0);
+    assert!(stdout.contains("ksync torture: SUCCESS"), "{stdout}");
+}
+
+#[test]
+fn one_output_format_for_every_type() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "rwsem,completion,seqlock,rcu",
+        "--duration",
+        "0.3",
+        "--stat-interval",
+        "0",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for t in ["rwsem", "completion", "seqlock", "rcu"] {
+        for line in [
+            "-torture: Writes:  Total: ",
+            "-torture: Reads :  Total: ",
+            "-torture: Shares: writers ",
+            "-torture: Longest wait: writers ",
+            "-torture: SUCCESS",
+        ] {
+            assert!(
+                stdout.contains(&format!("{t}{line}")),
+                "no {t}{line:?}\n{stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_rows_carry_waits_and_shares() {
+    let out = ksync(&["torture", "--type", "rwsem", "--duration", "0.3", "--json"]);
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let row = &rows[0];
+    let f = |k: &str| {
+        row[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no number {k}: {row}"))
+    };
+    assert!(f("max_wait_ms") >= 0.0);
+    assert!(f("max_wait_ms") >= f("reader_max_wait_ms"));
+    assert!(f("max_wait_ms") >= f("writer_max_wait_ms"));
+    assert!(
+        (f("writer_share") + f("reader_share") - 1.0).abs() < 1e-9,
+        "{row}"
+    );
+    let threads = row["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 6, "2 writers and 4 readers: {row}");
+    assert_eq!(threads.iter().filter(|t| t["role"] == "reader").count(), 4);
+    assert_eq!(row["stalls"], 0);
+}
+
+#[test]
+fn a_wait_past_the_stall_limit_fails_the_type() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "stuck_lock",
+        "--duration",
+        "0.3",
+        "--stall",
+        "0.5",
+        "--json",
+    ]);
+    assert!(!out.status.success(), "a stall must fail the run");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rows[0]["verdict"], "FAILURE");
+    assert!(rows[0]["stalls"].as_u64().unwrap() >= 1, "{}", rows[0]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STALL: "));
+}
+
+#[test]
+fn broken_lock_fails_under_faults_too() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "broken_lock",
+        "--duration",
+        "0.3",
+        "--faults",
+        "irqs,shuffle",
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rows[0]["verdict"], "FAILURE");
+    assert!(rows[0]["first_failure_ms"].as_f64().is_some());
+}
+
+#[test]
+fn unknown_faults_are_refused() {
+    let out = ksync(&["torture", "--faults", "stutter,gremlins"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown fault \"gremlins\""), "{stderr}");
+}

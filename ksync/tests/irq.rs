@@ -388,6 +388,21 @@ fn request_irq_refuses_bad_and_busy_lines() {
     assert!((libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig));
 }
 
+#[test]
+fn synchronize_irq_of_a_bad_line_names_the_line_and_the_error() {
+    let err = std::panic::catch_unwind(|| irq::synchronize_irq(999)).unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    assert!(msg.contains("synchronize_irq(999)"), "{msg}");
+    assert!(
+        msg.contains(&Error::InvalidArgument.to_string()),
+        "the message gives raise_irq's error: {msg}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 
 static ORDER_LOG: AtomicU64 = AtomicU64::new(0);

@@ -1,8 +1,10 @@
 //! Torture types for the mutex area (registered in `super::all`): `mutex`,
 //! `mutex_interruptible`, `rwsem` (with readers) and `condvar`.
 
+use super::faults::{self, Fault};
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
 use ksync::condvar::CondVar;
+use ksync::lockdep::LockClassKey;
 use ksync::mutex::Mutex;
 use ksync::rwsem::RwSemaphore;
 use ksync::sched::{Signal, Task, current, flush_signals};
@@ -46,17 +48,62 @@ pub fn types() -> Vec<TortureType> {
     ]
 }
 
-struct MutexLock(Mutex<()>);
+/// The mutex; with the `signals` fault, taken with `lock_interruptible` (and
+/// `lock_killable` every other time), retried on `-EINTR`: a failed lock must
+/// leave the mutex as if it was never tried (the harness's exclusion check, and
+/// the final "not locked" check).
+struct MutexLock {
+    m: Mutex<()>,
+    interruptible: bool,
+}
 
 impl TortureLock for MutexLock {
     fn write(&self, cs: &mut dyn FnMut()) {
-        let _g = self.0.lock();
-        cs();
+        if !self.interruptible {
+            let _g = self.m.lock();
+            cs();
+            return;
+        }
+        loop {
+            let r = if fastrand::bool() {
+                self.m.lock_interruptible()
+            } else {
+                self.m.lock_killable()
+            };
+            match r {
+                Ok(_g) => return cs(),
+                Err(_) => {
+                    flush_signals();
+                    faults::EINTR.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_mutex_nested[0]"),
+            LockClassKey::new("torture_mutex_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
+        Some(Box::new(MutexLock {
+            m: Mutex::with_class((), key.name(), key),
+            interruptible: self.interruptible,
+        }))
     }
 }
 
 fn run_mutex(cfg: &Config, mon: &Monitor) -> Report {
-    lock_torture(&MutexLock(Mutex::new(())), cfg, mon)
+    let lock = MutexLock {
+        m: Mutex::new(()),
+        interruptible: cfg.faults.has(Fault::Signals),
+    };
+    let mut r = lock_torture(&lock, cfg, mon);
+    if lock.m.is_locked() {
+        mon.fail();
+        r.failures += 1;
+        r.notes.push("the mutex was left locked".into());
+    }
+    r
 }
 
 /// Writers lock with `lock_interruptible` and retry on `EINTR`; a side thread
@@ -78,6 +125,7 @@ impl TortureLock for InterruptibleLock {
                 Err(_) => {
                     flush_signals();
                     self.eintr.fetch_add(1, Ordering::Relaxed);
+                    faults::EINTR.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -137,13 +185,35 @@ fn run_mutex_interruptible(cfg: &Config, mon: &Monitor) -> Report {
     report
 }
 
-struct RwSemLock(RwSemaphore<()>);
+/// The rwsem; with the `signals` fault, both sides are taken with the
+/// interruptible calls and retried on `-EINTR`.
+struct RwSemLock {
+    sem: RwSemaphore<()>,
+    interruptible: bool,
+}
+
+/// Retries `take` until it succeeds, counting and flushing each `-EINTR`.
+fn retry<G>(mut take: impl FnMut() -> ksync::Result<G>) -> G {
+    loop {
+        match take() {
+            Ok(g) => return g,
+            Err(_) => {
+                flush_signals();
+                faults::EINTR.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 impl TortureLock for RwSemLock {
     fn write(&self, cs: &mut dyn FnMut()) {
         // Now and then downgrade in the middle: the write part runs the writer
         // check, then the read part must still exclude writers.
-        let g = self.0.write();
+        let g = if self.interruptible {
+            retry(|| self.sem.write_interruptible())
+        } else {
+            self.sem.write()
+        };
         cs();
         if fastrand::u8(..) < 16 {
             let r = g.downgrade();
@@ -151,16 +221,36 @@ impl TortureLock for RwSemLock {
         }
     }
     fn read(&self, cs: &mut dyn FnMut()) {
-        let _g = self.0.read();
+        let _g = if self.interruptible {
+            retry(|| self.sem.read_interruptible())
+        } else {
+            self.sem.read()
+        };
         cs();
+    }
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_rwsem_nested[0]"),
+            LockClassKey::new("torture_rwsem_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
+        Some(Box::new(RwSemLock {
+            sem: RwSemaphore::with_class((), key.name(), key),
+            interruptible: self.interruptible,
+        }))
     }
 }
 
 fn run_rwsem(cfg: &Config, mon: &Monitor) -> Report {
-    let lock = RwSemLock(RwSemaphore::new(()));
-    let r = lock_torture(&lock, cfg, mon);
-    if lock.0.is_locked() {
+    let lock = RwSemLock {
+        sem: RwSemaphore::new(()),
+        interruptible: cfg.faults.has(Fault::Signals),
+    };
+    let mut r = lock_torture(&lock, cfg, mon);
+    if lock.sem.is_locked() {
         mon.fail();
+        r.failures += 1;
+        r.notes.push("the rwsem was left locked".into());
     }
     r
 }
@@ -177,7 +267,9 @@ fn run_condvar(cfg: &Config, mon: &Monitor) -> Report {
             .map(|i| {
                 let (state, cv) = (&state, &cv);
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Writer);
                     let mut mine = 0u64;
+                    mon.begin_wait(&me);
                     let mut g = state.lock();
                     loop {
                         while g.0 != i && !mon.should_stop() {
@@ -188,11 +280,13 @@ fn run_condvar(cfg: &Config, mon: &Monitor) -> Report {
                         if mon.should_stop() {
                             break;
                         }
+                        mon.end_wait(&me);
                         g.0 = (i + 1) % n;
                         g.1 += 1;
                         mine += 1;
                         mon.writes.fetch_add(1, Ordering::Relaxed);
                         cv.notify_all();
+                        mon.begin_wait(&me);
                     }
                     drop(g);
                     cv.notify_all();

@@ -19,7 +19,7 @@
 //! `rcu_barrier` calls). Readers read both slots, sometimes nested, spin a random
 //! while, and check the object again before leaving.
 
-use super::{Config, Monitor, Report, TortureType};
+use super::{Config, Monitor, Report, Slot, TortureType};
 use ksync::rcu::{
     SrcuStruct, call_rcu, rcu_barrier, rcu_read_lock, synchronize_rcu, synchronize_rcu_expedited,
 };
@@ -213,10 +213,13 @@ fn run_rcu(cfg: &Config, mon: &Monitor) -> Report {
             .map(|i| {
                 let sh = &sh;
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Reader);
                     let mut rng = fastrand::Rng::with_seed(i as u64 + 1);
                     let mut st = ReaderStats::default();
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
                         let g = rcu_read_lock();
+                        mon.end_wait(&me);
                         // Acquire: rcu_dereference.
                         let pa = sh.slot_a.load(Ordering::Acquire);
                         // SAFETY: pool objects live for the whole run (never
@@ -253,10 +256,13 @@ fn run_rcu(cfg: &Config, mon: &Monitor) -> Report {
         let writers: Vec<_> = (0..cfg.writers.max(1))
             .map(|w| {
                 let sh = &sh;
-                s.spawn(move || match w {
-                    0 => writer_sync(sh, mon),
-                    1 => writer_call_rcu(sh, mon),
-                    _ => fake_writer(w as u64, mon),
+                s.spawn(move || {
+                    let me = mon.enter(super::Role::Writer);
+                    match w {
+                        0 => writer_sync(sh, mon, &me),
+                        1 => writer_call_rcu(sh, mon, &me),
+                        _ => fake_writer(w as u64, mon, &me),
+                    }
                 })
             })
             .collect();
@@ -271,7 +277,7 @@ fn run_rcu(cfg: &Config, mon: &Monitor) -> Report {
 
 /// Writer 0: replace slot A, age the pipeline one step per grace period, reclaim
 /// at the end of the pipeline.
-fn writer_sync(sh: &Shared, mon: &Monitor) -> u64 {
+fn writer_sync(sh: &Shared, mon: &Monitor, me: &Slot) -> u64 {
     let mut pipeline: Vec<&Obj> = Vec::new();
     let mut n = 0u64;
     while !mon.should_stop() {
@@ -285,11 +291,13 @@ fn writer_sync(sh: &Shared, mon: &Monitor) -> u64 {
             old.pipe.store(1, Ordering::Release);
             pipeline.push(old);
         }
+        mon.begin_wait(me);
         if n.is_multiple_of(3) {
             synchronize_rcu_expedited();
         } else {
             synchronize_rcu();
         }
+        mon.end_wait(me);
         pipeline.retain(|o| {
             let age = o.pipe.fetch_add(1, Ordering::AcqRel) + 1;
             if age >= PIPE_LEN {
@@ -306,9 +314,11 @@ fn writer_sync(sh: &Shared, mon: &Monitor) -> u64 {
 }
 
 /// Writer 1: replace slot B, reclaim through call_rcu.
-fn writer_call_rcu(sh: &Shared, mon: &Monitor) -> u64 {
+fn writer_call_rcu(sh: &Shared, mon: &Monitor, me: &Slot) -> u64 {
     let mut n = 0u64;
     while !mon.should_stop() {
+        mon.begin_wait(me);
+        mon.end_wait(me);
         let new = match sh.pool_b.take() {
             Some(o) => o,
             None => {
@@ -341,15 +351,17 @@ fn writer_call_rcu(sh: &Shared, mon: &Monitor) -> u64 {
 }
 
 /// rcutorture's fake writers: more grace-period and barrier traffic.
-fn fake_writer(seed: u64, mon: &Monitor) -> u64 {
+fn fake_writer(seed: u64, mon: &Monitor, me: &Slot) -> u64 {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut n = 0u64;
     while !mon.should_stop() {
+        mon.begin_wait(me);
         match rng.u32(0..4) {
             0 => synchronize_rcu_expedited(),
             1 => rcu_barrier(),
             _ => synchronize_rcu(),
         }
+        mon.end_wait(me);
         if rng.bool() {
             std::thread::yield_now();
         }
@@ -368,10 +380,13 @@ fn run_srcu(cfg: &Config, mon: &Monitor) -> Report {
             .map(|i| {
                 let (srcu, slot) = (&srcu, &slot);
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Reader);
                     let mut rng = fastrand::Rng::with_seed(i as u64 + 100);
                     let mut st = ReaderStats::default();
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
                         let g = srcu.read_lock();
+                        mon.end_wait(&me);
                         let p = slot.load(Ordering::Acquire);
                         // SAFETY: pool objects live for the whole run.
                         let o = unsafe { &*p };
@@ -399,11 +414,14 @@ fn run_srcu(cfg: &Config, mon: &Monitor) -> Report {
             .map(|w| {
                 let (srcu, slot, pool) = (&srcu, &slot, &pool);
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Writer);
                     let mut n = 0u64;
                     if w > 0 {
                         // Extra writers: concurrent synchronize_srcu calls.
                         while !mon.should_stop() {
+                            mon.begin_wait(&me);
                             srcu.synchronize();
+                            mon.end_wait(&me);
                             n += 1;
                         }
                         return n;
@@ -420,7 +438,9 @@ fn run_srcu(cfg: &Config, mon: &Monitor) -> Report {
                             old.pipe.store(1, Ordering::Release);
                             pipeline.push(old);
                         }
+                        mon.begin_wait(&me);
                         srcu.synchronize();
+                        mon.end_wait(&me);
                         pipeline.retain(|o| {
                             let age = o.pipe.fetch_add(1, Ordering::AcqRel) + 1;
                             if age >= PIPE_LEN {

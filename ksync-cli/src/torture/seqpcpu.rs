@@ -120,13 +120,16 @@ fn snapshot_torture(cfg: &Config, mon: &Monitor, subject: &dyn Subject) -> Repor
             .map(|w| {
                 let progress = &progress;
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Writer);
                     let mut n = 0u64;
                     while !mon.should_stop() {
                         n += 1;
                         // Announce before publishing (Release pairs with the
                         // reader's Acquire load after its read).
                         progress[w].store(n, Ordering::Release);
+                        mon.begin_wait(&me);
                         subject.write(Snap::of(w as u64, n));
+                        mon.end_wait(&me);
                         mon.writes.fetch_add(1, Ordering::Relaxed);
                     }
                     n
@@ -137,10 +140,13 @@ fn snapshot_torture(cfg: &Config, mon: &Monitor, subject: &dyn Subject) -> Repor
             .map(|_| {
                 let progress = &progress;
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Reader);
                     let mut n = 0u64;
                     let mut bad = None;
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
                         let snap = subject.read();
+                        mon.end_wait(&me);
                         let w = snap.writer() as usize;
                         let ok = snap == Snap::of(snap.writer(), snap.seq())
                             && w <= writers
@@ -182,10 +188,13 @@ fn percpu_counter_torture(cfg: &Config, mon: &Monitor) -> Report {
             .map(|i| {
                 let c = &c;
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Writer);
                     let mut rng = fastrand::Rng::with_seed(0xc0 + i as u64);
                     let mut added = 0i64;
                     let mut ops = 0u64;
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
+                        mon.end_wait(&me);
                         if rng.u32(..16) == 0 {
                             // A short-lived thread: its delta must be folded at exit.
                             let n = rng.i64(1..200);
@@ -216,11 +225,14 @@ fn percpu_counter_torture(cfg: &Config, mon: &Monitor) -> Report {
             .map(|_| {
                 let c = &c;
                 s.spawn(move || {
+                    let me = mon.enter(super::Role::Reader);
                     let mut last = 0i64;
                     let mut n = 0u64;
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
                         let approx = c.read();
                         let exact = c.sum();
+                        mon.end_wait(&me);
                         // All additions are positive: the exact sum never goes
                         // backwards, and the shared count never runs ahead of it.
                         if exact < last || approx > exact {

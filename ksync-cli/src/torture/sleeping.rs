@@ -22,18 +22,33 @@ fn min_max(v: &[u64]) -> (u64, u64) {
 // ---------------------------------------------------------------------------
 // sem: a binary semaphore as a lock.
 
-struct SemLock(Semaphore);
+/// With the `signals` fault, taken with `down_interruptible` and retried on
+/// `-EINTR`; the final count checks that no failed down took a unit.
+struct SemLock(Semaphore, bool);
 
 impl TortureLock for SemLock {
     fn write(&self, cs: &mut dyn FnMut()) {
-        self.0.down();
+        if self.1 {
+            while self.0.down_interruptible().is_err() {
+                sched::flush_signals();
+                super::faults::EINTR.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.0.down();
+        }
         cs();
         self.0.up();
+    }
+    fn sibling(&self, _depth: usize) -> Option<Box<dyn TortureLock>> {
+        Some(Box::new(SemLock(Semaphore::new_unlocked(), self.1)))
     }
 }
 
 fn run_sem(cfg: &Config, mon: &Monitor) -> Report {
-    let lock = SemLock(Semaphore::new_unlocked());
+    let lock = SemLock(
+        Semaphore::new_unlocked(),
+        cfg.faults.has(super::faults::Fault::Signals),
+    );
     let mut r = lock_torture(&lock, cfg, mon);
     if lock.0.count() != 1 {
         mon.fail();
@@ -63,9 +78,11 @@ fn run_sem_counting(cfg: &Config, mon: &Monitor) -> Report {
                 s.spawn(move || {
                     tx.send(sched::current()).unwrap();
                     drop(tx);
+                    let me = mon.enter(super::Role::Writer);
                     let mut rng = fastrand::Rng::with_seed(0x5e3a + i as u64);
                     let mut n = 0u64;
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
                         let r = match rng.u8(0..4) {
                             0 => sem.down_timeout(Duration::from_micros(rng.u64(1..200))),
                             1 => {
@@ -77,7 +94,11 @@ fn run_sem_counting(cfg: &Config, mon: &Monitor) -> Report {
                             // Timed so the final drain never waits on a lost unit.
                             _ => sem.down_timeout(Duration::from_millis(500)),
                         };
+                        mon.end_wait(&me);
                         if r.is_err() {
+                            if r == Err(ksync::Error::Interrupted) {
+                                super::faults::EINTR.fetch_add(1, Ordering::Relaxed);
+                            }
                             cancelled.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
@@ -138,6 +159,7 @@ fn run_completion(cfg: &Config, mon: &Monitor) -> Report {
         let (c, produced, consumed) = (&c, &produced, &consumed);
         for i in 0..pairs {
             hs.push(s.spawn(move || {
+                let me = mon.enter(super::Role::Writer);
                 let mut n = 0;
                 while !mon.should_stop() {
                     // Keep the backlog small so consumers mostly find a sleeper's
@@ -146,7 +168,9 @@ fn run_completion(cfg: &Config, mon: &Monitor) -> Report {
                         std::thread::yield_now();
                         continue;
                     }
+                    mon.begin_wait(&me);
                     c.complete();
+                    mon.end_wait(&me);
                     produced.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                     mon.writes.fetch_add(1, Ordering::Relaxed);
@@ -157,9 +181,25 @@ fn run_completion(cfg: &Config, mon: &Monitor) -> Report {
                 n
             }));
             hs.push(s.spawn(move || {
+                let me = mon.enter(super::Role::Reader);
+                let interruptible = mon.faults.has(super::faults::Fault::Signals);
                 let mut n = 0;
                 while !mon.should_stop() {
-                    if c.wait_timeout(Duration::from_millis(100)).is_some() {
+                    mon.begin_wait(&me);
+                    let got = if interruptible {
+                        match c.wait_interruptible_timeout(Duration::from_millis(100)) {
+                            Ok(left) => left.is_some(),
+                            Err(_) => {
+                                sched::flush_signals();
+                                super::faults::EINTR.fetch_add(1, Ordering::Relaxed);
+                                false
+                            }
+                        }
+                    } else {
+                        c.wait_timeout(Duration::from_millis(100)).is_some()
+                    };
+                    mon.end_wait(&me);
+                    if got {
                         consumed.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
@@ -236,7 +276,10 @@ fn run_waitqueue(cfg: &Config, mon: &Monitor) -> Report {
             s.spawn(move || {
                 let mut rng = fastrand::Rng::with_seed(0x3a17 + i as u64);
                 if i % 2 == 0 {
+                    let me = mon.enter(super::Role::Writer);
                     while !mon.should_stop() {
+                        mon.begin_wait(&me);
+                        mon.end_wait(&me);
                         tokens.fetch_add(1, Ordering::Release);
                         posted.fetch_add(1, Ordering::Relaxed);
                         mon.writes.fetch_add(1, Ordering::Relaxed);
@@ -255,25 +298,29 @@ fn run_waitqueue(cfg: &Config, mon: &Monitor) -> Report {
                     wq.wake_up_all();
                     return;
                 }
+                let me = mon.enter(super::Role::Reader);
+                let state = if mon.faults.has(super::faults::Fault::Signals) {
+                    sched::TaskState::Interruptible
+                } else {
+                    sched::TaskState::Uninterruptible
+                };
                 loop {
                     let mut got = false;
                     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-                    let r = wq.wait_event_state(
-                        true,
-                        sched::TaskState::Uninterruptible,
-                        Some(deadline),
-                        || {
-                            got = tokens
-                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                                    t.checked_sub(1)
-                                })
-                                .is_ok();
-                            got || posters_left.load(Ordering::Acquire) == 0
-                        },
-                    );
+                    mon.begin_wait(&me);
+                    let r = wq.wait_event_state(true, state, Some(deadline), || {
+                        got = tokens
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1))
+                            .is_ok();
+                        got || posters_left.load(Ordering::Acquire) == 0
+                    });
+                    mon.end_wait(&me);
                     if got {
                         taken.fetch_add(1, Ordering::Relaxed);
                         mon.reads.fetch_add(1, Ordering::Relaxed);
+                    } else if matches!(r, Err(ksync::Error::Interrupted)) {
+                        sched::flush_signals();
+                        super::faults::EINTR.fetch_add(1, Ordering::Relaxed);
                     } else if r.is_ok() {
                         return; // the posters are gone
                     } else if tokens.load(Ordering::Acquire) > 0 {

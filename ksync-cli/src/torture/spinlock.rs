@@ -3,6 +3,7 @@
 //! readers, and the queued lock through lock_api's adapter.
 
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
+use ksync::lockdep::LockClassKey;
 use ksync::spinlock::raw::{Mcs, Queued, RawRwSpin, RawSpin, ReaderPref, Tas, Ticket, Ttas};
 use ksync::spinlock::{Lock, RwLockOf};
 
@@ -20,7 +21,7 @@ struct SpinT<B: RawSpin> {
     variant: Variant,
 }
 
-impl<B: RawSpin> TortureLock for SpinT<B> {
+impl<B: RawSpin + 'static> TortureLock for SpinT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
         let _g = match self.variant {
             Variant::Plain => self.lock.lock().into_any(),
@@ -30,16 +31,58 @@ impl<B: RawSpin> TortureLock for SpinT<B> {
         };
         cs();
     }
+    /// The irq variants' locks are irq-safe: their handlers take them with
+    /// `lock_irqsave` (never `lock_irq`, whose unlock would enable irqs inside
+    /// the handler).
+    fn write_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
+        if !matches!(self.variant, Variant::Irq | Variant::IrqSave) {
+            return false;
+        }
+        let _g = self.lock.lock_irqsave();
+        cs();
+        true
+    }
+    /// The bh variant's lock is taken in softirq context with a plain `lock`
+    /// (bhs are off there already), as the kernel's softirq side does.
+    fn write_from_softirq(&self, cs: &mut dyn FnMut()) -> bool {
+        if !matches!(self.variant, Variant::Bh) {
+            return false;
+        }
+        let _g = self.lock.lock();
+        cs();
+        true
+    }
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        static NESTED_KEYS: [LockClassKey; super::NESTED] = [
+            LockClassKey::new("torture_spin_nested[0]"),
+            LockClassKey::new("torture_spin_nested[1]"),
+        ];
+        let key = NESTED_KEYS.get(depth)?;
+        Some(Box::new(SpinT::<B> {
+            lock: Lock::with_class((), key.name(), key),
+            variant: self.variant,
+        }))
+    }
 }
 
 struct RwT<B: RawRwSpin> {
     lock: RwLockOf<(), B>,
 }
 
-impl<B: RawRwSpin> TortureLock for RwT<B> {
+impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.write();
         cs();
+    }
+    fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
+        // rwlocks take no explicit key: one creation site per position gives
+        // each its own class.
+        let lock = match depth {
+            0 => RwLockOf::new(()),
+            1 => RwLockOf::new(()),
+            _ => return None,
+        };
+        Some(Box::new(RwT::<B> { lock }))
     }
     fn read(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.read();
@@ -47,17 +90,28 @@ impl<B: RawRwSpin> TortureLock for RwT<B> {
     }
 }
 
-fn spin<B: RawSpin>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
+/// One lockdep class per variant: a lock taken in irq handlers (the `irqs`
+/// fault's) must not share a class with locks taken with irqs enabled, or
+/// lockdep rightly reports an inconsistent lock state.
+static VARIANT_KEYS: [LockClassKey; 4] = [
+    LockClassKey::new("torture_spin"),
+    LockClassKey::new("torture_spin_irq"),
+    LockClassKey::new("torture_spin_irqsave"),
+    LockClassKey::new("torture_spin_bh"),
+];
+
+fn spin<B: RawSpin + 'static>(variant: Variant) -> impl Fn(&Config, &Monitor) -> Report {
     move |cfg, mon| {
+        let key = &VARIANT_KEYS[variant as usize];
         let t = SpinT::<B> {
-            lock: Lock::new(()),
+            lock: Lock::with_class((), key.name(), key),
             variant,
         };
         lock_torture(&t, cfg, mon)
     }
 }
 
-fn rw<B: RawRwSpin>(cfg: &Config, mon: &Monitor) -> Report {
+fn rw<B: RawRwSpin + 'static>(cfg: &Config, mon: &Monitor) -> Report {
     let t = RwT::<B> {
         lock: RwLockOf::new(()),
     };

@@ -20,8 +20,9 @@
 //!   a thread (`rt_tgsigqueueinfo`), unblock one (`pthread_sigmask`),
 //!   `pthread_self`, `tgkill`, an errno guard and a stderr write for handlers.
 //! - [`time`]: the monotonic clock ([`now_ns`](time::now_ns), `clock_gettime`).
-//! - Scheduling: [`yield_now`] (`sched_yield`), [`set_affinity`]
-//!   (`sched_setaffinity`), [`gettid`]; the policy ([`sched`]:
+//! - Scheduling: [`yield_now`] (`sched_yield`), [`set_affinity`] and
+//!   [`set_thread_affinity`] (`sched_setaffinity`), [`thread_affinity`]
+//!   (`sched_getaffinity`), [`gettid`]; the policy ([`sched`]:
 //!   `sched_setscheduler`, `SCHED_FIFO`).
 //!
 //! The error numbers `Error::errno` returns are spelled out in `crate::error`
@@ -64,6 +65,64 @@ pub fn yield_now() {
 #[inline]
 pub fn gettid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Restricts thread `tid` of this process (0: the calling thread) to the CPUs in
+/// `cpus` (`sched_setaffinity(tid, cpus)`), as the kernel's torture framework
+/// moves its threads between CPUs.
+///
+/// # Errors
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for an empty set, a
+/// CPU beyond `CPU_SETSIZE`, or a set with no CPU the thread may run on;
+/// [`Error::NotFound`](crate::Error::NotFound) if the thread has exited; the
+/// error of the system call otherwise.
+pub fn set_thread_affinity(tid: i32, cpus: &[usize]) -> crate::error::Result<()> {
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= libc::CPU_SETSIZE as usize) {
+        return Err(crate::error::Error::InvalidArgument);
+    }
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes bits
+    // inside it (each checked in range above); sched_setaffinity reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+        libc::EINVAL => Err(crate::error::Error::InvalidArgument),
+        libc::ESRCH => Err(crate::error::Error::NotFound),
+        e => Err(crate::error::Error::Os(e)),
+    }
+}
+
+/// The CPUs thread `tid` of this process (0: the calling thread) may run on
+/// (`sched_getaffinity`), in increasing order.
+///
+/// # Errors
+/// [`Error::NotFound`](crate::Error::NotFound) if the thread has exited; the
+/// error of the system call otherwise.
+pub fn thread_affinity(tid: i32) -> crate::error::Result<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set for sched_getaffinity to
+    // fill; CPU_ISSET reads bits inside it (i < CPU_SETSIZE).
+    let (r, set) = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        let r = libc::sched_getaffinity(tid, size_of::<libc::cpu_set_t>(), &mut set);
+        (r, set)
+    };
+    if r != 0 {
+        return match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+            libc::ESRCH => Err(crate::error::Error::NotFound),
+            e => Err(crate::error::Error::Os(e)),
+        };
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `i` is below CPU_SETSIZE; `set` is an initialised cpu_set_t.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect())
 }
 
 /// Pins the calling thread to CPU `cpu` (`sched_setaffinity(0, {cpu})`).

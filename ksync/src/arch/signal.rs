@@ -237,6 +237,24 @@ pub(crate) fn unblock(signo: i32) {
     }
 }
 
+/// Adds `signo` to the signal mask that the code a handler interrupted gets
+/// back when the handler returns (the `uc_sigmask` that `rt_sigreturn`
+/// restores), so the signal stays blocked there until that code unblocks it.
+/// Async-signal-safe (a store into the handler's own frame).
+///
+/// # Safety
+/// `uc` is the `ucontext_t` pointer the kernel passed to the running
+/// `SA_SIGINFO` handler, and the handler has not returned.
+pub(crate) unsafe fn block_on_return(uc: *mut c_void, signo: i32) {
+    // SAFETY: the caller passes the live ucontext of the running handler; the
+    // kernel reads its `uc_sigmask` back at sigreturn. sigaddset writes one bit
+    // of that initialised set.
+    unsafe {
+        let uc = uc as *mut libc::ucontext_t;
+        libc::sigaddset(&mut (*uc).uc_sigmask, signo);
+    }
+}
+
 /// Sends `signo` to thread `tid` of this process (`tgkill(2)`).
 ///
 /// # Errors

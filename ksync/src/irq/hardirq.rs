@@ -28,7 +28,10 @@ use std::sync::Mutex;
 
 use super::local::LOCAL;
 use crate::arch::signal::{self, ErrnoGuard, SigInfo};
-use crate::ctx::{self, Deferred, HARDIRQ_OFFSET, irqs_disabled, preempt_count, preempt_count_add};
+use crate::ctx::{
+    self, Deferred, HARDIRQ_OFFSET, in_serving_softirq, irqs_disabled, preempt_count,
+    preempt_count_add,
+};
 use crate::error::{Error, Result};
 use crate::sched::Task;
 
@@ -198,9 +201,16 @@ pub fn free_irq(irq: u32) -> Result<()> {
 /// Waits until no thread is running line `irq`'s handler (`synchronize_irq`).
 ///
 /// # Panics
-/// When called from that handler on this thread, or for a line `>= NR_IRQS`.
+/// When called from that handler on this thread, or for a line `>= NR_IRQS`
+/// (with the error [`raise_irq`] returns for it, [`Error::InvalidArgument`],
+/// and the line named: the kernel's `synchronize_irq` returns nothing either).
 pub fn synchronize_irq(irq: u32) {
-    let desc = &DESCS[irq as usize];
+    let desc = match check_line(irq) {
+        Ok(desc) => desc,
+        Err(e) => {
+            panic!("ksync: synchronize_irq({irq}): no such irq line, lines are 0..{NR_IRQS}: {e}")
+        }
+    };
     if LINES.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
         panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
     }
@@ -275,7 +285,7 @@ pub fn raise_irq_tid(irq: u32, tid: i32) -> Result<()> {
 
 /// The irq signal's handler. Async-signal-safe: thread-local atomics, the
 /// handlers (which must be), and `pthread_sigmask`.
-extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void) {
+extern "C" fn irq_signal_handler(sig: i32, info: *mut SigInfo, uc: *mut c_void) {
     // Restore errno on return, so the interrupted code never sees our system
     // calls' errors.
     let _errno = ErrnoGuard::save();
@@ -284,6 +294,19 @@ extern "C" fn irq_signal_handler(_sig: i32, info: *mut SigInfo, _uc: *mut c_void
     match value {
         Some(v) if v >> 32 == IRQ_TAG && ((v as u32) as usize) < NR_IRQS => {
             LINES.with(|l| arrived(l, v as u32));
+            if in_serving_softirq() {
+                // This irq interrupted a softirq pass: return to it with the
+                // irq signal blocked, so that the pass runs on before the next
+                // queued irq is delivered; it unblocks the signal after each
+                // action (and at its end). Without this, a queue of raised irqs
+                // is delivered frame after frame before the interrupted pass
+                // runs one more instruction, and a storm starves the softirqs
+                // its own handlers raise. In the kernel each irq's return lets
+                // the interrupted softirq run on, which this restores.
+                // SAFETY: `uc` is this running handler's ucontext.
+                unsafe { signal::block_on_return(uc, sig) };
+                LOCAL.with(|x| x.irq_held.store(sig, Ordering::Relaxed));
+            }
         }
         _ => {
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
@@ -363,6 +386,15 @@ fn run_handler(l: &Lines, irq: u32) {
 /// Runs the irqs held pending on this thread, oldest line first, while irqs are
 /// enabled. Lines whose handler is in progress (further up this thread's stack)
 /// are left for that handler's own replay.
+///
+/// Inside a softirq pass, the replay runs one handler and stops: the rest stay
+/// held (their deferred-work bit set) for the pass's next irq window (its next
+/// `local_irq_restore`, or the window after its next action). Each held irq is
+/// one raise, and the kernel takes irqs one at a time with the interrupted
+/// softirq code running on between them; replaying a storm of thousands in one
+/// go would starve the very softirqs its handlers raise. (Outside a pass the
+/// replay runs them all: each handler's `irq_exit` serves the softirqs it
+/// raised before the next one runs.)
 fn replay(l: &Lines) {
     while !irqs_disabled() && l.pending_total.load(Ordering::Relaxed) != 0 {
         let busy = l.in_progress.load(Ordering::Relaxed);
@@ -390,6 +422,9 @@ fn replay(l: &Lines) {
         }
         l.pending_total.fetch_sub(1, Ordering::Relaxed);
         run_handler(l, n as u32);
+        if in_serving_softirq() {
+            return;
+        }
     }
 }
 

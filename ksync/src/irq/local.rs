@@ -22,12 +22,14 @@
 //! |---|---|
 //! | `softirq_pending` | bit `nr`: softirq `nr` raised on this thread, not yet served |
 //! | `in_signal` | depth of ksync's irq signal handler frames on this thread |
+//! | `irq_held` | the irq signal's number while an irq that interrupted a softirq pass left it blocked for the pass to unblock (0: not held) |
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicI32, AtomicU32};
 
 pub(crate) struct IrqLocal {
     pub(crate) softirq_pending: AtomicU32,
     pub(crate) in_signal: AtomicU32,
+    pub(crate) irq_held: AtomicI32,
 }
 
 impl IrqLocal {
@@ -35,6 +37,7 @@ impl IrqLocal {
         IrqLocal {
             softirq_pending: AtomicU32::new(0),
             in_signal: AtomicU32::new(0),
+            irq_held: AtomicI32::new(0),
         }
     }
 }

@@ -47,6 +47,16 @@
 //!   softirq never preempts a softirq on the same thread. One pass is bounded
 //!   ([`MAX_SOFTIRQ_RESTART`] restarts, 2 ms); the rest goes to the per-process
 //!   `ksoftirqd` thread, which also runs softirqs raised from task context.
+//! - **Irqs are taken one at a time around softirqs.** The kernel serves
+//!   softirqs with irqs enabled and takes each irq as its own entry and exit, so
+//!   the interrupted softirq code runs on between two irqs. ksync's irqs queue
+//!   (they are counted, not coalesced), so a burst of raises would otherwise be
+//!   delivered frame after frame, or replayed in one loop, before the pass ran
+//!   again, and a storm would starve the softirqs its own handlers raise. So an
+//!   irq that interrupts a softirq pass returns to it with the irq signal
+//!   blocked, an irq held pending is replayed one per irq window inside a pass,
+//!   and the pass opens a window (unblock, replay one) after each action; the
+//!   rest go by the pass's restart bound to `ksoftirqd` as above.
 //!   See [`softirq`] for why they run inside the handler rather than being
 //!   deferred out of it.
 //! - **Tasklets** ([`Tasklet`]) are queued on the scheduling thread's list and run

@@ -270,6 +270,13 @@ fn run_deferred_softirqs() {
             ctx::defer_work(Deferred::Softirqs, run_deferred_softirqs);
         }
     });
+    // Irqs held during the pass beyond its windows (one per window) run now
+    // that it is over, if irqs are on: each handler's own exit serves the
+    // softirqs it raises.
+    if !irqs_disabled() && !in_interrupt() {
+        let flags = super::local_irq_save();
+        super::local_irq_restore(flags);
+    }
 }
 
 pub(crate) fn run_pending_if_allowed(l: &IrqLocal) {
@@ -290,6 +297,7 @@ fn do_softirq_pass(l: &IrqLocal) {
             let nr = pending.trailing_zeros();
             pending &= pending - 1;
             run_action(nr as usize);
+            irq_window(l);
         }
         if l.softirq_pending.load(Ordering::Relaxed) == 0 {
             break;
@@ -301,6 +309,31 @@ fn do_softirq_pass(l: &IrqLocal) {
         }
     }
     preempt_count_sub(SOFTIRQ_OFFSET);
+    // After the count drops: an irq arriving from here on does not hold the
+    // signal (it no longer interrupts a pass), one that arrived before did.
+    release_held_irqs(l);
+}
+
+/// The kernel serves softirqs with irqs enabled, so irqs that arrive meanwhile
+/// are taken one at a time, the softirq code running on between them. ksync's
+/// irqs queue rather than coalesce, so a pass opens that window itself between
+/// two actions: the irq signal is unblocked if an irq that interrupted the pass
+/// left it blocked (the next queued irq is delivered now), and an irq held
+/// pending meanwhile is replayed (a save/restore pair runs the held-irq replay,
+/// which stops after a handler that raised a softirq). Async-signal-safe.
+fn irq_window(l: &IrqLocal) {
+    release_held_irqs(l);
+    let flags = super::local_irq_save();
+    super::local_irq_restore(flags);
+}
+
+/// Unblocks the irq signal if an irq that interrupted this pass left it
+/// blocked (see the irq signal handler). Async-signal-safe.
+fn release_held_irqs(l: &IrqLocal) {
+    let sig = l.irq_held.swap(0, Ordering::Relaxed);
+    if sig != 0 {
+        crate::arch::signal::unblock(sig);
+    }
 }
 
 fn run_action(nr: usize) {

@@ -35,6 +35,12 @@ pub enum TaskState {
     /// Sleeping; only a fatal signal (SIGKILL) ends it (`TASK_KILLABLE`).
     #[doc(alias = "TASK_KILLABLE")]
     Killable = 3,
+    /// The thread has exited (`TASK_DEAD`, `EXIT_DEAD`): reported by
+    /// [`Task::state`] for a handle that outlived its thread. It is no state to
+    /// sleep in; [`super::sleep`] given it sleeps as if `Uninterruptible`.
+    #[doc(alias = "TASK_DEAD")]
+    #[doc(alias = "EXIT_DEAD")]
+    Dead = 4,
 }
 
 impl TaskState {
@@ -43,6 +49,7 @@ impl TaskState {
             1 => TaskState::Interruptible,
             2 => TaskState::Uninterruptible,
             3 => TaskState::Killable,
+            4 => TaskState::Dead,
             _ => TaskState::Running,
         }
     }
@@ -187,8 +194,12 @@ impl Task {
         self.inner.exited.load(Ordering::Acquire)
     }
 
-    /// The task's state: [`TaskState::Running`] unless it is in [`super::sleep`].
+    /// The task's state: [`TaskState::Dead`] once the thread has exited,
+    /// [`TaskState::Running`] unless it is in [`super::sleep`].
     pub fn state(&self) -> TaskState {
+        if self.has_exited() {
+            return TaskState::Dead;
+        }
         TaskState::from_u8(self.inner.state.load(Ordering::Relaxed))
     }
 
@@ -233,7 +244,7 @@ impl TaskInner {
         let wakes = match TaskState::from_u8(self.state.load(Ordering::SeqCst)) {
             TaskState::Interruptible => true,
             TaskState::Killable => sig.is_fatal(),
-            TaskState::Uninterruptible | TaskState::Running => false,
+            TaskState::Uninterruptible | TaskState::Running | TaskState::Dead => false,
         };
         if wakes {
             self.wake_up();
@@ -270,3 +281,16 @@ impl PartialEq for Task {
     }
 }
 impl Eq for Task {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_thread_reports_dead() {
+        let t = std::thread::spawn(current).join().unwrap();
+        assert!(t.has_exited());
+        assert_eq!(t.state(), TaskState::Dead);
+        assert_eq!(current().state(), TaskState::Running);
+    }
+}
