@@ -189,6 +189,12 @@ impl CallbackQueue {
         }
     }
 
+    /// Whether nothing is queued (a snapshot).
+    #[cfg(not(loom))]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
     /// Wakes the worker from either sleep (an `rcu_barrier` is waiting). Call it
     /// after pushing.
     #[cfg(not(loom))]
@@ -319,7 +325,7 @@ pub use worker::*;
 mod pool {
     use core::cell::Cell;
     use core::ptr;
-    use core::sync::atomic::{AtomicPtr, Ordering};
+    use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
     use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 
     /// The size of a pooled block.
@@ -341,6 +347,19 @@ mod pool {
 
     /// The shared pool of free blocks.
     static POOL: AtomicPtr<Free> = AtomicPtr::new(ptr::null_mut());
+
+    /// Blocks taken from the allocator and blocks given back to it: their
+    /// difference is the pool's whole footprint (queued callbacks, free lists
+    /// and caches). Counted only on the allocator paths, never per callback.
+    static MALLOCS: AtomicU64 = AtomicU64::new(0);
+    static FREES: AtomicU64 = AtomicU64::new(0);
+
+    /// The footprint, in blocks, past which a producer that has to go to the
+    /// allocator (its cache and the pool are empty, so nearly every block is a
+    /// queued callback) lets the worker catch up first:
+    /// [`throttle`](super::worker::throttle). 1 Mi blocks, 64 MiB of nodes
+    /// (plus whatever the callbacks will free).
+    pub(super) const BACKLOG_BLOCKS: u64 = 1 << 20;
 
     /// A producer's private list of free blocks.
     struct Cache {
@@ -404,6 +423,11 @@ mod pool {
         if !p.is_null() {
             return p;
         }
+        // Relaxed: a statistic; a stale value only moves the throttle by a block.
+        let live = MALLOCS.fetch_add(1, Ordering::Relaxed) + 1;
+        if live.saturating_sub(FREES.load(Ordering::Relaxed)) > BACKLOG_BLOCKS {
+            super::worker::throttle();
+        }
         // SAFETY: LAYOUT has a non-zero size.
         let p = unsafe { alloc(LAYOUT) };
         if p.is_null() {
@@ -432,6 +456,8 @@ mod pool {
             true
         });
         if kept != Ok(true) {
+            // Relaxed: a statistic (see `MALLOCS`).
+            FREES.fetch_add(1, Ordering::Relaxed);
             // SAFETY: allocated with LAYOUT (alloc_block), not used again.
             unsafe { dealloc(p, LAYOUT) };
         }
@@ -484,6 +510,50 @@ mod worker {
     /// rcu_barrier calls in progress: while non-zero the worker does not pause to
     /// gather batches.
     static BARRIERS: AtomicU64 = AtomicU64::new(0);
+    /// Batches the worker has finished running.
+    static BATCHES: AtomicU64 = AtomicU64::new(0);
+    /// Producers waiting in [`throttle`] for the next batch to finish.
+    static BATCH_DONE: crate::sched::WaitQueue = crate::sched::WaitQueue::new();
+    /// How long one throttled `call_rcu` waits at most.
+    const THROTTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+    /// How many `call_rcu` calls were throttled.
+    static THROTTLED: AtomicU64 = AtomicU64::new(0);
+
+    /// Backpressure (the user-space stand-in for the kernel running callbacks
+    /// on the flooding CPU itself, in softirq): a producer found the callbacks'
+    /// memory past [`pool::BACKLOG_BLOCKS`](super::pool::BACKLOG_BLOCKS) with
+    /// no recycled block left, so the worker lags behind the producers. If this
+    /// thread may sleep, it waits — at most [`THROTTLE_WAIT`], so a callback
+    /// that needs a lock the caller holds cannot deadlock it — for the worker
+    /// to finish a batch that started after now, or for the queue to drain.
+    /// In atomic context, with irqs off, inside an RCU read-side section (the
+    /// batch needs a grace period) or on the worker itself it returns at once.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn throttle() {
+        if IN_WORKER.with(|w| w.get())
+            || crate::ctx::in_atomic()
+            || crate::ctx::irqs_disabled()
+            || super::super::rcu_read_lock_held()
+        {
+            return;
+        }
+        THROTTLED.fetch_add(1, Ordering::Relaxed);
+        // The batch running now may have been taken before our callbacks: the
+        // one after it has them.
+        let target = BATCHES.load(Ordering::Acquire) + 2;
+        QUEUE.kick();
+        let _ = BATCH_DONE.wait_event_timeout(
+            || BATCHES.load(Ordering::Acquire) >= target || QUEUE.is_empty(),
+            THROTTLE_WAIT,
+        );
+    }
+
+    /// How many `call_rcu` calls have waited for the worker to catch up with a
+    /// flood of callbacks (see `call_rcu`'s docs).
+    pub fn call_rcu_throttled() -> u64 {
+        THROTTLED.load(Ordering::Relaxed)
+    }
 
     /// Starts the worker unless it runs. Inlined into `call_rcu` (a generic
     /// function, compiled in the caller's crate), so the common case is a load
@@ -564,6 +634,9 @@ mod worker {
             }
             // Hand the batch's node memory to the producers.
             super::pool::flush();
+            // Release: a throttled producer that sees the count sees the pool.
+            BATCHES.fetch_add(1, Ordering::Release);
+            BATCH_DONE.wake_up_all();
         }
     }
 
@@ -573,7 +646,14 @@ mod worker {
     /// the thread's cache of recycled blocks) and one CAS.
     ///
     /// Callbacks run one at a time, in the order they were queued, on the RCU
-    /// callback thread (`ksync-rcu-cb`); they should be short. A callback runs
+    /// callback thread (`ksync-rcu-cb`); they should be short.
+    ///
+    /// Backpressure: when callbacks are queued faster than the worker runs
+    /// them and their memory passes about a million nodes (64 MiB), a caller
+    /// that may sleep waits up to 10 ms for the worker to finish a batch before
+    /// it queues (counted in [`call_rcu_throttled`]); in atomic context, with
+    /// irqs off or inside an RCU read-side section it never waits. The kernel
+    /// needs no such brake: it runs callbacks on the flooding CPU itself. A callback runs
     /// after its grace period and a batching pause of about [`GATHER`](super::GATHER). See the module
     /// docs for what happens at process exit ([`rcu_barrier`] runs them all).
     ///

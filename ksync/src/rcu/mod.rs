@@ -67,7 +67,9 @@ mod callback;
 mod gp;
 
 #[cfg(not(loom))]
-pub use callback::{GATHER, call_rcu, callback_panics, defer_drop, kfree_rcu, rcu_barrier};
+pub use callback::{
+    GATHER, call_rcu, call_rcu_throttled, callback_panics, defer_drop, kfree_rcu, rcu_barrier,
+};
 #[cfg(not(loom))]
 pub use hash::RcuHashMap;
 #[cfg(not(loom))]
