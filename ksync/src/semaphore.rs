@@ -611,6 +611,15 @@ impl Semaphore {
         state: TaskState,
         deadline: Option<Instant>,
     ) -> Result<bool> {
+        if w.handoff.get() {
+            // Requeued first, asking for hand-off: the next `up` hands us its
+            // unit (which nobody else may take meanwhile), so wait for it
+            // awake a little before paying for a sleep and a wake-up.
+            let spin = crate::backoff::Spin::new();
+            while !w.is_woken() && !spin.is_completed() {
+                spin.snooze();
+            }
+        }
         #[cfg(not(loom))]
         let mut ask_at = Instant::now() + HANDOFF_AFTER;
         loop {
