@@ -39,7 +39,7 @@
 //! |-----------|--------------|
 //! | `down` (fast) | CAS `count - 1` if `count > 0` and no `HANDOFF` (one RMW) |
 //! | `up`      | `fetch_add(UNIT)` (one RMW); if the old word shows sleepers and no awake contender, or `HANDOFF`: a kick |
-//! | `down` (slow) | count itself a spinner, poll for a free unit for a bounded time (`SPIN_TIME`, 50 µs); then queue at the tail, uncount in the same CAS that sets the flags, and sleep |
+//! | `down` (slow) | count itself a spinner, poll for a free unit (every few pauses: a unit caught at once lets the holder's work after its `up` overlap ours) for a bounded time (`SPIN_TIME`, 50 µs); then queue at the tail, uncount in the same CAS that sets the flags, and sleep |
 //! | kick      | under the list lock, while a unit is free and nobody may take it (`stranded`): with `HANDOFF`, move a unit to the first sleeper (the wait engine's hand-off payload, `GRANTED`); without, wake the first sleeper and count it as a spinner |
 //!
 //! A woken sleeper polls as a spinner; if it loses the unit to a running
@@ -73,7 +73,7 @@
 //! before the error is returned. Either way the semaphore is as if the call
 //! never happened, and no unit is lost or duplicated.
 
-use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
+use crate::backoff::Patience;
 use crate::error::{Error, Result};
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::sched::TaskState;
@@ -104,6 +104,10 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 /// Under loom patience is always exhausted (one poll).
 #[cfg(loom)]
 const SPIN_TIME: Duration = Duration::ZERO;
+
+/// How many polls (of four pauses each, a few µs in all) a spinning
+/// contender makes between two yields of its CPU.
+const YIELD_EVERY: u32 = 64;
 
 /// A sleeper that has waited this long asks for the next unit to be handed to
 /// it (`HANDOFF`). A first sleeper that nobody wakes (an `up` wakes nobody
@@ -509,35 +513,40 @@ impl Semaphore {
         }
     }
 
-    /// A counted contender polls for a free unit for `SPIN_TIME`, at
-    /// intervals that double from [`POLL_FIRST`] to [`POLL_MAX`] (yielding at
-    /// the longest), and not while a unit is reserved for a sleeper. `true`:
-    /// took one and is uncounted; `false`: still counted (the caller queues,
-    /// uncounting as it does). `now`: look at once (a woken sleeper, woken
-    /// because a unit is free); else give the holder a burst first.
-    fn spin(&self, now: bool) -> bool {
+    /// A counted contender polls for a free unit for `SPIN_TIME`, every few
+    /// pauses (yielding its CPU every `YIELD_EVERY` polls, so that on an
+    /// oversubscribed machine the holder gets it), and not while a unit is
+    /// reserved for a sleeper. `true`: took one and is uncounted; `false`:
+    /// still counted (the caller queues, uncounting as it does).
+    ///
+    /// The polls are close together, unlike the mutex's (which double from
+    /// 1 to 8 µs to leave a busy owner its bursts): a semaphore's holders
+    /// commonly do work between their `up` and their next `down`, and a unit
+    /// caught within a cache miss of its `up` keeps both CPUs busy — the
+    /// poller's critical section overlaps the upper's other work — where a
+    /// poll that comes microseconds later finds the unit taken back. The
+    /// price is a cache miss on the holder's next `down` or `up` per poll.
+    fn spin(&self) -> bool {
         let patience = Patience::start();
-        let mut interval = POLL_FIRST;
-        let mut look = now;
+        let mut polls = 0u32;
         loop {
-            if look {
-                let s = self.state.load(Ordering::Relaxed);
-                if s & HANDOFF != 0 {
-                    return false;
-                }
-                if s >= UNIT && self.take_counted() {
-                    return true;
-                }
-                if patience.expired(SPIN_TIME) {
-                    return false;
-                }
+            let s = self.state.load(Ordering::Relaxed);
+            if s & HANDOFF != 0 {
+                return false;
             }
-            look = true;
-            patience.relax_for(interval);
-            if interval >= POLL_MAX {
+            if s >= UNIT && self.take_counted() {
+                return true;
+            }
+            if patience.expired(SPIN_TIME) {
+                return false;
+            }
+            polls = polls.wrapping_add(1);
+            if polls % YIELD_EVERY == 0 {
                 crate::arch::yield_now();
             }
-            interval = (interval * 2).min(POLL_MAX);
+            for _ in 0..4 {
+                crate::arch::cpu_relax();
+            }
         }
     }
 
@@ -546,7 +555,7 @@ impl Semaphore {
         let counted = match self.enter() {
             Entry::Took => return Ok(()),
             Entry::Counted => {
-                if self.spin(false) {
+                if self.spin() {
                     return Ok(());
                 }
                 true
@@ -586,7 +595,7 @@ impl Semaphore {
                 return Ok(());
             }
             // Woken, and counted as a spinner by the kick that woke us.
-            if self.spin(true) {
+            if self.spin() {
                 return Ok(());
             }
             counted = true;
