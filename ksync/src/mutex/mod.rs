@@ -49,7 +49,7 @@
 //! | `flags` bit   | meaning | set / cleared |
 //! |---------------|---------|---------------|
 //! | `HAS_WAITERS` | the wait list is not empty | under the list lock, when the list becomes non-empty / empty |
-//! | `HANDOFF`     | the first waiter has waited too long: the next unlock passes the lock straight to it | set by the first waiter, cleared by the hand-off or when that waiter leaves (both under the list lock) |
+//! | `HANDOFF`     | the first waiter has asked for hand-off (its turn is over, or it has waited too long): the next unlock passes the lock straight to it | stored with `HAS_WAITERS` after every change of the list, under the list lock: set exactly while the first waiter's `handoff` flag is |
 //!
 //! The wait list is `sched::waitlist` (the wait engine every sleeping primitive
 //! shares) in its plain form: FIFO entries on the sleepers' stacks, each tagged
@@ -63,28 +63,42 @@
 //!
 //! A third word, `spinners`, counts the contenders that are awake and polling
 //! the lock: newcomers in their optimistic spin, and waiters an unlocker has
-//! just woken (the unlocker counts them, before they run).
+//! just woken (the unlocker counts them, before they run). A fourth,
+//! `releases`, counts unlocks (written only by the owner, with a plain load
+//! and store before its release store): the clock of a contender's turn.
 //!
 //! **Lock** is one CAS `0 → tid` (Acquire, pairing with the Release store of the
-//! previous unlock). On failure the slow path spins: it counts itself in
-//! `spinners` and polls the lock at intervals that double from 1 to 8 µs
-//! (yielding its CPU at the longest), for 50 µs (`SPIN_TIME`), while no hand-off to
-//! someone else is pending. User space cannot see whether the owner is on a CPU,
-//! as the kernel's `mutex_spin_on_owner` does, so the spin is bounded in time
-//! instead: longer than the 15–25 µs a futex wake-up costs in this VM. Rare polls
-//! let a busy owner run bursts of acquisitions with its cache line hot, and two
-//! busy threads trade the lock every few µs instead of on every acquisition
-//! (parking_lot's speed comes from the same barging). Then the contender
-//! uncounts itself, queues a waiter entry on its stack and sleeps in
-//! [`sched::sleep`](crate::sched::sleep). The unlocker that wakes a waiter
-//! unlinks it (as parking_lot does) and counts it as a spinner; while it gets
-//! going, later unlocks wake nobody. The woken waiter spins; if it loses to a
-//! newcomer it goes back to the *front* of the list (keeping its place, as the
-//! kernel's first waiter does). Once it has waited more than [`HANDOFF_AFTER`]
-//! in all, or been woken [`HANDOFF_WAKEUPS`] times in vain, it sets `HANDOFF` as
-//! it requeues. A first waiter that sleeps is not woken while others are awake,
-//! so it also sleeps with a [`HANDOFF_AFTER`] timer: when it fires, it sets
-//! `HANDOFF` — the starvation bound.
+//! previous unlock). On failure the slow path spins for one *turn*: it counts
+//! itself in `spinners` and polls the lock at intervals that double from 1 to
+//! 8 µs (yielding its CPU at the longest), while no hand-off to someone else is
+//! pending. Rare polls let a busy owner run bursts of acquisitions with its
+//! cache line hot, and two busy threads trade the lock every turn instead of on
+//! every acquisition (parking_lot's speed comes from the same barging). A poll
+//! takes a free lock only if no release happened since the previous poll: a
+//! lock the running threads keep taking is theirs until the turn is over —
+//! `TURN` (2048) releases, counted in `releases`, as the queued spinlock
+//! counts its turns, or 50 µs (`SPIN_TIME`) for long critical sections (user
+//! space cannot see whether the owner is on a CPU, as the kernel's
+//! `mutex_spin_on_owner` does; 50 µs is longer than the 15–25 µs a futex
+//! wake-up costs in this VM). Counted in acquisitions, turns are the same
+//! length for threads on CPUs of unequal speed; in time (before), two threads
+//! got 0.77 of each other's acquisitions. At the end of its turn the contender
+//! uncounts itself and queues a waiter entry on its stack; if it is first, it
+//! asks for hand-off (`HANDOFF`) and polls a while longer for it, which the
+//! owner's next unlock makes without any sleep or wake-up; otherwise (or if
+//! none comes) it sleeps in [`sched::sleep`](crate::sched::sleep). Only the
+//! first waiter asks: were every waiter to carry its request into the queue,
+//! each unlock would hand the lock to the next sleeper, a wake-up per
+//! acquisition. The
+//! unlocker that wakes a waiter unlinks it (as parking_lot does) and counts it
+//! as a spinner; while it gets going, later unlocks wake nobody. The woken
+//! waiter spins for a turn; if it loses to a newcomer it goes back to the
+//! *front* of the list (keeping its place, as the kernel's first waiter does),
+//! asking for hand-off if its turn ran out (or it has waited more than
+//! [`HANDOFF_AFTER`] in all, or been woken [`HANDOFF_WAKEUPS`] times in vain).
+//! A first waiter that sleeps is not woken while others are awake, so it also
+//! sleeps with a [`HANDOFF_AFTER`] timer: when it fires, it asks for hand-off —
+//! the starvation bound.
 //!
 //! **Unlock** (the owner):
 //! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
@@ -118,15 +132,19 @@
 //! same pattern: an unlocker that saw a contender counted skips its wake-up, so
 //! every contender that stops counting without the lock (to sleep, or to leave
 //! on a signal) issues [`heavy_barrier`] before its last look at the lock —
-//! either that look sees the lock free, or the unlocker saw the count drop.
+//! either that look sees the lock free, or the unlocker saw the count drop. A
+//! look that finds the lock free while `HANDOFF` is set (the unlocker left it
+//! to us, and the first waiter may be asleep) hands it to the first waiter
+//! itself (CAS `0 → its tid` under the list lock), as `unlock_slow` would.
 //! Where membarrier is missing (or under loom) both barriers are
 //! `fence(SeqCst)`, the textbook `SB` fix; the fast path then costs a full
 //! fence instead of a compiler barrier.
 //!
 //! A waiter interrupted by a signal (or SIGKILL for the killable form) unlinks
-//! itself (or finds that an unlocker did), clears `HANDOFF` if it had set it,
-//! and if the lock is free and others still wait, wakes the new first waiter, so
-//! a wake-up it absorbed is passed on. If a hand-off reached it first, it owns
+//! itself (or finds that an unlocker did), stores the flags of the list left,
+//! and if the lock is free and others still wait, hands it to the new first
+//! waiter if that one asked for hand-off, or else wakes it if nobody is awake,
+//! so a wake-up it absorbed is passed on. If a hand-off reached it first, it owns
 //! the lock and returns `Ok`.
 //!
 //! **Misuse** is reported cheaply on the slow path: a thread that tries to lock a
@@ -135,7 +153,7 @@
 //! owner panics naming the owner's tid.
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::backoff::{POLL_FIRST, POLL_MAX, Patience};
+use crate::backoff::{POLL_FIRST, POLL_MAX, Patience, Spin};
 use crate::error::Result;
 use crate::lock::{Backend, Guard, Lock, SleepingBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
@@ -171,6 +189,32 @@ pub const HANDOFF_AFTER: Duration = Duration::from_millis(1);
 
 /// A waiter woken this many times without getting the lock asks for hand-off.
 pub const HANDOFF_WAKEUPS: u32 = if cfg!(loom) { 1 } else { 8 };
+
+/// How many releases an awake contender lets the running threads make past
+/// it before it asks for the lock to be handed to it: a turn counted in
+/// acquisitions, as the queued spinlock's, so that threads on CPUs of unequal
+/// speed get equal shares (with turns in time, two threads got 0.77 of each
+/// other's acquisitions). Long enough that the owner's burst keeps its cache
+/// line hot; [`SPIN_TIME`] bounds the turn in time where critical sections are
+/// long.
+#[cfg(not(loom))]
+const TURN: u32 = 2048;
+/// Under loom every turn is over at once (as patience is).
+#[cfg(loom)]
+const TURN: u32 = 0;
+
+/// Why an awake contender stopped polling without the lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spun {
+    /// Took the lock.
+    Got,
+    /// Its turn is over ([`TURN`] releases or [`SPIN_TIME`]): it asks for
+    /// hand-off.
+    TurnOver,
+    /// A hand-off to another waiter is pending: it queues (or requeues) and
+    /// waits.
+    Yielded,
+}
 
 /// The caller's owner id: its kernel thread id, cached in a thread-local so the
 /// fast path does not make a system call.
@@ -218,6 +262,11 @@ pub struct RawMutex {
     /// and waiters woken by an unlocker, counted by it): while one is, unlock
     /// wakes nobody — one of them takes the lock.
     spinners: AtomicU32,
+    /// How many times the mutex has been released, modulo 2^32: the clock an
+    /// awake contender's turn is measured in ([`TURN`]). Written only by the
+    /// owner, before its release store, so a plain load and store (no atomic
+    /// read-modify-write) lose no count; read by contenders as a count.
+    releases: AtomicU32,
     /// The sleepers, FIFO.
     waiters: WaitList<Plain>,
     dep_map: LockdepMap,
@@ -232,6 +281,7 @@ impl RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
+            releases: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -248,6 +298,7 @@ impl RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
+            releases: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
@@ -261,6 +312,7 @@ impl RawMutex {
             owner: AtomicU32::new(UNLOCKED),
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
+            releases: AtomicU32::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -458,6 +510,11 @@ impl RawMutex {
     /// The caller owns the mutex.
     #[inline]
     unsafe fn release(&self) {
+        // Relaxed load and store: only the owner writes `releases`, and the next
+        // owner's Acquire (CAS or hand-off mark) makes this store visible to it;
+        // contenders read it only as a count.
+        let n = self.releases.load(Ordering::Relaxed);
+        self.releases.store(n.wrapping_add(1), Ordering::Relaxed);
         // Step 1: a pending hand-off request (Relaxed: it only decides between two
         // correct paths; step 2 re-checks after the fence).
         if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
@@ -504,11 +561,23 @@ impl RawMutex {
         woken.wake();
     }
 
+    /// The flags that describe the list (under its lock): `HAS_WAITERS` if it
+    /// is non-empty, `HANDOFF` if its first waiter asked for hand-off. Every
+    /// change of the list stores them, so `HANDOFF` always belongs to the
+    /// waiter the next hand-off reaches.
+    fn flags_of(q: &Locked<'_, Plain>) -> u32 {
+        match q.front() {
+            None => 0,
+            Some(w) if w.handoff.get() => HAS_WAITERS | HANDOFF,
+            Some(_) => HAS_WAITERS,
+        }
+    }
+
     /// Unlinks the first waiter (if any) into `woken` — to be woken (`wake`:
     /// counted in `spinners` on its behalf, before it can run, so later unlocks
     /// wake nobody else; it uncounts itself when it stops polling), or handed
-    /// the lock — and updates the flags: `HANDOFF` belongs to the first waiter
-    /// and goes with it; `HAS_WAITERS` goes when the list empties.
+    /// the lock — and stores the flags of the list left (`flags_of`: the new
+    /// first waiter may have asked for hand-off already).
     fn pop_first(&self, q: &Locked<'_, Plain>, woken: &mut Detached, wake: bool) {
         if let Some(first) = q.front() {
             if wake {
@@ -518,8 +587,23 @@ impl RawMutex {
                 q.hand_off(first, HANDED, woken);
             }
         }
-        let f = if q.is_empty() { 0 } else { HAS_WAITERS };
-        self.flags.store(f, Ordering::Relaxed);
+        self.flags.store(Self::flags_of(q), Ordering::Relaxed);
+    }
+
+    /// Under the list lock, with `HANDOFF` set: if the lock is free, takes it
+    /// for the first waiter (CAS `0 → its tid`) and hands it over. If someone
+    /// holds it, their unlock hands off (step 1, or step 2 and `unlock_slow`).
+    fn hand_free_lock(&self, q: &Locked<'_, Plain>, woken: &mut Detached) {
+        let Some(first) = q.front() else { return };
+        // AcqRel: Acquire takes in the critical section of a thief that
+        // stole and released in the window; Release passes ours on.
+        if self
+            .owner
+            .compare_exchange(UNLOCKED, first.tag, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.pop_first(q, woken, false);
+        }
     }
 
     /// Unlock found waiters after releasing: wake the first (unlinking it, so
@@ -530,19 +614,12 @@ impl RawMutex {
         let mut woken = Detached::empty();
         {
             let q = self.waiters.lock();
-            let Some(first) = q.front() else { return };
+            if q.is_empty() {
+                return;
+            }
             if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
-                // AcqRel: Acquire takes in the critical section of a thief that
-                // stole and released in the window; Release passes ours on.
-                if self
-                    .owner
-                    .compare_exchange(UNLOCKED, first.tag, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
-                    // Stolen: the thief's unlock sees HANDOFF in step 1.
-                    return;
-                }
-                self.pop_first(&q, &mut woken, false);
+                // Stolen in the window? Then the thief's unlock sees HANDOFF.
+                self.hand_free_lock(&q, &mut woken);
             } else if self.owner.load(Ordering::Relaxed) != UNLOCKED
                 || self.spinners.load(Ordering::Relaxed) != 0
             {
@@ -572,41 +649,58 @@ impl RawMutex {
             lockdep::release(&self.dep_map);
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
-        if self.spin(me, false, false) {
+        let spun = self.spin(me, false);
+        if spun == Spun::Got {
             return Ok(());
         }
         // Report a sleep in atomic context before we are on the list.
         lockdep::might_sleep();
-        self.lock_queued(me, state)
+        self.lock_queued(me, state, spun == Spun::TurnOver)
     }
 
-    /// Optimistic spinning: polls the lock for [`SPIN_TIME`] at intervals that
+    /// Optimistic spinning, for one turn: polls the lock at intervals that
     /// double from [`POLL_FIRST`] to [`POLL_MAX`] (yielding at the longest),
-    /// CAS only when it can succeed, and not while a hand-off to someone else is
-    /// pending. Counted in `spinners` meanwhile (`counted`: an unlocker that
-    /// woke us counted us already); uncounted on return. A caller that then
-    /// sleeps must issue `heavy_barrier` before its last look at the lock (an
+    /// CAS only when it can succeed, and not while a hand-off to a waiter is
+    /// pending. A lock found free is taken only if no release happened since
+    /// the previous poll (or at the first look of a waiter just woken because
+    /// the lock is free): a free lock that the running threads keep taking is
+    /// theirs until our turn is over — [`TURN`] releases, or [`SPIN_TIME`] —
+    /// so every turn is the same number of acquisitions, not however many
+    /// fall before a poll that happens to land between two of them.
+    ///
+    /// Counted in `spinners` meanwhile (`woken`: an unlocker that woke us
+    /// counted us already); uncounted on return. A caller that then sleeps
+    /// must issue `heavy_barrier` before its last look at the lock (an
     /// unlocker that saw us counted skipped its wake-up).
-    fn spin(&self, me: u32, handoff_is_mine: bool, counted: bool) -> bool {
-        if !counted {
+    fn spin(&self, me: u32, woken: bool) -> Spun {
+        if !woken {
             self.spinners.fetch_add(1, Ordering::Relaxed);
         }
         let patience = Patience::start();
         let mut interval = POLL_FIRST;
-        // A woken waiter was woken because the lock is free: look at once. A
-        // newcomer's CAS just failed: give the owner its burst first.
-        let mut look = counted;
-        let got = loop {
+        // Relaxed: a count; a stale value only moves the turn's end.
+        let start = self.releases.load(Ordering::Relaxed);
+        // A woken waiter was woken because the lock is free: look at once, and
+        // take it if it is still free. A newcomer's CAS just failed: give the
+        // owner its burst first.
+        let mut seen = if woken { None } else { Some(start) };
+        let mut look = woken;
+        let spun = loop {
             if look {
-                if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 && !handoff_is_mine {
-                    break false;
+                if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+                    break Spun::Yielded;
                 }
-                if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
-                    break true;
+                let now = self.releases.load(Ordering::Relaxed);
+                if seen.is_none_or(|s| s == now)
+                    && self.owner.load(Ordering::Relaxed) == UNLOCKED
+                    && self.try_acquire(me)
+                {
+                    break Spun::Got;
                 }
-                if patience.expired(SPIN_TIME) {
-                    break false;
+                if now.wrapping_sub(start) >= TURN || patience.expired(SPIN_TIME) {
+                    break Spun::TurnOver;
                 }
+                seen = Some(now);
             }
             look = true;
             patience.relax_for(interval);
@@ -616,15 +710,21 @@ impl RawMutex {
             interval = (interval * 2).min(POLL_MAX);
         };
         self.spinners.fetch_sub(1, Ordering::Relaxed);
-        got
+        spun
     }
 
     /// Queue, sleep, retry. A woken waiter was unlinked by its waker; if it loses
     /// the race for the lock it goes back to the *front* of the list, keeping
-    /// its place, and after [`HANDOFF_AFTER`] or [`HANDOFF_WAKEUPS`] vain
-    /// wake-ups it asks for hand-off.
-    fn lock_queued(&self, me: u32, state: TaskState) -> Result<()> {
+    /// its place. A contender whose turn is over (`turn_over`, or after a vain
+    /// wake-up) asks for hand-off, as does one that has waited
+    /// [`HANDOFF_AFTER`] in all or been woken [`HANDOFF_WAKEUPS`] times in
+    /// vain, if it is first; one queued behind others does not (they have
+    /// waited longer, and the first of them asks in its turn). A first waiter
+    /// that asked polls for the hand-off a while before it sleeps: the next
+    /// unlock gives it the lock.
+    fn lock_queued(&self, me: u32, state: TaskState, turn_over: bool) -> Result<()> {
         let node = Waiter::tagged(me);
+        node.handoff.set(turn_over);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         // When a sleeping waiter wakes itself to ask for hand-off if it is first.
@@ -634,7 +734,7 @@ impl RawMutex {
         let mut deadline: Option<std::time::Instant> = None;
         let mut wakeups = 0u32;
         loop {
-            {
+            let handoff_is_ours = {
                 let q = self.waiters.lock();
                 // SAFETY: `node` is linked only into this list and stays on this
                 // stack frame until it is unlinked: we leave this loop only after
@@ -647,30 +747,47 @@ impl RawMutex {
                         q.push_front(&node);
                     }
                 }
-                let f = self.flags.load(Ordering::Relaxed);
-                let mut nf = f | HAS_WAITERS;
-                if node.handoff.get() {
-                    // We are first again: the next unlock hands the lock to us.
-                    nf |= HANDOFF;
+                let first = q.front().is_some_and(|w| core::ptr::eq(w, &node));
+                if !first {
+                    // Behind others, who have waited longer: no request. (Were
+                    // every waiter queued behind the first to carry one, each
+                    // unlock would hand the lock to the next sleeper in turn,
+                    // a wake-up per acquisition: the convoy barging avoids.)
+                    node.handoff.set(false);
                 }
-                self.flags.store(nf, Ordering::Relaxed);
+                let f = Self::flags_of(&q);
+                self.flags.store(f, Ordering::Relaxed);
+                first && f & HANDOFF != 0
+            };
+            if handoff_is_ours && self.await_handoff(me, &node) {
+                return Ok(());
             }
             // Pairs with the unlocker's `light_barrier` (module docs): we may
             // have set HAS_WAITERS, and we have just stopped counting as a
-            // spinner (every way here comes from `spin`), so an unlocker may
-            // have skipped its wake-up because of us.
-            heavy_barrier();
+            // spinner (every way here comes from `spin` or `await_handoff`), so
+            // an unlocker may have skipped its wake-up because of us. (A waiter
+            // already woken needs no barrier: it is handed the lock or counted
+            // awake again.)
+            if !node.is_woken() {
+                heavy_barrier();
+            }
             loop {
                 if node.is_woken() {
                     break; // unlinked by an unlocker: woken, or handed the lock
                 }
-                let f = self.flags.load(Ordering::Relaxed);
-                if (f & HANDOFF == 0 || node.handoff.get())
-                    && self.owner.load(Ordering::Relaxed) == UNLOCKED
-                    && self.try_acquire(me)
-                {
-                    self.dequeue(&node);
-                    return Ok(());
+                if self.owner.load(Ordering::Relaxed) == UNLOCKED {
+                    if self.flags.load(Ordering::Relaxed) & HANDOFF == 0 {
+                        if self.try_acquire(me) {
+                            self.dequeue(&node);
+                            return Ok(());
+                        }
+                    } else {
+                        // The lock is free and reserved for the first waiter
+                        // (perhaps us): an unlocker that saw us counted may
+                        // have left it to us, so we hand it over.
+                        self.hand_off_free();
+                        continue;
+                    }
                 }
                 if node.handoff.get() {
                     deadline = None;
@@ -696,7 +813,8 @@ impl RawMutex {
                 return Ok(());
             }
             // Counted as a spinner by the unlocker that woke us.
-            if self.spin(me, node.handoff.get(), true) {
+            let spun = self.spin(me, true);
+            if spun == Spun::Got {
                 return Ok(());
             }
             wakeups += 1;
@@ -704,10 +822,50 @@ impl RawMutex {
             let long = wakeups >= HANDOFF_WAKEUPS || start.elapsed() >= HANDOFF_AFTER;
             #[cfg(loom)]
             let long = wakeups >= HANDOFF_WAKEUPS;
-            if long {
-                node.handoff.set(true);
+            // Unlinked: only we read the flag until we are linked again.
+            node.handoff.set(long || spun == Spun::TurnOver);
+        }
+    }
+
+    /// The first waiter has asked for hand-off: the next unlock gives it the
+    /// lock (or it takes a free one), so it polls, counted as awake, for a
+    /// bounded spin before it sleeps. `true`: it owns the lock (`node` is off
+    /// the list); `false`: it goes on to sleep (it may have been woken).
+    fn await_handoff(&self, me: u32, node: &Waiter) -> bool {
+        self.spinners.fetch_add(1, Ordering::Relaxed);
+        let spin = Spin::new();
+        let got = loop {
+            if node.is_woken() {
+                break node.grant() == HANDED;
+            }
+            // The HANDOFF is ours: only we may take a free lock now.
+            if self.owner.load(Ordering::Relaxed) == UNLOCKED && self.try_acquire(me) {
+                self.dequeue(node);
+                break true;
+            }
+            if spin.is_completed() {
+                break false;
+            }
+            spin.snooze();
+        };
+        // (`dequeue` above, if it found us unlinked for a wake-up, dropped
+        // the count that wake-up added; this drops ours.)
+        self.spinners.fetch_sub(1, Ordering::Relaxed);
+        got
+    }
+
+    /// [`hand_free_lock`](Self::hand_free_lock) under the list lock, for a
+    /// waiter that is not first.
+    #[cold]
+    fn hand_off_free(&self) {
+        let mut woken = Detached::empty();
+        {
+            let q = self.waiters.lock();
+            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+                self.hand_free_lock(&q, &mut woken);
             }
         }
+        woken.wake();
     }
 
     /// A sleeping waiter's timer ran out ([`HANDOFF_AFTER`]): if it is still
@@ -719,9 +877,9 @@ impl RawMutex {
             return;
         }
         if q.front().is_some_and(|f| core::ptr::eq(f, node)) {
+            // Under the list lock: kicks read a linked entry's flag.
             node.handoff.set(true);
-            let f = self.flags.load(Ordering::Relaxed);
-            self.flags.store(f | HANDOFF, Ordering::Relaxed);
+            self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
         }
     }
 
@@ -731,20 +889,16 @@ impl RawMutex {
         if !q.remove(node) {
             // An unlocker unlinked us to wake us just as our CAS won: let it
             // finish, and drop the spinner count it added for us (no barrier:
-            // we own the lock, and our unlock looks at the waiters).
+            // we own the lock, and our unlock looks at the waiters). (A
+            // hand-off cannot have unlinked us: the lock was free for our CAS.)
             drop(q);
             node.wait_for_mark();
             self.spinners.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let mut f = self.flags.load(Ordering::Relaxed);
-        if node.handoff.get() {
-            f &= !HANDOFF;
-        }
-        if q.is_empty() {
-            f &= !HAS_WAITERS;
-        }
-        self.flags.store(f, Ordering::Relaxed);
+        // We own the lock: if the new first waiter asked for hand-off, our
+        // unlock sees HANDOFF.
+        self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
     }
 
     /// A waiter gives up (signal). Returns `true` if a hand-off made it the owner
@@ -755,14 +909,7 @@ impl RawMutex {
         {
             let q = self.waiters.lock();
             if q.remove(node) {
-                let mut f = self.flags.load(Ordering::Relaxed);
-                if node.handoff.get() {
-                    f &= !HANDOFF;
-                }
-                if q.is_empty() {
-                    f &= !HAS_WAITERS;
-                }
-                self.flags.store(f, Ordering::Relaxed);
+                self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
             } else {
                 // An unlocker unlinked us: a hand-off, or a wake-up we absorb.
                 drop(q);
@@ -787,14 +934,17 @@ impl RawMutex {
         false
     }
 
-    /// Passes on a wake-up a leaving waiter may have absorbed: if the lock is
-    /// free, the first waiter must try. (If it is held, that owner's unlock sees
-    /// `HAS_WAITERS`.)
+    /// Passes on a wake-up or a hand-off a leaving waiter may have absorbed:
+    /// if the lock is free, the new first waiter gets it if it asked for
+    /// hand-off, or is woken to try if nobody else is awake. (If it is held,
+    /// that owner's unlock sees `HAS_WAITERS` and `HANDOFF`.)
     fn pass_on(&self, q: &Locked<'_, Plain>, woken: &mut Detached) {
-        if self.owner.load(Ordering::Relaxed) == UNLOCKED
-            && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
-            && self.spinners.load(Ordering::Relaxed) == 0
-        {
+        if self.owner.load(Ordering::Relaxed) != UNLOCKED {
+            return;
+        }
+        if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+            self.hand_free_lock(q, woken);
+        } else if self.spinners.load(Ordering::Relaxed) == 0 {
             self.pop_first(q, woken, true);
         }
     }
@@ -1250,6 +1400,55 @@ mod tests {
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
     }
 
+    /// Interrupted lockers against a holder that keeps releasing and
+    /// retaking the mutex (barging past them, their turns running out, their
+    /// hand-off requests racing the signals): every call either gets the lock
+    /// or returns `Interrupted` having taken nothing, and the mutex ends with
+    /// no flag or spinner left.
+    #[test]
+    fn interrupted_lockers_against_a_barging_holder_leave_the_mutex_clean() {
+        let m = Arc::new(Mutex::new(0u64));
+        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let (m1, stop1) = (m.clone(), stop.clone());
+        let hog = std::thread::spawn(move || {
+            while !stop1.load(core::sync::atomic::Ordering::Relaxed) {
+                *m1.lock() += 1;
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let (m2, stop2) = (m.clone(), stop.clone());
+        let victim = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            let (mut got, mut interrupted) = (0u64, 0u64);
+            while !stop2.load(core::sync::atomic::Ordering::Relaxed) {
+                match m2.lock_interruptible() {
+                    Ok(mut g) => {
+                        *g += 1;
+                        got += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e, Error::Interrupted);
+                        interrupted += 1;
+                    }
+                }
+                crate::sched::flush_signals();
+            }
+            (got, interrupted)
+        });
+        let task = rx.recv().unwrap();
+        for _ in 0..200 {
+            task.send_signal(Signal::SIGUSR1);
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        hog.join().unwrap();
+        let (got, _) = victim.join().unwrap();
+        assert!(*m.lock() >= got);
+        assert!(!m.is_locked());
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+        assert_eq!(m.raw().spinners.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn stress_16_threads() {
         let m = Arc::new(Mutex::new(0u64));
@@ -1351,6 +1550,45 @@ mod loom_tests {
                     assert_eq!(v, 0);
                 }
             }
+            assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
+            assert_eq!(m.raw.spinners.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A hand-off request passed on by a leaving waiter: under loom every
+    /// turn is over at once, so both waiters queue asking for hand-off; the
+    /// first is interrupted, which makes the second the first with `HANDOFF`
+    /// set, perhaps while the lock is free: the leaver (`pass_on`), the unlock
+    /// or the second's own look must hand it the lock. Nobody hangs, and the
+    /// mutex ends free with no flag or spinner left.
+    #[test]
+    fn loom_mutex_leaver_passes_the_handoff_on() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let m = Arc::new(Mutex::new(0u32));
+            let g = m.lock();
+            let task = Arc::new(loom::sync::Mutex::new(None));
+            let (m1, task1) = (m.clone(), task.clone());
+            let t1 = loom::thread::spawn(move || {
+                *task1.lock().unwrap() = Some(crate::sched::current());
+                let r = m1.lock_interruptible().map(|mut g| *g += 1);
+                crate::sched::flush_signals();
+                r
+            });
+            let m2 = m.clone();
+            let t2 = loom::thread::spawn(move || *m2.lock() += 1);
+            let victim = loop {
+                if let Some(v) = task.lock().unwrap().clone() {
+                    break v;
+                }
+                loom::thread::yield_now();
+            };
+            victim.send_signal(crate::sched::Signal::SIGUSR1);
+            drop(g);
+            let r = t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(*m.lock(), 1 + u32::from(r.is_ok()));
             assert_eq!(m.raw.flags.load(Ordering::Relaxed), 0);
             assert_eq!(m.raw.spinners.load(Ordering::Relaxed), 0);
         });
