@@ -405,6 +405,7 @@ impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
     /// Turns write access into read access without letting a writer in between
     /// (`downgrade_write`): readers queued at the head get in too.
     #[doc(alias = "downgrade_write")]
+    #[doc(alias = "rw_downgrade")] // Solaris
     pub fn downgrade(self) -> RwSemReadGuard<'a, T> {
         let (sem, ctx) = self.into_parts();
         sem.raw.downgrade();

@@ -244,6 +244,7 @@ impl Semaphore {
     /// With the `lockdep` feature, if called where sleeping is not allowed
     /// (even when a unit is free: the kernel's `might_sleep()`).
     #[inline]
+    #[doc(alias = "sema_p")] // Solaris
     pub fn down(&self) {
         crate::lockdep::might_sleep();
         if !self.try_fast() {
@@ -259,6 +260,7 @@ impl Semaphore {
     /// SIGKILL; the unit is not taken and the semaphore is as if the call never
     /// happened.
     #[inline]
+    #[doc(alias = "sema_p_sig")] // Solaris
     pub fn down_interruptible(&self) -> Result<()> {
         crate::lockdep::might_sleep();
         if self.try_fast() {
@@ -321,6 +323,7 @@ impl Semaphore {
     /// kernel's, it takes a free unit even while others sleep for one, unless
     /// the first sleeper has waited long enough to have it handed over.
     #[inline]
+    #[doc(alias = "sema_tryp")] // Solaris
     pub fn try_down(&self) -> bool {
         let backoff = crate::Backoff::new();
         loop {
@@ -345,6 +348,7 @@ impl Semaphore {
     /// it (then a kick hands it over or wakes the first sleeper). May be called
     /// by any task, and from irq context.
     #[inline]
+    #[doc(alias = "sema_v")] // Solaris
     pub fn up(&self) {
         // Release pairs with the Acquire of whoever takes the unit (a down's CAS,
         // or the kick's CAS that moves it to a sleeper).

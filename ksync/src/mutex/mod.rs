@@ -336,6 +336,7 @@ impl RawMutex {
 
     /// Whether the calling thread holds the mutex.
     #[inline]
+    #[doc(alias = "mutex_owned")] // Solaris
     pub fn is_owned_by_current(&self) -> bool {
         self.owner.load(Ordering::Relaxed) == current_id()
     }
