@@ -545,7 +545,7 @@ impl Semaphore {
                 return false;
             }
             polls = polls.wrapping_add(1);
-            if polls % YIELD_EVERY == 0 {
+            if polls.is_multiple_of(YIELD_EVERY) {
                 crate::arch::yield_now();
             }
             for _ in 0..4 {
