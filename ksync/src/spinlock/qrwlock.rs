@@ -359,32 +359,4 @@ mod loom_tests {
             assert_eq!(l.sleeper.load(Ordering::Relaxed), 0);
         });
     }
-
-    /// A writer holds the lock; a reader queues as the head and sleeps with
-    /// `sleeper` set. The writer's release is a plain store followed by the
-    /// light barrier and a `sleeper` load: it must wake the reader (a lost
-    /// wake-up shows as a deadlock).
-    #[test]
-    fn loom_qrwlock_write_unlock_store_wakes_sleeping_reader() {
-        use loom::sync::Arc;
-        loom::model(|| {
-            let l = Arc::new(QueuedRw::new());
-            l.write();
-            let l2 = l.clone();
-            let r = loom::thread::spawn(move || {
-                l2.read();
-                assert!(!l2.is_write_locked());
-                // SAFETY: taken just above.
-                unsafe { l2.read_unlock() };
-            });
-            while l.sleeper.load(Ordering::Relaxed) == 0 {
-                loom::thread::yield_now();
-            }
-            // SAFETY: taken above, on this thread.
-            unsafe { l.write_unlock() };
-            r.join().unwrap();
-            assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
-            assert_eq!(l.sleeper.load(Ordering::Relaxed), 0);
-        });
-    }
 }
