@@ -5,85 +5,65 @@
 //! |-------------|------------------|------------------------------------------------|
 //! | 0–7         | `WLOCKED` (0xff) | a writer holds the lock                        |
 //! | 8           | `WAITING`        | a writer waits (at the head of the queue) for the readers to drain |
+//! | 9           | `SLEEPING`       | the queue head (the `wait_lock` holder) sleeps on `cnts`: the release that ends its wait must wake it |
 //! | 10–31       | reader count     | in units of `READER` (1 << 10)                 |
 //!
-//! | `sleeper` | meaning |
-//! |-----------|---------|
-//! | 1         | the queue head (the `wait_lock` holder) sleeps, or is about to, on `cnts`: the release that ends its wait must wake it |
+//! Transitions: readers `fetch_add(READER)` and back off (subtract) if a writer
+//! holds or waits; a writer CASes 0 → `WLOCKED`. Contended lockers queue on
+//! `wait_lock` (a [`Queued`] spinlock, so waiters are FIFO and sleep when the
+//! holder is preempted): the queue head is the only waiter that spins on
+//! `cnts`. A waiting writer sets `WAITING`, which turns new readers away into
+//! the queue, then CASes `WAITING` → `WLOCKED` once the readers drain. So a
+//! writer waits only for readers that came before it: no starvation.
 //!
-//! Transitions: readers CAS `c → c + READER` from a `c` with neither
-//! `WLOCKED` nor `WAITING`; a writer CASes 0 → `WLOCKED`. Contended lockers
-//! queue on `wait_lock` (a [`Queued`] spinlock, so waiters are FIFO and sleep
-//! when the holder is preempted): the queue head is the only waiter that
-//! polls `cnts`. A waiting writer first waits for a writer holding the lock to
-//! leave, then CASes `WAITING` in (from a `c` without `WLOCKED`), which turns
-//! new readers away into the queue, and CASes `WAITING` → `WLOCKED` once the
-//! readers drain. So a writer waits only for readers that came before it: no
-//! starvation.
-//!
-//! **Invariant: while a writer holds the lock, `cnts` is exactly `WLOCKED`
-//! and nobody but that writer writes it** — readers and the queue head CAS
-//! only from values without `WLOCKED`, writers only from 0 or `WAITING` — so
-//! `write_unlock` is a release store of 0. The kernel gets the same by
-//! storing the locked *byte* while readers add to the other bytes with
-//! `atomic_add`; Rust forbids racing mixed-size atomics, so here the readers
-//! pay instead: their fast path is a load and a CAS (one RMW, as the
-//! `fetch_add` it replaces) that may have to retry when readers race.
-//!
-//! The queue head's waits (a reader for the writer to leave, a writer for a
-//! writer to leave or the readers to drain) spin a bounded time and then sleep
-//! on `cnts`: the head sets `sleeper`, issues [`heavy_barrier`], re-reads
-//! `cnts`, and sleeps only while it still holds the value it saw. The unlock
-//! that ends the wait (`write_unlock`, or the last `read_unlock` before a
-//! waiting writer) issues [`light_barrier`] after its store or RMW and wakes
-//! the head if `sleeper` is set — the asymmetric fence pair of the queued
-//! spinlock: either the unlock sees `sleeper` or the head's re-read sees the
-//! unlock. Only the `wait_lock` holder sleeps, so there is at most one
+//! The queue head's waits (a reader for the writer to leave, a writer for the
+//! readers to drain) spin a bounded time and then sleep on `cnts` with
+//! `SLEEPING` set, as the queued spinlock's head does; the unlock that ends the
+//! wait (`write_unlock`, or the last `read_unlock` before a waiting writer)
+//! sees `SLEEPING` in the value its RMW returns and wakes it. Both sides are
+//! RMWs on `cnts`, so one sees the other: no fence is needed for the lost
+//! wake-up race. Only the `wait_lock` holder sleeps, so there is at most one
 //! sleeper; readers in interrupt context never sleep (they spin and yield).
 //!
 //! The kernel's irq rule is kept: a reader in interrupt context (hardirq or
 //! softirq) does not queue behind a waiting writer — it waits only for a writer
-//! that *holds* the lock, and enters past `WAITING` — so `read_lock` in an irq
-//! handler cannot deadlock against a writer queued on the same thread it
-//! interrupted.
+//! that *holds* the lock — so `read_lock` in an irq handler cannot deadlock
+//! against a writer queued on the same thread it interrupted.
+//!
+//! `write_unlock` subtracts `WLOCKED` (an RMW, not the kernel's byte store:
+//! Rust forbids racing mixed-size atomics, and readers change the other bits).
 
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
-use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 const WLOCKED: u32 = 0xff;
 const WAITING: u32 = 0x100;
 const WMASK: u32 = WLOCKED | WAITING;
+const SLEEPING: u32 = 0x200;
 const READER: u32 = 0x400;
 
-/// The queued fair rwlock (`struct qrwlock`, plus the queue head's `sleeper`
-/// word): 24 bytes.
+/// The queued fair rwlock (`struct qrwlock`).
 #[derive(Debug)]
 #[repr(C)]
 pub struct QueuedRw {
     cnts: AtomicU32,
-    /// 1 while the queue head sleeps (or is about to) on `cnts`; written only
-    /// by the `wait_lock` holder.
-    sleeper: AtomicU32,
     wait_lock: Queued,
 }
 
 // SAFETY: a writer holds WLOCKED only after a CAS from 0 or from WAITING (no
-// readers); readers enter only by a CAS from a value without WLOCKED. Entering
-// RMWs are Acquire, exits Release (the writer's a Release store).
+// readers); readers hold a count only while no WLOCKED is set (they undo and
+// wait otherwise). Entering RMWs/loads are Acquire, exits Release.
 unsafe impl RawRwSpin for QueuedRw {
     #[cfg(not(loom))]
     const INIT: Self = QueuedRw {
         cnts: AtomicU32::new(0),
-        sleeper: AtomicU32::new(0),
         wait_lock: Queued::INIT,
     };
     #[cfg(loom)]
     fn new() -> Self {
         QueuedRw {
             cnts: AtomicU32::new(0),
-            sleeper: AtomicU32::new(0),
             wait_lock: Queued::new(),
         }
     }
@@ -91,39 +71,30 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn read(&self) {
-        if !self.try_read_once() {
+        // Acquire: pairs with the writer's Release in `write_unlock`.
+        let c = self.cnts.fetch_add(READER, Ordering::Acquire);
+        if c & WMASK != 0 {
             self.read_slow();
         }
     }
 
     #[inline]
     fn try_read(&self) -> bool {
-        let spin = Spin::new();
-        let mut c = self.cnts.load(Ordering::Relaxed);
-        while c & WMASK == 0 {
-            // Acquire: as in `try_read_once`.
-            match self.cnts.compare_exchange_weak(
-                c,
-                c + READER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => c = now,
+        let c = self.cnts.load(Ordering::Relaxed);
+        if c & WMASK == 0 {
+            // Acquire: as in `read`.
+            let c = self.cnts.fetch_add(READER, Ordering::Acquire);
+            if c & WMASK == 0 {
+                return true;
             }
-            spin.spin();
+            self.unbias();
         }
         false
     }
 
     #[inline]
     unsafe fn read_unlock(&self) {
-        // Release: pairs with the writer's Acquire CAS once readers drain.
-        let c = self.cnts.fetch_sub(READER, Ordering::Release);
-        if c - READER == WAITING {
-            // The last reader out, and a writer waits: wake it if it sleeps.
-            self.wake_head();
-        }
+        self.unbias();
     }
 
     #[inline]
@@ -145,11 +116,11 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     unsafe fn write_unlock(&self) {
-        // Nobody but us writes `cnts` while WLOCKED is set (module docs).
-        // Release: pairs with the Acquire CAS of the next reader or writer.
-        self.cnts.store(0, Ordering::Release);
-        // The queue head may sleep until we leave.
-        self.wake_head();
+        // Release: pairs with the Acquire of the next reader or writer.
+        if self.cnts.fetch_sub(WLOCKED, Ordering::Release) & SLEEPING != 0 {
+            // The queue head (a reader) sleeps until we leave.
+            self.wake_head();
+        }
     }
 
     fn is_locked(&self) -> bool {
@@ -163,53 +134,28 @@ unsafe impl RawRwSpin for QueuedRw {
 }
 
 impl QueuedRw {
-    /// The reader fast path: one CAS from a value without `WLOCKED` or
-    /// `WAITING`.
+    /// Drops one reader bias (`read_unlock`, or a reader backing off).
     #[inline]
-    fn try_read_once(&self) -> bool {
-        let c = self.cnts.load(Ordering::Relaxed);
-        // Acquire: pairs with the writer's Release store in `write_unlock`.
-        c & WMASK == 0
-            && self
-                .cnts
-                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// After a release that may end the queue head's wait: wakes it if it
-    /// sleeps.
-    #[inline]
-    fn wake_head(&self) {
-        // Orders our release (store or RMW on `cnts`) before the `sleeper`
-        // load, with the head's `heavy_barrier` between its `sleeper` store and
-        // its re-read of `cnts` (see `head_wait`): one of the two sees the other.
-        light_barrier();
-        if self.sleeper.load(Ordering::Relaxed) != 0 {
-            self.wake_head_slow();
+    fn unbias(&self) {
+        // Release: pairs with the writer's Acquire CAS once readers drain.
+        let c = self.cnts.fetch_sub(READER, Ordering::Release);
+        if c & SLEEPING != 0 && (c - READER) & !SLEEPING == WAITING {
+            // The last reader out, and the waiting writer sleeps.
+            self.wake_head();
         }
     }
 
     #[cold]
-    fn wake_head_slow(&self) {
+    fn wake_head(&self) {
         crate::arch::futex::wake_one(&self.cnts);
     }
 
-    /// Takes a read hold past `WAITING` once no writer holds the lock,
-    /// spinning and yielding: for readers in interrupt context, which must not
-    /// sleep or queue (the irq rule above).
-    fn read_in_interrupt(&self) {
+    /// Waits until no writer holds the lock (readers may), spinning and
+    /// yielding: for readers in interrupt context, which must not sleep.
+    fn wait_unlocked_writer_spinning(&self) {
         let spin = Spin::new();
-        loop {
-            let c = self.cnts.load(Ordering::Relaxed);
-            // Acquire: pairs with the writer's Release store in `write_unlock`.
-            if c & WLOCKED == 0
-                && self
-                    .cnts
-                    .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
+        // Acquire: pairs with the writer's Release fetch_sub in `write_unlock`.
+        while self.cnts.load(Ordering::Acquire) & WLOCKED != 0 {
             if spin.is_completed() {
                 crate::arch::yield_now();
             } else {
@@ -219,65 +165,52 @@ impl QueuedRw {
     }
 
     /// The queue head's wait (we hold `wait_lock`) until `done(cnts)`: spins a
-    /// bounded time, then sleeps on `cnts` with `sleeper` set until the
-    /// release that makes `done` true wakes us. Returns the value that was done.
-    fn head_wait(&self, done: impl Fn(u32) -> bool) -> u32 {
+    /// bounded time, then sleeps on `cnts` with `SLEEPING` set until the
+    /// release that makes `done` true wakes us. Returns with `SLEEPING` clear.
+    fn head_wait(&self, done: impl Fn(u32) -> bool) {
         let spin = Spin::new();
         loop {
-            // Acquire: pairs with the Release of the unlock we waited for.
-            let c = self.cnts.load(Ordering::Acquire);
-            if done(c) {
-                return c;
+            // Acquire: pairs with the Release RMW of the unlock we waited for.
+            if done(self.cnts.load(Ordering::Acquire)) {
+                return;
             }
             if spin.is_completed() {
                 break;
             }
             spin.snooze();
         }
-        // Relaxed: ordered before the re-read by the heavy barrier.
-        self.sleeper.store(1, Ordering::Relaxed);
         loop {
-            // Pairs with the releaser's `light_barrier` (see `wake_head`).
-            heavy_barrier();
-            // Acquire: as above.
-            let c = self.cnts.load(Ordering::Acquire);
+            // Acquire: as above. The RMW is ordered with the releaser's RMW on
+            // the same word: either it sees SLEEPING and wakes us, or we see
+            // its release here.
+            let c = self.cnts.fetch_or(SLEEPING, Ordering::Acquire);
             if done(c) {
-                self.sleeper.store(0, Ordering::Relaxed);
-                return c;
+                self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
+                return;
             }
-            // Sleeps only while `cnts` still holds `c`; a release after our
-            // barrier sees `sleeper` and wakes us.
-            crate::arch::futex::wait(&self.cnts, c, None);
+            // Sleeps only while `cnts` is unchanged since our RMW.
+            crate::arch::futex::wait(&self.cnts, c | SLEEPING, None);
+            self.cnts.fetch_and(!SLEEPING, Ordering::Relaxed);
         }
     }
 
-    /// `queued_read_lock_slowpath`.
+    /// `queued_read_lock_slowpath`: our READER bias is already added.
     #[cold]
     fn read_slow(&self) {
         if crate::ctx::in_interrupt() {
-            self.read_in_interrupt();
+            // Readers in interrupt context keep their bias and only wait for an
+            // active writer (the irq rule above).
+            self.wait_unlocked_writer_spinning();
             return;
         }
-        // Other readers only made our CAS fail: retry while no writer holds or
-        // waits.
-        if self.try_read() {
-            return;
-        }
+        // Our bias came and went, but a waiting writer may have seen it and
+        // gone to sleep: leave as `read_unlock` does.
+        self.unbias();
         self.wait_lock.lock();
-        // We are the queue head. A waiting writer behind us has not set
-        // WAITING yet (it does so only as the head), so wait only for a writer
-        // that holds the lock, then enter.
-        loop {
-            let c = self.head_wait(|c| c & WLOCKED == 0);
-            // Acquire: as in `try_read_once`.
-            if self
-                .cnts
-                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
-            }
-        }
+        // Acquire: as in `read`. A waiting writer behind us in the queue has not
+        // set WAITING yet (it is the queue head only after we leave it).
+        self.cnts.fetch_add(READER, Ordering::Acquire);
+        self.head_wait(|c| c & WLOCKED == 0);
         // SAFETY: we took `wait_lock` above.
         unsafe { self.wait_lock.unlock() };
     }
@@ -286,37 +219,19 @@ impl QueuedRw {
     #[cold]
     fn write_slow(&self) {
         self.wait_lock.lock();
-        loop {
-            // Wait for a writer that holds the lock to leave (we may not touch
-            // `cnts` while it does), then turn new readers into the queue or
-            // take the lock if it is free.
-            let c = self.head_wait(|c| c & WLOCKED == 0);
-            let (new, taken) = if c & !WAITING == 0 {
-                (WLOCKED, true)
-            } else {
-                (c | WAITING, false)
-            };
-            // Acquire (when taking it): pairs with the Release of the last
-            // reader or writer out.
-            if self
-                .cnts
-                .compare_exchange_weak(c, new, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            if taken {
-                break;
-            }
-            // WAITING is set: only readers hold it (irq readers may still come).
-            self.head_wait(|c| c == WAITING);
-            // Acquire: pairs with the last reader's Release fetch_sub.
-            if self
-                .cnts
-                .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
+        if !self.try_write() {
+            // Turn new readers into the queue.
+            self.cnts.fetch_or(WAITING, Ordering::Relaxed);
+            loop {
+                self.head_wait(|c| c == WAITING);
+                // Acquire: pairs with the last reader's Release fetch_sub.
+                if self
+                    .cnts
+                    .compare_exchange(WAITING, WLOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
             }
         }
         // SAFETY: we took `wait_lock` above.
@@ -334,7 +249,7 @@ mod loom_tests {
     }
 
     /// A writer waits for a reader to drain and, its one-round spin budget
-    /// spent, sleeps with `sleeper` set; the reader's unlock must wake it
+    /// spent, sleeps with `SLEEPING` set; the reader's unlock must wake it
     /// (a lost wake-up shows as a deadlock). Then a reader waits for that
     /// writer the same way.
     #[test]
@@ -356,7 +271,6 @@ mod loom_tests {
             unsafe { l.read_unlock() };
             w.join().unwrap();
             assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
-            assert_eq!(l.sleeper.load(Ordering::Relaxed), 0);
         });
     }
 }
