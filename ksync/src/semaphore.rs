@@ -353,12 +353,30 @@ impl Semaphore {
         // Release pairs with the Acquire of whoever takes the unit (a down's CAS,
         // or the kick's CAS that moves it to a sleeper).
         let old = self.state.fetch_add(UNIT, Ordering::Release);
-        debug_assert!(old / UNIT < MAX_COUNT, "semaphore count overflow");
+        if old >= MAX_COUNT * UNIT {
+            self.up_overflow();
+        }
         // The exact old word: if it showed a contender counted, that contender
         // checks for stranding when it stops (module docs).
         if needs_kick(old) {
             self.kick_slow();
         }
+    }
+
+    /// `up` found the count already at [`MAX_COUNT`]: its add wrapped the count
+    /// to zero. Takes the add back (a `down` racing it saw no unit and waits
+    /// or fails as it would have anyway), so no unit is lost, then panics, in
+    /// every build.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn up_overflow(&self) -> ! {
+        // Relaxed: undoes our own add; the count's units are ordered by the
+        // downs' Acquire and the ups' Release as always.
+        self.state.fetch_sub(UNIT, Ordering::Relaxed);
+        panic!(
+            "Semaphore::up: the count is already at its maximum ({MAX_COUNT}): an up() without its down()?"
+        );
     }
 
     /// Takes a unit (`down`) and returns a guard that gives it back (`up`) when dropped.
@@ -720,6 +738,19 @@ impl core::fmt::Debug for SemaphoreGuard<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// An `up` past the maximum panics in every build and loses no unit (it
+    /// used to wrap the count to zero first, and to panic only in debug builds).
+    #[test]
+    fn up_past_the_maximum_panics_and_keeps_the_count() {
+        let s = Semaphore::new(MAX_COUNT as usize);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.up()));
+        let msg = *r.unwrap_err().downcast::<String>().unwrap();
+        assert!(msg.contains("already at its maximum"), "{msg}");
+        assert_eq!(s.count(), MAX_COUNT as usize);
+        assert!(s.try_down());
+        s.up(); // back at the maximum: allowed
+    }
     use crate::sched::{Signal, current};
     use std::sync::Arc;
     use std::sync::mpsc;
