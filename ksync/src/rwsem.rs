@@ -197,7 +197,7 @@ pub type RwSemWriteGuard<'a, T> = Guard<'a, T, RawRwSemaphore>;
 impl RawRwSemaphore {
     /// A free semaphore with the lockdep map `dep_map`.
     #[cfg(not(loom))]
-    const fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
+    pub(crate) const fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
         RawRwSemaphore {
             count: AtomicU32::new(0),
             flags: AtomicU32::new(0),

@@ -67,6 +67,8 @@
 //! No poisoning (as in the kernel and parking_lot): a panic unwinding through a
 //! guard releases the lock.
 
+#[cfg(all(feature = "lock_api", not(loom)))]
+mod adapters;
 mod sleeping;
 mod state;
 

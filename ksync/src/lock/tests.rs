@@ -198,3 +198,44 @@ fn a_panic_releases_the_lock_without_poisoning_it() {
     assert!(!s.is_locked() && !irqs_disabled() && preempt_count() == 0);
     assert_eq!(*s.lock(), 2);
 }
+
+/// The lock_api adapters of the sleeping locks: data exclusion across threads,
+/// readers sharing, a refused try while held, and no lockdep report on the way.
+#[cfg(feature = "lock_api")]
+#[test]
+fn lock_api_adapters_for_the_sleeping_locks() {
+    use crate::mutex::RawMutex;
+    use crate::rwsem::RawRwSemaphore;
+    let m: lock_api::Mutex<RawMutex, u64> = lock_api::Mutex::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    *m.lock() += 1;
+                }
+            });
+        }
+    });
+    assert_eq!(*m.lock(), 4000);
+    let g = m.lock();
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(m.try_lock().is_none()));
+    });
+    drop(g);
+    assert!(m.try_lock().is_some());
+
+    let rw: lock_api::RwLock<RawRwSemaphore, u32> = lock_api::RwLock::new(5);
+    let r = rw.read();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(*rw.read(), 5); // readers share
+            assert!(rw.try_write().is_none());
+        });
+    });
+    drop(r);
+    *rw.write() = 6;
+    assert_eq!(*rw.read(), 6);
+    assert!(!rw.is_locked());
+    #[cfg(feature = "lockdep")]
+    assert!(crate::lockdep::take_reports().is_empty());
+}
