@@ -414,26 +414,45 @@ pub fn main(args: Args) -> bool {
         duration: Duration::from_millis(args.millis),
     };
     let mut rounds = Vec::new();
+    let chosen = groups
+        .iter()
+        .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
+        .count();
+    // Progress on a terminal: a bar over every group of every round, redrawn
+    // only between groups (no ticker thread disturbs a measurement). Not on a
+    // terminal, a line per group as before.
+    let bar = indicatif::ProgressBar::new(chosen as u64 * u64::from(args.rounds));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        )
+        .expect("valid template"),
+    );
     for round in 1..=args.rounds {
         let mut rows = Vec::new();
         for g in groups
             .iter()
             .filter(|g| args.groups.is_empty() || args.groups.iter().any(|n| n == g.name))
         {
-            if !args.json {
-                if args.rounds > 1 {
-                    eprintln!(
-                        "ksync bench: {} — {} (round {round} of {})",
-                        g.name, g.about, args.rounds
-                    );
-                } else {
-                    eprintln!("ksync bench: {} — {}", g.name, g.about);
-                }
+            let what = if args.rounds > 1 {
+                format!(
+                    "{} — {} (round {round} of {})",
+                    g.name, g.about, args.rounds
+                )
+            } else {
+                format!("{} — {}", g.name, g.about)
+            };
+            if !bar.is_hidden() {
+                bar.set_message(what);
+            } else if !args.json {
+                eprintln!("ksync bench: {what}");
             }
             (g.run)(&cfg, &mut rows);
+            bar.inc(1);
         }
         rounds.push(rows);
     }
+    bar.finish_and_clear();
     let rows = medians(rounds);
     if args.json {
         println!(

@@ -38,6 +38,7 @@ mod harness;
 mod parse;
 
 use ast::{Litmus, Quantifier, Verdict};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -263,8 +264,18 @@ pub fn main(args: Args) -> bool {
             );
         }
     }
+    // Progress on a terminal (stderr), a test at a time; hidden otherwise.
+    let bar = indicatif::ProgressBar::new(tests.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        )
+        .expect("valid template"),
+    );
     for t in &tests {
+        bar.set_message(t.name.clone());
         let out = harness::run(t, iterations(t, args.iterations));
+        bar.inc(1);
         let j = judge(t, &out);
         ok &= j.ok;
         if args.json {
@@ -299,7 +310,9 @@ pub fn main(args: Args) -> bool {
             (None, true, _) => "ok".into(),
         };
         let model = t.expected.map_or("-".into(), |v| format!("{v:?}"));
-        println!(
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
             "\n{}  ({} threads, {} iterations, {} ms)\n  {}: Result {model}, {seen} {}/{}  -> {verdict}",
             t.name,
             t.procs.len(),
@@ -310,7 +323,8 @@ pub fn main(args: Args) -> bool {
             j.kept,
         );
         if out.deadlocked > 0 {
-            println!(
+            let _ = writeln!(
+                text,
                 "    {:>9}  (deadlocked: a lock never released was waited for; left out)",
                 out.deadlocked
             );
@@ -324,9 +338,11 @@ pub fn main(args: Args) -> bool {
             } else {
                 ""
             };
-            println!("    {:>9}  {}{}", n, t.format_outcome(values), mark);
+            let _ = writeln!(text, "    {:>9}  {}{}", n, t.format_outcome(values), mark);
         }
+        bar.suspend(|| print!("{text}"));
     }
+    bar.finish_and_clear();
     if args.json {
         println!(
             "{}",
