@@ -132,7 +132,7 @@ pub fn thread_cpu() -> Duration {
 /// A row measured with each `op` running `per_op` iterations of the real
 /// operation (a C peer's loop, which runs inside C so that one FFI call does
 /// not swamp a nanosecond operation), restated per iteration.
-#[cfg_attr(not(any(ksync_urcu, ksync_ck)), allow(dead_code))]
+#[cfg(any(ksync_urcu, ksync_ck))]
 pub fn per_iteration(mut row: Row, per_op: u64) -> Row {
     row.ops_per_sec *= per_op as f64;
     row.ns_per_op /= per_op as f64;

@@ -204,7 +204,7 @@ impl LockClassKey {
 }
 
 /// The key of every map that is not validated (`__lockdep_no_validate__`).
-#[cfg_attr(not(feature = "lockdep"), allow(dead_code))]
+#[cfg(feature = "lockdep")]
 static NOVALIDATE_KEY: LockClassKey = LockClassKey::new("");
 
 /// How a lock is being acquired, for the dependency rules.
