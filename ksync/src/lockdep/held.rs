@@ -39,12 +39,11 @@ pub(super) struct Held {
     pub(super) refs: u32,
     /// The call site of the acquisition (`acquire_ip`), for lock statistics.
     pub(super) ip: Option<&'static Location<'static>>,
-    /// Lock statistics: when the acquisition began to wait
-    /// (`waittime_stamp`, set by `lock_contended`); 0 if it did not.
-    pub(super) wait_stamp: u64,
-    /// Lock statistics: when the hold began (`holdtime_stamp`, set by
-    /// `lock_acquired` while statistics are on); 0 if it is not timed.
-    pub(super) hold_stamp: u64,
+    /// Lock statistics: the kernel's `waittime_stamp` and `holdtime_stamp`
+    /// in one word (they never overlap), a `CLOCK_MONOTONIC` time in ns:
+    /// 0, not timed; odd, waiting since `stamp - 1` (set by `lock_contended`);
+    /// even, held since `stamp` (set by `lock_acquired` while statistics are on).
+    pub(super) stamp: u64,
 }
 
 impl Held {
@@ -70,8 +69,7 @@ impl Held {
             chain_key: 0,
             refs: 0,
             ip: Some(ip),
-            wait_stamp: 0,
-            hold_stamp: 0,
+            stamp: 0,
         }
     }
 }
@@ -86,8 +84,7 @@ const EMPTY: Held = Held {
     chain_key: 0,
     refs: 0,
     ip: None,
-    wait_stamp: 0,
-    hold_stamp: 0,
+    stamp: 0,
 };
 
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
@@ -205,7 +202,7 @@ impl Tls {
         if h.map != addr {
             return false;
         }
-        if h.hold_stamp != 0 {
+        if h.stamp != 0 {
             stat::released(h);
         }
         let flags = h.flags;
@@ -232,7 +229,7 @@ impl Tls {
             self.held[i].refs -= 1;
             return out;
         }
-        if self.held[i].hold_stamp != 0 {
+        if self.held[i].stamp != 0 {
             stat::released(&self.held[i]);
         }
         self.uncount(self.held[i].flags);

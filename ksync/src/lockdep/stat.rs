@@ -575,10 +575,10 @@ mod imp {
         with_tls(|t| {
             let me = me(t);
             let Some(h) = find(t, map) else { return };
-            if h.wait_stamp != 0 {
+            if h.stamp != 0 {
                 return; // told twice about one wait
             }
-            h.wait_stamp = now_ns().max(1);
+            h.stamp = now_ns() | 1; // odd: waiting (`Held::stamp`)
             let Some(s) = stat(h.class) else { return };
             if let Some(ip) = h.ip {
                 count_point(&s.contention, ip);
@@ -601,16 +601,17 @@ mod imp {
     #[cold]
     #[inline(never)]
     pub(in super::super) fn acquired(map: &LockdepMap) {
-        let now = now_ns().max(1);
+        let now = (now_ns() & !1).max(2);
         with_tls(|t| {
             let me = me(t);
             let Some(h) = find(t, map) else { return };
-            h.hold_stamp = now;
-            let wait = core::mem::take(&mut h.wait_stamp);
+            // Odd: the wait that `contended` stamped ends now.
+            let wait = (h.stamp & 1 != 0).then(|| h.stamp - 1);
+            h.stamp = now; // even: held (`Held::stamp`)
             let Some(s) = stat(h.class) else { return };
             let rw = &s.rw[rw(h.kind)];
-            if wait != 0 {
-                rw.wait.add(now.saturating_sub(wait));
+            if let Some(since) = wait {
+                rw.wait.add(now.saturating_sub(since));
             }
             // Relaxed: statistics (see `contended`).
             if map.stat_owner.swap(me, Ordering::Relaxed) != me {
@@ -623,12 +624,16 @@ mod imp {
         });
     }
 
-    /// A hold stamped by [`acquired`] ends: `h` was released.
+    /// An acquisition that statistics timed ends: `h` was released. A hold
+    /// (even stamp) is counted; a wait never acquired (odd) is not.
     #[cold]
     #[inline(never)]
     pub(in super::super) fn released(h: &Held) {
+        if h.stamp & 1 != 0 {
+            return;
+        }
         if let Some(s) = stat(h.class) {
-            let t = now_ns().saturating_sub(h.hold_stamp);
+            let t = now_ns().saturating_sub(h.stamp);
             s.rw[rw(h.kind)].hold.add(t);
         }
     }
