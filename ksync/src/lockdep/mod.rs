@@ -122,6 +122,17 @@
 //!
 //! Tests on the real locks (every report kind, a real irq): `ksync/tests/lockdep_real.rs`.
 //!
+//! # Lock statistics (`CONFIG_LOCK_STAT`)
+//!
+//! With `KSYNC_LOCKSTAT=1` or [`lock_stat_enable`]`(true)`, lockdep also
+//! counts, per class, contentions and acquisitions, wait and hold times (read
+//! and write holds apart) and the call sites that contended; [`lock_stats`]
+//! returns them and [`LockStatTable`] prints them as `/proc/lock_stat` does
+//! (`ksync lockdep-demo --stat`, `ksync lockstat`). The generic lock calls
+//! [`lock_acquired`] after each acquisition and the backends call
+//! [`lock_contended`] from their slow paths; off, they cost one relaxed load.
+//! Details: the `stat` module's source, `ksync/tests/lock_stat.rs`.
+//!
 //! # Limits
 //!
 //! New dependencies capture a `std::backtrace::Backtrace` (printed in the report

@@ -3,23 +3,7 @@
 //! contended and acquired, how long acquisitions waited and how long the lock
 //! was held, read and write holds apart, and the call sites that contended.
 //!
-//! # What is counted (`struct lock_class_stats`)
-//!
-//! | column | counted |
-//! |---|---|
-//! | `con-bounces` | contentions while the lock's last acquirer was another thread |
-//! | `contentions` | acquisitions that had to wait (the backend took its slow path) |
-//! | `waittime-*` | from the contention to the acquisition: min, max, total, average |
-//! | `acq-bounces` | acquisitions by another thread than the lock's last acquirer |
-//! | `acquisitions` | acquisitions released (trylocks included), counted at the release |
-//! | `holdtime-*` | from the acquisition to the release: min, max, total, average |
-//!
-//! A *bounce*, in the kernel, is the lock's cache line moving to another CPU:
-//! the acquiring CPU is not the one that acquired it last. ksync counts threads
-//! instead of CPUs (the thread's identity is the address of its held-lock
-//! stack): a bounce is an acquisition (or contention) by another thread than
-//! the lock's last acquirer. A thread migrated between CPUs is no bounce here,
-//! and two threads on one CPU are.
+//! What each column counts: [`LockStatTable`].
 //!
 //! Under each class the table lists where it was contended
 //! (`contention_point`: the call site of the waiting acquisition) and where
@@ -42,9 +26,17 @@
 //!
 //! Statistics are off until `KSYNC_LOCKSTAT=1` (read at the first lockdep slow
 //! path, or the first call of this API) or [`lock_stat_enable`]`(true)`. Off,
-//! the acquire path pays one relaxed load and a branch; the per-class tables
-//! are not even allocated. Without the `lockdep` feature nothing is compiled in
-//! and [`lock_stats`] is empty.
+//! the acquire path pays one relaxed load and a branch (`lock_acquired`), and a
+//! spinning lock a second of the same word: its slow path is inside the raw
+//! algorithm, which knows no lockdep map, so with statistics on the backend
+//! tries once first and reports a failed try as the contention (the kernel's
+//! `LOCK_CONTENDED`). The per-class tables are not allocated until statistics
+//! are first enabled. Without the `lockdep` feature nothing is compiled in and
+//! [`lock_stats`] is empty.
+//!
+//! A contention is the backend's slow path being taken: for a mutex or an
+//! rwsem that includes waits that end in the optimistic spin (the kernel
+//! counts only those that queue), for a spinlock a failed first try.
 //!
 //! Counters are atomics on the class (not a lock): a contended class's
 //! counters are a shared cache line, but only while statistics are on. The
@@ -227,6 +219,27 @@ impl fmt::Display for ClassStats {
 /// Lock statistics printed as `/proc/lock_stat` prints them: a version line,
 /// the column headings, then every class, the most contended first, each with
 /// its contention points beneath it. Times are in microseconds.
+///
+/// # The columns (`struct lock_class_stats`)
+///
+/// | column | counted |
+/// |---|---|
+/// | `con-bounces` | contentions while the lock's last acquirer was another thread |
+/// | `contentions` | acquisitions that had to wait (the backend took its slow path) |
+/// | `waittime-*` | from the contention to the acquisition: min, max, total, average |
+/// | `acq-bounces` | acquisitions by another thread than the lock's last acquirer |
+/// | `acquisitions` | acquisitions released (trylocks included), counted at the release |
+/// | `holdtime-*` | from the acquisition to the release: min, max, total, average |
+///
+/// A *bounce*, in the kernel, is the lock's cache line moving to another CPU:
+/// the acquiring CPU is not the one that acquired it last. ksync counts threads
+/// instead of CPUs (the thread's identity is the address of its held-lock
+/// stack): a bounce is an acquisition (or contention) by another thread than
+/// the lock's last acquirer. A thread migrated between CPUs is no bounce here,
+/// and two threads on one CPU are. The last acquirer is recorded when its
+/// acquisition completes (`lock_acquired`, as the kernel records `lock->cpu`),
+/// so a lock handed over to a waiter that has not run yet still names the
+/// thread before it: `con-bounces` can be well below `contentions`.
 ///
 /// ```
 /// use ksync::lockdep::{self, LockStatTable};
