@@ -10,6 +10,8 @@
 
 use ksync::lockdep::{self, ClassStats, LockTime, Mode};
 use ksync::mutex::Mutex;
+use ksync::percpu_rwsem::PercpuRwSemaphore;
+use ksync::rtmutex::RtMutex;
 use ksync::rwsem::RwSemaphore;
 use ksync::sched::{self, TaskState};
 use ksync::spinlock::{RwLock, SpinLock};
@@ -90,6 +92,23 @@ fn a_contended_spinlock_is_counted_exactly() {
     assert_ordered(&c.write.holdtime);
     assert_eq!(c.contention_points[0].count, 1);
     lockdep::lock_stat_enable(false);
+}
+
+#[test]
+fn rt_mutex_and_percpu_rwsem_report_their_contention() {
+    let Some(_s) = serial() else { return };
+    lockdep::lock_stat_enable(true);
+    let (rt, rline) = (RtMutex::new(0u32), line!());
+    contend(|| rt.lock(), || *rt.lock() += 1, rline);
+    let (p, pline) = (PercpuRwSemaphore::new(0u32), line!());
+    // A writer waits for the writer (the claim).
+    contend(|| p.write(), || *p.write() += 1, pline);
+    lockdep::lock_stat_enable(false);
+    for (line, n) in [(rline, 2), (pline, 2)] {
+        let c = class_at(line).expect("counted");
+        assert_eq!((c.contentions(), c.acquisitions()), (1, n), "{c:#?}");
+        assert_ordered(&c.write.waittime);
+    }
 }
 
 #[test]
