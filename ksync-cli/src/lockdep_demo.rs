@@ -2,6 +2,11 @@
 //! show what a user gets. Each runs in a thread of its own, in warn mode (print
 //! and collect), and passes when exactly the expected report came out.
 //!
+//! `--stat` runs the lock statistics demo instead (`CONFIG_LOCK_STAT`): locks
+//! made to contend, then the table that `/proc/lock_stat` would show. And
+//! `ksync lockstat [torture options]` runs the torture with lock statistics
+//! on and prints the same table after it.
+//!
 //! Needs the `lockdep` feature: `cargo run --release --features lockdep -- lockdep-demo`.
 
 /// Options of `ksync lockdep-demo`.
@@ -13,6 +18,10 @@ pub struct Args {
     /// List the demos and exit.
     #[arg(long)]
     pub list: bool,
+    /// Show lock statistics instead (CONFIG_LOCK_STAT): make locks contend,
+    /// then print the table as /proc/lock_stat does.
+    #[arg(long)]
+    pub stat: bool,
 }
 
 /// Runs the demos; returns whether every demo produced its report.
@@ -20,15 +29,30 @@ pub fn main(args: Args) -> bool {
     imp::main(args)
 }
 
+/// `ksync lockstat`: the torture run `args` describes, with lock statistics
+/// on, then the table; returns the torture's verdict.
+pub fn lockstat(args: crate::torture::Args) -> bool {
+    imp::lockstat(args)
+}
+
 #[cfg(not(feature = "lockdep"))]
 mod imp {
-    pub fn main(args: super::Args) -> bool {
-        let _ = args;
+    fn unavailable(what: &str) -> bool {
         eprintln!(
-            "ksync lockdep-demo: this ksync was built without lockdep, so there is nothing to show.\n\
-             Build it with the feature:  cargo run --release --features lockdep -- lockdep-demo"
+            "ksync {what}: this ksync was built without lockdep, so there is nothing to show.\n\
+             Build it with the feature:  cargo run --release --features lockdep -- {what}"
         );
         false
+    }
+
+    pub fn main(args: super::Args) -> bool {
+        let _ = args;
+        unavailable("lockdep-demo")
+    }
+
+    pub fn lockstat(args: crate::torture::Args) -> bool {
+        let _ = args;
+        unavailable("lockstat")
     }
 }
 
@@ -364,7 +388,93 @@ mod imp {
         lockdep::take_reports_involving("demo_leaked_mutex")
     }
 
+    /// `ksync lockdep-demo --stat`: a mutex that a waiter is known to wait
+    /// for (its contention is seen before the holder lets go), a spinlock
+    /// and a mutex hammered by a few threads, an rwlock read by many and
+    /// written by one; then the table. Passes if the certain contention was
+    /// counted.
+    fn stat_demo() -> bool {
+        static HOLD: LockClassKey = LockClassKey::new("demo_stat_handoff");
+        static SPIN: LockClassKey = LockClassKey::new("demo_stat_spin");
+        static MUTEX: LockClassKey = LockClassKey::new("demo_stat_mutex");
+        static RW: LockClassKey = LockClassKey::new("demo_stat_rwlock");
+        lockdep::lock_stat_enable(true);
+        lockdep::lock_stat_reset();
+        let handoff = Mutex::with_class(0u64, "demo_stat_handoff", &HOLD);
+        let spin = SpinLock::with_class(0u64, "demo_stat_spin", &SPIN);
+        let mutex = Mutex::with_class(0u64, "demo_stat_mutex", &MUTEX);
+        let rw = RwLock::with_class(0u64, "demo_stat_rwlock", &RW);
+        let contended = |name: &str| {
+            lockdep::lock_stats()
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(0, |c| {
+                    c.contention_points.iter().map(|p| p.count).sum::<u64>()
+                })
+        };
+        std::thread::scope(|s| {
+            // One contention for certain: hold, start a waiter, let go only
+            // once its contention is counted.
+            let g = handoff.lock();
+            let waiter = s.spawn(|| *handoff.lock() += 1);
+            while contended("demo_stat_handoff") == 0 {
+                std::thread::yield_now();
+            }
+            drop(g);
+            waiter.join().unwrap();
+            // The rest as the scheduler makes it: a few threads at once.
+            for t in 0..4u64 {
+                let (spin, mutex, rw) = (&spin, &mutex, &rw);
+                s.spawn(move || {
+                    for i in 0..20_000u64 {
+                        *spin.lock() += 1;
+                        if i % 16 == 0 {
+                            let mut g = mutex.lock();
+                            *g += 1;
+                            std::hint::black_box(&mut *g);
+                        }
+                        if t == 0 && i % 64 == 0 {
+                            *rw.write() += 1;
+                        } else {
+                            std::hint::black_box(*rw.read());
+                        }
+                    }
+                });
+            }
+        });
+        lockdep::lock_stat_enable(false);
+        print!("{}", lockdep::lock_stat_table());
+        let ok = contended("demo_stat_handoff") == 1;
+        eprintln!(
+            "### lock statistics demo: the certain contention {}",
+            if ok {
+                "was counted: ok"
+            } else {
+                "was not counted: FAILED"
+            }
+        );
+        ok
+    }
+
+    pub fn lockstat(args: crate::torture::Args) -> bool {
+        let json = args.json;
+        lockdep::lock_stat_enable(true);
+        lockdep::lock_stat_reset();
+        let ok = crate::torture::main(args);
+        lockdep::lock_stat_enable(false);
+        let table = lockdep::lock_stat_table();
+        if json {
+            eprint!("{table}"); // stdout holds the torture's JSON
+        } else {
+            print!("{table}");
+        }
+        ok
+    }
+
     pub fn main(args: super::Args) -> bool {
+        if args.stat {
+            return stat_demo();
+        }
         if args.list {
             for d in DEMOS {
                 println!("{:<16} {}", d.name, d.about);

@@ -28,8 +28,12 @@ enum Command {
     /// Run memory-model litmus tests, in the kernel's C litmus format, on this CPU
     /// with ksync's primitives (the built-in tests, or the files and directories given).
     Litmus(litmus::Args),
-    /// Show, by running short programs, each report lockdep gives.
+    /// Show, by running short programs, each report lockdep gives (`--stat`:
+    /// lock statistics instead).
     LockdepDemo(lockdep_demo::Args),
+    /// Run the torture (same options) with lock statistics on, then print them
+    /// as /proc/lock_stat does (needs the `lockdep` feature).
+    Lockstat(torture::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::main(a),
         Command::Litmus(a) => litmus::main(a),
         Command::LockdepDemo(a) => lockdep_demo::main(a),
+        Command::Lockstat(a) => lockdep_demo::lockstat(a),
     };
     if ok {
         ExitCode::SUCCESS

@@ -63,7 +63,7 @@ use core::fmt;
 use crate::arch::CachePadded;
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
-use crate::lockdep::{AcquireKind, LockdepMap};
+use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use crate::sched::WaitQueue;
 
@@ -404,6 +404,8 @@ impl RawPercpuRwSemaphore {
                 // The writer waits for our outer hold: keep this one too.
                 return;
             }
+            // Lock statistics (once per wait: a repeat is ignored).
+            lockdep::lock_contended(&self.dep_map);
             self.leave_read(slot);
             self.waiters
                 .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
@@ -505,6 +507,8 @@ unsafe impl Backend for RawPercpuRwSemaphore {
     /// readers to drain.
     fn lock(&self) {
         while !self.claim() {
+            // Lock statistics (once per wait: a repeat is ignored).
+            lockdep::lock_contended(&self.dep_map);
             self.waiters
                 .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
         }

@@ -172,6 +172,7 @@ impl RawRtMutex {
     /// [`SIGNAL_SLICE`]s that check the task's signals in between.
     #[cold]
     fn lock_slow(&self, state: TaskState, deadline: Option<Instant>) -> Result<()> {
+        lockdep::lock_contended(&self.dep_map);
         if state == TaskState::Uninterruptible && deadline.is_none() {
             return match sched::sleep_in_kernel(state, || pi::lock(&self.word, None)) {
                 Ok(()) => Ok(()),
@@ -375,6 +376,7 @@ impl<T: ?Sized> RtMutex<T> {
     /// would never end (the caller holds it, or an ABBA cycle of rt_mutexes).
     #[doc(alias = "rt_mutex_lock_interruptible")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_interruptible(&self) -> Result<RtMutexGuard<'_, T>> {
         self.lock_with(|m| m.acquire(TaskState::Interruptible, None))
     }
@@ -386,6 +388,7 @@ impl<T: ?Sized> RtMutex<T> {
     /// [`Error::TimedOut`], [`Error::Deadlock`].
     #[doc(alias = "rt_mutex_timed_lock")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<RtMutexGuard<'_, T>> {
         let deadline = Instant::now().checked_add(timeout);
         self.lock_with(|m| m.acquire(TaskState::Uninterruptible, deadline))
@@ -397,6 +400,7 @@ impl<T: ?Sized> RtMutex<T> {
     /// # Errors
     /// [`Error::Deadlock`].
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_checked(&self) -> Result<RtMutexGuard<'_, T>> {
         self.lock_with(|m| m.acquire(TaskState::Uninterruptible, None))
     }

@@ -613,6 +613,7 @@ impl RawRwSemaphore {
     #[cold]
     fn read_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
+        lockdep::lock_contended(&self.dep_map);
         // Spin a little while a writer holds it: its section is likely short.
         let backoff = Spin::new();
         for _ in 0..SPIN_ROUNDS {
@@ -662,6 +663,7 @@ impl RawRwSemaphore {
     #[cold]
     fn write_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
+        lockdep::lock_contended(&self.dep_map);
         // Spin a little for a free lock (readers' and writers' sections are
         // likely short, and readers come and go).
         let backoff = Spin::new();

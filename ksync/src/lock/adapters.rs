@@ -81,6 +81,7 @@ unsafe impl lock_api::RawRwLock for RawRwSemaphore {
         // Before the wait, as the generic lock's acquire path records it.
         lockdep::acquire(map(self), AcquireKind::Read, false, 0);
         SharedBackend::lock_shared(self);
+        lockdep::lock_acquired(map(self));
     }
 
     #[inline]
@@ -88,6 +89,7 @@ unsafe impl lock_api::RawRwLock for RawRwSemaphore {
         let ok = SharedBackend::try_lock_shared(self);
         if ok {
             lockdep::acquire(map(self), AcquireKind::Read, true, 0);
+            lockdep::lock_acquired(map(self));
         }
         ok
     }
@@ -103,6 +105,7 @@ unsafe impl lock_api::RawRwLock for RawRwSemaphore {
     fn lock_exclusive(&self) {
         lockdep::acquire(map(self), AcquireKind::Exclusive, false, 0);
         Backend::lock(self);
+        lockdep::lock_acquired(map(self));
     }
 
     #[inline]
@@ -110,6 +113,7 @@ unsafe impl lock_api::RawRwLock for RawRwSemaphore {
         let ok = Backend::try_lock(self);
         if ok {
             lockdep::acquire(map(self), AcquireKind::Exclusive, true, 0);
+            lockdep::lock_acquired(map(self));
         }
         ok
     }

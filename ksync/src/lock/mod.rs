@@ -249,6 +249,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// → `lock` (the backend's wait). On `Err` the lock was not taken: lockdep's
     /// acquisition and the context change are undone.
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn acquire<C: GuardState, E>(
         &self,
         enter: impl FnOnce() -> C,
@@ -266,7 +267,14 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
         }
         core::mem::forget(undo);
         match lock(&self.raw) {
-            Ok(()) => Ok(ctx),
+            Ok(()) => {
+                // Lock statistics (one relaxed load while they are off): the
+                // wait, if the backend's slow path reported one, ends here.
+                if let Some(map) = self.raw.dep_map() {
+                    lockdep::lock_acquired(map);
+                }
+                Ok(ctx)
+            }
             Err(e) => {
                 if let Some(map) = self.raw.dep_map() {
                     lockdep::release(map);
@@ -280,6 +288,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// The one try-acquire path: `C::enter` → `try_lock` → lockdep `acquire`
     /// (as a trylock, after success); on failure the context is restored.
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn try_acquire<C: GuardState>(
         &self,
         kind: AcquireKind,
@@ -289,6 +298,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
         if try_lock(&self.raw) {
             if let Some(map) = self.raw.dep_map() {
                 lockdep::acquire(map, kind, true, 0);
+                lockdep::lock_acquired(map);
             }
             Some(ctx)
         } else {
@@ -311,6 +321,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
 
     /// Acquires exclusively with the guard state `C` (a lock variant).
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn lock_in<C: GuardState>(&self, subclass: u32) -> Guard<'_, T, B, C> {
         let r = self.acquire(C::enter, AcquireKind::Exclusive, subclass, |b| {
             b.lock();
@@ -325,6 +336,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// `lock`, a backend entry point that may fail: an interruptible or killable
     /// sleep (`mutex_lock_interruptible`).
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn lock_with<E>(
         &self,
         lock: impl FnOnce(&B) -> Result<(), E>,
@@ -337,6 +349,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
 
     /// Tries once to acquire exclusively with the guard state `C`.
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn try_lock_in<C: GuardState>(&self) -> Option<Guard<'_, T, B, C>> {
         let ctx = self.try_acquire::<C>(AcquireKind::Exclusive, B::try_lock)?;
         // SAFETY: `try_acquire` took the lock exclusively on this thread with `ctx`.
@@ -377,6 +390,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "local_lock")]
     #[doc(alias = "mutex_enter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
     }
@@ -409,6 +423,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "raw_spin_lock_nested")]
     #[doc(alias = "mutex_lock_nested")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_nested(&self, subclass: u32) -> Guard<'_, T, B> {
         self.lock_in(subclass)
     }
@@ -429,6 +444,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
     #[doc(alias = "mutex_trylock")]
     #[doc(alias = "mutex_tryenter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
     }
@@ -463,6 +479,7 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
 impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Acquires a shared lock with the guard state `C` (a lock variant).
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn read_in<C: GuardState>(&self, subclass: u32) -> ReadGuard<'_, T, B, C> {
         let kind = self.raw.read_kind();
         let r = self.acquire(C::enter, kind, subclass, |b| {
@@ -477,6 +494,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// Acquires a shared lock (with the backend's own guard state) through
     /// `lock`, a backend entry point that may fail (`down_read_killable`).
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn read_with<E>(
         &self,
         lock: impl FnOnce(&B) -> Result<(), E>,
@@ -489,6 +507,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
 
     /// Tries once to acquire a shared lock with the guard state `C`.
     #[inline(always)]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn try_read_in<C: GuardState>(&self) -> Option<ReadGuard<'_, T, B, C>> {
         let ctx = self.try_acquire::<C>(self.raw.read_kind(), B::try_lock_shared)?;
         // SAFETY: `try_acquire` took a shared lock on this thread with `ctx`.
@@ -514,6 +533,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     #[doc(alias = "down_read")]
     #[doc(alias = "rw_enter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read(&self) -> ReadGuard<'_, T, B> {
         self.read_in(0)
     }
@@ -523,6 +543,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     #[doc(alias = "down_read_trylock")]
     #[doc(alias = "rw_tryenter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_read(&self) -> Option<ReadGuard<'_, T, B>> {
         self.try_read_in()
     }
@@ -543,6 +564,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     #[doc(alias = "down_write")]
     #[doc(alias = "rw_enter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write(&self) -> Guard<'_, T, B> {
         self.lock_in(0)
     }
@@ -552,6 +574,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     #[doc(alias = "down_write_trylock")]
     #[doc(alias = "rw_tryenter")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_write(&self) -> Option<Guard<'_, T, B>> {
         self.try_lock_in()
     }

@@ -63,6 +63,7 @@ impl<T: ?Sized, B: SleepingBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "mutex_lock_interruptible")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_interruptible(&self) -> Result<Guard<'_, T, B>> {
         self.lock_with(|b| b.lock_sleeping(TaskState::Interruptible))
     }
@@ -75,6 +76,7 @@ impl<T: ?Sized, B: SleepingBackend> Lock<T, B> {
     /// [`Error::Killed`](crate::Error::Killed).
     #[doc(alias = "mutex_lock_killable")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_killable(&self) -> Result<Guard<'_, T, B>> {
         self.lock_with(|b| b.lock_sleeping(TaskState::Killable))
     }
@@ -85,6 +87,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// locks of one lock class taken nested; ignored without the feature.
     #[doc(alias = "down_read_nested")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_nested(&self, subclass: u32) -> ReadGuard<'_, T, B> {
         self.read_in(subclass)
     }
@@ -93,6 +96,7 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     /// two locks of one lock class taken nested; ignored without the feature.
     #[doc(alias = "down_write_nested")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_nested(&self, subclass: u32) -> Guard<'_, T, B> {
         self.lock_in(subclass)
     }
@@ -114,6 +118,7 @@ impl<T: ?Sized, B: SleepingSharedBackend> Lock<T, B> {
     /// ```
     #[doc(alias = "down_read_interruptible")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_interruptible(&self) -> Result<ReadGuard<'_, T, B>> {
         self.read_with(|b| b.lock_shared_sleeping(TaskState::Interruptible))
     }
@@ -125,6 +130,7 @@ impl<T: ?Sized, B: SleepingSharedBackend> Lock<T, B> {
     /// [`Error::Killed`](crate::Error::Killed).
     #[doc(alias = "down_read_killable")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_killable(&self) -> Result<ReadGuard<'_, T, B>> {
         self.read_with(|b| b.lock_shared_sleeping(TaskState::Killable))
     }
@@ -136,6 +142,7 @@ impl<T: ?Sized, B: SleepingSharedBackend> Lock<T, B> {
     /// As `lock_interruptible`.
     #[doc(alias = "down_write_interruptible")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_interruptible(&self) -> Result<Guard<'_, T, B>> {
         self.lock_interruptible()
     }
@@ -147,6 +154,7 @@ impl<T: ?Sized, B: SleepingSharedBackend> Lock<T, B> {
     /// As `lock_killable`.
     #[doc(alias = "down_write_killable")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_killable(&self) -> Result<Guard<'_, T, B>> {
         self.lock_killable()
     }

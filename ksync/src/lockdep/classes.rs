@@ -17,7 +17,7 @@ use super::state::{Ident, irqs_held_back, state};
 use super::{LockdepMap, NOVALIDATE_KEY, WAIT_SLEEP, WAIT_SPIN};
 
 /// The most lock classes (`MAX_LOCKDEP_KEYS`).
-const MAX_CLASSES: usize = 4096;
+pub(super) const MAX_CLASSES: usize = 4096;
 
 /// Class flag: an RCU read section pseudo-lock (no dependencies; no sleeping).
 pub(super) const F_RCU: u8 = 1;

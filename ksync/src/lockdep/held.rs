@@ -8,10 +8,12 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::panic::Location;
 
 use super::chains::{mix, seed};
 use super::classes::{F_NOCHECK, F_RCU, F_SPIN, cdesc, class, class_of};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
+use super::stat;
 use super::state::{emit_all, state};
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
 
@@ -35,6 +37,13 @@ pub(super) struct Held {
     /// no release matches it by address: each release of a lock of its class
     /// takes one away ([`Tls::release`]).
     pub(super) refs: u32,
+    /// The call site of the acquisition (`acquire_ip`), for lock statistics.
+    pub(super) ip: Option<&'static Location<'static>>,
+    /// Lock statistics: the kernel's `waittime_stamp` and `holdtime_stamp`
+    /// in one word (they never overlap), a `CLOCK_MONOTONIC` time in ns:
+    /// 0, not timed; odd, waiting since `stamp - 1` (set by `lock_contended`);
+    /// even, held since `stamp` (set by `lock_acquired` while statistics are on).
+    pub(super) stamp: u64,
 }
 
 impl Held {
@@ -48,6 +57,7 @@ impl Held {
         kind: AcquireKind,
         trylock: bool,
         ctx: u8,
+        ip: &'static Location<'static>,
     ) -> Held {
         Held {
             class: id,
@@ -58,6 +68,8 @@ impl Held {
             flags,
             chain_key: 0,
             refs: 0,
+            ip: Some(ip),
+            stamp: 0,
         }
     }
 }
@@ -71,6 +83,8 @@ const EMPTY: Held = Held {
     flags: 0,
     chain_key: 0,
     refs: 0,
+    ip: None,
+    stamp: 0,
 };
 
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
@@ -188,6 +202,9 @@ impl Tls {
         if h.map != addr {
             return false;
         }
+        if h.stamp != 0 {
+            stat::released(h);
+        }
         let flags = h.flags;
         self.depth = top;
         self.uncount(flags);
@@ -211,6 +228,9 @@ impl Tls {
             // One of several locks merged under a nest lock: the entry stays.
             self.held[i].refs -= 1;
             return out;
+        }
+        if self.held[i].stamp != 0 {
+            stat::released(&self.held[i]);
         }
         self.uncount(self.held[i].flags);
         self.held.copy_within(i + 1..self.depth, i);

@@ -11,6 +11,7 @@
 //! measures it).
 
 use std::fmt::Write as _;
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::chains::{chain_cached, chain_insert, clear_chains};
@@ -18,6 +19,7 @@ use super::classes::{self, F_NOCHECK, cdesc, class, class_of};
 use super::graph;
 use super::held::{self, Held, Tls, held_text_now, with_tls};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
+use super::stat;
 use super::state::{emit_all, irqs_held_back, state};
 use super::usage::{self, irq_context, usage_needed};
 use super::wait;
@@ -25,21 +27,25 @@ use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
 use crate::ctx;
 use crate::ctx::preempt_count;
 
+/// `#[track_caller]`: the held-lock entry remembers the caller of the lock
+/// method, the call site that lock statistics count.
 #[inline]
+#[track_caller]
 pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
     if report::mode() == Mode::Off {
         return;
     }
+    let ip = Location::caller();
     let pc = preempt_count();
     let irqs_off = ctx::irqs_disabled();
     let (id, flags) = classes::cached(map, subclass);
     if id != 0 {
-        let h = Held::new(map, id, flags, kind, trylock, irq_context(pc));
+        let h = Held::new(map, id, flags, kind, trylock, irq_context(pc), ip);
         if held::fast(|t| acquire_fast(t, h, pc, irqs_off)) {
             return;
         }
     }
-    acquire_slow(map, kind, trylock, subclass, pc, irqs_off);
+    acquire_slow(map, kind, trylock, subclass, pc, irqs_off, ip);
 }
 
 /// The fast path of an acquisition: nothing new about its usage and a chain
@@ -77,13 +83,14 @@ fn acquire_slow(
     subclass: u32,
     pc: u32,
     irqs_off: bool,
+    ip: &'static Location<'static>,
 ) {
     install_ctx_hooks();
     let id = class_of(map, subclass);
     if id == 0 {
         return;
     }
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc), ip);
     let out = with_tls(|t| {
         let depth = t.depth;
         let out = acquire_checked(t, map, h, pc, irqs_off, false);
@@ -230,6 +237,7 @@ pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
 /// the class taken one after another share one held-lock entry (`references`),
 /// so any number fit in the stack; a lock of the class already held is no
 /// recursion. Reports if `nest` is not held.
+#[track_caller]
 pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
     if report::mode() == Mode::Off {
         return;
@@ -242,7 +250,8 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
     if id == 0 || nest_id == 0 {
         return;
     }
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let ip = Location::caller();
+    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc), ip);
     let nest_addr = nest as *const _ as usize;
     let out = with_tls(|t| {
         if t.broken {
@@ -372,6 +381,7 @@ fn install_ctx_hooks() {
     if !DONE.load(Ordering::Relaxed) {
         DONE.store(true, Ordering::Relaxed);
         ctx::set_bogus_irq_restore_hook(bogus_irq_restore);
+        stat::init_from_env();
     }
 }
 

@@ -122,6 +122,17 @@
 //!
 //! Tests on the real locks (every report kind, a real irq): `ksync/tests/lockdep_real.rs`.
 //!
+//! # Lock statistics (`CONFIG_LOCK_STAT`)
+//!
+//! With `KSYNC_LOCKSTAT=1` or [`lock_stat_enable`]`(true)`, lockdep also
+//! counts, per class, contentions and acquisitions, wait and hold times (read
+//! and write holds apart) and the call sites that contended; [`lock_stats`]
+//! returns them and [`LockStatTable`] prints them as `/proc/lock_stat` does
+//! (`ksync lockdep-demo --stat`, `ksync lockstat`). The generic lock calls
+//! [`lock_acquired`] after each acquisition and the backends call
+//! [`lock_contended`] from their slow paths; off, they cost one relaxed load.
+//! Details: the `stat` module's source, `ksync/tests/lock_stat.rs`.
+//!
 //! # Limits
 //!
 //! New dependencies capture a `std::backtrace::Backtrace` (printed in the report
@@ -139,9 +150,10 @@
 #[cfg(feature = "lockdep")]
 use core::panic::Location;
 #[cfg(feature = "lockdep")]
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
 mod report;
+mod stat;
 
 // The validator (feature `lockdep`), split by concern. `hooks` holds the entry
 // points that the functions below call, and uses the rest; below it, each file
@@ -172,6 +184,11 @@ mod usage;
 mod wait;
 
 pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
+pub(crate) use stat::on as lock_stat_on;
+pub use stat::{
+    ClassStats, HoldStats, LockPoint, LockStatTable, LockTime, lock_stat_enable, lock_stat_enabled,
+    lock_stat_reset, lock_stat_table, lock_stats,
+};
 
 /// The most locks one thread can hold at once (`MAX_LOCK_DEPTH`).
 pub const MAX_LOCK_DEPTH: usize = 48;
@@ -250,6 +267,17 @@ pub struct LockdepMap {
     #[cfg(feature = "lockdep")]
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) class_cache: [AtomicU32; 2],
+    /// Lock statistics: the thread that acquired the lock last (the address
+    /// of its held-lock stack; 0 none), for bounces (the kernel's `cpu`).
+    #[cfg(feature = "lockdep")]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) stat_owner: AtomicUsize,
+    /// Lock statistics: where the last acquirer took the lock (a `&'static
+    /// Location`, or null), the contending point of whoever waits for it
+    /// (the kernel's `ip`).
+    #[cfg(feature = "lockdep")]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) stat_ip: AtomicPtr<Location<'static>>,
 }
 
 impl LockdepMap {
@@ -286,6 +314,10 @@ impl LockdepMap {
             subclass: 0,
             #[cfg(feature = "lockdep")]
             class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
+            #[cfg(feature = "lockdep")]
+            stat_owner: AtomicUsize::new(0),
+            #[cfg(feature = "lockdep")]
+            stat_ip: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -429,6 +461,7 @@ impl core::fmt::Debug for LockdepMap {
 #[doc(alias = "spin_acquire")]
 #[doc(alias = "mutex_acquire")]
 #[inline(always)]
+#[track_caller]
 pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
     #[cfg(all(feature = "lockdep", not(loom)))]
     hooks::acquire(map, kind, trylock, subclass);
@@ -463,11 +496,42 @@ pub fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32
 #[doc(alias = "mutex_lock_nest_lock")]
 #[doc(alias = "spin_lock_nest_lock")]
 #[inline]
+#[track_caller]
 pub fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
     hooks::acquire_nest(map, kind, trylock, nest);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = (map, kind, trylock, nest);
+}
+
+/// Lock statistics: the acquisition of `map` that this thread began with
+/// [`acquire`] must wait (`lock_contended`). A lock calls it from its slow
+/// path only, before it waits, so the uncontended fast path pays nothing; it
+/// returns at once (one relaxed load) while statistics are off
+/// ([`lock_stat_enable`]), and is empty without the feature.
+#[inline(always)]
+pub fn lock_contended(map: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if stat::on() {
+        stat::contended(map);
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = map;
+}
+
+/// Lock statistics: this thread now holds `map`, whose acquisition it began
+/// with [`acquire`] (`lock_acquired`): the wait, if [`lock_contended`] began
+/// one, ends and the hold time starts. The generic lock calls it after every
+/// successful acquisition; it costs one relaxed load while statistics are
+/// off, and nothing without the feature.
+#[inline(always)]
+pub fn lock_acquired(map: &LockdepMap) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if stat::on() {
+        stat::acquired(map);
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = map;
 }
 
 /// Records that the current task releases `map` (`lock_release`). Releasing a map

@@ -378,6 +378,7 @@ impl RawMutex {
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, false, subclass);
         let r = self.acquire(TaskState::Uninterruptible);
         debug_assert!(r.is_ok());
+        lockdep::lock_acquired(&self.dep_map);
     }
 
     /// The acquire without lockdep (the caller records it): the fast path, one
@@ -421,6 +422,8 @@ impl RawMutex {
         if r.is_err() {
             // Interrupted or killed: the mutex is not ours, undo the acquire.
             lockdep::release(&self.dep_map);
+        } else {
+            lockdep::lock_acquired(&self.dep_map);
         }
         r
     }
@@ -457,6 +460,7 @@ impl RawMutex {
         let ok = self.try_acquire(current_id());
         if ok {
             lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
+            lockdep::lock_acquired(&self.dep_map);
         }
         ok
     }
@@ -650,6 +654,9 @@ impl RawMutex {
             lockdep::release(&self.dep_map);
             panic!("mutex_lock: a mutex may not be taken in interrupt context (it can sleep)");
         }
+        // Lock statistics: the fast CAS failed, this acquisition waits
+        // (spinning first, then perhaps sleeping).
+        lockdep::lock_contended(&self.dep_map);
         let spun = self.spin(me, false);
         if spun == Spun::Got {
             return Ok(());

@@ -556,6 +556,7 @@ impl<T: ?Sized> LocalLock<T> {
     /// ```
     #[doc(alias = "local_lock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_irqsave(&self) -> LocalLockIrqSaveGuard<'_, T> {
         self.lock_in(0)
     }
@@ -564,6 +565,7 @@ impl<T: ?Sized> LocalLock<T> {
     /// re-enables them after the unlock (`local_unlock_irq`).
     #[doc(alias = "local_lock_irq")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_irq(&self) -> Guard<'_, T, RawLocalLock, IrqOff> {
         self.lock_in(0)
     }

@@ -39,6 +39,15 @@ unsafe impl<R: RawSpin> Backend for SpinBackend<R> {
 
     #[inline(always)]
     fn lock(&self) {
+        // With lock statistics on (one relaxed load; a constant `false`
+        // without the `lockdep` feature), the kernel's LOCK_CONTENDED: one
+        // try first, and a failed try is a contention.
+        if lockdep::lock_stat_on() {
+            if self.raw.try_lock() {
+                return;
+            }
+            lockdep::lock_contended(&self.dep_map);
+        }
         self.raw.lock()
     }
 
@@ -116,6 +125,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_lock_irq")]
     #[doc(alias = "raw_spin_lock_irq")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_irq(&self) -> Guard<'_, T, SpinBackend<R>, IrqOff> {
         self.lock_in(0)
     }
@@ -138,6 +148,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_lock_irqsave")]
     #[doc(alias = "raw_spin_lock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_irqsave(&self) -> Guard<'_, T, SpinBackend<R>, IrqSave> {
         self.lock_in(0)
     }
@@ -147,6 +158,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_lock_bh")]
     #[doc(alias = "raw_spin_lock_bh")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock_bh(&self) -> Guard<'_, T, SpinBackend<R>, BhOff> {
         self.lock_in(0)
     }
@@ -156,6 +168,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_trylock_irq")]
     #[doc(alias = "raw_spin_trylock_irq")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_irq(&self) -> Option<Guard<'_, T, SpinBackend<R>, IrqOff>> {
         self.try_lock_in()
     }
@@ -165,6 +178,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_trylock_irqsave")]
     #[doc(alias = "raw_spin_trylock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_irqsave(&self) -> Option<Guard<'_, T, SpinBackend<R>, IrqSave>> {
         self.try_lock_in()
     }
@@ -174,6 +188,7 @@ impl<T: ?Sized, R: RawSpin> Lock<T, SpinBackend<R>> {
     #[doc(alias = "spin_trylock_bh")]
     #[doc(alias = "raw_spin_trylock_bh")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_bh(&self) -> Option<Guard<'_, T, SpinBackend<R>, BhOff>> {
         self.try_lock_in()
     }

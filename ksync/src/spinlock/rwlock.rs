@@ -7,7 +7,7 @@
 
 use super::raw::RawRwSpin;
 use crate::lock::{self, Backend, BhOff, IrqOff, IrqSave, Lock, Preempt, SharedBackend};
-use crate::lockdep::{AcquireKind, LockdepMap};
+use crate::lockdep::{self, AcquireKind, LockdepMap};
 
 /// A reader-writer spinlock protecting a `T`, over the raw algorithm `B`: the
 /// generic [`Lock`] with the [`RwSpinBackend<B>`] backend.
@@ -65,6 +65,15 @@ unsafe impl<B: RawRwSpin> Backend for RwSpinBackend<B> {
 
     #[inline(always)]
     fn lock(&self) {
+        // With lock statistics on (one relaxed load; a constant `false`
+        // without the `lockdep` feature), the kernel's LOCK_CONTENDED: one
+        // try first, and a failed try is a contention.
+        if lockdep::lock_stat_on() {
+            if self.raw.try_write() {
+                return;
+            }
+            lockdep::lock_contended(&self.dep_map);
+        }
         self.raw.write()
     }
 
@@ -104,6 +113,13 @@ unsafe impl<B: RawRwSpin> SharedBackend for RwSpinBackend<B> {
 
     #[inline(always)]
     fn lock_shared(&self) {
+        // Lock statistics: as in `lock`.
+        if lockdep::lock_stat_on() {
+            if self.raw.try_read() {
+                return;
+            }
+            lockdep::lock_contended(&self.dep_map);
+        }
         self.raw.read()
     }
 
@@ -176,6 +192,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `read_lock_irq` / `read_unlock_irq`.
     #[doc(alias = "read_lock_irq")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_irq(&self) -> ReadGuard<'_, T, B, IrqOff> {
         self.read_in(0)
     }
@@ -183,6 +200,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `read_lock_irqsave` / `read_unlock_irqrestore`.
     #[doc(alias = "read_lock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_irqsave(&self) -> ReadGuard<'_, T, B, IrqSave> {
         self.read_in(0)
     }
@@ -190,6 +208,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `read_lock_bh` / `read_unlock_bh`.
     #[doc(alias = "read_lock_bh")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read_bh(&self) -> ReadGuard<'_, T, B, BhOff> {
         self.read_in(0)
     }
@@ -197,6 +216,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `write_lock_irq` / `write_unlock_irq`.
     #[doc(alias = "write_lock_irq")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_irq(&self) -> WriteGuard<'_, T, B, IrqOff> {
         self.lock_in(0)
     }
@@ -204,6 +224,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `write_lock_irqsave` / `write_unlock_irqrestore`.
     #[doc(alias = "write_lock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_irqsave(&self) -> WriteGuard<'_, T, B, IrqSave> {
         self.lock_in(0)
     }
@@ -211,6 +232,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// `write_lock_bh` / `write_unlock_bh`.
     #[doc(alias = "write_lock_bh")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write_bh(&self) -> WriteGuard<'_, T, B, BhOff> {
         self.lock_in(0)
     }
@@ -219,6 +241,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// (`read_trylock_irqsave`).
     #[doc(alias = "read_trylock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_read_irqsave(&self) -> Option<ReadGuard<'_, T, B, IrqSave>> {
         self.try_read_in()
     }
@@ -227,6 +250,7 @@ impl<T: ?Sized, B: RawRwSpin> RwLockOf<T, B> {
     /// (`write_trylock_irqsave`).
     #[doc(alias = "write_trylock_irqsave")]
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_write_irqsave(&self) -> Option<WriteGuard<'_, T, B, IrqSave>> {
         self.try_lock_in()
     }
