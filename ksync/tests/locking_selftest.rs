@@ -293,9 +293,13 @@ impl Irq {
     }
 }
 
+/// `HARDIRQ_ENTER`: irqs off, the hardirq count raised, and the handler
+/// marked as one PREEMPT_RT would thread (`lockdep_hardirq_threaded`), as the
+/// kernel's self-test does.
 fn hardirq_enter() {
     irq::local_irq_disable();
-    sched::preempt_count_add(HARDIRQ_OFFSET);
+    irq::irq_enter();
+    irq::lockdep_hardirq_threaded();
 }
 
 fn hardirq_exit() {

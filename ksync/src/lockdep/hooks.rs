@@ -21,6 +21,7 @@ use super::report::{self, Mode, Report, ReportKind, banner, current_trace, threa
 use super::state::{emit_all, irqs_held_back, state};
 use super::usage::{self, irq_context, usage_needed};
 use super::wait;
+use super::wait_context;
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
 use crate::ctx;
 use crate::ctx::preempt_count;
@@ -32,9 +33,9 @@ pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subcla
     }
     let pc = preempt_count();
     let irqs_off = ctx::irqs_disabled();
-    let (id, flags) = classes::cached(map, subclass);
+    let (id, flags, waits) = classes::cached(map, subclass);
     if id != 0 {
-        let h = Held::new(map, id, flags, kind, trylock, irq_context(pc));
+        let h = Held::new(map, id, (flags, waits), kind, trylock, irq_context(pc));
         if held::fast(|t| acquire_fast(t, h, pc, irqs_off)) {
             return;
         }
@@ -50,7 +51,10 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
     if t.broken {
         return true;
     }
-    if t.depth == MAX_LOCK_DEPTH || wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
+    if t.depth == MAX_LOCK_DEPTH
+        || wait::sleeps_in_atomic(t, &h, pc, irqs_off)
+        || wait_context::invalid(t, &h, pc)
+    {
         return false;
     }
     h.chain_key = t.chain_key(&h);
@@ -83,7 +87,7 @@ fn acquire_slow(
     if id == 0 {
         return;
     }
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let h = Held::new(map, id, class_bits(id), kind, trylock, irq_context(pc));
     let out = with_tls(|t| {
         let depth = t.depth;
         let out = acquire_checked(t, map, h, pc, irqs_off, false);
@@ -99,8 +103,15 @@ fn acquire_slow(
     }
 }
 
+/// The flags and packed wait types of registered class `id`, as
+/// [`Held::new`] takes them.
+fn class_bits(id: u32) -> (u8, u8) {
+    let c = class(id);
+    (c.flags, c.waits)
+}
+
 /// An acquisition with every check (`__lock_acquire`): a sleep in atomic
-/// context, the stack's depth, new usage bits, and a chain never validated; then
+/// context, the wait context, the stack's depth, new usage bits, and a chain never validated; then
 /// the push.
 #[cold]
 fn acquire_checked(
@@ -117,6 +128,9 @@ fn acquire_checked(
     }
     if wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
         wait::sleep_report(t, pc, irqs_off, Some(h.class), &mut out);
+    }
+    if wait_context::invalid(t, &h, pc) {
+        wait_context::report(t, &h, pc, &mut out);
     }
     if t.depth == MAX_LOCK_DEPTH {
         t.overflow(h.class, &mut out);
@@ -242,7 +256,7 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
     if id == 0 || nest_id == 0 {
         return;
     }
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc));
+    let h = Held::new(map, id, class_bits(id), kind, trylock, irq_context(pc));
     let nest_addr = nest as *const _ as usize;
     let out = with_tls(|t| {
         if t.broken {

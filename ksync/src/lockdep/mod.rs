@@ -20,6 +20,7 @@
 //! | [`ReportKind::BadUnlockBalance`] | bad unlock balance detected |
 //! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
+//! | [`ReportKind::InvalidWaitContext`] | BUG: Invalid wait context (a `SpinLock` inside a `RawSpinLock` or a hardirq handler not threaded; a sleeping lock inside a spinning one) |
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
 //! | [`ReportKind::HeldLockFreed`] | held lock freed! (a lock dropped or re-initialised while held) |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
@@ -147,6 +148,7 @@ mod report;
 // points that the functions below call, and uses the rest; below it, each file
 // uses only the ones after it in this list:
 // - `graph`: validating a new chain: recursion, new dependencies, cycles;
+// - `wait_context`: locks taken where their waiters could not wait;
 // - `wait`: sleeping in atomic context, grace-period waits in RCU readers;
 // - `usage`: irq context, usage bits set per acquisition, the irq rules;
 // - `held`: the per-thread held-lock stack; unlock balance, depth, thread exit;
@@ -170,6 +172,8 @@ mod state;
 mod usage;
 #[cfg(all(feature = "lockdep", not(loom)))]
 mod wait;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod wait_context;
 
 pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
 
@@ -219,21 +223,70 @@ pub enum AcquireKind {
     RecursiveRead,
 }
 
-/// Wait type of a map: unknown (no check).
+/// Where a lock may be taken, by how its waiters wait (`enum
+/// lockdep_wait_type`, `LD_WAIT_*`), ordered from the strictest context to the
+/// loosest.
+///
+/// Each class has an *inner* type (the context its holders are in: what may be
+/// taken inside it) and an *outer* type (the context needed to take it; the
+/// inner one unless set apart, as for RCU readers). Taking a lock whose outer
+/// type is looser than the strictest inner type of the locks held in the same
+/// irq context, or of the context itself (a hardirq handler not threaded:
+/// [`Spin`](Self::Spin); a threaded one or a softirq: [`Config`](Self::Config)),
+/// is reported as [`ReportKind::InvalidWaitContext`].
+///
+/// ksync checks as the kernel does with `CONFIG_PROVE_RAW_LOCK_NESTING`, its
+/// default since 6.13 on the architectures that support PREEMPT_RT:
+/// [`Config`](Self::Config) is stricter than [`Sleep`](Self::Sleep) and looser
+/// than [`Spin`](Self::Spin), so a `SpinLock` (`spinlock_t`, a sleeping lock on
+/// PREEMPT_RT) inside a `RawSpinLock` is reported even though it spins here.
+/// A raised preempt count alone lowers no wait type (as in the kernel: every
+/// spinlock raises it), but a sleeping lock's acquisition there is still a
+/// sleep in atomic context ([`ReportKind::SleepInAtomic`]).
+#[doc(alias = "lockdep_wait_type")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum WaitType {
+    /// Not checked (`LD_WAIT_INV`): the map takes no part in wait contexts.
+    #[doc(alias = "LD_WAIT_INV")]
+    Inv = 0,
+    /// Wait-free (`LD_WAIT_FREE`): may be taken anywhere; the outer type of the
+    /// RCU read-side pseudo-locks.
+    #[doc(alias = "LD_WAIT_FREE")]
+    Free = 1,
+    /// Spins with preemption off on every kernel (`LD_WAIT_SPIN`):
+    /// `raw_spinlock_t` ([`RawSpinLock`](crate::spinlock::RawSpinLock)), the
+    /// inner type of `rcu_read_lock_sched` and of a hardirq handler that is
+    /// not threaded.
+    #[doc(alias = "LD_WAIT_SPIN")]
+    Spin = 2,
+    /// Spins here but sleeps on PREEMPT_RT (`LD_WAIT_CONFIG`): `spinlock_t`
+    /// ([`SpinLock`](crate::spinlock::SpinLock)), `rwlock_t`, `local_lock_t`,
+    /// the inner type of `rcu_read_lock`, softirqs and threaded hardirqs.
+    #[doc(alias = "LD_WAIT_CONFIG")]
+    Config = 3,
+    /// Sleeps (`LD_WAIT_SLEEP`): mutexes, rw-semaphores, rt-mutexes.
+    #[doc(alias = "LD_WAIT_SLEEP")]
+    Sleep = 4,
+}
+
+/// The wait types of a map packed in one byte: inner in bits 0..3, outer in
+/// bits 3..6 (outer defaulted to inner when not set apart).
 #[cfg(feature = "lockdep")]
-pub(crate) const WAIT_ANY: u8 = 0;
-/// Wait type of a map: a spinning lock, not to be held across a sleep (`LD_WAIT_SPIN`).
-#[cfg(feature = "lockdep")]
-pub(crate) const WAIT_SPIN: u8 = 1;
-/// Wait type of a map: a sleeping lock; acquiring it is a sleep point (`LD_WAIT_SLEEP`).
-#[cfg(feature = "lockdep")]
-pub(crate) const WAIT_SLEEP: u8 = 2;
+pub(crate) const fn pack_waits(inner: WaitType, outer: WaitType) -> u8 {
+    let outer = if matches!(outer, WaitType::Inv) {
+        inner
+    } else {
+        outer
+    };
+    inner as u8 | (outer as u8) << 3
+}
 
 /// The lockdep state embedded in every lock (`struct lockdep_map`). Zero-sized
 /// without the `lockdep` feature.
 ///
 /// With the feature it holds the lock's name, creation site, optional class key,
-/// wait type and a cache of its class ids for subclasses 0 and 1.
+/// wait types ([`WaitType`]) and a cache of its class ids for subclasses 0 and 1.
 pub struct LockdepMap {
     #[cfg(feature = "lockdep")]
     pub(crate) name: &'static str,
@@ -241,8 +294,9 @@ pub struct LockdepMap {
     pub(crate) site: &'static Location<'static>,
     #[cfg(feature = "lockdep")]
     pub(crate) key: Option<&'static LockClassKey>,
+    /// Inner and outer [`WaitType`], packed by [`pack_waits`].
     #[cfg(feature = "lockdep")]
-    pub(crate) wait: u8,
+    pub(crate) waits: u8,
     /// The subclass of plain acquisitions (`lockdep_set_subclass`), 0 normally.
     #[cfg(feature = "lockdep")]
     pub(crate) subclass: u32,
@@ -281,7 +335,7 @@ impl LockdepMap {
             #[cfg(feature = "lockdep")]
             key,
             #[cfg(feature = "lockdep")]
-            wait: WAIT_ANY,
+            waits: 0,
             #[cfg(feature = "lockdep")]
             subclass: 0,
             #[cfg(feature = "lockdep")]
@@ -289,8 +343,9 @@ impl LockdepMap {
         }
     }
 
-    /// [`new`](Self::new) for a spinning lock (`LD_WAIT_SPIN`): sleeping while it
-    /// is held is reported by [`might_sleep`].
+    /// [`new`](Self::new) for a spinning lock (`spinlock_t`,
+    /// [`WaitType::Config`]): sleeping while it is held is reported by
+    /// [`might_sleep`].
     #[track_caller]
     pub const fn new_spinning(name: &'static str) -> Self {
         Self::new(name).spinning()
@@ -304,29 +359,61 @@ impl LockdepMap {
         Self::new(name).sleeping()
     }
 
-    /// Marks the map as a spinning lock (`LD_WAIT_SPIN`).
+    /// Marks the map as a spinning lock that PREEMPT_RT turns into a sleeping
+    /// one (`spinlock_t`, `rwlock_t`: [`WaitType::Config`]): no sleeping while
+    /// it is held, and not to be taken inside a [`raw_spinning`](Self::raw_spinning)
+    /// lock or a hardirq handler that is not threaded.
     #[must_use]
     pub const fn spinning(self) -> Self {
-        #[cfg(feature = "lockdep")]
-        return self.with_wait(WAIT_SPIN);
-        #[cfg(not(feature = "lockdep"))]
-        self
+        self.with_waits(WaitType::Config, WaitType::Inv)
     }
 
-    /// Marks the map as a sleeping lock (`LD_WAIT_SLEEP`).
+    /// Marks the map as a spinning lock on every kernel (`raw_spinlock_t`:
+    /// [`WaitType::Spin`]): no sleeping while it is held, and only raw
+    /// spinning locks inside it.
+    #[doc(alias = "raw_spinlock")]
+    #[must_use]
+    pub const fn raw_spinning(self) -> Self {
+        self.with_waits(WaitType::Spin, WaitType::Inv)
+    }
+
+    /// Marks the map as a sleeping lock ([`WaitType::Sleep`]).
     #[must_use]
     pub const fn sleeping(self) -> Self {
-        #[cfg(feature = "lockdep")]
-        return self.with_wait(WAIT_SLEEP);
-        #[cfg(not(feature = "lockdep"))]
-        self
+        self.with_waits(WaitType::Sleep, WaitType::Inv)
     }
 
-    /// The map with wait type `wait` (`WAIT_*`).
-    #[cfg(feature = "lockdep")]
-    const fn with_wait(mut self, wait: u8) -> Self {
-        self.wait = wait;
-        self
+    /// The map with wait types `inner` and `outer` (`lockdep_init_map_waits`;
+    /// [`WaitType::Inv`] as `outer`: the same as `inner`). A map whose inner
+    /// type is [`Spin`](WaitType::Spin) or [`Config`](WaitType::Config) is a
+    /// spinning lock (no sleeping while held), one whose inner type is
+    /// [`Sleep`](WaitType::Sleep) a sleeping lock (its blocking acquisition
+    /// is a sleep point), except the RCU read-side maps (named
+    /// `rcu_read_lock*`), which are neither.
+    ///
+    /// ```
+    /// use ksync::lockdep::{LockdepMap, WaitType};
+    /// // The kernel's rcu_read_lock_sched map: taken anywhere, and inside it
+    /// // only what may be taken with preemption off.
+    /// static RCU_SCHED: LockdepMap =
+    ///     LockdepMap::new("rcu_read_lock_sched").with_waits(WaitType::Spin, WaitType::Free);
+    /// # let _ = &RCU_SCHED;
+    /// ```
+    #[doc(alias = "lockdep_init_map_waits")]
+    #[doc(alias = "lockdep_init_map_wait")]
+    #[must_use]
+    pub const fn with_waits(self, inner: WaitType, outer: WaitType) -> Self {
+        #[cfg(feature = "lockdep")]
+        {
+            let mut m = self;
+            m.waits = pack_waits(inner, outer);
+            m
+        }
+        #[cfg(not(feature = "lockdep"))]
+        {
+            let _ = (inner, outer);
+            self
+        }
     }
 
     /// Gives the map the class `key`, named `name`, from now on
@@ -647,7 +734,14 @@ mod tests {
         let (k, line) = (LockdepMap::with_key("y", &K), line!());
         assert_eq!((k.name(), k.site.line()), ("keyed", line));
         static S: LockdepMap = LockdepMap::new_spinning("s");
-        assert_eq!((S.site.line(), S.wait), (line!() - 1, WAIT_SPIN));
-        assert_eq!(LockdepMap::new_sleeping("z").wait, WAIT_SLEEP);
+        let config = pack_waits(WaitType::Config, WaitType::Config);
+        assert_eq!((S.site.line(), S.waits), (line!() - 2, config));
+        let sleep = pack_waits(WaitType::Sleep, WaitType::Inv);
+        assert_eq!(LockdepMap::new_sleeping("z").waits, sleep);
+        let rcu = LockdepMap::new("r").with_waits(WaitType::Config, WaitType::Free);
+        assert_eq!(
+            rcu.waits,
+            WaitType::Config as u8 | (WaitType::Free as u8) << 3
+        );
     }
 }
