@@ -314,22 +314,65 @@ fn nest_not_held(
     }]
 }
 
-/// `lockdep_assert_held`: reports unless this thread holds `map`.
-pub(super) fn assert_held(map: &LockdepMap) {
-    if lock_is_held(map) {
+/// Whether this thread holds `map` in the mode `read` asks for (`None`:
+/// any; `Some(false)`: exclusively; `Some(true)`: shared) (`lock_is_held_type`).
+/// True with lockdep off or the stack gone, as `lock_is_held`.
+fn lock_is_held_type(map: &LockdepMap, read: Option<bool>) -> bool {
+    if report::mode() == Mode::Off {
+        return true;
+    }
+    let addr = map as *const _ as usize;
+    with_tls(|t| {
+        if t.broken {
+            return true;
+        }
+        let found = t.held[..t.depth]
+            .iter()
+            .rposition(|h| h.map == addr)
+            .or_else(|| t.merged(map));
+        match (found, read) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(i), Some(r)) => (t.held[i].kind != AcquireKind::Exclusive) == r,
+        }
+    })
+    .unwrap_or(true)
+}
+
+/// `lockdep_assert_held` (`read`: `None`), `_held_write` (`Some(false)`) and
+/// `_held_read` (`Some(true)`): reports unless this thread holds `map` so.
+pub(super) fn assert_held(map: &LockdepMap, read: Option<bool>) {
+    if lock_is_held_type(map, read) {
         return;
     }
     let tid = crate::arch::gettid();
     let id = class_of(map, 0);
-    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, vec![id], tid)) {
+    let what = match read {
+        None => "lockdep_assert_held",
+        Some(false) => "lockdep_assert_held_write",
+        Some(true) => "lockdep_assert_held_read",
+    };
+    // Once per class, thread, assertion and whether the lock is held at all
+    // (a held-for-read lock asserted held for write is another bug than a
+    // lock not held).
+    let held_otherwise = read.is_some() && lock_is_held_type(map, None);
+    // One word: `once` sorts its ids, which would mix separate fields.
+    let code = read.map_or(2, u32::from) << 1 | u32::from(held_otherwise);
+    let ids = vec![id << 3 | code];
+    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, ids, tid)) {
         return;
     }
     let mut text = banner(ReportKind::NotHeld);
     let _ = writeln!(
         text,
-        "lockdep_assert_held({}) failed on {}/{tid}",
+        "{what}({}) failed on {}/{tid}{}",
         cdesc(id),
-        thread_name()
+        thread_name(),
+        if held_otherwise {
+            ": held, but in the other mode"
+        } else {
+            ""
+        }
     );
     text.push_str(&held_text_now(tid));
     text.push_str(&current_trace());

@@ -95,11 +95,17 @@
 //!   is new, [`ReportKind::IrqLockInversion`] when the usage is.
 //! - **Trylocks** never wait, so they add no dependencies to the lock they take
 //!   (but locks taken while holding them do).
-//! - **Wait types.** [`LockdepMap::spinning`] marks a lock that must not be held
-//!   across a sleep; maps named `rcu_read_lock*` are RCU read sections. Both make
-//!   [`might_sleep`] report, and RCU maps make [`assert_not_in_rcu_read_section`]
-//!   report. [`LockdepMap::sleeping`] marks a lock whose (non-try) acquisition is
-//!   itself a sleep point (`mutex_lock`'s `might_sleep()`).
+//! - **Wait types.** Each map has the kernel's inner and outer [`WaitType`]:
+//!   [`LockdepMap::raw_spinning`] (`raw_spinlock_t`), [`LockdepMap::spinning`]
+//!   (`spinlock_t`, `rwlock_t`), [`LockdepMap::sleeping`] (mutexes, rwsems),
+//!   or any pair ([`LockdepMap::with_waits`]). A spinning map must not be held
+//!   across a sleep; maps named `rcu_read_lock*` are RCU read sections. Both
+//!   make [`might_sleep`] report, and RCU maps make
+//!   [`assert_not_in_rcu_read_section`] report. A sleeping map's (non-try)
+//!   acquisition is itself a sleep point (`mutex_lock`'s `might_sleep()`).
+//!   Every acquisition is checked against the wait context
+//!   (`check_wait_context`): a lock whose waiters could not wait where it is
+//!   taken is [`ReportKind::InvalidWaitContext`] (see [`WaitType`]).
 //!
 //! # Rules for the locks that call the hooks
 //!
@@ -655,13 +661,130 @@ pub fn lock_is_held(map: &LockdepMap) -> bool {
 }
 
 /// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `map`
-/// (`lockdep_assert_held`).
+/// (`lockdep_assert_held`). For a lock, [`assert_held`] takes the lock itself.
 #[inline]
 pub fn lockdep_assert_held(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    hooks::assert_held(map);
+    hooks::assert_held(map, None);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
+}
+
+/// A lock that lockdep tracks (anything with a [`LockdepMap`]): what
+/// [`assert_held`], [`assert_held_write`], [`assert_held_read`] and
+/// [`is_held`] take. Every ksync lock built on the generic
+/// [`Lock`](crate::lock::Lock) implements it (`SpinLock`, `RawSpinLock`,
+/// `RwLock`, `Mutex`, `RwSemaphore`, `RtMutex`, `PercpuRwSemaphore`,
+/// `LocalLock`), and so do [`SeqLock`](crate::seqlock::SeqLock) (its writer
+/// lock) and a bare [`LockdepMap`] (a pseudo-lock). A counting
+/// [`Semaphore`](crate::semaphore::Semaphore) has no owner and no map, in the
+/// kernel as here: it cannot be asserted held.
+pub trait LockdepTracked {
+    /// The lock's map; `None` for a lock lockdep does not track.
+    fn lockdep_map(&self) -> Option<&LockdepMap>;
+}
+
+impl LockdepTracked for LockdepMap {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&LockdepMap> {
+        Some(self)
+    }
+}
+
+impl<L: LockdepTracked + ?Sized> LockdepTracked for &L {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&LockdepMap> {
+        (**self).lockdep_map()
+    }
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`,
+/// in any mode (`lockdep_assert_held`). Without the feature, or with lockdep
+/// off, it checks nothing, as in the kernel.
+///
+/// ```
+/// use ksync::lockdep;
+/// use ksync::mutex::Mutex;
+/// use ksync::spinlock::SpinLock;
+///
+/// struct Dev { lock: SpinLock<()>, state: Mutex<u32> }
+/// fn update_locked(d: &Dev) {
+///     lockdep::assert_held(&d.lock); // callers must hold d.lock
+///     lockdep::assert_held(&d.state);
+/// }
+/// let d = Dev { lock: SpinLock::new(()), state: Mutex::new(0) };
+/// let s = d.state.lock();
+/// let g = d.lock.lock();
+/// update_locked(&d);
+/// drop(g);
+/// drop(s);
+/// assert!(lockdep::take_reports().is_empty());
+/// ```
+#[doc(alias = "lockdep_assert")]
+#[inline]
+pub fn assert_held<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, None);
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`
+/// exclusively (`lockdep_assert_held_write`): a writer of an `RwLock` or an
+/// `RwSemaphore`, the holder of any exclusive lock.
+///
+/// ```
+/// use ksync::lockdep::{self, ReportKind};
+/// use ksync::rwsem::RwSemaphore;
+/// let sem = RwSemaphore::new(0);
+/// {
+///     let _w = sem.write();
+///     lockdep::assert_held_write(&sem); // fine
+/// }
+/// {
+///     let _r = sem.read();
+///     lockdep::assert_held_write(&sem); // held, but only for read
+/// }
+/// let reports = lockdep::take_reports();
+/// if lockdep::mode() != lockdep::Mode::Off {
+///     assert_eq!(reports.len(), 1);
+///     assert_eq!(reports[0].kind, ReportKind::NotHeld);
+/// }
+/// ```
+#[doc(alias = "lockdep_assert_held_write")]
+#[doc(alias = "lockdep_assert_held_exclusive")]
+#[inline]
+pub fn assert_held_write<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, Some(false));
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`
+/// shared (`lockdep_assert_held_read`): a reader of an `RwLock`, an
+/// `RwSemaphore` or an RCU-like pseudo-lock.
+#[doc(alias = "lockdep_assert_held_read")]
+#[inline]
+pub fn assert_held_read<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, Some(true));
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Whether the current thread holds `lock` (`lockdep_is_held`): [`lock_is_held`]
+/// for any [`LockdepTracked`] lock. `true` without the feature, with lockdep
+/// off, or for a lock lockdep does not track, as in the kernel.
+#[inline]
+pub fn is_held<L: LockdepTracked + ?Sized>(lock: &L) -> bool {
+    lock.lockdep_map().is_none_or(lock_is_held)
 }
 
 /// Whether the current thread is inside an RCU read section, as lockdep sees it

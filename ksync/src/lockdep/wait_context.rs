@@ -80,11 +80,9 @@ pub(super) fn report(t: &Tls, h: &Held, pc: u32, out: &mut Vec<Report>) {
     let curr = curr_inner(t, h, pc);
     let task = task_wait_context(pc);
     if !irqs_held_back(|| {
-        state().once(
-            ReportKind::InvalidWaitContext,
-            vec![h.class, u32::from(curr), u32::from(task)],
-            0,
-        )
+        // One word: `once` sorts its ids, which would mix the fields.
+        let key = h.class << 6 | u32::from(curr) << 3 | u32::from(task);
+        state().once(ReportKind::InvalidWaitContext, vec![key], 0)
     }) {
         return;
     }
