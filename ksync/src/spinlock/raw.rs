@@ -41,7 +41,7 @@ pub unsafe trait RawSpin: Send + Sync {
     /// rather than a `spinlock_t`, which PREEMPT_RT turns into a sleeping lock
     /// ([`WaitType::Config`](crate::lockdep::WaitType::Config)): only raw
     /// spinlocks may be taken inside a raw one. True only for
-    /// [`RawQueued`](super::raw::RawQueued), the algorithm of
+    /// [`RawQueued`], the algorithm of
     /// [`RawSpinLock`](super::RawSpinLock).
     const RAW: bool = false;
 
