@@ -63,7 +63,7 @@ use ksync::irq;
 use ksync::lockdep::{
     self, AcquireKind, LockClassKey, LockdepMap, Mode, Report, ReportKind, WaitType,
 };
-use ksync::sched::{self, HARDIRQ_OFFSET, SOFTIRQ_OFFSET};
+use ksync::sched::{self, SOFTIRQ_OFFSET};
 
 use AcquireKind::{Exclusive, Read, RecursiveRead};
 
@@ -319,8 +319,10 @@ fn hardirq_enter() {
     irq::lockdep_hardirq_threaded();
 }
 
+/// `HARDIRQ_EXIT`: the hardirq count dropped (`irq_exit`: no softirq is
+/// pending here), irqs on.
 fn hardirq_exit() {
-    sched::preempt_count_sub(HARDIRQ_OFFSET);
+    irq::irq_exit();
     irq::local_irq_enable();
 }
 

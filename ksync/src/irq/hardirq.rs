@@ -446,7 +446,10 @@ fn defer(l: &Lines, irq: u32) {
 /// Enters hardirq context on this thread (`irq_enter()`): the preempt count's
 /// hardirq field goes up by one. ksync's irq dispatch calls it around every
 /// handler; call it yourself only to emulate an interrupt in task context, paired
-/// with [`irq_exit`](super::irq_exit).
+/// with [`irq_exit`](super::irq_exit). As in the kernel, the outermost entry
+/// counts as a hardirq PREEMPT_RT would not thread (lockdep allows raw
+/// spinlocks only) until [`lockdep_hardirq_threaded`](crate::ctx::lockdep_hardirq_threaded)
+/// says it would, as a `request_irq` handler's dispatch does.
 pub fn irq_enter() {
     if preempt_count() & ctx::HARDIRQ_MASK == 0 {
         // The outermost hardirq: no handler has said it would be threaded
