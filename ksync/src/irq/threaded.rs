@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use super::hardirq::{IrqThreadFn, NR_IRQS};
-use crate::arch::futex;
+use super::softirq::{futex_wait, futex_wake};
 use crate::error::{Error, Result};
 
 /// `word`: the thread function is due to run.
@@ -68,7 +68,7 @@ impl IrqThread {
             self.active.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        futex::wake_one(&self.word);
+        futex_wake(&self.word);
     }
 
     /// Whether no wake-up of the thread waits or runs (`threads_active == 0`).
@@ -115,7 +115,7 @@ pub(super) fn stop(irq: u32, t: &IrqThread) {
     // Relaxed: the thread only needs to see the bit, and nothing is
     // published with it.
     t.word.fetch_or(STOP, Ordering::Relaxed);
-    futex::wake_one(&t.word);
+    futex_wake(&t.word);
     if let Some(h) = h {
         // A panic in the thread function was printed there already.
         let _ = h.join();
@@ -148,6 +148,6 @@ fn thread_main(irq: u32, t: &'static IrqThread) {
             return;
         }
         // Returns at once if `word` changed since the load: no wake is lost.
-        futex::wait(&t.word, w, None);
+        futex_wait(&t.word, w);
     }
 }
