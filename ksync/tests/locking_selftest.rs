@@ -32,7 +32,8 @@
 //! the count). The families and their sizes are listed in [`families`]; the
 //! rtmutex column of the deadlock families, double unlock and initialize held
 //! (9 cases, `RtMutex`: a sleeping lock to lockdep, as the kernel's) and the
-//! 36 `wait_context_tests` are among them.
+//! 36 `wait_context_tests` are among them, and the `local_lock` family runs
+//! on a real `LocalLock` (`local_lock_t` to lockdep).
 //!
 //! The wait-context cases run as the kernel runs them, with
 //! `PROVE_RAW_LOCK_NESTING` (ksync's lockdep always checks so): a FAILURE
@@ -53,16 +54,13 @@
 //! - `ww_tests` (the whole wound/wait family): no ww_mutex here yet (the
 //!   issue "The kernel's later locks");
 //! - `fs_reclaim_tests` (3 cases): ksync has no memory-reclaim context;
-//! - the `local_lock` family is expressed, but ksync's `LocalLock` does not
-//!   feed lockdep at all, so its cases run without the local lock's own
-//!   acquisitions; the verdicts still match (the kernel skips local locks in
-//!   the irq searches, which is what leaving them out amounts to here).
 #![cfg(feature = "lockdep")]
 
 use ksync::irq;
 use ksync::lockdep::{
     self, AcquireKind, LockClassKey, LockdepMap, Mode, Report, ReportKind, WaitType,
 };
+use ksync::percpu::LocalLock;
 use ksync::sched::{self, SOFTIRQ_OFFSET};
 
 use AcquireKind::{Exclusive, Read, RecursiveRead};
@@ -969,42 +967,55 @@ fn families() -> Vec<Case> {
         },
     ));
 
-    // local_lock_tests: ksync's LocalLock does not feed lockdep, so its
-    // acquisitions are absent here (see the module docs).
+    // local_lock_tests, on a real LocalLock (local_lock_t to lockdep: the
+    // irq-dependency searches pass over it, as the kernel's do).
     out.push(case("local_lock_2".into(), false, IRQ_KINDS, |l| {
+        let local = LocalLock::new(());
+        drop(local.lock()); // IRQ-ON
         hardirq_enter();
-        l.l("A");
+        l.l("A"); // IN-IRQ
         l.u("A");
         hardirq_exit();
         irq::local_irq_disable();
         l.l("A");
+        drop(local.lock()); // IN-IRQ A -> IRQ-ON local: a cycle only through local
         l.u("A");
         irq::local_irq_enable();
     }));
     out.push(case("local_lock_3A".into(), false, IRQ_KINDS, |l| {
-        l.l("B");
+        let local = LocalLock::new(());
+        let g = local.lock(); // IRQ-ON
+        l.l("B"); // IRQ-ON
         l.u("B");
+        drop(g);
         hardirq_enter();
-        l.l("A");
+        l.l("A"); // IN-IRQ
         l.u("A");
         hardirq_exit();
         irq::local_irq_disable();
         l.l("A");
+        drop(local.lock()); // A -> local -> B: irq-unsafe B only through local
         l.u("A");
         irq::local_irq_enable();
     }));
     out.push(case("local_lock_3B".into(), true, IRQ_KINDS, |l| {
-        l.l("B");
+        let local = LocalLock::new(());
+        let g = local.lock(); // IRQ-ON
+        l.l("B"); // IRQ-ON
         l.u("B");
+        drop(g);
         hardirq_enter();
-        l.l("A");
+        l.l("A"); // IN-IRQ
         l.u("A");
         hardirq_exit();
         irq::local_irq_disable();
         l.l("A");
+        drop(local.lock()); // through local: not counted
         l.u("A");
+        irq::local_irq_enable();
+        irq::local_irq_disable();
         l.l("A");
-        l.l("B"); // IN-IRQ A -> IRQ-ON B
+        l.l("B"); // IN-IRQ A -> IRQ-ON B directly: counted
         l.u("B");
         l.u("A");
         irq::local_irq_enable();

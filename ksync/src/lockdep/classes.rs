@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::report::{self, Mode, Report, ReportKind, banner};
 use super::state::{Ident, irqs_held_back, state};
-use super::{LockdepMap, NOVALIDATE_KEY, WaitType};
+use super::{LockdepMap, NOVALIDATE_KEY, WAITS_PERCPU, WaitType};
 
 /// The most lock classes (`MAX_LOCKDEP_KEYS`).
 const MAX_CLASSES: usize = 4096;
@@ -28,6 +28,9 @@ pub(super) const F_SLEEP: u8 = 4;
 /// Class flag: not validated (`lockdep_set_novalidate_class`): held, but no
 /// usage and no dependencies.
 pub(super) const F_NOVALIDATE: u8 = 8;
+/// Class flag: a per-CPU lock (`LD_LOCK_PERCPU`, `local_lock_t`): the irq
+/// dependency searches pass over it (`usage_skip`).
+pub(super) const F_PERCPU: u8 = 16;
 /// Class flags of the pseudo-locks that take no part in usage, dependencies
 /// or chain keys (`check = 0`).
 pub(super) const F_NOCHECK: u8 = F_RCU | F_NOVALIDATE;
@@ -148,7 +151,7 @@ pub(super) const fn inner(waits: u8) -> u8 {
 /// The outer wait type of packed wait types `waits` (`wait_type_outer`).
 #[inline]
 pub(super) const fn outer(waits: u8) -> u8 {
-    waits >> 3
+    (waits >> 3) & 7
 }
 
 /// The class id, flags and packed wait types that `map` caches for
@@ -229,6 +232,9 @@ fn register_locked(map: &LockdepMap, cache_slot: u32) -> u32 {
                 flags |= F_SPIN;
             } else if inner == WaitType::Sleep as u8 {
                 flags |= F_SLEEP;
+            }
+            if map.waits & WAITS_PERCPU != 0 {
+                flags |= F_PERCPU;
             }
             if map.key.is_some_and(|k| core::ptr::eq(k, &NOVALIDATE_KEY)) {
                 flags |= F_NOVALIDATE;

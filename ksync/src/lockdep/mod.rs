@@ -124,6 +124,7 @@
 //! | [`RwLock`](crate::spinlock::RwLock) (`rwlock_t`) | `write_lock` exclusive; `read_lock` a recursive read in irq context (and on the unfair lock), a plain read in process context on the queued (fair) lock, which makes a waiting writer block new readers (the kernel's `read_lock_is_recursive`) |
 //! | [`Mutex`](crate::mutex::Mutex) | a sleeping lock: `mutex_lock` in atomic context is reported even uncontended; [`lock_nested`](crate::mutex::Mutex::lock_nested) gives the subclass |
 //! | [`RwSemaphore`](crate::rwsem::RwSemaphore) | `down_write` exclusive, `down_read` a plain (non-recursive) read |
+//! | [`LocalLock`](crate::percpu::LocalLock) (`local_lock_t`, `get_cpu_var`) | exclusive acquisitions of a per-CPU lock: wait type `CONFIG`, passed over by the irq-dependency searches (`LD_LOCK_PERCPU`) |
 //! | [`rcu_read_lock`](crate::rcu::rcu_read_lock) | a recursive-read pseudo-lock named `rcu_read_lock`: sleeping and waiting for a grace period inside it are reported |
 //! | [`Semaphore`](crate::semaphore::Semaphore), [`Completion`](crate::completion::Completion), [`WaitQueue`](crate::sched::WaitQueue), [`CondVar`](crate::condvar::CondVar) waits | [`might_sleep`] only: no owner, so no lock order (as in the kernel); a condvar wait is its mutex's unlock and relock |
 //!
@@ -276,8 +277,14 @@ pub enum WaitType {
     Sleep = 4,
 }
 
+/// The packed wait byte's mark of a per-CPU lock (`LD_LOCK_PERCPU`,
+/// `local_lock_t`): the irq-dependency searches pass over it.
+#[cfg(feature = "lockdep")]
+pub(crate) const WAITS_PERCPU: u8 = 1 << 6;
+
 /// The wait types of a map packed in one byte: inner in bits 0..3, outer in
-/// bits 3..6 (outer defaulted to inner when not set apart).
+/// bits 3..6 (outer defaulted to inner when not set apart); bit 6 is
+/// [`WAITS_PERCPU`].
 #[cfg(feature = "lockdep")]
 pub(crate) const fn pack_waits(inner: WaitType, outer: WaitType) -> u8 {
     let outer = if matches!(outer, WaitType::Inv) {
@@ -387,6 +394,24 @@ impl LockdepMap {
     #[must_use]
     pub const fn sleeping(self) -> Self {
         self.with_waits(WaitType::Sleep, WaitType::Inv)
+    }
+
+    /// Marks the map as a per-CPU lock (`local_lock_t`: `LD_LOCK_PERCPU`,
+    /// [`WaitType::Config`]): a spinning lock for the wait and sleep checks,
+    /// but passed over by the irq-dependency searches, as the kernel passes
+    /// over local locks there (two CPUs never contend on one CPU's lock, so
+    /// an irq-safe lock held around it cannot deadlock through it).
+    #[must_use]
+    pub(crate) const fn local_lock(self) -> Self {
+        let m = self.spinning();
+        #[cfg(feature = "lockdep")]
+        {
+            let mut m = m;
+            m.waits |= WAITS_PERCPU;
+            m
+        }
+        #[cfg(not(feature = "lockdep"))]
+        m
     }
 
     /// The map with wait types `inner` and `outer` (`lockdep_init_map_waits`;
