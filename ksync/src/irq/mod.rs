@@ -12,7 +12,10 @@
 //! - **Irq lines.** There are [`NR_IRQS`] lines, `0..16`. [`request_irq`] binds a
 //!   handler (`fn(irq)`) to a line; [`free_irq`] unbinds it and waits until no
 //!   thread still runs it (`synchronize_irq`). Line [`TIMER_IRQ`] (0) is the timer
-//!   interrupt and belongs to ksync.
+//!   interrupt and belongs to ksync. [`request_threaded_irq`] binds a hard
+//!   handler and a thread function: the hard handler returns
+//!   [`IrqReturn::WakeThread`] to have the function run on the line's own
+//!   thread (`irq/<n>-<name>`), in task context, where it may sleep.
 //! - **One real-time signal** carries every line: [`irq_signal()`], which is
 //!   `SIGRTMAX - 3` (61 with glibc) unless the environment variable
 //!   `KSYNC_IRQ_SIGNAL` names another number at the first `request_irq`.
@@ -78,7 +81,9 @@
 //! `lock_irqsave` — never a sleeping lock), [`raise_irq`], [`raise_softirq`],
 //! [`Tasklet::schedule`], [`Timer::mod_timer`] and [`Timer::del_timer`], and
 //! `async-signal-safe(7)` system calls. Sleeping there is a bug, as in the kernel
-//! (the context is atomic: [`in_atomic`](crate::ctx::in_atomic) is true). A
+//! (the context is atomic: [`in_atomic`](crate::ctx::in_atomic) is true).
+//! The thread function of a [`request_threaded_irq`] line is the exception:
+//! it runs on an ordinary thread in task context and may do anything. A
 //! panic in a handler aborts the process (it cannot unwind through the signal
 //! frame).
 //!
