@@ -169,3 +169,21 @@ mod wait_context {
         .unwrap();
     }
 }
+
+static PANICS: AtomicU32 = AtomicU32::new(0);
+
+fn panicking_thread_fn(_irq: u32) -> IrqReturn {
+    PANICS.fetch_add(1, Release);
+    panic!("a thread function that panics");
+}
+
+#[test]
+fn a_panicking_thread_fn_is_served_and_the_line_can_be_freed() {
+    irq::request_threaded_irq(7, None, panicking_thread_fn, "panicky").unwrap();
+    for n in 1..=2 {
+        irq::raise_irq(7, &sched::current()).unwrap();
+        irq::synchronize_irq(7); // returns: the run counts as served
+        assert_eq!(PANICS.load(Acquire), n);
+    }
+    irq::free_irq(7).unwrap();
+}

@@ -99,7 +99,8 @@ pub(super) fn is_thread_of(irq: u32) -> bool {
 /// # Errors
 /// [`Error::NoMemory`] if the OS refuses a thread.
 pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Result<()> {
-    t.word.store(0, Ordering::Relaxed);
+    // `word` is 0 here (as made, or as `stop` left it), and must not be reset:
+    // the line is bound already, and a wake that came first left `RUN` set.
     let h = std::thread::Builder::new()
         .name(format!("irq/{irq}-{name}"))
         .spawn(move || thread_main(irq, t))
@@ -120,6 +121,9 @@ pub(super) fn stop(irq: u32, t: &IrqThread) {
         // A panic in the thread function was printed there already.
         let _ = h.join();
     }
+    // Ready for the line's next binding: no run due, no stop. (The line is
+    // still taken, so no wake comes meanwhile.)
+    t.word.store(0, Ordering::Relaxed);
     t.thread_fn.store(0, Ordering::Relaxed);
 }
 
@@ -138,7 +142,10 @@ fn thread_main(irq: u32, t: &'static IrqThread) {
                 // stored by `request_threaded`; fn pointers and usize have
                 // the same size on Linux targets.
                 let f = unsafe { core::mem::transmute::<usize, IrqThreadFn>(f) };
-                let _ = f(irq);
+                // A panic in the function is printed by the panic hook; the
+                // run still counts as served, so `synchronize_irq` and
+                // `free_irq` do not wait for it for ever, and later wakes run.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(irq)));
             }
             // Release pairs with the Acquire load in `idle`.
             t.active.fetch_sub(1, Ordering::Release);
