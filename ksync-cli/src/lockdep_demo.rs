@@ -63,7 +63,7 @@ mod imp {
     use ksync::mutex::Mutex;
     use ksync::rcu;
     use ksync::sched;
-    use ksync::spinlock::{RwLock, SpinLock};
+    use ksync::spinlock::{RawSpinLock, RwLock, SpinLock};
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     struct Demo {
@@ -136,9 +136,15 @@ mod imp {
         },
         Demo {
             name: "sleep-in-atomic",
-            about: "mutex_lock while holding a SpinLock",
+            about: "mutex_lock with preemption disabled (under a SpinLock it is also an invalid wait context: two reports, as in the kernel)",
             expect: ReportKind::SleepInAtomic,
             run: sleep_in_atomic,
+        },
+        Demo {
+            name: "wait-context",
+            about: "a SpinLock (spinlock_t: a sleeping lock on PREEMPT_RT) taken while holding a RawSpinLock",
+            expect: ReportKind::InvalidWaitContext,
+            run: wait_context,
         },
         Demo {
             name: "rcu-sync",
@@ -351,12 +357,21 @@ mod imp {
     }
 
     fn sleep_in_atomic() -> Vec<Report> {
-        static KS: LockClassKey = LockClassKey::new("demo_spinlock");
         static KM: LockClassKey = LockClassKey::new("demo_mutex");
-        let s = SpinLock::with_class((), "demo_spinlock", &KS);
         let m = Mutex::with_class((), "demo_mutex", &KM);
-        let _gs = s.lock();
-        let _gm = m.lock(); // uncontended, still a sleep point
+        sched::preempt_disable();
+        drop(m.lock()); // uncontended, still a sleep point
+        sched::preempt_enable();
+        lockdep::take_reports()
+    }
+
+    fn wait_context() -> Vec<Report> {
+        static KR: LockClassKey = LockClassKey::new("demo_raw_spinlock");
+        static KS: LockClassKey = LockClassKey::new("demo_spinlock");
+        let raw = RawSpinLock::with_class((), "demo_raw_spinlock", &KR);
+        let s = SpinLock::with_class((), "demo_spinlock", &KS);
+        let _gr = raw.lock();
+        let _gs = s.lock(); // fine here, a sleep inside a spinning lock on PREEMPT_RT
         lockdep::take_reports()
     }
 

@@ -13,8 +13,9 @@
 //! - [`sched`] — the task (`current`), signals (`signal_pending`), `msleep`,
 //!   [`sched::sleep`], the one sleep path every blocking primitive uses, and the
 //!   one wait engine they all queue on (FIFO waiters with hand-off).
-//! - [`irq`] — interrupts as real POSIX signals (`request_irq`), `local_irq_save`,
-//!   `local_bh_disable`, softirqs, tasklets, timers and `jiffies`.
+//! - [`irq`] — interrupts as real POSIX signals (`request_irq`,
+//!   `request_threaded_irq`), `local_irq_save`, `local_bh_disable`, softirqs,
+//!   tasklets, timers and `jiffies`.
 //! - [`atomic`] — `atomic_t` as [`atomic::Atomic`], `atomic64_t` as
 //!   [`atomic::Atomic64`], bit operations on [`atomic::Bitmap`], and
 //!   `refcount_t`/`kref` as [`atomic::Refcount`] and [`atomic::Kref`].

@@ -36,6 +36,31 @@ fn expect_one(kind: ReportKind, names: &[&str]) -> Report {
     r
 }
 
+/// Asserts the two reports of a sleeping lock taken in atomic context, as the
+/// kernel prints them: `might_sleep`'s "sleeping function called from invalid
+/// context", then lockdep's "Invalid wait context" (a sleeping lock where only
+/// spinning ones may be taken); both name every class in `names`. Returns the
+/// first.
+fn expect_sleep_in_atomic(names: &[&str]) -> Report {
+    let rs = take_reports();
+    assert_eq!(
+        kinds(&rs),
+        vec![ReportKind::SleepInAtomic, ReportKind::InvalidWaitContext],
+        "reports: {rs:#?}"
+    );
+    for r in &rs {
+        for n in names {
+            assert!(
+                r.involves(n),
+                "{:?} report does not name {n}: {:?}",
+                r.kind,
+                r.classes
+            );
+        }
+    }
+    rs.into_iter().next().unwrap()
+}
+
 fn expect_none() {
     let rs = take_reports();
     assert!(rs.is_empty(), "unexpected reports: {rs:#?}");
@@ -112,11 +137,11 @@ fn spinlock_mutex_spinlock_three_lock_cycle() {
     let c = SpinLock::with_class(0, "cyc_spin_C", &KC);
     {
         // A → M is itself a sleep-in-atomic (a mutex under a spinlock): reported
-        // as such, and the edge still recorded.
+        // as such (and as an invalid wait context), and the edge still recorded.
         let _ga = a.lock();
         let _gm = m.lock();
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["cyc_mutex_M", "cyc_spin_A"]);
+    let r = expect_sleep_in_atomic(&["cyc_mutex_M", "cyc_spin_A"]);
     assert!(r.text.contains("cyc_spin_A"), "held locks not shown:\n{r}");
     {
         let _gm = m.lock();
@@ -252,7 +277,7 @@ fn mutex_under_a_spinlock_sleeps_in_atomic() {
         let _gs = s.lock();
         let _gm = m.lock(); // uncontended, still a sleep point: reported
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["atomic_mutex", "atomic_spin"]);
+    let r = expect_sleep_in_atomic(&["atomic_mutex", "atomic_spin"]);
     assert!(r.text.contains("atomic_spin"), "held locks not shown:\n{r}");
     assert!(
         r.text
@@ -416,10 +441,7 @@ fn contended_mutex_under_a_spinlock_is_one_report() {
         *m.lock() += 1;
     }
     holder.join().unwrap();
-    expect_one(
-        ReportKind::SleepInAtomic,
-        &["contended_mutex", "contended_spin"],
-    );
+    expect_sleep_in_atomic(&["contended_mutex", "contended_spin"]);
 }
 
 #[test]
@@ -457,7 +479,7 @@ fn rwsem_read_recursion_and_write_under_a_spinlock() {
         let _gs = s.lock();
         *sem.write() += 1; // uncontended, still a sleep point
     }
-    let r = expect_one(ReportKind::SleepInAtomic, &["real_rwsem", "rwsem_spin"]);
+    let r = expect_sleep_in_atomic(&["real_rwsem", "rwsem_spin"]);
     assert!(r.text.contains("rwsem_spin"), "{r}");
     // Nested with a subclass: two semaphores of one class, no report.
     let other = RwSemaphore::with_class(0, "real_rwsem", &K);

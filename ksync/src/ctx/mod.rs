@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | `preempt_count` | `preempt_count()` | [`preempt_disable`], [`local_bh_disable`], irq and softirq entry | [`in_interrupt`], [`in_atomic`], [`preemptible`] …, lockdep, `might_sleep` |
 //! | `irqs_off` | the CPU's interrupt flag | [`local_irq_disable`], [`local_irq_save`] | [`irqs_disabled`], the irq signal handler |
+//! | `hardirq_raw` | `!current->hardirq_threaded` | the irq dispatch, `irq_enter`/`irq_exit`, [`lockdep_hardirq_threaded`] | lockdep's wait-context check |
 //! | `work` | `local_softirq_pending()`, the soft-masked irqs of powerpc's lazy masking | the irq layer, when it defers work | [`local_irq_enable`], [`local_irq_restore`], [`local_bh_enable`] |
 //!
 //! Bottom halves are off when the preempt count's softirq field is nonzero, so
@@ -60,6 +61,11 @@ struct Context {
     /// May be set with nothing left to do (the runner then finds nothing), never
     /// clear while work of its kind waits.
     work: AtomicU32,
+    /// The hard irq handler running now would *not* be threaded on
+    /// PREEMPT_RT (the inverse of `current->hardirq_threaded`, so that a
+    /// hardirq emulated by the preempt count alone counts as threaded):
+    /// lockdep lets it take raw spinlocks only.
+    hardirq_raw: AtomicBool,
 }
 
 thread_local! {
@@ -68,6 +74,7 @@ thread_local! {
             preempt_count: AtomicU32::new(0),
             irqs_off: AtomicBool::new(false),
             work: AtomicU32::new(0),
+            hardirq_raw: AtomicBool::new(false),
         }
     };
 }

@@ -168,6 +168,41 @@ pub fn in_hardirq() -> bool {
     preempt_count() & HARDIRQ_MASK != 0
 }
 
+/// Marks the hard irq handler running on this thread as one that PREEMPT_RT
+/// would force into a thread (`lockdep_hardirq_threaded()`): lockdep then lets
+/// it take locks of [`WaitType::Config`](crate::lockdep::WaitType::Config)
+/// (`SpinLock`), not only raw spinlocks.
+///
+/// ksync's irq dispatch marks handlers bound with
+/// [`request_irq`](crate::irq::request_irq) so, and not the hard handlers of
+/// [`request_threaded_irq`](crate::irq::request_threaded_irq).
+/// [`irq_enter`](crate::irq::irq_enter) clears the mark when it enters the
+/// outermost hardirq, as the kernel's does, and
+/// [`irq_exit`](crate::irq::irq_exit) sets it again when it leaves: a hardirq
+/// emulated by raising the preempt count alone counts as threaded.
+#[inline]
+pub fn lockdep_hardirq_threaded() {
+    set_hardirq_threaded(true);
+}
+
+/// Whether the hard irq handler running on this thread would be threaded on
+/// PREEMPT_RT (see [`lockdep_hardirq_threaded`]); meaningful in hardirq
+/// context only.
+#[inline]
+pub fn hardirq_threaded() -> bool {
+    // Relaxed: only this thread and its own irq handlers touch it (see the
+    // module docs of `ctx`).
+    !CTX.with(|c| c.hardirq_raw.load(Ordering::Relaxed))
+}
+
+/// Sets this thread's [`hardirq_threaded`] mark to `on`; returns the old one,
+/// for a nested handler to restore.
+#[inline]
+pub(crate) fn set_hardirq_threaded(on: bool) -> bool {
+    // Relaxed: as in `hardirq_threaded`.
+    !CTX.with(|c| c.hardirq_raw.swap(!on, Ordering::Relaxed))
+}
+
 /// Same as [`in_hardirq`] (`in_irq()`, the kernel's older name).
 #[inline]
 pub fn in_irq() -> bool {

@@ -27,6 +27,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Mutex;
 
 use super::local::LOCAL;
+use super::threaded::{self, IrqThread};
 use crate::arch::signal::{self, ErrnoGuard, SigInfo};
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, in_serving_softirq, irqs_disabled, preempt_count,
@@ -46,6 +47,31 @@ pub const TIMER_IRQ: u32 = 0;
 /// context, inside a signal handler. Must be async-signal-safe (see the
 /// [module docs](super#what-a-handler-may-call)).
 pub type IrqHandler = fn(u32);
+
+/// What a threaded line's handlers return (`irqreturn_t`).
+#[doc(alias = "irqreturn_t")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqReturn {
+    /// The irq was not from this device (`IRQ_NONE`).
+    #[doc(alias = "IRQ_NONE")]
+    None,
+    /// The irq was handled (`IRQ_HANDLED`).
+    #[doc(alias = "IRQ_HANDLED")]
+    Handled,
+    /// The hard handler asks for the thread function to run
+    /// (`IRQ_WAKE_THREAD`).
+    #[doc(alias = "IRQ_WAKE_THREAD")]
+    WakeThread,
+}
+
+/// The hard handler of a threaded line (`irq_handler_t handler` of
+/// `request_threaded_irq`): runs in hardirq context as an [`IrqHandler`]
+/// does, and returns [`IrqReturn::WakeThread`] to have the thread function run.
+pub type IrqHardHandler = fn(u32) -> IrqReturn;
+
+/// The thread function of a threaded line (`irq_handler_t thread_fn`): runs
+/// in task context, on the line's own thread, and may sleep.
+pub type IrqThreadFn = fn(u32) -> IrqReturn;
 
 /// This thread's irq lines (per thread, as the kernel's are per CPU). Every
 /// field is touched only by its own thread, in task context or in the irq
@@ -84,9 +110,17 @@ thread_local! {
 /// The tag in the upper half of `si_value` that marks a signal as ksync's irq.
 const IRQ_TAG: u64 = 0x6b73_796e; // "ksyn"
 
+/// `IrqDesc::handler` of a line that `free_irq` is unbinding: taken, but
+/// with no handler to run (no function lives at address 1).
+const FREEING: usize = 1;
+
 struct IrqDesc {
-    /// The handler as a `fn(u32)` cast to `usize`; 0 when the line is free.
+    /// The handler as a `fn(u32)` cast to `usize` (an [`IrqHardHandler`] for a
+    /// threaded line: its `thread.thread_fn` is nonzero); 0 when the line is
+    /// free, [`FREEING`] while `free_irq` unbinds it.
     handler: AtomicUsize,
+    /// The thread side of a threaded line.
+    thread: IrqThread,
     /// Threads running this line's handler now.
     active: AtomicU32,
     /// Handler runs so far (`kstat_irqs`).
@@ -96,6 +130,7 @@ struct IrqDesc {
 static DESCS: [IrqDesc; NR_IRQS] = [const {
     IrqDesc {
         handler: AtomicUsize::new(0),
+        thread: IrqThread::new(),
         active: AtomicU32::new(0),
         count: AtomicU64::new(0),
     }
@@ -158,50 +193,103 @@ fn check_line(irq: u32) -> Result<&'static IrqDesc> {
 /// # Errors
 /// As [`request_irq`](super::request_irq).
 pub(crate) fn request(irq: u32, handler: IrqHandler, name: &'static str) -> Result<()> {
+    bind(irq, handler as usize, 0, name)
+}
+
+/// Binds the hard handler `handler` (its address) and the thread function
+/// `thread_fn` (0: none) to line `irq`, under the names lock that orders
+/// every binding and unbinding.
+fn bind(irq: u32, handler: usize, thread_fn: usize, name: &'static str) -> Result<()> {
     let desc = check_line(irq)?;
     install()?;
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if desc.handler.load(Ordering::Relaxed) != 0 {
+        return Err(Error::Busy);
+    }
+    // Relaxed: published by the SeqCst store of the handler below, which the
+    // dispatcher loads (SeqCst) before it reads this.
+    desc.thread.thread_fn.store(thread_fn, Ordering::Relaxed);
     // SeqCst pairs with the handler dispatch's `active` increment and load (see
     // `free_irq`); here it only needs to publish the handler (Release).
-    desc.handler
-        .compare_exchange(0, handler as usize, Ordering::SeqCst, Ordering::Relaxed)
-        .map_err(|_| Error::Busy)?;
+    desc.handler.store(handler, Ordering::SeqCst);
     names[irq as usize] = Some(name);
     Ok(())
 }
 
+/// The hard handler of a threaded line requested without one
+/// (`irq_default_primary_handler`): wakes the thread.
+fn irq_default_primary_handler(_irq: u32) -> IrqReturn {
+    IrqReturn::WakeThread
+}
+
+/// Binds a threaded handler to line `irq` on behalf of
+/// [`request_threaded_irq`](super::request_threaded_irq), and starts the
+/// line's thread.
+///
+/// # Errors
+/// As [`request_threaded_irq`](super::request_threaded_irq).
+pub(crate) fn request_threaded(
+    irq: u32,
+    handler: Option<IrqHardHandler>,
+    thread_fn: IrqThreadFn,
+    name: &'static str,
+) -> Result<()> {
+    let desc = check_line(irq)?;
+    let hard = handler.unwrap_or(irq_default_primary_handler);
+    bind(irq, hard as usize, thread_fn as usize, name)?;
+    // A wake before the thread exists leaves `RUN` set: it runs at its start.
+    if let Err(e) = threaded::start(irq, &desc.thread, name) {
+        let _ = free_irq(irq);
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Unbinds line `irq` and waits until no thread runs its handler any more
-/// (`free_irq`, which calls `synchronize_irq`). Irqs of the line raised but not
-/// yet delivered are then counted as spurious.
+/// (`free_irq`, which calls `synchronize_irq`); for a threaded line, also until
+/// its thread function is done, and then stops and joins the line's thread.
+/// Irqs of the line raised but not yet delivered are then counted as spurious.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for a bad or ksync-owned line, [`Error::NotFound`]
 /// if it had no handler.
 ///
 /// # Panics
-/// When called from the line's own handler on this thread (it would wait for
-/// itself).
+/// When called from the line's own handler on this thread, or from its thread
+/// function (it would wait for itself).
 pub fn free_irq(irq: u32) -> Result<()> {
     let desc = check_line(irq)?;
     if irq == TIMER_IRQ {
         return Err(Error::InvalidArgument);
     }
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    // SeqCst: store→load against the dispatcher's `active` increment then handler
-    // load. Either the dispatcher sees 0, or `synchronize_irq` sees it active.
-    if desc.handler.swap(0, Ordering::SeqCst) == 0 {
+    // Relaxed: every binding and unbinding holds the names lock, as here.
+    if desc.handler.load(Ordering::Relaxed) <= FREEING {
         return Err(Error::NotFound);
     }
+    // SeqCst: store→load against the dispatcher's `active` increment then
+    // handler load. Either the dispatcher sees FREEING, or `synchronize_irq`
+    // sees it active. FREEING keeps the line taken (`bind` refuses it) until
+    // its thread is gone.
+    desc.handler.store(FREEING, Ordering::SeqCst);
     names[irq as usize] = None;
     drop(names);
     synchronize_irq(irq);
+    if desc.thread.thread_fn.load(Ordering::Relaxed) != 0 {
+        threaded::stop(irq, &desc.thread);
+    }
+    // SeqCst, as the other stores of `handler`: the line is free again.
+    desc.handler.store(0, Ordering::SeqCst);
     Ok(())
 }
 
-/// Waits until no thread is running line `irq`'s handler (`synchronize_irq`).
+/// Waits until no thread is running line `irq`'s handler (`synchronize_irq`),
+/// and for a threaded line until its thread function has served every wake
+/// the hard handlers gave it.
 ///
 /// # Panics
-/// When called from that handler on this thread, or for a line `>= NR_IRQS`
+/// When called from that handler on this thread or from the line's thread
+/// function, or for a line `>= NR_IRQS`
 /// (with the error [`raise_irq`] returns for it, [`Error::InvalidArgument`],
 /// and the line named: the kernel's `synchronize_irq` returns nothing either).
 pub fn synchronize_irq(irq: u32) {
@@ -214,9 +302,17 @@ pub fn synchronize_irq(irq: u32) {
     if LINES.with(|l| l.in_progress.load(Ordering::Relaxed)) & (1 << irq) != 0 {
         panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s own handler: deadlock");
     }
+    if threaded::is_thread_of(irq) {
+        panic!("ksync: synchronize_irq({irq}) called from irq {irq}'s thread function: deadlock");
+    }
     let backoff = crate::Backoff::new();
     // SeqCst pairs with the dispatcher (see `free_irq`).
     while desc.active.load(Ordering::SeqCst) != 0 {
+        backoff.snooze();
+    }
+    // The hard handlers are done, so no new wake comes from one that ran
+    // before this call.
+    while !desc.thread.idle() {
         backoff.snooze();
     }
 }
@@ -277,7 +373,7 @@ pub fn raise_irq_tid(irq: u32, tid: i32) -> Result<()> {
     let desc = check_line(irq)?;
     // Acquire pairs with the Release store in `install`.
     let sig = SIGNO.load(Ordering::Acquire);
-    if sig == 0 || desc.handler.load(Ordering::Relaxed) == 0 {
+    if sig == 0 || desc.handler.load(Ordering::Relaxed) <= FREEING {
         return Err(Error::NotFound);
     }
     signal::queue_to_thread(tid, sig, IRQ_TAG << 32 | irq as u64)
@@ -350,8 +446,16 @@ fn defer(l: &Lines, irq: u32) {
 /// Enters hardirq context on this thread (`irq_enter()`): the preempt count's
 /// hardirq field goes up by one. ksync's irq dispatch calls it around every
 /// handler; call it yourself only to emulate an interrupt in task context, paired
-/// with [`irq_exit`](super::irq_exit).
+/// with [`irq_exit`](super::irq_exit). As in the kernel, the outermost entry
+/// counts as a hardirq PREEMPT_RT would not thread (lockdep allows raw
+/// spinlocks only) until [`lockdep_hardirq_threaded`](crate::ctx::lockdep_hardirq_threaded)
+/// says it would, as a `request_irq` handler's dispatch does.
 pub fn irq_enter() {
+    if preempt_count() & ctx::HARDIRQ_MASK == 0 {
+        // The outermost hardirq: no handler has said it would be threaded
+        // yet (`lockdep_hardirq_enter`).
+        ctx::set_hardirq_threaded(false);
+    }
     preempt_count_add(HARDIRQ_OFFSET);
 }
 
@@ -364,12 +468,34 @@ fn run_handler(l: &Lines, irq: u32) {
     // SeqCst pairs with `free_irq` (see there).
     desc.active.fetch_add(1, Ordering::SeqCst);
     let h = desc.handler.load(Ordering::SeqCst);
-    if h != 0 {
+    if h > FREEING {
         desc.count.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: nonzero values of `handler` are `IrqHandler`s stored by
-        // `request`; fn pointers and usize have the same size on Linux targets.
-        let f: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
-        f(irq);
+        // Relaxed: stored before the handler, which the SeqCst load above saw.
+        let t = desc.thread.thread_fn.load(Ordering::Relaxed);
+        if t == 0 {
+            // A handler of `request_irq`: PREEMPT_RT would force it into a
+            // thread, so lockdep lets it take `spinlock_t`s.
+            let was = ctx::set_hardirq_threaded(true);
+            // SAFETY: nonzero values of `handler` on a line without a thread
+            // function are `IrqHandler`s stored by `request`; fn pointers and
+            // usize have the same size on Linux targets.
+            let f: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
+            f(irq);
+            ctx::set_hardirq_threaded(was);
+        } else {
+            // The hard half of a threaded line runs in hardirq context for
+            // real (as with IRQF_ONESHOT): raw spinlocks only.
+            let was = ctx::set_hardirq_threaded(false);
+            // SAFETY: nonzero values of `handler` on a line with a thread
+            // function are `IrqHardHandler`s stored by `request_threaded`
+            // (both are written under the names lock, the thread function
+            // first); fn pointers and usize have the same size on Linux.
+            let f = unsafe { core::mem::transmute::<usize, IrqHardHandler>(h) };
+            if f(irq) == IrqReturn::WakeThread {
+                desc.thread.wake();
+            }
+            ctx::set_hardirq_threaded(was);
+        }
     } else {
         SPURIOUS.fetch_add(1, Ordering::Relaxed);
     }

@@ -12,7 +12,10 @@
 //! - **Irq lines.** There are [`NR_IRQS`] lines, `0..16`. [`request_irq`] binds a
 //!   handler (`fn(irq)`) to a line; [`free_irq`] unbinds it and waits until no
 //!   thread still runs it (`synchronize_irq`). Line [`TIMER_IRQ`] (0) is the timer
-//!   interrupt and belongs to ksync.
+//!   interrupt and belongs to ksync. [`request_threaded_irq`] binds a hard
+//!   handler and a thread function: the hard handler returns
+//!   [`IrqReturn::WakeThread`] to have the function run on the line's own
+//!   thread (`irq/<n>-<name>`), in task context, where it may sleep.
 //! - **One real-time signal** carries every line: [`irq_signal()`], which is
 //!   `SIGRTMAX - 3` (61 with glibc) unless the environment variable
 //!   `KSYNC_IRQ_SIGNAL` names another number at the first `request_irq`.
@@ -78,7 +81,9 @@
 //! `lock_irqsave` — never a sleeping lock), [`raise_irq`], [`raise_softirq`],
 //! [`Tasklet::schedule`], [`Timer::mod_timer`] and [`Timer::del_timer`], and
 //! `async-signal-safe(7)` system calls. Sleeping there is a bug, as in the kernel
-//! (the context is atomic: [`in_atomic`](crate::ctx::in_atomic) is true). A
+//! (the context is atomic: [`in_atomic`](crate::ctx::in_atomic) is true).
+//! The thread function of a [`request_threaded_irq`] line is the exception:
+//! it runs on an ordinary thread in task context and may do anything. A
 //! panic in a handler aborts the process (it cannot unwind through the signal
 //! frame).
 //!
@@ -140,16 +145,17 @@ mod local;
 pub mod softirq;
 mod sync;
 mod tasklet;
+mod threaded;
 mod timer;
 
 pub use crate::ctx::{
     IrqFlags, irqs_disabled, local_bh_disable, local_bh_enable, local_irq_disable,
-    local_irq_enable, local_irq_restore, local_irq_save,
+    local_irq_enable, local_irq_restore, local_irq_save, lockdep_hardirq_threaded,
 };
 pub use crate::sched::{msleep, msleep_interruptible};
 pub use hardirq::{
-    IrqHandler, NR_IRQS, TIMER_IRQ, free_irq, irq_count, irq_enter, irq_name, irq_signal,
-    raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
+    IrqHandler, IrqHardHandler, IrqReturn, IrqThreadFn, NR_IRQS, TIMER_IRQ, free_irq, irq_count,
+    irq_enter, irq_name, irq_signal, raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
 };
 pub use softirq::{
     MAX_SOFTIRQ_RESTART, NR_SOFTIRQS, Softirq, do_softirq, irq_exit, open_softirq, raise_softirq,
@@ -178,6 +184,62 @@ pub fn request_irq(irq: u32, handler: IrqHandler, name: &'static str) -> crate::
     // Started here, in task context, because a handler (a signal handler) cannot
     // spawn them: softirqs it raises may overflow to ksoftirqd, timers it arms
     // need the ticker.
+    softirq::start_ksoftirqd();
+    timer::ensure_ticker();
+    Ok(())
+}
+
+/// Binds a threaded handler to line `irq` (`request_threaded_irq(irq,
+/// handler, thread_fn, IRQF_ONESHOT, name, dev)`): `handler` runs in hardirq
+/// context, as a [`request_irq`] handler does, and returns
+/// [`IrqReturn::WakeThread`] to have `thread_fn` run on the line's own thread
+/// (`irq/<irq>-<name>`), in task context, where it may sleep (take a `Mutex`,
+/// wait for a completion). Without `handler` every irq wakes the thread
+/// (`irq_default_primary_handler`). Wakes that come while a run is due are
+/// merged into it, as the kernel's are; [`synchronize_irq`] and [`free_irq`]
+/// wait for the thread function too, and `free_irq` stops the thread.
+///
+/// The hard handler runs in a hardirq that PREEMPT_RT does not thread (the
+/// kernel's `IRQF_ONESHOT`): lockdep lets it take raw spinlocks only, and
+/// reports a `SpinLock` there ([`ReportKind::InvalidWaitContext`](crate::lockdep::ReportKind::InvalidWaitContext));
+/// the thread function may take anything.
+///
+/// ```
+/// use ksync::irq::{self, IrqReturn};
+/// use ksync::completion::Completion;
+/// use ksync::mutex::Mutex;
+///
+/// static DATA: Mutex<u32> = Mutex::new(0);
+/// static DONE: Completion = Completion::new();
+/// fn hard(_irq: u32) -> IrqReturn {
+///     IrqReturn::WakeThread // acknowledge the device, defer the work
+/// }
+/// fn thread_fn(_irq: u32) -> IrqReturn {
+///     *DATA.lock() += 1; // task context: a sleeping lock is fine
+///     DONE.complete();
+///     IrqReturn::Handled
+/// }
+///
+/// irq::request_threaded_irq(10, Some(hard), thread_fn, "doc-threaded").unwrap();
+/// irq::raise_irq(10, &ksync::sched::current()).unwrap();
+/// DONE.wait(); // wait_for_completion
+/// assert_eq!(*DATA.lock(), 1);
+/// irq::free_irq(10).unwrap();
+/// ```
+///
+/// # Errors
+/// As [`request_irq`], and [`Error::NoMemory`](crate::Error::NoMemory) if the
+/// line's thread cannot be started.
+pub fn request_threaded_irq(
+    irq: u32,
+    handler: Option<IrqHardHandler>,
+    thread_fn: IrqThreadFn,
+    name: &'static str,
+) -> crate::Result<()> {
+    if irq == TIMER_IRQ {
+        return Err(crate::Error::Busy); // the timer's line: owned by ksync
+    }
+    hardirq::request_threaded(irq, handler, thread_fn, name)?;
     softirq::start_ksoftirqd();
     timer::ensure_ticker();
     Ok(())

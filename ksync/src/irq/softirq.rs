@@ -245,6 +245,11 @@ pub fn raise_softirq(nr: Softirq) {
 /// Without a matching [`irq_enter`](super::irq_enter).
 pub fn irq_exit() {
     preempt_count_sub(HARDIRQ_OFFSET);
+    if preempt_count() & ctx::HARDIRQ_MASK == 0 {
+        // Out of the outermost hardirq: back to the default that a hardirq
+        // emulated by the preempt count alone gets (see `irq_enter`).
+        ctx::set_hardirq_threaded(true);
+    }
     LOCAL.with(run_pending_if_allowed);
 }
 

@@ -244,6 +244,14 @@ impl<T, B: Backend> Lock<T, B> {
     }
 }
 
+/// `lockdep::assert_held(&lock)` and the other assertions: the backend's map.
+impl<T: ?Sized, B: Backend> lockdep::LockdepTracked for Lock<T, B> {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&LockdepMap> {
+        self.raw.dep_map()
+    }
+}
+
 impl<T: ?Sized, B: Backend> Lock<T, B> {
     /// The one acquire path: `enter` (the context change) → lockdep `acquire`
     /// → `lock` (the backend's wait). On `Err` the lock was not taken: lockdep's

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::report::{self, Mode, Report, ReportKind, banner};
 use super::state::{Ident, irqs_held_back, state};
-use super::{LockdepMap, NOVALIDATE_KEY, WAIT_SLEEP, WAIT_SPIN};
+use super::{LockdepMap, NOVALIDATE_KEY, WAITS_PERCPU, WaitType};
 
 /// The most lock classes (`MAX_LOCKDEP_KEYS`).
 pub(super) const MAX_CLASSES: usize = 4096;
@@ -28,6 +28,9 @@ pub(super) const F_SLEEP: u8 = 4;
 /// Class flag: not validated (`lockdep_set_novalidate_class`): held, but no
 /// usage and no dependencies.
 pub(super) const F_NOVALIDATE: u8 = 8;
+/// Class flag: a per-CPU lock (`LD_LOCK_PERCPU`, `local_lock_t`): the irq
+/// dependency searches pass over it (`usage_skip`).
+pub(super) const F_PERCPU: u8 = 16;
 /// Class flags of the pseudo-locks that take no part in usage, dependencies
 /// or chain keys (`check = 0`).
 pub(super) const F_NOCHECK: u8 = F_RCU | F_NOVALIDATE;
@@ -56,6 +59,8 @@ pub(super) struct ClassInfo {
     pub(super) subclass: u32,
     pub(super) site: &'static Location<'static>,
     pub(super) flags: u8,
+    /// Inner and outer wait types, packed (`pack_waits`).
+    pub(super) waits: u8,
 }
 
 struct ClassSlot {
@@ -131,21 +136,40 @@ pub(super) fn cdesc(id: u32) -> String {
     s
 }
 
-/// A map's `class_cache` word: the class id in the low bits, its flags above.
+/// A map's `class_cache` word: the class id in the low bits, its flags above,
+/// its packed wait types in the top byte.
 const CACHE_ID_MASK: u32 = 0xffff;
 const CACHE_FLAGS_SHIFT: u32 = 16;
+const CACHE_WAITS_SHIFT: u32 = 24;
 
-/// The class id and flags that `map` caches for `subclass`; id 0 if it has none
-/// (not looked up yet, or a subclass past the cache).
+/// The inner wait type of packed wait types `waits` (`wait_type_inner`).
 #[inline]
-pub(super) fn cached(map: &LockdepMap, subclass: u32) -> (u32, u8) {
+pub(super) const fn inner(waits: u8) -> u8 {
+    waits & 7
+}
+
+/// The outer wait type of packed wait types `waits` (`wait_type_outer`).
+#[inline]
+pub(super) const fn outer(waits: u8) -> u8 {
+    (waits >> 3) & 7
+}
+
+/// The class id, flags and packed wait types that `map` caches for
+/// `subclass`; id 0 if it has none (not looked up yet, or a subclass past the
+/// cache).
+#[inline]
+pub(super) fn cached(map: &LockdepMap, subclass: u32) -> (u32, u8, u8) {
     // Acquire: pairs with the Release store in `register_locked`, after the
     // class's description was written.
     let word = map
         .class_cache
         .get(subclass as usize)
         .map_or(0, |c| c.load(Ordering::Acquire));
-    (word & CACHE_ID_MASK, (word >> CACHE_FLAGS_SHIFT) as u8)
+    (
+        word & CACHE_ID_MASK,
+        (word >> CACHE_FLAGS_SHIFT) as u8,
+        (word >> CACHE_WAITS_SHIFT) as u8,
+    )
 }
 
 /// The class id of `map` at `subclass`, registering it on first use; 0 if the
@@ -153,8 +177,8 @@ pub(super) fn cached(map: &LockdepMap, subclass: u32) -> (u32, u8) {
 #[inline]
 pub(super) fn class_of(map: &LockdepMap, subclass: u32) -> u32 {
     match cached(map, subclass) {
-        (0, _) => register(map, subclass),
-        (id, _) => id,
+        (0, _, _) => register(map, subclass),
+        (id, _, _) => id,
     }
 }
 
@@ -201,14 +225,16 @@ fn register_locked(map: &LockdepMap, cache_slot: u32) -> u32 {
             let id = st.nclasses + 1;
             let name = map.name();
             let mut flags = 0;
+            let inner = inner(map.waits);
             if name.starts_with("rcu_read_lock") {
                 flags |= F_RCU;
-            }
-            if map.wait == WAIT_SPIN {
+            } else if inner == WaitType::Spin as u8 || inner == WaitType::Config as u8 {
                 flags |= F_SPIN;
-            }
-            if map.wait == WAIT_SLEEP {
+            } else if inner == WaitType::Sleep as u8 {
                 flags |= F_SLEEP;
+            }
+            if map.waits & WAITS_PERCPU != 0 {
+                flags |= F_PERCPU;
             }
             if map.key.is_some_and(|k| core::ptr::eq(k, &NOVALIDATE_KEY)) {
                 flags |= F_NOVALIDATE;
@@ -218,6 +244,7 @@ fn register_locked(map: &LockdepMap, cache_slot: u32) -> u32 {
                 subclass,
                 site: map.site,
                 flags,
+                waits: map.waits,
             });
             st.nclasses = id;
             st.fwd.resize_with(id as usize + 1, Vec::new);
@@ -232,8 +259,10 @@ fn register_locked(map: &LockdepMap, cache_slot: u32) -> u32 {
     };
     if let Some(c) = map.class_cache.get(cache_slot as usize) {
         // Release: pairs with the Acquire load in `cached`.
+        let c_ = class(id);
         c.store(
-            id | u32::from(class(id).flags) << CACHE_FLAGS_SHIFT,
+            id | u32::from(c_.flags) << CACHE_FLAGS_SHIFT
+                | u32::from(c_.waits) << CACHE_WAITS_SHIFT,
             Ordering::Release,
         );
     }

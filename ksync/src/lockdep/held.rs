@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::panic::Location;
 
 use super::chains::{mix, seed};
-use super::classes::{F_NOCHECK, F_RCU, F_SPIN, cdesc, class, class_of};
+use super::classes::{F_NOCHECK, F_RCU, F_SPIN, cdesc, class, class_of, inner};
 use super::report::{self, Mode, Report, ReportKind, banner, current_trace, thread_name};
 use super::stat;
 use super::state::{emit_all, state};
@@ -29,6 +29,12 @@ pub(super) struct Held {
     pub(super) ctx: u8,
     /// The class's flags (`F_*`).
     pub(super) flags: u8,
+    /// The class's wait types, packed (`classes::inner`, `classes::outer`).
+    pub(super) waits: u8,
+    /// The strictest inner wait type of this entry and the ones below it in
+    /// the same irq context ([`WAIT_NONE`] if none has one); set when the
+    /// entry is pushed ([`Tls::push`]).
+    pub(super) wait_min: u8,
     /// Hash of the chain of held classes up to and including this one; set when
     /// the entry is pushed ([`Tls::chain_key`]).
     pub(super) chain_key: u64,
@@ -53,7 +59,7 @@ impl Held {
     pub(super) fn new(
         map: &LockdepMap,
         id: u32,
-        flags: u8,
+        (flags, waits): (u8, u8),
         kind: AcquireKind,
         trylock: bool,
         ctx: u8,
@@ -66,6 +72,8 @@ impl Held {
             trylock,
             ctx,
             flags,
+            waits,
+            wait_min: WAIT_NONE,
             chain_key: 0,
             refs: 0,
             ip: Some(ip),
@@ -81,11 +89,32 @@ const EMPTY: Held = Held {
     trylock: false,
     ctx: 0,
     flags: 0,
+    waits: 0,
+    wait_min: WAIT_NONE,
     chain_key: 0,
     refs: 0,
     ip: None,
     stamp: 0,
 };
+
+/// No wait type (`LD_WAIT_MAX`): looser than every [`WaitType`](super::WaitType).
+pub(super) const WAIT_NONE: u8 = 5;
+
+/// The strictest inner wait type of `h` and of `below` if that one is in the
+/// same irq context (`check_wait_context`'s scan of the held locks, kept per
+/// entry so that a check reads only the top one). Maps without a wait type
+/// (`LD_WAIT_INV`) leave it as it is.
+#[inline]
+fn wait_on(below: Option<&Held>, h: &Held) -> u8 {
+    let prev = match below {
+        Some(p) if p.ctx == h.ctx => p.wait_min,
+        _ => WAIT_NONE,
+    };
+    match inner(h.waits) {
+        0 => prev,
+        w => w.min(prev),
+    }
+}
 
 /// The chain key of `h` taken on top of `below` (`None`: nothing below): it
 /// extends the key of the lock below if that one was taken in the same irq
@@ -167,9 +196,21 @@ impl Tls {
         key_on(self.depth.checked_sub(1).map(|i| &self.held[i]), h)
     }
 
+    /// The strictest inner wait type of the locks held in irq context `ctx`
+    /// (the entries on top of the stack, down to the first of another
+    /// context); [`WAIT_NONE`] if none.
+    #[inline]
+    pub(super) fn wait_min(&self, ctx: u8) -> u8 {
+        match self.depth.checked_sub(1).map(|i| &self.held[i]) {
+            Some(top) if top.ctx == ctx => top.wait_min,
+            _ => WAIT_NONE,
+        }
+    }
+
     /// Pushes `h`, whose chain key is set; the stack has room for it.
     #[inline]
-    pub(super) fn push(&mut self, h: Held) {
+    pub(super) fn push(&mut self, mut h: Held) {
+        h.wait_min = wait_on(self.depth.checked_sub(1).map(|i| &self.held[i]), &h);
         self.held[self.depth] = h;
         self.depth += 1;
         if h.flags & (F_SPIN | F_RCU) != 0 {
@@ -235,10 +276,12 @@ impl Tls {
         self.uncount(self.held[i].flags);
         self.held.copy_within(i + 1..self.depth, i);
         self.depth -= 1;
-        // Out-of-order release: the chain keys above the hole change.
+        // Out-of-order release: the chain keys and strictest wait types
+        // above the hole change.
         for j in i..self.depth {
-            let key = key_on(j.checked_sub(1).map(|k| &self.held[k]), &self.held[j]);
-            self.held[j].chain_key = key;
+            let below = j.checked_sub(1).map(|k| self.held[k]);
+            self.held[j].chain_key = key_on(below.as_ref(), &self.held[j]);
+            self.held[j].wait_min = wait_on(below.as_ref(), &self.held[j]);
         }
         out
     }

@@ -23,6 +23,7 @@ use super::stat;
 use super::state::{emit_all, irqs_held_back, state};
 use super::usage::{self, irq_context, usage_needed};
 use super::wait;
+use super::wait_context;
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
 use crate::ctx;
 use crate::ctx::preempt_count;
@@ -38,9 +39,9 @@ pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subcla
     let ip = Location::caller();
     let pc = preempt_count();
     let irqs_off = ctx::irqs_disabled();
-    let (id, flags) = classes::cached(map, subclass);
+    let (id, flags, waits) = classes::cached(map, subclass);
     if id != 0 {
-        let h = Held::new(map, id, flags, kind, trylock, irq_context(pc), ip);
+        let h = Held::new(map, id, (flags, waits), kind, trylock, irq_context(pc), ip);
         if held::fast(|t| acquire_fast(t, h, pc, irqs_off)) {
             return;
         }
@@ -56,7 +57,10 @@ fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
     if t.broken {
         return true;
     }
-    if t.depth == MAX_LOCK_DEPTH || wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
+    if t.depth == MAX_LOCK_DEPTH
+        || wait::sleeps_in_atomic(t, &h, pc, irqs_off)
+        || wait_context::invalid(t, &h, pc)
+    {
         return false;
     }
     h.chain_key = t.chain_key(&h);
@@ -90,7 +94,7 @@ fn acquire_slow(
     if id == 0 {
         return;
     }
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc), ip);
+    let h = Held::new(map, id, class_bits(id), kind, trylock, irq_context(pc), ip);
     let out = with_tls(|t| {
         let depth = t.depth;
         let out = acquire_checked(t, map, h, pc, irqs_off, false);
@@ -106,8 +110,15 @@ fn acquire_slow(
     }
 }
 
+/// The flags and packed wait types of registered class `id`, as
+/// [`Held::new`] takes them.
+fn class_bits(id: u32) -> (u8, u8) {
+    let c = class(id);
+    (c.flags, c.waits)
+}
+
 /// An acquisition with every check (`__lock_acquire`): a sleep in atomic
-/// context, the stack's depth, new usage bits, and a chain never validated; then
+/// context, the wait context, the stack's depth, new usage bits, and a chain never validated; then
 /// the push.
 #[cold]
 fn acquire_checked(
@@ -124,6 +135,9 @@ fn acquire_checked(
     }
     if wait::sleeps_in_atomic(t, &h, pc, irqs_off) {
         wait::sleep_report(t, pc, irqs_off, Some(h.class), &mut out);
+    }
+    if wait_context::invalid(t, &h, pc) {
+        wait_context::report(t, &h, pc, &mut out);
     }
     if t.depth == MAX_LOCK_DEPTH {
         t.overflow(h.class, &mut out);
@@ -251,7 +265,7 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
         return;
     }
     let ip = Location::caller();
-    let h = Held::new(map, id, class(id).flags, kind, trylock, irq_context(pc), ip);
+    let h = Held::new(map, id, class_bits(id), kind, trylock, irq_context(pc), ip);
     let nest_addr = nest as *const _ as usize;
     let out = with_tls(|t| {
         if t.broken {
@@ -309,22 +323,65 @@ fn nest_not_held(
     }]
 }
 
-/// `lockdep_assert_held`: reports unless this thread holds `map`.
-pub(super) fn assert_held(map: &LockdepMap) {
-    if lock_is_held(map) {
+/// Whether this thread holds `map` in the mode `read` asks for (`None`:
+/// any; `Some(false)`: exclusively; `Some(true)`: shared) (`lock_is_held_type`).
+/// True with lockdep off or the stack gone, as `lock_is_held`.
+fn lock_is_held_type(map: &LockdepMap, read: Option<bool>) -> bool {
+    if report::mode() == Mode::Off {
+        return true;
+    }
+    let addr = map as *const _ as usize;
+    with_tls(|t| {
+        if t.broken {
+            return true;
+        }
+        let found = t.held[..t.depth]
+            .iter()
+            .rposition(|h| h.map == addr)
+            .or_else(|| t.merged(map));
+        match (found, read) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(i), Some(r)) => (t.held[i].kind != AcquireKind::Exclusive) == r,
+        }
+    })
+    .unwrap_or(true)
+}
+
+/// `lockdep_assert_held` (`read`: `None`), `_held_write` (`Some(false)`) and
+/// `_held_read` (`Some(true)`): reports unless this thread holds `map` so.
+pub(super) fn assert_held(map: &LockdepMap, read: Option<bool>) {
+    if lock_is_held_type(map, read) {
         return;
     }
     let tid = crate::arch::gettid();
     let id = class_of(map, 0);
-    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, vec![id], tid)) {
+    let what = match read {
+        None => "lockdep_assert_held",
+        Some(false) => "lockdep_assert_held_write",
+        Some(true) => "lockdep_assert_held_read",
+    };
+    // Once per class, thread, assertion and whether the lock is held at all
+    // (a held-for-read lock asserted held for write is another bug than a
+    // lock not held).
+    let held_otherwise = read.is_some() && lock_is_held_type(map, None);
+    // One word: `once` sorts its ids, which would mix separate fields.
+    let code = read.map_or(2, u32::from) << 1 | u32::from(held_otherwise);
+    let ids = vec![id << 3 | code];
+    if id == 0 || !irqs_held_back(|| state().once(ReportKind::NotHeld, ids, tid)) {
         return;
     }
     let mut text = banner(ReportKind::NotHeld);
     let _ = writeln!(
         text,
-        "lockdep_assert_held({}) failed on {}/{tid}",
+        "{what}({}) failed on {}/{tid}{}",
         cdesc(id),
-        thread_name()
+        thread_name(),
+        if held_otherwise {
+            ": held, but in the other mode"
+        } else {
+            ""
+        }
     );
     text.push_str(&held_text_now(tid));
     text.push_str(&current_trace());

@@ -20,6 +20,7 @@
 //! | [`ReportKind::BadUnlockBalance`] | bad unlock balance detected |
 //! | [`ReportKind::HeldAtExit`] | lock held when returning to user space (here: at thread exit) |
 //! | [`ReportKind::SleepInAtomic`] | BUG: sleeping function called from invalid context |
+//! | [`ReportKind::InvalidWaitContext`] | BUG: Invalid wait context (a `SpinLock` inside a `RawSpinLock` or a hardirq handler not threaded; a sleeping lock inside a spinning one) |
 //! | [`ReportKind::RcuSyncInReader`] | Illegal synchronize_rcu() in RCU read-side critical section |
 //! | [`ReportKind::HeldLockFreed`] | held lock freed! (a lock dropped or re-initialised while held) |
 //! | [`ReportKind::NotHeld`] | `lockdep_assert_held` failed |
@@ -94,11 +95,17 @@
 //!   is new, [`ReportKind::IrqLockInversion`] when the usage is.
 //! - **Trylocks** never wait, so they add no dependencies to the lock they take
 //!   (but locks taken while holding them do).
-//! - **Wait types.** [`LockdepMap::spinning`] marks a lock that must not be held
-//!   across a sleep; maps named `rcu_read_lock*` are RCU read sections. Both make
-//!   [`might_sleep`] report, and RCU maps make [`assert_not_in_rcu_read_section`]
-//!   report. [`LockdepMap::sleeping`] marks a lock whose (non-try) acquisition is
-//!   itself a sleep point (`mutex_lock`'s `might_sleep()`).
+//! - **Wait types.** Each map has the kernel's inner and outer [`WaitType`]:
+//!   [`LockdepMap::raw_spinning`] (`raw_spinlock_t`), [`LockdepMap::spinning`]
+//!   (`spinlock_t`, `rwlock_t`), [`LockdepMap::sleeping`] (mutexes, rwsems),
+//!   or any pair ([`LockdepMap::with_waits`]). A spinning map must not be held
+//!   across a sleep; maps named `rcu_read_lock*` are RCU read sections. Both
+//!   make [`might_sleep`] report, and RCU maps make
+//!   [`assert_not_in_rcu_read_section`] report. A sleeping map's (non-try)
+//!   acquisition is itself a sleep point (`mutex_lock`'s `might_sleep()`).
+//!   Every acquisition is checked against the wait context
+//!   (`check_wait_context`): a lock whose waiters could not wait where it is
+//!   taken is [`ReportKind::InvalidWaitContext`] (see [`WaitType`]).
 //!
 //! # Rules for the locks that call the hooks
 //!
@@ -117,6 +124,7 @@
 //! | [`RwLock`](crate::spinlock::RwLock) (`rwlock_t`) | `write_lock` exclusive; `read_lock` a recursive read in irq context (and on the unfair lock), a plain read in process context on the queued (fair) lock, which makes a waiting writer block new readers (the kernel's `read_lock_is_recursive`) |
 //! | [`Mutex`](crate::mutex::Mutex) | a sleeping lock: `mutex_lock` in atomic context is reported even uncontended; [`lock_nested`](crate::mutex::Mutex::lock_nested) gives the subclass |
 //! | [`RwSemaphore`](crate::rwsem::RwSemaphore) | `down_write` exclusive, `down_read` a plain (non-recursive) read |
+//! | [`LocalLock`](crate::percpu::LocalLock) (`local_lock_t`, `get_cpu_var`) | exclusive acquisitions of a per-CPU lock: wait type `CONFIG`, passed over by the irq-dependency searches (`LD_LOCK_PERCPU`) |
 //! | [`rcu_read_lock`](crate::rcu::rcu_read_lock) | a recursive-read pseudo-lock named `rcu_read_lock`: sleeping and waiting for a grace period inside it are reported |
 //! | [`Semaphore`](crate::semaphore::Semaphore), [`Completion`](crate::completion::Completion), [`WaitQueue`](crate::sched::WaitQueue), [`CondVar`](crate::condvar::CondVar) waits | [`might_sleep`] only: no owner, so no lock order (as in the kernel); a condvar wait is its mutex's unlock and relock |
 //!
@@ -159,6 +167,7 @@ mod stat;
 // points that the functions below call, and uses the rest; below it, each file
 // uses only the ones after it in this list:
 // - `graph`: validating a new chain: recursion, new dependencies, cycles;
+// - `wait_context`: locks taken where their waiters could not wait;
 // - `wait`: sleeping in atomic context, grace-period waits in RCU readers;
 // - `usage`: irq context, usage bits set per acquisition, the irq rules;
 // - `held`: the per-thread held-lock stack; unlock balance, depth, thread exit;
@@ -182,6 +191,8 @@ mod state;
 mod usage;
 #[cfg(all(feature = "lockdep", not(loom)))]
 mod wait;
+#[cfg(all(feature = "lockdep", not(loom)))]
+mod wait_context;
 
 pub use report::{Mode, Report, ReportKind, mode, set_mode, take_reports, take_reports_involving};
 pub(crate) use stat::on as lock_stat_on;
@@ -236,21 +247,76 @@ pub enum AcquireKind {
     RecursiveRead,
 }
 
-/// Wait type of a map: unknown (no check).
+/// Where a lock may be taken, by how its waiters wait (`enum
+/// lockdep_wait_type`, `LD_WAIT_*`), ordered from the strictest context to the
+/// loosest.
+///
+/// Each class has an *inner* type (the context its holders are in: what may be
+/// taken inside it) and an *outer* type (the context needed to take it; the
+/// inner one unless set apart, as for RCU readers). Taking a lock whose outer
+/// type is looser than the strictest inner type of the locks held in the same
+/// irq context, or of the context itself (a hardirq handler not threaded:
+/// [`Spin`](Self::Spin); a threaded one or a softirq: [`Config`](Self::Config)),
+/// is reported as [`ReportKind::InvalidWaitContext`].
+///
+/// ksync checks as the kernel does with `CONFIG_PROVE_RAW_LOCK_NESTING`, its
+/// default since 6.13 on the architectures that support PREEMPT_RT:
+/// [`Config`](Self::Config) is stricter than [`Sleep`](Self::Sleep) and looser
+/// than [`Spin`](Self::Spin), so a `SpinLock` (`spinlock_t`, a sleeping lock on
+/// PREEMPT_RT) inside a `RawSpinLock` is reported even though it spins here.
+/// A raised preempt count alone lowers no wait type (as in the kernel: every
+/// spinlock raises it), but a sleeping lock's acquisition there is still a
+/// sleep in atomic context ([`ReportKind::SleepInAtomic`]).
+#[doc(alias = "lockdep_wait_type")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum WaitType {
+    /// Not checked (`LD_WAIT_INV`): the map takes no part in wait contexts.
+    #[doc(alias = "LD_WAIT_INV")]
+    Inv = 0,
+    /// Wait-free (`LD_WAIT_FREE`): may be taken anywhere; the outer type of the
+    /// RCU read-side pseudo-locks.
+    #[doc(alias = "LD_WAIT_FREE")]
+    Free = 1,
+    /// Spins with preemption off on every kernel (`LD_WAIT_SPIN`):
+    /// `raw_spinlock_t` ([`RawSpinLock`](crate::spinlock::RawSpinLock)), the
+    /// inner type of `rcu_read_lock_sched` and of a hardirq handler that is
+    /// not threaded.
+    #[doc(alias = "LD_WAIT_SPIN")]
+    Spin = 2,
+    /// Spins here but sleeps on PREEMPT_RT (`LD_WAIT_CONFIG`): `spinlock_t`
+    /// ([`SpinLock`](crate::spinlock::SpinLock)), `rwlock_t`, `local_lock_t`,
+    /// the inner type of `rcu_read_lock`, softirqs and threaded hardirqs.
+    #[doc(alias = "LD_WAIT_CONFIG")]
+    Config = 3,
+    /// Sleeps (`LD_WAIT_SLEEP`): mutexes, rw-semaphores, rt-mutexes.
+    #[doc(alias = "LD_WAIT_SLEEP")]
+    Sleep = 4,
+}
+
+/// The packed wait byte's mark of a per-CPU lock (`LD_LOCK_PERCPU`,
+/// `local_lock_t`): the irq-dependency searches pass over it.
 #[cfg(feature = "lockdep")]
-pub(crate) const WAIT_ANY: u8 = 0;
-/// Wait type of a map: a spinning lock, not to be held across a sleep (`LD_WAIT_SPIN`).
+pub(crate) const WAITS_PERCPU: u8 = 1 << 6;
+
+/// The wait types of a map packed in one byte: inner in bits 0..3, outer in
+/// bits 3..6 (outer defaulted to inner when not set apart); bit 6 is
+/// [`WAITS_PERCPU`].
 #[cfg(feature = "lockdep")]
-pub(crate) const WAIT_SPIN: u8 = 1;
-/// Wait type of a map: a sleeping lock; acquiring it is a sleep point (`LD_WAIT_SLEEP`).
-#[cfg(feature = "lockdep")]
-pub(crate) const WAIT_SLEEP: u8 = 2;
+pub(crate) const fn pack_waits(inner: WaitType, outer: WaitType) -> u8 {
+    let outer = if matches!(outer, WaitType::Inv) {
+        inner
+    } else {
+        outer
+    };
+    inner as u8 | (outer as u8) << 3
+}
 
 /// The lockdep state embedded in every lock (`struct lockdep_map`). Zero-sized
 /// without the `lockdep` feature.
 ///
 /// With the feature it holds the lock's name, creation site, optional class key,
-/// wait type and a cache of its class ids for subclasses 0 and 1.
+/// wait types ([`WaitType`]) and a cache of its class ids for subclasses 0 and 1.
 pub struct LockdepMap {
     #[cfg(feature = "lockdep")]
     pub(crate) name: &'static str,
@@ -258,8 +324,9 @@ pub struct LockdepMap {
     pub(crate) site: &'static Location<'static>,
     #[cfg(feature = "lockdep")]
     pub(crate) key: Option<&'static LockClassKey>,
+    /// Inner and outer [`WaitType`], packed by [`pack_waits`].
     #[cfg(feature = "lockdep")]
-    pub(crate) wait: u8,
+    pub(crate) waits: u8,
     /// The subclass of plain acquisitions (`lockdep_set_subclass`), 0 normally.
     #[cfg(feature = "lockdep")]
     pub(crate) subclass: u32,
@@ -309,7 +376,7 @@ impl LockdepMap {
             #[cfg(feature = "lockdep")]
             key,
             #[cfg(feature = "lockdep")]
-            wait: WAIT_ANY,
+            waits: 0,
             #[cfg(feature = "lockdep")]
             subclass: 0,
             #[cfg(feature = "lockdep")]
@@ -321,8 +388,9 @@ impl LockdepMap {
         }
     }
 
-    /// [`new`](Self::new) for a spinning lock (`LD_WAIT_SPIN`): sleeping while it
-    /// is held is reported by [`might_sleep`].
+    /// [`new`](Self::new) for a spinning lock (`spinlock_t`,
+    /// [`WaitType::Config`]): sleeping while it is held is reported by
+    /// [`might_sleep`].
     #[track_caller]
     pub const fn new_spinning(name: &'static str) -> Self {
         Self::new(name).spinning()
@@ -336,29 +404,79 @@ impl LockdepMap {
         Self::new(name).sleeping()
     }
 
-    /// Marks the map as a spinning lock (`LD_WAIT_SPIN`).
+    /// Marks the map as a spinning lock that PREEMPT_RT turns into a sleeping
+    /// one (`spinlock_t`, `rwlock_t`: [`WaitType::Config`]): no sleeping while
+    /// it is held, and not to be taken inside a [`raw_spinning`](Self::raw_spinning)
+    /// lock or a hardirq handler that is not threaded.
     #[must_use]
     pub const fn spinning(self) -> Self {
-        #[cfg(feature = "lockdep")]
-        return self.with_wait(WAIT_SPIN);
-        #[cfg(not(feature = "lockdep"))]
-        self
+        self.with_waits(WaitType::Config, WaitType::Inv)
     }
 
-    /// Marks the map as a sleeping lock (`LD_WAIT_SLEEP`).
+    /// Marks the map as a spinning lock on every kernel (`raw_spinlock_t`:
+    /// [`WaitType::Spin`]): no sleeping while it is held, and only raw
+    /// spinning locks inside it.
+    #[doc(alias = "raw_spinlock")]
+    #[must_use]
+    pub const fn raw_spinning(self) -> Self {
+        self.with_waits(WaitType::Spin, WaitType::Inv)
+    }
+
+    /// Marks the map as a sleeping lock ([`WaitType::Sleep`]).
     #[must_use]
     pub const fn sleeping(self) -> Self {
-        #[cfg(feature = "lockdep")]
-        return self.with_wait(WAIT_SLEEP);
-        #[cfg(not(feature = "lockdep"))]
-        self
+        self.with_waits(WaitType::Sleep, WaitType::Inv)
     }
 
-    /// The map with wait type `wait` (`WAIT_*`).
-    #[cfg(feature = "lockdep")]
-    const fn with_wait(mut self, wait: u8) -> Self {
-        self.wait = wait;
-        self
+    /// Marks the map as a per-CPU lock (`local_lock_t`: `LD_LOCK_PERCPU`,
+    /// [`WaitType::Config`]): a spinning lock for the wait and sleep checks,
+    /// but passed over by the irq-dependency searches, as the kernel passes
+    /// over local locks there (two CPUs never contend on one CPU's lock, so
+    /// an irq-safe lock held around it cannot deadlock through it).
+    #[must_use]
+    pub(crate) const fn local_lock(self) -> Self {
+        let m = self.spinning();
+        #[cfg(feature = "lockdep")]
+        {
+            let mut m = m;
+            m.waits |= WAITS_PERCPU;
+            m
+        }
+        #[cfg(not(feature = "lockdep"))]
+        m
+    }
+
+    /// The map with wait types `inner` and `outer` (`lockdep_init_map_waits`;
+    /// [`WaitType::Inv`] as `outer`: the same as `inner`). A map whose inner
+    /// type is [`Spin`](WaitType::Spin) or [`Config`](WaitType::Config) is a
+    /// spinning lock (no sleeping while held), one whose inner type is
+    /// [`Sleep`](WaitType::Sleep) a sleeping lock (its blocking acquisition
+    /// is a sleep point), except the RCU read-side maps (named
+    /// `rcu_read_lock*`), which are neither.
+    ///
+    /// ```
+    /// use ksync::lockdep::{LockdepMap, WaitType};
+    /// // The kernel's rcu_read_lock_sched map: taken anywhere, and inside it
+    /// // only what may be taken with preemption off.
+    /// static RCU_SCHED: LockdepMap =
+    ///     LockdepMap::new("rcu_read_lock_sched").with_waits(WaitType::Spin, WaitType::Free);
+    /// # let _ = &RCU_SCHED;
+    /// ```
+    #[doc(alias = "lockdep_init_map_waits")]
+    #[doc(alias = "lockdep_init_map_wait")]
+    #[must_use]
+    pub const fn with_waits(self, inner: WaitType, outer: WaitType) -> Self {
+        #[cfg(feature = "lockdep")]
+        {
+            let mut m = self;
+            m.waits = pack_waits(inner, outer);
+            m
+        }
+        #[cfg(not(feature = "lockdep"))]
+        {
+            let _ = (inner, outer);
+            self
+        }
     }
 
     /// Gives the map the class `key`, named `name`, from now on
@@ -632,13 +750,130 @@ pub fn lock_is_held(map: &LockdepMap) -> bool {
 }
 
 /// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `map`
-/// (`lockdep_assert_held`).
+/// (`lockdep_assert_held`). For a lock, [`assert_held`] takes the lock itself.
 #[inline]
 pub fn lockdep_assert_held(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
-    hooks::assert_held(map);
+    hooks::assert_held(map, None);
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
+}
+
+/// A lock that lockdep tracks (anything with a [`LockdepMap`]): what
+/// [`assert_held`], [`assert_held_write`], [`assert_held_read`] and
+/// [`is_held`] take. Every ksync lock built on the generic
+/// [`Lock`](crate::lock::Lock) implements it (`SpinLock`, `RawSpinLock`,
+/// `RwLock`, `Mutex`, `RwSemaphore`, `RtMutex`, `PercpuRwSemaphore`,
+/// `LocalLock`), and so do [`SeqLock`](crate::seqlock::SeqLock) (its writer
+/// lock) and a bare [`LockdepMap`] (a pseudo-lock). A counting
+/// [`Semaphore`](crate::semaphore::Semaphore) has no owner and no map, in the
+/// kernel as here: it cannot be asserted held.
+pub trait LockdepTracked {
+    /// The lock's map; `None` for a lock lockdep does not track.
+    fn lockdep_map(&self) -> Option<&LockdepMap>;
+}
+
+impl LockdepTracked for LockdepMap {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&LockdepMap> {
+        Some(self)
+    }
+}
+
+impl<L: LockdepTracked + ?Sized> LockdepTracked for &L {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&LockdepMap> {
+        (**self).lockdep_map()
+    }
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`,
+/// in any mode (`lockdep_assert_held`). Without the feature, or with lockdep
+/// off, it checks nothing, as in the kernel.
+///
+/// ```
+/// use ksync::lockdep;
+/// use ksync::mutex::Mutex;
+/// use ksync::spinlock::SpinLock;
+///
+/// struct Dev { lock: SpinLock<()>, state: Mutex<u32> }
+/// fn update_locked(d: &Dev) {
+///     lockdep::assert_held(&d.lock); // callers must hold d.lock
+///     lockdep::assert_held(&d.state);
+/// }
+/// let d = Dev { lock: SpinLock::new(()), state: Mutex::new(0) };
+/// let s = d.state.lock();
+/// let g = d.lock.lock();
+/// update_locked(&d);
+/// drop(g);
+/// drop(s);
+/// assert!(lockdep::take_reports().is_empty());
+/// ```
+#[doc(alias = "lockdep_assert")]
+#[inline]
+pub fn assert_held<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, None);
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`
+/// exclusively (`lockdep_assert_held_write`): a writer of an `RwLock` or an
+/// `RwSemaphore`, the holder of any exclusive lock.
+///
+/// ```
+/// use ksync::lockdep::{self, ReportKind};
+/// use ksync::rwsem::RwSemaphore;
+/// let sem = RwSemaphore::new(0);
+/// {
+///     let _w = sem.write();
+///     lockdep::assert_held_write(&sem); // fine
+/// }
+/// {
+///     let _r = sem.read();
+///     lockdep::assert_held_write(&sem); // held, but only for read
+/// }
+/// let reports = lockdep::take_reports();
+/// if lockdep::mode() != lockdep::Mode::Off {
+///     assert_eq!(reports.len(), 1);
+///     assert_eq!(reports[0].kind, ReportKind::NotHeld);
+/// }
+/// ```
+#[doc(alias = "lockdep_assert_held_write")]
+#[doc(alias = "lockdep_assert_held_exclusive")]
+#[inline]
+pub fn assert_held_write<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, Some(false));
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Reports ([`ReportKind::NotHeld`]) unless the current thread holds `lock`
+/// shared (`lockdep_assert_held_read`): a reader of an `RwLock`, an
+/// `RwSemaphore` or an RCU-like pseudo-lock.
+#[doc(alias = "lockdep_assert_held_read")]
+#[inline]
+pub fn assert_held_read<L: LockdepTracked + ?Sized>(lock: &L) {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    if let Some(map) = lock.lockdep_map() {
+        hooks::assert_held(map, Some(true));
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    let _ = lock;
+}
+
+/// Whether the current thread holds `lock` (`lockdep_is_held`): [`lock_is_held`]
+/// for any [`LockdepTracked`] lock. `true` without the feature, with lockdep
+/// off, or for a lock lockdep does not track, as in the kernel.
+#[inline]
+pub fn is_held<L: LockdepTracked + ?Sized>(lock: &L) -> bool {
+    lock.lockdep_map().is_none_or(lock_is_held)
 }
 
 /// Whether the current thread is inside an RCU read section, as lockdep sees it
@@ -711,7 +946,14 @@ mod tests {
         let (k, line) = (LockdepMap::with_key("y", &K), line!());
         assert_eq!((k.name(), k.site.line()), ("keyed", line));
         static S: LockdepMap = LockdepMap::new_spinning("s");
-        assert_eq!((S.site.line(), S.wait), (line!() - 1, WAIT_SPIN));
-        assert_eq!(LockdepMap::new_sleeping("z").wait, WAIT_SLEEP);
+        let config = pack_waits(WaitType::Config, WaitType::Config);
+        assert_eq!((S.site.line(), S.waits), (line!() - 2, config));
+        let sleep = pack_waits(WaitType::Sleep, WaitType::Inv);
+        assert_eq!(LockdepMap::new_sleeping("z").waits, sleep);
+        let rcu = LockdepMap::new("r").with_waits(WaitType::Config, WaitType::Free);
+        assert_eq!(
+            rcu.waits,
+            WaitType::Config as u8 | (WaitType::Free as u8) << 3
+        );
     }
 }

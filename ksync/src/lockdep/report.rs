@@ -33,6 +33,13 @@ pub enum ReportKind {
     HeldAtExit,
     /// "BUG: sleeping function called from invalid context".
     SleepInAtomic,
+    /// "BUG: Invalid wait context": a lock taken where its waiters could not
+    /// wait ([`WaitType`](super::WaitType)): a `SpinLock` (`spinlock_t`, a
+    /// sleeping lock on PREEMPT_RT) inside a `RawSpinLock`, inside
+    /// `rcu_read_lock_sched` or in a hardirq handler that is not threaded; a
+    /// sleeping lock inside a spinning lock, an RCU reader or an irq
+    /// (`check_wait_context`).
+    InvalidWaitContext,
     /// "Illegal synchronize_rcu() in RCU read-side critical section".
     RcuSyncInReader,
     /// "held lock freed!": a lock dropped or re-initialised while this thread
@@ -70,6 +77,7 @@ impl ReportKind {
                 "WARNING: lock held when returning to user space (thread exit)!"
             }
             ReportKind::SleepInAtomic => "BUG: sleeping function called from invalid context",
+            ReportKind::InvalidWaitContext => "[ BUG: Invalid wait context ]",
             ReportKind::RcuSyncInReader => "WARNING: suspicious RCU usage",
             ReportKind::NotHeld => "WARNING: lockdep_assert_held() failed: lock not held",
             ReportKind::HeldLockFreed => "WARNING: held lock freed!",

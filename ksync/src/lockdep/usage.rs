@@ -23,7 +23,9 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use super::AcquireKind;
-use super::classes::{self, ENABLED, HARD, SOFT, USAGE_NAMES, USED_IN, cdesc, class, ubit};
+use super::classes::{
+    self, ENABLED, F_PERCPU, HARD, SOFT, USAGE_NAMES, USED_IN, cdesc, class, ubit,
+};
 use super::held::{Held, Tls, held_text};
 use super::report::{
     Report, ReportKind, banner, banner_titled, current_trace, thread_name, trace_text,
@@ -151,6 +153,10 @@ fn visible(c: u32, xr: bool) -> u32 {
 /// class whose visible usage has any of `bits`; the path from `start` to it
 /// (`find_usage_forwards`, `find_usage_backwards`).
 ///
+/// Per-CPU locks (`local_lock_t`) are passed over, `start` included, as the
+/// kernel's `usage_skip` does: one CPU's local lock is never contended by
+/// another, so no irq deadlock runs through it.
+///
 /// `start_xr`: forwards, `start` is taken as a recursive read, so the path must
 /// not leave it by a shared hold; backwards, `start` is held shared, so the
 /// path must not enter it by a recursive read. Each class is reached in the
@@ -171,6 +177,10 @@ fn find_usage(
     parent[start as usize] = start;
     q.push_back((start, start_xr));
     while let Some((c, xr)) = q.pop_front() {
+        if class(c).flags & F_PERCPU != 0 {
+            // A local lock: neither a match nor a way through (`usage_skip`).
+            continue;
+        }
         if visible(c, xr) & bits != 0 {
             let mut path = vec![c];
             let mut x = c;

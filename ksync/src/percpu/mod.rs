@@ -446,31 +446,40 @@ impl<A: PerCpuInt> PerCpu<A> {
 /// The raw lock of a [`LocalLock`]: ksync's one internal lock
 /// (`rawlock::RawLock`, a three-state futex word). Contention is rare
 /// (only threads that are or were on the same CPU meet here), so its bounded
-/// poll nearly always wins before it would sleep. Lockdep does not track it
-/// (its map is `None`).
+/// poll nearly always wins before it would sleep. Lockdep tracks it as the
+/// kernel's `local_lock_t` (its `dep_map`): a spinning lock of wait type
+/// [`Config`](crate::lockdep::WaitType::Config) that the irq-dependency
+/// searches pass over (`LD_LOCK_PERCPU`); its class is the place that created
+/// it.
 pub struct RawLocalLock {
     lock: crate::rawlock::RawLock,
+    dep_map: crate::lockdep::LockdepMap,
 }
 
 impl RawLocalLock {
-    /// A free lock.
+    /// A free lock; its lockdep class is the caller's source location.
     #[cfg(not(loom))]
+    #[track_caller]
     pub const fn new() -> Self {
         RawLocalLock {
             lock: crate::rawlock::RawLock::new(),
+            dep_map: crate::lockdep::LockdepMap::new("local_lock_t").local_lock(),
         }
     }
 
     /// A free lock (loom build: loom's atomics have no `const fn new`).
     #[cfg(loom)]
+    #[track_caller]
     pub fn new() -> Self {
         RawLocalLock {
             lock: crate::rawlock::RawLock::new(),
+            dep_map: crate::lockdep::LockdepMap::new("local_lock_t").local_lock(),
         }
     }
 }
 
 impl Default for RawLocalLock {
+    #[track_caller]
     fn default() -> Self {
         Self::new()
     }
@@ -484,13 +493,14 @@ unsafe impl crate::lock::Backend for RawLocalLock {
     type Concurrent<T: ?Sized> = ();
     const NAME: &'static str = "local_lock";
 
+    #[track_caller]
     fn new() -> Self {
         RawLocalLock::new()
     }
 
     #[inline(always)]
     fn dep_map(&self) -> Option<&crate::lockdep::LockdepMap> {
-        None
+        Some(&self.dep_map)
     }
 
     #[inline(always)]
@@ -523,14 +533,18 @@ unsafe impl crate::lock::Backend for RawLocalLock {
 pub type LocalLock<T> = Lock<T, RawLocalLock>;
 
 impl<T> LocalLock<T> {
-    /// Wraps `value`.
+    /// Wraps `value` (`local_lock_init`); the lockdep class is the caller's
+    /// source location.
+    #[doc(alias = "local_lock_init")]
     #[cfg(not(loom))]
+    #[track_caller]
     pub const fn new(value: T) -> Self {
         Lock::from_raw(RawLocalLock::new(), value)
     }
 
     /// Wraps `value` (loom build).
     #[cfg(loom)]
+    #[track_caller]
     pub fn new(value: T) -> Self {
         Lock::from_raw(RawLocalLock::new(), value)
     }

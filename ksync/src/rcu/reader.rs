@@ -34,7 +34,7 @@
 use super::gp::{self, GpState, Record};
 use crate::arch::CachePadded;
 use crate::arch::membarrier::is_expedited;
-use crate::lockdep::{self, AcquireKind, LockdepMap};
+use crate::lockdep::{self, AcquireKind, LockdepMap, WaitType};
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -45,8 +45,12 @@ use std::sync::Mutex;
 /// mutex next to it did before).
 pub(crate) static GP: CachePadded<GpState> = CachePadded::new(GpState::new());
 
-/// The lockdep map of `rcu_read_lock` (the kernel's `rcu_lock_map`).
-pub(crate) static RCU_LOCK_MAP: LockdepMap = LockdepMap::new("rcu_read_lock");
+/// The lockdep map of `rcu_read_lock` (the kernel's `rcu_lock_map`), with its
+/// wait types: taken anywhere (outer `FREE`), and no sleeping lock inside it
+/// (inner `CONFIG`: PREEMPT_RT implies preemptible RCU, where a `spinlock_t`
+/// inside a reader sleeps).
+pub(crate) static RCU_LOCK_MAP: LockdepMap =
+    LockdepMap::new("rcu_read_lock").with_waits(WaitType::Config, WaitType::Free);
 
 /// A registered reader: its record, and where its thread keeps the fast
 /// path's counter pointer (`FAST`), which a grace period's flip rewrites.

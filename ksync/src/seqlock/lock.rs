@@ -78,6 +78,14 @@ pub struct SeqLock<T> {
     data: SeqData<T>,
 }
 
+/// `lockdep::assert_held(&seqlock)`: the writer lock (`lockdep_assert_held(&sl->lock)`).
+impl<T> crate::lockdep::LockdepTracked for SeqLock<T> {
+    #[inline]
+    fn lockdep_map(&self) -> Option<&crate::lockdep::LockdepMap> {
+        crate::lockdep::LockdepTracked::lockdep_map(&self.lock)
+    }
+}
+
 impl<T: SeqPod> SeqLock<T> {
     /// A seqlock holding `value` (`DEFINE_SEQLOCK`, `seqlock_init`). The lockdep
     /// class is the caller's source location.

@@ -14,6 +14,26 @@ pub struct SpinBackend<R: RawSpin> {
     dep_map: LockdepMap,
 }
 
+/// The lockdep name of a spinlock of algorithm `R`.
+const fn map_name<R: RawSpin>() -> &'static str {
+    if R::RAW {
+        "raw_spinlock_t"
+    } else {
+        "spinlock_t"
+    }
+}
+
+/// `map` with the wait types of a spinlock of algorithm `R`: `raw_spinlock_t`'s
+/// ([`WaitType::Spin`](lockdep::WaitType::Spin)) for a raw one, else
+/// `spinlock_t`'s ([`WaitType::Config`](lockdep::WaitType::Config)).
+const fn spin_waits<R: RawSpin>(map: LockdepMap) -> LockdepMap {
+    if R::RAW {
+        map.raw_spinning()
+    } else {
+        map.spinning()
+    }
+}
+
 // SAFETY: `R: RawSpin` guarantees mutual exclusion with Acquire/Release
 // ordering; these methods forward to it. Exclusive only: `Concurrent` is `()`.
 unsafe impl<R: RawSpin> Backend for SpinBackend<R> {
@@ -28,7 +48,7 @@ unsafe impl<R: RawSpin> Backend for SpinBackend<R> {
             raw: R::INIT,
             #[cfg(loom)]
             raw: R::new(),
-            dep_map: LockdepMap::new_spinning("spinlock_t"),
+            dep_map: spin_waits::<R>(LockdepMap::new(map_name::<R>())),
         }
     }
 
@@ -88,7 +108,7 @@ impl<T, R: RawSpin> Lock<T, SpinBackend<R>> {
     pub const fn new(data: T) -> Self {
         let raw = SpinBackend {
             raw: R::INIT,
-            dep_map: LockdepMap::new_spinning("spinlock_t"),
+            dep_map: spin_waits::<R>(LockdepMap::new(map_name::<R>())),
         };
         Lock::from_raw(raw, data)
     }
@@ -112,7 +132,7 @@ impl<T, R: RawSpin> Lock<T, SpinBackend<R>> {
     ) -> Self {
         let raw = SpinBackend {
             raw: R::INIT,
-            dep_map: LockdepMap::with_key(name, key).spinning(),
+            dep_map: spin_waits::<R>(LockdepMap::with_key(name, key)),
         };
         Lock::from_raw(raw, data)
     }

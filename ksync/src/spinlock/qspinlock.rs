@@ -233,6 +233,7 @@ unsafe impl RawSpin for RawQueued {
         RawQueued(Queued::new())
     }
     const NAME: &'static str = "raw-queued";
+    const RAW: bool = true;
     #[inline]
     fn lock(&self) {
         self.0.lock()

@@ -36,6 +36,15 @@ pub unsafe trait RawSpin: Send + Sync {
     /// Short name for diagnostics and benchmark tables, e.g. `"ticket"`.
     const NAME: &'static str;
 
+    /// Whether a lock of this algorithm is a `raw_spinlock_t`, which spins on
+    /// every kernel (lockdep's [`WaitType::Spin`](crate::lockdep::WaitType::Spin)),
+    /// rather than a `spinlock_t`, which PREEMPT_RT turns into a sleeping lock
+    /// ([`WaitType::Config`](crate::lockdep::WaitType::Config)): only raw
+    /// spinlocks may be taken inside a raw one. True only for
+    /// [`RawQueued`], the algorithm of
+    /// [`RawSpinLock`](super::RawSpinLock).
+    const RAW: bool = false;
+
     /// Acquires the lock, spinning (and, for the queued lock, sleeping) until it
     /// is free (`arch_spin_lock`).
     fn lock(&self);

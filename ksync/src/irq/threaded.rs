@@ -1,0 +1,160 @@
+//! Threaded irq handlers (`request_threaded_irq`): each threaded line has its
+//! own thread, the analogue of the kernel's `irq/N-name` kernel thread, which
+//! runs the line's thread function in task context whenever the hard handler
+//! returns [`IrqReturn::WakeThread`](super::IrqReturn::WakeThread).
+//!
+//! # Implementation details
+//!
+//! Per line, in the shared descriptor table ([`IrqThread`]): the thread
+//! function, a futex word with two bits, and the number of wake-ups not yet
+//! served (`threads_active`, for `synchronize_irq`).
+//!
+//! | `word` bit | set by | cleared by |
+//! |---|---|---|
+//! | `RUN` (`IRQTF_RUNTHREAD`) | the hard handler's wake, in a signal handler | the thread, before it runs the function |
+//! | `STOP` | `free_irq`, after the line is unbound and idle | never (the thread exits) |
+//!
+//! Wake-ups that come while `RUN` is still set are merged into the pending run,
+//! as the kernel's are: the function runs at least once after every wake. The
+//! thread's idle wait is a plain futex wait on `word`: a daemon thread's wait,
+//! outside `sched::sleep` as DESIGN.md allows for daemon threads (it is never
+//! a task's sleep in a primitive).
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use super::hardirq::{IrqThreadFn, NR_IRQS};
+use super::softirq::{futex_wait, futex_wake};
+use crate::error::{Error, Result};
+
+/// `word`: the thread function is due to run.
+const RUN: u32 = 1;
+/// `word`: the thread is to exit once no run is due.
+const STOP: u32 = 2;
+
+/// The thread side of one irq line.
+pub(super) struct IrqThread {
+    /// The thread function as a `fn(u32) -> IrqReturn` cast to `usize`; 0 for
+    /// a line without a thread (bound with `request_irq`, or free). Written
+    /// under the irq names lock before the handler is published.
+    pub(super) thread_fn: AtomicUsize,
+    /// `RUN` and `STOP` (see the module docs); the thread's futex word.
+    word: AtomicU32,
+    /// Wake-ups counted but not yet served (`desc->threads_active`).
+    active: AtomicU32,
+}
+
+impl IrqThread {
+    pub(super) const fn new() -> Self {
+        IrqThread {
+            thread_fn: AtomicUsize::new(0),
+            word: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+        }
+    }
+
+    /// Wakes the line's thread (`__irq_wake_thread`), from the hard handler.
+    /// Async-signal-safe: atomics and one futex wake.
+    pub(super) fn wake(&self) {
+        // Counted before `RUN` is set, so the thread never serves a run that
+        // is not counted yet (the count would go below zero).
+        self.active.fetch_add(1, Ordering::Relaxed);
+        // Release pairs with the thread's Acquire `fetch_and`: what the hard
+        // handler wrote before the wake is visible to the thread function.
+        if self.word.fetch_or(RUN, Ordering::Release) & RUN != 0 {
+            // A run is already due and will serve this wake too.
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        futex_wake(&self.word);
+    }
+
+    /// Whether no wake-up of the thread waits or runs (`threads_active == 0`).
+    pub(super) fn idle(&self) -> bool {
+        // Acquire pairs with the thread's Release decrement after the
+        // function ran: what it did happens before `synchronize_irq` returns.
+        self.active.load(Ordering::Acquire) == 0
+    }
+}
+
+/// The threads of the threaded lines, for `free_irq` to join.
+static THREADS: Mutex<[Option<JoinHandle<()>>; NR_IRQS]> = Mutex::new([const { None }; NR_IRQS]);
+
+/// `u32::MAX`, or the line whose thread this is.
+const NO_LINE: u32 = u32::MAX;
+
+thread_local! {
+    static LINE: Cell<u32> = const { Cell::new(NO_LINE) };
+}
+
+/// Whether the calling thread is line `irq`'s irq thread.
+pub(super) fn is_thread_of(irq: u32) -> bool {
+    LINE.with(|l| l.get()) == irq
+}
+
+/// Starts line `irq`'s thread, named `irq/<irq>-<name>`, which serves `t`.
+///
+/// # Errors
+/// [`Error::NoMemory`] if the OS refuses a thread.
+pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Result<()> {
+    // `word` is 0 here (as made, or as `stop` left it), and must not be reset:
+    // the line is bound already, and a wake that came first left `RUN` set.
+    let h = std::thread::Builder::new()
+        .name(format!("irq/{irq}-{name}"))
+        .spawn(move || thread_main(irq, t))
+        .map_err(|_| Error::NoMemory)?;
+    THREADS.lock().unwrap_or_else(|e| e.into_inner())[irq as usize] = Some(h);
+    Ok(())
+}
+
+/// Stops line `irq`'s thread, which serves `t`, and waits for it to exit.
+/// The line is unbound and idle (`synchronize_irq` returned).
+pub(super) fn stop(irq: u32, t: &IrqThread) {
+    let h = THREADS.lock().unwrap_or_else(|e| e.into_inner())[irq as usize].take();
+    // Relaxed: the thread only needs to see the bit, and nothing is
+    // published with it.
+    t.word.fetch_or(STOP, Ordering::Relaxed);
+    futex_wake(&t.word);
+    if let Some(h) = h {
+        // A panic in the thread function was printed there already.
+        let _ = h.join();
+    }
+    // Ready for the line's next binding: no run due, no stop. (The line is
+    // still taken, so no wake comes meanwhile.)
+    t.word.store(0, Ordering::Relaxed);
+    t.thread_fn.store(0, Ordering::Relaxed);
+}
+
+/// The irq thread (`irq_thread`): runs the thread function once per due run,
+/// in task context, until stopped.
+fn thread_main(irq: u32, t: &'static IrqThread) {
+    LINE.with(|l| l.set(irq));
+    loop {
+        let w = t.word.load(Ordering::Relaxed);
+        if w & RUN != 0 {
+            // Acquire pairs with the Release `fetch_or` of `wake`.
+            t.word.fetch_and(!RUN, Ordering::Acquire);
+            let f = t.thread_fn.load(Ordering::Relaxed);
+            if f != 0 {
+                // SAFETY: nonzero values of `thread_fn` are `IrqThreadFn`s
+                // stored by `request_threaded`; fn pointers and usize have
+                // the same size on Linux targets.
+                let f = unsafe { core::mem::transmute::<usize, IrqThreadFn>(f) };
+                // A panic in the function is printed by the panic hook; the
+                // run still counts as served, so `synchronize_irq` and
+                // `free_irq` do not wait for it for ever, and later wakes run.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(irq)));
+            }
+            // Release pairs with the Acquire load in `idle`.
+            t.active.fetch_sub(1, Ordering::Release);
+            continue;
+        }
+        if w & STOP != 0 {
+            return;
+        }
+        // Returns at once if `word` changed since the load: no wake is lost.
+        futex_wait(&t.word, w);
+    }
+}
