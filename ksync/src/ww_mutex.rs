@@ -105,9 +105,12 @@
 //! a newcomer never barges past a waiter.
 //!
 //! Uncontended lock and unlock are one CAS each. The lock CAS is Acquire and
-//! pairs with the Release CAS of the previous unlock; a hand-off is ordered by
-//! the wait engine's mark (the unlocker's Release store of the grant, the new
-//! owner's Acquire load), which follows the old owner's critical section.
+//! pairs with the Release CAS of the previous unlock; it is also Release, to
+//! publish the context it writes into the word to the contenders that read
+//! the word with Acquire and then look at the context (loom found the race
+//! without it). A hand-off is ordered by the wait engine's mark (the
+//! unlocker's Release store of the grant, the new owner's Acquire load), which
+//! follows the old owner's critical section.
 //!
 //! **The holder's context stays alive while a contender looks at it.** A
 //! contender reads the holder's context (its stamp, to decide; its wounded flag
@@ -611,10 +614,11 @@ impl<T: ?Sized> WwMutex<T> {
             }
             None => LOCKED,
         };
-        // Acquire: pairs with the Release of the unlock we follow.
+        // Acquire: pairs with the Release of the unlock we follow; Release
+        // publishes our context to contenders, as in `lock_ctx`.
         match self
             .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
         {
             Ok(_) => {
                 match ctx {
@@ -703,10 +707,12 @@ impl<T: ?Sized> WwMutex<T> {
         }
         lockdep::acquire_nest(&self.dep_map, AcquireKind::Exclusive, false, &c.dep_map);
         let me = ctx.id() | LOCKED;
-        // Acquire: pairs with the Release of the unlock we follow.
+        // Acquire: pairs with the Release of the unlock we follow. Release:
+        // publishes our context (its stamp, flags, task) to the contenders
+        // that find it named here (their Acquire reads in `lock_contended`).
         let r = match self
             .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
         {
             Ok(_) => Ok(()),
             Err(_) => self.lock_contended(Some(c), me, state),
@@ -749,17 +755,22 @@ impl<T: ?Sized> WwMutex<T> {
         let mut wound: Option<Task> = None;
         {
             let l = self.waiters.lock();
-            let mut cur = self.owner.load(Ordering::Relaxed);
+            // Acquire (this load and both CASes, success or failure): pairs
+            // with the Release of the CAS that put the holder's context into the
+            // word (or of the unlock that freed it), so the context's fields are
+            // visible to the decisions below. A word written by a hand-off is
+            // ordered by the list lock we hold.
+            let mut cur = self.owner.load(Ordering::Acquire);
             // Take the lock if it is free, else set WAITERS atomically with
             // seeing it held by `cur`'s context.
             loop {
                 if cur & LOCKED == 0 {
                     // Free: nobody waits (an unlock hands off to a waiter).
                     debug_assert!(l.is_empty() && cur == 0);
-                    // Acquire: pairs with the Release of the unlock we follow.
+                    // AcqRel: as the fast path's CAS in `lock_ctx`.
                     match self
                         .owner
-                        .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                        .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire)
                     {
                         Ok(_) => return Ok(()),
                         Err(v) => cur = v,
@@ -769,13 +780,13 @@ impl<T: ?Sized> WwMutex<T> {
                 if cur & WAITERS != 0 {
                     break;
                 }
-                // Relaxed: the word is read and changed under the list lock by
-                // everyone who acts on WAITERS; the holder's unlock CAS fails on it.
+                // Once set, the holder's unlock CAS fails on WAITERS and its
+                // unlock goes through the list lock we hold.
                 match self.owner.compare_exchange(
                     cur,
                     cur | WAITERS,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
+                    Ordering::Acquire,
+                    Ordering::Acquire,
                 ) {
                     Ok(_) => {
                         cur |= WAITERS;
