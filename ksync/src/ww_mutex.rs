@@ -443,9 +443,6 @@ pub struct WwMutex<T: ?Sized> {
 // enough, as for `std::sync::Mutex`. The other fields are atomics, the wait
 // list (Sync), a `'static` class (Sync) and the lockdep map (Sync).
 unsafe impl<T: ?Sized + Send> Sync for WwMutex<T> {}
-// SAFETY: moving the mutex moves the `T` (`T: Send`); the wait list is empty
-// and the word free while it can be moved (no guard borrows it).
-unsafe impl<T: ?Sized + Send> Send for WwMutex<T> {}
 
 impl<T> WwMutex<T> {
     /// An unlocked mutex of `class` holding `value` (`ww_mutex_init`).

@@ -728,6 +728,19 @@ mod tests {
         assert_eq!(tags(&l), [1]);
         assert!(l.remove(&ws[1]));
         assert!(l.is_empty());
+        // An ordered insert: before the head, in the middle, before the tail.
+        // SAFETY: as above.
+        unsafe {
+            l.push_back(&ws[3]);
+            l.insert_before(&ws[1], &ws[3]);
+            l.insert_before(&ws[0], &ws[1]);
+            l.insert_before(&ws[2], &ws[3]);
+        }
+        assert_eq!(tags(&l), [0, 1, 2, 3]);
+        for w in &ws {
+            assert!(l.remove(w));
+        }
+        assert!(l.is_empty());
     }
 
     /// `detach` wakes every non-exclusive waiter and `nr` exclusive ones, in
