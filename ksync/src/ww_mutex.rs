@@ -122,9 +122,9 @@
 //! leaked (`mem::forget`), dropping the context leaks the box too (and panics),
 //! so a lock word never names freed memory.
 //!
-//! **Waiters are sorted by stamp** (oldest first, waiters without a context at
-//! the tail, as the kernel's `__ww_mutex_add_waiter`), so the hand-off goes to
-//! the oldest transaction. Deciding to wound or die happens when a contender
+//! **Waiters are sorted by stamp** (a context queues before the first younger
+//! context; a waiter without one at the tail when it comes, as the kernel's
+//! `__ww_mutex_add_waiter`), so the hand-off goes to the oldest transaction. Deciding to wound or die happens when a contender
 //! queues, under the list lock; a waiter told to die is detached from the list
 //! with the grant `DIE`, and a waiter wounded while it sleeps on another lock
 //! is woken (without being detached) and leaves that list itself.
@@ -132,8 +132,10 @@
 //! **Lockdep** (feature `lockdep`): the context is a held lock of the class's
 //! acquire class from `new` to its drop, and the nest lock of its mutexes
 //! (`lockdep::acquire_nest`), so any number of mutexes of the class held
-//! together under one context are not reported as recursion, and taking one
-//! without holding its context is ("nested lock was not taken").
+//! together under one context are not reported as recursion (a mutex of the
+//! class held from *before* the context still is, as in the kernel). Two
+//! contexts of one class open on one thread are reported as recursion (the
+//! kernel's `ww_test_two_contexts`).
 
 use crate::error::{Error, Result};
 use crate::lockdep::{self, AcquireKind, LockClassKey, LockdepMap};
@@ -314,13 +316,9 @@ impl WwAcquireCtx {
             task: current(),
             dep_map: LockdepMap::with_key(class.acquire_key.name(), &class.acquire_key).sleeping(),
         })));
-        // SAFETY: just leaked: valid until our drop frees it.
-        lockdep::acquire(
-            unsafe { &inner.as_ref().dep_map },
-            AcquireKind::Exclusive,
-            false,
-            0,
-        );
+        // SAFETY: just leaked: the box is valid until our drop frees it.
+        let map = unsafe { &inner.as_ref().dep_map };
+        lockdep::acquire(map, AcquireKind::Exclusive, false, 0);
         WwAcquireCtx {
             inner,
             class,
@@ -794,7 +792,7 @@ impl<T: ?Sized> WwMutex<T> {
             }
             // The holder's context, alive while we hold the list lock with
             // WAITERS set (module docs).
-            let hold = Self::ctx_at(cur);
+            let hold = Self::ctx_at(&l, cur);
             if let Err(e) = self.decide_and_queue(&l, &w, ctx, hold, &mut detached, &mut wound) {
                 if l.is_empty() {
                     self.owner.fetch_and(!WAITERS, Ordering::Relaxed);
@@ -813,10 +811,10 @@ impl<T: ?Sized> WwMutex<T> {
 
     /// The context a lock word names, if any.
     ///
-    /// The returned reference is valid only while the caller holds the list
-    /// lock and the word it read (with `WAITERS` set) still names the holder.
+    /// `word` was read under `_locked` with `WAITERS` set; the reference lives
+    /// no longer than that hold of the list lock.
     #[inline]
-    fn ctx_at<'l>(word: usize) -> Option<&'l CtxInner> {
+    fn ctx_at<'l>(_locked: &'l Locked<'_, Plain>, word: usize) -> Option<&'l CtxInner> {
         let addr = word & CTX_MASK;
         if addr == 0 {
             return None;
