@@ -122,6 +122,10 @@
 //! leaked (`mem::forget`), dropping the context leaks the box too (and panics),
 //! so a lock word never names freed memory.
 //!
+//! A contender whose CAS failed polls the word briefly (bounded, loads only)
+//! while nobody is queued, and takes the lock if it comes free; once anyone
+//! waits it queues at once, so no contender barges past a waiter.
+//!
 //! **Waiters are sorted by stamp** (a context queues before the first younger
 //! context; a waiter without one at the tail when it comes, as the kernel's
 //! `__ww_mutex_add_waiter`), so the hand-off goes to the oldest transaction. Deciding to wound or die happens when a contender
@@ -137,6 +141,7 @@
 //! contexts of one class open on one thread are reported as recursion (the
 //! kernel's `ww_test_two_contexts`).
 
+use crate::backoff::Spin;
 use crate::error::{Error, Result};
 use crate::lockdep::{self, AcquireKind, LockClassKey, LockdepMap};
 use crate::loom::UnsafeCell;
@@ -738,6 +743,27 @@ impl<T: ?Sized> WwMutex<T> {
         if ctx.is_some() && self.owner.load(Ordering::Relaxed) & CTX_MASK == me & CTX_MASK {
             // Only we could change a word that names us: no race.
             return Err(Error::AlreadyHeld);
+        }
+        // Poll a little first (DESIGN.md: a wait that ends up sleeping may
+        // poll briefly): a holder about to unlock, with nobody queued, lets us
+        // take the lock without queueing or sleeping. Never past a waiter:
+        // with WAITERS set the lock is handed off, so we queue at once.
+        let spin = Spin::new();
+        loop {
+            let v = self.owner.load(Ordering::Relaxed);
+            // AcqRel: as the fast path's CAS in `lock_ctx`.
+            if v == 0
+                && self
+                    .owner
+                    .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            if v & WAITERS != 0 || spin.is_completed() {
+                break;
+            }
+            spin.snooze();
         }
         let holds = ctx.is_some_and(|c| c.acquired.get() > 0);
         let tag = match ctx {
