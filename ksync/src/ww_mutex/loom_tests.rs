@@ -51,7 +51,12 @@ fn transaction(class: &'static WwClass, ms: &[WwMutex<u32>; 2], first: usize) ->
     (ctx.stamp(), backoffs)
 }
 
+/// Runs the ABBA model on `class`; checks that some interleaving made the
+/// younger transaction back off (the decision under test was reached).
 fn abba(class: &'static WwClass) {
+    // Outside the model (std, not loom): counts executions with a back-off.
+    let backed_off = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = backed_off.clone();
     loom::model(move || {
         let ms = Arc::new([WwMutex::new(class, 0u32), WwMutex::new(class, 0u32)]);
         let ms2 = ms.clone();
@@ -61,11 +66,18 @@ fn abba(class: &'static WwClass) {
         // Only the younger transaction ever backs off.
         let younger_backoffs = if s0 > s1 { b0 } else { b1 };
         assert_eq!(b0 + b1, younger_backoffs);
+        if b0 + b1 > 0 {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for m in ms.iter() {
             assert_eq!(m.owner.load(Ordering::Relaxed), 0);
         }
         assert_eq!(*ms[0].lock_noctx() + *ms[1].lock_noctx(), 4);
     });
+    assert!(
+        backed_off.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no interleaving reached a back-off"
+    );
 }
 
 /// Wound-wait: the older transaction wounds the younger holder (waking it
