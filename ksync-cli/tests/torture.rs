@@ -219,3 +219,28 @@ fn unknown_faults_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown fault \"gremlins\""), "{stderr}");
 }
+
+#[test]
+fn ww_mutex_type_succeeds_and_counts_back_offs() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "ww_mutex",
+        "--duration",
+        "0.5",
+        "--stat-interval",
+        "0",
+        "--faults",
+        "signals,long-hold",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "ww_mutex-torture: Writes:  Total: ",
+        "back-offs (-EDEADLK): ",
+        "modes: inorder ",
+        "ww_mutex-torture: SUCCESS",
+    ] {
+        assert!(stdout.contains(line), "no {line:?}\n{stdout}");
+    }
+}

@@ -30,6 +30,10 @@ pub enum Error {
     /// Taking the lock would deadlock, as lockdep or an owner check found (`-EDEADLK`).
     #[doc(alias = "EDEADLK")]
     Deadlock,
+    /// The lock is already held by this acquire context: a `ww_mutex` taken
+    /// twice in one transaction (`-EALREADY`).
+    #[doc(alias = "EALREADY")]
+    AlreadyHeld,
     /// An argument is out of range (`-EINVAL`).
     #[doc(alias = "EINVAL")]
     InvalidArgument,
@@ -65,6 +69,7 @@ impl Error {
             Error::TimedOut => -errno::ETIME,
             Error::WouldBlock => -errno::EAGAIN,
             Error::Deadlock => -errno::EDEADLK,
+            Error::AlreadyHeld => -errno::EALREADY,
             Error::InvalidArgument => -errno::EINVAL,
             Error::Busy => -errno::EBUSY,
             Error::NotFound => -errno::ENOENT,
@@ -82,6 +87,7 @@ impl Error {
             Error::TimedOut => "ETIME",
             Error::WouldBlock => "EAGAIN",
             Error::Deadlock => "EDEADLK",
+            Error::AlreadyHeld => "EALREADY",
             Error::InvalidArgument => "EINVAL",
             Error::Busy => "EBUSY",
             Error::NotFound => "ENOENT",
@@ -101,6 +107,7 @@ impl fmt::Display for Error {
             Error::TimedOut => "timed out",
             Error::WouldBlock => "resource busy; the call would block",
             Error::Deadlock => "resource deadlock would occur",
+            Error::AlreadyHeld => "operation already in progress",
             Error::InvalidArgument => "invalid argument",
             Error::Busy => "device or resource busy",
             Error::NotFound => "no such entry",
@@ -144,6 +151,8 @@ pub(crate) mod errno {
     pub(crate) const ENOSYS: i32 = 38;
     /// Timer expired.
     pub(crate) const ETIME: i32 = 62;
+    /// Operation already in progress.
+    pub(crate) const EALREADY: i32 = 114;
 }
 
 /// `Result<T, ksync::Error>`.
@@ -160,6 +169,7 @@ mod tests {
         assert_eq!(Error::TimedOut.errno(), -62);
         assert_eq!(Error::WouldBlock.errno(), -11);
         assert_eq!(Error::Deadlock.errno(), -35);
+        assert_eq!(Error::AlreadyHeld.errno(), -114);
         assert_eq!(Error::RestartSys.errno(), -512);
         assert_eq!(Error::Os(errno::EPERM).errno(), -1);
     }

@@ -37,6 +37,11 @@
 //!   contended: the kernel lends the waiter's priority to the owner, along a
 //!   chain of owners), and [`rtmutex::RtCondVar`], which keeps the inheritance
 //!   across its wait (`FUTEX_WAIT_REQUEUE_PI`).
+//! - [`ww_mutex`] — `struct ww_mutex` as [`ww_mutex::WwMutex`], with
+//!   [`ww_mutex::WwClass`] (`DEFINE_WW_CLASS`) and [`ww_mutex::WwAcquireCtx`]
+//!   (`ww_acquire_init`): many locks of one class taken in any order; the
+//!   younger of two transactions backs off with `-EDEADLK` (wound-wait or
+//!   wait-die).
 //! - [`completion`] — `struct completion` as [`completion::Completion`]: wait for
 //!   something to be done. Wait queues (`wait_queue_head_t`) are
 //!   [`sched::WaitQueue`].
@@ -140,6 +145,7 @@ pub mod sched;
 pub mod semaphore;
 pub mod seqlock;
 pub mod spinlock;
+pub mod ww_mutex;
 
 #[doc = include_str!("../docs/guide.md")]
 pub mod guide {}

@@ -1,7 +1,8 @@
 //! Benchmark groups for the kernel's later locks (SPEC §19): `RtMutex`
 //! against `parking_lot::Mutex` and a glibc `PTHREAD_PRIO_INHERIT` mutex, and
 //! `PercpuRwSemaphore`'s read side against `rcu_read_lock` and
-//! `parking_lot::RwLock::read`, with the writer's latency beside.
+//! `parking_lot::RwLock::read`, with the writer's latency beside; and
+//! `WwMutex` (with an acquire context) beside `Mutex`.
 //!
 //! The targets: `RtMutex` uncontended lock+unlock ≤ 1.1×
 //! `parking_lot::Mutex` and ≤ 1.0× the glibc PI mutex; `PercpuRwSemaphore`
@@ -30,7 +31,33 @@ pub fn groups() -> Vec<Group> {
             about: "ksync PercpuRwSemaphore read vs rcu_read_lock and parking_lot::RwLock::read, 1 and 2 readers; writer latency with idle readers",
             run: run_percpu_rwsem,
         },
+        Group {
+            name: "ww_mutex",
+            about: "ksync WwMutex with an acquire context vs ksync Mutex: uncontended lock+unlock",
+            run: run_ww_mutex,
+        },
     ]
+}
+
+/// `ww_mutex_lock(m, ctx)` + unlock with one context open for the whole run
+/// (the lock path's context checks and count, and a CAS each way), beside
+/// `mutex_lock` + unlock.
+fn run_ww_mutex(cfg: &Config, rows: &mut Vec<Row>) {
+    use ksync::ww_mutex::{WwAcquireCtx, WwClass, WwMutex};
+    static CLASS: WwClass = WwClass::new("bench_ww_acquire", "bench_ww_mutex");
+    const G: &str = "ww_mutex";
+    let sc = "uncontended lock+unlock";
+    let ww = CachePadded::new(WwMutex::new(&CLASS, 0u64));
+    let ctx = WwAcquireCtx::new(&CLASS);
+    rows.push(single(cfg, G, sc, "ksync::ww_mutex::WwMutex (ctx)", || {
+        *ww.lock(&ctx).expect("uncontended") += 1;
+        black_box(&ww);
+    }));
+    let mx = CachePadded::new(ksync::mutex::Mutex::new(0u64));
+    rows.push(single(cfg, G, sc, "ksync::mutex::Mutex", || {
+        *mx.lock() += 1;
+        black_box(&mx);
+    }));
 }
 
 /// A glibc mutex with the priority-inheritance protocol

@@ -30,6 +30,7 @@ mod rcu;
 mod seqpcpu;
 mod sleeping;
 mod spinlock;
+mod ww;
 
 /// Options of `ksync torture`.
 #[derive(clap::Args, Default, Clone)]
@@ -271,6 +272,7 @@ pub fn all() -> Vec<TortureType> {
     v.extend(mutex::types());
     v.extend(sleeping::types());
     v.extend(seqpcpu::types());
+    v.extend(ww::types());
     v.extend(rcu::types());
     v.extend(fwd::types());
     v.extend(broken::types());

@@ -15,6 +15,7 @@ const _: () = {
     assert!(errno::ENOSYS == libc::ENOSYS);
     assert!(errno::ENOMEM == libc::ENOMEM);
     assert!(errno::ETIME == libc::ETIME);
+    assert!(errno::EALREADY == libc::EALREADY);
 };
 
 impl From<rustix::io::Errno> for Error {

@@ -436,6 +436,50 @@ impl<T: ?Sized, B: Backend> Lock<T, B> {
         self.lock_in(subclass)
     }
 
+    /// [`lock`](Self::lock) under a nest lock (`mutex_lock_nest_lock`,
+    /// `spin_lock_nest_lock`): `nest` is the guard of an outer lock that
+    /// serializes every acquisition of this lock's class, so lockdep lets any
+    /// number of locks of the class be held together under it (as one entry,
+    /// not as recursion) and reports taking one without `nest` held. Without
+    /// the `lockdep` feature it is `lock`.
+    ///
+    /// ```
+    /// use ksync::mutex::Mutex;
+    /// let outer = Mutex::new(());
+    /// // One creation site: one lock class for every item.
+    /// let items: Vec<Mutex<u32>> = (0..3).map(Mutex::new).collect();
+    /// let o = outer.lock();
+    /// let held: Vec<_> = items.iter().map(|m| m.lock_nest_lock(&o)).collect();
+    /// assert_eq!(held.iter().map(|g| **g).sum::<u32>(), 3);
+    /// drop(held);
+    /// drop(o);
+    /// # assert!(ksync::lockdep::take_reports().is_empty());
+    /// ```
+    #[doc(alias = "mutex_lock_nest_lock")]
+    #[doc(alias = "spin_lock_nest_lock")]
+    #[doc(alias = "raw_spin_lock_nest_lock")]
+    #[inline]
+    pub fn lock_nest_lock<U: ?Sized, B2: Backend, C2: GuardState>(
+        &self,
+        nest: &Guard<'_, U, B2, C2>,
+    ) -> Guard<'_, T, B> {
+        let ctx = <B::GuardState as GuardState>::enter();
+        // As in `acquire`: lockdep before the wait; a report that panics
+        // restores the context.
+        let undo = ExitOnUnwind(ctx);
+        match (self.raw.dep_map(), nest.lock.raw.dep_map()) {
+            (Some(map), Some(outer)) => {
+                lockdep::acquire_nest(map, AcquireKind::Exclusive, false, outer)
+            }
+            (Some(map), None) => lockdep::acquire(map, AcquireKind::Exclusive, false, 0),
+            (None, _) => {}
+        }
+        core::mem::forget(undo);
+        self.raw.lock();
+        // SAFETY: we took the lock exclusively on this thread with `ctx`.
+        unsafe { Guard::new(self, ctx) }
+    }
+
     /// Tries once to acquire (`spin_trylock`, `mutex_trylock`,
     /// `down_write_trylock`); `None` if the lock is held.
     ///

@@ -239,3 +239,28 @@ fn lock_api_adapters_for_the_sleeping_locks() {
     #[cfg(feature = "lockdep")]
     assert!(crate::lockdep::take_reports().is_empty());
 }
+
+/// `lock_nest_lock`: many spinlocks (and mutexes) of one class held together
+/// under an outer lock are no recursion; the same without the nest lock is.
+#[cfg(feature = "lockdep")]
+#[test]
+fn lock_nest_lock_holds_one_class_many_times() {
+    use crate::lockdep::{ReportKind, take_reports};
+    let outer = Mutex::new(());
+    let spins: Vec<SpinLock<u32>> = (0..4).map(SpinLock::new).collect();
+    let o = outer.lock();
+    let held: Vec<_> = spins.iter().map(|s| s.lock_nest_lock(&o)).collect();
+    assert_eq!(held.iter().map(|g| **g).sum::<u32>(), 6);
+    drop(held);
+    let ms: Vec<Mutex<u32>> = (0..2).map(Mutex::new).collect();
+    let a = ms[0].lock_nest_lock(&o);
+    let b = ms[1].lock_nest_lock(&o);
+    drop((b, a));
+    drop(o);
+    assert!(take_reports().is_empty());
+    let a = ms[0].lock();
+    let b = ms[1].lock();
+    drop((b, a));
+    let kinds: Vec<_> = take_reports().iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [ReportKind::RecursiveLocking]);
+}

@@ -69,9 +69,10 @@ fn strong_path(
 
 /// Validates the chain of the thread whose stack is `t` with `map`, of class
 /// `id`, taken `kind`-wise in irq context `ctx` on top: recursion, then the new
-/// dependencies. `nest`: the acquisition names a nest lock that is held, which
-/// serializes the nesting of its class: a second lock of the class held is no
-/// recursion, and adds no dependency (`check_deadlock` returning 2).
+/// dependencies. `nest`: the address of the held nest lock the acquisition
+/// names, which serializes the nesting of its class: a lock of the class held
+/// *after* the nest lock is no recursion, and adds no dependency
+/// (`check_deadlock` returning 2); one held before it still is recursion.
 #[cold]
 pub(super) fn validate(
     t: &Tls,
@@ -79,18 +80,20 @@ pub(super) fn validate(
     id: u32,
     kind: AcquireKind,
     ctx: u8,
-    nest: bool,
+    nest: Option<usize>,
     out: &mut Vec<Report>,
 ) {
     let mut st = state();
+    let mut nest_seen = false;
     for h in &t.held[..t.depth] {
+        nest_seen |= nest == Some(h.map);
         if h.class != id || h.flags & F_NOCHECK != 0 {
             continue;
         }
         if kind == AcquireKind::RecursiveRead && h.kind != AcquireKind::Exclusive {
             continue;
         }
-        if nest {
+        if nest_seen {
             return;
         }
         if st.once(ReportKind::RecursiveLocking, vec![id], 0) {

@@ -97,7 +97,7 @@ fn acquire_slow(
     let h = Held::new(map, id, class_bits(id), kind, trylock, irq_context(pc), ip);
     let out = with_tls(|t| {
         let depth = t.depth;
-        let out = acquire_checked(t, map, h, pc, irqs_off, false);
+        let out = acquire_checked(t, map, h, pc, irqs_off, None);
         if !out.is_empty() && t.depth > depth && report::mode() == Mode::Panic {
             // The report will panic out of the lock's acquire path: the lock is
             // not taken, so it must not stay on the stack.
@@ -127,7 +127,7 @@ fn acquire_checked(
     mut h: Held,
     pc: u32,
     irqs_off: bool,
-    nest: bool,
+    nest: Option<usize>,
 ) -> Vec<Report> {
     let mut out = Vec::new();
     if t.broken {
@@ -274,7 +274,7 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
         let held = t.held[..t.depth].iter().any(|x| x.map == nest_addr);
         if !held {
             let mut out = nest_not_held(t, map, id, nest, nest_id);
-            out.extend(acquire_checked(t, map, h, pc, irqs_off, false));
+            out.extend(acquire_checked(t, map, h, pc, irqs_off, None));
             return out;
         }
         if let Some(top) = t.depth.checked_sub(1).map(|i| &mut t.held[i])
@@ -285,7 +285,7 @@ pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, n
             top.map = 0;
             return Vec::new();
         }
-        acquire_checked(t, map, h, pc, irqs_off, true)
+        acquire_checked(t, map, h, pc, irqs_off, Some(nest_addr))
     });
     if let Some(out) = out {
         emit_all(out);

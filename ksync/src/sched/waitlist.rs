@@ -165,6 +165,9 @@ pub(crate) struct Waiter {
     pub(crate) state: TaskState,
     /// The primitive's tag: the owner id for a mutex, reader or writer for a rwsem.
     pub(crate) tag: u32,
+    /// A second word for the primitive: a `ww_mutex` waiter's acquire context
+    /// (its address, which orders the list by the context's stamp), 0 unused.
+    pub(crate) key: usize,
     /// The sleeping locks' "asked for hand-off" flag. Written by the owner (the
     /// mutex; the rwsem under the list lock), read by the owner and under the
     /// list lock.
@@ -185,6 +188,14 @@ impl Waiter {
         Waiter::with(true, TaskState::Uninterruptible, tag)
     }
 
+    /// [`tagged`](Self::tagged) with a second word, `key`, for the primitive.
+    pub(crate) fn keyed(tag: u32, key: usize) -> Waiter {
+        Waiter {
+            key,
+            ..Waiter::tagged(tag)
+        }
+    }
+
     fn with(exclusive: bool, state: TaskState, tag: u32) -> Waiter {
         Waiter {
             links: UnsafeCell::new(Links {
@@ -199,6 +210,7 @@ impl Waiter {
             exclusive,
             state,
             tag,
+            key: 0,
             handoff: Cell::new(false),
             _pin: PhantomPinned,
         }
@@ -475,6 +487,35 @@ impl<M: LockMode> Locked<'_, M> {
         unsafe { self.link(w, true) }
     }
 
+    /// Links `w` just before `at` (linked): for a list kept in an order of the
+    /// primitive's own (`ww_mutex` waiters by stamp), resetting `w`'s mark.
+    ///
+    /// # Safety
+    /// As for [`push_back`](Self::push_back).
+    pub(crate) unsafe fn insert_before(&self, w: &Waiter, at: &Waiter) {
+        debug_assert!(!self.is_linked(w) && self.is_linked(at));
+        let prev = self.links_ref(at, |l| l.prev);
+        if prev.is_null() {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.link(w, true) };
+        }
+        // Relaxed: as in `link`, only the owner reads the mark before a waker
+        // finds the entry under this lock.
+        w.mark.store(QUEUED, Ordering::Relaxed);
+        let (wp, atp): (*const Waiter, *const Waiter) = (w, at);
+        self.links(w, |l| {
+            l.next = atp;
+            l.prev = prev;
+            l.linked = true;
+            l.detached = false;
+            l.grant = WOKEN;
+        });
+        // SAFETY: `prev` is a live linked entry (lock held).
+        self.links(unsafe { &*prev }, |l| l.next = wp);
+        self.links(at, |l| l.prev = wp);
+        self.set_active();
+    }
+
     /// Links `w` at the head (`front`) or the tail, resetting its mark.
     ///
     /// # Safety
@@ -686,6 +727,19 @@ mod tests {
         assert!(l.remove(&ws[0]) && l.remove(&ws[3]));
         assert_eq!(tags(&l), [1]);
         assert!(l.remove(&ws[1]));
+        assert!(l.is_empty());
+        // An ordered insert: before the head, in the middle, before the tail.
+        // SAFETY: as above.
+        unsafe {
+            l.push_back(&ws[3]);
+            l.insert_before(&ws[1], &ws[3]);
+            l.insert_before(&ws[0], &ws[1]);
+            l.insert_before(&ws[2], &ws[3]);
+        }
+        assert_eq!(tags(&l), [0, 1, 2, 3]);
+        for w in &ws {
+            assert!(l.remove(w));
+        }
         assert!(l.is_empty());
     }
 
