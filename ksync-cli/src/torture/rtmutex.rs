@@ -280,6 +280,11 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
         counts.timeouts.load(Ordering::Relaxed),
         counts.long_holds.load(Ordering::Relaxed)
     ));
+    if chain > 2 {
+        notes.push(format!(
+            "nested: writers take ordered sets of 2-{chain} rt_mutexes (the nested line counts sets of 3 or more)"
+        ));
+    }
     if abba {
         notes.push(format!(
             "ABBA: {} rounds, {} Err(Deadlock) from lock_checked",
