@@ -16,12 +16,12 @@
 //!   lock, both meet, each asks for the other's with `lock_checked`; the
 //!   kernel's chain walk must answer `Err(Deadlock)` to at least one of them
 //!   each round, which backs out so the other goes on;
-//! - an [`RtCondVar`] producer and consumer over a bounded queue: the
-//!   consumer checks the items arrive in order, and a timed wait that ends
-//!   with an item waiting counts as a lost wake-up.
+//! - an [`RtCondVar`] producer and consumer over a one-item queue: every item
+//!   produced is consumed, and a consumer's timed wait that times out with
+//!   an item queued and notified long before counts as a lost wake-up.
 //!
 //! No real-time thread spins unboundedly (the machine may have two CPUs):
-//! every writer sleeps for tens of microseconds every [`NAP_EVERY`]
+//! every writer sleeps for 50-200 µs every [`NAP_EVERY`]
 //! operations, holds are short spins or sleeps, and waits block in the
 //! kernel. The kernel's real-time throttling bounds the rest.
 
@@ -53,9 +53,13 @@ const LOCKS: usize = 8;
 static KEYS: [LockClassKey; LOCKS] = [const { LockClassKey::new("rt_mutex_torture") }; LOCKS];
 /// Writers sleep for a moment every this many operations (see the module docs).
 const NAP_EVERY: u64 = 16;
-/// The condition-variable queue's capacity.
-const QUEUE: u64 = 4;
-/// A consumer's timed wait: one that ends with an item queued lost a wake-up.
+/// The condition-variable queue's capacity: one item, so that each item
+/// needs a real wake-up of the consumer and then of the producer; a lost
+/// notify stops both until the consumer's timed wait reports it (a deeper
+/// queue would hide it behind the next item's notify).
+const QUEUE: u64 = 1;
+/// A consumer's timed wait: one that ends with an item queued (and notified)
+/// over half of it ago lost a wake-up.
 const LOST_AFTER: Duration = Duration::from_secs(2);
 
 /// One rt_mutex under torture with the state its holders check.
@@ -109,6 +113,14 @@ enum How {
     Interruptible,
 }
 
+/// The condition variables' bounded queue (a count of items).
+struct Queue {
+    produced: u64,
+    consumed: u64,
+    /// When the last item was queued (and its notify sent).
+    last_push: Option<Instant>,
+}
+
 /// What the run counts besides operations.
 #[derive(Default)]
 struct Counts {
@@ -144,9 +156,12 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
         go: AtomicBool::new(true),
         deadlocks: AtomicU64::new(0),
     };
-    // The condition variables' queue: (produced, consumed).
     let (queue, items, space) = (
-        RtMutex::new((0u64, 0u64)),
+        RtMutex::new(Queue {
+            produced: 0,
+            consumed: 0,
+            last_push: None,
+        }),
         RtCondVar::new(),
         RtCondVar::new(),
     );
@@ -187,7 +202,7 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
             while !mon.should_stop() {
                 mon.begin_wait(&me);
                 let mut g = m.lock();
-                while g.0 - g.1 >= QUEUE {
+                while g.produced - g.consumed >= QUEUE {
                     if mon.should_stop() {
                         break;
                     }
@@ -201,13 +216,15 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
                     }
                 }
                 mon.end_wait(&me);
-                if g.0 - g.1 >= QUEUE {
+                if g.produced - g.consumed >= QUEUE {
                     break; // stopping
                 }
-                g.0 += 1;
+                g.produced += 1;
+                g.last_push = Some(Instant::now());
                 n += 1;
-                drop(g);
+                // Under the mutex, so `last_push` is when the notify went out.
                 items.notify_one();
+                drop(g);
                 counts.produced.fetch_add(1, Ordering::Relaxed);
                 mon.writes.fetch_add(1, Ordering::Relaxed);
                 if n.is_multiple_of(NAP_EVERY) {
@@ -229,21 +246,24 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
             loop {
                 mon.begin_wait(&me);
                 let mut g = m.lock();
-                while g.0 == g.1 && !done.load(Ordering::Relaxed) {
-                    let t = Instant::now();
+                while g.produced == g.consumed && !done.load(Ordering::Relaxed) {
                     let r = wait_for_item(items, &mut g, signals);
-                    if r == Err(Error::TimedOut) && g.0 != g.1 && t.elapsed() >= LOST_AFTER {
-                        // An item was queued (and notified, under the
-                        // mutex) while we slept, yet only the timeout woke us.
+                    if r == Err(Error::TimedOut)
+                        && g.produced != g.consumed
+                        && g.last_push.is_some_and(|t| t.elapsed() >= LOST_AFTER / 2)
+                    {
+                        // Items were queued and notified (under the mutex)
+                        // long before the timeout, yet only the timeout woke
+                        // us: a lost wake-up.
                         counts.lost.fetch_add(1, Ordering::Relaxed);
                         mon.fail();
                     }
                 }
                 mon.end_wait(&me);
-                if g.0 == g.1 {
+                if g.produced == g.consumed {
                     break; // done, and drained
                 }
-                g.1 += 1;
+                g.consumed += 1;
                 n += 1;
                 drop(g);
                 space.notify_one();
@@ -329,7 +349,7 @@ fn run_rt_mutex(cfg: &Config, mon: &Monitor) -> Report {
 /// interruptible under the `signals` fault (retried by the caller's loop).
 fn wait_for_item(
     items: &RtCondVar,
-    g: &mut ksync::rtmutex::RtMutexGuard<'_, (u64, u64)>,
+    g: &mut ksync::rtmutex::RtMutexGuard<'_, Queue>,
     signals: bool,
 ) -> Result<(), Error> {
     if signals && fastrand::bool() {
@@ -438,7 +458,7 @@ fn writer(
             drop(g);
         }
         if n.is_multiple_of(NAP_EVERY) || timed_out {
-            std::thread::sleep(Duration::from_micros(rng.u64(10..60)));
+            std::thread::sleep(Duration::from_micros(rng.u64(50..200)));
         }
     }
     n
