@@ -20,10 +20,11 @@
 //!   produced is consumed, and a consumer's timed wait that times out with
 //!   an item queued and notified long before counts as a lost wake-up.
 //!
-//! No real-time thread spins unboundedly (the machine may have two CPUs):
-//! every writer sleeps for 50-200 µs every [`NAP_EVERY`]
-//! operations, holds are short spins or sleeps, and waits block in the
-//! kernel. The kernel's real-time throttling bounds the rest.
+//! No real-time thread spins unboundedly (the machine may have two CPUs, and
+//! other programs on it): a writer that has been awake for [`AWAKE`] sleeps
+//! for 200-400 µs, so each takes at most about a quarter of a CPU; holds are
+//! short spins or sleeps, and waits block in the kernel. The kernel's
+//! real-time throttling bounds the rest.
 
 use super::faults::{self, Fault};
 use super::{Config, Monitor, Report, Role, TortureType};
@@ -51,7 +52,9 @@ pub fn types() -> Vec<TortureType> {
 const LOCKS: usize = 8;
 /// A lockdep class per lock: the writers nest them (always in index order).
 static KEYS: [LockClassKey; LOCKS] = [const { LockClassKey::new("rt_mutex_torture") }; LOCKS];
-/// Writers sleep for a moment every this many operations (see the module docs).
+/// A writer sleeps after this long awake (see the module docs).
+const AWAKE: Duration = Duration::from_micros(100);
+/// The producer sleeps for a moment every this many items.
 const NAP_EVERY: u64 = 16;
 /// The condition-variable queue's capacity: one item, so that each item
 /// needs a real wake-up of the consumer and then of the producer; a lost
@@ -379,6 +382,7 @@ fn writer(
     let mut rng = fastrand::Rng::with_seed(0x47_7e + i as u64);
     let mut n = 0u64;
     let mut last_long = Instant::now();
+    let mut awake = Instant::now();
     while !mon.should_stop() {
         let k = rng.usize(2..=chain);
         let mut set: Vec<usize> = Vec::with_capacity(k);
@@ -457,8 +461,9 @@ fn writer(
         while let Some(g) = guards.pop() {
             drop(g);
         }
-        if n.is_multiple_of(NAP_EVERY) || timed_out {
-            std::thread::sleep(Duration::from_micros(rng.u64(50..200)));
+        if awake.elapsed() >= AWAKE || timed_out {
+            std::thread::sleep(Duration::from_micros(rng.u64(200..400)));
+            awake = Instant::now();
         }
     }
     n
