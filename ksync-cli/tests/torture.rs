@@ -244,3 +244,40 @@ fn ww_mutex_type_succeeds_and_counts_back_offs() {
         assert!(stdout.contains(line), "no {line:?}\n{stdout}");
     }
 }
+
+#[test]
+fn rt_mutex_and_percpu_rwsem_pass_under_every_fault() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "rt_mutex,percpu_rwsem",
+        "--duration",
+        "0.5",
+        "--stat-interval",
+        "0",
+        "--faults",
+        "all",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for t in ["rt_mutex", "percpu_rwsem"] {
+        for line in ["-torture: Writes:  Total: ", "-torture: SUCCESS"] {
+            assert!(
+                stdout.contains(&format!("{t}{line}")),
+                "no {t}{line:?}\n{stdout}"
+            );
+        }
+    }
+    // The ABBA pair ran and the kernel answered -EDEADLK (or, in the lockdep
+    // build, the mode says why it did not run).
+    let abba = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ABBA: "))
+        .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap());
+    assert!(
+        abba.is_some_and(|rounds| rounds > 0) || stdout.contains("ABBA mode skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 0 lost wake-ups"), "{stdout}");
+    assert!(stdout.contains("short-lived reader threads"), "{stdout}");
+}

@@ -16,6 +16,7 @@
 //! |---|---|---|
 //! | `writer` (per semaphore) | `0` no writer; `1` a writer is draining the readers or holds the lock | the writer: CAS `0 → 1` in `down_write`, store `0` in `up_write` |
 //! | a reader record's slot (per thread) | `0` free, or the address of a semaphore this thread holds a read lock on | its thread only: the address on lock, `0` on unlock |
+//! | a reader record's `top` (per thread) | how many slots from the bottom may be taken: the slots at `top` and above are free | its thread only, and only its thread reads it |
 //!
 //! The kernel counts readers per CPU with `this_cpu_inc` under
 //! `preempt_disable`; user space cannot disable preemption, so a per-CPU
@@ -23,16 +24,26 @@
 //! each lock and unlock. Per-thread records need none: each thread owns a
 //! cache-padded record of [`MAX_NESTED_READS`] slots, registered once in a
 //! process-wide list (records are reused after their thread exits, never
-//! freed). A read lock stores the semaphore's address into a free slot of the
-//! thread's own record and reads `writer`: with no writer it holds the lock —
-//! a plain store to a line only this thread writes, and a load of a line every
-//! reader shares read-only, as `rcu_read_lock` is.
+//! freed). The slots are a stack: a read lock stores the semaphore's address
+//! into slot `top` and bumps `top`, the unlock of the last hold taken clears
+//! slot `top - 1` (guards dropped out of order leave holes, which the slow
+//! path skips and reclaims).
+//!
+//! The fast path has the shape of `rcu_read_lock`'s: a const-initialised
+//! thread-local pointer with no destructor (`FAST`) names the thread's record,
+//! so reaching it is one TLS load with no lazy-initialisation or
+//! destroyed-state check; then a plain store to a line only this thread
+//! writes, a compiler barrier, and a load of `writer`, a line every reader
+//! shares read-only while no writer comes. The unlock is the same with the
+//! slot cleared. `FAST` is null until the thread's first read lock and where
+//! membarrier is unavailable, so those go to the `#[cold]` path, which
+//! registers the thread and uses a full fence in the fallback mode.
 //!
 //! A writer sets `writer`, then waits until no record's slot names its
 //! semaphore. The two sides form a store→load pair (store-buffering): reader
 //! `slot = sem; load writer`, writer `writer = 1; load slots`. The fast side
 //! pays nothing for it: the reader's order comes from a compiler barrier
-//! ([`light_barrier`]) matched by one [`heavy_barrier`] (`membarrier`) on the
+//! matched by one [`heavy_barrier`] (`membarrier`) on the
 //! writer's side, the kernel's RCU-sync grace period in its user-space form.
 //! After that barrier every reader either was seen by the writer's scan — which
 //! waits for its slot to clear — or sees `writer == 1`, clears its slot, and
@@ -44,11 +55,18 @@
 //! its slot and goes on (the writer is waiting for the outer hold anyway); it
 //! would otherwise deadlock against that writer.
 //!
+//! A thread that exits with a read hold still recorded — a guard forgotten
+//! with `mem::forget` — is reported on stderr at its exit (`ksync: BUG: thread
+//! … exits holding … percpu_rw_semaphore read lock(s)`), and its record is
+//! never reused: the hold stays, and writers of that semaphore wait for it
+//! forever, as a forgotten `std::sync::MutexGuard` keeps its mutex locked.
+//!
 //! Orderings: a reader's load of `writer` is Acquire and pairs with the
 //! Release store of `up_write`; a reader clears its slot with a Release store
 //! that pairs with the writer's Acquire loads of the slots, so the read-side
 //! critical sections happen before the write. An unlocking reader wakes the
-//! writer (`drain`) if, after clearing its slot and a [`light_barrier`], it
+//! writer (`drain`) if, after clearing its slot and its barrier (the compiler
+//! barrier, or [`light_barrier`] on the slow path), it
 //! sees `writer == 1`: the same pair with the writer's barrier makes sure
 //! either the writer's scan sees the cleared slot or the reader sees the flag.
 //!
@@ -60,7 +78,6 @@
 
 use core::fmt;
 
-use crate::arch::CachePadded;
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
@@ -81,41 +98,106 @@ const FREE: usize = 0;
 
 /// One thread's read holds over every `PercpuRwSemaphore`: each slot is
 /// [`FREE`] or the address of a semaphore the thread holds a read lock on.
-/// Only the owning thread writes the slots; writers read them.
+/// Only the owning thread writes the record; writers read the slots.
+///
+/// # Invariants
+/// Every slot at index `top` or above is [`FREE`]; a slot below `top` names
+/// a semaphore the thread holds, or is a [`FREE`] hole left by a read guard
+/// dropped out of order. So a read lock takes slot `top` (one store), and the
+/// unlock of the last hold taken clears slot `top - 1`: the slots are a stack
+/// in the common, nested case, with no search on either side.
 struct ReaderRecord {
     slots: [AtomicUsize; MAX_NESTED_READS],
+    /// One past the highest slot that may be taken (Invariants). Owner-only:
+    /// an atomic only so that the record may be shared with writers.
+    top: AtomicUsize,
 }
 
-/// The owner's load of one of its own slots: only the owner stores to them,
+/// The owner's load of one of its own words: only the owner stores to them,
 /// so it always reads its last store. Under loom an `unsync_load` says so;
 /// loom's store-selection for plain loads of such words trips an internal
 /// assertion of its own (`mo_i != mo_j`, marked "TODO: this sometimes fails").
 #[inline(always)]
-fn own(slot: &AtomicUsize) -> usize {
+fn own(word: &AtomicUsize) -> usize {
     #[cfg(not(loom))]
-    return slot.load(Ordering::Relaxed);
+    return word.load(Ordering::Relaxed);
     // SAFETY: only the calling thread (the record's owner) stores to its
-    // slots, so no store races with this load.
+    // words, so no store races with this load.
     #[cfg(loom)]
-    return unsafe { slot.unsync_load() };
+    return unsafe { word.unsync_load() };
 }
 
 impl ReaderRecord {
     fn new() -> Self {
         ReaderRecord {
             slots: core::array::from_fn(|_| AtomicUsize::new(FREE)),
+            top: AtomicUsize::new(0),
         }
     }
 
-    /// Stores `sem` into a free slot (Relaxed: the store→load order with the
-    /// writer comes from the caller's barriers) and returns it, or `None` if
-    /// every slot is taken. Only the owner calls this: its own slots' loads
-    /// see its own stores.
+    /// Stores `sem` into slot `top` and returns it, or `None` if `top` is
+    /// past the last slot. Relaxed: the store→load order with the writer
+    /// comes from the caller's barrier. Owner only.
     #[inline(always)]
-    fn take_slot(&self, sem: usize) -> Option<&AtomicUsize> {
+    fn push(&self, sem: usize) -> Option<&AtomicUsize> {
+        let t = own(&self.top);
+        let slot = self.slots.get(t)?;
+        // INVARIANT: slot `t` was FREE (it is at `top`); it names `sem`, a
+        // hold the caller now has, and `top` moves past it.
+        slot.store(sem, Ordering::Relaxed);
+        self.top.store(t + 1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// [`push`](Self::push), or where the stack is full, a hole below it.
+    /// `None` when every slot holds.
+    #[cold]
+    fn push_any(&self, sem: usize) -> Option<&AtomicUsize> {
+        if let Some(slot) = self.push(sem) {
+            return Some(slot);
+        }
+        self.shrink();
+        if let Some(slot) = self.push(sem) {
+            return Some(slot);
+        }
+        // INVARIANT: a hole below `top`; filling it keeps `top`.
         let slot = self.slots.iter().find(|s| own(s) == FREE)?;
         slot.store(sem, Ordering::Relaxed);
         Some(slot)
+    }
+
+    /// The top slot, if it names `sem`, popped off the stack. Owner only;
+    /// the caller clears the slot.
+    ///
+    /// # Safety
+    /// The calling thread owns the record and holds a read lock on `sem`
+    /// recorded in it.
+    #[inline(always)]
+    unsafe fn pop(&self, sem: usize) -> Option<&AtomicUsize> {
+        let t = own(&self.top);
+        debug_assert!((1..=MAX_NESTED_READS).contains(&t));
+        // SAFETY: `top` never exceeds MAX_NESTED_READS (`push` moves it past
+        // a slot that exists), and it is at least 1: the caller's hold on
+        // `sem` sits in a slot, and every slot from `top` up is FREE
+        // (Invariants). So `t - 1` is a slot's index.
+        let slot = unsafe { self.slots.get_unchecked(t - 1) };
+        if own(slot) != sem {
+            return None;
+        }
+        // INVARIANT: the caller clears slot `t - 1` before anything else
+        // touches the record; until then it is below the new `top`.
+        self.top.store(t - 1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Lowers `top` past the holes at the top of the stack. Owner only.
+    fn shrink(&self) {
+        let mut t = own(&self.top);
+        while t > 0 && own(&self.slots[t - 1]) == FREE {
+            t -= 1;
+        }
+        // INVARIANT: the slots from the new `top` up are FREE.
+        self.top.store(t, Ordering::Relaxed);
     }
 
     /// A slot of the owner's that holds `sem`, other than `except`.
@@ -127,9 +209,17 @@ impl ReaderRecord {
     }
 
     /// The owner's slot holding `sem`.
-    #[inline(always)]
+    #[inline]
     fn slot_of(&self, sem: usize) -> Option<&AtomicUsize> {
         self.slots.iter().find(|s| own(s) == sem)
+    }
+
+    /// How many read holds the record shows (any thread may ask).
+    fn held(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) != FREE)
+            .count()
     }
 }
 
@@ -138,15 +228,21 @@ impl ReaderRecord {
 /// not outlive one model run).
 #[cfg(not(loom))]
 mod records {
-    use super::{CachePadded, ReaderRecord};
+    use super::ReaderRecord;
+    use crate::arch::CachePadded;
     use core::cell::Cell;
     use core::ptr;
-    use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+    /// Threads that exited with read holds still recorded (see `Owner`): a
+    /// read guard forgotten with `mem::forget`, or one that lives in a
+    /// thread-local destroyed after the record's.
+    pub(super) static EXITED_HOLDING: AtomicUsize = AtomicUsize::new(0);
 
     /// A registered record: never freed, reused after its thread exits.
     pub(super) struct Registered {
         pub(super) record: ReaderRecord,
-        /// Whether a live thread owns it.
+        /// Whether a live thread owns it (or a dead one left holds in it).
         in_use: AtomicBool,
         /// The next record of the registry; set before this one is published.
         next: *const CachePadded<Registered>,
@@ -156,7 +252,14 @@ mod records {
     static HEAD: AtomicPtr<CachePadded<Registered>> = AtomicPtr::new(ptr::null_mut());
 
     std::thread_local! {
-        /// This thread's record, or null before its first read lock.
+        /// The fast path's record: this thread's, once registered, where
+        /// membarrier is in use (so that the fast path's compiler barrier is
+        /// enough); else null, and every read lock takes the `#[cold]` path.
+        /// Const-initialised with no destructor, so reading it is one TLS load
+        /// with no lazy-initialisation or destroyed-state check.
+        static FAST: Cell<*const ReaderRecord> = const { Cell::new(ptr::null()) };
+        /// This thread's record in either mode, or null before its first read
+        /// lock.
         static MINE: Cell<*const CachePadded<Registered>> = const { Cell::new(ptr::null()) };
         /// Gives the record back at thread exit.
         static OWNER: Owner = const { Owner };
@@ -166,13 +269,37 @@ mod records {
 
     impl Drop for Owner {
         fn drop(&mut self) {
-            let r = MINE.with(|m| m.replace(ptr::null()));
-            if !r.is_null() {
-                // SAFETY: registered records are leaked boxes, never freed.
-                // Release: the next owner (Acquire CAS in `claim`) sees our
-                // last slot stores.
-                unsafe { (&*r).in_use.store(false, Ordering::Release) };
+            FAST.with(|f| f.set(ptr::null()));
+            let r = MINE.with(Cell::get);
+            if r.is_null() {
+                return;
             }
+            // SAFETY: registered records are leaked boxes, never freed.
+            let r = unsafe { &*r };
+            let held = r.record.held();
+            if held != 0 {
+                // A read hold outlives the thread's record: a guard forgotten
+                // with `mem::forget` (the kernel's "lock held when returning to
+                // user space"), or one in a thread-local destroyed later. The
+                // record stays this thread's and is never reused: its slots
+                // keep the holds, so writers of those semaphores wait for them
+                // (forever, for a forgotten guard), and a later guard's drop on
+                // this thread still finds its slot through MINE.
+                EXITED_HOLDING.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "ksync: BUG: thread {:?} exits holding {held} percpu_rw_semaphore read \
+                     lock(s) (a read guard forgotten with mem::forget?): writers of the \
+                     semaphore wait until the hold is dropped, forever if it was forgotten",
+                    std::thread::current().name().unwrap_or("<unnamed>")
+                );
+                return;
+            }
+            MINE.with(|m| m.set(ptr::null()));
+            // Every slot is FREE: the next owner starts with an empty stack.
+            r.record.top.store(0, Ordering::Relaxed);
+            // Release: the next owner (Acquire CAS in `claim`) sees our last
+            // stores to the record.
+            r.in_use.store(false, Ordering::Release);
         }
     }
 
@@ -189,8 +316,18 @@ mod records {
         })
     }
 
-    /// This thread's record, registering one on first use.
+    /// The fast path's record: this thread's where membarrier is in use and
+    /// the thread is registered; `None` sends the caller to its slow path.
     #[inline(always)]
+    pub(super) fn fast(_sem: &super::RawPercpuRwSemaphore) -> Option<&'static ReaderRecord> {
+        let r = FAST.with(Cell::get);
+        // SAFETY: a non-null FAST is this thread's claimed record, inside a
+        // leaked box that is never freed.
+        unsafe { r.as_ref() }
+    }
+
+    /// This thread's record, registering one on first use.
+    #[inline]
     pub(super) fn mine(_sem: &super::RawPercpuRwSemaphore) -> &'static ReaderRecord {
         let r = MINE.with(Cell::get);
         if r.is_null() {
@@ -203,10 +340,16 @@ mod records {
 
     #[cold]
     fn register() -> &'static ReaderRecord {
-        // Arms the destructor that gives the record back at thread exit.
-        OWNER.with(|_| {});
+        // Arms the destructor that gives the record back at thread exit; a
+        // thread already exiting (a read lock in another thread-local's
+        // destructor) has none left: its record is never given back and gets
+        // no fast path (FAST would outlive the destructor that clears it).
+        let armed = OWNER.try_with(|_| {}).is_ok();
         let r = claim().unwrap_or_else(push_new);
         MINE.with(|m| m.set(r));
+        if armed && crate::arch::membarrier::is_expedited() {
+            FAST.with(|f| f.set(&r.record));
+        }
         &r.record
     }
 
@@ -275,6 +418,12 @@ mod records {
         static INDEX: Cell<Option<usize>> = Cell::new(None);
     }
 
+    /// The fast path's record: always this model thread's (the models run
+    /// the fast path with its barrier as a SeqCst fence, see `fast_barrier`).
+    pub(super) fn fast(sem: &super::RawPercpuRwSemaphore) -> Option<&ReaderRecord> {
+        Some(mine(sem))
+    }
+
     /// This model thread's record of `sem`: claimed with a CAS, so the
     /// choice is part of the explored execution (deterministic).
     pub(super) fn mine(sem: &super::RawPercpuRwSemaphore) -> &ReaderRecord {
@@ -296,6 +445,20 @@ mod records {
         });
         &sem.records[i].record
     }
+}
+
+/// The fast path's half of the asymmetric barrier: a compiler barrier. The
+/// fast path runs only where `records::fast` gives a record, which it does
+/// only where membarrier is in use, so that the writer's `heavy_barrier` is a
+/// membarrier and this barrier is [`light_barrier`]'s compiler barrier without
+/// its check of the mode. Under loom, a SeqCst fence models it (and
+/// `heavy_barrier` is one too), as the RCU models do.
+#[inline(always)]
+fn fast_barrier() {
+    #[cfg(not(loom))]
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(loom)]
+    crate::loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
 /// The raw `percpu_rw_semaphore`: the writer flag, two wait queues
@@ -357,14 +520,15 @@ impl RawPercpuRwSemaphore {
         self.records.iter().map(|r| &r.record)
     }
 
-    /// Records a read hold in this thread's record and reports whether no
-    /// writer is present (the fast path).
+    /// Records a read hold in `rec` (this thread's record) and reports
+    /// whether no writer is present: the slow path's entry, with the barrier
+    /// that suits the membarrier mode.
     ///
     /// # Panics
     /// Past [`MAX_NESTED_READS`] holds on this thread.
-    #[inline(always)]
-    fn enter_read(&self) -> (&AtomicUsize, bool) {
-        let Some(slot) = records::mine(self).take_slot(self.key()) else {
+    #[inline]
+    fn enter_read<'r>(&self, rec: &'r ReaderRecord) -> (&'r AtomicUsize, bool) {
+        let Some(slot) = rec.push_any(self.key()) else {
             panic!(
                 "ksync: more than {MAX_NESTED_READS} percpu_rw_semaphore read locks held by one thread"
             );
@@ -376,18 +540,41 @@ impl RawPercpuRwSemaphore {
         (slot, self.writer.load(Ordering::Acquire) == NO_WRITER)
     }
 
-    /// Clears a hold's slot and wakes a writer that may be waiting for it.
-    #[inline(always)]
-    fn leave_read(&self, slot: &AtomicUsize) {
+    /// `percpu_down_read` past the fast path: registers this thread's record
+    /// if it has none, enters with the mode's barrier, and waits for a writer.
+    #[cold]
+    fn lock_shared_slow(&self) {
+        let rec = records::mine(self);
+        let (slot, free) = self.enter_read(rec);
+        if !free {
+            self.read_slow(rec, slot);
+        }
+    }
+
+    /// Clears a hold's slot in `rec` (this thread's record) and wakes a
+    /// writer that may be waiting for it: the slow path's exit.
+    fn leave_read(&self, rec: &ReaderRecord, slot: &AtomicUsize) {
         // Release pairs with the writer's Acquire loads of the slots: our
         // read-side critical section happens before its write.
         slot.store(FREE, Ordering::Release);
+        rec.shrink();
         // Our clear before our load of `writer`: the same pair as in
         // `enter_read`, so a writer that saw our slot sees us wake it.
         light_barrier();
         if self.writer.load(Ordering::Relaxed) != NO_WRITER {
             self.wake_writer();
         }
+    }
+
+    /// `percpu_up_read` of a hold that is not on top of the thread's stack
+    /// (guards dropped out of order), or without the fast path.
+    #[cold]
+    fn unlock_shared_slow(&self) {
+        let rec = records::mine(self);
+        let slot = rec
+            .slot_of(self.key())
+            .expect("ksync: percpu_up_read without a read hold on this thread");
+        self.leave_read(rec, slot);
     }
 
     #[cold]
@@ -398,18 +585,18 @@ impl RawPercpuRwSemaphore {
     /// A writer is present: go on if this thread already holds a read lock
     /// here (nesting), else back out and wait for the writer to leave.
     #[cold]
-    fn read_slow<'a>(&'a self, mut slot: &'a AtomicUsize) {
+    fn read_slow<'r>(&self, rec: &'r ReaderRecord, mut slot: &'r AtomicUsize) {
         loop {
-            if records::mine(self).holds(self.key(), slot) {
+            if rec.holds(self.key(), slot) {
                 // The writer waits for our outer hold: keep this one too.
                 return;
             }
             // Lock statistics (once per wait: a repeat is ignored).
             lockdep::lock_contended(&self.dep_map);
-            self.leave_read(slot);
+            self.leave_read(rec, slot);
             self.waiters
                 .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
-            let (again, free) = self.enter_read();
+            let (again, free) = self.enter_read(rec);
             if free {
                 return;
             }
@@ -550,30 +737,61 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
         AcquireKind::RecursiveRead
     }
 
+    /// `percpu_down_read`'s fast path: one TLS load, a store into slot
+    /// `top` of this thread's record and of `top`, a compiler barrier, a
+    /// load of `writer`.
     #[inline]
     fn lock_shared(&self) {
-        let (slot, free) = self.enter_read();
-        if !free {
-            self.read_slow(slot);
+        if let Some(rec) = records::fast(self)
+            && let Some(slot) = rec.push(self.key())
+        {
+            // Our slot store before our load of `writer`; pairs with the
+            // writer's heavy_barrier (membarrier) between its store of
+            // `writer` and its scan of the slots.
+            fast_barrier();
+            // Acquire pairs with the Release store of `up_write`.
+            if self.writer.load(Ordering::Acquire) != NO_WRITER {
+                self.read_slow(rec, slot);
+            }
+            return;
         }
+        self.lock_shared_slow();
     }
 
     #[inline]
     fn try_lock_shared(&self) -> bool {
-        let (slot, free) = self.enter_read();
-        if free || records::mine(self).holds(self.key(), slot) {
+        let rec = records::mine(self);
+        let (slot, free) = self.enter_read(rec);
+        if free || rec.holds(self.key(), slot) {
             return true;
         }
-        self.leave_read(slot);
+        self.leave_read(rec, slot);
         false
     }
 
+    /// `percpu_up_read`'s fast path: one TLS load, the release store that
+    /// clears the top slot (the last hold taken), a store of `top`, a
+    /// compiler barrier, a load of `writer`.
     #[inline]
     unsafe fn unlock_shared(&self) {
-        let slot = records::mine(self)
-            .slot_of(self.key())
-            .expect("ksync: percpu_up_read without a read hold on this thread");
-        self.leave_read(slot);
+        if let Some(rec) = records::fast(self)
+            // SAFETY: our caller holds a read lock on `self` on this thread
+            // (the contract of `unlock_shared`), recorded in this thread's
+            // record, which `fast` returns.
+            && let Some(slot) = unsafe { rec.pop(self.key()) }
+        {
+            // Release pairs with the writer's Acquire loads of the slots: our
+            // read-side critical section happens before its write.
+            slot.store(FREE, Ordering::Release);
+            // Our clear before our load of `writer`: the same pair as in
+            // `lock_shared`, so a writer that saw our slot sees us wake it.
+            fast_barrier();
+            if self.writer.load(Ordering::Relaxed) != NO_WRITER {
+                self.wake_writer();
+            }
+            return;
+        }
+        self.unlock_shared_slow();
     }
 
     fn is_write_locked(&self) -> bool {
@@ -744,6 +962,43 @@ mod tests {
     }
 
     #[test]
+    fn guards_dropped_out_of_order_leave_no_hold() {
+        let (a, b) = (PercpuRwSemaphore::new(1), PercpuRwSemaphore::new(2));
+        for _ in 0..3 * MAX_NESTED_READS {
+            // A is taken first and dropped first: its slot is a hole below
+            // B's until B goes; the stack must not run out of slots.
+            let ga = a.read();
+            let gb = b.read();
+            let ga2 = a.read();
+            drop(ga);
+            assert_eq!((a.raw().readers(), b.raw().readers()), (1, 1));
+            drop(gb);
+            drop(ga2);
+            assert_eq!((a.raw().readers(), b.raw().readers()), (0, 0));
+        }
+        drop(a.try_write().expect("no reader left on a"));
+        drop(b.try_write().expect("no reader left on b"));
+    }
+
+    #[test]
+    fn a_thread_exiting_with_a_forgotten_read_guard_is_reported() {
+        let s: &'static PercpuRwSemaphore<u32> = Box::leak(Box::new(PercpuRwSemaphore::new(0)));
+        let before = records::EXITED_HOLDING.load(Ordering::Relaxed);
+        std::thread::spawn(|| core::mem::forget(s.read()))
+            .join()
+            .unwrap();
+        assert!(records::EXITED_HOLDING.load(Ordering::Relaxed) > before);
+        // The hold stays recorded (its record is never reused): no writer.
+        assert_eq!(s.raw().readers(), 1);
+        assert!(s.try_write().is_none());
+        // Threads that exit cleanly give their records back to be reused.
+        for _ in 0..4 {
+            std::thread::spawn(|| drop(s.read())).join().unwrap();
+        }
+        assert_eq!(s.raw().readers(), 1);
+    }
+
+    #[test]
     #[should_panic(expected = "read locks held by one thread")]
     fn too_many_nested_reads_panic() {
         let s = PercpuRwSemaphore::new(());
@@ -765,9 +1020,12 @@ mod loom_tests {
     /// The reader/writer handshake of the library's own code: a reader and a
     /// writer never hold at once (the writer's store into the data would race
     /// with the reader's load, which loom reports), and neither misses the
-    /// other's wake-up (a lost one deadlocks, which loom reports). Without the
-    /// reader's `light_barrier` in `enter_read` this model fails: it checks
-    /// the store-buffering pair, not only the happy path.
+    /// other's wake-up (a lost one deadlocks, which loom reports). The reader
+    /// runs the fast path, whose compiler barrier is modelled as a SeqCst
+    /// fence against the writer's membarrier, a SeqCst fence too (as the RCU
+    /// models do). Without the reader's `fast_barrier` in `lock_shared` this
+    /// model fails: it checks the store-buffering pair, not only the happy
+    /// path.
     #[test]
     fn loom_percpu_rwsem_reader_and_writer_exclude() {
         loom::model(|| {

@@ -26,7 +26,9 @@ mod broken;
 mod faults;
 mod fwd;
 mod mutex;
+mod percpu_rwsem;
 mod rcu;
+mod rtmutex;
 mod seqpcpu;
 mod sleeping;
 mod spinlock;
@@ -271,6 +273,8 @@ pub fn all() -> Vec<TortureType> {
     v.extend(spinlock::types());
     v.extend(mutex::types());
     v.extend(sleeping::types());
+    v.extend(rtmutex::types());
+    v.extend(percpu_rwsem::types());
     v.extend(seqpcpu::types());
     v.extend(ww::types());
     v.extend(rcu::types());
