@@ -141,8 +141,9 @@ pub struct Monitor {
     pub faults: faults::FaultSet,
     /// A wait longer than this is a stall.
     stall: Duration,
-    /// Set while a stutter holds the threads.
-    paused: AtomicBool,
+    /// While a stutter holds the threads: when they resume, all together (ns
+    /// since the run began, as `now_ns`); 0 when no stutter is in progress.
+    stutter_till: AtomicU64,
     /// Long holds so far (`long-hold`).
     pub long_holds: AtomicU64,
     /// Chains of nested locks taken so far (`nested`).
@@ -165,7 +166,7 @@ impl Monitor {
             failures: AtomicU64::new(0),
             faults: cfg.faults,
             stall: cfg.stall,
-            paused: AtomicBool::new(false),
+            stutter_till: AtomicU64::new(0),
             long_holds: AtomicU64::new(0),
             nested: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
@@ -207,10 +208,31 @@ impl Monitor {
     /// The thread is about to try an acquisition: a stutter in progress holds it
     /// here first (torture.c's `stutter_wait`), then its wait begins.
     pub fn begin_wait(&self, me: &Slot) {
-        while self.paused.load(Ordering::Relaxed) && !self.should_stop() {
-            std::thread::sleep(Duration::from_millis(1));
+        let till = self.stutter_till.load(Ordering::Relaxed);
+        if till != 0 {
+            self.stutter_wait(till);
         }
         me.wait_since.store(self.now_ns(), Ordering::Relaxed);
+    }
+    /// Holds the thread until `till` (ns since the start), as torture.c's
+    /// `stutter_wait` does: asleep for most of the pause, then spinning on the
+    /// clock for its last [`faults::STUTTER_SPIN`], so that every thread on a
+    /// CPU resumes at the same instant and they all arrive at the lock at once.
+    #[cold]
+    fn stutter_wait(&self, till: u64) {
+        let spin = faults::STUTTER_SPIN.as_nanos() as u64;
+        loop {
+            let now = self.now_ns();
+            if now >= till || self.should_stop() {
+                return;
+            }
+            if till - now > spin {
+                let nap = Duration::from_nanos(till - now - spin);
+                std::thread::sleep(nap.min(Duration::from_millis(1)));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
     }
     /// The acquisition begun with [`begin_wait`](Self::begin_wait) succeeded (or
     /// gave up): one operation, and its wait is recorded.
