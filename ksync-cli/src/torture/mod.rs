@@ -30,6 +30,7 @@ mod rcu;
 mod seqpcpu;
 mod sleeping;
 mod spinlock;
+mod trials;
 
 /// Options of `ksync torture`.
 #[derive(clap::Args, Default, Clone)]
@@ -63,6 +64,11 @@ pub struct Args {
     /// FAILURE (default 10, the kernel's stall warning).
     #[arg(long)]
     pub stall: Option<f64>,
+    /// Run each type N times with `--faults` and N times without, each run
+    /// ending at its first failure (or after `--duration`), and print the
+    /// median time to the first failure each way.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
 }
 
 /// The settings one torture type runs with.
@@ -78,6 +84,8 @@ pub struct Config {
     pub faults: faults::FaultSet,
     /// A wait longer than this is a stall.
     pub stall: Duration,
+    /// End the run at its first failure (`--trials`).
+    pub stop_at_first_failure: bool,
 }
 
 /// What one run of a torture type found.
@@ -462,7 +470,8 @@ pub fn run_one(
                 eprintln!("{}-torture: {l}", t.name);
             }
         };
-        while Instant::now() < deadline && !worker.is_finished() {
+        let failed = || cfg.stop_at_first_failure && mon.failures.load(Ordering::Relaxed) > 0;
+        while Instant::now() < deadline && !worker.is_finished() && !failed() {
             std::thread::sleep(
                 Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
             );
@@ -614,6 +623,31 @@ pub fn run_one(
     }
 }
 
+/// The settings `t` runs with under `args` (its own thread counts unless given).
+fn type_config(
+    t: &TortureType,
+    args: &Args,
+    duration: Duration,
+    faults: faults::FaultSet,
+    stall: Duration,
+) -> Config {
+    Config {
+        writers: args
+            .writers
+            .unwrap_or(t.writers)
+            .max(if t.writers > 0 { 1 } else { 0 }),
+        readers: if t.readers == 0 {
+            0
+        } else {
+            args.readers.unwrap_or(t.readers)
+        },
+        duration,
+        faults,
+        stall,
+        stop_at_first_failure: false,
+    }
+}
+
 /// `ksync torture`: returns whether every type succeeded.
 pub fn main(args: Args) -> bool {
     let types = all();
@@ -667,6 +701,9 @@ pub fn main(args: Args) -> bool {
             return false;
         }
     };
+    if let Some(n) = args.trials {
+        return trials::main(&selected, &args, n, per_type, faults, stall);
+    }
     let stat = (args.stat_interval > 0.0 && !args.json)
         .then(|| Duration::from_secs_f64(args.stat_interval));
     let bar = if args.types.is_empty() && !args.json {
@@ -683,20 +720,7 @@ pub fn main(args: Args) -> bool {
     };
     let mut outcomes = Vec::new();
     for t in selected {
-        let cfg = Config {
-            writers: args
-                .writers
-                .unwrap_or(t.writers)
-                .max(if t.writers > 0 { 1 } else { 0 }),
-            readers: if t.readers == 0 {
-                0
-            } else {
-                args.readers.unwrap_or(t.readers)
-            },
-            duration: per_type,
-            faults,
-            stall,
-        };
+        let cfg = type_config(t, &args, per_type, faults, stall);
         if let Some(b) = &bar {
             b.set_message(t.name);
         }
