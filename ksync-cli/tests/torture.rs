@@ -31,7 +31,17 @@ fn spinlock_types_succeed_and_exit_zero() {
 
 #[test]
 fn broken_lock_fails_with_nonzero_exit() {
-    let out = ksync(&["torture", "--type", "broken_lock", "--duration", "0.3"]);
+    // With irqs, whose handler barges into the held lock: found at once (a
+    // steady run without faults finds the racy fast path only now and then).
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "broken_lock",
+        "--duration",
+        "0.3",
+        "--faults",
+        "irqs",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !out.status.success(),
@@ -48,6 +58,8 @@ fn json_rows_carry_the_verdict() {
         "ticket,broken_lock",
         "--duration",
         "0.3",
+        "--faults",
+        "irqs",
         "--json",
     ]);
     assert!(!out.status.success(), "broken_lock makes the run fail");

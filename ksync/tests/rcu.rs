@@ -618,3 +618,71 @@ fn synchronize_rcu_drops_the_bkl_while_it_sleeps() {
     );
     assert!(retook, "synchronize_rcu must return with the BKL retaken");
 }
+
+#[test]
+fn grace_period_count_moves_past_every_kind_of_wait() {
+    let before = completed_grace_periods();
+    synchronize_rcu();
+    let after_sync = completed_grace_periods();
+    assert!(
+        after_sync > before,
+        "synchronize_rcu: {before} -> {after_sync}"
+    );
+    synchronize_rcu_expedited();
+    let after_exp = completed_grace_periods();
+    assert!(
+        after_exp > after_sync,
+        "expedited: {after_sync} -> {after_exp}"
+    );
+    // A call_rcu batch waits for one too.
+    call_rcu(|| {});
+    rcu_barrier();
+    assert!(completed_grace_periods() > after_exp);
+}
+
+/// The polled API: a cookie taken inside a read-side section cannot complete
+/// while that section lasts, whatever other grace periods run meanwhile (one
+/// waits for it here; others may come from concurrent tests), and completes
+/// once a grace period after it has passed.
+#[test]
+fn polled_cookie_waits_for_the_sections_before_it() {
+    let g = rcu_read_lock();
+    let cookie = get_state_synchronize_rcu();
+    assert!(!poll_state_synchronize_rcu(cookie));
+    let synced = Arc::new(AtomicBool::new(false));
+    let updater = {
+        let synced = synced.clone();
+        std::thread::spawn(move || {
+            synchronize_rcu();
+            synced.store(true, Ordering::Release);
+        })
+    };
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(
+            !poll_state_synchronize_rcu(cookie),
+            "completed during our section"
+        );
+        assert!(
+            !synced.load(Ordering::Acquire),
+            "a grace period ended during our section"
+        );
+    }
+    drop(g);
+    updater.join().unwrap();
+    // The updater's grace period began after the cookie (it waited for our
+    // section, which began before the cookie) and has ended.
+    assert!(poll_state_synchronize_rcu(cookie));
+    // A cookie whose grace period has passed makes cond_synchronize_rcu return
+    // at once; a fresh one makes it wait for one.
+    cond_synchronize_rcu(cookie);
+    let fresh = get_state_synchronize_rcu();
+    let n = completed_grace_periods();
+    cond_synchronize_rcu(fresh);
+    assert!(poll_state_synchronize_rcu(fresh));
+    assert!(completed_grace_periods() > n);
+    assert!(poll_state_synchronize_rcu(get_completed_synchronize_rcu()));
+    let started = start_poll_synchronize_rcu();
+    rcu_barrier();
+    assert!(poll_state_synchronize_rcu(started));
+}

@@ -160,7 +160,7 @@ fn latch_8_readers_2_writers_never_return_a_torn_read() {
 
 /// A writer that never stops must not starve readers: after
 /// `READ_LOCKLESS_TRIES` failed lockless tries in a row, `read_with` (and
-/// `read`) takes the writer lock for one copy. Counted, not timed: `read_with`
+/// `read`, next test) takes the writer lock for one copy. Counted, not timed: `read_with`
 /// runs its closure once per copy it makes, so no read may make more than
 /// `READ_LOCKLESS_TRIES` + 1 copies. With a 4 KiB value under a writer that
 /// never pauses, lockless retries alone made more within a few thousand reads
@@ -222,4 +222,77 @@ fn reads_finish_against_a_writer_that_never_stops() {
     writer.join().unwrap();
     reader.join().unwrap();
     println!("the most copies one read made: {most}");
+}
+
+/// The same for `read`, which makes its copies inside the library, so the test
+/// counts finished reads instead: 100 reads of a 256 KiB value against a
+/// writer that never pauses. Such a writer keeps the count odd for all but a
+/// few nanoseconds of each update (its copy in and out of the guard), and a
+/// copy takes tens of microseconds, so a lockless try succeeds only when the
+/// writer happens to be preempted between two updates: the unbounded loop
+/// (`read_unbounded`, which `read` was) finished none of the reads before the
+/// hang guard here. The bounded `read` takes the writer lock after
+/// `READ_LOCKLESS_TRIES` failed tries, which costs it one writer section.
+#[test]
+fn plain_reads_finish_against_a_writer_that_never_stops() {
+    use std::sync::Arc;
+    const WORDS: usize = 32 * 1024;
+    const READS: u64 = 100;
+    // The value is copied onto the stack: give the threads room.
+    const STACK: usize = 16 << 20;
+    let sl = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(|| Arc::new(SeqLock::new([0u64; WORDS])))
+        .unwrap()
+        .join()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (sl, stop, writes) = (sl.clone(), stop.clone(), writes.clone());
+        std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut g = sl.write();
+                    g[0] += 1;
+                    g[WORDS - 1] = g[0];
+                    drop(g);
+                    writes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .unwrap()
+    };
+    while writes.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (sl, done) = (sl.clone(), done.clone());
+        std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || {
+                for read in 0..READS {
+                    let v = sl.read();
+                    assert_eq!(v[0], v[WORDS - 1], "read {read}: a torn copy was returned");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .unwrap()
+    };
+    // A hang guard, not a speed check: wait for the reads or the guard.
+    let t0 = Instant::now();
+    while !reader.is_finished() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let finished = reader.is_finished();
+    let reads = done.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    // The writer has stopped: a reader still going finishes now.
+    reader.join().unwrap();
+    assert!(
+        finished,
+        "only {reads} of {READS} reads finished in 60 s against a writer that never stops"
+    );
 }

@@ -1,13 +1,25 @@
 //! A deliberately broken lock, hidden from the default run: it proves the harness
 //! catches a lock that does not always exclude (`ksync torture --type
-//! broken_lock` must print FAILURE), and that faults find such bugs sooner.
+//! broken_lock --faults stutter` or `--faults irqs` must print FAILURE), and
+//! that faults find such bugs sooner than a steady run does.
 //!
 //! It has two classic bugs:
-//! - test-and-test-and-set with the "set" split from the "test" (a load that
-//!   sees the lock free, then a plain store): two threads that both load
-//!   between each other's load and store both enter. The window is a few dozen
-//!   cycles wide (and 1 time in 64 a yield, as a preemption), so a steady run
-//!   hits it only now and then;
+//! - a fast path for an idle lock (no holder, no waiter) whose "test" and
+//!   "set" are two operations (a load that sees the lock free, then a plain
+//!   store): two threads that arrive at an idle lock together both enter.
+//!   Once the lock is busy, arrivals queue as waiters and a release hands the
+//!   lock straight to one of them, which is correct; so while every thread
+//!   hammers it the lock is seldom idle, and a steady run hits the race only
+//!   when the load changes (at start-up). The `stutter` fault changes it ten
+//!   times a second: threads drain into the pause and come back to an idle
+//!   lock together (every thread on a CPU at the same instant). On this
+//!   project's loaded two-CPU machine, 21 trials each way
+//!   (`ksync torture --type broken_lock --faults stutter --trials 21
+//!   --duration 3`): median first failure 292 and 368 ms in two runs with the
+//!   stutter (21 of 21 failed), over 3 s without (7 of 21 failed, at
+//!   start-up). `shuffle` and `onoff` do not help here: squeezed onto
+//!   fewer CPUs, threads arrive less often together, not more (0 of 7 runs
+//!   failed with both);
 //! - task context takes it with irqs enabled while the irq handler takes it
 //!   too: an irq that arrives while its own thread holds the lock would spin
 //!   forever in the kernel (the deadlock `spin_lock_irqsave` prevents); here the
@@ -15,42 +27,69 @@
 //!   Only the `irqs` fault finds this one.
 
 use super::{Config, Monitor, Report, TortureLock, TortureType, lock_torture};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// Spin hints between the test and the set.
-const WINDOW: u32 = 16;
+/// Spin hints between the test and the set of the fast path: a few
+/// microseconds, wide enough that two threads released at one instant both
+/// pass the test, narrow enough that a steady run (where the lock is rarely
+/// idle) seldom loses.
+const WINDOW: u32 = 128;
 
-/// A lock whose acquisition is not atomic, and not irq-safe.
+/// A lock whose idle-lock fast path is not atomic, and which is not irq-safe.
 struct RacyLock {
+    /// Held (or being handed to a waiter).
     locked: AtomicBool,
+    /// Threads in the slow path.
+    waiters: AtomicU32,
+    /// Set by a release that found waiters: the lock stays `locked` and goes
+    /// to the first waiter that clears this.
+    handoff: AtomicBool,
 }
 
 impl RacyLock {
     fn new() -> Self {
         RacyLock {
             locked: AtomicBool::new(false),
+            waiters: AtomicU32::new(0),
+            handoff: AtomicBool::new(false),
         }
     }
     fn acquire(&self) {
-        loop {
-            while self.locked.load(Ordering::Acquire) {
+        // The fast path for an idle lock. THE BUG: the test and the set are
+        // two operations, so two threads arriving together both pass the test.
+        if self.waiters.load(Ordering::SeqCst) == 0 && !self.locked.load(Ordering::SeqCst) {
+            for _ in 0..WINDOW {
                 std::hint::spin_loop();
             }
-            // THE BUG: the test and the set are two operations.
-            if !self.locked.load(Ordering::Acquire) {
-                for _ in 0..WINDOW {
-                    std::hint::spin_loop();
-                }
-                if fastrand::u8(..) < 4 {
-                    std::thread::yield_now();
-                }
-                self.locked.store(true, Ordering::Relaxed);
-                return;
-            }
+            self.locked.store(true, Ordering::SeqCst);
+            return;
         }
+        // The slow path, correct among its own users: count as a waiter, then
+        // take a hand-off or a free lock, each with one atomic operation.
+        // SeqCst throughout (a test lock: only the fast path is to be wrong),
+        // so a release either sees this waiter or leaves the lock free for
+        // its compare-and-swap.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        while self
+            .handoff
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+            && self
+                .locked
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
     fn release(&self) {
-        self.locked.store(false, Ordering::Release);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Hand over: the lock stays held, for the waiter that takes this.
+            self.handoff.store(true, Ordering::SeqCst);
+        } else {
+            self.locked.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -64,11 +103,11 @@ impl TortureLock for RacyLock {
     /// spin forever when the holder is the thread it interrupted, as in the
     /// kernel): it enters anyway, and the exclusion check catches it.
     fn write_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
-        if self.locked.load(Ordering::Acquire) {
+        if self.locked.load(Ordering::SeqCst) {
             cs();
             return true;
         }
-        self.locked.store(true, Ordering::Relaxed);
+        self.locked.store(true, Ordering::SeqCst);
         cs();
         self.release();
         true
@@ -114,7 +153,7 @@ pub fn types() -> Vec<TortureType> {
     vec![
         TortureType {
             name: "broken_lock",
-            about: "test-only: a racy, irq-unsafe lock; must FAIL (sooner with --faults irqs)",
+            about: "test-only: a racy, irq-unsafe lock; must FAIL (sooner with --faults stutter or irqs)",
             writers: 4,
             readers: 2,
             hidden: true,

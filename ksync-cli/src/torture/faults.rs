@@ -5,7 +5,7 @@
 //!
 //! | fault | kernel analogue | what it does here |
 //! |---|---|---|
-//! | `stutter` | `stutter` (`stutter_wait`) | every torture thread pauses at its next acquisition, all together, and resumes together |
+//! | `stutter` | `stutter` (`stutter_wait`) | every torture thread pauses at its next acquisition, all together, and resumes together: at one instant, spinning on the clock for the pause's last 2 ms, so they arrive at the lock at once |
 //! | `shuffle` | `shuffle_interval` (`torture_shuffle_tasks`) | torture threads are moved between CPUs with `sched_setaffinity`, one CPU left idle in turn |
 //! | `onoff` | `onoff_interval` (CPU hotplug) | every thread of the process is squeezed onto half the CPUs (one of two) and let out again |
 //! | `signals` | — | a storm of `SIGUSR1` (ksync's task signals) at the torture threads; types that sleep use the interruptible or killable calls and retry on `-EINTR` |
@@ -146,22 +146,32 @@ fn nap(mon: &Monitor, d: Duration) -> bool {
 
 const STUTTER_RUN: Duration = Duration::from_millis(80);
 const STUTTER_PAUSE: Duration = Duration::from_millis(20);
+/// How long before the end of a pause the held threads stop sleeping and spin
+/// on the clock (torture.c's `stutter_pause_test == 2` phase, and today's
+/// absolute `stutter_till_abs_time`): a thread woken from a sleep resumes up to
+/// a scheduler tick late, a spinning one within nanoseconds of the others.
+pub const STUTTER_SPIN: Duration = Duration::from_millis(2);
 
-/// torture.c's `stutter_wait`: threads run `STUTTER_RUN`, then all pause for
-/// `STUTTER_PAUSE` at their next acquisition and resume together.
+/// torture.c's `torture_stutter`: threads run `STUTTER_RUN`, then all pause for
+/// `STUTTER_PAUSE` at their next acquisition and resume together, at one
+/// instant (see [`Monitor::stutter_wait`](super::Monitor)): the simultaneous
+/// arrival at an idle lock that a lock with a racy fast path loses.
 fn stutter(mon: &Monitor) -> String {
     let mut pauses = 0u64;
     while nap(mon, STUTTER_RUN) {
-        mon.paused.store(true, Ordering::Relaxed);
+        let till = mon.now_ns() + STUTTER_PAUSE.as_nanos() as u64;
+        mon.stutter_till.store(till, Ordering::Relaxed);
         pauses += 1;
-        let ok = nap(mon, STUTTER_PAUSE);
-        mon.paused.store(false, Ordering::Relaxed);
+        // Past the resume instant: the threads compare the clock with `till`
+        // themselves, so clearing it late costs nothing.
+        let ok = nap(mon, STUTTER_PAUSE + Duration::from_millis(1));
+        mon.stutter_till.store(0, Ordering::Relaxed);
         if !ok {
             break;
         }
     }
     format!(
-        "stutter: {pauses} pauses of {} ms, every {} ms",
+        "stutter: {pauses} pauses of {} ms, every {} ms, each ending for every thread at one instant",
         STUTTER_PAUSE.as_millis(),
         (STUTTER_RUN + STUTTER_PAUSE).as_millis()
     )

@@ -15,12 +15,14 @@
 //!   [`RSS_LIMIT`] the run fails (and the flood stops, to spare the machine).
 //!
 //! The verdict lines report the callbacks queued and invoked, the grace periods
-//! the synchronous writers waited for, the barriers, and the peak and final
-//! resident memory.
+//! completed during the flood (RCU's own count, which every waiter shares) and
+//! those the synchronous writers waited for, the barriers, and the peak and
+//! final resident memory.
 
 use super::{Config, Monitor, Report, Role, TortureType};
 use ksync::rcu::{
-    SrcuStruct, call_rcu, rcu_barrier, rcu_read_lock, synchronize_rcu, synchronize_rcu_expedited,
+    SrcuStruct, call_rcu, completed_grace_periods, rcu_barrier, rcu_read_lock, synchronize_rcu,
+    synchronize_rcu_expedited,
 };
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -112,6 +114,8 @@ fn run(cfg: &Config, mon: &Monitor) -> Report {
     let invoked_before = INVOKED.load(Ordering::Relaxed);
     let over = AtomicBool::new(false);
     let start_rss = rss().unwrap_or(0);
+    let gps_before = completed_grace_periods();
+    let flood_start = Instant::now();
     let (w, r) = std::thread::scope(|s| {
         let (rcu_slot, srcu_slot, srcu, counts, over) =
             (&rcu_slot, &srcu_slot, &srcu, &counts, &over);
@@ -220,6 +224,8 @@ fn run(cfg: &Config, mon: &Monitor) -> Report {
         let r: Vec<u64> = readers.into_iter().map(|h| h.join().unwrap()).collect();
         (w, r)
     });
+    let flood_gps = completed_grace_periods() - gps_before;
+    let flood_s = flood_start.elapsed().as_secs_f64();
     rcu_barrier();
     // SAFETY: every thread has stopped; the slots' last objects were never
     // handed to a callback.
@@ -235,6 +241,10 @@ fn run(cfg: &Config, mon: &Monitor) -> Report {
         format!(
             "call_rcu: {queued} callbacks queued, {done} invoked; {} rcu_barrier calls",
             counts.barriers.load(Ordering::Relaxed)
+        ),
+        format!(
+            "grace periods completed during the flood: {flood_gps} ({:.0}/s)",
+            flood_gps as f64 / flood_s.max(1e-9)
         ),
         format!(
             "grace periods waited for: {} synchronize_rcu, {} synchronize_rcu_expedited, {} synchronize_srcu",

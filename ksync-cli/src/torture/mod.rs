@@ -32,6 +32,7 @@ mod rtmutex;
 mod seqpcpu;
 mod sleeping;
 mod spinlock;
+mod trials;
 mod ww;
 
 /// Options of `ksync torture`.
@@ -66,6 +67,11 @@ pub struct Args {
     /// FAILURE (default 10, the kernel's stall warning).
     #[arg(long)]
     pub stall: Option<f64>,
+    /// Run each type N times with `--faults` and N times without, each run
+    /// ending at its first failure (or after `--duration`), and print the
+    /// median time to the first failure each way.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
 }
 
 /// The settings one torture type runs with.
@@ -81,6 +87,8 @@ pub struct Config {
     pub faults: faults::FaultSet,
     /// A wait longer than this is a stall.
     pub stall: Duration,
+    /// End the run at its first failure (`--trials`).
+    pub stop_at_first_failure: bool,
 }
 
 /// What one run of a torture type found.
@@ -144,8 +152,9 @@ pub struct Monitor {
     pub faults: faults::FaultSet,
     /// A wait longer than this is a stall.
     stall: Duration,
-    /// Set while a stutter holds the threads.
-    paused: AtomicBool,
+    /// While a stutter holds the threads: when they resume, all together (ns
+    /// since the run began, as `now_ns`); 0 when no stutter is in progress.
+    stutter_till: AtomicU64,
     /// Long holds so far (`long-hold`).
     pub long_holds: AtomicU64,
     /// Chains of nested locks taken so far (`nested`).
@@ -168,7 +177,7 @@ impl Monitor {
             failures: AtomicU64::new(0),
             faults: cfg.faults,
             stall: cfg.stall,
-            paused: AtomicBool::new(false),
+            stutter_till: AtomicU64::new(0),
             long_holds: AtomicU64::new(0),
             nested: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
@@ -210,10 +219,31 @@ impl Monitor {
     /// The thread is about to try an acquisition: a stutter in progress holds it
     /// here first (torture.c's `stutter_wait`), then its wait begins.
     pub fn begin_wait(&self, me: &Slot) {
-        while self.paused.load(Ordering::Relaxed) && !self.should_stop() {
-            std::thread::sleep(Duration::from_millis(1));
+        let till = self.stutter_till.load(Ordering::Relaxed);
+        if till != 0 {
+            self.stutter_wait(till);
         }
         me.wait_since.store(self.now_ns(), Ordering::Relaxed);
+    }
+    /// Holds the thread until `till` (ns since the start), as torture.c's
+    /// `stutter_wait` does: asleep for most of the pause, then spinning on the
+    /// clock for its last [`faults::STUTTER_SPIN`], so that every thread on a
+    /// CPU resumes at the same instant and they all arrive at the lock at once.
+    #[cold]
+    fn stutter_wait(&self, till: u64) {
+        let spin = faults::STUTTER_SPIN.as_nanos() as u64;
+        loop {
+            let now = self.now_ns();
+            if now >= till || self.should_stop() {
+                return;
+            }
+            if till - now > spin {
+                let nap = Duration::from_nanos(till - now - spin);
+                std::thread::sleep(nap.min(Duration::from_millis(1)));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
     }
     /// The acquisition begun with [`begin_wait`](Self::begin_wait) succeeded (or
     /// gave up): one operation, and its wait is recorded.
@@ -446,7 +476,8 @@ pub fn run_one(
                 eprintln!("{}-torture: {l}", t.name);
             }
         };
-        while Instant::now() < deadline && !worker.is_finished() {
+        let failed = || cfg.stop_at_first_failure && mon.failures.load(Ordering::Relaxed) > 0;
+        while Instant::now() < deadline && !worker.is_finished() && !failed() {
             std::thread::sleep(
                 Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
             );
@@ -598,6 +629,31 @@ pub fn run_one(
     }
 }
 
+/// The settings `t` runs with under `args` (its own thread counts unless given).
+fn type_config(
+    t: &TortureType,
+    args: &Args,
+    duration: Duration,
+    faults: faults::FaultSet,
+    stall: Duration,
+) -> Config {
+    Config {
+        writers: args
+            .writers
+            .unwrap_or(t.writers)
+            .max(if t.writers > 0 { 1 } else { 0 }),
+        readers: if t.readers == 0 {
+            0
+        } else {
+            args.readers.unwrap_or(t.readers)
+        },
+        duration,
+        faults,
+        stall,
+        stop_at_first_failure: false,
+    }
+}
+
 /// `ksync torture`: returns whether every type succeeded.
 pub fn main(args: Args) -> bool {
     let types = all();
@@ -651,6 +707,9 @@ pub fn main(args: Args) -> bool {
             return false;
         }
     };
+    if let Some(n) = args.trials {
+        return trials::main(&selected, &args, n, per_type, faults, stall);
+    }
     let stat = (args.stat_interval > 0.0 && !args.json)
         .then(|| Duration::from_secs_f64(args.stat_interval));
     let bar = if args.types.is_empty() && !args.json {
@@ -667,20 +726,7 @@ pub fn main(args: Args) -> bool {
     };
     let mut outcomes = Vec::new();
     for t in selected {
-        let cfg = Config {
-            writers: args
-                .writers
-                .unwrap_or(t.writers)
-                .max(if t.writers > 0 { 1 } else { 0 }),
-            readers: if t.readers == 0 {
-                0
-            } else {
-                args.readers.unwrap_or(t.readers)
-            },
-            duration: per_type,
-            faults,
-            stall,
-        };
+        let cfg = type_config(t, &args, per_type, faults, stall);
         if let Some(b) = &bar {
             b.set_message(t.name);
         }

@@ -24,7 +24,11 @@
 //!   reader's thread-local pointer), and waits the same for the old phase
 //!   (spinning briefly, then sleeping on a futex that a reader's
 //!   `rcu_read_unlock` wakes). Concurrent callers share one grace period.
-//!   [`synchronize_rcu_expedited`] spins longer.
+//!   [`synchronize_rcu_expedited`] spins longer. [`completed_grace_periods`]
+//!   counts them (`rcu_get_gp_seq`), and the polled API waits for one without
+//!   blocking: [`get_state_synchronize_rcu`] takes a cookie,
+//!   [`poll_state_synchronize_rcu`] says whether its grace period has passed,
+//!   [`cond_synchronize_rcu`] waits only if not.
 //! - **Callbacks**: [`call_rcu`], [`defer_drop`] / [`kfree_rcu`] queue without
 //!   locks to one worker thread that runs a whole batch after one grace period;
 //!   [`rcu_barrier`] waits for all of them. Callbacks still queued when the
@@ -87,4 +91,8 @@ pub use srcu::{
     synchronize_srcu,
 };
 #[cfg(not(loom))]
-pub use sync::{synchronize_rcu, synchronize_rcu_expedited};
+pub use sync::{
+    GpCookie, completed_grace_periods, cond_synchronize_rcu, get_completed_synchronize_rcu,
+    get_state_synchronize_rcu, poll_state_synchronize_rcu, start_poll_synchronize_rcu,
+    synchronize_rcu, synchronize_rcu_expedited,
+};

@@ -99,7 +99,12 @@ impl<T: SeqPod> SeqData<T> {
     /// A copy of the value, made with atomic loads. Racing a [`store`](Self::store)
     /// it may be torn (some words old, some new) — still a valid `T`, since `T`
     /// accepts any bit pattern; a [`SeqCount`](super::SeqCount) tells whether it was.
-    #[inline]
+    ///
+    /// Always inlined: a copy made out of line is returned through memory,
+    /// and a reader that merges it with an inline copy (as
+    /// [`SeqLock::read`](super::SeqLock::read)'s locked fallback does) would
+    /// then build its fast-path result in memory too.
+    #[inline(always)]
     pub fn load(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
         let src = self.cell.get() as *mut u8;
