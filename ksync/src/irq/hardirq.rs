@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Mutex;
 
 use super::local::LOCAL;
-use super::threaded::{self, IrqThread};
+use super::threaded::{self, IrqHardHandler, IrqReturn, IrqThread, IrqThreadFn};
 use crate::arch::signal::{self, ErrnoGuard, SigInfo};
 use crate::ctx::{
     self, Deferred, HARDIRQ_OFFSET, in_serving_softirq, irqs_disabled, preempt_count,
@@ -47,31 +47,6 @@ pub const TIMER_IRQ: u32 = 0;
 /// context, inside a signal handler. Must be async-signal-safe (see the
 /// [module docs](super#what-a-handler-may-call)).
 pub type IrqHandler = fn(u32);
-
-/// What a threaded line's handlers return (`irqreturn_t`).
-#[doc(alias = "irqreturn_t")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IrqReturn {
-    /// The irq was not from this device (`IRQ_NONE`).
-    #[doc(alias = "IRQ_NONE")]
-    None,
-    /// The irq was handled (`IRQ_HANDLED`).
-    #[doc(alias = "IRQ_HANDLED")]
-    Handled,
-    /// The hard handler asks for the thread function to run
-    /// (`IRQ_WAKE_THREAD`).
-    #[doc(alias = "IRQ_WAKE_THREAD")]
-    WakeThread,
-}
-
-/// The hard handler of a threaded line (`irq_handler_t handler` of
-/// `request_threaded_irq`): runs in hardirq context as an [`IrqHandler`]
-/// does, and returns [`IrqReturn::WakeThread`] to have the thread function run.
-pub type IrqHardHandler = fn(u32) -> IrqReturn;
-
-/// The thread function of a threaded line (`irq_handler_t thread_fn`): runs
-/// in task context, on the line's own thread, and may sleep.
-pub type IrqThreadFn = fn(u32) -> IrqReturn;
 
 /// This thread's irq lines (per thread, as the kernel's are per CPU). Every
 /// field is touched only by its own thread, in task context or in the irq
@@ -276,7 +251,7 @@ pub fn free_irq(irq: u32) -> Result<()> {
     drop(names);
     synchronize_irq(irq);
     if desc.thread.thread_fn.load(Ordering::Relaxed) != 0 {
-        threaded::stop(irq, &desc.thread);
+        threaded::stop(&desc.thread);
     }
     // SeqCst, as the other stores of `handler`: the line is free again.
     desc.handler.store(0, Ordering::SeqCst);

@@ -154,14 +154,15 @@ pub use crate::ctx::{
 };
 pub use crate::sched::{msleep, msleep_interruptible};
 pub use hardirq::{
-    IrqHandler, IrqHardHandler, IrqReturn, IrqThreadFn, NR_IRQS, TIMER_IRQ, free_irq, irq_count,
-    irq_enter, irq_name, irq_signal, raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
+    IrqHandler, NR_IRQS, TIMER_IRQ, free_irq, irq_count, irq_enter, irq_name, irq_signal,
+    raise_irq, raise_irq_tid, spurious_count, synchronize_irq,
 };
 pub use softirq::{
     MAX_SOFTIRQ_RESTART, NR_SOFTIRQS, Softirq, do_softirq, irq_exit, open_softirq, raise_softirq,
     raise_softirq_irqoff,
 };
 pub use tasklet::Tasklet;
+pub use threaded::{IrqHardHandler, IrqReturn, IrqThreadFn};
 pub use timer::{
     HZ, INITIAL_JIFFIES, Timer, hz, jiffies, jiffies_to_msecs, msecs_to_jiffies, set_hz,
     time_after, time_after_eq, time_before, time_before_eq,

@@ -25,9 +25,33 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use super::hardirq::{IrqThreadFn, NR_IRQS};
 use super::softirq::{futex_wait, futex_wake};
 use crate::error::{Error, Result};
+
+/// What a threaded line's handlers return (`irqreturn_t`).
+#[doc(alias = "irqreturn_t")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqReturn {
+    /// The irq was not from this device (`IRQ_NONE`).
+    #[doc(alias = "IRQ_NONE")]
+    None,
+    /// The irq was handled (`IRQ_HANDLED`).
+    #[doc(alias = "IRQ_HANDLED")]
+    Handled,
+    /// The hard handler asks for the thread function to run
+    /// (`IRQ_WAKE_THREAD`).
+    #[doc(alias = "IRQ_WAKE_THREAD")]
+    WakeThread,
+}
+
+/// The hard handler of a threaded line (`irq_handler_t handler` of
+/// `request_threaded_irq`): runs in hardirq context as an [`IrqHandler`]
+/// does, and returns [`IrqReturn::WakeThread`] to have the thread function run.
+pub type IrqHardHandler = fn(u32) -> IrqReturn;
+
+/// The thread function of a threaded line (`irq_handler_t thread_fn`): runs
+/// in task context, on the line's own thread, and may sleep.
+pub type IrqThreadFn = fn(u32) -> IrqReturn;
 
 /// `word`: the thread function is due to run.
 const RUN: u32 = 1;
@@ -44,6 +68,8 @@ pub(super) struct IrqThread {
     word: AtomicU32,
     /// Wake-ups counted but not yet served (`desc->threads_active`).
     active: AtomicU32,
+    /// The line's thread while it is bound, for `free_irq` to join.
+    handle: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl IrqThread {
@@ -52,6 +78,7 @@ impl IrqThread {
             thread_fn: AtomicUsize::new(0),
             word: AtomicU32::new(0),
             active: AtomicU32::new(0),
+            handle: Mutex::new(None),
         }
     }
 
@@ -79,9 +106,6 @@ impl IrqThread {
     }
 }
 
-/// The threads of the threaded lines, for `free_irq` to join.
-static THREADS: Mutex<[Option<JoinHandle<()>>; NR_IRQS]> = Mutex::new([const { None }; NR_IRQS]);
-
 /// `u32::MAX`, or the line whose thread this is.
 const NO_LINE: u32 = u32::MAX;
 
@@ -105,14 +129,14 @@ pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Resu
         .name(format!("irq/{irq}-{name}"))
         .spawn(move || thread_main(irq, t))
         .map_err(|_| Error::NoMemory)?;
-    THREADS.lock().unwrap_or_else(|e| e.into_inner())[irq as usize] = Some(h);
+    *t.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     Ok(())
 }
 
-/// Stops line `irq`'s thread, which serves `t`, and waits for it to exit.
-/// The line is unbound and idle (`synchronize_irq` returned).
-pub(super) fn stop(irq: u32, t: &IrqThread) {
-    let h = THREADS.lock().unwrap_or_else(|e| e.into_inner())[irq as usize].take();
+/// Stops the thread that serves `t` and waits for it to exit. The line is
+/// unbound and idle (`synchronize_irq` returned).
+pub(super) fn stop(t: &IrqThread) {
+    let h = t.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
     // Relaxed: the thread only needs to see the bit, and nothing is
     // published with it.
     t.word.fetch_or(STOP, Ordering::Relaxed);
