@@ -159,8 +159,8 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn try_write(&self) -> bool {
+        // No claim while readers hold it: it would only bounce them.
         if self.cnts.load(Ordering::Relaxed) >= READER
-            || self.wlocked.load(Ordering::Relaxed) != 0
             // SeqCst: the writer's half of the handshake with the readers'
             // `fetch_add` and load (module docs); Acquire pairs with the last
             // writer's Release store.
@@ -177,8 +177,7 @@ unsafe impl RawRwSpin for QueuedRw {
         if self.cnts.load(Ordering::SeqCst) < READER {
             return true;
         }
-        // A reader came in before our claim: give the word back.
-        self.release_wlocked();
+        self.give_back();
         false
     }
 
@@ -212,6 +211,13 @@ impl QueuedRw {
         if self.cnts.load(Ordering::Relaxed) & SLEEPING_W != 0 {
             self.wake(&self.wlocked);
         }
+    }
+
+    /// A reader came in before our fast-path claim of `wlocked`: give the
+    /// word back (a release, as `write_unlock`).
+    #[cold]
+    fn give_back(&self) {
+        self.release_wlocked();
     }
 
     /// Drops one reader bias (`read_unlock`, or a reader backing off).
