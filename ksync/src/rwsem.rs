@@ -56,31 +56,32 @@
 //! without `WRITER` (keeping `WAITING`), or by a store when they are the
 //! releasing writer. A release that frees the lock while a writer owns
 //! `WAITING` leaves the grant/wake step to that writer (it is awake: it takes
-//! the lock, or runs the step as it clears `WAITING`). If a queued writer sleeps without a
-//! wake-up on its way, then `WRITER_SLEEPS` is set or the first queued writer
-//! is awake (it will take the lock, or set `WRITER_SLEEPS` before it sleeps, or
-//! set it as it leaves the queue or takes the lock with writers behind it).
+//! the lock, or runs the step as it clears `WAITING`). If a queued writer
+//! sleeps without a wake-up on its way, then `WRITER_SLEEPS` is set or the
+//! first queued writer is awake (it will take the lock, or set `WRITER_SLEEPS`
+//! before it sleeps, or set it as it leaves the queue or takes the lock with
+//! writers behind it).
 //!
 //! **Policy: readers share, writers barge, hand-off bounds both.**
 //! - *A reader* enters whenever no writer holds the lock and no hand-off is
-//!   pending — also while writers sleep in the queue: readers that arrive
-//!   while other readers hold it join them without sleeping (past a spinning
-//!   writer's `WAITING`, after their own spin, through the queue: the grant
-//!   step lets them in at once). While a writer holds it, a
-//!   reader spins a few µs (writer sections are short), then queues and
-//!   sleeps. Every writer release with readers queued grants the lock to *all*
-//!   of them at once (the kernel's `rwsem_mark_wake`): a woken reader never
-//!   retries, so a stream of writers cannot starve it — it waits for at most
-//!   the writer that holds the lock and one that asked for hand-off.
+//!   pending — also while writers sleep in the queue: readers that arrive while
+//!   other readers hold it join them without sleeping (past a spinning writer's
+//!   `WAITING`, after their own spin, through the queue: the grant step lets
+//!   them in at once). While a writer holds it, a reader spins a few µs (writer
+//!   sections are short), then queues and sleeps. Every writer release with
+//!   readers queued grants the lock to *all* of them at once (the kernel's
+//!   `rwsem_mark_wake`): a woken reader never retries, so a stream of writers
+//!   cannot starve it — it waits for at most the writer that holds the lock and
+//!   one that asked for hand-off.
 //! - *A writer* takes a free lock with one CAS, past queued waiters (barging,
 //!   as the mutex and parking_lot do): the lock is never left idle while a
 //!   sleeper wakes up. Otherwise it spins a few µs polling for a free lock;
-//!   while readers hold it, the first such writer claims `WAITING`, which
-//!   keeps new readers out so that the lock drains to it within the spin (as
+//!   while readers hold it, the first such writer claims `WAITING`, which keeps
+//!   new readers out so that the lock drains to it within the spin (as
 //!   parking_lot's writer does with its `WRITER_BIT`) instead of after a sleep
 //!   and a wake-up. Past its spin it gives `WAITING` back, then queues and
-//!   sleeps; the release that frees the lock wakes the first
-//!   queued writer (once: `WRITER_SLEEPS`), which retries and keeps its place.
+//!   sleeps; the release that frees the lock wakes the first queued writer
+//!   (once: `WRITER_SLEEPS`), which retries and keeps its place.
 //! - *Hand-off* (the kernel's `RWSEM_FLAG_HANDOFF`): a queued writer that has
 //!   waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER) (1 ms; it sleeps
 //!   with that deadline, as a stream of overlapping readers may never free
@@ -88,14 +89,14 @@
 //!   and the release that frees it grants it to that writer, which then
 //!   grants the readers queued meanwhile on its release. So nobody starves.
 //!
-//! **Fast paths.** `down_read`: a load of each word and one CAS adding
-//! `READER` (no `WRITER`, `WAITING` or `HANDOFF`). `up_read`: one `fetch_sub`; only the
+//! **Fast paths.** `down_read`: a load of each word and one CAS adding `READER`
+//! (no `WRITER`, `WAITING` or `HANDOFF`). `up_read`: one `fetch_sub`; only the
 //! last reader out reads `flags` (after a [`light_barrier`]) and wakes or
-//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load
-//! of `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none
-//! is set, a release store of 0, a [`light_barrier`] and a second load of
-//! `flags`; if a waiter is there, the release and the grant happen in one
-//! step under the list lock.
+//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load of
+//! `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none is
+//! set, a release store of 0, a [`light_barrier`] and a second load of `flags`;
+//! if a waiter is there, the release and the grant happen in one step under the
+//! list lock.
 //!
 //! **No lost wake-up or grant.** Each release that frees the lock (or lets
 //! readers in: a downgrade) writes `count` and then, after a
