@@ -55,7 +55,9 @@
 //! softirq) does not queue behind a waiting writer — it keeps its bias and
 //! waits only for a writer that *holds* the lock (`WLOCKED`) — so `read_lock`
 //! in an irq handler cannot deadlock against a writer queued on the same
-//! thread it interrupted.
+//! thread it interrupted. A writer's claim reads as `WLOCKED` before the
+//! writer knows whether it holds the lock, so irqs are off on the writer's
+//! thread across that window ([`ClaimIrqs`]: a thread-local flag).
 
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
@@ -83,6 +85,39 @@ pub struct QueuedRw {
     /// writer that claimed it from 0.
     wlocked: AtomicU32,
     wait_lock: Queued,
+}
+
+/// A writer's claim of its word is undecided from the claim to its check of
+/// the readers (and, if it saw one, until it gives the word back): the word
+/// reads as held though the writer may not hold the lock. A reader in
+/// interrupt context on the same thread would wait for that word forever (the
+/// interrupted writer cannot decide until the handler returns), where the
+/// kernel's one-word CAS lets it in (the irq rule). So irqs are off on this
+/// thread across that window (a thread-local flag, no system call; an irq
+/// arriving meanwhile runs at the restore, when the writer either holds the
+/// lock — the kernel's rule then asks for `write_lock_irq*` — or has let go).
+/// Not under loom, which models no irqs and shares the thread-local flag
+/// between its threads.
+#[cfg(not(loom))]
+pub(super) type ClaimIrqs = crate::ctx::IrqFlags;
+/// See the non-loom definition.
+#[cfg(loom)]
+pub(super) type ClaimIrqs = ();
+
+/// Opens a claim window (see [`ClaimIrqs`]).
+#[inline(always)]
+pub(super) fn claim_open() -> ClaimIrqs {
+    #[cfg(not(loom))]
+    return crate::ctx::local_irq_save();
+}
+
+/// Closes a claim window opened by [`claim_open`].
+#[inline(always)]
+pub(super) fn claim_close(irqs: ClaimIrqs) {
+    #[cfg(not(loom))]
+    crate::ctx::local_irq_restore(irqs);
+    #[cfg(loom)]
+    let () = irqs;
 }
 
 /// Under loom, the SeqCst fence the reader/writer handshake needs between an
@@ -160,25 +195,28 @@ unsafe impl RawRwSpin for QueuedRw {
     #[inline]
     fn try_write(&self) -> bool {
         // No claim while readers hold it: it would only bounce them.
-        if self.cnts.load(Ordering::Relaxed) >= READER
-            // SeqCst: the writer's half of the handshake with the readers'
-            // `fetch_add` and load (module docs); Acquire pairs with the last
-            // writer's Release store.
-            || self
-                .wlocked
-                .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-        {
+        if self.cnts.load(Ordering::Relaxed) >= READER {
             return false;
         }
-        sb_fence();
-        // SeqCst: as above; Acquire pairs with the last reader's Release
-        // `fetch_sub`.
-        if self.cnts.load(Ordering::SeqCst) < READER {
-            return true;
-        }
-        self.give_back();
-        false
+        let irqs = claim_open();
+        // SeqCst: the writer's half of the handshake with the readers'
+        // `fetch_add` and load (module docs); Acquire pairs with the last
+        // writer's Release store.
+        let got = self
+            .wlocked
+            .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+            && {
+                sb_fence();
+                // SeqCst: as above; Acquire pairs with the last reader's
+                // Release `fetch_sub`.
+                self.cnts.load(Ordering::SeqCst) < READER || {
+                    self.give_back();
+                    false
+                }
+            };
+        claim_close(irqs);
+        got
     }
 
     #[inline]
@@ -360,6 +398,7 @@ impl QueuedRw {
             }
             loop {
                 self.head_wait_readers();
+                let irqs = claim_open();
                 // SeqCst: the writer's half of the handshake (module docs):
                 // a reader that biased before this store is seen below, one
                 // after sees `WLOCKED` (and nobody else writes the word we own).
@@ -368,6 +407,7 @@ impl QueuedRw {
                 // SeqCst: as above; Acquire pairs with the last reader's
                 // Release `fetch_sub`.
                 if self.cnts.load(Ordering::SeqCst) < READER {
+                    claim_close(irqs);
                     break;
                 }
                 // A reader biased first: one in interrupt context (it does not
@@ -375,10 +415,52 @@ impl QueuedRw {
                 // our word and back off. No head sleeps on `wlocked` (we are
                 // the head), so a store gives `WLOCKED` back.
                 self.wlocked.store(WAITING, Ordering::Relaxed);
+                claim_close(irqs);
             }
         }
         // SAFETY: we took `wait_lock` above.
         unsafe { self.wait_lock.unlock() };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::rwraw::ReaderPref;
+    use super::*;
+    use crate::ctx::{irqs_disabled, local_irq_restore, local_irq_save};
+
+    /// The claim window turns irqs off only while the claim is undecided: every
+    /// write path (taken, bounced by a reader, refused) leaves the thread's irq
+    /// state as it found it, on or off.
+    fn claim_window_restores_irqs<R: RawRwSpin>(l: &R) {
+        for off in [false, true] {
+            let saved = off.then(local_irq_save);
+            l.write();
+            assert_eq!(irqs_disabled(), off);
+            assert!(!l.try_write());
+            assert_eq!(irqs_disabled(), off);
+            // SAFETY: taken above, on this thread.
+            unsafe { l.write_unlock() };
+            l.read();
+            assert!(!l.try_write());
+            assert_eq!(irqs_disabled(), off);
+            // SAFETY: taken above, on this thread.
+            unsafe { l.read_unlock() };
+            assert!(l.try_write());
+            assert_eq!(irqs_disabled(), off);
+            // SAFETY: taken just above.
+            unsafe { l.write_unlock() };
+            if let Some(f) = saved {
+                local_irq_restore(f);
+            }
+            assert!(!irqs_disabled());
+        }
+    }
+
+    #[test]
+    fn write_paths_leave_the_irq_state_alone() {
+        claim_window_restores_irqs(&QueuedRw::INIT);
+        claim_window_restores_irqs(&ReaderPref::INIT);
     }
 }
 

@@ -31,6 +31,7 @@
 //! fence pair of the queued spinlock, so the unlock fast paths pay only a
 //! compiler barrier and a load.
 
+use super::qrwlock::{claim_close, claim_open};
 use super::raw::{RawRwSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
@@ -119,25 +120,30 @@ unsafe impl RawRwSpin for ReaderPref {
     #[inline]
     fn try_write(&self) -> bool {
         // No claim while readers hold it: it would only bounce them.
-        if self.readers.load(Ordering::Relaxed) != 0
-            // SeqCst: the writer's half of the handshake with the readers'
-            // `fetch_add` and load (module docs); Acquire pairs with the last
-            // writer's Release store.
-            || self
-                .writer
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-        {
+        if self.readers.load(Ordering::Relaxed) != 0 {
             return false;
         }
-        sb_fence();
-        // SeqCst: as above; Acquire pairs with the last reader's Release
-        // `fetch_sub`.
-        if self.readers.load(Ordering::SeqCst) == 0 {
-            return true;
-        }
-        self.give_back();
-        false
+        // Irqs off while the claim is undecided (`claim_open`'s docs: a reader
+        // in an irq on this thread must not wait for a claim that may yield).
+        let irqs = claim_open();
+        // SeqCst: the writer's half of the handshake with the readers'
+        // `fetch_add` and load (module docs); Acquire pairs with the last
+        // writer's Release store.
+        let got = self
+            .writer
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+            && {
+                sb_fence();
+                // SeqCst: as above; Acquire pairs with the last reader's
+                // Release `fetch_sub`.
+                self.readers.load(Ordering::SeqCst) == 0 || {
+                    self.give_back();
+                    false
+                }
+            };
+        claim_close(irqs);
+        got
     }
 
     #[inline]
