@@ -459,8 +459,9 @@ mod tests {
 
     #[test]
     fn write_paths_leave_the_irq_state_alone() {
-        claim_window_restores_irqs(&QueuedRw::INIT);
-        claim_window_restores_irqs(&ReaderPref::INIT);
+        let (q, r) = (QueuedRw::INIT, ReaderPref::INIT);
+        claim_window_restores_irqs(&q);
+        claim_window_restores_irqs(&r);
     }
 }
 
