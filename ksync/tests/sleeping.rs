@@ -161,8 +161,12 @@ fn cancelled_downs_racing_with_ups_lose_and_duplicate_nothing() {
                 };
                 match r {
                     Ok(()) => {
-                        let n = inside.fetch_add(1, Ordering::Relaxed);
-                        assert!(n < INITIAL);
+                        // SeqCst (with `stop`'s store and load): a thread that
+                        // finds more than INITIAL inside shares the section
+                        // with one let in by the extra units added after
+                        // `stop`, so it sees `stop` — only then may it.
+                        let n = inside.fetch_add(1, Ordering::SeqCst);
+                        assert!(n < INITIAL || stop.load(Ordering::SeqCst));
                         std::hint::spin_loop();
                         inside.fetch_sub(1, Ordering::Relaxed);
                         sem.up();
@@ -193,8 +197,9 @@ fn cancelled_downs_racing_with_ups_lose_and_duplicate_nothing() {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    stop.store(true, Ordering::Relaxed);
-    // Free any uninterruptible sleepers left: add units, then take them back.
+    stop.store(true, Ordering::SeqCst);
+    // Free any uninterruptible sleepers left: add units, then take them back
+    // (several may then be inside at once: see the check above).
     for _ in 0..16 {
         sem.up();
     }
