@@ -18,7 +18,8 @@ pub enum Verdict {
     /// Every execution does: an outcome that does not is a bug, as for `Never`.
     Always,
     /// `Result: DEADLOCK`: every execution deadlocks (herd finds none that
-    /// completes). An instance that completes here contradicts it.
+    /// completes, within the filter if there is one). An instance that
+    /// completes and passes the filter here contradicts it.
     Deadlock,
     /// `Result: Flag NAME`: herd flags the test (a misuse such as
     /// `srcu-bad-nesting`, named in [`Litmus::flag`]) instead of judging a

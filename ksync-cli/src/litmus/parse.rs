@@ -665,6 +665,13 @@ impl<'a> Parser<'a> {
                 let b = self.block(sc, line)?;
                 out.extend(b);
             }
+            Tok::P("(") if self.peek2()?.1 == Tok::Ident("void".into()) => {
+                // `(void)f(…);`: a call whose value is thrown away.
+                self.next()?;
+                self.next()?;
+                self.expect(")", "after `(void`")?;
+                return self.stmt(sc, out);
+            }
             Tok::P("*") => {
                 // `*x = e;` / `*r1 = e;`: a plain store.
                 self.next()?;

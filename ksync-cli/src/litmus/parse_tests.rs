@@ -380,4 +380,14 @@ fn herds_extras() {
     assert!(e.msg.contains("unknown verdict `Perhaps`"), "{e}");
     let e = error("C t\n(* Result: Flag *)\n{}\nP0(int *x)\n{\n}\nexists (x=0)\n");
     assert!(e.msg.contains("names no flag"), "{e}");
+    // `(void)f(…);` throws the value away.
+    let t = parse(
+        "C v\n{}\nP0(atomic_t *v)\n{\n\t(void)atomic_add_unless(v, 1, 0);\n}\nexists (v=1)\n",
+        "v",
+    )
+    .unwrap();
+    assert!(matches!(
+        t.procs[0].body[..],
+        [Stmt::Eval(Expr::Rmw(RmwOp::AddUnless, ..))]
+    ));
 }
