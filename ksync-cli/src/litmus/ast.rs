@@ -319,6 +319,54 @@ impl Litmus {
         self.procs.iter().any(|p| any(&p.body))
     }
 
+    /// Whether a lock wait of this test may last forever: some process takes
+    /// two different locks (the opposite orders of two processes deadlock)
+    /// or takes a lock and waits for a grace period (which may wait for a
+    /// reader that waits for the lock). Otherwise every holder releases its
+    /// lock without waiting for anything, and lock waits need no watchdog.
+    pub fn may_deadlock(&self) -> bool {
+        fn expr_locks(e: &Expr, out: &mut Vec<usize>) {
+            match e {
+                Expr::Trylock(l) => out.push(*l),
+                Expr::Load(_, Place::Dynamic(a))
+                | Expr::Not(a)
+                | Expr::Neg(a)
+                | Expr::BitNot(a) => expr_locks(a, out),
+                Expr::Bin(_, a, b) => {
+                    expr_locks(a, out);
+                    expr_locks(b, out);
+                }
+                Expr::Rmw(_, _, _, args) => args.iter().for_each(|a| expr_locks(a, out)),
+                _ => {}
+            }
+        }
+        /// The locks `body` acquires, and whether it waits for a grace period.
+        fn scan(body: &[Stmt], locks: &mut Vec<usize>, sync: &mut bool) {
+            for s in body {
+                match s {
+                    Stmt::Lock(l) => locks.push(*l),
+                    Stmt::SynchronizeRcu | Stmt::SynchronizeSrcu(_) => *sync = true,
+                    Stmt::Assign(_, e) | Stmt::Eval(e) | Stmt::Store(_, _, e) => {
+                        expr_locks(e, locks)
+                    }
+                    Stmt::If(c, a, b) => {
+                        expr_locks(c, locks);
+                        scan(a, locks, sync);
+                        scan(b, locks, sync);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.procs.iter().any(|p| {
+            let (mut locks, mut sync) = (Vec::new(), false);
+            scan(&p.body, &mut locks, &mut sync);
+            locks.sort_unstable();
+            locks.dedup();
+            locks.len() >= 2 || (!locks.is_empty() && sync)
+        })
+    }
+
     /// Whether any process calls `smp_memb()`, which orders only where the
     /// membarrier system call is in use.
     pub fn uses_memb(&self) -> bool {

@@ -14,11 +14,14 @@
 //! | `srcu_down_read`, `srcu_up_read`            | [`SrcuStruct::down_read`] / [`SrcuStruct::up_read`] (any process may end it) |
 //! | `smp_memb()`                                | [`heavy_barrier`]: `membarrier(PRIVATE_EXPEDITED)`, a full barrier on every running thread |
 //!
-//! A lock wait is bounded (the watchdog): a process that waits for a lock
-//! longer than [`Mem::lock_timeout`] decides the instance deadlocked (two
-//! processes taking two locks in opposite orders), raises [`Mem::abort`], and
-//! every thread of the test stops: the harness reports the deadlock instead of
-//! hanging.
+//! In a test that may deadlock ([`Litmus::may_deadlock`](super::ast::Litmus::may_deadlock):
+//! two locks in one process, or a lock and a grace period) a lock wait is
+//! bounded (the watchdog): a process that waits for a lock longer than
+//! [`Mem::lock_timeout`] decides the instance deadlocked (two processes taking
+//! two locks in opposite orders), raises [`Mem::abort`], and every thread of
+//! the test stops: the harness reports the deadlock instead of hanging. Other
+//! tests take their locks with `SpinLock::lock`, the queued slow path
+//! included.
 //!
 //! A pointer is a value (`ADDR_BASE` + the cell's index) and `*r1` computes
 //! the cell's address from the register: the load that follows really depends
@@ -53,8 +56,9 @@ pub struct Mem<'a> {
     /// The watchdog's flag: a lock wait ran past [`Self::lock_timeout`], and
     /// every thread of the test stops.
     pub abort: &'a AtomicBool,
-    /// How long a lock wait may last before it counts as a deadlock.
-    pub lock_timeout: Duration,
+    /// How long a lock wait may last before it counts as a deadlock; `None`:
+    /// the test cannot deadlock, and locks are taken with `SpinLock::lock`.
+    pub lock_timeout: Option<Duration>,
     /// Spins before a lock waiter starts yielding its CPU.
     pub spin_limit: u32,
     pub k: usize,
@@ -215,9 +219,12 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
                 return Err(Stop::Deadlock);
             }
             let n = *l * mem.k + mem.i;
-            let g = match mem.locks[n].try_lock() {
-                Some(g) => g,
-                None => wait_for_lock(&mem.locks[n], mem)?,
+            let g = match mem.lock_timeout {
+                None => mem.locks[n].lock(),
+                Some(limit) => match mem.locks[n].try_lock() {
+                    Some(g) => g,
+                    None => wait_for_lock(&mem.locks[n], mem, limit)?,
+                },
             };
             // Relaxed: see `run`; our acquisition orders it after the
             // leaker's store.
@@ -283,10 +290,14 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
 }
 
 /// Waits for `lock`, held by another process of the instance, with the
-/// watchdog's bound: past [`Mem::lock_timeout`] (or once another thread raised
+/// watchdog's bound: past `limit` (or once another thread raised
 /// [`Mem::abort`]) the wait ends in [`Stop::Watchdog`].
 #[cold]
-fn wait_for_lock<'m>(lock: &'m SpinLock<()>, mem: &Mem<'m>) -> Result<SpinLockGuard<'m, ()>, Stop> {
+fn wait_for_lock<'m>(
+    lock: &'m SpinLock<()>,
+    mem: &Mem<'m>,
+    limit: Duration,
+) -> Result<SpinLockGuard<'m, ()>, Stop> {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
@@ -303,7 +314,7 @@ fn wait_for_lock<'m>(lock: &'m SpinLock<()>, mem: &Mem<'m>) -> Result<SpinLockGu
         } else {
             ksync::arch::yield_now();
         }
-        if spins.is_multiple_of(256) && start.elapsed() > mem.lock_timeout {
+        if spins.is_multiple_of(256) && start.elapsed() > limit {
             // Relaxed: as above.
             mem.abort.store(true, Ordering::Relaxed);
             return Err(Stop::Watchdog);

@@ -22,9 +22,10 @@
 //! waits for a grace period per instance keeps its readers idle in the
 //! lock-step wait while the updater waits, so it races at group starts only.
 //!
-//! A lock wait is bounded (the watchdog, [`exec::Mem::lock_timeout`]): two
-//! processes that take two locks in opposite orders deadlock for real here, and
-//! the waiter that gives up stops every thread of the test. The round it
+//! In a test that may deadlock, a lock wait is bounded (the watchdog,
+//! [`exec::Mem::lock_timeout`]): two processes that take two locks in opposite
+//! orders deadlock for real here, and the waiter that gives up stops every
+//! thread of the test. The round it
 //! stopped is dropped, the rounds before it are counted, and
 //! [`Outcome::watchdog`] says so: the run goes on to the next test.
 //!
@@ -240,6 +241,7 @@ pub fn run_with(test: &Litmus, iterations: u64, lock_timeout: Duration) -> Outco
         .map(|_| AtomicUsize::new(0))
         .collect();
     let abort = AtomicBool::new(false);
+    let lock_timeout = test.may_deadlock().then_some(lock_timeout);
     // Per instance: LEFT_OUT_DEADLOCK or LEFT_OUT_UNMATCHED when a process
     // found it so (see exec::Completion), else 0.
     let deadlocked: Vec<AtomicU8> = (0..k).map(|_| AtomicU8::new(0)).collect();

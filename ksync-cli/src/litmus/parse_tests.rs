@@ -391,3 +391,30 @@ fn herds_extras() {
         [Stmt::Eval(Expr::Rmw(RmwOp::AddUnless, ..))]
     ));
 }
+
+/// Only a test in which some process takes two locks, or a lock and a grace
+/// period, gets the watchdog's bounded lock waits.
+#[test]
+fn which_tests_may_deadlock() {
+    assert!(parsed("LOCK+ABBA").may_deadlock());
+    for name in [
+        "MP+polocks",
+        "Z6.0+pooncelock+pooncelock+pombonce",
+        "LOCK+self-deadlock",
+    ] {
+        assert!(!parsed(name).may_deadlock(), "{name}");
+    }
+    let t = parse(
+        "C t\n{}\nP0(int *x, spinlock_t *l)\n{\n\tspin_lock(l);\n\tsynchronize_rcu();\n\tspin_unlock(l);\n}\nexists (x=0)\n",
+        "t",
+    )
+    .unwrap();
+    assert!(t.may_deadlock());
+    // A trylock counts: it takes the lock when it succeeds.
+    let t = parse(
+        "C t\n{}\nP0(int *x, spinlock_t *a, spinlock_t *b)\n{\n\tif (spin_trylock(a)) {\n\t\tspin_lock(b);\n\t\tspin_unlock(b);\n\t\tspin_unlock(a);\n\t}\n}\nexists (x=0)\n",
+        "t",
+    )
+    .unwrap();
+    assert!(t.may_deadlock());
+}
