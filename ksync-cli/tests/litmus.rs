@@ -412,3 +412,27 @@ fn deadlock_and_flag_results() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// smp_memb() orders only through membarrier: where it is unavailable (here
+/// forced off) the test is reported not comparable, not run and not failed.
+#[test]
+fn memb_without_membarrier_is_not_comparable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksync"))
+        .args(["litmus", "--json", "--test", "SB+membonceonce+poonceonce"])
+        .env("KSYNC_NO_MEMBARRIER", "1")
+        .output()
+        .expect("running ksync litmus");
+    let run = Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 output"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 output"),
+    };
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let t = &json(&run)[0];
+    assert_eq!(t["iterations"], 0);
+    assert!(
+        t["verdict"].as_str().unwrap().starts_with("not comparable"),
+        "{}",
+        t["verdict"]
+    );
+}
