@@ -25,9 +25,10 @@
 //! In a test that may deadlock, a lock wait is bounded (the watchdog,
 //! [`exec::Mem::lock_timeout`]): two processes that take two locks in opposite
 //! orders deadlock for real here, and the waiter that gives up stops every
-//! thread of the test. The round it
-//! stopped is dropped, the rounds before it are counted, and
-//! [`Outcome::watchdog`] says so: the run goes on to the next test.
+//! thread of the test. The round it stopped is dropped, the rounds before it
+//! are counted, and [`Outcome::watchdog`] says so: the run goes on to the next
+//! test. (A `synchronize_srcu()` waiting for an `srcu_down_read()` section
+//! that a stopped process would have ended is not bounded: no file has both.)
 //!
 //! The barrier spins on a generation counter with `cpu_relax` (so the release
 //! reaches all threads within a cache-line transfer) and yields only after a
