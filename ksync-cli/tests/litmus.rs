@@ -72,25 +72,39 @@ fn json_has_every_builtin_test_with_its_verdict() {
         let model = t["model"]
             .as_str()
             .expect("every built-in test has a Result: line");
-        assert!(model == "Never" || model == "Sometimes", "{name}");
-        assert!(t["iterations"].as_u64().unwrap() >= 1000, "{name}");
-        assert!(t["fault"].is_null(), "{name}: {}", t["fault"]);
-        if model == "Never" {
-            assert_eq!(t["observed"], 0, "{name}");
-            assert_eq!(t["ok"], true, "{name}");
+        assert!(
+            ["Never", "Sometimes", "Deadlock"].contains(&model),
+            "{name}"
+        );
+        // Only the watchdog stops a test early (LOCK+ABBA's deadlock).
+        if t["watchdog"] == false {
+            assert!(t["iterations"].as_u64().unwrap() >= 1000, "{name}");
         }
-        // The outcome counts add up to the iterations.
+        assert!(t["fault"].is_null(), "{name}: {}", t["fault"]);
+        if model != "Sometimes" {
+            assert_eq!(t["observed"], 0, "{name}");
+            assert_eq!(t["ok"], true, "{name}: {}", t["verdict"]);
+        }
+        // The outcome counts and the instances left out add up to the
+        // iterations.
         let total: u64 = t["outcomes"]
             .as_array()
             .unwrap()
             .iter()
             .map(|o| o[1].as_u64().unwrap())
             .sum();
-        assert_eq!(total, t["iterations"].as_u64().unwrap(), "{name}");
+        let left_out = t["deadlocked"].as_u64().unwrap() + t["unmatched"].as_u64().unwrap();
         assert_eq!(
-            t["kept"], t["iterations"],
-            "{name}: no built-in test filters"
+            total + left_out,
+            t["iterations"].as_u64().unwrap(),
+            "{name}"
         );
+        if name != "SRCU+SB+downread-handoff+sync" {
+            assert_eq!(
+                t["kept"], total,
+                "{name}: the one built-in test that filters"
+            );
+        }
     }
 }
 
@@ -191,16 +205,21 @@ fn pointers_are_shown_by_name() {
 fn runs_files_and_directories() {
     let dir = scratch("dir");
     let files = repo_files();
-    for f in files.iter().filter(|f| {
-        let n = f.file_name().unwrap().to_str().unwrap();
-        n.starts_with("SB+") || n.starts_with("CoRR+")
-    }) {
+    let chosen: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| {
+            let n = f.file_name().unwrap().to_str().unwrap();
+            n.starts_with("SB+") || n.starts_with("CoRR+")
+        })
+        .collect();
+    for f in &chosen {
         std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
     }
     let run = litmus(&["--iterations", "1000", "--json", dir.to_str().unwrap()]);
     assert!(run.ok, "{}{}", run.stdout, run.stderr);
     let v = json(&run);
-    assert_eq!(v.len(), 4, "three SB files and one CoRR");
+    assert_eq!(v.len(), chosen.len(), "the SB files and the CoRR one");
+    assert!(chosen.len() >= 4);
     assert!(
         v.iter()
             .all(|t| t["source"].as_str().unwrap().ends_with(".litmus"))
@@ -311,4 +330,109 @@ fn a_fault_or_a_bad_file_fails_with_its_line() {
         run.stderr
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two processes that take two locks in opposite orders deadlock for real:
+/// the watchdog bounds the wait, the test reports it, and the run goes on.
+#[test]
+fn the_watchdog_ends_a_real_deadlock() {
+    let start = std::time::Instant::now();
+    let run = litmus(&["--iterations", "1000000", "--json", "--test", "LOCK+ABBA"]);
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let t = &json(&run)[0];
+    assert_eq!(
+        t["watchdog"], true,
+        "no deadlock in a million ABBA instances"
+    );
+    assert!(
+        t["verdict"].as_str().unwrap().contains("deadlock observed"),
+        "{}",
+        t["verdict"]
+    );
+    // Stopped at the first deadlock, long before a million instances.
+    assert!(t["iterations"].as_u64().unwrap() < 1_000_000);
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// herd's other results: `DEADLOCK` is agreed with when no instance
+/// completes and contradicted when one does; `Flag NAME` is reproduced when
+/// the run faults on the misuse.
+#[test]
+fn deadlock_and_flag_results() {
+    let run = litmus(&[
+        "--iterations",
+        "1000",
+        "--json",
+        "--test",
+        "LOCK+self-deadlock",
+    ]);
+    assert!(run.ok, "{}", run.stdout);
+    let t = &json(&run)[0];
+    assert_eq!(t["model"], "Deadlock");
+    assert_eq!(t["kept"], 0);
+    assert_eq!(t["deadlocked"], t["iterations"]);
+
+    let dir = scratch("herd-results");
+    let f = dir.join("completes.litmus");
+    std::fs::write(
+        &f,
+        "C Completes\n(* Result: DEADLOCK *)\n{}\nP0(int *x, spinlock_t *l)\n{\n\tspin_lock(l);\n\tspin_unlock(l);\n}\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "1000", f.to_str().unwrap()]);
+    assert!(!run.ok, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("MODEL SAYS EVERY EXECUTION DEADLOCKS"),
+        "{}",
+        run.stdout
+    );
+
+    let g = dir.join("flag.litmus");
+    std::fs::write(
+        &g,
+        "C Unlock-twice\n(* Result: Flag srcu-bad-nesting *)\n{}\n\
+         P0(int *x, struct srcu_struct *s)\n{\n\tint r0;\n\tint r1;\n\n\
+         \tr0 = srcu_read_lock(s);\n\tr1 = READ_ONCE(*x);\n\
+         \tsrcu_read_unlock(s, r0);\n\tsrcu_read_unlock(s, r0);\n}\n\
+         exists (0:r1=0)\n",
+    )
+    .unwrap();
+    let run = litmus(&["--iterations", "1000", "--json", g.to_str().unwrap()]);
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let t = &json(&run)[0];
+    assert_eq!(t["model"], "Flag");
+    assert_eq!(t["flag"], "srcu-bad-nesting");
+    assert!(
+        t["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("flag reproduced"),
+        "{}",
+        t["verdict"]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// smp_memb() orders only through membarrier: where it is unavailable (here
+/// forced off) the test is reported not comparable, not run and not failed.
+#[test]
+fn memb_without_membarrier_is_not_comparable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksync"))
+        .args(["litmus", "--json", "--test", "SB+membonceonce+poonceonce"])
+        .env("KSYNC_NO_MEMBARRIER", "1")
+        .output()
+        .expect("running ksync litmus");
+    let run = Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 output"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 output"),
+    };
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let t = &json(&run)[0];
+    assert_eq!(t["iterations"], 0);
+    assert!(
+        t["verdict"].as_str().unwrap().starts_with("not comparable"),
+        "{}",
+        t["verdict"]
+    );
 }

@@ -413,6 +413,38 @@ fn srcu_waits_for_sleeping_reader() {
 }
 
 #[test]
+fn srcu_down_read_is_ended_by_another_thread() {
+    let s = Arc::new(SrcuStruct::new());
+    // The section begins here and ends on another thread (srcu_down_read's
+    // use: a section handed over with the work it protects).
+    let idx = srcu_down_read(&s);
+    let done = Arc::new(AtomicBool::new(false));
+    let (s2, d) = (s.clone(), done.clone());
+    let updater = std::thread::spawn(move || {
+        synchronize_srcu(&s2);
+        d.store(true, Ordering::SeqCst);
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    // The section is still open: the grace period cannot have ended.
+    assert!(!done.load(Ordering::SeqCst));
+    let s3 = s.clone();
+    std::thread::spawn(move || {
+        // SAFETY: idx is the index of the section srcu_down_read began above,
+        // which nothing else ends.
+        unsafe { srcu_up_read(&s3, idx) };
+    })
+    .join()
+    .unwrap();
+    updater.join().unwrap();
+    assert!(done.load(Ordering::SeqCst));
+    // The method forms, on one thread.
+    let idx = s.down_read();
+    // SAFETY: the section just begun, ended once.
+    unsafe { s.up_read(idx) };
+    s.synchronize();
+}
+
+#[test]
 fn thread_exit_unregisters() {
     for _ in 0..20 {
         std::thread::spawn(|| {

@@ -17,6 +17,14 @@ pub enum Verdict {
     Sometimes,
     /// Every execution does: an outcome that does not is a bug, as for `Never`.
     Always,
+    /// `Result: DEADLOCK`: every execution deadlocks (herd finds none that
+    /// completes, within the filter if there is one). An instance that
+    /// completes and passes the filter here contradicts it.
+    Deadlock,
+    /// `Result: Flag NAME`: herd flags the test (a misuse such as
+    /// `srcu-bad-nesting`, named in [`Litmus::flag`]) instead of judging a
+    /// proposition.
+    Flag,
 }
 
 /// Values are `i64`; a pointer to shared variable `v` is `ADDR_BASE + v`, so
@@ -96,6 +104,9 @@ pub enum Fence {
     AfterSrcuReadUnlock,
     /// `barrier()`: the compiler only.
     Compiler,
+    /// `smp_memb()`: the membarrier system call, a full barrier on every
+    /// running thread (paulmckrcu's `memb/` tests).
+    Memb,
 }
 
 /// Read-modify-write operations, named by what they return.
@@ -176,6 +187,8 @@ pub enum Expr {
     IsLocked(usize),
     /// `srcu_read_lock(s)`: the section's index.
     SrcuLock(usize),
+    /// `srcu_down_read(s)`: the section's index; any process may end it.
+    SrcuDown(usize),
     Not(Box<Expr>),
     Neg(Box<Expr>),
     BitNot(Box<Expr>),
@@ -197,6 +210,8 @@ pub enum Stmt {
     SynchronizeRcu,
     /// `srcu_read_unlock(s, idx)`.
     SrcuUnlock(usize, Expr),
+    /// `srcu_up_read(s, idx)`.
+    SrcuUp(usize, Expr),
     /// `synchronize_srcu(s)`.
     SynchronizeSrcu(usize),
     If(Expr, Vec<Stmt>, Vec<Stmt>),
@@ -268,6 +283,9 @@ pub struct Litmus {
     pub source: String,
     /// The `Result:` line, when the file has one.
     pub expected: Option<Verdict>,
+    /// A flag herd raises beside (or instead of) the verdict: `data-race` for
+    /// `Result: Never DATARACE`, the name of `Result: Flag NAME`.
+    pub flag: Option<String>,
     /// Every shared variable, cells and locks.
     pub vars: Vec<Var>,
     pub cells: usize,
@@ -282,7 +300,8 @@ pub struct Litmus {
     pub filter: Option<Prop>,
     pub quantifier: Quantifier,
     pub prop: Prop,
-    /// The condition as written (normalized spacing).
+    /// The condition as written (normalized spacing); `(none)` for a
+    /// `Result: DEADLOCK` file without one.
     pub condition: String,
 }
 
@@ -293,6 +312,67 @@ impl Litmus {
         fn any(body: &[Stmt]) -> bool {
             body.iter().any(|s| match s {
                 Stmt::SynchronizeRcu | Stmt::SynchronizeSrcu(_) => true,
+                Stmt::If(_, a, b) => any(a) || any(b),
+                _ => false,
+            })
+        }
+        self.procs.iter().any(|p| any(&p.body))
+    }
+
+    /// Whether a lock wait of this test may last forever: some process takes
+    /// two different locks (the opposite orders of two processes deadlock)
+    /// or takes a lock and waits for a grace period (which may wait for a
+    /// reader that waits for the lock). Otherwise every holder releases its
+    /// lock without waiting for anything, and lock waits need no watchdog.
+    pub fn may_deadlock(&self) -> bool {
+        fn expr_locks(e: &Expr, out: &mut Vec<usize>) {
+            match e {
+                Expr::Trylock(l) => out.push(*l),
+                Expr::Load(_, Place::Dynamic(a))
+                | Expr::Not(a)
+                | Expr::Neg(a)
+                | Expr::BitNot(a) => expr_locks(a, out),
+                Expr::Bin(_, a, b) => {
+                    expr_locks(a, out);
+                    expr_locks(b, out);
+                }
+                Expr::Rmw(_, _, _, args) => args.iter().for_each(|a| expr_locks(a, out)),
+                _ => {}
+            }
+        }
+        /// The locks `body` acquires, and whether it waits for a grace period.
+        fn scan(body: &[Stmt], locks: &mut Vec<usize>, sync: &mut bool) {
+            for s in body {
+                match s {
+                    Stmt::Lock(l) => locks.push(*l),
+                    Stmt::SynchronizeRcu | Stmt::SynchronizeSrcu(_) => *sync = true,
+                    Stmt::Assign(_, e) | Stmt::Eval(e) | Stmt::Store(_, _, e) => {
+                        expr_locks(e, locks)
+                    }
+                    Stmt::If(c, a, b) => {
+                        expr_locks(c, locks);
+                        scan(a, locks, sync);
+                        scan(b, locks, sync);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.procs.iter().any(|p| {
+            let (mut locks, mut sync) = (Vec::new(), false);
+            scan(&p.body, &mut locks, &mut sync);
+            locks.sort_unstable();
+            locks.dedup();
+            locks.len() >= 2 || (!locks.is_empty() && sync)
+        })
+    }
+
+    /// Whether any process calls `smp_memb()`, which orders only where the
+    /// membarrier system call is in use.
+    pub fn uses_memb(&self) -> bool {
+        fn any(body: &[Stmt]) -> bool {
+            body.iter().any(|s| match s {
+                Stmt::Fence(Fence::Memb) => true,
                 Stmt::If(_, a, b) => any(a) || any(b),
                 _ => false,
             })

@@ -164,4 +164,20 @@ pub const FILES: &[(&str, &str)] = &[
         "SRCU+SB+sync+read.litmus",
         include_str!("../../litmus/SRCU+SB+sync+read.litmus"),
     ),
+    (
+        "SB+membonceonce+poonceonce.litmus",
+        include_str!("../../litmus/SB+membonceonce+poonceonce.litmus"),
+    ),
+    (
+        "SRCU+SB+downread-handoff+sync.litmus",
+        include_str!("../../litmus/SRCU+SB+downread-handoff+sync.litmus"),
+    ),
+    (
+        "LOCK+self-deadlock.litmus",
+        include_str!("../../litmus/LOCK+self-deadlock.litmus"),
+    ),
+    (
+        "LOCK+ABBA.litmus",
+        include_str!("../../litmus/LOCK+ABBA.litmus"),
+    ),
 ];

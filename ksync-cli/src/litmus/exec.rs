@@ -11,12 +11,24 @@
 //! | `spin_lock`, `spin_unlock`, `spin_trylock`, `spin_is_locked` | ksync's [`SpinLock`]             |
 //! | `rcu_read_lock`, `rcu_read_unlock`, `synchronize_rcu` | [`ksync::rcu`]'s                         |
 //! | `srcu_read_lock`, `srcu_read_unlock`, `synchronize_srcu` | a [`SrcuStruct`] per domain            |
+//! | `srcu_down_read`, `srcu_up_read`            | [`SrcuStruct::down_read`] / [`SrcuStruct::up_read`] (any process may end it) |
+//! | `smp_memb()`                                | [`heavy_barrier`]: `membarrier(PRIVATE_EXPEDITED)`, a full barrier on every running thread |
+//!
+//! In a test that may deadlock ([`Litmus::may_deadlock`](super::ast::Litmus::may_deadlock):
+//! two locks in one process, or a lock and a grace period) a lock wait is
+//! bounded (the watchdog): a process that waits for a lock longer than
+//! [`Mem::lock_timeout`] decides the instance deadlocked (two processes taking
+//! two locks in opposite orders), raises [`Mem::abort`], and every thread of
+//! the test stops: the harness reports the deadlock instead of hanging. Other
+//! tests take their locks with `SpinLock::lock`, the queued slow path
+//! included.
 //!
 //! A pointer is a value (`ADDR_BASE` + the cell's index) and `*r1` computes
 //! the cell's address from the register: the load that follows really depends
 //! on the load that produced the pointer, so address dependencies are real.
 
 use super::ast::{ADDR_BASE, Access, BinOp, Expr, Fence, Place, Process, RmwOp, RmwOrder, Stmt};
+use ksync::arch::membarrier::heavy_barrier;
 use ksync::atomic::Atomic64;
 use ksync::barrier::{
     barrier, read_once, smp_load_acquire, smp_mb, smp_mb_after_atomic, smp_mb_after_spinlock,
@@ -24,7 +36,8 @@ use ksync::barrier::{
 };
 use ksync::rcu::{RcuReadGuard, SrcuReadGuard, SrcuStruct, rcu_read_lock, synchronize_rcu};
 use ksync::spinlock::{SpinLock, SpinLockGuard};
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::time::{Duration, Instant};
 
 /// One instance's memory as a process sees it: cell `c` of instance `i` is
 /// `cells[c * k + i]`, lock `l` is `locks[l * k + i]` (each variable an array
@@ -36,6 +49,18 @@ pub struct Mem<'a> {
     pub srcus: &'a [SrcuStruct],
     /// Per lock instance: its holder ended without releasing it (see [`run`]).
     pub leaked: &'a [AtomicBool],
+    /// Per SRCU instance (`(s * k + i) * DOWN_WORDS`): the `srcu_down_read()`
+    /// sections of index 0 and of index 1 not yet ended by `srcu_up_read()`,
+    /// and whether an `srcu_up_read()` ended none (see [`up_read`]).
+    pub downs: &'a [AtomicUsize],
+    /// The watchdog's flag: a lock wait ran past [`Self::lock_timeout`], and
+    /// every thread of the test stops.
+    pub abort: &'a AtomicBool,
+    /// How long a lock wait may last before it counts as a deadlock; `None`:
+    /// the test cannot deadlock, and locks are taken with `SpinLock::lock`.
+    pub lock_timeout: Option<Duration>,
+    /// Spins before a lock waiter starts yielding its CPU.
+    pub spin_limit: u32,
     pub k: usize,
     pub i: usize,
     /// How many cells a test has (pointers beyond are faults).
@@ -66,6 +91,9 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// Words per SRCU instance in [`Mem::downs`].
+pub const DOWN_WORDS: usize = 3;
+
 /// Something a test did that C would not allow: dereferencing a non-pointer,
 /// unlocking a lock not held, `synchronize_rcu()` in a reader.
 pub type Fault = String;
@@ -75,15 +103,26 @@ pub type Fault = String;
 pub enum Completion {
     Done,
     /// It waited for a lock that another process of the instance took and
-    /// never released: in herd's terms the execution does not exist (it
-    /// would deadlock), so the instance is left out of the counts.
+    /// never released, or for a lock it held itself: in herd's terms the
+    /// execution does not exist (it would deadlock), so the instance is left
+    /// out of the counts.
     Deadlocked,
+    /// The watchdog stopped the test ([`Mem::abort`]): this process waited
+    /// too long for a lock, or another one did.
+    Aborted,
+    /// An `srcu_up_read()` whose index no open `srcu_down_read()` section
+    /// had (a register read before the index was passed): herd matches an up
+    /// to its down by the index's data flow, so this execution has no
+    /// section to end and is left out of the counts.
+    Unmatched,
 }
 
 /// Why a body stopped early.
 enum Stop {
     Fault(Fault),
     Deadlock,
+    Watchdog,
+    Unmatched,
 }
 
 impl From<String> for Stop {
@@ -123,6 +162,8 @@ pub fn run<'a>(proc: &Process, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<Compl
     match r {
         Ok(()) => {}
         Err(Stop::Deadlock) => return Ok(Completion::Deadlocked),
+        Err(Stop::Watchdog) => return Ok(Completion::Aborted),
+        Err(Stop::Unmatched) => return Ok(Completion::Unmatched),
         Err(Stop::Fault(e)) => return Err(e),
     }
     if readers > 0 {
@@ -169,15 +210,22 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
             // barrier; a full barrier here gives at least that.
             Fence::AfterSrcuReadUnlock => smp_mb(),
             Fence::Compiler => barrier(),
+            Fence::Memb => heavy_barrier(),
         },
         Stmt::Lock(l) => {
             if f.held[*l].is_some() {
-                return Err(
-                    format!("spin_lock() of lock #{l}, already held: self-deadlock").into(),
-                );
+                // spin_lock() of a lock this process holds: a self-deadlock,
+                // which herd has no execution for either.
+                return Err(Stop::Deadlock);
             }
             let n = *l * mem.k + mem.i;
-            let g = mem.locks[n].lock();
+            let g = match mem.lock_timeout {
+                None => mem.locks[n].lock(),
+                Some(limit) => match mem.locks[n].try_lock() {
+                    Some(g) => g,
+                    None => wait_for_lock(&mem.locks[n], mem, limit)?,
+                },
+            };
             // Relaxed: see `run`; our acquisition orders it after the
             // leaker's store.
             if mem.leaked[n].load(Ordering::Relaxed) {
@@ -217,6 +265,10 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
                 }
             }
         }
+        Stmt::SrcuUp(s, idx) => {
+            let idx = eval(idx, mem, f)?;
+            up_read(*s, idx, mem)?;
+        }
         Stmt::SynchronizeSrcu(s) => {
             if f.srcu.iter().any(|(d, ..)| d == s) {
                 return Err(
@@ -235,6 +287,91 @@ fn stmt<'a>(s: &Stmt, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// Waits for `lock`, held by another process of the instance, with the
+/// watchdog's bound: past `limit` (or once another thread raised
+/// [`Mem::abort`]) the wait ends in [`Stop::Watchdog`].
+#[cold]
+fn wait_for_lock<'m>(
+    lock: &'m SpinLock<()>,
+    mem: &Mem<'m>,
+    limit: Duration,
+) -> Result<SpinLockGuard<'m, ()>, Stop> {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        // Relaxed: the flag only stops the wait; nothing is read after it.
+        if mem.abort.load(Ordering::Relaxed) {
+            return Err(Stop::Watchdog);
+        }
+        if let Some(g) = lock.try_lock() {
+            return Ok(g);
+        }
+        spins = spins.wrapping_add(1);
+        if spins < mem.spin_limit {
+            ksync::arch::cpu_relax();
+        } else {
+            ksync::arch::yield_now();
+        }
+        if spins.is_multiple_of(256) && start.elapsed() > limit {
+            // Relaxed: as above.
+            mem.abort.store(true, Ordering::Relaxed);
+            return Err(Stop::Watchdog);
+        }
+    }
+}
+
+/// Takes one open section of index `idx` from the count at `words[idx]`.
+fn take_section(words: &[AtomicUsize], idx: usize) -> bool {
+    // SeqCst: with the stores and loads of `down_read` and `up_read` (see
+    // there); an RMW, as two processes may end sections of one index at once.
+    words[idx]
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// `srcu_down_read(s)` on this instance: begins a section any process may end,
+/// counted in [`Mem::downs`].
+fn down_read(s: usize, mem: &Mem<'_>) -> usize {
+    let domain = &mem.srcus[s * mem.k + mem.i];
+    let words = &mem.downs[(s * mem.k + mem.i) * DOWN_WORDS..][..DOWN_WORDS];
+    let idx = domain.down_read() & 1;
+    // SeqCst, paired with up_read's orphan path (a store-buffering pair):
+    // either this count is seen there, or the orphan mark is seen here, so a
+    // section of an instance left out is always ended and no grace period of
+    // the round waits for it forever.
+    words[idx].fetch_add(1, Ordering::SeqCst);
+    if words[2].load(Ordering::SeqCst) != 0 && take_section(words, idx) {
+        // SAFETY: the section just begun, whose count was just taken once.
+        unsafe { domain.up_read(idx) };
+    }
+    idx
+}
+
+/// `srcu_up_read(s, idx)` on this instance. An index that no open section
+/// has (read before the downer passed it on) leaves the instance out
+/// ([`Completion::Unmatched`]); the sections of the instance then end at once,
+/// the open ones here and later ones in [`down_read`], so that no
+/// `synchronize_srcu()` of the round waits for them forever.
+fn up_read(s: usize, idx: i64, mem: &Mem<'_>) -> Result<(), Stop> {
+    let domain = &mem.srcus[s * mem.k + mem.i];
+    let words = &mem.downs[(s * mem.k + mem.i) * DOWN_WORDS..][..DOWN_WORDS];
+    if (0..=1).contains(&idx) && take_section(words, idx as usize) {
+        // SAFETY: a section of this domain with this index was begun by
+        // srcu_down_read() and not yet ended: its count was just taken, once.
+        unsafe { domain.up_read(idx as usize) };
+        return Ok(());
+    }
+    // SeqCst: see down_read.
+    words[2].store(1, Ordering::SeqCst);
+    for i in 0..2 {
+        while take_section(words, i) {
+            // SAFETY: as above.
+            unsafe { domain.up_read(i) };
+        }
+    }
+    Err(Stop::Unmatched)
 }
 
 /// The cell a place designates in this instance.
@@ -309,6 +446,7 @@ fn eval<'a>(e: &Expr, mem: &Mem<'a>, f: &mut Frame<'a>) -> Result<i64, Stop> {
             f.srcu.push((*s, idx, g));
             idx
         }
+        Expr::SrcuDown(s) => down_read(*s, mem) as i64,
         Expr::Not(a) => i64::from(eval(a, mem, f)? == 0),
         Expr::Neg(a) => eval(a, mem, f)?.wrapping_neg(),
         Expr::BitNot(a) => !eval(a, mem, f)?,

@@ -16,6 +16,23 @@
 //!   exits non-zero. `Always` likewise fails on an outcome that does not
 //!   satisfy it.
 //! - `Sometimes`: allowed; whether this CPU shows it is reported, not judged.
+//! - `DEADLOCK`: no execution completes (within the filter, if the file has
+//!   one); an instance that completes and passes the filter here is a
+//!   failure, a deadlock seen (a process waiting for a lock it or another
+//!   holds for good, or the watchdog) or no instance passing the filter is
+//!   the agreement.
+//! - `Flag NAME`: herd flags a misuse (`srcu-bad-nesting` …) rather than
+//!   judging; a run that faults on the misuse reproduces the flag, one that
+//!   does not is "not comparable". `Never DATARACE` and the like are judged
+//!   by their verdict, with herd's data-race flag noted (plain accesses run as
+//!   `READ_ONCE`/`WRITE_ONCE`).
+//!
+//! Two processes that deadlock for real (two locks taken in opposite orders)
+//! do not hang the run: a lock wait is bounded ([`harness::LOCK_TIMEOUT`]),
+//! after which the test stops and reports "deadlock observed" with the rounds
+//! it finished, and the run goes on to the next file. `smp_memb()` tests need
+//! `membarrier(PRIVATE_EXPEDITED)`; without it they are reported "not
+//! comparable" and not run.
 //!
 //! Without a path it runs the built-in tests ([`builtin`], the repository's
 //! `ksync-cli/litmus/` files): the classic shapes (SB, MP, LB, WRC, ISA2,
@@ -49,8 +66,9 @@ pub struct Args {
     /// none: the built-in tests.
     pub paths: Vec<PathBuf>,
     /// Iterations per test (default: 100000 for two-process tests, 50000 for
-    /// more). Tests that wait for a grace period per instance
-    /// (synchronize_rcu(), synchronize_srcu()) run a tenth of it, at least 1000.
+    /// more). Tests that wait for a grace period or a system call per
+    /// instance (synchronize_rcu(), synchronize_srcu(), smp_memb()) run a
+    /// tenth of it, at least 1000.
     #[arg(long)]
     pub iterations: Option<u64>,
     /// Run only this test (a full name such as `SB+fencembonceonces`, or a
@@ -72,7 +90,7 @@ fn default_iterations(test: &Litmus) -> u64 {
         2 => 100_000,
         _ => 50_000,
     };
-    if test.uses_synchronize_rcu() {
+    if test.uses_synchronize_rcu() || test.uses_memb() {
         n / 10
     } else {
         n
@@ -80,12 +98,13 @@ fn default_iterations(test: &Litmus) -> u64 {
 }
 
 /// Iterations of `test` when the user asked for `asked`: a test that waits for
-/// a grace period per instance gets a tenth (at least 1000), so that
+/// a grace period or makes a system call per instance gets a tenth (at least
+/// 1000), so that
 /// `--iterations` keeps one meaning of cost across tests.
 fn iterations(test: &Litmus, asked: Option<u64>) -> u64 {
     match asked {
         None => default_iterations(test),
-        Some(n) if test.uses_synchronize_rcu() => (n / 10).max(1000).min(n),
+        Some(n) if test.uses_synchronize_rcu() || test.uses_memb() => (n / 10).max(1000).min(n),
         Some(n) => n,
     }
 }
@@ -111,9 +130,17 @@ struct JsonResult {
     /// Instances left out because they would deadlock (a process waiting for
     /// a lock another never releases: herd has no such execution).
     deadlocked: u64,
+    /// Instances left out because an `srcu_up_read()` ended no section.
+    unmatched: u64,
     /// False when a `Never` outcome was seen (or an `Always` one missed, or a
-    /// process faulted).
+    /// process faulted, or a `DEADLOCK` test completed an instance).
     ok: bool,
+    /// The verdict in words (`ok`, `not comparable: …`, `deadlock observed …`).
+    verdict: String,
+    /// The watchdog stopped the test: a lock wait ran past its bound.
+    watchdog: bool,
+    /// herd's flag on the `Result:` line (`data-race`, a `Flag` name).
+    flag: Option<String>,
     /// A process's fault, if one happened.
     fault: Option<String>,
     millis: u128,
@@ -186,11 +213,12 @@ fn selected(all: Vec<Litmus>, pattern: Option<&str>) -> Vec<Litmus> {
 }
 
 /// The verdict of a run: how many kept instances satisfied the proposition,
-/// how many were kept, and whether that agrees with the `Result:` line.
+/// how many were kept, whether that agrees with the `Result:` line, and why.
 struct Judged {
     observed: u64,
     kept: u64,
     ok: bool,
+    verdict: String,
 }
 
 fn judge(t: &Litmus, out: &harness::Outcome) -> Judged {
@@ -205,13 +233,67 @@ fn judge(t: &Litmus, out: &harness::Outcome) -> Judged {
             observed += n;
         }
     }
-    let ok = out.fault.is_none()
-        && match t.expected {
-            Some(Verdict::Never) => observed == 0,
-            Some(Verdict::Always) => observed == kept,
-            Some(Verdict::Sometimes) | None => true,
-        };
-    Judged { observed, kept, ok }
+    let flag = t.flag.as_deref().unwrap_or("?");
+    let deadlock_seen = out.watchdog || out.deadlocked > 0;
+    let (ok, verdict) = match (t.expected, &out.fault) {
+        (Some(Verdict::Flag), Some(f)) => (
+            true,
+            format!("flag reproduced: herd flags {flag}, ksync faulted: {f}"),
+        ),
+        (Some(Verdict::Flag), None) => (
+            true,
+            format!("not comparable: herd flags {flag}; the run hit no misuse"),
+        ),
+        (_, Some(f)) => (false, format!("FAULT: {f}")),
+        (Some(Verdict::Deadlock), None) if kept > 0 => (
+            false,
+            format!("{kept} INSTANCES COMPLETED, WHERE THE MODEL SAYS EVERY EXECUTION DEADLOCKS"),
+        ),
+        (Some(Verdict::Deadlock), None) if deadlock_seen => {
+            (true, "ok: deadlock observed, as the model says".into())
+        }
+        // herd's DEADLOCK with a filter (the kernel's RM-broken): no
+        // execution completes within it.
+        (Some(Verdict::Deadlock), None) => (
+            true,
+            "ok: no instance completed within the filter, as the model says".into(),
+        ),
+        (Some(Verdict::Never), None) if observed > 0 => (false, "FORBIDDEN OUTCOME SEEN".into()),
+        (Some(Verdict::Always), None) if observed < kept => {
+            (false, "AN OUTCOME THE MODEL FORBIDS WAS SEEN".into())
+        }
+        (_, None) if out.watchdog => (
+            true,
+            format!(
+                "not comparable: deadlock observed (a lock wait passed the {} s watchdog); \
+                 judged on the {} instances before it",
+                harness::LOCK_TIMEOUT.as_secs(),
+                out.iterations
+            ),
+        ),
+        (None, None) => (true, "no Result: line to judge by".into()),
+        (Some(_), None) => (true, "ok".into()),
+    };
+    let verdict = if t.flag.is_some() && t.expected != Some(Verdict::Flag) {
+        format!("{verdict} (herd also flags a {flag}: plain accesses ran as READ_ONCE/WRITE_ONCE)")
+    } else {
+        verdict
+    };
+    Judged {
+        observed,
+        kept,
+        ok,
+        verdict,
+    }
+}
+
+/// The result of a test that was not run: `smp_memb()` without membarrier.
+fn not_run(t: &Litmus) -> Option<String> {
+    (t.uses_memb() && !ksync::arch::membarrier::is_expedited()).then(|| {
+        "not comparable: smp_memb() orders only through membarrier(PRIVATE_EXPEDITED), \
+         which this system does not offer (not run)"
+            .to_string()
+    })
 }
 
 /// Runs the tests; returns false if a forbidden outcome was observed, a file
@@ -274,9 +356,16 @@ pub fn main(args: Args) -> bool {
     );
     for t in &tests {
         bar.set_message(t.name.clone());
-        let out = harness::run(t, iterations(t, args.iterations));
+        let out = match not_run(t) {
+            Some(why) => harness::Outcome::not_run(why),
+            None => harness::run(t, iterations(t, args.iterations)),
+        };
         bar.inc(1);
-        let j = judge(t, &out);
+        let mut j = judge(t, &out);
+        if let Some(why) = &out.not_run {
+            j.verdict = why.clone();
+            j.ok = true;
+        }
         ok &= j.ok;
         if args.json {
             json.push(JsonResult {
@@ -290,7 +379,11 @@ pub fn main(args: Args) -> bool {
                 observed: j.observed,
                 kept: j.kept,
                 deadlocked: out.deadlocked,
+                unmatched: out.unmatched,
                 ok: j.ok,
+                verdict: j.verdict.clone(),
+                watchdog: out.watchdog,
+                flag: t.flag.clone(),
                 fault: out.fault.clone(),
                 millis: out.elapsed.as_millis(),
                 outcomes: out
@@ -302,13 +395,7 @@ pub fn main(args: Args) -> bool {
             continue;
         }
         let seen = if j.observed > 0 { "seen" } else { "not seen" };
-        let verdict = match (&out.fault, j.ok, t.expected) {
-            (Some(f), ..) => format!("FAULT: {f}"),
-            (None, false, Some(Verdict::Always)) => "AN OUTCOME THE MODEL FORBIDS WAS SEEN".into(),
-            (None, false, _) => "FORBIDDEN OUTCOME SEEN".into(),
-            (None, true, None) => "no Result: line to judge by".into(),
-            (None, true, _) => "ok".into(),
-        };
+        let verdict = &j.verdict;
         let model = t.expected.map_or("-".into(), |v| format!("{v:?}"));
         let mut text = String::new();
         let _ = writeln!(
@@ -322,6 +409,13 @@ pub fn main(args: Args) -> bool {
             j.observed,
             j.kept,
         );
+        if out.unmatched > 0 {
+            let _ = writeln!(
+                text,
+                "    {:>9}  (an srcu_up_read() ended no section: left out)",
+                out.unmatched
+            );
+        }
         if out.deadlocked > 0 {
             let _ = writeln!(
                 text,

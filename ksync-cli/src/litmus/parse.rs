@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! C MP+pooncerelease+poacquireonce           the header: `C` and the name
+//! "a description"                            optional, as herd allows
+//! Cycle=Rfe PodRR Fre PodWW                  optional: diy's `Key=value` lines
 //! (* Result: Never  … *)                     an optional comment, with the verdict
 //! { x=1; y=&z; 0:r1=x; }                     the initial state (all else is 0)
 //! P0(int *x, int *y) { … }                   the processes, in C
@@ -12,6 +14,11 @@
 //! filter (0:r0=1)                            optional: outcomes to keep
 //! exists (1:r0=1 /\ 1:r1=0)                  the condition (or ~exists, forall)
 //! ```
+//!
+//! The `Result:` line is `Never`, `Sometimes` or `Always` (with herd's
+//! `DATARACE` flag after it, kept in [`Litmus::flag`]), `DEADLOCK` (no
+//! execution completes; such a file may have no condition), or `Flag NAME`
+//! (herd flags a misuse instead of judging).
 //!
 //! `(* … *)` is a comment outside the processes (inside them `(*x` is C);
 //! `/* … */` and `//` are comments everywhere. Anything outside the subset
@@ -172,6 +179,30 @@ impl Lexer<'_> {
     }
 }
 
+/// Where the `(* … *)` comment `text` begins with ends (the offset of its
+/// closing `*)`), nested comments counted as OCaml (and herd) count them.
+fn comment_end(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'(', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// The LKMM's macros and functions the subset knows, for "did you mean a
 /// construct outside the subset" messages.
 fn unsupported_hint(name: &str) -> Option<&'static str> {
@@ -179,8 +210,16 @@ fn unsupported_hint(name: &str) -> Option<&'static str> {
         "while" | "for" | "do" | "goto" | "switch" | "return" | "break" | "continue" => {
             "loops and jumps are outside the supported subset"
         }
-        n if n.starts_with("srcu_") && n != "srcu_read_lock" && n != "srcu_read_unlock" => {
-            "of SRCU only srcu_read_lock(), srcu_read_unlock() and synchronize_srcu() are supported"
+        n if n.starts_with("srcu_")
+            && !matches!(
+                n,
+                "srcu_read_lock" | "srcu_read_unlock" | "srcu_down_read" | "srcu_up_read"
+            ) =>
+        {
+            "of SRCU only srcu_read_lock(), srcu_read_unlock(), srcu_down_read(), srcu_up_read() and synchronize_srcu() are supported"
+        }
+        "spin_unlock_wait" => {
+            "spin_unlock_wait() left the kernel (and its memory model) in 4.13; it has no meaning to check"
         }
         n if n.starts_with("smp_cond_load") => "smp_cond_load_*() is outside the supported subset",
         n if n.starts_with("spin_lock_irq") || n.starts_with("spin_unlock_irq") => {
@@ -300,8 +339,19 @@ impl<'a> Parser<'a> {
 
     // ---- header ----------------------------------------------------------------
 
-    /// `C name`, then the optional comment; returns the name and the verdict.
-    fn header(&mut self) -> Result<(String, Option<Verdict>)> {
+    /// Moves the lexer `n` bytes on, counting lines.
+    fn advance(&mut self, n: usize) {
+        let end = (self.lx.pos + n).min(self.lx.src.len());
+        self.lx.line += self.lx.src[self.lx.pos..end]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
+        self.lx.pos = end;
+    }
+
+    /// `C name`, then the optional description, diy's `Key=value` lines and
+    /// comments; returns the name, the verdict and herd's flag.
+    fn header(&mut self) -> Result<(String, Option<Verdict>, Option<String>)> {
         let text = std::str::from_utf8(self.lx.src).map_err(|_| Error {
             line: 1,
             msg: "the file is not UTF-8".into(),
@@ -317,31 +367,79 @@ impl<'a> Parser<'a> {
             return self.err("the header `C` has no test name");
         };
         let name = name.to_string();
-        self.lx.pos += first.len();
-        // The verdict: the `Result:` line of the first `(* … *)` comment.
-        let mut expected = None;
-        let save = self.lx.pos;
-        let rest = &text[save..];
-        let trimmed = rest.trim_start();
-        if trimmed.starts_with("(*")
-            && let Some(end) = trimmed.find("*)")
-        {
-            let comment = &trimmed[..end];
-            if let Some(word) = comment.split("Result:").nth(1) {
-                expected = match word.split_whitespace().next() {
-                    Some("Never") => Some(Verdict::Never),
-                    Some("Sometimes") => Some(Verdict::Sometimes),
-                    Some("Always") => Some(Verdict::Always),
-                    Some(other) => {
-                        return self.err(format!(
-                                "unknown verdict `{other}` on the Result: line (Never, Sometimes or Always)"
-                            ));
-                    }
-                    None => None,
+        self.advance(first.len());
+        // Until the initial state: a `"description"`, diy's `Key=value` lines,
+        // comments. The verdict is the first `Result:` line of a comment.
+        let mut verdict: Option<(Option<Verdict>, Option<String>)> = None;
+        loop {
+            let rest = &text[self.lx.pos..];
+            let trimmed = rest.trim_start();
+            self.advance(rest.len() - trimmed.len());
+            if trimmed.starts_with("(*") {
+                let Some(end) = comment_end(trimmed) else {
+                    return self.err("unterminated comment `(*`");
                 };
+                let comment = &trimmed[..end];
+                if verdict.is_none()
+                    && let Some(after) = comment.split("Result:").nth(1)
+                {
+                    let line = self.lx.line
+                        + comment
+                            .split("Result:")
+                            .next()
+                            .map_or(0, |b| b.matches('\n').count());
+                    verdict = Some(Self::verdict(after).map_err(|msg| Error { line, msg })?);
+                }
+                self.advance(end + 2);
+            } else if let Some(body) = trimmed.strip_prefix('"') {
+                let Some(end) = body.find('"') else {
+                    return self.err("unterminated description `\"`");
+                };
+                self.advance(end + 2);
+            } else if Self::is_info_line(trimmed) {
+                let n = trimmed.find('\n').unwrap_or(trimmed.len());
+                self.advance(n);
+            } else {
+                break;
             }
         }
-        Ok((name, expected))
+        let (expected, flag) = verdict.unwrap_or((None, None));
+        Ok((name, expected, flag))
+    }
+
+    /// The verdict and herd's flag of the text after `Result:`.
+    fn verdict(after: &str) -> std::result::Result<(Option<Verdict>, Option<String>), String> {
+        let mut words = after.split_whitespace();
+        let word = |w: Option<&str>| w.map(|w| w.trim_end_matches(['.', ',', ';']).to_string());
+        let first = word(words.next());
+        let second = word(words.next());
+        let datarace = (second.as_deref() == Some("DATARACE")).then(|| "data-race".to_string());
+        Ok(match first.as_deref() {
+            Some("Never") => (Some(Verdict::Never), datarace),
+            Some("Sometimes") => (Some(Verdict::Sometimes), datarace),
+            Some("Always") => (Some(Verdict::Always), datarace),
+            Some("DEADLOCK") => (Some(Verdict::Deadlock), None),
+            Some("Flag") => match second {
+                Some(name) => (Some(Verdict::Flag), Some(name)),
+                None => return Err("`Result: Flag` names no flag".into()),
+            },
+            Some(other) => {
+                return Err(format!(
+                    "unknown verdict `{other}` on the Result: line (Never, Sometimes, Always, DEADLOCK or Flag NAME)"
+                ));
+            }
+            None => (None, None),
+        })
+    }
+
+    /// Whether `text` begins with a diy `Key=value` line (`Cycle=Rfe PodRR`,
+    /// `Relax=`, `Prefetch=0:x=F,…`), which herd reads as information.
+    fn is_info_line(text: &str) -> bool {
+        let key = text
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            .count();
+        key > 0 && text.as_bytes()[0].is_ascii_alphabetic() && text[key..].starts_with('=')
     }
 
     // ---- initial state -----------------------------------------------------------
@@ -371,7 +469,7 @@ impl<'a> Parser<'a> {
                         let r = self.ident("a register name")?;
                         break format!("{p}:{r}");
                     }
-                    (Tok::Ident(w), Tok::Ident(_)) => {
+                    (Tok::Ident(w), Tok::Ident(_) | Tok::Int(_)) => {
                         self.next()?;
                         words.push(w);
                     }
@@ -567,6 +665,13 @@ impl<'a> Parser<'a> {
                 let b = self.block(sc, line)?;
                 out.extend(b);
             }
+            Tok::P("(") if self.peek2()?.1 == Tok::Ident("void".into()) => {
+                // `(void)f(…);`: a call whose value is thrown away.
+                self.next()?;
+                self.next()?;
+                self.expect(")", "after `(void`")?;
+                return self.stmt(sc, out);
+            }
             Tok::P("*") => {
                 // `*x = e;` / `*r1 = e;`: a plain store.
                 self.next()?;
@@ -674,6 +779,7 @@ impl<'a> Parser<'a> {
             "smp_mb__after_unlock_lock" => Some(Fence::AfterUnlockLock),
             "smp_mb__after_srcu_read_unlock" => Some(Fence::AfterSrcuReadUnlock),
             "barrier" => Some(Fence::Compiler),
+            "smp_memb" => Some(Fence::Memb),
             _ => None,
         };
         let noarg = |s: Stmt| -> Option<Stmt> { Some(s) };
@@ -718,16 +824,19 @@ impl<'a> Parser<'a> {
             "synchronize_srcu" | "synchronize_srcu_expedited" => {
                 return Ok(Stmt::SynchronizeSrcu(self.srcu_arg(sc, f, line)?.0));
             }
-            "srcu_read_unlock" => {
+            "srcu_read_unlock" | "srcu_up_read" => {
                 let (s, idx) = self.srcu_arg(sc, f, line)?;
                 let Some(idx) = idx else {
                     return Err(Error {
                         line,
-                        msg: "srcu_read_unlock() takes the domain and srcu_read_lock()'s index"
-                            .into(),
+                        msg: format!("{f}() takes the domain and the index its lock returned"),
                     });
                 };
-                return Ok(Stmt::SrcuUnlock(s, idx));
+                return Ok(if f == "srcu_up_read" {
+                    Stmt::SrcuUp(s, idx)
+                } else {
+                    Stmt::SrcuUnlock(s, idx)
+                });
             }
             "spin_lock" | "spin_unlock" => {
                 let l = self.lock_arg(sc, f, line)?;
@@ -994,12 +1103,16 @@ impl<'a> Parser<'a> {
         match f {
             "spin_trylock" => return Ok(Expr::Trylock(self.lock_arg(sc, f, line)?)),
             "spin_is_locked" => return Ok(Expr::IsLocked(self.lock_arg(sc, f, line)?)),
-            "srcu_read_lock" => {
+            "srcu_read_lock" | "srcu_down_read" => {
                 let (s, extra) = self.srcu_arg(sc, f, line)?;
                 if extra.is_some() {
-                    return self.err("srcu_read_lock() takes only the domain");
+                    return self.err(format!("{f}() takes only the domain"));
                 }
-                return Ok(Expr::SrcuLock(s));
+                return Ok(if f == "srcu_down_read" {
+                    Expr::SrcuDown(s)
+                } else {
+                    Expr::SrcuLock(s)
+                });
             }
             _ => {}
         }
@@ -1221,7 +1334,7 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
         reg_inits: Vec::new(),
         opens: Vec::new(),
     };
-    let (name, expected) = p.header()?;
+    let (name, expected, flag) = p.header()?;
     let inits = p.init_block()?;
     // Register inits need their values resolved now; variable ones after the
     // processes have declared every variable.
@@ -1288,6 +1401,9 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
     }
     // The final part: locations, filter, the condition.
     let mut observed: Vec<Loc> = Vec::new();
+    // Registers that `locations` shows but the process never names: they keep
+    // their initial 0, as herd shows them; added to the processes at the end.
+    let mut phantoms: Vec<(usize, String)> = Vec::new();
     let mut filter_prop = None;
     let vars = p.vars.clone();
     let ctx = CondCtx {
@@ -1306,7 +1422,10 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
                     if p.eat(";")? {
                         continue;
                     }
-                    let loc = p.cond_loc(&ctx)?;
+                    let loc = match p.phantom_reg(&ctx, &mut phantoms)? {
+                        Some(loc) => loc,
+                        None => p.cond_loc(&ctx)?,
+                    };
                     if !observed.contains(&loc) {
                         observed.push(loc);
                     }
@@ -1328,6 +1447,28 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
             p.next()?;
             Quantifier::NotExists
         }
+        // A DEADLOCK file needs no condition: its verdict is about the
+        // executions, none of which completes.
+        Tok::Eof if expected == Some(Verdict::Deadlock) => {
+            for (n, r) in phantoms.drain(..) {
+                procs[n].regs.push(r);
+                procs[n].reg_init.push(0);
+            }
+            let shown = observed.len();
+            let filter = filter_prop.map(|(f, locs)| {
+                let map = remap(&mut observed, &locs);
+                reindex(f, &map)
+            });
+            return Ok(finish(
+                p,
+                name,
+                source,
+                (expected, flag),
+                procs,
+                (observed, shown, filter),
+                (Quantifier::Exists, Prop::True, "(none)".into()),
+            ));
+        }
         Tok::Eof => {
             return Err(Error {
                 line,
@@ -1345,6 +1486,10 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
     let cond_start = p.lx.pos;
     let mut cond_locs = Vec::new();
     let prop = p.prop(&ctx, &mut cond_locs)?;
+    for (n, r) in phantoms.drain(..) {
+        procs[n].regs.push(r);
+        procs[n].reg_init.push(0);
+    }
     let condition = format!(
         "{quantifier} {}",
         text[cond_start..p.lx.pos]
@@ -1352,7 +1497,9 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    // Anything after the condition other than comments is an error.
+    // Anything after the condition other than comments (and a `;`, which
+    // herd accepts) is an error.
+    p.eat(";")?;
     match p.peek()? {
         Tok::Eof => {}
         t => return p.err(format!("unexpected {t} after the condition")),
@@ -1365,13 +1512,35 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
         let map = remap(&mut observed, &locs);
         reindex(f, &map)
     });
+    Ok(finish(
+        p,
+        name,
+        source,
+        (expected, flag),
+        procs,
+        (observed, shown, filter),
+        (quantifier, prop, condition),
+    ))
+}
+
+/// The test, once every part is read.
+fn finish(
+    p: Parser<'_>,
+    name: String,
+    source: &str,
+    (expected, flag): (Option<Verdict>, Option<String>),
+    procs: Vec<Process>,
+    (observed, shown, filter): (Vec<Loc>, usize, Option<Prop>),
+    (quantifier, prop, condition): (Quantifier, Prop, String),
+) -> Litmus {
     let cells = p.cells();
     let count = |k| p.vars.iter().filter(|v| v.kind == k).count();
     let (locks, srcus) = (count(VarKind::Lock), count(VarKind::Srcu));
-    Ok(Litmus {
+    Litmus {
         name,
         source: source.to_string(),
         expected,
+        flag,
         vars: p.vars,
         cells,
         locks,
@@ -1383,7 +1552,7 @@ pub fn parse(text: &str, source: &str) -> Result<Litmus> {
         quantifier,
         prop,
         condition,
-    })
+    }
 }
 
 fn resolve_init(p: &Parser<'_>, val: &InitVal, line: usize) -> Result<i64> {
@@ -1435,6 +1604,40 @@ struct CondCtx<'a> {
 }
 
 impl Parser<'_> {
+    /// In `locations`, `P:r` for a register process `P` never names: a
+    /// register of its own (slot after the process's), recorded in `phantoms`.
+    /// Anything else is left unread (`None`).
+    fn phantom_reg(
+        &mut self,
+        ctx: &CondCtx<'_>,
+        phantoms: &mut Vec<(usize, String)>,
+    ) -> Result<Option<Loc>> {
+        let save = (self.lx.pos, self.lx.line);
+        if let (Tok::Int(n), Tok::P(":")) = self.peek2()?
+            && let Some(proc) = ctx.procs.get(n as usize)
+        {
+            let n = n as usize;
+            self.next()?;
+            self.next()?;
+            if let Tok::Ident(r) = self.next()?
+                && !proc.regs.contains(&r)
+            {
+                let mine = phantoms.iter().filter(|(p, _)| *p == n);
+                let slot = match mine.clone().position(|(_, x)| *x == r) {
+                    Some(i) => proc.regs.len() + i,
+                    None => {
+                        let slot = proc.regs.len() + mine.count();
+                        phantoms.push((n, r));
+                        slot
+                    }
+                };
+                return Ok(Some(Loc::Reg(n, slot)));
+            }
+        }
+        (self.lx.pos, self.lx.line) = save;
+        Ok(None)
+    }
+
     /// A location of the final state: `1:r0`, `x`.
     fn cond_loc(&mut self, ctx: &CondCtx<'_>) -> Result<Loc> {
         let line = self.line();
@@ -1502,6 +1705,11 @@ impl Parser<'_> {
     fn atom(&mut self, ctx: &CondCtx<'_>, locs: &mut Vec<Loc>) -> Result<Prop> {
         let line = self.line();
         if self.eat("~")? {
+            return Ok(Prop::Not(Box::new(self.atom(ctx, locs)?)));
+        }
+        // herd's `not`, as `~`.
+        if self.peek()? == Tok::Ident("not".into()) {
+            self.next()?;
             return Ok(Prop::Not(Box::new(self.atom(ctx, locs)?)));
         }
         if self.eat("(")? {

@@ -87,8 +87,8 @@ pub use reader::{
 };
 #[cfg(not(loom))]
 pub use srcu::{
-    SrcuReadGuard, SrcuStruct, cleanup_srcu_struct, init_srcu_struct, srcu_read_lock,
-    synchronize_srcu,
+    SrcuReadGuard, SrcuStruct, cleanup_srcu_struct, init_srcu_struct, srcu_down_read,
+    srcu_read_lock, srcu_up_read, synchronize_srcu,
 };
 #[cfg(not(loom))]
 pub use sync::{

@@ -135,6 +135,17 @@ impl SrcuStruct {
     #[doc(alias = "srcu_read_unlock")]
     #[inline]
     pub unsafe fn read_unlock(&self, idx: usize) {
+        // SAFETY: the caller's contract, which is `exit`'s and more.
+        unsafe { self.exit(idx) }
+    }
+
+    /// Leaves a section of index `idx`, on whichever CPU runs it.
+    ///
+    /// # Safety
+    /// `idx` is the index of a section of this domain that has not been left
+    /// yet (entered on any thread: the counts are summed over every CPU).
+    #[inline]
+    unsafe fn exit(&self, idx: usize) {
         // Orders the section's loads before the exit count; pairs with the
         // heavy_barrier in synchronize (the kernel's smp_mb() C).
         light_barrier();
@@ -146,6 +157,32 @@ impl SrcuStruct {
         if self.futex.load(Ordering::Relaxed) == GP_SLEEPING {
             gp::wake_up_gp(&self.futex, 0);
         }
+    }
+
+    /// Enters a read-side section that another thread may end
+    /// (`srcu_down_read`): the semaphore-like form, for a section handed from
+    /// one task to another (an I/O started here, completed by a worker). It
+    /// returns the index that [`up_read`](Self::up_read) takes. Ordered as
+    /// [`read_lock`](Self::read_lock) is: the counts are summed over every CPU,
+    /// so the CPU that ends the section need not be the one that began it.
+    #[doc(alias = "srcu_down_read")]
+    #[inline]
+    pub fn down_read(&self) -> usize {
+        self.read_lock().into_index()
+    }
+
+    /// Ends a section begun by [`down_read`](Self::down_read), on any thread
+    /// (`srcu_up_read(ssp, idx)`).
+    ///
+    /// # Safety
+    /// `idx` was returned by `down_read` of this domain and that section has
+    /// not been ended yet; ending one twice would end a later reader's
+    /// protection.
+    #[doc(alias = "srcu_up_read")]
+    #[inline]
+    pub unsafe fn up_read(&self, idx: usize) {
+        // SAFETY: the caller's contract is `exit`'s.
+        unsafe { self.exit(idx) }
     }
 
     /// Whether every reader that used index `i` has left.
@@ -230,6 +267,22 @@ pub fn cleanup_srcu_struct(s: SrcuStruct) {
 #[inline]
 pub fn srcu_read_lock(s: &SrcuStruct) -> SrcuReadGuard<'_> {
     s.read_lock()
+}
+
+/// `srcu_down_read(ssp)`: see [`SrcuStruct::down_read`].
+#[inline]
+pub fn srcu_down_read(s: &SrcuStruct) -> usize {
+    s.down_read()
+}
+
+/// `srcu_up_read(ssp, idx)`: see [`SrcuStruct::up_read`].
+///
+/// # Safety
+/// As for [`SrcuStruct::up_read`].
+#[inline]
+pub unsafe fn srcu_up_read(s: &SrcuStruct, idx: usize) {
+    // SAFETY: the caller's contract is up_read's.
+    unsafe { s.up_read(idx) }
 }
 
 /// `synchronize_srcu(ssp)`.
