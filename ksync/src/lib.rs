@@ -57,10 +57,13 @@
 //!   rare writer sets the flag, pays one `membarrier` so every reader sees it,
 //!   and waits for the readers to drain. Read holds nest; the writer may sleep.
 //! - [`rcu`] — read-copy-update: [`rcu::rcu_read_lock`], [`rcu::synchronize_rcu`],
-//!   [`rcu::call_rcu`], [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
+//!   [`rcu::call_rcu`], the polled grace-period API
+//!   ([`rcu::get_state_synchronize_rcu`], [`rcu::poll_state_synchronize_rcu`]),
+//!   [`rcu::RcuPtr`], RCU lists and hash tables, and SRCU.
 //! - [`bkl`] — the Big Kernel Lock, the only lock held across a sleep.
-//! - [`lockdep`] — the lock validator and the `CONFIG_DEBUG_*` checks (feature
-//!   `lockdep`).
+//! - [`lockdep`] — the lock validator (lock order, irq safety, wait contexts),
+//!   the `CONFIG_DEBUG_*` checks, `lockdep_assert_held` for any lock, and lock
+//!   statistics (`CONFIG_LOCK_STAT`) (feature `lockdep`).
 //! - [`arch`] — the machine: `cpu_relax`, cache-line padding, the CPU id, futex,
 //!   membarrier, signals, the monotonic clock. The only module with system calls
 //!   or inline assembly.

@@ -45,8 +45,9 @@ pub enum IrqReturn {
 }
 
 /// The hard handler of a threaded line (`irq_handler_t handler` of
-/// `request_threaded_irq`): runs in hardirq context as an [`IrqHandler`]
-/// does, and returns [`IrqReturn::WakeThread`] to have the thread function run.
+/// `request_threaded_irq`): runs in hardirq context as an
+/// [`IrqHandler`](super::IrqHandler) does, and returns
+/// [`IrqReturn::WakeThread`] to have the thread function run.
 pub type IrqHardHandler = fn(u32) -> IrqReturn;
 
 /// The thread function of a threaded line (`irq_handler_t thread_fn`): runs

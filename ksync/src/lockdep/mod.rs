@@ -124,6 +124,9 @@
 //! | [`RwLock`](crate::spinlock::RwLock) (`rwlock_t`) | `write_lock` exclusive; `read_lock` a recursive read in irq context (and on the unfair lock), a plain read in process context on the queued (fair) lock, which makes a waiting writer block new readers (the kernel's `read_lock_is_recursive`) |
 //! | [`Mutex`](crate::mutex::Mutex) | a sleeping lock: `mutex_lock` in atomic context is reported even uncontended; [`lock_nested`](crate::mutex::Mutex::lock_nested) gives the subclass |
 //! | [`RwSemaphore`](crate::rwsem::RwSemaphore) | `down_write` exclusive, `down_read` a plain (non-recursive) read |
+//! | [`RtMutex`](crate::rtmutex::RtMutex) | a sleeping lock, as `Mutex` |
+//! | [`PercpuRwSemaphore`](crate::percpu_rwsem::PercpuRwSemaphore) | a sleeping lock: `percpu_down_write` exclusive, `percpu_down_read` a recursive read (read holds nest past a waiting writer) |
+//! | [`WwMutex`](crate::ww_mutex::WwMutex) and its [`WwAcquireCtx`](crate::ww_mutex::WwAcquireCtx) | the context is a held lock of the class's acquire class while it lives, and the nest lock of the class's mutexes, so any number of them held under one context is not recursion |
 //! | [`LocalLock`](crate::percpu::LocalLock) (`local_lock_t`, `get_cpu_var`) | exclusive acquisitions of a per-CPU lock: wait type `CONFIG`, passed over by the irq-dependency searches (`LD_LOCK_PERCPU`) |
 //! | [`rcu_read_lock`](crate::rcu::rcu_read_lock) | a recursive-read pseudo-lock named `rcu_read_lock`: sleeping and waiting for a grace period inside it are reported |
 //! | [`Semaphore`](crate::semaphore::Semaphore), [`Completion`](crate::completion::Completion), [`WaitQueue`](crate::sched::WaitQueue), [`CondVar`](crate::condvar::CondVar) waits | [`might_sleep`] only: no owner, so no lock order (as in the kernel); a condvar wait is its mutex's unlock and relock |
