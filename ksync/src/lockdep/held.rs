@@ -110,7 +110,14 @@ fn wait_on(below: Option<&Held>, h: &Held) -> u8 {
         Some(p) if p.ctx == h.ctx => p.wait_min,
         _ => WAIT_NONE,
     };
-    match inner(h.waits) {
+    wait_min_on(prev, h.waits)
+}
+
+/// The strictest inner wait type of a stack whose entry below (same irq
+/// context) has `prev`, once a lock with packed wait types `waits` is pushed.
+#[inline(always)]
+pub(super) fn wait_min_on(prev: u8, waits: u8) -> u8 {
+    match inner(waits) {
         0 => prev,
         w => w.min(prev),
     }
@@ -172,13 +179,23 @@ pub(super) fn with_tls<R>(f: impl FnOnce(&mut Tls) -> R) -> Option<R> {
 /// while the stack is borrowed finds it busy and skips both its acquire and its
 /// release (it runs to completion inside the borrow), so the stack stays
 /// consistent without disabling irqs on the fast paths.
-#[inline]
+#[inline(always)]
 pub(super) fn fast(f: impl FnOnce(&mut Tls) -> bool) -> bool {
-    TLS.try_with(|c| match c.0.try_borrow_mut() {
+    // Only the cell's address comes out of `try_with`, whose closure is then
+    // one line that always inlines: `f` runs in the hook's own frame, on the
+    // values it has in registers, not behind a closure's captured references.
+    let Ok(cell) = TLS.try_with(|c| c as *const TlsCell) else {
+        return true;
+    };
+    // SAFETY: `cell` is this thread's `TLS` value, which `try_with` found
+    // alive; it stays alive until this thread runs its TLS destructors, which
+    // cannot begin while this thread is inside this call. Shared access only:
+    // the `RefCell` below arbitrates the mutable borrow.
+    let cell = unsafe { &*cell };
+    match cell.0.try_borrow_mut() {
         Ok(mut t) => f(&mut t),
         Err(_) => true,
-    })
-    .unwrap_or(true)
+    }
 }
 
 /// The spinning locks and RCU read sections this thread holds; 0 if its stack is
@@ -207,15 +224,38 @@ impl Tls {
         }
     }
 
+    /// What a lock pushed in irq context `ctx` continues from: the chain key
+    /// and the strictest inner wait type of the top entry if it is of the
+    /// same context, else a new chain's seed and no wait type.
+    #[inline(always)]
+    pub(super) fn below(&self, ctx: u8) -> (u64, u8) {
+        // `wrapping_sub`: an empty stack asks for index `usize::MAX`, which
+        // `get` answers with `None` in the same compare as a bound.
+        match self.held.get(self.depth.wrapping_sub(1)) {
+            Some(top) if top.ctx == ctx => (top.chain_key, top.wait_min),
+            _ => (seed(ctx), WAIT_NONE),
+        }
+    }
+
     /// Pushes `h`, whose chain key is set; the stack has room for it.
     #[inline]
     pub(super) fn push(&mut self, mut h: Held) {
         h.wait_min = wait_on(self.depth.checked_sub(1).map(|i| &self.held[i]), &h);
         self.held[self.depth] = h;
         self.depth += 1;
-        if h.flags & (F_SPIN | F_RCU) != 0 {
-            self.spin += u32::from(h.flags & F_SPIN != 0);
-            self.rcu += u32::from(h.flags & F_RCU != 0);
+        self.count(h.flags);
+    }
+
+    /// Counts a pushed lock with `flags` among the spinning and RCU holds.
+    #[inline(always)]
+    pub(super) fn count(&mut self, flags: u8) {
+        // Branches, not adds of 0 or 1: most locks are neither, and the
+        // compiler would otherwise update both counters in vector registers.
+        if flags & F_SPIN != 0 {
+            self.spin += 1;
+        }
+        if flags & F_RCU != 0 {
+            self.rcu += 1;
         }
     }
 
@@ -223,9 +263,11 @@ impl Tls {
     /// `flags` adds.
     #[inline]
     fn uncount(&mut self, flags: u8) {
-        if flags & (F_SPIN | F_RCU) != 0 {
-            self.spin -= u32::from(flags & F_SPIN != 0);
-            self.rcu -= u32::from(flags & F_RCU != 0);
+        if flags & F_SPIN != 0 {
+            self.spin -= 1;
+        }
+        if flags & F_RCU != 0 {
+            self.rcu -= 1;
         }
     }
 
