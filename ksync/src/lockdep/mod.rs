@@ -598,7 +598,12 @@ pub(crate) fn with_class_site<R>(site: &'static Location<'static>, make: impl Fn
                 let _ = CLASS_SITE.try_with(|c| c.set(self.0));
             }
         }
-        let _restore = Restore(CLASS_SITE.try_with(|c| c.replace(Some(site))).ok().flatten());
+        let _restore = Restore(
+            CLASS_SITE
+                .try_with(|c| c.replace(Some(site)))
+                .ok()
+                .flatten(),
+        );
         make()
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]

@@ -210,7 +210,11 @@ impl<T> PerCpu<T> {
         self.once.call_once(|| {
             let slots: Box<[CachePadded<T>]> = match self.init {
                 Init::Lazy(f) => {
-                    let make = || for_each_possible_cpu().map(|_| CachePadded::new(f())).collect();
+                    let make = || {
+                        for_each_possible_cpu()
+                            .map(|_| CachePadded::new(f()))
+                            .collect()
+                    };
                     #[cfg(feature = "lockdep")]
                     let slots = lockdep::with_class_site(self.site, make);
                     #[cfg(not(feature = "lockdep"))]
