@@ -278,10 +278,12 @@ impl Tls {
         if self.broken {
             return true;
         }
-        let Some(top) = self.depth.checked_sub(1) else {
+        // `wrapping_sub` and `get`: an empty stack and the bound in one
+        // compare, as in `below`.
+        let top = self.depth.wrapping_sub(1);
+        let Some(h) = self.held.get(top) else {
             return false;
         };
-        let h = &self.held[top];
         if h.map != addr {
             return false;
         }

@@ -41,11 +41,25 @@ pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subcla
     let pc = preempt_count();
     let irqs_off = ctx::irqs_disabled();
     let cached = classes::cached(map, subclass);
-    if cached.0 == 0
-        || !held::fast(|t| acquire_fast(t, map, cached, kind, trylock, pc, irqs_off, ip))
+    if cached.0 != 0
+        && held::fast(|t| acquire_fast(t, map, cached, kind, trylock, pc, irqs_off, ip))
     {
-        acquire_slow(map, kind, trylock, subclass, pc, irqs_off, ip);
+        // Outside the stack's borrow, so that the fast path itself makes no
+        // call (and saves no registers for one); a skipped push (stack busy
+        // or off) only asks `mark_held_locks` to look at the stack again.
+        if cached.1 & F_NOCHECK == 0 {
+            usage::defer_mark_bits(
+                cached.0,
+                kind,
+                irq_context(pc),
+                pc,
+                irqs_off,
+                mark_held_locks,
+            );
+        }
+        return;
     }
+    acquire_slow(map, kind, trylock, subclass, pc, irqs_off, ip);
 }
 
 /// The fast path of an acquisition of `map`, whose class is cached as
@@ -112,9 +126,6 @@ fn acquire_fast(
     };
     t.depth = depth + 1;
     t.count(flags);
-    if flags & F_NOCHECK == 0 {
-        usage::defer_mark_bits(id, kind, ctx, pc, irqs_off, mark_held_locks);
-    }
     true
 }
 

@@ -73,7 +73,7 @@ pub(super) fn usage_needed(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: 
 }
 
 /// [`usage_needed`] with irqs or bottom halves off, or in an irq.
-#[inline(never)]
+#[inline]
 fn usage_needed_irq(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: bool) -> u32 {
     let read = kind != AcquireKind::Exclusive;
     let hardirq = pc & HARDIRQ_MASK != 0;
