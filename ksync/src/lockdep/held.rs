@@ -149,9 +149,38 @@ pub(super) struct Tls {
     pub(super) rcu: u32,
     /// The stack overflowed: the validator is off for this thread.
     pub(super) broken: bool,
+    /// The fast paths may run: the thread-exit check is armed and the stack
+    /// is not `broken`. Until then (a new thread) every hook takes its slow
+    /// path, whose [`with_tls`] arms the check; the fast paths test this one
+    /// flag, and the stack needs no destructor of its own.
+    pub(super) ready: bool,
+    /// The thread-exit check ([`EXIT`]) is armed (or could not be: the
+    /// thread is exiting).
+    armed: bool,
 }
 
+impl Tls {
+    /// Arms the thread-exit check on the first slow path, and says whether the
+    /// fast paths may run.
+    #[inline]
+    fn arm(&mut self) {
+        if !self.armed {
+            self.armed = true;
+            // Touching `EXIT` registers its destructor; an `Err` means the
+            // thread is already running its destructors: nothing to arm.
+            let _ = EXIT.try_with(|_| ());
+        }
+        self.ready = !self.broken;
+    }
+}
+
+/// The held-lock stack's cell. No destructor (the exit check is [`EXIT`]'s),
+/// so that reaching it is one thread-pointer-relative address, with no
+/// "registered yet?" test on every hook.
 struct TlsCell(RefCell<Tls>);
+
+/// Runs the thread-exit check when the thread's destructors run.
+struct ExitCheck;
 
 thread_local! {
     static TLS: TlsCell = const {
@@ -161,16 +190,24 @@ thread_local! {
             spin: 0,
             rcu: 0,
             broken: false,
+            ready: false,
+            armed: false,
         }))
     };
+    static EXIT: ExitCheck = const { ExitCheck };
 }
 
 /// Runs `f` on this thread's held-lock state; `None` if it is gone (thread exit)
 /// or busy (re-entered from a signal handler).
 pub(super) fn with_tls<R>(f: impl FnOnce(&mut Tls) -> R) -> Option<R> {
-    TLS.try_with(|c| c.0.try_borrow_mut().ok().map(|mut t| f(&mut t)))
-        .ok()
-        .flatten()
+    TLS.try_with(|c| {
+        c.0.try_borrow_mut().ok().map(|mut t| {
+            t.arm();
+            f(&mut t)
+        })
+    })
+    .ok()
+    .flatten()
 }
 
 /// Runs the fast path `f` on this thread's stack and returns whether it was
@@ -275,8 +312,8 @@ impl Tls {
     /// stack and returns true; else false, and [`Tls::release`] does the job.
     #[inline]
     pub(super) fn pop(&mut self, addr: usize) -> bool {
-        if self.broken {
-            return true;
+        if !self.ready {
+            return false; // new or broken: `release` does the job
         }
         // `wrapping_sub` and `get`: an empty stack and the bound in one
         // compare, as in `below`.
@@ -395,6 +432,7 @@ impl Tls {
             tid,
         });
         self.broken = true;
+        self.ready = false;
         self.depth = 0;
         self.spin = 0;
         self.rcu = 0;
@@ -441,26 +479,33 @@ pub(super) fn held_text_now(tid: i32) -> String {
     with_tls(|t| held_text(t, tid, Some(&name))).unwrap_or_default()
 }
 
-/// The thread-exit check: locks still held when the thread's stack goes.
-impl Drop for TlsCell {
+/// The thread-exit check: locks still held when the thread's destructors
+/// run. The stack itself stays readable (it has no destructor), so a lock
+/// released by a later destructor still leaves it in order.
+impl Drop for ExitCheck {
     fn drop(&mut self) {
-        let t = self.0.get_mut();
-        if t.depth == 0 || t.broken || report::mode() == Mode::Off {
-            return;
-        }
-        let tid = crate::arch::gettid();
-        let mut text = banner(ReportKind::HeldAtExit);
-        let _ = writeln!(text, "thread {tid} is exiting with locks still held!");
-        text.push_str(&held_text(t, tid, None));
-        let classes = t.held[..t.depth]
-            .iter()
-            .map(|h| class(h.class).name)
-            .collect();
-        emit_all(vec![Report {
-            kind: ReportKind::HeldAtExit,
-            classes,
-            text,
-            tid,
-        }]);
+        let _ = with_tls(|t| exit_check(t));
     }
+}
+
+/// Reports the locks `t` still holds as its thread exits ("lock held when
+/// returning to user space").
+fn exit_check(t: &Tls) {
+    if t.depth == 0 || t.broken || report::mode() == Mode::Off {
+        return;
+    }
+    let tid = crate::arch::gettid();
+    let mut text = banner(ReportKind::HeldAtExit);
+    let _ = writeln!(text, "thread {tid} is exiting with locks still held!");
+    text.push_str(&held_text(t, tid, None));
+    let classes = t.held[..t.depth]
+        .iter()
+        .map(|h| class(h.class).name)
+        .collect();
+    emit_all(vec![Report {
+        kind: ReportKind::HeldAtExit,
+        classes,
+        text,
+        tid,
+    }]);
 }

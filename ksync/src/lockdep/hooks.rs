@@ -84,8 +84,8 @@ fn acquire_fast(
     irqs_off: bool,
     ip: &'static Location<'static>,
 ) -> bool {
-    if t.broken {
-        return true;
+    if !t.ready {
+        return false; // a new thread, or a broken stack: the slow path
     }
     if wait::sleeps_in_atomic_bits(t, flags, trylock, pc, irqs_off) {
         return false;
@@ -253,7 +253,9 @@ fn mark_held_locks() {
     emit_all(out);
 }
 
-#[inline]
+/// Out of line: one call from every guard's drop, which measured fewer
+/// instructions per lock+unlock than the body inlined into each drop.
+#[inline(never)]
 pub(super) fn release(map: &LockdepMap) {
     if !report::enabled() {
         return;
