@@ -616,7 +616,7 @@ fn one_percpu_variables_slots_share_a_class() {
     if nr_cpu_ids() < 2 {
         return;
     }
-    let _0 = v.get(0).lock();
-    let _1 = v.get(1).lock();
+    let _cpu0 = v.get(0).lock();
+    let _cpu1 = v.get(1).lock();
     expect_one(ReportKind::RecursiveLocking, &["local_lock_t"]);
 }
