@@ -79,6 +79,15 @@
 //! A context that holds no locks never backs off, which is what makes
 //! [`lock_slow`](WwMutex::lock_slow) infallible.
 //!
+//! The context remembers the lock that told it to back off (the kernel's
+//! `ww_ctx->contending_lock`, kept there only with `DEBUG_WW_MUTEXES`), from
+//! the `Err(Deadlock)` until that lock is taken. Misusing the protocol panics,
+//! as each is a `DEBUG_LOCKS_WARN` in the kernel: [`lock_slow`](WwMutex::lock_slow)
+//! with no `Err(Deadlock)` to back off from, and, after one, taking any other
+//! lock of the transaction first or taking the contended one again without
+//! dropping the others. The checks come before the attempt, so a panic
+//! leaves every lock as it was.
+//!
 //! # Implementation details
 //!
 //! The state is one word, `owner`, and a wait list (the wait engine
@@ -261,6 +270,10 @@ struct CtxInner {
     acquired: Cell<u32>,
     /// `ww_acquire_done` was called: no more locks.
     done: Cell<bool>,
+    /// The address of the [`WwMutex`] whose lock call returned
+    /// `Err(Deadlock)` to this context, until the context takes it; 0 none
+    /// (`ww_acquire_ctx.contending_lock`).
+    contending: Cell<usize>,
     /// Set by an older context that wants a lock this one holds (wound-wait).
     wounded: AtomicBool,
     /// The context's thread, to wake it when it is wounded while it sleeps.
@@ -317,6 +330,7 @@ impl WwAcquireCtx {
             class,
             acquired: Cell::new(0),
             done: Cell::new(false),
+            contending: Cell::new(0),
             wounded: AtomicBool::new(false),
             task: current(),
             dep_map: LockdepMap::with_key(class.acquire_key.name(), &class.acquire_key).sleeping(),
@@ -504,7 +518,10 @@ impl<T: ?Sized> WwMutex<T> {
     /// ```
     ///
     /// # Panics
-    /// After [`WwAcquireCtx::done`], or with a context of another class.
+    /// After [`WwAcquireCtx::done`], or with a context of another class; and
+    /// after an `Err(Deadlock)` of another mutex to `ctx`, until that one is
+    /// taken ([`lock_slow`](Self::lock_slow)), or of this one while `ctx`
+    /// still holds locks.
     #[doc(alias = "ww_mutex_lock")]
     #[inline]
     pub fn lock<'a>(&'a self, ctx: &'a WwAcquireCtx) -> Result<WwMutexGuard<'a, T>> {
@@ -532,7 +549,9 @@ impl<T: ?Sized> WwMutex<T> {
     /// until the mutex is its.
     ///
     /// # Panics
-    /// If `ctx` holds any lock (back off first: drop them all), and as
+    /// If `ctx` holds any lock (back off first: drop them all), if this is
+    /// not the mutex whose lock call returned `Err(Deadlock)` to `ctx` (or
+    /// none did: then take it with [`lock`](Self::lock)), and as
     /// [`lock`](Self::lock).
     #[doc(alias = "ww_mutex_lock_slow")]
     pub fn lock_slow<'a>(&'a self, ctx: &'a WwAcquireCtx) -> WwMutexGuard<'a, T> {
@@ -610,6 +629,7 @@ impl<T: ?Sized> WwMutex<T> {
         let me = match ctx {
             Some(c) => {
                 self.check_ctx(c);
+                self.check_contending(c.inner());
                 c.id() | LOCKED
             }
             None => LOCKED,
@@ -630,6 +650,7 @@ impl<T: ?Sized> WwMutex<T> {
                             &c.inner().dep_map,
                         );
                         c.inner().acquired.set(c.inner().acquired.get() + 1);
+                        c.inner().contending.set(0);
                     }
                     None => lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0),
                 }
@@ -681,6 +702,40 @@ impl<T: ?Sized> WwMutex<T> {
         );
     }
 
+    /// The kernel's `ww_mutex_lock_acquired` checks of the contending lock,
+    /// made before the attempt so that a panic leaves the lock untaken: after
+    /// an `Err(Deadlock)`, the next lock the context takes is the contended
+    /// one (`edeadlk_acquire_wrong`, `edeadlk_acquire_more`), and only once
+    /// it has dropped every other (`edeadlk_no_unlock`). A second
+    /// `Err(Deadlock)` before the back-off (the kernel's check in
+    /// `__ww_mutex_kill`) cannot happen then: it needs a lock held.
+    #[inline]
+    fn check_contending(&self, c: &CtxInner) {
+        let contending = c.contending.get();
+        if contending == 0 {
+            return;
+        }
+        assert!(
+            contending == self.addr(),
+            "ww_mutex of class {} locked after another ww_mutex returned -EDEADLK: \
+             back off and take that one first (lock_slow)",
+            self.class.name()
+        );
+        let held = c.acquired.get();
+        assert!(
+            held == 0,
+            "ww_mutex of class {} locked again after its -EDEADLK with {held} lock(s) still held: \
+             back off (drop them) first",
+            self.class.name()
+        );
+    }
+
+    /// The mutex's address, as a context's `contending` names it.
+    #[inline]
+    fn addr(&self) -> usize {
+        (self as *const Self).cast::<()>().addr()
+    }
+
     /// The lock paths with a context: `slow` for `ww_mutex_lock_slow`.
     #[inline]
     fn lock_ctx<'a>(
@@ -697,12 +752,19 @@ impl<T: ?Sized> WwMutex<T> {
                 held, 0,
                 "ww_mutex_lock_slow with {held} lock(s) held: back off (drop them) first"
             );
+            assert!(
+                c.contending.get() != 0,
+                "ww_mutex_lock_slow of class {} with no -EDEADLK to back off from: take it with lock",
+                self.class.name()
+            );
         }
+        self.check_contending(c);
         if held == 0 {
             // Starting over: a wound received before the back-off is spent.
             c.wounded.store(false, Ordering::Relaxed);
         } else if c.wounded.load(Ordering::Relaxed) {
             // Wound-wait: an older context wants a lock we hold; back off now.
+            c.contending.set(self.addr());
             return Err(Error::Deadlock);
         }
         lockdep::acquire_nest(&self.dep_map, AcquireKind::Exclusive, false, &c.dep_map);
@@ -720,6 +782,7 @@ impl<T: ?Sized> WwMutex<T> {
         match r {
             Ok(()) => {
                 c.acquired.set(held + 1);
+                c.contending.set(0);
                 // INVARIANT: we hold the lock and the word names `ctx`.
                 Ok(WwMutexGuard {
                     lock: self,
@@ -729,6 +792,9 @@ impl<T: ?Sized> WwMutex<T> {
             }
             Err(e) => {
                 lockdep::release(&self.dep_map);
+                if e == Error::Deadlock {
+                    c.contending.set(self.addr());
+                }
                 Err(e)
             }
         }

@@ -583,3 +583,40 @@ fn a_held_lock_dropped_or_reinitialised_is_reported_at_once() {
     .join()
     .unwrap();
 }
+
+/// Two per-CPU variables' local locks are two classes, as the kernel's
+/// per-variable static keys make them: nesting one inside the other is no
+/// recursion, and the reverse order is an AB-BA.
+#[test]
+fn two_percpu_local_locks_are_two_classes() {
+    use ksync::percpu::{LocalLock, PerCpu};
+    warn_mode();
+    static A: PerCpu<LocalLock<u64>> = PerCpu::new();
+    static B: PerCpu<LocalLock<u64>> = PerCpu::new();
+    {
+        let _a = A.get_cpu_var();
+        let _b = B.get_cpu_var();
+    }
+    expect_none();
+    {
+        let _b = B.get_cpu_var();
+        let _a = A.get_cpu_var();
+    }
+    expect_one(ReportKind::CircularDependency, &["local_lock_t"]);
+}
+
+/// The slots of one per-CPU variable share its class (`PerCpu::default` and
+/// `new` alike): two of them nested is recursion, as two CPUs' instances of
+/// one kernel `local_lock_t` variable are one class.
+#[test]
+fn one_percpu_variables_slots_share_a_class() {
+    use ksync::percpu::{LocalLock, PerCpu, nr_cpu_ids};
+    warn_mode();
+    let v: PerCpu<LocalLock<u64>> = PerCpu::default();
+    if nr_cpu_ids() < 2 {
+        return;
+    }
+    let _cpu0 = v.get(0).lock();
+    let _cpu1 = v.get(1).lock();
+    expect_one(ReportKind::RecursiveLocking, &["local_lock_t"]);
+}

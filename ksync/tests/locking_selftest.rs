@@ -2,7 +2,10 @@
 //! ksync's lockdep: every case ksync can express, each permutation, run on the
 //! lock types as ksync's locks feed the validator, after a `lockdep::reset()`,
 //! and compared with the kernel's verdict: FAILURE is a report of the kernel's
-//! kind, SUCCESS is no report at all.
+//! kind, SUCCESS is no report at all. Where the kernel fails a case on a
+//! `DEBUG_LOCKS_WARN` of a misused API (the ww_mutex ones), ksync panics with
+//! a message saying what was misused, before touching the lock: FAILURE there
+//! is that panic, and no report.
 //!
 //! The cases are this project's own code, written from the kernel's
 //! descriptions of each family (the events and the expected verdicts); the
@@ -28,11 +31,11 @@
 //!
 //! # Count
 //!
-//! 375 cases expressed, every one with the kernel's verdict (the test asserts
+//! 387 cases expressed, every one with the kernel's verdict (the test asserts
 //! the count). The families and their sizes are listed in [`families`]; the
 //! rtmutex column of the deadlock families, double unlock and initialize held
 //! (9 cases, `RtMutex`: a sleeping lock to lockdep, as the kernel's), the
-//! 36 `wait_context_tests` and the wound/wait family (19 of the kernel's 36,
+//! 36 `wait_context_tests` and the wound/wait family (31 of the kernel's 36,
 //! in [`ww_tests`]) are among them, and the `local_lock` family runs on a real
 //! `LocalLock` (`local_lock_t` to lockdep).
 //!
@@ -52,21 +55,15 @@
 //!
 //! # Not expressible (yet), with the reason
 //!
-//! - 17 of the 36 `ww_tests`, which the kernel fails on a `DEBUG_LOCKS_WARN`
-//!   of the ww_mutex API rather than on a lockdep report: in ksync they are a
-//!   panic (`diff_class`, `context_done_twice`, `context_lock_after_done`,
-//!   and `lock_slow` while holding locks: `edeadlk_no_unlock_slow`,
-//!   `edeadlk_acquire_more_slow`, `edeadlk_acquire_more_edeadlk_slow`), or
-//!   cannot be written in safe Rust (`context_unlock_twice`,
-//!   `context_fini_early`, `object_unlock_twice`, `object_lock_unbalanced`,
-//!   `object_lock_stale_context`: the context is dropped once, guards borrow
-//!   it, and its count and the lock's context are not the caller's to
-//!   write), or are not checked — ksync does not track the context's
-//!   `contending_lock` (`unneeded_slow`, `edeadlk_no_unlock`,
-//!   `edeadlk_acquire_more`, `edeadlk_acquire_more_edeadlk`,
-//!   `edeadlk_acquire_wrong`, `edeadlk_acquire_wrong_slow`). `fail_acquire`
-//!   is expressed without its copied context (`t2 = t`), which Rust has no
-//!   way to make;
+//! - 5 of the 36 `ww_tests`, which cannot be written in safe Rust
+//!   (`context_unlock_twice`, `context_fini_early`, `object_unlock_twice`,
+//!   `object_lock_unbalanced`, `object_lock_stale_context`: the context is
+//!   dropped once, guards borrow it, and its count and the lock's context are
+//!   not the caller's to write). `fail_acquire` is expressed without its
+//!   copied context (`t2 = t`), which Rust has no way to make, and
+//!   `edeadlk_acquire_more_edeadlk` fails as `edeadlk_acquire_more` does, at
+//!   the wrong lock's check, before the second `-EDEADLK` the kernel warns
+//!   about could come;
 //! - `fs_reclaim_tests` (3 cases): ksync has no memory-reclaim context;
 #![cfg(feature = "lockdep")]
 
@@ -355,13 +352,15 @@ const FREED: &[ReportKind] = &[ReportKind::HeldLockFreed];
 const WAIT_CTX: &[ReportKind] = &[ReportKind::InvalidWaitContext, ReportKind::SleepInAtomic];
 
 /// One case: its name, the kernel's verdict (`fail`: FAILURE, with a report
-/// of one of `kinds`, and one of `kinds[0]` where `first_needed`), and its
-/// events.
+/// of one of `kinds`, and one of `kinds[0]` where `first_needed`; or, where
+/// `panics`, a panic whose message contains it and no report: ksync's form of
+/// the kernel's `DEBUG_LOCKS_WARN` on a misused API), and its events.
 struct Case {
     name: String,
     fail: bool,
     kinds: &'static [ReportKind],
     first_needed: bool,
+    panics: Option<&'static str>,
     run: Box<dyn Fn(&Locks)>,
 }
 
@@ -376,7 +375,16 @@ fn case(
         fail,
         kinds,
         first_needed: false,
+        panics: None,
         run: Box::new(run),
+    }
+}
+
+/// A case whose FAILURE is a panic with `message` (see [`Case`]).
+fn case_panics(name: String, message: &'static str, run: impl Fn(&Locks) + 'static) -> Case {
+    Case {
+        panics: Some(message),
+        ..case(name, true, &[], run)
     }
 }
 
@@ -1281,12 +1289,20 @@ fn wait_context_family(out: &mut Vec<Case>) {
     }
 }
 
-/// Runs `c` on fresh maps after a reset; the reports it raised.
-fn dotest(c: &Case) -> Vec<Report> {
+/// Runs `c` on fresh maps after a reset; the reports it raised, and its
+/// panic's message if it panicked.
+fn dotest(c: &Case) -> (Vec<Report>, Option<String>) {
     lockdep::reset();
     let pc = sched::preempt_count();
     let locks = Locks::new();
-    (c.run)(&locks);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.run)(&locks)))
+        .err()
+        .map(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        });
     assert_eq!(
         sched::preempt_count(),
         pc,
@@ -1296,7 +1312,7 @@ fn dotest(c: &Case) -> Vec<Report> {
     assert!(!irq::irqs_disabled(), "{}: irqs left disabled", c.name);
     let rs = lockdep::take_reports();
     lockdep::reset();
-    rs
+    (rs, panicked)
 }
 
 #[test]
@@ -1306,8 +1322,12 @@ fn the_kernels_locking_selftest() {
         let cases = families();
         let mut wrong = Vec::new();
         for c in &cases {
-            let rs = dotest(c);
-            let ok = if c.fail {
+            let (rs, panicked) = dotest(c);
+            let ok = if let Some(m) = c.panics {
+                rs.is_empty() && panicked.as_deref().is_some_and(|p| p.contains(m))
+            } else if panicked.is_some() {
+                false
+            } else if c.fail {
                 !rs.is_empty()
                     && rs.iter().all(|r| c.kinds.contains(&r.kind))
                     && (!c.first_needed || rs.iter().any(|r| r.kind == c.kinds[0]))
@@ -1317,7 +1337,7 @@ fn the_kernels_locking_selftest() {
             if !ok {
                 let got: Vec<ReportKind> = rs.iter().map(|r| r.kind).collect();
                 wrong.push(format!(
-                    "{}: expected {}, got {got:?}",
+                    "{}: expected {}, got {got:?}, panic {panicked:?}",
                     c.name,
                     if c.fail { "FAILURE" } else { "SUCCESS" }
                 ));
@@ -1334,7 +1354,7 @@ fn the_kernels_locking_selftest() {
             wrong.len(),
             wrong.join("\n")
         );
-        assert_eq!(cases.len(), 375, "the count in the module docs");
+        assert_eq!(cases.len(), 387, "the count in the module docs");
     })
     .join()
     .unwrap();
@@ -1346,7 +1366,8 @@ fn the_kernels_locking_selftest() {
 /// spinlock A, so that what lockdep sees is what the ww_mutex feeds it.
 /// "block" is a lock without a context (`WWL1`: `ww_mutex_lock(o, NULL)`),
 /// "try" a trylock without one, "context" a lock in the context `t`.
-/// 19 of the kernel's 36 cases; the module docs list the 17 others.
+/// 31 of the kernel's 36 cases (the API misuses among them a panic, as the
+/// module docs say); the module docs list the 5 others.
 fn ww_tests() -> Vec<Case> {
     use ksync::Error;
     use ksync::spinlock::SpinLock;
@@ -1380,6 +1401,37 @@ fn ww_tests() -> Vec<Case> {
         drop(g);
         assert!(!o.is_locked());
     }));
+
+    // The API misuses the kernel catches with a DEBUG_LOCKS_WARN: a panic.
+    out.push(case_panics(
+        w("diff_class"),
+        "locked with a context of class",
+        |_| {
+            static OTHER: WwClass = WwClass::new_wait_die("ww_other_acquire", "ww_other_mutex");
+            let o = WwMutex::new(&WW, ());
+            let t = WwAcquireCtx::new(&OTHER);
+            drop(o.lock(&t));
+        },
+    ));
+    out.push(case_panics(
+        w("context_done_twice"),
+        "ww_acquire_done called twice",
+        |_| {
+            let t = WwAcquireCtx::new(&WW);
+            t.done();
+            t.done();
+        },
+    ));
+    out.push(case_panics(
+        w("context_lock_after_done"),
+        "after ww_acquire_done",
+        |_| {
+            let o = WwMutex::new(&WW, ());
+            let t = WwAcquireCtx::new(&WW);
+            t.done();
+            drop(o.lock(&t));
+        },
+    ));
 
     // ww contexts mixing
     out.push(case(w("two_contexts"), true, RECURSION, |_| {
@@ -1424,6 +1476,117 @@ fn ww_tests() -> Vec<Case> {
                     o2.lock(&t).unwrap()
                 };
                 drop(g2);
+            });
+        }));
+    }
+
+    // The context's contending lock (`ww_mutex_lock_slow`'s and
+    // `ww_mutex_lock_acquired`'s DEBUG_LOCKS_WARNs): a panic, before the
+    // attempt. `lock_slow` with nothing to back off from:
+    out.push(case_panics(
+        w("unneeded_slow"),
+        "no -EDEADLK to back off from",
+        |_| {
+            let o = WwMutex::new(&WW, ());
+            let t = WwAcquireCtx::new(&WW);
+            drop(o.lock_slow(&t));
+        },
+    ));
+    // And after `t`, holding o, got -EDEADLK from o2 (held, with o3 where
+    // `o3_held`, by an older context): what it does next.
+    #[derive(Clone, Copy)]
+    enum Next {
+        /// o2 let go, o still held, o2 taken (`edeadlk_no_unlock`).
+        NoUnlock,
+        /// o3 taken, o still held (`edeadlk_acquire_more`).
+        More,
+        /// o dropped, o3 taken instead of o2 (`edeadlk_acquire_wrong`).
+        Wrong,
+    }
+    let edeadlk_cases = [
+        ("edeadlk_no_unlock", Next::NoUnlock, false, "still held"),
+        ("edeadlk_no_unlock_slow", Next::NoUnlock, true, "back off"),
+        (
+            "edeadlk_acquire_more",
+            Next::More,
+            false,
+            "after another ww_mutex returned -EDEADLK",
+        ),
+        ("edeadlk_acquire_more_slow", Next::More, true, "back off"),
+        (
+            "edeadlk_acquire_wrong",
+            Next::Wrong,
+            false,
+            "after another ww_mutex returned -EDEADLK",
+        ),
+        (
+            "edeadlk_acquire_wrong_slow",
+            Next::Wrong,
+            true,
+            "after another ww_mutex returned -EDEADLK",
+        ),
+    ];
+    let edeadlk_more = [
+        (
+            "edeadlk_acquire_more_edeadlk",
+            false,
+            "after another ww_mutex returned -EDEADLK",
+        ),
+        ("edeadlk_acquire_more_edeadlk_slow", true, "back off"),
+    ];
+    let all = edeadlk_cases
+        .into_iter()
+        .map(|(n, next, slow, m)| (n, next, slow, m, false))
+        .chain(
+            edeadlk_more
+                .into_iter()
+                .map(|(n, slow, m)| (n, Next::More, slow, m, true)),
+        );
+    for (name, next, slow, message, o3_held) in all {
+        out.push(case_panics(w(name), message, move |_| {
+            let o = WwMutex::new(&WW, ());
+            let o2 = WwMutex::new(&WW, ());
+            let o3 = WwMutex::new(&WW, ());
+            let (held_tx, held_rx) = channel();
+            let (go_tx, go_rx) = channel::<()>();
+            let (o2, o3) = (&o2, &o3);
+            std::thread::scope(move |s| {
+                // The older context, on a thread of its own (a context is its
+                // thread's). It lets go when told, or when `go_tx` is dropped
+                // by the panic unwinding this closure, before the scope joins.
+                s.spawn(move || {
+                    let t2 = WwAcquireCtx::new(&WW);
+                    let g2 = o2.lock(&t2).unwrap();
+                    let g3 = o3_held.then(|| o3.lock(&t2).unwrap());
+                    held_tx.send(t2.stamp()).unwrap();
+                    let _ = go_rx.recv();
+                    drop((g3, g2));
+                });
+                let t2_stamp = held_rx.recv().unwrap();
+                let t = WwAcquireCtx::new(&WW);
+                assert!(t2_stamp < t.stamp());
+                let g = o.lock(&t).unwrap();
+                assert_eq!(o2.lock(&t).unwrap_err(), Error::Deadlock);
+                let take = |m: &WwMutex<()>| {
+                    if slow {
+                        drop(m.lock_slow(&t));
+                    } else {
+                        drop(m.lock(&t));
+                    }
+                };
+                match next {
+                    Next::NoUnlock => {
+                        go_tx.send(()).unwrap();
+                        take(o2);
+                    }
+                    Next::More => take(o3),
+                    Next::Wrong => {
+                        drop(g);
+                        take(o3);
+                        return;
+                    }
+                }
+                drop(g);
             });
         }));
     }

@@ -93,6 +93,7 @@ fn take_all<'a>(
     loop {
         let mut held = Vec::with_capacity(list.len());
         let mut failed = None;
+        let mut interrupted = false;
         if let Some(i) = contended {
             let r = if interruptible {
                 pool.slots[i].m.lock_slow_interruptible(ctx)
@@ -130,6 +131,7 @@ fn take_all<'a>(
                     counts.eintr += 1;
                     faults::EINTR.fetch_add(1, Ordering::Relaxed);
                     failed = contended.or(Some(i));
+                    interrupted = true;
                     break;
                 }
                 Err(e) => panic!("ww_mutex_lock: unexpected {e}"),
@@ -140,7 +142,9 @@ fn take_all<'a>(
         };
         counts.backoffs += 1;
         drop(held); // back off: unlock everything the transaction holds
-        contended = Some(i);
+        // Only an -EDEADLK names a lock for `lock_slow` (`contending_lock`);
+        // after a signal the transaction starts over with plain locks.
+        contended = (!interrupted).then_some(i);
         match mode {
             Mode::InOrder | Mode::One => {}
             Mode::Reorder => {

@@ -34,7 +34,7 @@ pub(super) fn seed(ctx: u8) -> u64 {
 static CHAINS: [AtomicU64; CHAIN_SLOTS] = [const { AtomicU64::new(0) }; CHAIN_SLOTS];
 
 /// Whether the chain `key` was validated (`lookup_chain_cache`).
-#[inline]
+#[inline(always)]
 pub(super) fn chain_cached(key: u64) -> bool {
     let k = key.max(1);
     let mut i = k as usize & (CHAIN_SLOTS - 1);

@@ -110,7 +110,14 @@ fn wait_on(below: Option<&Held>, h: &Held) -> u8 {
         Some(p) if p.ctx == h.ctx => p.wait_min,
         _ => WAIT_NONE,
     };
-    match inner(h.waits) {
+    wait_min_on(prev, h.waits)
+}
+
+/// The strictest inner wait type of a stack whose entry below (same irq
+/// context) has `prev`, once a lock with packed wait types `waits` is pushed.
+#[inline(always)]
+pub(super) fn wait_min_on(prev: u8, waits: u8) -> u8 {
+    match inner(waits) {
         0 => prev,
         w => w.min(prev),
     }
@@ -142,9 +149,38 @@ pub(super) struct Tls {
     pub(super) rcu: u32,
     /// The stack overflowed: the validator is off for this thread.
     pub(super) broken: bool,
+    /// The fast paths may run: the thread-exit check is armed and the stack
+    /// is not `broken`. Until then (a new thread) every hook takes its slow
+    /// path, whose [`with_tls`] arms the check; the fast paths test this one
+    /// flag, and the stack needs no destructor of its own.
+    pub(super) ready: bool,
+    /// The thread-exit check ([`EXIT`]) is armed (or could not be: the
+    /// thread is exiting).
+    armed: bool,
 }
 
+impl Tls {
+    /// Arms the thread-exit check on the first slow path, and says whether the
+    /// fast paths may run.
+    #[inline]
+    fn arm(&mut self) {
+        if !self.armed {
+            self.armed = true;
+            // Touching `EXIT` registers its destructor; an `Err` means the
+            // thread is already running its destructors: nothing to arm.
+            let _ = EXIT.try_with(|_| ());
+        }
+        self.ready = !self.broken;
+    }
+}
+
+/// The held-lock stack's cell. No destructor (the exit check is [`EXIT`]'s),
+/// so that reaching it is one thread-pointer-relative address, with no
+/// "registered yet?" test on every hook.
 struct TlsCell(RefCell<Tls>);
+
+/// Runs the thread-exit check when the thread's destructors run.
+struct ExitCheck;
 
 thread_local! {
     static TLS: TlsCell = const {
@@ -154,16 +190,24 @@ thread_local! {
             spin: 0,
             rcu: 0,
             broken: false,
+            ready: false,
+            armed: false,
         }))
     };
+    static EXIT: ExitCheck = const { ExitCheck };
 }
 
 /// Runs `f` on this thread's held-lock state; `None` if it is gone (thread exit)
 /// or busy (re-entered from a signal handler).
 pub(super) fn with_tls<R>(f: impl FnOnce(&mut Tls) -> R) -> Option<R> {
-    TLS.try_with(|c| c.0.try_borrow_mut().ok().map(|mut t| f(&mut t)))
-        .ok()
-        .flatten()
+    TLS.try_with(|c| {
+        c.0.try_borrow_mut().ok().map(|mut t| {
+            t.arm();
+            f(&mut t)
+        })
+    })
+    .ok()
+    .flatten()
 }
 
 /// Runs the fast path `f` on this thread's stack and returns whether it was
@@ -172,13 +216,23 @@ pub(super) fn with_tls<R>(f: impl FnOnce(&mut Tls) -> R) -> Option<R> {
 /// while the stack is borrowed finds it busy and skips both its acquire and its
 /// release (it runs to completion inside the borrow), so the stack stays
 /// consistent without disabling irqs on the fast paths.
-#[inline]
+#[inline(always)]
 pub(super) fn fast(f: impl FnOnce(&mut Tls) -> bool) -> bool {
-    TLS.try_with(|c| match c.0.try_borrow_mut() {
+    // Only the cell's address comes out of `try_with`, whose closure is then
+    // one line that always inlines: `f` runs in the hook's own frame, on the
+    // values it has in registers, not behind a closure's captured references.
+    let Ok(cell) = TLS.try_with(|c| c as *const TlsCell) else {
+        return true;
+    };
+    // SAFETY: `cell` is this thread's `TLS` value, which `try_with` found
+    // alive; it stays alive until this thread runs its TLS destructors, which
+    // cannot begin while this thread is inside this call. Shared access only:
+    // the `RefCell` below arbitrates the mutable borrow.
+    let cell = unsafe { &*cell };
+    match cell.0.try_borrow_mut() {
         Ok(mut t) => f(&mut t),
         Err(_) => true,
-    })
-    .unwrap_or(true)
+    }
 }
 
 /// The spinning locks and RCU read sections this thread holds; 0 if its stack is
@@ -207,15 +261,38 @@ impl Tls {
         }
     }
 
+    /// What a lock pushed in irq context `ctx` continues from: the chain key
+    /// and the strictest inner wait type of the top entry if it is of the
+    /// same context, else a new chain's seed and no wait type.
+    #[inline(always)]
+    pub(super) fn below(&self, ctx: u8) -> (u64, u8) {
+        // `wrapping_sub`: an empty stack asks for index `usize::MAX`, which
+        // `get` answers with `None` in the same compare as a bound.
+        match self.held.get(self.depth.wrapping_sub(1)) {
+            Some(top) if top.ctx == ctx => (top.chain_key, top.wait_min),
+            _ => (seed(ctx), WAIT_NONE),
+        }
+    }
+
     /// Pushes `h`, whose chain key is set; the stack has room for it.
     #[inline]
     pub(super) fn push(&mut self, mut h: Held) {
         h.wait_min = wait_on(self.depth.checked_sub(1).map(|i| &self.held[i]), &h);
         self.held[self.depth] = h;
         self.depth += 1;
-        if h.flags & (F_SPIN | F_RCU) != 0 {
-            self.spin += u32::from(h.flags & F_SPIN != 0);
-            self.rcu += u32::from(h.flags & F_RCU != 0);
+        self.count(h.flags);
+    }
+
+    /// Counts a pushed lock with `flags` among the spinning and RCU holds.
+    #[inline(always)]
+    pub(super) fn count(&mut self, flags: u8) {
+        // Branches, not adds of 0 or 1: most locks are neither, and the
+        // compiler would otherwise update both counters in vector registers.
+        if flags & F_SPIN != 0 {
+            self.spin += 1;
+        }
+        if flags & F_RCU != 0 {
+            self.rcu += 1;
         }
     }
 
@@ -223,9 +300,11 @@ impl Tls {
     /// `flags` adds.
     #[inline]
     fn uncount(&mut self, flags: u8) {
-        if flags & (F_SPIN | F_RCU) != 0 {
-            self.spin -= u32::from(flags & F_SPIN != 0);
-            self.rcu -= u32::from(flags & F_RCU != 0);
+        if flags & F_SPIN != 0 {
+            self.spin -= 1;
+        }
+        if flags & F_RCU != 0 {
+            self.rcu -= 1;
         }
     }
 
@@ -233,13 +312,15 @@ impl Tls {
     /// stack and returns true; else false, and [`Tls::release`] does the job.
     #[inline]
     pub(super) fn pop(&mut self, addr: usize) -> bool {
-        if self.broken {
-            return true;
+        if !self.ready {
+            return false; // new or broken: `release` does the job
         }
-        let Some(top) = self.depth.checked_sub(1) else {
+        // `wrapping_sub` and `get`: an empty stack and the bound in one
+        // compare, as in `below`.
+        let top = self.depth.wrapping_sub(1);
+        let Some(h) = self.held.get(top) else {
             return false;
         };
-        let h = &self.held[top];
         if h.map != addr {
             return false;
         }
@@ -351,6 +432,7 @@ impl Tls {
             tid,
         });
         self.broken = true;
+        self.ready = false;
         self.depth = 0;
         self.spin = 0;
         self.rcu = 0;
@@ -397,26 +479,33 @@ pub(super) fn held_text_now(tid: i32) -> String {
     with_tls(|t| held_text(t, tid, Some(&name))).unwrap_or_default()
 }
 
-/// The thread-exit check: locks still held when the thread's stack goes.
-impl Drop for TlsCell {
+/// The thread-exit check: locks still held when the thread's destructors
+/// run. The stack itself stays readable (it has no destructor), so a lock
+/// released by a later destructor still leaves it in order.
+impl Drop for ExitCheck {
     fn drop(&mut self) {
-        let t = self.0.get_mut();
-        if t.depth == 0 || t.broken || report::mode() == Mode::Off {
-            return;
-        }
-        let tid = crate::arch::gettid();
-        let mut text = banner(ReportKind::HeldAtExit);
-        let _ = writeln!(text, "thread {tid} is exiting with locks still held!");
-        text.push_str(&held_text(t, tid, None));
-        let classes = t.held[..t.depth]
-            .iter()
-            .map(|h| class(h.class).name)
-            .collect();
-        emit_all(vec![Report {
-            kind: ReportKind::HeldAtExit,
-            classes,
-            text,
-            tid,
-        }]);
+        let _ = with_tls(|t| exit_check(t));
     }
+}
+
+/// Reports the locks `t` still holds as its thread exits ("lock held when
+/// returning to user space").
+fn exit_check(t: &Tls) {
+    if t.depth == 0 || t.broken || report::mode() == Mode::Off {
+        return;
+    }
+    let tid = crate::arch::gettid();
+    let mut text = banner(ReportKind::HeldAtExit);
+    let _ = writeln!(text, "thread {tid} is exiting with locks still held!");
+    text.push_str(&held_text(t, tid, None));
+    let classes = t.held[..t.depth]
+        .iter()
+        .map(|h| class(h.class).name)
+        .collect();
+    emit_all(vec![Report {
+        kind: ReportKind::HeldAtExit,
+        classes,
+        text,
+        tid,
+    }]);
 }

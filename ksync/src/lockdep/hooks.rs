@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::chains::{chain_cached, chain_insert, clear_chains};
+use super::chains::{chain_cached, chain_insert, clear_chains, mix};
 use super::classes::{self, F_NOCHECK, cdesc, class, class_of};
 use super::graph;
 use super::held::{self, Held, Tls, held_text_now, with_tls};
@@ -30,51 +30,102 @@ use crate::ctx::preempt_count;
 
 /// `#[track_caller]`: the held-lock entry remembers the caller of the lock
 /// method, the call site that lock statistics count.
+///
 #[inline]
 #[track_caller]
 pub(super) fn acquire(map: &LockdepMap, kind: AcquireKind, trylock: bool, subclass: u32) {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let ip = Location::caller();
     let pc = preempt_count();
     let irqs_off = ctx::irqs_disabled();
-    let (id, flags, waits) = classes::cached(map, subclass);
-    if id != 0 {
-        let h = Held::new(map, id, (flags, waits), kind, trylock, irq_context(pc), ip);
-        if held::fast(|t| acquire_fast(t, h, pc, irqs_off)) {
-            return;
+    let cached = classes::cached(map, subclass);
+    if cached.0 != 0
+        && held::fast(|t| acquire_fast(t, map, cached, kind, trylock, pc, irqs_off, ip))
+    {
+        // Outside the stack's borrow, so that the fast path itself makes no
+        // call (and saves no registers for one); a skipped push (stack busy
+        // or off) only asks `mark_held_locks` to look at the stack again.
+        if cached.1 & F_NOCHECK == 0 {
+            usage::defer_mark_bits(
+                cached.0,
+                kind,
+                irq_context(pc),
+                pc,
+                irqs_off,
+                mark_held_locks,
+            );
         }
+        return;
     }
     acquire_slow(map, kind, trylock, subclass, pc, irqs_off, ip);
 }
 
-/// The fast path of an acquisition: nothing new about its usage and a chain
-/// validated before: push `h` and return true. Anything else: false, and
-/// [`acquire_checked`] does the full job.
-#[inline]
-fn acquire_fast(t: &mut Tls, mut h: Held, pc: u32, irqs_off: bool) -> bool {
-    if t.broken {
-        return true;
+/// The fast path of an acquisition of `map`, whose class is cached as
+/// `(id, flags, waits)`: nothing new about its usage and a chain validated
+/// before: push the entry and return true. Anything else (a check that fails,
+/// a new usage, a new chain, a full stack): false, with the stack untouched,
+/// and [`acquire_checked`] does the full job.
+///
+/// The same checks as [`acquire_checked`] in the same order, computed on the
+/// values at hand: the entry below in the same irq context is read once for
+/// both the chain key and the wait context, and the new entry is written into
+/// its slot in place.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn acquire_fast(
+    t: &mut Tls,
+    map: &LockdepMap,
+    (id, flags, waits): (u32, u8, u8),
+    kind: AcquireKind,
+    trylock: bool,
+    pc: u32,
+    irqs_off: bool,
+    ip: &'static Location<'static>,
+) -> bool {
+    if !t.ready {
+        return false; // a new thread, or a broken stack: the slow path
     }
-    if t.depth == MAX_LOCK_DEPTH
-        || wait::sleeps_in_atomic(t, &h, pc, irqs_off)
-        || wait_context::invalid(t, &h, pc)
-    {
+    if wait::sleeps_in_atomic_bits(t, flags, trylock, pc, irqs_off) {
         return false;
     }
-    h.chain_key = t.chain_key(&h);
-    if h.flags & F_NOCHECK == 0 {
-        let need = usage_needed(h.kind, h.trylock, pc, irqs_off);
-        if classes::usage(h.class) & need != need {
-            return false;
-        }
-        if !h.trylock && !chain_cached(h.chain_key) {
-            return false;
-        }
-        usage::defer_mark(&h, pc, irqs_off, mark_held_locks);
+    let ctx = irq_context(pc);
+    let (prev_key, prev_wait) = t.below(ctx);
+    if wait_context::invalid_on(prev_wait, waits, trylock, pc) {
+        return false;
     }
-    t.push(h);
+    let mut chain_key = prev_key;
+    if flags & F_NOCHECK == 0 {
+        chain_key = mix(prev_key, id, kind, trylock);
+        let need = usage_needed(kind, trylock, pc, irqs_off);
+        if classes::usage(id) & need != need {
+            return false;
+        }
+        if !trylock && !chain_cached(chain_key) {
+            return false;
+        }
+    }
+    let depth = t.depth;
+    let Some(slot) = t.held.get_mut(depth) else {
+        return false; // full: the slow path reports it
+    };
+    *slot = Held {
+        class: id,
+        map: map as *const _ as usize,
+        kind,
+        trylock,
+        ctx,
+        flags,
+        waits,
+        wait_min: held::wait_min_on(prev_wait, waits),
+        chain_key,
+        refs: 0,
+        ip: Some(ip),
+        stamp: 0,
+    };
+    t.depth = depth + 1;
+    t.count(flags);
     true
 }
 
@@ -170,7 +221,7 @@ fn acquire_checked(
 #[inline(never)]
 fn mark_held_locks() {
     ctx::take_deferred(ctx::Deferred::LockdepHeld);
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let pc = preempt_count();
@@ -202,9 +253,11 @@ fn mark_held_locks() {
     emit_all(out);
 }
 
-#[inline]
+/// Out of line: one call from every guard's drop, which measured fewer
+/// instructions per lock+unlock than the body inlined into each drop.
+#[inline(never)]
 pub(super) fn release(map: &LockdepMap) {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let addr = map as *const _ as usize;
@@ -223,7 +276,7 @@ fn release_slow(map: &LockdepMap) {
 
 #[inline]
 pub(super) fn might_sleep() {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let pc = preempt_count();
@@ -235,7 +288,7 @@ pub(super) fn might_sleep() {
 }
 
 pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return true;
     }
     let addr = map as *const _ as usize;
@@ -253,7 +306,7 @@ pub(super) fn lock_is_held(map: &LockdepMap) -> bool {
 /// recursion. Reports if `nest` is not held.
 #[track_caller]
 pub(super) fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &LockdepMap) {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     install_ctx_hooks();
@@ -327,7 +380,7 @@ fn nest_not_held(
 /// any; `Some(false)`: exclusively; `Some(true)`: shared) (`lock_is_held_type`).
 /// True with lockdep off or the stack gone, as `lock_is_held`.
 fn lock_is_held_type(map: &LockdepMap, read: Option<bool>) -> bool {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return true;
     }
     let addr = map as *const _ as usize;
@@ -398,7 +451,7 @@ pub(super) fn rcu_depth() -> u32 {
 }
 
 pub(super) fn assert_not_in_rcu(what: &'static str) {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     wait::assert_not_in_rcu(what);
@@ -448,7 +501,7 @@ fn install_ctx_hooks() {
 /// `lock_irq(a)`, `lock_irqsave(b)`, drop `a` (irqs on), drop `b` (irqs off
 /// again, no lock held). Called by `ctx::local_irq_restore`; once per thread.
 fn bogus_irq_restore() {
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let tid = crate::arch::gettid();
@@ -481,7 +534,7 @@ pub(super) fn map_freed(map: &LockdepMap) {
     if classes::cached(map, 0).0 == 0 && classes::cached(map, 1).0 == 0 {
         return; // never acquired
     }
-    if report::mode() == Mode::Off {
+    if !report::enabled() {
         return;
     }
     let addr = map as *const _ as usize;

@@ -574,6 +574,62 @@ impl core::fmt::Debug for LockdepMap {
     }
 }
 
+#[cfg(all(feature = "lockdep", not(loom)))]
+std::thread_local! {
+    /// The class site that [`with_class_site`] lends to the local locks made
+    /// on this thread meanwhile; `None` outside it.
+    static CLASS_SITE: core::cell::Cell<Option<&'static Location<'static>>> =
+        const { core::cell::Cell::new(None) };
+}
+
+/// Runs `make`, and gives every map that asks with
+/// [`take_class_site`](LockdepMap::take_class_site) meanwhile (on this thread)
+/// the class of source location `site`: how a per-CPU variable makes the
+/// instances of its slots one class of their own, as the kernel's
+/// per-variable static key does (`DEFINE_PER_CPU(local_lock_t, …)`), where
+/// each would otherwise be of the one place, deep in the library, that called
+/// `T::default` for it. Nests: the outer site is back when `make` returns or
+/// unwinds.
+#[cfg(feature = "lockdep")]
+#[inline]
+pub(crate) fn with_class_site<R>(site: &'static Location<'static>, make: impl FnOnce() -> R) -> R {
+    #[cfg(all(feature = "lockdep", not(loom)))]
+    {
+        struct Restore(Option<&'static Location<'static>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let _ = CLASS_SITE.try_with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(
+            CLASS_SITE
+                .try_with(|c| c.replace(Some(site)))
+                .ok()
+                .flatten(),
+        );
+        make()
+    }
+    #[cfg(not(all(feature = "lockdep", not(loom))))]
+    {
+        let _ = site;
+        make()
+    }
+}
+
+impl LockdepMap {
+    /// Takes the class site that an enclosing [`with_class_site`] lends, if
+    /// any: for a lock whose `new` a caller reached through a function
+    /// pointer (`T::default`), where `#[track_caller]` sees no useful site.
+    /// Only before the map's first acquisition (its class is looked up then).
+    #[inline]
+    pub(crate) fn take_class_site(&mut self) {
+        #[cfg(all(feature = "lockdep", not(loom)))]
+        if let Ok(Some(site)) = CLASS_SITE.try_with(|c| c.get()) {
+            self.site = site;
+        }
+    }
+}
+
 /// Records that the current task acquires `map` (`lock_acquire`).
 ///
 /// `trylock`: the lock was taken without waiting (call after success). `subclass`:

@@ -152,6 +152,24 @@ pub fn mode() -> Mode {
     }
 }
 
+/// Whether the validator is on (mode warn or panic): the hooks' first test,
+/// one load and one compare while the mode is set (`MODE_WARN` and
+/// `MODE_PANIC` are the two codes at or above `MODE_WARN`); the first call
+/// reads `KSYNC_LOCKDEP`.
+#[cfg(all(feature = "lockdep", not(loom)))]
+#[inline(always)]
+pub(super) fn enabled() -> bool {
+    // Relaxed: as in `mode`, a switch with no data behind it.
+    MODE.load(Ordering::Relaxed) >= MODE_WARN || enabled_slow()
+}
+
+#[cfg(all(feature = "lockdep", not(loom)))]
+#[cold]
+#[inline(never)]
+fn enabled_slow() -> bool {
+    mode() != Mode::Off
+}
+
 #[cold]
 fn mode_from_env() -> Mode {
     let m = match std::env::var("KSYNC_LOCKDEP").as_deref() {

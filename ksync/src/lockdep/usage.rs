@@ -64,6 +64,17 @@ pub(super) fn irq_context(pc: u32) -> u8 {
 /// The usage bits an acquisition in this context sets (`mark_usage`).
 #[inline]
 pub(super) fn usage_needed(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: bool) -> u32 {
+    // Process context with irqs and bottom halves on (the common case, a
+    // preempt count of preemption only): the two enabled usages.
+    if pc & (HARDIRQ_MASK | SOFTIRQ_MASK) == 0 && !irqs_off {
+        return enabled_bits(kind);
+    }
+    usage_needed_irq(kind, trylock, pc, irqs_off)
+}
+
+/// [`usage_needed`] with irqs or bottom halves off, or in an irq.
+#[inline]
+fn usage_needed_irq(kind: AcquireKind, trylock: bool, pc: u32, irqs_off: bool) -> u32 {
     let read = kind != AcquireKind::Exclusive;
     let hardirq = pc & HARDIRQ_MASK != 0;
     let softirq = pc & SOFTIRQ_OFFSET != 0;
@@ -99,8 +110,13 @@ pub(super) fn enabled_bits(kind: AcquireKind) -> u32 {
 /// class lacks one of them.
 #[inline]
 pub(super) fn may_gain_enabled(h: &Held) -> bool {
-    let all = enabled_bits(h.kind);
-    h.ctx == 0 && classes::usage(h.class) & all != all
+    may_gain_enabled_bits(h.class, h.kind, h.ctx)
+}
+
+#[inline]
+fn may_gain_enabled_bits(id: u32, kind: AcquireKind, ctx: u8) -> bool {
+    let all = enabled_bits(kind);
+    ctx == 0 && classes::usage(id) & all != all
 }
 
 /// For a lock `h` about to be pushed with preempt count `pc` and irqs off or
@@ -111,7 +127,21 @@ pub(super) fn may_gain_enabled(h: &Held) -> bool {
 /// hand.
 #[inline]
 pub(super) fn defer_mark(h: &Held, pc: u32, irqs_off: bool, mark_held: fn()) {
-    if (irqs_off || pc & SOFTIRQ_MASK != 0) && may_gain_enabled(h) {
+    defer_mark_bits(h.class, h.kind, h.ctx, pc, irqs_off, mark_held);
+}
+
+/// [`defer_mark`] for a lock of class `id` taken as `kind` in irq context
+/// `ctx`, from the values at hand.
+#[inline(always)]
+pub(super) fn defer_mark_bits(
+    id: u32,
+    kind: AcquireKind,
+    ctx: u8,
+    pc: u32,
+    irqs_off: bool,
+    mark_held: fn(),
+) {
+    if (irqs_off || pc & SOFTIRQ_MASK != 0) && may_gain_enabled_bits(id, kind, ctx) {
         ctx::defer_work(ctx::Deferred::LockdepHeld, mark_held);
     }
 }

@@ -15,7 +15,20 @@ use super::state::{emit_all, irqs_held_back, state};
 /// lock held or inside an RCU read section.
 #[inline]
 pub(super) fn sleeps_in_atomic(t: &Tls, h: &Held, pc: u32, irqs_off: bool) -> bool {
-    h.flags & F_SLEEP != 0 && !h.trylock && (pc != 0 || irqs_off || t.spin + t.rcu != 0)
+    sleeps_in_atomic_bits(t, h.flags, h.trylock, pc, irqs_off)
+}
+
+/// [`sleeps_in_atomic`] for a lock with class flags `flags`, before its
+/// held-lock entry exists.
+#[inline(always)]
+pub(super) fn sleeps_in_atomic_bits(
+    t: &Tls,
+    flags: u8,
+    trylock: bool,
+    pc: u32,
+    irqs_off: bool,
+) -> bool {
+    flags & F_SLEEP != 0 && !trylock && (pc != 0 || irqs_off || t.spin + t.rcu != 0)
 }
 
 /// "sleeping function called from invalid context" (`__might_sleep`), by the

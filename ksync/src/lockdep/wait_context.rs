@@ -56,7 +56,21 @@ fn curr_inner(t: &Tls, h: &Held, pc: u32) -> u8 {
 /// invalid wait context: its outer wait type is looser than the context's.
 #[inline]
 pub(super) fn invalid(t: &Tls, h: &Held, pc: u32) -> bool {
-    inner(h.waits) != 0 && !h.trylock && outer(h.waits) > curr_inner(t, h, pc)
+    invalid_on(t.wait_min(h.ctx), h.waits, h.trylock, pc)
+}
+
+/// [`invalid`] for a lock with packed wait types `waits`, on a stack whose
+/// strictest inner wait type in this irq context is `held_min`
+/// ([`Tls::below`]).
+#[inline(always)]
+pub(super) fn invalid_on(held_min: u8, waits: u8, trylock: bool, pc: u32) -> bool {
+    let o = outer(waits);
+    // `o > min(task, held_min)`, with the irq context's type asked for only
+    // in an irq (outside one it is `WAIT_NONE`, above every outer type).
+    inner(waits) != 0
+        && !trylock
+        && (o > held_min
+            || (pc & (HARDIRQ_MASK | SOFTIRQ_OFFSET) != 0 && o > task_wait_context(pc)))
 }
 
 /// A wait type as the kernel prints it (`{outer:inner}`' digits).

@@ -42,6 +42,8 @@ pub use counter::PercpuCounter;
 
 use core::fmt;
 use core::marker::PhantomData;
+#[cfg(feature = "lockdep")]
+use core::panic::Location;
 use core::sync::atomic::{
     AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
@@ -49,6 +51,8 @@ use std::sync::{Once, OnceLock};
 
 use crate::arch::{self, CachePadded};
 use crate::lock::{Guard, IrqOff, IrqSave, Lock, Preempt};
+#[cfg(feature = "lockdep")]
+use crate::lockdep;
 
 /// The number of possible CPU ids (`nr_cpu_ids`): the number of slots of every
 /// [`PerCpu`].
@@ -108,6 +112,12 @@ pub struct PerCpu<T> {
     len: AtomicUsize,
     once: Once,
     init: Init<T>,
+    /// Where the variable was defined: the lockdep class of the local locks
+    /// its slots make through `T::default` (`with_class_site`), one per
+    /// variable as the kernel's per-variable static key. Only with lockdep:
+    /// nothing else reads it.
+    #[cfg(feature = "lockdep")]
+    site: &'static Location<'static>,
     /// Owns the slots, and is `Sync` only where `T: Send + Sync`, as a
     /// lazily-initialised shared value must be (the slots are made on whichever
     /// thread comes first and dropped by the owner).
@@ -118,12 +128,14 @@ impl<T: Default> PerCpu<T> {
     /// A per-CPU variable whose slots start as `T::default()`, allocated on first
     /// use (`DEFINE_PER_CPU`, `alloc_percpu`).
     #[doc(alias = "alloc_percpu")]
+    #[track_caller]
     pub const fn new() -> Self {
         Self::with_init(T::default)
     }
 }
 
 impl<T: Default> Default for PerCpu<T> {
+    #[track_caller]
     fn default() -> Self {
         Self::new()
     }
@@ -132,18 +144,28 @@ impl<T: Default> Default for PerCpu<T> {
 impl<T> PerCpu<T> {
     /// A per-CPU variable whose slots start as `init()`, allocated on first use;
     /// usable in a `static`.
+    /// Lockdep: a [`LocalLock`] that `init` makes through `Default` (as
+    /// [`new`](Self::new)'s `T::default` does) takes the class of the caller
+    /// of this function (or of `new`): one class per per-CPU variable, shared
+    /// by its slots, as the kernel's per-variable static key. One that `init`
+    /// makes with `LocalLock::new` is of that call's place, also one per
+    /// variable.
+    #[track_caller]
     pub const fn with_init(init: fn() -> T) -> Self {
         PerCpu {
             ptr: AtomicPtr::new(core::ptr::null_mut()),
             len: AtomicUsize::new(0),
             once: Once::new(),
             init: Init::Lazy(init),
+            #[cfg(feature = "lockdep")]
+            site: Location::caller(),
             _owns: PhantomData,
         }
     }
 
     /// A per-CPU variable with slot `cpu` set to `f(cpu)`, allocated now
     /// (`alloc_percpu` followed by a `for_each_possible_cpu` initialisation).
+    #[track_caller]
     pub fn from_fn(f: impl FnMut(usize) -> T) -> Self {
         let slots: Box<[CachePadded<T>]> = for_each_possible_cpu()
             .map(f)
@@ -155,6 +177,8 @@ impl<T> PerCpu<T> {
             len: AtomicUsize::new(len),
             once: Once::new(),
             init: Init::Eager,
+            #[cfg(feature = "lockdep")]
+            site: Location::caller(),
             _owns: PhantomData,
         }
     }
@@ -185,9 +209,18 @@ impl<T> PerCpu<T> {
     fn alloc(&self) -> (*mut CachePadded<T>, usize) {
         self.once.call_once(|| {
             let slots: Box<[CachePadded<T>]> = match self.init {
-                Init::Lazy(f) => for_each_possible_cpu()
-                    .map(|_| CachePadded::new(f()))
-                    .collect(),
+                Init::Lazy(f) => {
+                    let make = || {
+                        for_each_possible_cpu()
+                            .map(|_| CachePadded::new(f()))
+                            .collect()
+                    };
+                    #[cfg(feature = "lockdep")]
+                    let slots = lockdep::with_class_site(self.site, make);
+                    #[cfg(not(feature = "lockdep"))]
+                    let slots = make();
+                    slots
+                }
                 // `from_fn` fills `ptr` before the value exists, so it is never
                 // null for it.
                 Init::Eager => unreachable!("ksync: PerCpu::from_fn slots missing"),
@@ -481,7 +514,7 @@ impl RawLocalLock {
 impl Default for RawLocalLock {
     #[track_caller]
     fn default() -> Self {
-        Self::new()
+        <Self as crate::lock::Backend>::new()
     }
 }
 
@@ -495,7 +528,11 @@ unsafe impl crate::lock::Backend for RawLocalLock {
 
     #[track_caller]
     fn new() -> Self {
-        RawLocalLock::new()
+        // Reached through `Lock::default`, maybe as a `PerCpu`'s `T::default`:
+        // the variable's class if it lends one.
+        let mut raw = RawLocalLock::new();
+        raw.dep_map.take_class_site();
+        raw
     }
 
     #[inline(always)]

@@ -201,7 +201,13 @@ fn lock_slow_after_back_off_waits_for_the_older_holder() {
         }
         drop(g2); // back off
         go_tx.send(()).unwrap();
-        let g1 = m1.lock_slow(&ctx); // sleeps until the older one is done
+        // Sleeps until the older one is done: `lock_slow` after the
+        // `Err(Deadlock)` of wait-die; wound-wait got none, so a plain lock.
+        let g1 = if class.is_wait_die() {
+            m1.lock_slow(&ctx)
+        } else {
+            m1.lock(&ctx).unwrap()
+        };
         assert_eq!(*g1, 7);
         let g2 = m2.lock(&ctx).unwrap();
         ctx.done();
@@ -218,6 +224,74 @@ fn lock_slow_while_holding_panics() {
     let ctx = WwAcquireCtx::new(&WW);
     let _g = m.lock(&ctx).unwrap();
     let _h = n.lock_slow(&ctx);
+}
+
+#[test]
+#[should_panic(expected = "no -EDEADLK to back off from")]
+fn lock_slow_without_a_deadlock_panics() {
+    let m = WwMutex::new(&WW, ());
+    let ctx = WwAcquireCtx::new(&WW);
+    let _g = m.lock_slow(&ctx);
+}
+
+/// A context told to back off by `n` (a wound, here set by hand), that has
+/// backed off: the state `ww_mutex_lock_acquired` checks.
+fn backed_off_from<'a>(m: &'a WwMutex<()>, n: &WwMutex<()>, ctx: &'a WwAcquireCtx) {
+    let g = m.lock(ctx).unwrap();
+    ctx.inner().wounded.store(true, Ordering::Relaxed);
+    assert_eq!(n.lock(ctx).unwrap_err(), Error::Deadlock);
+    drop(g);
+}
+
+#[test]
+#[should_panic(expected = "after another ww_mutex returned -EDEADLK")]
+fn locking_another_mutex_than_the_contended_one_panics() {
+    let (m, n) = (WwMutex::new(&WW, ()), WwMutex::new(&WW, ()));
+    let ctx = WwAcquireCtx::new(&WW);
+    backed_off_from(&m, &n, &ctx);
+    let _g = m.lock(&ctx);
+}
+
+#[test]
+#[should_panic(expected = "after another ww_mutex returned -EDEADLK")]
+fn try_locking_another_mutex_than_the_contended_one_panics() {
+    let (m, n) = (WwMutex::new(&WW, ()), WwMutex::new(&WW, ()));
+    let ctx = WwAcquireCtx::new(&WW);
+    backed_off_from(&m, &n, &ctx);
+    let _g = m.try_lock(Some(&ctx));
+}
+
+#[test]
+#[should_panic(expected = "still held")]
+fn locking_the_contended_mutex_without_backing_off_panics() {
+    let (m, n) = (WwMutex::new(&WW, ()), WwMutex::new(&WW, ()));
+    let ctx = WwAcquireCtx::new(&WW);
+    let _g = m.lock(&ctx).unwrap();
+    ctx.inner().wounded.store(true, Ordering::Relaxed);
+    assert_eq!(n.lock(&ctx).unwrap_err(), Error::Deadlock);
+    let _h = n.lock(&ctx);
+}
+
+#[test]
+fn the_contended_mutex_taken_clears_it_whichever_way() {
+    let (m, n) = (WwMutex::new(&WW, ()), WwMutex::new(&WW, ()));
+    let ctx = WwAcquireCtx::new(&WW);
+    // By lock_slow: then any lock may follow.
+    backed_off_from(&m, &n, &ctx);
+    let g = n.lock_slow(&ctx);
+    let h = m.lock(&ctx).unwrap();
+    drop((h, g));
+    // By a plain lock (the kernel allows ww_mutex_lock as the retry too).
+    backed_off_from(&m, &n, &ctx);
+    let g = n.lock(&ctx).unwrap();
+    let h = m.lock(&ctx).unwrap();
+    drop((h, g));
+    // By a trylock.
+    backed_off_from(&m, &n, &ctx);
+    let g = n.try_lock(Some(&ctx)).unwrap();
+    let h = m.try_lock(Some(&ctx)).unwrap();
+    drop((h, g));
+    assert_eq!(ctx.inner().contending.get(), 0);
 }
 
 #[test]
@@ -259,7 +333,9 @@ fn interrupted_wait_leaves_the_mutex_as_before() {
         let r = m2.lock_interruptible(&ctx).map(|_| ());
         flush_signals();
         rtx.send((r, ctx.acquired())).unwrap();
-        m2.lock_slow_interruptible(&ctx).map(|g| *g)
+        // A plain lock again: a signal is no -EDEADLK, so there is no
+        // contended lock for `lock_slow`.
+        m2.lock_interruptible(&ctx).map(|g| *g)
     });
     let task = rx.recv().unwrap();
     wait_asleep(&task, TaskState::Interruptible);
