@@ -22,6 +22,7 @@
 use super::faults::{self, Fault};
 use super::{Config, Monitor, Report, Role, TortureType};
 use ksync::Error;
+use ksync::lockdep::LockClassKey;
 use ksync::mutex::Mutex;
 use ksync::sched::flush_signals;
 use ksync::ww_mutex::{WwAcquireCtx, WwClass, WwMutex, WwMutexGuard};
@@ -173,7 +174,17 @@ fn run_ww(cfg: &Config, mon: &Monitor) -> Report {
     // The `nested` fault: a chain of plain mutexes, always in order, taken
     // before a transaction (never while it holds a ww_mutex, so the back-off
     // can always make progress).
-    let chain: Vec<Mutex<()>> = (0..super::NESTED).map(|_| Mutex::new(())).collect();
+    // Each link has a class of its own (as locktorture's nested locks do):
+    // made at one line they would share one, and lockdep would call the
+    // chain recursion.
+    static CHAIN_KEYS: [LockClassKey; super::NESTED] = [
+        LockClassKey::new("torture_ww_chain[0]"),
+        LockClassKey::new("torture_ww_chain[1]"),
+    ];
+    let chain: Vec<Mutex<()>> = CHAIN_KEYS
+        .iter()
+        .map(|k| Mutex::with_class((), k.name(), k))
+        .collect();
     let modes: [AtomicU64; 4] = Default::default();
     let acquisitions = AtomicU64::new(0);
     let (per_thread, backoffs, eintr) = std::thread::scope(|s| {
