@@ -16,6 +16,7 @@ use super::report::{self, Mode, Report, ReportKind, banner, current_trace, threa
 use super::stat;
 use super::state::{emit_all, state};
 use super::{AcquireKind, LockdepMap, MAX_LOCK_DEPTH};
+use crate::arch::time::now_ns;
 
 /// One entry of a thread's held-lock stack (`struct held_lock`).
 #[derive(Clone, Copy)]
@@ -325,7 +326,7 @@ impl Tls {
             return false;
         }
         if h.stamp != 0 {
-            stat::released(h);
+            stat_released(h);
         }
         let flags = h.flags;
         self.depth = top;
@@ -352,7 +353,7 @@ impl Tls {
             return out;
         }
         if self.held[i].stamp != 0 {
-            stat::released(&self.held[i]);
+            stat_released(&self.held[i]);
         }
         self.uncount(self.held[i].flags);
         self.held.copy_within(i + 1..self.depth, i);
@@ -508,4 +509,62 @@ fn exit_check(t: &Tls) {
         text,
         tid,
     }]);
+}
+
+// Lock statistics' per-thread side: the held entry's `stamp` (odd: waiting
+// since, even: held since) is this thread's; `stat` counts what ends.
+
+/// This thread's identity for bounces: the address of its held-lock stack.
+fn stat_me(t: &Tls) -> usize {
+    t as *const Tls as usize
+}
+
+/// The entry of `map` on this thread's stack, searched from the top (the
+/// acquisition just pushed is normally there).
+fn stat_find<'t>(t: &'t mut Tls, map: &LockdepMap) -> Option<&'t mut Held> {
+    let addr = map as *const LockdepMap as usize;
+    let depth = t.depth;
+    t.held[..depth].iter_mut().rev().find(|h| h.map == addr)
+}
+
+/// `lock_contended`: the acquisition of `map` on this thread must wait; its
+/// entry's stamp becomes the wait's start.
+#[cold]
+#[inline(never)]
+pub(super) fn stat_contended(map: &LockdepMap) {
+    with_tls(|t| {
+        let me = stat_me(t);
+        let Some(h) = stat_find(t, map) else { return };
+        if h.stamp != 0 {
+            return; // told twice about one wait
+        }
+        h.stamp = now_ns() | 1; // odd: waiting
+        stat::count_contended(map, h.class, h.kind, h.ip, me);
+    });
+}
+
+/// `lock_acquired`: this thread now holds `map`; the wait (if it contended)
+/// ends and the hold begins.
+#[cold]
+#[inline(never)]
+pub(super) fn stat_acquired(map: &LockdepMap) {
+    let now = (now_ns() & !1).max(2);
+    with_tls(|t| {
+        let me = stat_me(t);
+        let Some(h) = stat_find(t, map) else { return };
+        // Odd: the wait that `stat_contended` stamped ends now.
+        let wait = (h.stamp & 1 != 0).then(|| now.saturating_sub(h.stamp - 1));
+        h.stamp = now; // even: held
+        stat::count_acquired(map, h.class, h.kind, h.ip, wait, me);
+    });
+}
+
+/// An acquisition that statistics timed ends: `h` is released. A hold (even
+/// stamp) is counted; a wait never acquired (odd) is not.
+#[cold]
+#[inline(never)]
+fn stat_released(h: &Held) {
+    if h.stamp & 1 == 0 {
+        stat::count_hold(h.class, h.kind, now_ns().saturating_sub(h.stamp));
+    }
 }

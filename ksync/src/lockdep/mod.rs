@@ -690,7 +690,7 @@ pub fn acquire_nest(map: &LockdepMap, kind: AcquireKind, trylock: bool, nest: &L
 pub fn lock_contended(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
     if stat::on() {
-        stat::contended(map);
+        held::stat_contended(map);
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;
@@ -705,7 +705,7 @@ pub fn lock_contended(map: &LockdepMap) {
 pub fn lock_acquired(map: &LockdepMap) {
     #[cfg(all(feature = "lockdep", not(loom)))]
     if stat::on() {
-        stat::acquired(map);
+        held::stat_acquired(map);
     }
     #[cfg(not(all(feature = "lockdep", not(loom))))]
     let _ = map;

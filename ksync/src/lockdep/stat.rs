@@ -360,7 +360,7 @@ pub(crate) fn on() -> bool {
 }
 
 #[cfg(all(feature = "lockdep", not(loom)))]
-pub(super) use imp::{acquired, contended, init_from_env, released};
+pub(super) use imp::{count_acquired, count_contended, count_hold, init_from_env};
 
 /// The recording side (feature `lockdep`).
 #[cfg(all(feature = "lockdep", not(loom)))]
@@ -370,11 +370,9 @@ mod imp {
     use std::sync::{Once, OnceLock};
 
     use super::super::classes::{MAX_CLASSES, class};
-    use super::super::held::{Held, Tls, with_tls};
     use super::super::state::{irqs_held_back, state};
     use super::super::{AcquireKind, LockdepMap};
     use super::{ClassStats, HoldStats, LockPoint, LockTime};
-    use crate::arch::time::now_ns;
 
     /// Call sites remembered per class and kind of point; the table shows the
     /// 4 most frequent (the kernel keeps the first 4: `LOCKSTAT_POINTS`).
@@ -564,90 +562,72 @@ mod imp {
         STATS.get().and_then(|s| s.get(id as usize))
     }
 
-    /// This thread's identity for bounces: the address of its held-lock stack.
-    fn me(t: &Tls) -> usize {
-        t as *const Tls as usize
-    }
-
-    /// The entry of `map` on this thread's stack, searched from the top (the
-    /// acquisition just pushed is normally there).
-    fn find<'t>(t: &'t mut Tls, map: &LockdepMap) -> Option<&'t mut Held> {
-        let addr = map as *const LockdepMap as usize;
-        let depth = t.depth;
-        t.held[..depth].iter_mut().rev().find(|h| h.map == addr)
-    }
-
     fn rw(kind: AcquireKind) -> usize {
         usize::from(kind != AcquireKind::Exclusive)
     }
 
-    /// `lock_contended`: the acquisition of `map` on this thread must wait.
+    /// `lock_contended`, counted: an acquisition of `map` (class `class`,
+    /// `kind`, made at `ip`) by the thread `me` must wait. The held-lock side
+    /// (`held::stat_contended`) stamps the wait's start on the thread's entry.
     #[cold]
     #[inline(never)]
-    pub(in super::super) fn contended(map: &LockdepMap) {
-        with_tls(|t| {
-            let me = me(t);
-            let Some(h) = find(t, map) else { return };
-            if h.stamp != 0 {
-                return; // told twice about one wait
-            }
-            h.stamp = now_ns() | 1; // odd: waiting (`Held::stamp`)
-            let Some(s) = stat(h.class) else { return };
-            if let Some(ip) = h.ip {
-                count_point(&s.contention, ip);
-            }
-            // Relaxed, both: statistics; an owner and site of different
-            // acquisitions only misattribute one count.
-            let owner_ip = map.stat_ip.load(Ordering::Relaxed);
-            if !owner_ip.is_null() {
-                // SAFETY: `stat_ip` holds only `&'static Location`s (`acquired`).
-                count_point(&s.contending, unsafe { &*owner_ip });
-            }
-            if map.stat_owner.load(Ordering::Relaxed) != me {
-                s.rw[rw(h.kind)].con_bounces.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-
-    /// `lock_acquired`: this thread now holds `map`; the wait (if it
-    /// contended) ends and the hold begins.
-    #[cold]
-    #[inline(never)]
-    pub(in super::super) fn acquired(map: &LockdepMap) {
-        let now = (now_ns() & !1).max(2);
-        with_tls(|t| {
-            let me = me(t);
-            let Some(h) = find(t, map) else { return };
-            // Odd: the wait that `contended` stamped ends now.
-            let wait = (h.stamp & 1 != 0).then(|| h.stamp - 1);
-            h.stamp = now; // even: held (`Held::stamp`)
-            let Some(s) = stat(h.class) else { return };
-            let rw = &s.rw[rw(h.kind)];
-            if let Some(since) = wait {
-                rw.wait.add(now.saturating_sub(since));
-            }
-            // Relaxed: statistics (see `contended`).
-            if map.stat_owner.swap(me, Ordering::Relaxed) != me {
-                rw.acq_bounces.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(ip) = h.ip {
-                let ip = ip as *const Location<'static> as *mut Location<'static>;
-                map.stat_ip.store(ip, Ordering::Relaxed);
-            }
-        });
-    }
-
-    /// An acquisition that statistics timed ends: `h` was released. A hold
-    /// (even stamp) is counted; a wait never acquired (odd) is not.
-    #[cold]
-    #[inline(never)]
-    pub(in super::super) fn released(h: &Held) {
-        if h.stamp & 1 != 0 {
-            return;
+    pub(in super::super) fn count_contended(
+        map: &LockdepMap,
+        class: u32,
+        kind: AcquireKind,
+        ip: Option<&'static Location<'static>>,
+        me: usize,
+    ) {
+        let Some(s) = stat(class) else { return };
+        if let Some(ip) = ip {
+            count_point(&s.contention, ip);
         }
-        if let Some(s) = stat(h.class) {
-            let t = now_ns().saturating_sub(h.stamp);
-            s.rw[rw(h.kind)].hold.add(t);
+        // Relaxed, both: statistics; an owner and site of different
+        // acquisitions only misattribute one count.
+        let owner_ip = map.stat_ip.load(Ordering::Relaxed);
+        if !owner_ip.is_null() {
+            // SAFETY: `stat_ip` holds only `&'static Location`s (`count_acquired`).
+            count_point(&s.contending, unsafe { &*owner_ip });
+        }
+        if map.stat_owner.load(Ordering::Relaxed) != me {
+            s.rw[rw(kind)].con_bounces.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `lock_acquired`, counted: the thread `me` now holds `map` (class
+    /// `class`, `kind`, taken at `ip`), after waiting `wait` nanoseconds if its
+    /// acquisition contended.
+    #[cold]
+    #[inline(never)]
+    pub(in super::super) fn count_acquired(
+        map: &LockdepMap,
+        class: u32,
+        kind: AcquireKind,
+        ip: Option<&'static Location<'static>>,
+        wait: Option<u64>,
+        me: usize,
+    ) {
+        let Some(s) = stat(class) else { return };
+        let rw = &s.rw[rw(kind)];
+        if let Some(wait) = wait {
+            rw.wait.add(wait);
+        }
+        // Relaxed: statistics (see `count_contended`).
+        if map.stat_owner.swap(me, Ordering::Relaxed) != me {
+            rw.acq_bounces.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(ip) = ip {
+            let ip = ip as *const Location<'static> as *mut Location<'static>;
+            map.stat_ip.store(ip, Ordering::Relaxed);
+        }
+    }
+
+    /// A hold of class `class` (`kind`) that lasted `hold` nanoseconds ended.
+    #[cold]
+    #[inline(never)]
+    pub(in super::super) fn count_hold(class: u32, kind: AcquireKind, hold: u64) {
+        if let Some(s) = stat(class) {
+            s.rw[rw(kind)].hold.add(hold);
         }
     }
 

@@ -423,48 +423,6 @@ impl QueuedRw {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::super::rwraw::ReaderPref;
-    use super::*;
-    use crate::ctx::{irqs_disabled, local_irq_restore, local_irq_save};
-
-    /// The claim window turns irqs off only while the claim is undecided: every
-    /// write path (taken, bounced by a reader, refused) leaves the thread's irq
-    /// state as it found it, on or off.
-    fn claim_window_restores_irqs<R: RawRwSpin>(l: &R) {
-        for off in [false, true] {
-            let saved = off.then(local_irq_save);
-            l.write();
-            assert_eq!(irqs_disabled(), off);
-            assert!(!l.try_write());
-            assert_eq!(irqs_disabled(), off);
-            // SAFETY: taken above, on this thread.
-            unsafe { l.write_unlock() };
-            l.read();
-            assert!(!l.try_write());
-            assert_eq!(irqs_disabled(), off);
-            // SAFETY: taken above, on this thread.
-            unsafe { l.read_unlock() };
-            assert!(l.try_write());
-            assert_eq!(irqs_disabled(), off);
-            // SAFETY: taken just above.
-            unsafe { l.write_unlock() };
-            if let Some(f) = saved {
-                local_irq_restore(f);
-            }
-            assert!(!irqs_disabled());
-        }
-    }
-
-    #[test]
-    fn write_paths_leave_the_irq_state_alone() {
-        let (q, r) = (QueuedRw::INIT, ReaderPref::INIT);
-        claim_window_restores_irqs(&q);
-        claim_window_restores_irqs(&r);
-    }
-}
-
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;

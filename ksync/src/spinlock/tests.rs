@@ -2,8 +2,8 @@
 
 use super::raw::*;
 use super::*;
-use crate::ctx::irqs_disabled;
 use crate::ctx::{SOFTIRQ_DISABLE_OFFSET, preempt_count};
+use crate::ctx::{irqs_disabled, local_irq_restore, local_irq_save};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -333,4 +333,39 @@ fn lock_api_mutex_over_queued() {
     assert_eq!(*rw.read(), 1);
     *rw.write() = 5;
     assert_eq!(*rw.read(), 5);
+}
+
+/// The two-word rwlocks' claim window (`qrwlock::ClaimIrqs`) turns irqs off only while the claim is undecided: every
+/// write path (taken, bounced by a reader, refused) leaves the thread's irq
+/// state as it found it, on or off.
+fn claim_window_restores_irqs<R: RawRwSpin>(l: &R) {
+    for off in [false, true] {
+        let saved = off.then(local_irq_save);
+        l.write();
+        assert_eq!(irqs_disabled(), off);
+        assert!(!l.try_write());
+        assert_eq!(irqs_disabled(), off);
+        // SAFETY: taken above, on this thread.
+        unsafe { l.write_unlock() };
+        l.read();
+        assert!(!l.try_write());
+        assert_eq!(irqs_disabled(), off);
+        // SAFETY: taken above, on this thread.
+        unsafe { l.read_unlock() };
+        assert!(l.try_write());
+        assert_eq!(irqs_disabled(), off);
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+        if let Some(f) = saved {
+            local_irq_restore(f);
+        }
+        assert!(!irqs_disabled());
+    }
+}
+
+#[test]
+fn rw_write_paths_leave_the_irq_state_alone() {
+    let (q, r) = (QueuedRw::INIT, ReaderPref::INIT);
+    claim_window_restores_irqs(&q);
+    claim_window_restores_irqs(&r);
 }
