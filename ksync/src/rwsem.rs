@@ -37,8 +37,7 @@
 //! | `count`   | name     | meaning |
 //! |-----------|----------|---------|
 //! | bit 0     | `WRITER` | a writer holds the lock |
-//! | bit 1     | `WAITING` | a writer spinning for the lock (not queued) waits for the readers to drain: new readers stay out |
-//! | bits 2..32 | readers | readers holding the lock, in units of `READER` (4) |
+//! | bits 1..32 | readers | readers holding the lock, in units of `READER` (2) |
 //!
 //! | `flags` bit     | meaning | set / cleared (always under the list lock) |
 //! |-----------------|---------|---------------|
@@ -49,39 +48,27 @@
 //! Invariants: `count` is exactly `WRITER` while a writer holds the lock (no
 //! reader count beside it), so nobody but the holder writes `count` then, and
 //! the holder's release is a plain store. Readers change `count` only by a CAS
-//! from a value without `WRITER` (the fast path: without `WAITING` either),
-//! writers only by a CAS from 0 — or, owning `WAITING` (set by a CAS from a
-//! value with readers and neither bit), from `WAITING` to `WRITER` or by
-//! clearing it — and granters (under the list lock) by a CAS from a value
-//! without `WRITER` (keeping `WAITING`), or by a store when they are the
-//! releasing writer. A release that frees the lock while a writer owns
-//! `WAITING` leaves the grant/wake step to that writer (it is awake: it takes
-//! the lock, or runs the step as it clears `WAITING`). If a queued writer
-//! sleeps without a wake-up on its way, then `WRITER_SLEEPS` is set or the
-//! first queued writer is awake (it will take the lock, or set `WRITER_SLEEPS`
-//! before it sleeps, or set it as it leaves the queue or takes the lock with
-//! writers behind it).
+//! from a value without `WRITER`, writers only by a CAS from 0, and granters
+//! (under the list lock) by a CAS from a value without `WRITER`, or by a store
+//! when they are the releasing writer. If a queued writer sleeps without a
+//! wake-up on its way, then `WRITER_SLEEPS` is set or the first queued writer
+//! is awake (it will take the lock, or set `WRITER_SLEEPS` before it sleeps, or
+//! set it as it leaves the queue or takes the lock with writers behind it).
 //!
 //! **Policy: readers share, writers barge, hand-off bounds both.**
 //! - *A reader* enters whenever no writer holds the lock and no hand-off is
-//!   pending — also while writers sleep in the queue: readers that arrive while
-//!   other readers hold it join them without sleeping (past a spinning writer's
-//!   `WAITING`, after their own spin, through the queue: the grant step lets
-//!   them in at once). While a writer holds it, a reader spins a few µs (writer
-//!   sections are short), then queues and sleeps. Every writer release with
-//!   readers queued grants the lock to *all* of them at once (the kernel's
-//!   `rwsem_mark_wake`): a woken reader never retries, so a stream of writers
-//!   cannot starve it — it waits for at most the writer that holds the lock and
-//!   one that asked for hand-off.
+//!   pending — also while writers wait: readers that arrive while other
+//!   readers hold it join them without sleeping. While a writer holds it, a
+//!   reader spins a few µs (writer sections are short), then queues and
+//!   sleeps. Every writer release with readers queued grants the lock to *all*
+//!   of them at once (the kernel's `rwsem_mark_wake`): a woken reader never
+//!   retries, so a stream of writers cannot starve it — it waits for at most
+//!   the writer that holds the lock and one that asked for hand-off.
 //! - *A writer* takes a free lock with one CAS, past queued waiters (barging,
 //!   as the mutex and parking_lot do): the lock is never left idle while a
-//!   sleeper wakes up. Otherwise it spins a few µs polling for a free lock;
-//!   while readers hold it, the first such writer claims `WAITING`, which keeps
-//!   new readers out so that the lock drains to it within the spin (as
-//!   parking_lot's writer does with its `WRITER_BIT`) instead of after a sleep
-//!   and a wake-up. Past its spin it gives `WAITING` back, then queues and
-//!   sleeps; the release that frees the lock wakes the first queued writer
-//!   (once: `WRITER_SLEEPS`), which retries and keeps its place.
+//!   sleeper wakes up. Otherwise it spins a few µs polling for a free lock,
+//!   then queues and sleeps; the release that frees the lock wakes the first
+//!   queued writer (once: `WRITER_SLEEPS`), which retries and keeps its place.
 //! - *Hand-off* (the kernel's `RWSEM_FLAG_HANDOFF`): a queued writer that has
 //!   waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER) (1 ms; it sleeps
 //!   with that deadline, as a stream of overlapping readers may never free
@@ -89,14 +76,14 @@
 //!   and the release that frees it grants it to that writer, which then
 //!   grants the readers queued meanwhile on its release. So nobody starves.
 //!
-//! **Fast paths.** `down_read`: a load of each word and one CAS adding `READER`
-//! (no `WRITER`, `WAITING` or `HANDOFF`). `up_read`: one `fetch_sub`; only the
+//! **Fast paths.** `down_read`: a load of each word and one CAS adding
+//! `READER` (no `WRITER`, no `HANDOFF`). `up_read`: one `fetch_sub`; only the
 //! last reader out reads `flags` (after a [`light_barrier`]) and wakes or
-//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load of
-//! `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none is
-//! set, a release store of 0, a [`light_barrier`] and a second load of `flags`;
-//! if a waiter is there, the release and the grant happen in one step under the
-//! list lock.
+//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load
+//! of `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none
+//! is set, a release store of 0, a [`light_barrier`] and a second load of
+//! `flags`; if a waiter is there, the release and the grant happen in one
+//! step under the list lock.
 //!
 //! **No lost wake-up or grant.** Each release that frees the lock (or lets
 //! readers in: a downgrade) writes `count` and then, after a
@@ -134,11 +121,8 @@ use crate::sched::{Task, TaskState};
 
 /// `count`: a writer holds the lock.
 const WRITER: u32 = 1;
-/// `count`: a spinning writer waits for the readers to drain; new readers
-/// stay out (module docs).
-const WAITING: u32 = 2;
 /// `count`: one reader holding the lock.
-const READER: u32 = 4;
+const READER: u32 = 2;
 /// `flags`: readers are queued (module docs).
 const READERS_WAIT: u32 = 1;
 /// `flags`: a queued writer sleeps; the release that frees the lock wakes the
@@ -160,11 +144,6 @@ const GRANTED: u32 = 2;
 /// up to 64 `pause`s and then a yield: a few µs in all, less than a futex
 /// wake-up in this VM).
 const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
-
-/// A writer's spin rounds before it queues: as `SPIN_ROUNDS`, but two under
-/// loom, so that the models reach a writer taking the lock from `WAITING`
-/// (claimed in one round, taken in the next).
-const WRITE_SPIN_ROUNDS: u32 = if cfg!(loom) { 2 } else { SPIN_ROUNDS };
 
 /// The raw reader-writer semaphore (`struct rw_semaphore` without the data): the
 /// two state words, the wait list and the lockdep map. The backend of
@@ -283,7 +262,7 @@ unsafe impl Backend for RawRwSemaphore {
 
     #[inline(always)]
     fn is_locked(&self) -> bool {
-        self.count.load(Ordering::Relaxed) & !WAITING != 0
+        self.count.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -384,8 +363,7 @@ impl<T: ?Sized> RwSemaphore<T> {
     }
 
     /// Turns the caller's read hold into the write hold without letting go, if
-    /// it is the only reader and no writer has asked for hand-off or spins
-    /// waiting for the readers to leave (Solaris's
+    /// it is the only reader and no writer has asked for hand-off (Solaris's
     /// `rw_tryupgrade`); otherwise returns the read guard untouched. Nothing
     /// another writer could do happens in between, so what was read under the
     /// read hold is still true under the write hold.
@@ -439,15 +417,14 @@ impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
 impl RawRwSemaphore {
     // ---- read side ------------------------------------------------------------
 
-    /// One try at `down_read`: enters if no writer holds the lock, none spins
-    /// for it (`WAITING`) and no hand-off is pending (queued writers do not
-    /// keep it out).
+    /// One try at `down_read`: enters if no writer holds the lock and no
+    /// hand-off is pending (queued writers do not keep it out).
     #[inline]
     fn try_read_fast(&self) -> bool {
         let c = self.count.load(Ordering::Relaxed);
         // Acquire pairs with the Release of the last writer's `up_write` (or of
         // the granter's CAS that handed the lock on).
-        c & (WRITER | WAITING) == 0
+        c & WRITER == 0
             && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
             && self
                 .count
@@ -492,8 +469,6 @@ impl RawRwSemaphore {
     fn up_read(&self) {
         // Release pairs with the Acquire of the next writer (its CAS, or the
         // granter's load and CAS in `grant_or_wake`).
-        // With `WAITING` beside us the spinning writer is awake and runs the
-        // grant/wake step itself (`spin_for_write`): nothing to do here.
         if self.count.fetch_sub(READER, Ordering::Release) == READER {
             // The last reader out freed the lock. Orders our RMW before the
             // `flags` load, with the waiter's `heavy_barrier` between its flag
@@ -576,8 +551,7 @@ impl RawRwSemaphore {
         if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
             return false;
         }
-        // `count == READER`: we are the only holder (and no writer spins with
-        // `WAITING`: it goes first, as on hand-off), so `WRITER` may replace
+        // `count == READER`: we are the only holder, so `WRITER` may replace
         // our reader unit (the invariant: `count` is exactly `WRITER` while a
         // writer holds it). Relaxed: we already hold the lock; our release
         // (`up_write`) orders our writes for the next holder.
@@ -690,8 +664,14 @@ impl RawRwSemaphore {
     fn write_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
         lockdep::lock_contended(&self.dep_map);
-        if self.spin_for_write() {
-            return Ok(());
+        // Spin a little for a free lock (readers' and writers' sections are
+        // likely short, and readers come and go).
+        let backoff = Spin::new();
+        for _ in 0..SPIN_ROUNDS {
+            if self.count.load(Ordering::Relaxed) == 0 && self.try_write() {
+                return Ok(());
+            }
+            backoff.snooze();
         }
         lockdep::might_sleep();
         let node = Waiter::tagged(WANT_WRITE);
@@ -755,77 +735,6 @@ impl RawRwSemaphore {
             #[cfg(loom)]
             {
                 vain = true;
-            }
-        }
-    }
-
-    /// `down_write`'s optimistic spin before it queues (readers' and writers'
-    /// sections are likely short): polls for a free lock and, while readers
-    /// hold it, claims `WAITING` so that new readers stop joining them and the
-    /// lock drains to us within the spin (parking_lot's writer does the same
-    /// with its `WRITER_BIT`). `WAITING` is given back if the spin ends first,
-    /// or if a queued writer asked for hand-off. Returns whether we took the
-    /// lock.
-    fn spin_for_write(&self) -> bool {
-        let backoff = Spin::new();
-        let mut waiting = false;
-        for _ in 0..WRITE_SPIN_ROUNDS {
-            let c = self.count.load(Ordering::Relaxed);
-            let handoff = self.flags.load(Ordering::Relaxed) & HANDOFF != 0;
-            if waiting {
-                if handoff {
-                    break;
-                }
-                // While we own `WAITING` nobody sets `WRITER` (writers CAS
-                // from 0, grants return: module docs), so only readers leave.
-                // Acquire pairs with the last reader's Release `fetch_sub`.
-                if c == WAITING
-                    && self
-                        .count
-                        .compare_exchange(WAITING, WRITER, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    return true;
-                }
-            } else if !handoff {
-                if c == 0 && self.try_write() {
-                    return true;
-                }
-                // Readers hold it and no writer claimed `WAITING` before us.
-                // Relaxed: the claim publishes nothing; taking the lock later
-                // is the Acquire CAS above.
-                if c != 0 && c & (WRITER | WAITING) == 0 {
-                    waiting = self
-                        .count
-                        .compare_exchange(c, c | WAITING, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok();
-                }
-            }
-            backoff.snooze();
-        }
-        if waiting {
-            self.drop_waiting();
-        }
-        false
-    }
-
-    /// Gives `WAITING` back. A release that freed the lock while we held it
-    /// left its grant/wake step to us (`up_read` runs it only for a count of
-    /// exactly one reader; `grant_or_wake` returns while `WAITING` is set), so
-    /// if the lock is free now we run it: a sleeping writer is woken, or a
-    /// hand-off granted, now rather than after our own turn in the queue
-    /// (whose first grant/wake step would find the lock free too).
-    #[cold]
-    fn drop_waiting(&self) {
-        // Relaxed: we publish nothing; the barrier below orders the RMW before
-        // the `flags` load.
-        if self.count.fetch_and(!WAITING, Ordering::Relaxed) == WAITING {
-            // Pairs with a waiter's `heavy_barrier` between its flag and its
-            // re-check of `count`, as in `up_read`: either its step saw the
-            // lock without `WAITING`, or we see its flag.
-            light_barrier();
-            if self.flags.load(Ordering::Relaxed) != 0 {
-                self.wake_slow();
             }
         }
     }
@@ -958,9 +867,6 @@ impl RawRwSemaphore {
             if f & HANDOFF != 0 {
                 if base != 0 {
                     // Readers hold it: the last one out runs this step again.
-                    // Or a writer spins with `WAITING`: it takes the lock (its
-                    // release runs this step) or gives `WAITING` back and
-                    // runs it (`drop_waiting`).
                     if releasing {
                         unreachable!("a writer held the lock with readers");
                     }
@@ -983,8 +889,6 @@ impl RawRwSemaphore {
                 self.set_flags(nf);
                 q.hand_off(w, GRANTED, woken);
             } else if nr != 0 {
-                // Queued readers get in beside a writer spinning with
-                // `WAITING` (kept): it waits for them too.
                 if !self.set_count(c, base + nr * READER, releasing) {
                     continue;
                 }
@@ -1002,8 +906,6 @@ impl RawRwSemaphore {
                     // Release: pairs with the Acquire of the next holder.
                     self.count.store(0, Ordering::Release);
                 }
-                // Readers hold it (the last one out runs this step), or a
-                // writer spins with `WAITING` (it runs it, see above).
                 if base == 0 && f & WRITER_SLEEPS != 0 {
                     let Some(first) = Self::first_writer(q) else {
                         unreachable!("WRITER_SLEEPS set with no writer queued");
@@ -1600,61 +1502,6 @@ mod loom_tests {
             assert!(v <= v2 && v2 <= 1);
             w.join().unwrap();
             assert_eq!(*s.read(), 1);
-            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
-        });
-    }
-
-    /// A writer spinning while a reader holds the lock claims `WAITING`; a
-    /// second reader arriving then stays out of the fast path and gets in
-    /// through the queue's grant (no writer holds it), or after the writer.
-    /// Whichever way: exclusion, no lost grant or wake-up, and the words end
-    /// clean (`WAITING` taken or given back).
-    #[test]
-    fn loom_rwsem_spinning_writer_waits_for_readers() {
-        loom::model(|| {
-            let s = Arc::new(RwSemaphore::new(0u32));
-            let r = s.read();
-            let s2 = s.clone();
-            let w = loom::thread::spawn(move || {
-                *s2.write() += 1;
-            });
-            let r2 = s.read();
-            assert!(*r2 <= 1);
-            drop(r);
-            drop(r2);
-            w.join().unwrap();
-            assert_eq!(*s.read(), 1);
-            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
-        });
-    }
-
-    /// Two writers behind a reader: one may sleep queued while the other spins
-    /// with `WAITING`; the reader's release then leaves the wake-up to the
-    /// spinner, which takes the lock or passes the wake-up on (as it gives
-    /// `WAITING` back, or through its own queueing): a lost wake-up shows as
-    /// a deadlock.
-    #[test]
-    fn loom_rwsem_spinning_writer_passes_the_wake_up_on() {
-        loom::model(|| {
-            let s = Arc::new(RwSemaphore::new(0u32));
-            let r = s.read();
-            let spawn_writer = || {
-                let s = s.clone();
-                loom::thread::spawn(move || {
-                    *s.write() += 1;
-                })
-            };
-            let a = spawn_writer();
-            while s.raw.flags.load(Ordering::Relaxed) & WRITER_SLEEPS == 0 {
-                loom::thread::yield_now();
-            }
-            let b = spawn_writer();
-            drop(r);
-            a.join().unwrap();
-            b.join().unwrap();
-            assert_eq!(*s.read(), 2);
             assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
             assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
         });
