@@ -161,7 +161,9 @@
 #[cfg(feature = "lockdep")]
 use core::panic::Location;
 #[cfg(feature = "lockdep")]
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
+use core::sync::atomic::AtomicU32;
+#[cfg(all(feature = "lockdep", not(loom)))]
+use core::sync::atomic::{AtomicPtr, AtomicUsize};
 
 mod report;
 mod stat;
@@ -339,14 +341,12 @@ pub struct LockdepMap {
     pub(crate) class_cache: [AtomicU32; 2],
     /// Lock statistics: the thread that acquired the lock last (the address
     /// of its held-lock stack; 0 none), for bounces (the kernel's `cpu`).
-    #[cfg(feature = "lockdep")]
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg(all(feature = "lockdep", not(loom)))]
     pub(crate) stat_owner: AtomicUsize,
     /// Lock statistics: where the last acquirer took the lock (a `&'static
     /// Location`, or null), the contending point of whoever waits for it
     /// (the kernel's `ip`).
-    #[cfg(feature = "lockdep")]
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg(all(feature = "lockdep", not(loom)))]
     pub(crate) stat_ip: AtomicPtr<Location<'static>>,
 }
 
@@ -384,9 +384,9 @@ impl LockdepMap {
             subclass: 0,
             #[cfg(feature = "lockdep")]
             class_cache: [AtomicU32::new(0), AtomicU32::new(0)],
-            #[cfg(feature = "lockdep")]
+            #[cfg(all(feature = "lockdep", not(loom)))]
             stat_owner: AtomicUsize::new(0),
-            #[cfg(feature = "lockdep")]
+            #[cfg(all(feature = "lockdep", not(loom)))]
             stat_ip: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
