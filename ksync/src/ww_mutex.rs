@@ -1179,6 +1179,49 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for WwMutexGuard<'_, T> {
     }
 }
 
+/// The kernel's back-off loop (`ww-mutex-design.rst`), shared by the unit
+/// tests and the loom models: takes `ms[i]` for each `i` of `order` under
+/// `ctx`; on `-EDEADLK` drops every guard, takes the contended lock first with
+/// `lock_slow`, and goes on with the rest. Returns the guards and the number
+/// of back-offs.
+#[cfg(test)]
+fn acquire_all<'a, T>(
+    ctx: &'a WwAcquireCtx,
+    ms: &'a [WwMutex<T>],
+    order: &[usize],
+) -> (Vec<WwMutexGuard<'a, T>>, u64) {
+    let mut backoffs = 0;
+    let mut contended: Option<usize> = None;
+    loop {
+        let mut held = Vec::new();
+        if let Some(i) = contended {
+            held.push(ms[i].lock_slow(ctx));
+        }
+        let mut failed = None;
+        for &i in order {
+            if Some(i) == contended {
+                continue;
+            }
+            match ms[i].lock(ctx) {
+                Ok(g) => held.push(g),
+                Err(Error::Deadlock) => {
+                    failed = Some(i);
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        match failed {
+            None => return (held, backoffs),
+            Some(i) => {
+                backoffs += 1;
+                drop(held);
+                contended = Some(i);
+            }
+        }
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[cfg(all(test, not(loom)))]

@@ -12,39 +12,9 @@ static WD: WwClass = WwClass::new_wait_die("loom_wd_acquire", "loom_wd_mutex");
 /// Takes `ms[first]` then `ms[1 - first]` in one transaction, with the
 /// kernel's back-off loop; increments both (non-atomically: loom's cell
 /// checks catch overlap). Returns the context's stamp and its back-offs.
-fn transaction(class: &'static WwClass, ms: &[WwMutex<u32>; 2], first: usize) -> (u64, u32) {
+fn transaction(class: &'static WwClass, ms: &[WwMutex<u32>; 2], first: usize) -> (u64, u64) {
     let ctx = WwAcquireCtx::new(class);
-    let mut backoffs = 0;
-    let mut contended: Option<usize> = None;
-    let order = [first, 1 - first];
-    let mut held = loop {
-        let mut held = Vec::new();
-        if let Some(i) = contended {
-            held.push(ms[i].lock_slow(&ctx));
-        }
-        let mut failed = None;
-        for &i in &order {
-            if Some(i) == contended {
-                continue;
-            }
-            match ms[i].lock(&ctx) {
-                Ok(g) => held.push(g),
-                Err(Error::Deadlock) => {
-                    failed = Some(i);
-                    break;
-                }
-                Err(e) => panic!("unexpected {e}"),
-            }
-        }
-        match failed {
-            None => break held,
-            Some(i) => {
-                backoffs += 1;
-                drop(held);
-                contended = Some(i);
-            }
-        }
-    };
+    let (mut held, backoffs) = acquire_all(&ctx, ms, &[first, 1 - first]);
     for g in &mut held {
         **g += 1;
     }

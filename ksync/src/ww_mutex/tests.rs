@@ -447,35 +447,8 @@ fn stress(class: &'static WwClass, threads: usize, locks: usize, rounds: usize) 
                     }
                     order.truncate(1 + rng(4.min(ms.len())));
                     let ctx = WwAcquireCtx::new(class);
-                    let mut contended: Option<usize> = None;
-                    let mut held = loop {
-                        let mut held = Vec::new();
-                        if let Some(i) = contended {
-                            held.push(ms[i].lock_slow(&ctx));
-                        }
-                        let mut failed = None;
-                        for &i in &order {
-                            if Some(i) == contended {
-                                continue;
-                            }
-                            match ms[i].lock(&ctx) {
-                                Ok(g) => held.push(g),
-                                Err(Error::Deadlock) => {
-                                    failed = Some(i);
-                                    break;
-                                }
-                                Err(e) => panic!("unexpected {e}"),
-                            }
-                        }
-                        match failed {
-                            None => break held,
-                            Some(i) => {
-                                backoffs.fetch_add(1, Ordering::Relaxed);
-                                drop(held);
-                                contended = Some(i);
-                            }
-                        }
-                    };
+                    let (mut held, n) = acquire_all(&ctx, &ms, &order);
+                    backoffs.fetch_add(n, Ordering::Relaxed);
                     ctx.done();
                     for g in &mut held {
                         assert_eq!(g.0, g.1, "two holders at once");
