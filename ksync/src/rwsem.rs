@@ -26,140 +26,129 @@
 //!
 //! # Implementation details
 //!
-//! The algorithm borrows from the kernel's `kernel/locking/rwsem.c` (a count
-//! word with a writer bit and the reader count, waiter flags,
-//! `RWSEM_FLAG_HANDOFF`, readers granted as a batch by `rwsem_mark_wake`), from
-//! parking_lot's `src/raw_rwlock.rs` (running contenders spin and barge, with
-//! hand-off only once a waiter has waited too long) and from our own mutex (a
-//! plain release store for the unlock, paid for by the sleeper's membarrier).
-//! Two words on one cache line:
+//! The lock words are those of the queued rwlock
+//! ([`RwLock`](crate::spinlock::RwLock), after the kernel's
+//! `kernel/locking/qrwlock.c`), and the queue is a sleeping
+//! [`RawMutex`](crate::mutex::RawMutex) instead of a spinning MCS lock, so
+//! every wait may sleep and be interrupted. Two words on one cache line:
 //!
-//! | `count`   | name     | meaning |
-//! |-----------|----------|---------|
-//! | bit 0     | `WRITER` | a writer holds the lock |
-//! | bits 1..32 | readers | readers holding the lock, in units of `READER` (2) |
+//! | `wlocked` | meaning |
+//! |-----------|---------|
+//! | 0         | no writer |
+//! | `WLOCKED` | a writer holds the lock, or has just claimed it and checks for readers |
+//! | `WAITING` | the queue-head writer waits for the readers to drain: new readers turn away into the queue |
 //!
-//! | `flags` bit     | meaning | set / cleared (always under the list lock) |
-//! |-----------------|---------|---------------|
-//! | `READERS_WAIT`  | readers are queued: the next writer release grants them the lock | by a reader queueing / by the grant, or the last reader leaving the queue |
-//! | `WRITER_SLEEPS` | a queued writer is (about to be) asleep: the release that frees the lock must wake the first queued writer | by a writer before it sleeps, and by a writer leaving the queue with writers behind it / by the wake-up |
-//! | `HANDOFF`       | the queued writer marked `handoff` has waited too long: nobody else may take the lock; the release that frees it grants it to that writer | by that writer / by the grant, or that writer leaving |
+//! | `cnts` bits | name         | meaning |
+//! |-------------|--------------|---------|
+//! | 0           | `SLEEPING_W` | the queue head sleeps until `wlocked` changes: a release of `wlocked` must wake it |
+//! | 1           | `SLEEPING_R` | the queue-head writer sleeps until the readers drain: the last reader out must wake it |
+//! | 2–31        | reader count | in units of `READER` (4) |
 //!
-//! Invariants: `count` is exactly `WRITER` while a writer holds the lock (no
-//! reader count beside it), so nobody but the holder writes `count` then, and
-//! the holder's release is a plain store. Readers change `count` only by a CAS
-//! from a value without `WRITER`, writers only by a CAS from 0, and granters
-//! (under the list lock) by a CAS from a value without `WRITER`, or by a store
-//! when they are the releasing writer. If a queued writer sleeps without a
-//! wake-up on its way, then `WRITER_SLEEPS` is set or the first queued writer
-//! is awake (it will take the lock, or set `WRITER_SLEEPS` before it sleeps, or
-//! set it as it leaves the queue or takes the lock with writers behind it).
+//! **Fast paths: one RMW each way, and a store for the write release.**
+//! `down_read` adds its bias to `cnts` with one `fetch_add` (it never fails
+//! and retries, as a CAS does when readers crowd the line) and then loads
+//! `wlocked`; `up_read` is one `fetch_sub`. `down_write` claims `wlocked` by a
+//! CAS from 0 and then loads `cnts`; only the claimer writes `wlocked` until
+//! it stores 0 again, so `up_write` is a plain release store, a
+//! [`light_barrier`] and a load of `cnts` for a sleeping queue head. The
+//! reader's and the writer's pairs are SeqCst (the store-buffering pattern:
+//! locked RMWs on x86, so no fence instruction): at least one of the two sees
+//! the other. A reader that sees a writer's word takes its bias back and
+//! queues; a writer that sees readers after its claim gives the word back and
+//! queues. So a writer holds the lock exactly when it owns `WLOCKED` and saw
+//! no reader after claiming it. (The kernel keeps the writer byte inside the
+//! count and releases it with a byte store; Rust forbids racing mixed-size
+//! atomics on one word, hence the second word.)
 //!
-//! **Policy: readers share, writers barge, hand-off bounds both.**
-//! - *A reader* enters whenever no writer holds the lock and no hand-off is
-//!   pending — also while writers wait: readers that arrive while other
-//!   readers hold it join them without sleeping. While a writer holds it, a
-//!   reader spins a few µs (writer sections are short), then queues and
-//!   sleeps. Every writer release with readers queued grants the lock to *all*
-//!   of them at once (the kernel's `rwsem_mark_wake`): a woken reader never
-//!   retries, so a stream of writers cannot starve it — it waits for at most
-//!   the writer that holds the lock and one that asked for hand-off.
-//! - *A writer* takes a free lock with one CAS, past queued waiters (barging,
-//!   as the mutex and parking_lot do): the lock is never left idle while a
-//!   sleeper wakes up. Otherwise it spins a few µs polling for a free lock,
-//!   then queues and sleeps; the release that frees the lock wakes the first
-//!   queued writer (once: `WRITER_SLEEPS`), which retries and keeps its place.
-//! - *Hand-off* (the kernel's `RWSEM_FLAG_HANDOFF`): a queued writer that has
-//!   waited [`HANDOFF_AFTER`](crate::mutex::HANDOFF_AFTER) (1 ms; it sleeps
-//!   with that deadline, as a stream of overlapping readers may never free
-//!   the lock) sets `HANDOFF`: new readers and writers stop taking the lock,
-//!   and the release that frees it grants it to that writer, which then
-//!   grants the readers queued meanwhile on its release. So nobody starves.
+//! **Slow paths: one queue, one waiter on the words.** Contenders queue on
+//! `wait_lock`, a [`RawMutex`](crate::mutex::RawMutex) used without lockdep
+//! (it spins while its holder runs, then sleeps FIFO with a bounded hand-off):
+//! only its holder, the queue head, waits on the lock words.
+//! - *A head reader* adds its bias and waits for `WLOCKED` to clear (a
+//!   fast-path writer that claims the word meanwhile sees the bias and gives
+//!   it back), then lets the queue go on: the readers queued behind it follow
+//!   one after another without sleeping, and join the readers in the lock.
+//! - *A head writer* waits for `wlocked` to be 0, claims it as `WAITING` —
+//!   which turns new readers away into the queue — waits for the readers
+//!   already in to drain, then stores `WLOCKED` and re-checks the readers
+//!   (the handshake above; back to `WAITING` if one came in). It waits only
+//!   for readers that came before it, so a stream of readers cannot starve a
+//!   writer; and while a head reader waits, its bias keeps fast-path writers
+//!   out, so a stream of writers cannot starve readers.
+//! - Readers that arrive while only readers hold the lock join them on the
+//!   fast path; writers take a free lock past the queue with one CAS (the
+//!   lock is never left idle while a sleeper wakes up).
 //!
-//! **Fast paths.** `down_read`: a load of each word and one CAS adding
-//! `READER` (no `WRITER`, no `HANDOFF`). `up_read`: one `fetch_sub`; only the
-//! last reader out reads `flags` (after a [`light_barrier`]) and wakes or
-//! grants a writer if one sleeps or asked for hand-off. `down_write`: a load
-//! of `flags` and one CAS `0 → WRITER`. `up_write`: a load of `flags`; if none
-//! is set, a release store of 0, a [`light_barrier`] and a second load of
-//! `flags`; if a waiter is there, the release and the grant happen in one
-//! step under the list lock.
+//! The head's waits spin a bounded time and then sleep (`sched::sleep`, so
+//! signals end them). Before it sleeps, the head links itself on `sleeper`
+//! (the wait engine's list: at most the one head), sets its flag in `cnts`,
+//! and re-checks. Waiting on `wlocked` it sets `SLEEPING_W` and issues
+//! [`heavy_barrier`]; every release of `wlocked` stores, issues
+//! [`light_barrier`] and loads `cnts`: the asymmetric fence pair, so either the
+//! release sees the flag and wakes the head, or the head's re-check sees the
+//! release. Waiting for readers it sets `SLEEPING_R` with an RMW on `cnts`,
+//! which the last reader's `fetch_sub` sees: RMWs on one word are ordered, no
+//! fence needed.
 //!
-//! **No lost wake-up or grant.** Each release that frees the lock (or lets
-//! readers in: a downgrade) writes `count` and then, after a
-//! [`light_barrier`], reads `flags`; each waiter sets its flag under the list
-//! lock and then, after a [`heavy_barrier`], re-reads `count` in the common
-//! grant/wake step (`grant_or_wake`). The barrier pair acts as a SeqCst fence
-//! on both sides (the store-buffering pattern), so either the release sees the
-//! flag and runs the grant/wake step, or the waiter's step sees the released
-//! lock and grants or wakes itself. Every grant is made under the list lock,
-//! and a release that finds a flag set at its start (`up_write`) grants in
-//! the same step as it releases, so a hand-off cannot be stolen.
+//! **An interrupted or killed wait leaves no trace.** A waiter still queued on
+//! `wait_lock` leaves it as a mutex waiter does; a head reader takes its bias
+//! back; a head writer gives `WAITING` back (the readers it turned away are
+//! queued behind it and go on once it lets go of `wait_lock`). The one mark a
+//! head leaves in the words, its sleep flag, is cleared before it returns.
 //!
-//! The waiters queue on `sched::waitlist` (the wait engine every sleeping
-//! primitive shares) in its plain form; a grant travels as the entry's
-//! hand-off payload (`GRANTED`). Readers are only ever granted; writers are
-//! woken to retry (they stay queued, the mark untouched) or granted on
-//! hand-off.
-//!
-//! A waiter interrupted (or killed) unlinks itself, clears `HANDOFF` if it had
-//! set it, passes on a writer wake-up it may have absorbed (`WRITER_SLEEPS`),
-//! and re-runs the grant/wake step, so whatever its leaving unblocks (readers
-//! queued behind its hand-off) is granted. If a grant reached it first, it
-//! owns the lock and returns `Ok`, as if the signal had come just after.
+//! Readers in interrupt context are refused (a panic, as for any sleeping
+//! lock), so unlike the spinning rwlock no writer's claim needs irqs off.
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::Spin;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lock::{
     Backend, Guard, Lock, ReadGuard, SharedBackend, SleepingBackend, SleepingSharedBackend,
 };
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::sched::waitlist::{Detached, Locked, Plain, WaitList, Waiter};
-use crate::sched::{Task, TaskState};
+use crate::mutex::RawMutex;
+use crate::sched::TaskState;
+use crate::sched::waitlist::{Plain, WaitList, Waiter};
 
-/// `count`: a writer holds the lock.
-const WRITER: u32 = 1;
-/// `count`: one reader holding the lock.
-const READER: u32 = 2;
-/// `flags`: readers are queued (module docs).
-const READERS_WAIT: u32 = 1;
-/// `flags`: a queued writer sleeps; the release that frees the lock wakes the
-/// first queued writer.
-const WRITER_SLEEPS: u32 = 2;
-/// `flags`: the flagged writer gets the lock next.
-const HANDOFF: u32 = 4;
+/// `wlocked`: a writer holds the lock (or checks for readers after claiming it).
+const WLOCKED: u32 = 1;
+/// `wlocked`: the queue-head writer waits for the readers to drain.
+const WAITING: u32 = 2;
+/// `cnts`: the queue head sleeps until `wlocked` changes.
+const SLEEPING_W: u32 = 1;
+/// `cnts`: the queue-head writer sleeps until the readers drain.
+const SLEEPING_R: u32 = 2;
+/// `cnts`: one reader's bias.
+const READER: u32 = 4;
 
-/// Waiter tags.
-const WANT_READ: u32 = 0;
-const WANT_WRITE: u32 = 1;
-
-/// The grant (`sched::waitlist`'s hand-off payload) of a waiter handed the
-/// lock: a reader counted in `count`, or the writer with `WRITER` set on its
-/// behalf. A writer woken to retry stays queued and unmarked.
-const GRANTED: u32 = 2;
-
-/// Optimistic-spin rounds (each a [`Backoff::snooze`](crate::Backoff::snooze),
-/// up to 64 `pause`s and then a yield: a few µs in all, less than a futex
-/// wake-up in this VM).
-const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 10 };
+/// Under loom, the SeqCst fence the reader/writer handshake needs between an
+/// RMW on one word and the load of the other: loom models SeqCst accesses as
+/// AcqRel (its README; `fence(SeqCst)` it models exactly). Natively the
+/// SeqCst accesses themselves forbid the store-buffering outcome (on x86 the
+/// locked RMW is the full barrier), so this is nothing.
+#[inline(always)]
+fn sb_fence() {
+    #[cfg(loom)]
+    crate::loom::sync::atomic::fence(Ordering::SeqCst);
+}
 
 /// The raw reader-writer semaphore (`struct rw_semaphore` without the data): the
-/// two state words, the wait list and the lockdep map. The backend of
+/// two lock words, the queue and the lockdep map. The backend of
 /// [`RwSemaphore<T>`]; its shared side is the readers'.
 #[repr(C)]
 pub struct RawRwSemaphore {
-    /// `WRITER`, or the readers holding the lock (module docs).
-    count: AtomicU32,
-    /// `READERS_WAIT`, `WRITER_SLEEPS`, `HANDOFF`; written only under the list
-    /// lock, read by the fast paths without it.
-    flags: AtomicU32,
-    waiters: WaitList<Plain>,
-    /// Queued readers / writers; changed only with the list lock held (atomics
-    /// only so that the type stays `Sync`; Relaxed, the lock orders them).
-    queued_readers: AtomicU32,
-    queued_writers: AtomicU32,
+    /// Reader biases and the head's sleep flags (module docs).
+    cnts: AtomicU32,
+    /// The writer's word: 0, `WLOCKED` or `WAITING`; written only by the
+    /// writer that claimed it from 0.
+    wlocked: AtomicU32,
+    /// The queue: its holder is the one waiter on the lock words. Never seen
+    /// by lockdep (the semaphore's own map is).
+    wait_lock: RawMutex,
+    /// The queue head, linked while it sleeps on a lock word, so that a
+    /// release that sees its flag can wake it.
+    sleeper: WaitList<Plain>,
     dep_map: LockdepMap,
 }
 
@@ -167,8 +156,8 @@ pub struct RawRwSemaphore {
 /// [`Lock`] over the [`RawRwSemaphore`] backend. `Sync` for `T: Send + Sync`:
 /// writers get `&mut T` from any thread, readers share `&T` at once.
 ///
-/// See the [module docs](self) for the policy (readers share, writers barge,
-/// hand-off bounds both).
+/// See the [module docs](self) for the algorithm: readers share, writers
+/// queue fairly behind the readers already in, and nobody starves.
 #[doc(alias = "rw_semaphore")]
 #[doc(alias = "DECLARE_RWSEM")]
 pub type RwSemaphore<T> = Lock<T, RawRwSemaphore>;
@@ -199,11 +188,10 @@ impl RawRwSemaphore {
     #[cfg(not(loom))]
     pub(crate) const fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
         RawRwSemaphore {
-            count: AtomicU32::new(0),
-            flags: AtomicU32::new(0),
-            waiters: WaitList::new(),
-            queued_readers: AtomicU32::new(0),
-            queued_writers: AtomicU32::new(0),
+            cnts: AtomicU32::new(0),
+            wlocked: AtomicU32::new(0),
+            wait_lock: RawMutex::new(),
+            sleeper: WaitList::new(),
             dep_map,
         }
     }
@@ -212,21 +200,22 @@ impl RawRwSemaphore {
     #[cfg(loom)]
     fn with_map(dep_map: LockdepMap) -> RawRwSemaphore {
         RawRwSemaphore {
-            count: AtomicU32::new(0),
-            flags: AtomicU32::new(0),
-            waiters: WaitList::new(),
-            queued_readers: AtomicU32::new(0),
-            queued_writers: AtomicU32::new(0),
+            cnts: AtomicU32::new(0),
+            wlocked: AtomicU32::new(0),
+            wait_lock: RawMutex::new(),
+            sleeper: WaitList::new(),
             dep_map,
         }
     }
 }
 
-// SAFETY: `count` grants `WRITER` to one holder while no reader holds it, and
-// readers only while no writer does (the invariants in the module docs);
-// every acquisition is an Acquire RMW (or a grant read through `done` with
-// Acquire) pairing with the Release of the release it follows. Readers share
-// the `T` at once, so `Concurrent<T>` is `T`.
+// SAFETY: a writer holds the lock only while it owns `wlocked` as `WLOCKED`
+// (claimed from 0 by a CAS, or stored by the queue head that owns the word as
+// `WAITING`: one writer at a time) and saw no reader bias in `cnts` after
+// claiming it; a reader holds it only with its bias in `cnts` and `WLOCKED`
+// unseen after adding it (the SeqCst handshake of the module docs: one of the
+// two sees the other). Entering accesses are Acquire (SeqCst), exits Release.
+// Readers share the `T` at once, so `Concurrent<T>` is `T`.
 unsafe impl Backend for RawRwSemaphore {
     type GuardState = ();
     type Concurrent<T: ?Sized> = T;
@@ -248,8 +237,9 @@ unsafe impl Backend for RawRwSemaphore {
         debug_assert!(r.is_ok());
     }
 
-    /// `down_write_trylock`: takes it if no one holds it and no hand-off is
-    /// pending. Like the kernel's, it may overtake queued waiters.
+    /// `down_write_trylock`: takes it if no one holds it and no writer waits
+    /// for the readers to drain. Like the kernel's, it may overtake queued
+    /// waiters.
     #[inline(always)]
     fn try_lock(&self) -> bool {
         self.try_write()
@@ -257,12 +247,13 @@ unsafe impl Backend for RawRwSemaphore {
 
     #[inline(always)]
     unsafe fn unlock(&self) {
-        self.up_write();
+        self.release_wlocked();
     }
 
     #[inline(always)]
     fn is_locked(&self) -> bool {
-        self.count.load(Ordering::Relaxed) != 0
+        self.wlocked.load(Ordering::Relaxed) & WLOCKED != 0
+            || self.cnts.load(Ordering::Relaxed) >= READER
     }
 }
 
@@ -281,19 +272,19 @@ unsafe impl SharedBackend for RawRwSemaphore {
 
     #[inline(always)]
     unsafe fn unlock_shared(&self) {
-        self.up_read();
+        self.unbias();
     }
 
     #[inline(always)]
     fn is_write_locked(&self) -> bool {
-        self.count.load(Ordering::Relaxed) & WRITER != 0
+        self.wlocked.load(Ordering::Relaxed) & WLOCKED != 0
     }
 }
 
 // SAFETY: `write_acquire` takes the write lock as `lock` does when it returns
 // `Ok`; an interrupted or killed wait leaves the semaphore as if the call never
-// happened (module docs: the waiter leaves the queue and passes on any grant it
-// absorbed).
+// happened (module docs: the waiter leaves the queue, gives back `WAITING` and
+// clears its sleep flag).
 unsafe impl SleepingBackend for RawRwSemaphore {
     #[inline]
     fn lock_sleeping(&self, state: TaskState) -> Result<()> {
@@ -301,14 +292,14 @@ unsafe impl SleepingBackend for RawRwSemaphore {
     }
 }
 
-// SAFETY: as for `SleepingBackend`, with `read_acquire` and a read lock.
+// SAFETY: as for `SleepingBackend`, with `read_acquire` and a read lock (an
+// interrupted head reader takes its bias back).
 unsafe impl SleepingSharedBackend for RawRwSemaphore {
     #[inline]
     fn lock_shared_sleeping(&self, state: TaskState) -> Result<()> {
         self.read_acquire(state)
     }
 }
-
 impl<T> RwSemaphore<T> {
     /// A new, free semaphore holding `data` (`init_rwsem`, `DECLARE_RWSEM`).
     /// `const`; its lockdep class is the caller's location.
@@ -350,9 +341,10 @@ impl<T> RwSemaphore<T> {
 }
 
 impl<T: ?Sized> RwSemaphore<T> {
-    /// How many readers hold it. A snapshot.
+    /// How many readers hold it. A snapshot, which also counts readers passing
+    /// through the fast path that are about to be turned away by a writer.
     pub fn reader_count(&self) -> u32 {
-        self.raw.count.load(Ordering::Relaxed) / READER
+        self.raw.cnts.load(Ordering::Relaxed) / READER
     }
 
     /// Whether readers hold it (`rw_read_held`, though Solaris asks whether
@@ -363,10 +355,12 @@ impl<T: ?Sized> RwSemaphore<T> {
     }
 
     /// Turns the caller's read hold into the write hold without letting go, if
-    /// it is the only reader and no writer has asked for hand-off (Solaris's
+    /// it is the only reader and no writer waits for the lock (Solaris's
     /// `rw_tryupgrade`); otherwise returns the read guard untouched. Nothing
     /// another writer could do happens in between, so what was read under the
-    /// read hold is still true under the write hold.
+    /// read hold is still true under the write hold. Like Solaris's, it may
+    /// fail spuriously: a reader passing through at that moment (one that is
+    /// being turned away, too) counts as another reader.
     ///
     /// ```
     /// use ksync::rwsem::RwSemaphore;
@@ -417,81 +411,76 @@ impl<'a, T: ?Sized> RwSemWriteGuard<'a, T> {
 impl RawRwSemaphore {
     // ---- read side ------------------------------------------------------------
 
-    /// One try at `down_read`: enters if no writer holds the lock and no
-    /// hand-off is pending (queued writers do not keep it out).
-    #[inline]
-    fn try_read_fast(&self) -> bool {
-        let c = self.count.load(Ordering::Relaxed);
-        // Acquire pairs with the Release of the last writer's `up_write` (or of
-        // the granter's CAS that handed the lock on).
-        c & WRITER == 0
-            && self.flags.load(Ordering::Relaxed) & HANDOFF == 0
-            && self
-                .count
-                .compare_exchange_weak(c, c + READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// `down_read` without lockdep (the caller records it): the fast path, then
-    /// the slow path in `state`.
+    /// `down_read` without lockdep (the caller records it): the fast path,
+    /// then the slow path in `state`.
     #[inline]
     fn read_acquire(&self, state: TaskState) -> Result<()> {
-        if self.try_read_fast() {
+        // SeqCst: the reader's half of the handshake with a writer's claim of
+        // `wlocked` and its load of `cnts` (module docs). The load is also the
+        // Acquire that pairs with the Release store of `up_write`.
+        self.cnts.fetch_add(READER, Ordering::SeqCst);
+        sb_fence();
+        if self.wlocked.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
         self.read_slow(state)
     }
 
-    /// `down_read_trylock` without lockdep: fails while a writer holds it or a
-    /// hand-off is pending.
+    /// `down_read_trylock` without lockdep: fails while a writer holds the
+    /// lock or waits for the readers to drain.
     #[inline]
     fn try_read(&self) -> bool {
-        let backoff = Spin::new();
-        let mut c = self.count.load(Ordering::Relaxed);
-        while c & WRITER == 0 && self.flags.load(Ordering::Relaxed) & HANDOFF == 0 {
-            // Acquire as in `try_read_fast`.
-            match self.count.compare_exchange_weak(
-                c,
-                c + READER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => c = now,
-            }
-            backoff.spin();
+        if self.wlocked.load(Ordering::Relaxed) != 0 {
+            return false;
         }
+        // SeqCst: as in `read_acquire`.
+        self.cnts.fetch_add(READER, Ordering::SeqCst);
+        sb_fence();
+        if self.wlocked.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        self.unbias();
         false
     }
 
-    /// `up_read` (lockdep released by the caller).
+    /// Drops one reader bias: `up_read`, or a reader backing off.
     #[inline]
-    fn up_read(&self) {
-        // Release pairs with the Acquire of the next writer (its CAS, or the
-        // granter's load and CAS in `grant_or_wake`).
-        if self.count.fetch_sub(READER, Ordering::Release) == READER {
-            // The last reader out freed the lock. Orders our RMW before the
-            // `flags` load, with the waiter's `heavy_barrier` between its flag
-            // and its re-check of `count` (module docs: no lost wake-up).
-            light_barrier();
-            if self.flags.load(Ordering::Relaxed) & (WRITER_SLEEPS | HANDOFF) != 0 {
-                self.wake_slow();
-            }
+    fn unbias(&self) {
+        // Release: pairs with the Acquire of the writer that waits for the
+        // readers to drain (its load of `cnts`).
+        let c = self.cnts.fetch_sub(READER, Ordering::Release);
+        if c & SLEEPING_R != 0 && c < 2 * READER {
+            // The last reader out, and the head writer sleeps waiting for it.
+            self.wake_head();
         }
     }
 
     // ---- write side -----------------------------------------------------------
 
-    /// `down_write_trylock` without lockdep: takes it if no one holds it and no
-    /// hand-off is pending — past queued waiters (barging, module docs).
+    /// `down_write_trylock` without lockdep: takes a free lock — past queued
+    /// waiters, but not past a writer that waits for the readers to drain
+    /// (it owns `wlocked`).
     #[inline]
     fn try_write(&self) -> bool {
-        // Acquire pairs with the Release of the previous holders' releases.
-        self.flags.load(Ordering::Relaxed) & HANDOFF == 0
-            && self
-                .count
-                .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        // No claim while readers hold it: it would only bounce them.
+        if self.cnts.load(Ordering::Relaxed) >= READER {
+            return false;
+        }
+        // SeqCst: the writer's half of the handshake with the readers'
+        // `fetch_add` and load (module docs); Acquire pairs with the last
+        // writer's Release store.
+        self.wlocked
+            .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+            && {
+                sb_fence();
+                // SeqCst: as above; Acquire pairs with the last reader's
+                // Release `fetch_sub`.
+                self.cnts.load(Ordering::SeqCst) < READER || {
+                    self.give_back();
+                    false
+                }
+            }
     }
 
     /// `down_write` without lockdep (the caller records it): the fast path,
@@ -504,83 +493,71 @@ impl RawRwSemaphore {
         self.write_slow(state)
     }
 
-    /// `up_write` (lockdep released by the caller).
+    /// Stores 0 to `wlocked`, which we own (`up_write`, a claim given back, an
+    /// interrupted head writer's `WAITING`), and wakes the queue head if it
+    /// sleeps on it.
     #[inline]
-    fn up_write(&self) {
-        if self.flags.load(Ordering::Relaxed) != 0 {
-            // Someone waits: release and pass the lock on in one step.
-            return self.up_write_slow();
-        }
-        // Nobody but us writes `count` while `WRITER` is set (module docs), so
-        // a store releases it. Release pairs with the Acquire of the next
-        // holder's CAS (or a granter's load).
-        self.count.store(0, Ordering::Release);
-        // Orders the store before the `flags` load, with the waiter's
-        // `heavy_barrier` (module docs: no lost wake-up).
+    fn release_wlocked(&self) {
+        // Nobody else writes `wlocked` while we own it. Release: pairs with
+        // the Acquire of the next reader's or writer's access to it.
+        self.wlocked.store(0, Ordering::Release);
+        // Orders the store before the `cnts` load, with the head's
+        // `heavy_barrier` between its `SLEEPING_W` and its re-check of
+        // `wlocked`: one of the two sees the other.
         light_barrier();
-        if self.flags.load(Ordering::Relaxed) != 0 {
-            self.wake_slow();
+        if self.cnts.load(Ordering::Relaxed) & SLEEPING_W != 0 {
+            self.wake_head();
         }
     }
 
+    /// A reader came in before our fast-path claim of `wlocked`: give the
+    /// word back.
     #[cold]
-    fn up_write_slow(&self) {
-        let mut woken = Detached::empty();
-        let mut wake = None;
-        {
-            let q = self.waiters.lock();
-            // Release `WRITER` and pass the lock on in one step: grant it to the
-            // queued readers or to the writer that asked for hand-off, or wake
-            // the first writer.
-            self.grant_or_wake(&q, &mut woken, &mut wake, true);
-        }
-        woken.wake();
-        if let Some(t) = wake {
-            t.wake_up();
-        }
+    fn give_back(&self) {
+        self.release_wlocked();
     }
 
-    /// `downgrade_write`: writer → reader, atomically; queued readers are let
-    /// in, writers stay excluded (the reader count is never zero in between).
     /// `rw_tryupgrade`: the caller's read hold becomes the write hold if it is
-    /// the only reader and no hand-off is pending. The caller holds a read lock.
+    /// the only reader and no writer waits. The caller holds a read lock.
     fn try_upgrade(&self) -> bool {
-        // A writer that asked for hand-off has waited long enough: it goes
-        // first (one that sets HANDOFF just after this load waits for our
-        // release like any writer behind a holder).
-        if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+        // A writer waiting for the readers (or holding a claim) goes first.
+        if self.wlocked.load(Ordering::Relaxed) != 0 {
             return false;
         }
-        // `count == READER`: we are the only holder, so `WRITER` may replace
-        // our reader unit (the invariant: `count` is exactly `WRITER` while a
-        // writer holds it). Relaxed: we already hold the lock; our release
-        // (`up_write`) orders our writes for the next holder.
+        // SeqCst: the writer's handshake, as in `try_write`: after our claim,
+        // a reader that adds its bias sees `WLOCKED` and backs off.
         if self
-            .count
-            .compare_exchange(READER, WRITER, Ordering::Relaxed, Ordering::Relaxed)
+            .wlocked
+            .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
             return false;
         }
+        sb_fence();
+        if self.cnts.load(Ordering::SeqCst) >= 2 * READER {
+            // Another reader holds it (or is passing through).
+            self.give_back();
+            return false;
+        }
+        // Only our bias is left: drop it. No writer waits for the readers
+        // (`WAITING` would be in `wlocked`, which we own), so `SLEEPING_R` is
+        // clear and nobody needs waking. Relaxed: we hold the lock already.
+        self.cnts.fetch_sub(READER, Ordering::Relaxed);
         lockdep::release(&self.dep_map);
         lockdep::acquire(&self.dep_map, AcquireKind::Exclusive, true, 0);
         true
     }
 
+    /// `downgrade_write`: writer → reader, atomically; queued readers follow,
+    /// writers stay out (our bias is in before `WLOCKED` goes).
     fn downgrade(&self) {
         lockdep::release(&self.dep_map);
         lockdep::acquire(&self.dep_map, AcquireKind::Read, true, 0);
-        // We hold `WRITER`, so `count` is exactly `WRITER` and nobody else
-        // writes it: a store turns it into one reader. Release: our writes are
-        // visible to the readers granted below and to later acquirers.
-        debug_assert_eq!(self.count.load(Ordering::Relaxed), WRITER);
-        self.count.store(READER, Ordering::Release);
-        // As in `up_write`: a reader queued behind us sees the reader count, or
-        // we see its flag.
-        light_barrier();
-        if self.flags.load(Ordering::Relaxed) & READERS_WAIT != 0 {
-            self.wake_slow();
-        }
+        debug_assert_eq!(self.wlocked.load(Ordering::Relaxed), WLOCKED);
+        // Relaxed: we hold the lock; the release below publishes our writes.
+        // A writer that claims `wlocked` after our release sees this bias.
+        self.cnts.fetch_add(READER, Ordering::Relaxed);
+        self.release_wlocked();
     }
 
     // ---- slow paths ------------------------------------------------------------
@@ -594,406 +571,165 @@ impl RawRwSemaphore {
         }
     }
 
-    /// Sets `flags` to `f` (list lock held: the only writers of `flags`, so a
-    /// store does). Relaxed: ordered before the caller's re-check of `count`
-    /// by its `heavy_barrier`, where the flag must be seen by a release.
-    fn set_flags(&self, f: u32) {
-        self.flags.store(f, Ordering::Relaxed);
+    /// Takes `wait_lock`, the queue (an interrupted wait leaves it untouched).
+    fn enqueue(&self, state: TaskState) -> Result<()> {
+        self.wait_lock.acquire(state)
     }
 
-    /// Runs the common grant/wake step after setting a flag (list lock held).
-    fn after_flag(&self, q: &Locked<'_, Plain>, woken: &mut Detached, wake: &mut Option<Task>) {
-        // Pairs with the releaser's `light_barrier` between its `count` write
-        // and its `flags` load: either it sees our flag, or the step below
-        // sees its release (module docs: no lost wake-up).
-        heavy_barrier();
-        self.grant_or_wake(q, woken, wake, false);
+    /// Lets the next queued waiter be the head.
+    fn dequeue(&self) {
+        // SAFETY: every caller took `wait_lock` with `enqueue` and lets go of
+        // it once.
+        // The backend's unlock: no lockdep release (lockdep never saw the
+        // queue), no owner check.
+        unsafe { <RawMutex as Backend>::unlock(&self.wait_lock) };
     }
 
+    /// `rwsem_down_read_slowpath`: our bias is in, and a writer's word was seen.
     #[cold]
     fn read_slow(&self, state: TaskState) -> Result<()> {
+        // Our bias came and went, but a waiting writer may have seen it and
+        // gone to sleep: leave as `up_read` does.
+        self.unbias();
         self.check_context();
         lockdep::lock_contended(&self.dep_map);
-        // Spin a little while a writer holds it: its section is likely short.
-        let backoff = Spin::new();
-        for _ in 0..SPIN_ROUNDS {
-            if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
-                break;
-            }
-            if self.try_read_fast() {
-                return Ok(());
-            }
-            backoff.snooze();
-        }
         lockdep::might_sleep();
-        let node = Waiter::tagged(WANT_READ);
-        let mut woken = Detached::empty();
-        let mut wake = None;
-        {
-            let q = self.waiters.lock();
-            // SAFETY: `node` is linked only into this list and stays on this
-            // frame until unlinked: we return only after a granter detached and
-            // marked it, or after `leave` unlinked it.
-            unsafe { q.push_back(&node) };
-            self.queued_readers.fetch_add(1, Ordering::Relaxed);
-            self.set_flags(self.flags.load(Ordering::Relaxed) | READERS_WAIT);
-            // What blocked us may be gone already (released before our flag
-            // landed): the step grants us then.
-            self.after_flag(&q, &mut woken, &mut wake);
+        self.enqueue(state)?;
+        // SeqCst: as in `read_acquire`. No writer waits for the readers now
+        // (only the head does, and we are the head), so only a holder or a
+        // fast-path writer's claim can be in `wlocked`: the holder releases,
+        // a claimer sees our bias and gives the word back.
+        self.cnts.fetch_add(READER, Ordering::SeqCst);
+        sb_fence();
+        let r = self.head_wait(SLEEPING_W, state, || {
+            // SeqCst, Acquire: the reader's side of the handshake; pairs with
+            // the Release store of the release we waited for.
+            self.wlocked.load(Ordering::SeqCst) & WLOCKED == 0
+        });
+        if r.is_err() {
+            self.unbias();
         }
-        woken.wake();
-        if let Some(t) = wake {
-            t.wake_up();
-        }
-        // Readers are only ever granted: wait for the mark, spinning first.
-        let backoff = Spin::new();
-        let mut spins = 0;
-        while !node.is_woken() {
-            if spins < SPIN_ROUNDS {
-                spins += 1;
-                backoff.snooze();
-            } else if let Err(e) = crate::sched::sleep(state, None) {
-                return if self.leave(&node) { Ok(()) } else { Err(e) };
-            }
-        }
-        debug_assert_eq!(node.grant(), GRANTED);
-        Ok(())
+        self.dequeue();
+        r
     }
 
+    /// `rwsem_down_write_slowpath`.
     #[cold]
     fn write_slow(&self, state: TaskState) -> Result<()> {
         self.check_context();
         lockdep::lock_contended(&self.dep_map);
-        // Spin a little for a free lock (readers' and writers' sections are
-        // likely short, and readers come and go).
-        let backoff = Spin::new();
-        for _ in 0..SPIN_ROUNDS {
-            if self.count.load(Ordering::Relaxed) == 0 && self.try_write() {
-                return Ok(());
-            }
-            backoff.snooze();
-        }
         lockdep::might_sleep();
-        let node = Waiter::tagged(WANT_WRITE);
-        #[cfg(not(loom))]
-        let deadline = std::time::Instant::now() + crate::mutex::HANDOFF_AFTER;
-        {
-            let q = self.waiters.lock();
-            // SAFETY: `node` is linked only into this list and stays on this
-            // frame until unlinked: we return only after it was granted (marked),
-            // after unlinking it ourselves (`acquired`) or after `leave` unlinked it.
-            unsafe { q.push_back(&node) };
-            self.queued_writers.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(state)?;
+        let r = self.head_write(state);
+        self.dequeue();
+        r
+    }
+
+    /// The queue-head writer (we hold `wait_lock`): claim `wlocked` as
+    /// `WAITING`, wait for the readers to drain, take `WLOCKED`. On `Err`,
+    /// `wlocked` is ours no more.
+    fn head_write(&self, state: TaskState) -> Result<()> {
+        if self.try_write() {
+            return Ok(());
         }
-        #[cfg(loom)]
-        let mut vain = false;
+        // Claim the writer's word as WAITING, turning new readers away into
+        // the queue. Relaxed: the claim publishes nothing, and the lock is
+        // taken below with SeqCst.
         loop {
-            // Poll for a free lock (we are awake: no flag needed), then sleep.
-            let backoff = Spin::new();
-            for _ in 0..SPIN_ROUNDS {
-                if node.is_woken() {
-                    return Ok(());
-                }
-                if self.count.load(Ordering::Relaxed) == 0 && self.try_write() {
-                    self.acquired(&node);
-                    return Ok(());
-                }
-                backoff.snooze();
-            }
-            #[cfg(not(loom))]
-            let too_long = std::time::Instant::now() >= deadline;
-            // Under loom, time does not pass: one wake-up in vain is too long.
-            #[cfg(loom)]
-            let too_long = vain;
-            if too_long && !node.handoff.get() {
-                self.request_handoff(&node);
-            }
-            if !self.prepare_sleep(&node) {
-                return Ok(());
-            }
-            // Until our bounded wait is over. After it, with hand-off ours we
-            // sleep until granted; else (another writer has it) we look again
-            // every `HANDOFF_AFTER`: readers that keep overlapping may never
-            // free the lock to wake us, and we must ask for hand-off in turn.
-            #[cfg(not(loom))]
-            let until = if node.handoff.get() {
-                None
-            } else if too_long {
-                Some(std::time::Instant::now() + crate::mutex::HANDOFF_AFTER)
-            } else {
-                Some(deadline)
-            };
-            #[cfg(loom)]
-            let until = None;
-            match crate::sched::sleep(state, until) {
-                Ok(()) | Err(Error::TimedOut) => {}
-                Err(e) => return if self.leave(&node) { Ok(()) } else { Err(e) },
-            }
-            if node.is_woken() {
-                return Ok(());
-            }
-            #[cfg(loom)]
-            {
-                vain = true;
-            }
-        }
-    }
-
-    /// A queued writer is about to sleep: sets `WRITER_SLEEPS` and re-checks
-    /// the lock. Returns `false` if the lock was granted to us meanwhile.
-    fn prepare_sleep(&self, node: &Waiter) -> bool {
-        let mut woken = Detached::empty();
-        let mut wake = None;
-        {
-            let q = self.waiters.lock();
-            if !q.is_linked(node) {
-                // Granted (hand-off): the mark is on its way.
-                drop(q);
-                node.wait_for_mark();
-                return false;
-            }
-            self.set_flags(self.flags.load(Ordering::Relaxed) | WRITER_SLEEPS);
-            // If the lock is free already, this wakes the first writer (us, or
-            // one ahead of us) or grants it on hand-off.
-            self.after_flag(&q, &mut woken, &mut wake);
-        }
-        woken.wake();
-        if let Some(t) = wake {
-            t.wake_up();
-        }
-        true
-    }
-
-    /// A queued writer took the lock itself: unlink it (it holds `WRITER`, so no
-    /// grant can reach it meanwhile). Writers behind it may sleep with their
-    /// wake-up spent on us: `WRITER_SLEEPS` for them (module docs, invariants).
-    fn acquired(&self, node: &Waiter) {
-        let q = self.waiters.lock();
-        let was = q.remove(node);
-        debug_assert!(was, "a writer that took the lock itself is still queued");
-        debug_assert!(!node.handoff.get());
-        let nw = self.queued_writers.load(Ordering::Relaxed) - 1;
-        self.queued_writers.store(nw, Ordering::Relaxed);
-        // We hold `WRITER`: our release sees the flag, no barrier needed. The
-        // flag we may have set before a sleep that timed out goes with us.
-        let f = self.flags.load(Ordering::Relaxed);
-        self.set_flags(if nw != 0 {
-            f | WRITER_SLEEPS
-        } else {
-            f & !WRITER_SLEEPS
-        });
-    }
-
-    /// A queued writer has waited too long: from now on the lock goes to it next
-    /// (`RWSEM_FLAG_HANDOFF`), unless another writer asked first.
-    #[cold]
-    fn request_handoff(&self, node: &Waiter) {
-        let mut woken = Detached::empty();
-        let mut wake = None;
-        {
-            let q = self.waiters.lock();
-            if !q.is_linked(node) || self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
-                return;
-            }
-            node.handoff.set(true);
-            self.set_flags(self.flags.load(Ordering::Relaxed) | HANDOFF);
-            // The lock may be free already: the step grants it to us now.
-            self.after_flag(&q, &mut woken, &mut wake);
-        }
-        woken.wake();
-        if let Some(t) = wake {
-            t.wake_up();
-        }
-    }
-
-    /// The writer that asked for hand-off.
-    fn flagged<'q>(q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
-        let mut p = q.front();
-        while let Some(w) = p {
-            if w.handoff.get() {
-                return Some(w);
-            }
-            p = q.next_of(w);
-        }
-        None
-    }
-
-    fn first_writer<'q>(q: &'q Locked<'_, Plain>) -> Option<&'q Waiter> {
-        let mut p = q.front();
-        while let Some(w) = p {
-            if w.tag == WANT_WRITE {
-                return Some(w);
-            }
-            p = q.next_of(w);
-        }
-        None
-    }
-
-    /// The one step that passes the lock on to waiters, run with the list lock
-    /// held whenever the lock may have become available to them: by the
-    /// releasing writer (`releasing`: it holds `WRITER` and releases it in this
-    /// step), or by anyone else while no writer holds it (it returns at once
-    /// if one does: that writer's release runs it):
-    /// - `HANDOFF` set: grants the lock to the flagged writer once no reader
-    ///   holds it;
-    /// - else readers queued: grants the lock to all of them at once;
-    /// - else the lock free, `WRITER_SLEEPS` set: wakes the first writer to
-    ///   retry (it stays queued) and clears the flag.
-    fn grant_or_wake(
-        &self,
-        q: &Locked<'_, Plain>,
-        woken: &mut Detached,
-        wake: &mut Option<Task>,
-        releasing: bool,
-    ) {
-        let f = self.flags.load(Ordering::Relaxed);
-        let nr = self.queued_readers.load(Ordering::Relaxed);
-        let nw = self.queued_writers.load(Ordering::Relaxed);
-        loop {
-            // Acquire: the release we pass the lock on after (its Release
-            // store or RMW) happens before the granted critical sections,
-            // through the waiter's mark (Release/Acquire) — a woken writer
-            // acquires with its own CAS instead.
-            let c = if releasing {
-                WRITER
-            } else {
-                self.count.load(Ordering::Acquire)
-            };
-            if !releasing && c & WRITER != 0 {
-                return;
-            }
-            let base = if releasing { 0 } else { c };
-            // What to do: the new `count`, and whom to grant or wake.
-            if f & HANDOFF != 0 {
-                if base != 0 {
-                    // Readers hold it: the last one out runs this step again.
-                    if releasing {
-                        unreachable!("a writer held the lock with readers");
-                    }
-                    return;
-                }
-                let Some(w) = Self::flagged(q) else {
-                    unreachable!("HANDOFF set with no writer asking for it");
-                };
-                if !self.set_count(c, WRITER, releasing) {
-                    continue;
-                }
-                w.handoff.set(false);
-                self.queued_writers.store(nw - 1, Ordering::Relaxed);
-                // Writers behind it may have had their wake-up spent on it.
-                let nf = if nw - 1 != 0 {
-                    (f & !HANDOFF) | WRITER_SLEEPS
-                } else {
-                    f & !(HANDOFF | WRITER_SLEEPS)
-                };
-                self.set_flags(nf);
-                q.hand_off(w, GRANTED, woken);
-            } else if nr != 0 {
-                if !self.set_count(c, base + nr * READER, releasing) {
-                    continue;
-                }
-                self.queued_readers.store(0, Ordering::Relaxed);
-                self.set_flags(f & !READERS_WAIT);
-                let mut p = q.front();
-                while let Some(w) = p {
-                    p = q.next_of(w);
-                    if w.tag == WANT_READ {
-                        q.hand_off(w, GRANTED, woken);
-                    }
-                }
-            } else {
-                if releasing {
-                    // Release: pairs with the Acquire of the next holder.
-                    self.count.store(0, Ordering::Release);
-                }
-                if base == 0 && f & WRITER_SLEEPS != 0 {
-                    let Some(first) = Self::first_writer(q) else {
-                        unreachable!("WRITER_SLEEPS set with no writer queued");
-                    };
-                    self.set_flags(f & !WRITER_SLEEPS);
-                    *wake = Some(first.task().clone());
-                }
-            }
-            return;
-        }
-    }
-
-    /// Moves `count` from `c` to `new` for a grant: a Release store by the
-    /// releasing writer (nobody else writes `count` while it holds `WRITER`),
-    /// else a CAS (readers may come and go meanwhile). `false`: retry.
-    fn set_count(&self, c: u32, new: u32, releasing: bool) -> bool {
-        if releasing {
-            // Release: the writer's critical section happens before the granted ones.
-            self.count.store(new, Ordering::Release);
-            true
-        } else {
-            // AcqRel: we pass on the release we read (see `grant_or_wake`).
-            self.count
-                .compare_exchange(c, new, Ordering::AcqRel, Ordering::Relaxed)
+            self.head_wait(SLEEPING_W, state, || {
+                // Acquire: pairs with the Release store of the release.
+                self.wlocked.load(Ordering::Acquire) == 0
+            })?;
+            if self
+                .wlocked
+                .compare_exchange(0, WAITING, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+            {
+                break;
+            }
+        }
+        loop {
+            let drained = self.head_wait(SLEEPING_R, state, || {
+                // Acquire: pairs with the last reader's Release `fetch_sub`.
+                self.cnts.load(Ordering::Acquire) < READER
+            });
+            if let Err(e) = drained {
+                // Interrupted: give `WAITING` back. Nobody sleeps on it (we are
+                // the head), and the readers it turned away are queued behind
+                // us.
+                self.release_wlocked();
+                return Err(e);
+            }
+            // SeqCst: the writer's half of the handshake (module docs): a
+            // reader that biased before this store is seen below, one after
+            // sees `WLOCKED` (and nobody else writes the word we own).
+            self.wlocked.store(WLOCKED, Ordering::SeqCst);
+            sb_fence();
+            // SeqCst: as above; Acquire pairs with the last reader's Release
+            // `fetch_sub`.
+            if self.cnts.load(Ordering::SeqCst) < READER {
+                return Ok(());
+            }
+            // A fast-path reader biased first and is about to see our word
+            // and back off. Nobody sleeps on `wlocked` (we are the head), so a
+            // store gives `WLOCKED` back.
+            self.wlocked.store(WAITING, Ordering::Relaxed);
         }
     }
 
-    /// A release freed the lock (or downgraded) with a flag set.
-    #[cold]
-    fn wake_slow(&self) {
-        let mut woken = Detached::empty();
-        let mut wake = None;
+    /// The queue head's wait (we hold `wait_lock`) until `done()`: spins a
+    /// bounded time, then sleeps with `flag` (`SLEEPING_W` or `SLEEPING_R`)
+    /// set in `cnts` until a release wakes it. Returns with the flag clear
+    /// and `sleeper` empty; `Err` if a signal ended the sleep first (per
+    /// `state`).
+    fn head_wait(&self, flag: u32, state: TaskState, done: impl Fn() -> bool) -> Result<()> {
+        let spin = Spin::new();
+        while !spin.is_completed() {
+            if done() {
+                return Ok(());
+            }
+            spin.snooze();
+        }
+        let node = Waiter::tagged(flag);
         {
-            let q = self.waiters.lock();
-            self.grant_or_wake(&q, &mut woken, &mut wake, false);
+            let q = self.sleeper.lock();
+            // SAFETY: `node` is linked only into this list and stays on this
+            // frame until we unlink it below (wakers never detach it).
+            unsafe { q.push_back(&node) };
         }
-        woken.wake();
-        if let Some(t) = wake {
-            t.wake_up();
-        }
+        let r = loop {
+            // Relaxed: `SLEEPING_R` is ordered with the readers' RMWs on the
+            // same word (the last one sees it, or we see it gone below);
+            // `SLEEPING_W` by the heavy barrier.
+            self.cnts.fetch_or(flag, Ordering::Relaxed);
+            if flag == SLEEPING_W {
+                // Pairs with the `light_barrier` of `release_wlocked`: either
+                // it sees our flag and wakes us, or we see its store below.
+                heavy_barrier();
+            }
+            if done() {
+                break Ok(());
+            }
+            // A wake-up that came since our flag makes this return at once.
+            if let Err(e) = crate::sched::sleep(state, None) {
+                // The lock may have become ours to take as the signal came:
+                // take it rather than report a wait that ended anyway.
+                break if done() { Ok(()) } else { Err(e) };
+            }
+        };
+        // Relaxed: the flag only asks for wake-ups; the wait is over.
+        self.cnts.fetch_and(!flag, Ordering::Relaxed);
+        self.sleeper.lock().remove(&node);
+        r
     }
 
-    /// A waiter gives up. Returns `true` if a grant reached it first.
+    /// A release saw a sleep flag: wakes the queue head, if it sleeps.
     #[cold]
-    fn leave(&self, node: &Waiter) -> bool {
-        let mut woken = Detached::empty();
-        let mut wake = None;
-        {
-            let q = self.waiters.lock();
-            if !q.is_linked(node) {
-                // Only grants unlink a waiter: we hold the lock.
-                drop(q);
-                node.wait_for_mark();
-                debug_assert_eq!(node.grant(), GRANTED);
-                return true;
-            }
-            q.remove(node);
-            let mut f = self.flags.load(Ordering::Relaxed);
-            if node.tag == WANT_READ {
-                let nr = self.queued_readers.load(Ordering::Relaxed) - 1;
-                self.queued_readers.store(nr, Ordering::Relaxed);
-                if nr == 0 {
-                    f &= !READERS_WAIT;
-                }
-            } else {
-                let nw = self.queued_writers.load(Ordering::Relaxed) - 1;
-                self.queued_writers.store(nw, Ordering::Relaxed);
-                if node.handoff.get() {
-                    node.handoff.set(false);
-                    f &= !HANDOFF;
-                }
-                if nw != 0 {
-                    // A wake-up we absorbed must reach the next writer.
-                    f |= WRITER_SLEEPS;
-                } else {
-                    f &= !WRITER_SLEEPS;
-                }
-            }
-            self.set_flags(f);
-            // Our leaving may unblock others (readers behind our hand-off).
-            self.after_flag(&q, &mut woken, &mut wake);
-        }
-        woken.wake();
-        if let Some(t) = wake {
+    fn wake_head(&self) {
+        let task = self.sleeper.lock().front().map(|w| w.task().clone());
+        if let Some(t) = task {
             t.wake_up();
         }
-        false
     }
 }
 
@@ -1007,18 +743,24 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    /// `(count, flags)`.
+    /// `(cnts, wlocked)`.
     fn words<T: ?Sized>(s: &RwSemaphore<T>) -> (u32, u32) {
         (
-            s.raw.count.load(Ordering::Relaxed),
-            s.raw.flags.load(Ordering::Relaxed),
+            s.raw.cnts.load(Ordering::Relaxed),
+            s.raw.wlocked.load(Ordering::Relaxed),
         )
     }
 
-    /// Waits until `f` holds of the flags (a state, not a time: the writer's
-    /// bounded wait passes on its own clock).
-    fn wait_flags<T: ?Sized>(s: &RwSemaphore<T>, f: impl Fn(u32) -> bool) {
-        while !f(s.raw.flags.load(Ordering::Relaxed)) {
+    /// Waits until `f` holds of the words (a state, not a time).
+    fn wait_words<T: ?Sized>(s: &RwSemaphore<T>, f: impl Fn((u32, u32)) -> bool) {
+        while !f(words(s)) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Waits until `task` sleeps in `state`.
+    fn wait_state(task: &crate::sched::Task, state: TaskState) {
+        while task.state() != state {
             std::thread::yield_now();
         }
     }
@@ -1159,6 +901,7 @@ mod tests {
         assert!(got.is_ok(), "the reader starved under continuous writers");
         assert_eq!(*s.read(), writes.load(Ordering::Relaxed));
         assert_eq!(words(&s), (0, 0));
+        assert!(!s.raw.wait_lock.is_locked());
     }
 
     #[test]
@@ -1179,62 +922,61 @@ mod tests {
         }
         task.send_signal(Signal::SIGINT);
         assert_eq!(t.join().unwrap(), Err(Error::Interrupted));
-        assert_eq!(words(&s), (WRITER, 0));
+        // Its bias is gone, the queue is free, no sleep flag is left.
+        assert_eq!(words(&s), (0, WLOCKED));
+        assert!(!s.raw.wait_lock.is_locked());
         drop(w);
         assert!(s.try_write().is_some());
     }
 
-    /// The fast-path rule: queued waiters alone (readers, a sleeping writer)
-    /// do not keep a new reader out; a pending hand-off does, and keeps a
-    /// barging writer out too.
+    /// The fast-path rule: readers join readers; a writer waiting for them to
+    /// drain (it owns `wlocked` as `WAITING`) turns new readers and writers
+    /// away, and lets them in again when it gives the word back.
     #[test]
-    fn readers_join_readers_past_waiters_but_not_past_a_handoff() {
+    fn readers_join_readers_but_not_past_a_waiting_writer() {
         let s = RwSemaphore::new(());
         let r = s.read();
-        s.raw
-            .flags
-            .store(READERS_WAIT | WRITER_SLEEPS, Ordering::Relaxed);
-        let r2 = s
-            .try_read()
-            .expect("a reader joins readers past sleeping waiters");
+        let r2 = s.try_read().expect("a reader joins readers");
         assert_eq!(s.reader_count(), 2);
         drop(r2);
-        // (No writer is really queued: the flags are cleared before any
-        // release could act on them.)
-        s.raw.flags.store(HANDOFF, Ordering::Relaxed);
-        assert!(
-            s.try_read().is_none(),
-            "a pending hand-off keeps readers out"
-        );
-        s.raw.flags.store(0, Ordering::Relaxed);
+        // (No writer is really queued: the word is given back before any
+        // release could act on it.)
+        s.raw.wlocked.store(WAITING, Ordering::Relaxed);
+        assert!(s.try_read().is_none(), "a waiting writer keeps readers out");
+        assert_eq!(words(&s), (READER, WAITING), "the turned-away bias is gone");
+        s.raw.wlocked.store(0, Ordering::Relaxed);
         drop(r);
-        s.raw.flags.store(HANDOFF, Ordering::Relaxed);
+        s.raw.wlocked.store(WAITING, Ordering::Relaxed);
         assert!(
             s.try_write().is_none(),
-            "a pending hand-off keeps writers out"
+            "a waiting writer keeps writers out"
         );
-        s.raw.flags.store(0, Ordering::Relaxed);
+        s.raw.wlocked.store(0, Ordering::Relaxed);
         assert!(s.try_write().is_some());
     }
 
-    /// A writer queues behind our read and, its bounded wait over, asks for
-    /// hand-off: new readers queue from then on. One of them is interrupted:
-    /// the semaphore is as if it never came; then the writer gets in on our
-    /// release, and the queued reader after it.
+    /// A writer queues behind our read and claims `WAITING`: new readers
+    /// queue from then on. One of them is interrupted while it waits in the
+    /// queue: the semaphore is as if it never came; then the writer gets in
+    /// on our release, and a reader that stayed queued after it.
     #[test]
-    fn interrupted_reader_behind_a_handoff_leaves_no_trace() {
+    fn interrupted_reader_behind_a_waiting_writer_leaves_no_trace() {
         let s = Arc::new(RwSemaphore::new(0u32));
         let r = s.read();
         let (s1, s2, s3) = (s.clone(), s.clone(), s.clone());
+        let (tx, rx) = mpsc::channel();
         let writer = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
             *s1.write() += 1;
         });
-        // Stable from here: the writer asked for hand-off and sleeps (it set
-        // `WRITER_SLEEPS` before its first sleep and nobody has woken it).
-        wait_flags(&s, |f| f == HANDOFF | WRITER_SLEEPS);
+        let wtask = rx.recv().unwrap();
+        // Stable from here: the writer owns `WAITING` and sleeps until our
+        // read drains.
+        wait_words(&s, |w| w == (READER | SLEEPING_R, WAITING));
+        wait_state(&wtask, TaskState::Uninterruptible);
         assert!(
             s.try_read().is_none(),
-            "a writer past its bounded wait must block new readers"
+            "a writer waiting for the readers must block new readers"
         );
         let before = words(&s);
         let (tx, rx) = mpsc::channel();
@@ -1245,10 +987,7 @@ mod tests {
             r
         });
         let rtask = rx.recv().unwrap();
-        while rtask.state() != TaskState::Interruptible {
-            std::thread::yield_now();
-        }
-        assert_ne!(words(&s).1 & READERS_WAIT, 0);
+        wait_state(&rtask, TaskState::Interruptible);
         rtask.send_signal(Signal::SIGINT);
         assert_eq!(reader.join().unwrap(), Err(Error::Interrupted));
         // Only our read and the waiting writer remain.
@@ -1260,18 +999,16 @@ mod tests {
             *s3.read()
         });
         let rtask = rx.recv().unwrap();
-        while rtask.state() != TaskState::Uninterruptible {
-            std::thread::yield_now();
-        }
+        wait_state(&rtask, TaskState::Uninterruptible);
         drop(r);
         writer.join().unwrap();
         assert_eq!(reader.join().unwrap(), 1);
         assert_eq!(words(&s), (0, 0));
     }
 
-    /// A killable writer asks for hand-off behind our read, a reader queues
-    /// behind the hand-off, and the writer is killed: leaving, it clears the
-    /// hand-off and the reader it blocked is granted at once.
+    /// A killable writer waits for our read with `WAITING` claimed, a reader
+    /// queues behind it, and the writer is killed: leaving, it gives the word
+    /// back and the reader it blocked gets in at once.
     #[test]
     fn killed_writer_unblocks_the_readers_queued_behind_it() {
         let s = Arc::new(RwSemaphore::new(()));
@@ -1285,7 +1022,7 @@ mod tests {
             r
         });
         let wtask = rx.recv().unwrap();
-        wait_flags(&s, |f| f & HANDOFF != 0);
+        wait_words(&s, |(_, w)| w == WAITING);
         let s3 = s.clone();
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -1293,25 +1030,22 @@ mod tests {
             drop(s3.read());
         });
         let rtask = rx.recv().unwrap();
-        while rtask.state() != TaskState::Uninterruptible {
-            std::thread::yield_now();
-        }
-        while wtask.state() != TaskState::Killable {
-            std::thread::yield_now();
-        }
+        wait_state(&rtask, TaskState::Uninterruptible);
+        wait_state(&wtask, TaskState::Killable);
         wtask.send_signal(Signal::SIGKILL);
         assert_eq!(writer.join().unwrap(), Err(Error::Killed));
         reader.join().unwrap();
         assert_eq!(words(&s), (READER, 0));
         drop(r);
         assert_eq!(words(&s), (0, 0));
+        assert!(!s.raw.wait_lock.is_locked());
     }
 
-    /// A killed writer that had not asked for hand-off (asleep, waiting for
-    /// readers) leaves no flag behind; a second queued writer still gets its
-    /// wake-up when the readers leave.
+    /// A killed head writer (asleep, waiting for our read) leaves no flag
+    /// behind; the writer queued behind it becomes the head and gets in when
+    /// our read leaves.
     #[test]
-    fn killed_writer_passes_its_wake_up_on() {
+    fn killed_writer_passes_the_queue_on() {
         let s = Arc::new(RwSemaphore::new(0u32));
         let r = s.read();
         let (tx, rx) = mpsc::channel();
@@ -1323,9 +1057,7 @@ mod tests {
             r
         });
         let ktask = rx.recv().unwrap();
-        while ktask.state() != TaskState::Killable {
-            std::thread::yield_now();
-        }
+        wait_state(&ktask, TaskState::Killable);
         let s3 = s.clone();
         let (tx, rx) = mpsc::channel();
         let other = std::thread::spawn(move || {
@@ -1333,15 +1065,38 @@ mod tests {
             *s3.write() += 1;
         });
         let otask = rx.recv().unwrap();
-        while otask.state() != TaskState::Uninterruptible {
-            std::thread::yield_now();
-        }
+        wait_state(&otask, TaskState::Uninterruptible);
         ktask.send_signal(Signal::SIGKILL);
         assert_eq!(killed.join().unwrap(), Err(Error::Killed));
+        // The second writer is the head now, waiting for our read.
+        wait_words(&s, |w| w == (READER | SLEEPING_R, WAITING));
         drop(r);
         other.join().unwrap();
         assert_eq!(words(&s), (0, 0));
         assert_eq!(*s.read(), 1);
+    }
+
+    /// `rw_tryupgrade` fails while a writer waits for the readers (it goes
+    /// first), and the read hold is intact after a failure.
+    #[test]
+    fn try_upgrade_yields_to_a_waiting_writer() {
+        let s = Arc::new(RwSemaphore::new(0u32));
+        let r = s.read();
+        let s2 = s.clone();
+        let writer = std::thread::spawn(move || *s2.write() += 1);
+        wait_words(&s, |(_, w)| w == WAITING);
+        let Err(r) = s.try_upgrade(r) else {
+            panic!("a waiting writer goes first");
+        };
+        assert_eq!(s.reader_count(), 1);
+        drop(r);
+        writer.join().unwrap();
+        let Ok(w) = s.try_upgrade(s.read()) else {
+            panic!("the only reader");
+        };
+        assert_eq!(*w, 1);
+        drop(w);
+        assert_eq!(words(&s), (0, 0));
     }
 
     #[test]
@@ -1373,6 +1128,7 @@ mod tests {
         assert_eq!(*g, (expected, expected));
         drop(g);
         assert_eq!(words(&s), (0, 0));
+        assert!(!s.raw.wait_lock.is_locked());
     }
 }
 
@@ -1444,16 +1200,15 @@ mod loom_tests {
             for h in hs {
                 h.join().unwrap();
             }
-            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+            assert_idle(&s);
         });
     }
 
-    /// Readers join readers past a sleeping writer (the new policy: only a
-    /// writer past its bounded wait keeps them out); when the readers leave,
-    /// the last one's release wakes the writer (`WRITER_SLEEPS`).
+    /// The head writer claims `WAITING`, spends its (one-round) spin and
+    /// sleeps with `SLEEPING_R`; the last reader's `fetch_sub` sees the flag
+    /// and wakes it. A lost wake-up shows as a deadlock.
     #[test]
-    fn loom_rwsem_reader_joins_past_a_sleeping_writer() {
+    fn loom_rwsem_sleeping_writer_is_woken_by_the_last_reader() {
         loom::model(|| {
             let s = Arc::new(RwSemaphore::new(0u32));
             let r = s.read();
@@ -1461,49 +1216,43 @@ mod loom_tests {
             let w = loom::thread::spawn(move || {
                 *s2.write() += 1;
             });
-            while s.raw.flags.load(Ordering::Relaxed) & WRITER_SLEEPS == 0 {
+            while s.raw.cnts.load(Ordering::Relaxed) & SLEEPING_R == 0 {
                 loom::thread::yield_now();
             }
-            let r2 = s
-                .try_read()
-                .expect("a reader joins readers past a sleeping writer");
+            assert!(
+                s.try_read().is_none(),
+                "the waiting writer turns readers away"
+            );
             drop(r);
-            drop(r2);
             w.join().unwrap();
             assert_eq!(*s.read(), 1);
-            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+            assert_idle(&s);
         });
     }
 
-    /// Hand-off: a writer woken in vain (a reader barged in first) asks for
-    /// hand-off (under loom, one wake-up in vain is "too long"); from then on
-    /// readers queue, and the release that frees the lock grants it to the
-    /// writer, whose release grants the queued reader. No grant or wake-up is
-    /// lost in any interleaving.
+    /// The head reader waits for a writer with its bias in and, its
+    /// (one-round) spin spent, sleeps with `SLEEPING_W`; the writer's release
+    /// (plain store, light barrier, load of `cnts`), at any point of that,
+    /// must see the flag or be seen by the reader's re-check after its heavy
+    /// barrier. A lost wake-up shows as a deadlock.
     #[test]
-    fn loom_rwsem_writer_handoff_then_readers() {
+    fn loom_rwsem_sleeping_reader_is_woken_by_the_write_release() {
         loom::model(|| {
             let s = Arc::new(RwSemaphore::new(0u32));
-            let r = s.read();
+            let mut g = s.write();
             let s2 = s.clone();
-            let w = loom::thread::spawn(move || {
-                *s2.write() += 1;
-            });
-            while s.raw.flags.load(Ordering::Relaxed) & WRITER_SLEEPS == 0 {
+            let r = loom::thread::spawn(move || *s2.read());
+            // Wait until the reader has spent its spin and linked itself to
+            // sleep (loom runs a yielding spinner only when every other thread
+            // yields or blocks too), but not for its flag: the release races
+            // with the flag, the barrier and the re-check.
+            while s.raw.sleeper.lock().is_empty() {
                 loom::thread::yield_now();
             }
-            // Release (waking the writer) and barge straight back in.
-            drop(r);
-            let v = *s.read();
-            // A second read after the writer may have asked for hand-off: it
-            // queues behind the writer or gets in before it.
-            let v2 = *s.read();
-            assert!(v <= v2 && v2 <= 1);
-            w.join().unwrap();
-            assert_eq!(*s.read(), 1);
-            assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-            assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
+            *g += 1;
+            drop(g);
+            assert_eq!(r.join().unwrap(), 1);
+            assert_idle(&s);
         });
     }
 
@@ -1531,18 +1280,17 @@ mod loom_tests {
         t
     }
 
-    /// The semaphore is free and nobody is queued or flagged.
-    fn assert_idle(s: &RwSemaphore<u32>) {
-        assert_eq!(s.raw.count.load(Ordering::Relaxed), 0);
-        assert_eq!(s.raw.flags.load(Ordering::Relaxed), 0);
-        assert_eq!(s.raw.queued_readers.load(Ordering::Relaxed), 0);
-        assert_eq!(s.raw.queued_writers.load(Ordering::Relaxed), 0);
+    /// The semaphore is free, nobody is queued and no flag is left.
+    fn assert_idle<T>(s: &RwSemaphore<T>) {
+        assert_eq!(s.raw.cnts.load(Ordering::Relaxed), 0);
+        assert_eq!(s.raw.wlocked.load(Ordering::Relaxed), 0);
+        assert!(!s.raw.wait_lock.is_locked());
+        assert!(s.raw.sleeper.lock().is_empty());
     }
 
     /// A reader waiting behind a writer is interrupted while the writer's
-    /// release grants it the lock: either the grant wins (it held the lock
-    /// and released it) or the signal does (no trace); no grant is lost or
-    /// left counted.
+    /// release lets it in: either the release wins (it held the lock and
+    /// released it) or the signal does (no trace); no bias or flag is left.
     #[test]
     fn loom_rwsem_interrupted_reader_vs_grant() {
         loom::model(|| {
@@ -1563,8 +1311,8 @@ mod loom_tests {
     }
 
     /// A writer waiting for a reader is killed while the reader's release
-    /// wakes it (or, under loom, while it asks for hand-off): whatever wins,
-    /// no flag, count or queue entry is left behind.
+    /// wakes it: whatever wins, no flag, bias, claim or queue entry is left
+    /// behind.
     #[test]
     fn loom_rwsem_killed_writer_vs_release() {
         loom::model(|| {
