@@ -45,6 +45,20 @@ pub(crate) fn spin_loop() {
     loom::thread::yield_now();
 }
 
+/// The store-buffering handshake's fence: between an RMW (or store) on one word
+/// and a load of another, where both sides use SeqCst so that at least one sees
+/// the other (the two-word rwlocks and the rw-semaphore: a reader adds its bias
+/// and loads the writer's word, a writer claims its word and loads the biases).
+/// Natively the SeqCst accesses themselves forbid the store-buffering outcome
+/// (on x86 the locked RMW is the full barrier), so this is nothing. Loom models
+/// SeqCst accesses as AcqRel (its README) but `fence(SeqCst)` exactly, so the
+/// models get the fence the hardware gives for free.
+#[inline(always)]
+pub(crate) fn sb_fence() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+}
+
 /// An `UnsafeCell` with loom's closure API (`with`, `with_mut`), so that loom can
 /// check accesses to the protected data under `--cfg loom`.
 #[cfg(not(loom))]

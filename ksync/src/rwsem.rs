@@ -106,6 +106,7 @@ use crate::lock::{
     Backend, Guard, Lock, ReadGuard, SharedBackend, SleepingBackend, SleepingSharedBackend,
 };
 use crate::lockdep::{self, AcquireKind, LockdepMap};
+use crate::loom::sb_fence;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::mutex::RawMutex;
 use crate::sched::TaskState;
@@ -121,17 +122,6 @@ const SLEEPING_W: u32 = 1;
 const SLEEPING_R: u32 = 2;
 /// `cnts`: one reader's bias.
 const READER: u32 = 4;
-
-/// Under loom, the SeqCst fence the reader/writer handshake needs between an
-/// RMW on one word and the load of the other: loom models SeqCst accesses as
-/// AcqRel (its README; `fence(SeqCst)` it models exactly). Natively the
-/// SeqCst accesses themselves forbid the store-buffering outcome (on x86 the
-/// locked RMW is the full barrier), so this is nothing.
-#[inline(always)]
-fn sb_fence() {
-    #[cfg(loom)]
-    crate::loom::sync::atomic::fence(Ordering::SeqCst);
-}
 
 /// The raw reader-writer semaphore (`struct rw_semaphore` without the data): the
 /// two lock words, the queue and the lockdep map. The backend of

@@ -62,6 +62,7 @@
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::loom::sb_fence;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 /// `wlocked`: a writer holds the lock (or checks for readers after claiming it).
@@ -118,17 +119,6 @@ pub(super) fn claim_close(irqs: ClaimIrqs) {
     crate::ctx::local_irq_restore(irqs);
     #[cfg(loom)]
     let () = irqs;
-}
-
-/// Under loom, the SeqCst fence the reader/writer handshake needs between an
-/// RMW on one word and the load of the other: loom models SeqCst accesses as
-/// AcqRel (its README; `fence(SeqCst)` it models exactly). Natively the
-/// SeqCst accesses themselves forbid the store-buffering outcome (and on x86
-/// the locked RMW is the full barrier), so this is nothing.
-#[inline(always)]
-fn sb_fence() {
-    #[cfg(loom)]
-    crate::loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
 // SAFETY: a writer holds the lock only while it owns `wlocked` (claimed by a
