@@ -713,6 +713,27 @@ impl RawPercpuRwSemaphore {
         }
     }
 
+    /// `percpu_up_read`'s fast path on `count`, this thread's counter for
+    /// this semaphore, which counts the caller's hold: the release store of
+    /// the decremented count, the compiler barrier, the check for a writer.
+    /// Only where membarrier is in use (the writer's `heavy_barrier` pairs
+    /// with the compiler barrier).
+    #[inline(always)]
+    fn unlock_fast(&self, count: &AtomicUsize) {
+        let n = own(count);
+        debug_assert!(n > 0, "ksync: percpu_up_read without a read hold");
+        // INVARIANT: this thread has one hold fewer. Release pairs with the
+        // writer's Acquire loads of the counters: our read-side critical
+        // section happens before its write.
+        count.store(n - 1, Ordering::Release);
+        // Our decrement before our load of `writer`: the same pair as in
+        // `lock_shared_hinted`, so a writer that saw our hold sees us wake it.
+        fast_barrier();
+        if self.writer.load(Ordering::Relaxed) != NO_WRITER {
+            self.wake_writer();
+        }
+    }
+
     /// `percpu_up_read` without the fast path (a semaphore with no id, or a
     /// thread without `FAST`).
     #[cold]
@@ -897,11 +918,17 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
         AcquireKind::RecursiveRead
     }
 
-    /// `percpu_down_read`'s fast path (`this_cpu_inc(*sem->read_count)`):
-    /// one TLS load, the load and bounds check of `id`, an increment of this
-    /// thread's counter for it, a compiler barrier, a load of `writer`.
     #[inline]
     fn lock_shared(&self) {
+        self.lock_shared_hinted();
+    }
+
+    /// `percpu_down_read`'s fast path (`this_cpu_inc(*sem->read_count)`):
+    /// one TLS load, the load and bounds check of `id`, an increment of this
+    /// thread's counter for it, a compiler barrier, a load of `writer`. The
+    /// hint is the counter's address, for the unlock (0 from the slow path).
+    #[inline]
+    fn lock_shared_hinted(&self) -> usize {
         // Relaxed on `id`: it changes once, from UNASSIGNED, which fails the
         // bounds check like NO_ID; any other value is final (`settle_id`).
         if let Some((rec, count)) = records::fast(self, self.id.load(Ordering::Relaxed)) {
@@ -914,11 +941,13 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
             fast_barrier();
             // Acquire pairs with the Release store of `up_write`.
             if self.writer.load(Ordering::Acquire) != NO_WRITER {
+                // Leaves with the hold in the same counter.
                 self.read_slow(rec, Hold::Count(count));
             }
-            return;
+            return count as *const AtomicUsize as usize;
         }
         self.lock_shared_slow();
+        0
     }
 
     #[inline]
@@ -932,9 +961,8 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
         false
     }
 
-    /// `percpu_up_read`'s fast path (`this_cpu_dec(*sem->read_count)`): one
-    /// TLS load, the load and bounds check of `id`, the release store of this
-    /// thread's decremented counter, a compiler barrier, a load of `writer`.
+    /// `percpu_up_read` without a hint: one TLS load, the load and bounds
+    /// check of `id`, then as [`unlock_shared_hinted`](Self::unlock_shared_hinted).
     #[inline]
     unsafe fn unlock_shared(&self) {
         // Relaxed on `id`: this thread's lock settled it (or read it
@@ -942,22 +970,33 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
         if let Some((_, count)) = records::fast(self, self.id.load(Ordering::Relaxed)) {
             // Our caller holds a read lock on `self` on this thread (the
             // contract of `unlock_shared`), counted in this thread's record,
-            // which `fast` returns: the count is at least 1.
-            let n = own(count);
-            debug_assert!(n > 0, "ksync: percpu_up_read without a read hold");
-            // INVARIANT: this thread has one hold fewer. Release pairs with
-            // the writer's Acquire loads of the counters: our read-side
-            // critical section happens before its write.
-            count.store(n - 1, Ordering::Release);
-            // Our decrement before our load of `writer`: the same pair as in
-            // `lock_shared`, so a writer that saw our hold sees us wake it.
-            fast_barrier();
-            if self.writer.load(Ordering::Relaxed) != NO_WRITER {
-                self.wake_writer();
-            }
+            // which `fast` returns; `fast` runs only where membarrier does.
+            self.unlock_fast(count);
             return;
         }
         self.unlock_shared_slow();
+    }
+
+    /// `percpu_up_read`'s fast path (`this_cpu_dec(*sem->read_count)`),
+    /// with the counter the lock's hint names: the release store of the
+    /// decremented counter, a compiler barrier, a load of `writer` — the
+    /// `rcu_read_unlock` shape.
+    #[inline]
+    unsafe fn unlock_shared_hinted(&self, hint: usize) {
+        if hint == 0 {
+            // SAFETY: our caller holds a read lock on `self` on this thread.
+            unsafe { self.unlock_shared() };
+            return;
+        }
+        // SAFETY: a non-zero hint is the address of this thread's counter for
+        // this semaphore (our caller's contract: `lock_shared_hinted` of this
+        // hold returned it), inside a record that is never freed (or, under
+        // loom, inside `self`); the guard that kept it is !Send, so this is
+        // that thread.
+        let count = unsafe { &*(hint as *const AtomicUsize) };
+        // The hold is counted there, and its lock took the fast path, which
+        // runs only where membarrier does.
+        self.unlock_fast(count);
     }
 
     fn is_write_locked(&self) -> bool {
