@@ -41,10 +41,17 @@
 //! also sends `UNASSIGNED` and `NO_ID` to the slow path), a plain increment
 //! of a counter only this thread writes, a compiler barrier, and a load of
 //! `writer`, a line every reader shares read-only (with `id`) while no writer
-//! comes. The unlock is the same with a decrement. `FAST` is null until the
-//! thread's first read lock and where membarrier is unavailable, so those go
-//! to the `#[cold]` path, which registers the thread, assigns the id, and
-//! uses a full fence in the fallback mode.
+//! comes. The thread-local bound on the id (`LIMIT`) is 0 while the thread
+//! has no fast path, so the one bounds check also stands for a null test of
+//! `FAST`. The read guard keeps the counter's address (the
+//! [`SharedBackend::lock_shared_hinted`] hint, as the `rcu_read_lock` guard
+//! keeps its counter), so the unlock is `rcu_read_unlock`'s shape: a
+//! decrement through it, a compiler barrier, and the load of `writer`.
+//! `FAST` is null, and `LIMIT` 0, until the thread's first read lock and
+//! where membarrier is unavailable, so those go to the `#[cold]` path, which
+//! registers the thread, assigns the id, and uses a full fence in the
+//! fallback mode; their guards have no hint, and their unlock looks the
+//! counter up again.
 //!
 //! A writer sets `writer`, then waits until no record counts a hold on its
 //! semaphore. The two sides form a store→load pair (store-buffering): reader
