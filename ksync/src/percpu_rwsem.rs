@@ -14,10 +14,11 @@
 //!
 //! | word | values | written by |
 //! |---|---|---|
-//! | `writer` (per semaphore) | `0` no writer; `1` a writer is draining the readers or holds the lock | the writer: CAS `0 → 1` in `down_write`, store `0` in `up_write` |
+//! | `writer` (per semaphore) | `0`; bit `WRITER` (1): a writer is draining the readers or holds the lock; bit `SLOW` (2): the semaphore's unlocks finish on the slow path (it has `NO_ID`, or the process runs without membarrier) | the writer: sets `WRITER` if clear in `down_write`, clears it in `up_write` (RMWs); the first reader sets `SLOW` for good before it settles `id` |
 //! | `id` (per semaphore) | `UNASSIGNED` before its first read lock; then, for good, an id below [`COUNTED_SEMAPHORES`], or `NO_ID` when every id was taken | the first reader: one CAS from `UNASSIGNED`; the id goes back to the pool when the semaphore is dropped |
 //! | a reader record's counter `counts[id]` (per thread) | how many read holds the thread has on the semaphore with that id | its thread only: `+ 1` on lock, `- 1` on unlock |
 //! | a reader record's slot (per thread) | `0` free, or the address of a semaphore with `NO_ID` that the thread holds a read lock on | its thread only: the address on lock, `0` on unlock |
+//! | a reader record's `slotted` (per thread) | how many of its slots hold | its thread only, and only its thread reads it |
 //!
 //! The kernel counts readers per CPU with `this_cpu_inc(*sem->read_count)`
 //! under `preempt_disable`; user space cannot disable preemption, so a
@@ -43,28 +44,37 @@
 //! `writer`, a line every reader shares read-only (with `id`) while no writer
 //! comes. The thread-local bound on the id (`LIMIT`) is 0 while the thread
 //! has no fast path, so the one bounds check also stands for a null test of
-//! `FAST`. The read guard keeps the counter's address (the
+//! `FAST`. `FAST` is null, and `LIMIT` 0, until the thread's first read
+//! lock and where membarrier is unavailable, so those go to the `#[cold]`
+//! path, which registers the thread, settles the id, and uses a full fence
+//! in the fallback mode.
+//!
+//! The read guard keeps the counter's address (the
 //! [`SharedBackend::lock_shared_hinted`] hint, as the `rcu_read_lock` guard
 //! keeps its counter), so the unlock is `rcu_read_unlock`'s shape: a
-//! decrement through it, a compiler barrier, and the load of `writer`.
-//! `FAST` is null, and `LIMIT` 0, until the thread's first read lock and
-//! where membarrier is unavailable, so those go to the `#[cold]` path, which
-//! registers the thread, assigns the id, and uses a full fence in the
-//! fallback mode; their guards have no hint, and their unlock looks the
-//! counter up again.
+//! decrement through it, a compiler barrier, and the load of `writer`, with
+//! no test of its own. The holds that need more at their unlock get a hint
+//! too, and `SLOW` in `writer` sends them on from that load, as RCU's fence
+//! mode does with its futex word: a hold in a slot keeps the address of its
+//! record's `slotted` count (the slow path undoes the decrement and clears
+//! the slot), and without membarrier the decremented counter still needs a
+//! full fence before the check for a writer. A first reader sets `SLOW`
+//! before its (Release) CAS of `id`, and every thread reads the id (Acquire)
+//! before it records a hold, so no hold's unlock misses it. Only a `try_read`
+//! guard has no hint: its unlock looks the counter up again.
 //!
-//! A writer sets `writer`, then waits until no record counts a hold on its
+//! A writer sets `WRITER`, then waits until no record counts a hold on its
 //! semaphore. The two sides form a store→load pair (store-buffering): reader
-//! `counts[id] += 1; load writer`, writer `writer = 1; load every counts[id]`.
+//! `counts[id] += 1; load writer`, writer `set WRITER; load every counts[id]`.
 //! The fast side pays nothing for it: the reader's order comes from a compiler
 //! barrier matched by one [`heavy_barrier`] (`membarrier`) on the writer's
 //! side, the kernel's RCU-sync grace period in its user-space form. After that
 //! barrier every reader either was seen by the writer's scan — which waits
-//! for its count to drop — or sees `writer == 1`, takes its hold back, and
+//! for its count to drop — or sees `WRITER`, takes its hold back, and
 //! waits on `waiters` for the writer to leave (`sched::sleep`, through
 //! [`WaitQueue`]). A first reader's CAS of `id` is before its barrier too,
 //! so a writer that still reads `UNASSIGNED` after its barrier has no reader
-//! to wait for: any reader will see `writer == 1`.
+//! to wait for: any reader will see `WRITER`.
 //!
 //! The record also makes read holds nest: a reader that finds a writer
 //! draining while its thread already holds a read lock on this semaphore
@@ -81,21 +91,24 @@
 //! give the id back (it would hand a phantom reader to the next owner).
 //!
 //! Orderings: a reader's load of `writer` is Acquire and pairs with the
-//! Release store of `up_write`; a reader's decrement (or slot clear) is a
+//! Release RMW of `up_write`; a reader's decrement (or slot clear) is a
 //! Release store that pairs with the writer's Acquire loads of the counters,
 //! so the read-side critical sections happen before the write. An unlocking
 //! reader wakes the writer (`drain`) if, after its decrement and its barrier
 //! (the compiler barrier, or [`light_barrier`] on the slow path), it sees
-//! `writer == 1`: the same pair with the writer's barrier makes sure either
-//! the writer's scan sees the lower count or the reader sees the flag.
+//! `WRITER`: the same pair with the writer's barrier makes sure either the
+//! writer's scan sees the lower count or the reader sees the flag. (Where
+//! the fast unlock sees only `SLOW`, the slow path's barrier and load come
+//! after the compiler barrier and load, and make the pair.)
 //!
-//! Writers exclude each other with the CAS on `writer` and are preferred to
+//! Writers exclude each other with the `WRITER` bit and are preferred to
 //! new readers (the kernel's behaviour): a stream of writers can starve
 //! readers; this lock is for data that is written rarely. A writer's scan
 //! reads one counter in every registered record: its cost grows with the
 //! number of threads that ever read a `PercpuRwSemaphore`.
 
 use core::fmt;
+use core::num::NonZeroUsize;
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::lock::{Backend, Guard, Lock, ReadGuard, SharedBackend};
@@ -116,10 +129,16 @@ pub const COUNTED_SEMAPHORES: usize = if cfg!(loom) { 1 } else { 256 };
 /// counted and nest without a limit.
 pub const MAX_NESTED_READS: usize = 16;
 
-/// `writer`: no writer.
+/// `writer`: no writer, and unlocks with a hint finish on the fast path.
 const NO_WRITER: u32 = 0;
-/// `writer`: a writer drains the readers or holds the lock.
+/// `writer` bit: a writer drains the readers or holds the lock.
 const WRITER: u32 = 1;
+/// `writer` bit, set for good before the id settles where an unlock with a
+/// hint must finish on the slow path: the semaphore has `NO_ID` (the hint is
+/// the record's `slotted`, and a slot must be cleared), or the process runs
+/// without membarrier (the decrement needs a full fence before the check for
+/// a writer).
+const SLOW: u32 = 2;
 /// `id`: no read lock has been taken yet.
 const UNASSIGNED: u32 = u32::MAX;
 /// `id`: the id pool was empty; holds go to the slots.
@@ -137,12 +156,19 @@ const _: () = assert!(COUNTED_SEMAPHORES < NO_ID as usize);
 /// `counts[id]` is the number of read holds the owner has on the live
 /// semaphore with that id (or, past a semaphore's drop, forgotten holds on
 /// it); each slot is [`FREE`] or the address of a semaphore with `NO_ID`
-/// that the owner holds a read lock on, once per hold.
+/// that the owner holds a read lock on, once per hold; `slotted` is the
+/// number of slots that are not [`FREE`] (except inside an unlock, between
+/// its fast decrement and the undo).
 struct ReaderRecord {
     /// Read holds per semaphore id (first: `FAST` points here).
     counts: [AtomicUsize; COUNTED_SEMAPHORES],
     /// Holds on semaphores with `NO_ID`.
     slots: [AtomicUsize; MAX_NESTED_READS],
+    /// How many slots hold (owner-only, read by nobody else): the hint that
+    /// the read guard of a slot hold keeps, so that its unlock's fast
+    /// decrement lands on a count of the owner's, which `SLOW` then undoes
+    /// before clearing the slot.
+    slotted: AtomicUsize,
 }
 
 /// The owner's load of one of its own words: only the owner stores to them,
@@ -159,6 +185,14 @@ fn own(word: &AtomicUsize) -> usize {
     return unsafe { word.unsync_load() };
 }
 
+/// `word`'s address as a read guard's hint, exposed so that the unlock may
+/// turn it back into a pointer to `word`.
+#[inline(always)]
+fn hint_of(word: &AtomicUsize) -> NonZeroUsize {
+    NonZeroUsize::new((word as *const AtomicUsize).expose_provenance())
+        .expect("a reference is never null")
+}
+
 /// Where one read hold is recorded in its thread's record.
 #[derive(Clone, Copy)]
 enum Hold<'r> {
@@ -173,6 +207,7 @@ impl ReaderRecord {
         ReaderRecord {
             counts: core::array::from_fn(|_| AtomicUsize::new(0)),
             slots: core::array::from_fn(|_| AtomicUsize::new(FREE)),
+            slotted: AtomicUsize::new(0),
         }
     }
 
@@ -193,8 +228,11 @@ impl ReaderRecord {
             return Some(Hold::Count(count));
         }
         let slot = self.slots.iter().find(|s| own(s) == FREE)?;
-        // INVARIANT: a free slot now names `sem`, a hold the owner has.
+        // INVARIANT: a free slot now names `sem`, a hold the owner has, and
+        // `slotted` counts it.
         slot.store(sem, Ordering::Relaxed);
+        self.slotted
+            .store(own(&self.slotted) + 1, Ordering::Relaxed);
         Some(Hold::Slot(slot))
     }
 
@@ -244,11 +282,11 @@ impl Hold<'_> {
         }
     }
 
-    /// Takes the hold back. Release pairs with the writer's Acquire loads of
-    /// the record: the read-side critical section happens before its write.
-    /// Owner only.
+    /// Takes the hold back from `rec`, its record. Release pairs with the
+    /// writer's Acquire loads of the record: the read-side critical section
+    /// happens before its write. Owner only.
     #[inline(always)]
-    fn leave(self) {
+    fn leave(self, rec: &ReaderRecord) {
         match self {
             Hold::Count(count) => {
                 let n = own(count);
@@ -256,9 +294,23 @@ impl Hold<'_> {
                 // INVARIANT: the owner has one hold fewer.
                 count.store(n - 1, Ordering::Release);
             }
-            // INVARIANT: the slot's hold is gone.
-            Hold::Slot(slot) => slot.store(FREE, Ordering::Release),
+            Hold::Slot(slot) => {
+                // INVARIANT: the slot's hold is gone, and `slotted` with it.
+                slot.store(FREE, Ordering::Release);
+                rec.slotted.store(own(&rec.slotted) - 1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// The hint a read guard keeps for this hold: the address of its
+    /// counter, or of `rec.slotted` for a slot hold (see `slotted`).
+    #[inline(always)]
+    fn hint(self, rec: &ReaderRecord) -> NonZeroUsize {
+        let word = match self {
+            Hold::Count(count) => count,
+            Hold::Slot(_) => &rec.slotted,
+        };
+        hint_of(word)
     }
 }
 
@@ -562,18 +614,29 @@ fn fast_barrier() {
     crate::loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// Whether the process runs without membarrier, so that an unlock needs a
+/// full fence (`SLOW` on every semaphore). Never under loom, whose models
+/// run the fast path with `fast_barrier` as a SeqCst fence.
+#[inline]
+fn fence_mode() -> bool {
+    #[cfg(not(loom))]
+    return !crate::arch::membarrier::is_expedited();
+    #[cfg(loom)]
+    return false;
+}
+
 /// The raw `percpu_rw_semaphore`: the writer flag, the id of its readers'
 /// counters, two wait queues and the lockdep map, without data (the readers'
 /// holds are in their threads' records). [`PercpuRwSemaphore<T>`] is this
 /// plus a `T`.
 pub struct RawPercpuRwSemaphore {
-    /// `NO_WRITER` or `WRITER` (module docs).
+    /// `NO_WRITER`, or the bits `WRITER` and `SLOW` (module docs).
     writer: AtomicU32,
     /// The index of this semaphore's counter in every reader record;
     /// `UNASSIGNED` or `NO_ID` (module docs). Beside `writer`: the fast path
     /// reads both, and neither changes while readers come and go.
     id: AtomicU32,
-    /// Readers and writers waiting for `writer == NO_WRITER`.
+    /// Readers and writers waiting for the `WRITER` bit to clear.
     waiters: WaitQueue,
     /// The writer, waiting for the readers to drain.
     drain: WaitQueue,
@@ -610,7 +673,7 @@ impl RawPercpuRwSemaphore {
     #[track_caller]
     const fn with_id(id: u32) -> Self {
         RawPercpuRwSemaphore {
-            writer: AtomicU32::new(NO_WRITER),
+            writer: AtomicU32::new(if id == NO_ID { SLOW } else { NO_WRITER }),
             id: AtomicU32::new(id),
             waiters: WaitQueue::new(),
             drain: WaitQueue::new(),
@@ -622,7 +685,7 @@ impl RawPercpuRwSemaphore {
     #[track_caller]
     fn with_id(id: u32) -> Self {
         RawPercpuRwSemaphore {
-            writer: AtomicU32::new(NO_WRITER),
+            writer: AtomicU32::new(if id == NO_ID { SLOW } else { NO_WRITER }),
             id: AtomicU32::new(id),
             waiters: WaitQueue::new(),
             drain: WaitQueue::new(),
@@ -649,24 +712,38 @@ impl RawPercpuRwSemaphore {
     }
 
     /// This semaphore's id, taking one from the pool (or settling on
-    /// `NO_ID`) at the first read lock. Relaxed: the id publishes nothing
-    /// (every record has a counter for every id, 0 where unused); the CAS
-    /// makes every thread agree on one value, which then never changes.
+    /// `NO_ID`) at the first read lock, with `SLOW` set first where its
+    /// unlocks need it. The CAS makes every thread agree on one id, which
+    /// then never changes; it is Release and the loads Acquire so that a
+    /// thread that reads the id also reads the `SLOW` set before it (the id
+    /// itself publishes nothing: every record has a counter for every id, 0
+    /// where unused).
     #[cold]
     fn settle_id(&self) -> u32 {
-        let id = self.id.load(Ordering::Relaxed);
+        let id = self.id.load(Ordering::Acquire);
         if id != UNASSIGNED {
             return id;
         }
         let new = records::alloc_id().unwrap_or(NO_ID);
+        let slow = new == NO_ID || fence_mode();
+        if slow {
+            // Relaxed: the Release CAS below publishes it.
+            self.writer.fetch_or(SLOW, Ordering::Relaxed);
+        }
         match self
             .id
-            .compare_exchange(UNASSIGNED, new, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(UNASSIGNED, new, Ordering::Release, Ordering::Acquire)
         {
             Ok(_) => new,
             Err(settled) => {
                 if new != NO_ID {
                     records::free_id(new);
+                }
+                if slow && settled != NO_ID && !fence_mode() {
+                    // Another thread settled a counted id: no unlock of this
+                    // semaphore needs `SLOW` (until now it only sent them the
+                    // long way round, which is correct too).
+                    self.writer.fetch_and(!SLOW, Ordering::Relaxed);
                 }
                 settled
             }
@@ -692,39 +769,48 @@ impl RawPercpuRwSemaphore {
         // of `writer`, paired with the writer's heavy_barrier between its
         // store of `writer` and its scan.
         light_barrier();
-        // Acquire pairs with the Release store of `up_write`.
-        (hold, self.writer.load(Ordering::Acquire) == NO_WRITER)
+        // Acquire pairs with the Release RMW of `up_write`.
+        (hold, self.writer.load(Ordering::Acquire) & WRITER == 0)
     }
 
     /// `percpu_down_read` past the fast path: registers this thread's record
     /// if it has none, settles the id, enters with the mode's barrier, and
-    /// waits for a writer.
+    /// waits for a writer. Returns the guard's hint.
     #[cold]
-    fn lock_shared_slow(&self) {
+    fn lock_shared_slow(&self) -> core::num::NonZeroUsize {
         let rec = records::mine(self);
-        let (hold, free) = self.enter_read(rec);
+        let (mut hold, free) = self.enter_read(rec);
         if !free {
-            self.read_slow(rec, hold);
+            hold = self.read_slow(rec, hold);
         }
+        hold.hint(rec)
     }
 
-    /// Takes a hold back and wakes a writer that may be waiting for it: the
-    /// slow path's exit.
-    fn leave_read(&self, hold: Hold<'_>) {
-        hold.leave();
-        // Our decrement before our load of `writer`: the same pair as in
-        // `enter_read`, so a writer that saw our hold sees us wake it.
+    /// Takes a hold back from `rec` (this thread's record) and wakes a
+    /// writer that may be waiting for it: the slow path's exit.
+    fn leave_read(&self, rec: &ReaderRecord, hold: Hold<'_>) {
+        hold.leave(rec);
+        self.after_leave();
+    }
+
+    /// The end of an unlock past its store: the mode's barrier, then the
+    /// check for a writer to wake.
+    fn after_leave(&self) {
+        // Our decrement (or clear) before our load of `writer`: the same pair
+        // as in `enter_read`, so a writer that saw our hold sees us wake it.
         light_barrier();
-        if self.writer.load(Ordering::Relaxed) != NO_WRITER {
+        if self.writer.load(Ordering::Relaxed) & WRITER != 0 {
             self.wake_writer();
         }
     }
 
-    /// `percpu_up_read`'s fast path on `count`, this thread's counter for
-    /// this semaphore, which counts the caller's hold: the release store of
-    /// the decremented count, the compiler barrier, the check for a writer.
-    /// Only where membarrier is in use (the writer's `heavy_barrier` pairs
-    /// with the compiler barrier).
+    /// `percpu_up_read`'s fast path on `count`, a hint's word: this
+    /// thread's counter for this semaphore, which counts the caller's hold,
+    /// or its record's `slotted`. The release store of the decremented count,
+    /// the compiler barrier, the check of `writer`: the whole unlock where
+    /// membarrier is in use (the writer's `heavy_barrier` pairs with the
+    /// compiler barrier) and the hold is counted; `SLOW` sends the other
+    /// cases on.
     #[inline(always)]
     fn unlock_fast(&self, count: &AtomicUsize) {
         let n = own(count);
@@ -734,11 +820,33 @@ impl RawPercpuRwSemaphore {
         // section happens before its write.
         count.store(n - 1, Ordering::Release);
         // Our decrement before our load of `writer`: the same pair as in
-        // `lock_shared_hinted`, so a writer that saw our hold sees us wake it.
+        // `lock_shared_hinted`, so a writer that saw our hold sees us wake it
+        // (where membarrier is in use; else `SLOW` sends us to the fence).
         fast_barrier();
         if self.writer.load(Ordering::Relaxed) != NO_WRITER {
-            self.wake_writer();
+            self.unlock_fast_slow(count);
         }
+    }
+
+    /// [`unlock_fast`](Self::unlock_fast) found `WRITER` or `SLOW`. With
+    /// `SLOW` and `NO_ID`, `word` is this thread's `slotted` (the hint of a
+    /// slot hold): undo the decrement and clear a slot of this semaphore.
+    /// Else `word` was a counter, now decremented: in the fallback mode it
+    /// still needs the full fence before the check for a writer, which
+    /// `after_leave` gives (and only a compiler barrier where membarrier is
+    /// in use).
+    #[cold]
+    fn unlock_fast_slow(&self, word: &AtomicUsize) {
+        // Relaxed: this thread's lock settled the id, so it reads it.
+        if self.id.load(Ordering::Relaxed) == NO_ID {
+            let rec = records::mine(self);
+            debug_assert!(core::ptr::eq(word, &rec.slotted));
+            // INVARIANT: `slotted` counts the slot again, until `leave`.
+            word.store(own(word) + 1, Ordering::Relaxed);
+            self.unlock_shared_slow();
+            return;
+        }
+        self.after_leave();
     }
 
     /// `percpu_up_read` without the fast path (a semaphore with no id, or a
@@ -750,7 +858,7 @@ impl RawPercpuRwSemaphore {
         let hold = rec
             .hold_of(self.id.load(Ordering::Relaxed), self.key())
             .expect("ksync: percpu_up_read without a read hold on this thread");
-        self.leave_read(hold);
+        self.leave_read(rec, hold);
     }
 
     #[cold]
@@ -758,23 +866,31 @@ impl RawPercpuRwSemaphore {
         self.drain.wake_up_all();
     }
 
-    /// A writer is present: go on if this thread already holds a read lock
-    /// here (nesting), else back out and wait for the writer to leave.
+    /// A writer may be present (or `SLOW` is set): go on if this thread
+    /// already holds a read lock here (nesting), else back out and wait for
+    /// the writer to leave. Returns the hold, recorded anew if it backed out.
     #[cold]
-    fn read_slow<'r>(&self, rec: &'r ReaderRecord, mut hold: Hold<'r>) {
+    fn read_slow<'r>(&self, rec: &'r ReaderRecord, mut hold: Hold<'r>) -> Hold<'r> {
         loop {
             if hold.nested(rec, self.key()) {
                 // The writer waits for our outer hold: keep this one too.
-                return;
+                return hold;
+            }
+            // Only `SLOW` (for a moment in `settle_id`), or the writer left:
+            // a load after our hold's barrier that sees no writer is as good
+            // as `enter_read`'s. Acquire pairs with the Release RMW of
+            // `up_write`.
+            if self.writer.load(Ordering::Acquire) & WRITER == 0 {
+                return hold;
             }
             // Lock statistics (once per wait: a repeat is ignored).
             lockdep::lock_contended(&self.dep_map);
-            self.leave_read(hold);
+            self.leave_read(rec, hold);
             self.waiters
-                .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
+                .wait_event(|| self.writer.load(Ordering::Relaxed) & WRITER == 0);
             let (again, free) = self.enter_read(rec);
             if free {
-                return;
+                return again;
             }
             hold = again;
         }
@@ -790,19 +906,18 @@ impl RawPercpuRwSemaphore {
             .all(|r| r.holds_on(id, key, Ordering::Acquire) == 0)
     }
 
-    /// Makes this thread the writer: `writer` goes `0 → 1`. Acquire pairs with
-    /// the Release store of the previous `up_write`.
+    /// Makes this thread the writer: sets the `WRITER` bit if it was clear
+    /// (setting it again changes nothing). Acquire pairs with the Release RMW
+    /// of the previous `up_write`.
     #[inline]
     fn claim(&self) -> bool {
-        self.writer
-            .compare_exchange(NO_WRITER, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.writer.fetch_or(WRITER, Ordering::Acquire) & WRITER == 0
     }
 
     /// Whether a writer is present (draining or holding). A snapshot.
     #[inline]
     pub fn is_write_locked(&self) -> bool {
-        self.writer.load(Ordering::Relaxed) != NO_WRITER
+        self.writer.load(Ordering::Relaxed) & WRITER != 0
     }
 
     /// The read holds recorded now, over every thread. A snapshot, for
@@ -816,8 +931,9 @@ impl RawPercpuRwSemaphore {
 
     fn unlock_write(&self) {
         // Release pairs with the readers' Acquire loads of `writer` and the
-        // next writer's Acquire CAS: our write happens before their sections.
-        self.writer.store(NO_WRITER, Ordering::Release);
+        // next writer's Acquire RMW: our write happens before their sections.
+        // An RMW, not a store: `SLOW` stays.
+        self.writer.fetch_and(!WRITER, Ordering::Release);
         self.waiters.wake_up_all();
     }
 }
@@ -853,15 +969,16 @@ impl fmt::Debug for RawPercpuRwSemaphore {
     }
 }
 
-// SAFETY: one writer at a time (the CAS `0 → 1` on `writer`), and the writer
-// holds only once no reader record shows a hold on the semaphore after its
-// heavy barrier: by then every reader either was seen by the scan — and the
-// writer waits for its hold to go — or sees `writer == 1` and backs out (or
-// keeps its hold only while this thread's earlier, recorded hold keeps the
-// writer waiting). Readers' holds end with a Release store that the writer's Acquire
-// scan reads; the writer's section ends with the Release store of `writer`
-// that readers' Acquire loads and the next writer's Acquire CAS read (module
-// docs). Readers share `&T`: `Concurrent<T>` is `T`.
+// SAFETY: one writer at a time (the RMW that sets `WRITER` only if it was
+// clear), and the writer holds only once no reader record shows a hold on the
+// semaphore after its heavy barrier: by then every reader either was seen by
+// the scan — and the writer waits for its hold to go — or sees `WRITER` and
+// backs out (or keeps its hold only while this thread's earlier, recorded
+// hold keeps the writer waiting). Readers' holds end with a Release store
+// that the writer's Acquire scan reads; the writer's section ends with the
+// Release RMW clearing `WRITER` that readers' Acquire loads and the next
+// writer's Acquire RMW read (module docs). Readers share `&T`:
+// `Concurrent<T>` is `T`.
 unsafe impl Backend for RawPercpuRwSemaphore {
     type GuardState = ();
     type Concurrent<T: ?Sized> = T;
@@ -885,7 +1002,7 @@ unsafe impl Backend for RawPercpuRwSemaphore {
             // Lock statistics (once per wait: a repeat is ignored).
             lockdep::lock_contended(&self.dep_map);
             self.waiters
-                .wait_event(|| self.writer.load(Ordering::Relaxed) == NO_WRITER);
+                .wait_event(|| self.writer.load(Ordering::Relaxed) & WRITER == 0);
         }
         // Our store of `writer` before our scan, paired with every reader's
         // light_barrier (module docs).
@@ -933,7 +1050,8 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
     /// `percpu_down_read`'s fast path (`this_cpu_inc(*sem->read_count)`):
     /// one TLS load, the load and bounds check of `id`, an increment of this
     /// thread's counter for it, a compiler barrier, a load of `writer`. The
-    /// hint is the counter's address, for the unlock (0 from the slow path).
+    /// hint, never 0, is the counter's address, for the unlock (or, for a
+    /// slot hold, that of the record's `slotted`).
     #[inline]
     fn lock_shared_hinted(&self) -> usize {
         // Relaxed on `id`: it changes once, from UNASSIGNED, which fails the
@@ -946,15 +1064,14 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
             // writer's heavy_barrier (membarrier) between its store of
             // `writer` and its scan of the counters.
             fast_barrier();
-            // Acquire pairs with the Release store of `up_write`.
+            // Acquire pairs with the Release RMW of `up_write`.
             if self.writer.load(Ordering::Acquire) != NO_WRITER {
-                // Leaves with the hold in the same counter.
+                // Returns with the hold in the same counter.
                 self.read_slow(rec, Hold::Count(count));
             }
-            return count as *const AtomicUsize as usize;
+            return hint_of(count).get();
         }
-        self.lock_shared_slow();
-        0
+        self.lock_shared_slow().get()
     }
 
     #[inline]
@@ -964,7 +1081,7 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
         if free || hold.nested(rec, self.key()) {
             return true;
         }
-        self.leave_read(hold);
+        self.leave_read(rec, hold);
         false
     }
 
@@ -987,7 +1104,9 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
     /// `percpu_up_read`'s fast path (`this_cpu_dec(*sem->read_count)`),
     /// with the counter the lock's hint names: the release store of the
     /// decremented counter, a compiler barrier, a load of `writer` — the
-    /// `rcu_read_unlock` shape.
+    /// `rcu_read_unlock` shape. `SLOW` in `writer` sends the holds that need
+    /// more (a slot to clear, a fence) on from there. A guard without a hint
+    /// (`try_read`) looks the counter up as `unlock_shared` does.
     #[inline]
     unsafe fn unlock_shared_hinted(&self, hint: usize) {
         if hint == 0 {
@@ -995,15 +1114,14 @@ unsafe impl SharedBackend for RawPercpuRwSemaphore {
             unsafe { self.unlock_shared() };
             return;
         }
-        // SAFETY: a non-zero hint is the address of this thread's counter for
-        // this semaphore (our caller's contract: `lock_shared_hinted` of this
-        // hold returned it), inside a record that is never freed (or, under
-        // loom, inside `self`); the guard that kept it is !Send, so this is
-        // that thread.
-        let count = unsafe { &*(hint as *const AtomicUsize) };
-        // The hold is counted there, and its lock took the fast path, which
-        // runs only where membarrier does.
-        self.unlock_fast(count);
+        // SAFETY: a non-zero hint is what `lock_shared_hinted` of this hold
+        // returned (our caller's contract): the exposed address of this
+        // thread's counter for this semaphore or of its record's `slotted`,
+        // inside a record that is never freed (or, under loom, inside
+        // `self`); the guard that kept it is !Send, so this is that thread.
+        let word = unsafe { &*core::ptr::with_exposed_provenance::<AtomicUsize>(hint) };
+        // The hold is counted there (or `slotted` counts its slot).
+        self.unlock_fast(word);
     }
 
     fn is_write_locked(&self) -> bool {
@@ -1100,6 +1218,13 @@ mod tests {
 
     fn id_of<T>(s: &PercpuRwSemaphore<T>) -> u32 {
         s.raw().id.load(Ordering::Relaxed)
+    }
+
+    /// This thread's record: `slotted` counts its slots that hold.
+    fn slots_agree<T>(s: &PercpuRwSemaphore<T>) {
+        let rec = records::mine(s.raw());
+        let holding = rec.slots.iter().filter(|s| own(s) != FREE).count();
+        assert_eq!(own(&rec.slotted), holding);
     }
 
     /// A semaphore of each kind: one that takes an id (counted holds) and
@@ -1211,9 +1336,11 @@ mod tests {
                 let ga2 = a.read();
                 drop(ga);
                 assert_eq!((a.raw().readers(), b.raw().readers()), (1, 1));
+                slots_agree(a);
                 drop(gb);
                 drop(ga2);
                 assert_eq!((a.raw().readers(), b.raw().readers()), (0, 0));
+                slots_agree(a);
             }
             drop(a.try_write().expect("no reader left on a"));
             drop(b.try_write().expect("no reader left on b"));
@@ -1309,6 +1436,9 @@ mod tests {
         assert_eq!(spare.raw().readers(), 2);
         assert!(spare.try_write().is_none());
         drop((outer, inner));
+        // `settle_id` set SLOW for it, so the guards' unlocks cleared slots.
+        assert_eq!(spare.raw().readers(), 0);
+        slots_agree(&spare);
         *spare.write() += 1;
         assert_eq!(*spare.read(), 1);
         // Ids come back: the next semaphore counts again.
