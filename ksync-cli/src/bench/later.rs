@@ -192,7 +192,7 @@ fn run_percpu_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
 
 /// The median time of one write lock+unlock while 2 reader threads exist and
 /// sit idle (they read once, then park): the writer's price, a membarrier and
-/// a scan of the per-CPU counters, against the peer's.
+/// a scan of the readers' per-thread counters, against the peer's.
 fn writer_latency(
     cfg: &Config,
     rows: &mut Vec<Row>,

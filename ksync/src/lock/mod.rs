@@ -164,6 +164,30 @@ pub unsafe trait SharedBackend: Backend {
     /// A shared lock must be held by the calling thread.
     unsafe fn unlock_shared(&self);
 
+    /// [`lock_shared`](Self::lock_shared), returning a hint that the
+    /// [`ReadGuard`] keeps for [`unlock_shared_hinted`](Self::unlock_shared_hinted):
+    /// where the backend recorded this hold (a reader's own counter, as the
+    /// `rcu_read_lock` guard keeps its counter), so that the release need not
+    /// look it up again. `0`, no hint, by default.
+    #[inline(always)]
+    fn lock_shared_hinted(&self) -> usize {
+        self.lock_shared();
+        0
+    }
+
+    /// Releases a shared lock taken with `hint`.
+    ///
+    /// # Safety
+    /// As [`unlock_shared`](Self::unlock_shared); `hint` is what the
+    /// acquisition of this hold returned from
+    /// [`lock_shared_hinted`](Self::lock_shared_hinted), or `0`.
+    #[inline(always)]
+    unsafe fn unlock_shared_hinted(&self, hint: usize) {
+        let _ = hint;
+        // SAFETY: our caller holds a shared lock on this thread.
+        unsafe { self.unlock_shared() }
+    }
+
     /// Whether a writer holds the lock. A snapshot.
     fn is_write_locked(&self) -> bool;
 }
@@ -534,13 +558,15 @@ impl<T: ?Sized, B: SharedBackend> Lock<T, B> {
     #[cfg_attr(feature = "lockdep", track_caller)]
     pub(crate) fn read_in<C: GuardState>(&self, subclass: u32) -> ReadGuard<'_, T, B, C> {
         let kind = self.raw.read_kind();
+        let mut hint = 0;
         let r = self.acquire(C::enter, kind, subclass, |b| {
-            b.lock_shared();
+            hint = b.lock_shared_hinted();
             Ok::<(), core::convert::Infallible>(())
         });
         let Ok(ctx) = r;
-        // SAFETY: `acquire` took a shared lock on this thread with `ctx`.
-        unsafe { ReadGuard::new(self, ctx) }
+        // SAFETY: `acquire` took a shared lock on this thread with `ctx`, and
+        // `lock_shared_hinted` returned `hint`.
+        unsafe { ReadGuard::new_hinted(self, ctx, hint) }
     }
 
     /// Acquires a shared lock (with the backend's own guard state) through
@@ -916,7 +942,8 @@ impl<T: ?Sized + fmt::Display, B: Backend, C: GuardState> fmt::Display for Guard
 /// # Invariants
 /// A shared lock on `raw` is held by the thread that made the guard, which
 /// entered the context `state` before taking it; `data` points into the data
-/// that `raw` protects (the [`Lock`]'s, or a part of it), valid for `'a`.
+/// that `raw` protects (the [`Lock`]'s, or a part of it), valid for `'a`;
+/// `hint` is 0 or what that acquisition's `lock_shared_hinted` returned.
 #[doc(alias = "read_unlock")]
 #[doc(alias = "read_unlock_irq")]
 #[doc(alias = "read_unlock_irqrestore")]
@@ -927,6 +954,9 @@ pub struct ReadGuard<'a, T: ?Sized, B: SharedBackend, C: GuardState = <B as Back
     raw: &'a B,
     data: NonNull<T>,
     state: C,
+    /// For [`SharedBackend::unlock_shared_hinted`]: what the acquisition
+    /// returned, or 0.
+    hint: usize,
     _marker: PhantomData<(&'a T, *mut ())>,
 }
 
@@ -939,16 +969,26 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     /// This thread holds a shared lock on `lock`, taken after entering `state`.
     #[inline(always)]
     pub(crate) unsafe fn new(lock: &'a Lock<T, B>, state: C) -> Self {
+        // SAFETY: the caller's contract; 0 is no hint.
+        unsafe { Self::new_hinted(lock, state, 0) }
+    }
+
+    /// # Safety
+    /// As [`new`](Self::new), and `hint` is 0 or what the acquisition's
+    /// `lock_shared_hinted` returned.
+    #[inline(always)]
+    pub(crate) unsafe fn new_hinted(lock: &'a Lock<T, B>, state: C, hint: usize) -> Self {
         // A read access (`with`): readers on several threads take this pointer at
         // once, which loom must not see as a write.
         let data = lock.data.with(|p| p as *mut T);
-        // INVARIANT: the caller took a shared lock on this thread, with `state`;
-        // `data` is the lock's data, borrowed for `'a` with the lock.
+        // INVARIANT: the caller took a shared lock on this thread, with `state`
+        // and `hint`; `data` is the lock's data, borrowed for `'a` with the lock.
         ReadGuard {
             raw: &lock.raw,
             // SAFETY: a pointer into a live `UnsafeCell` is never null.
             data: unsafe { NonNull::new_unchecked(data) },
             state,
+            hint,
             _marker: PhantomData,
         }
     }
@@ -989,14 +1029,16 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     where
         C: Into<AnyCtx>,
     {
+        let hint = self.hint;
         let (raw, data, state) = self.into_parts();
         // INVARIANT: the parts of a read guard: a shared lock held by this
         // thread, `state` is what its acquisition entered (the same variant, as
-        // `AnyCtx`), `data` unchanged.
+        // `AnyCtx`), `data` and `hint` unchanged.
         ReadGuard {
             raw,
             data,
             state: state.into(),
+            hint,
             _marker: PhantomData,
         }
     }
@@ -1018,13 +1060,15 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
     #[inline]
     pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&T) -> &U) -> ReadGuard<'a, U, B, C> {
         let data = NonNull::from(f(&*this));
+        let hint = this.hint;
         let (raw, _, state) = this.into_parts();
-        // INVARIANT: the same shared lock and state; `data` points into the data
-        // that `raw` protects, valid while it is held (`f` had only `&T`).
+        // INVARIANT: the same shared lock, state and hint; `data` points into the
+        // data that `raw` protects, valid while it is held (`f` had only `&T`).
         ReadGuard {
             raw,
             data,
             state,
+            hint,
             _marker: PhantomData,
         }
     }
@@ -1051,12 +1095,15 @@ impl<'a, T: ?Sized, B: SharedBackend, C: GuardState> ReadGuard<'a, T, B, C> {
             return Err(this);
         };
         let data = NonNull::from(part);
+        let hint = this.hint;
         let (raw, _, state) = this.into_parts();
-        // INVARIANT: as in `map`: the same lock and state, `data` inside its data.
+        // INVARIANT: as in `map`: the same lock, state and hint, `data` inside
+        // its data.
         Ok(ReadGuard {
             raw,
             data,
             state,
+            hint,
             _marker: PhantomData,
         })
     }
@@ -1076,8 +1123,9 @@ impl<T: ?Sized, B: SharedBackend, C: GuardState> Drop for ReadGuard<'_, T, B, C>
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard proves this thread holds a shared lock on `raw`,
-        // taken with `state` (type invariant); the guard is gone after this.
-        unsafe { release_raw(self.raw, self.state, |b| b.unlock_shared()) }
+        // taken with `state` and `hint` (type invariant); the guard is gone
+        // after this.
+        unsafe { release_raw(self.raw, self.state, |b| b.unlock_shared_hinted(self.hint)) }
     }
 }
 
