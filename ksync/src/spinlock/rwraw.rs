@@ -446,10 +446,14 @@ mod loom_tests {
                 unsafe { l2.write_unlock() };
             });
             // Some progress of ours (loom runs a yielding waiter again only
-            // after another thread did something), so the writer can spend
-            // its spin budget and sleep before we unlock.
+            // after another thread wrote something), so the writer can spend
+            // its spin budget and sleep before we unlock: a second read lock
+            // and unlock, which leaves our first one held.
             assert!(l.is_locked());
             assert!(!l.is_write_locked());
+            l.read();
+            // SAFETY: taken just above, on this thread.
+            unsafe { l.read_unlock() };
             // SAFETY: taken above, on this thread.
             unsafe { l.read_unlock() };
             w.join().unwrap();
