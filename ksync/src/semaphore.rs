@@ -39,7 +39,7 @@
 //! |-----------|--------------|
 //! | `down` (fast) | CAS `count - 1` if `count > 0` and no `HANDOFF` (one RMW) |
 //! | `up`      | `fetch_add(UNIT)` (one RMW); if the old word shows sleepers and no awake contender, or `HANDOFF`: a kick |
-//! | `down` (slow) | count itself a spinner, poll for a free unit (every few pauses: a unit caught at once lets the holder's work after its `up` overlap ours) for a bounded time (`SPIN_TIME`, 50 µs); then queue at the tail, uncount in the same CAS that sets the flags, and sleep |
+//! | `down` (slow) | count itself a spinner, poll for a free unit (every pause: a unit caught at once lets the holder's work after its `up` overlap ours) for a bounded time (`SPIN_TIME`, 50 µs); then queue at the tail, uncount in the same CAS that sets the flags, and sleep |
 //! | kick      | under the list lock, while a unit is free and nobody may take it (`stranded`): with `HANDOFF`, move a unit to the first sleeper (the wait engine's hand-off payload, `GRANTED`); without, wake the first sleeper and count it as a spinner |
 //!
 //! A woken sleeper polls as a spinner; if it loses the unit to a running
@@ -105,9 +105,15 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 #[cfg(loom)]
 const SPIN_TIME: Duration = Duration::ZERO;
 
-/// How many polls (of four pauses each, a few µs in all) a spinning
-/// contender makes between two yields of its CPU.
-const YIELD_EVERY: u32 = 64;
+/// How many polls (of one pause each, a few µs in all) a spinning contender
+/// makes between two yields of its CPU.
+const YIELD_EVERY: u32 = 256;
+
+/// How many polls a spinning contender makes between two readings of the
+/// clock for [`SPIN_TIME`]: a vDSO clock read costs as much as a few polls
+/// in a VM, and every poll it delays is a hand-off it may catch late. Under
+/// loom every poll (patience is always exhausted there: one poll).
+const CLOCK_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// A sleeper that has waited this long asks for the next unit to be handed to
 /// it (`HANDOFF`). A first sleeper that nobody wakes (an `up` wakes nobody
@@ -227,15 +233,30 @@ impl Semaphore {
     /// Takes a unit if one is free and not reserved for a sleeper (`HANDOFF`).
     /// Acquire pairs with the Release `fetch_add` of the `up` that freed the
     /// unit (the CAS reads from it or from a later RMW in its release sequence).
+    ///
+    /// The first CAS guesses the word of a free binary semaphore with nobody
+    /// waiting (one unit, nothing else), instead of loading the word first:
+    /// where the line is on another CPU (the last `up` or `down` ran there),
+    /// a load fetches it shared and the CAS after it must fetch it again for
+    /// writing — two misses where the CAS alone takes one. A wrong guess
+    /// returns the word with the line now ours, and the second CAS from it
+    /// (a counting semaphore, or contenders counted) is local.
     #[inline]
     fn try_fast(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        s & HANDOFF == 0
-            && s >= UNIT
-            && self
-                .state
-                .compare_exchange(s, s - UNIT, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        match self
+            .state
+            .compare_exchange(UNIT, 0, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(s) => {
+                s & HANDOFF == 0
+                    && s >= UNIT
+                    && self
+                        .state
+                        .compare_exchange(s, s - UNIT, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+            }
+        }
     }
 
     /// Takes a unit, sleeping uninterruptibly until one is free (`down`).
@@ -535,19 +556,23 @@ impl Semaphore {
         }
     }
 
-    /// A counted contender polls for a free unit for `SPIN_TIME`, every few
-    /// pauses (yielding its CPU every `YIELD_EVERY` polls, so that on an
-    /// oversubscribed machine the holder gets it), and not while a unit is
-    /// reserved for a sleeper. `true`: took one and is uncounted; `false`:
-    /// still counted (the caller queues, uncounting as it does).
+    /// A counted contender polls for a free unit for `SPIN_TIME`, once a
+    /// pause (reading the clock every `CLOCK_EVERY` polls, yielding its CPU
+    /// every `YIELD_EVERY`, so that on an oversubscribed machine the holder
+    /// gets it), and not while a unit is reserved for a sleeper. `true`: took
+    /// one and is uncounted; `false`: still counted (the caller queues,
+    /// uncounting as it does).
     ///
     /// The polls are close together, unlike the mutex's (which double from
     /// 1 to 8 µs to leave a busy owner its bursts): a semaphore's holders
     /// commonly do work between their `up` and their next `down`, and a unit
     /// caught within a cache miss of its `up` keeps both CPUs busy — the
     /// poller's critical section overlaps the upper's other work — where a
-    /// poll that comes microseconds later finds the unit taken back. The
-    /// price is a cache miss on the holder's next `down` or `up` per poll.
+    /// poll that comes later leaves the unit idle meanwhile (at 8 threads on
+    /// 2 CPUs the hand-off gap is most of what a unit costs beyond its
+    /// critical section). Polling with loads, the poller keeps a shared copy
+    /// of the line: a poll misses only after the word changed, so closer
+    /// polls cost the holder nothing more than its `up`'s one miss.
     fn spin(&self) -> bool {
         let patience = Patience::start();
         let mut polls = 0u32;
@@ -559,16 +584,14 @@ impl Semaphore {
             if s >= UNIT && self.take_counted() {
                 return true;
             }
-            if patience.expired(SPIN_TIME) {
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(CLOCK_EVERY) && patience.expired(SPIN_TIME) {
                 return false;
             }
-            polls = polls.wrapping_add(1);
             if polls.is_multiple_of(YIELD_EVERY) {
                 crate::arch::yield_now();
             }
-            for _ in 0..4 {
-                crate::arch::cpu_relax();
-            }
+            crate::arch::cpu_relax();
         }
     }
 

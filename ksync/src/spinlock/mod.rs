@@ -46,7 +46,8 @@
 //! [`crate::lock::Lock`]).
 //!
 //! ## Cache lines
-//! A raw lock is 4 to 16 bytes (the queued lock under [`SpinLock`] is 16).
+//! A raw spinlock is 4 to 16 bytes (the queued lock under [`SpinLock`] is 16;
+//! the rwlocks' words and writer queue, 24 for `QueuedRw`, 32 for `ReaderPref`).
 //! Related hot locks (one per bucket, per CPU, per queue) placed next to each
 //! other share a cache line, and every acquisition of one steals the line
 //! from the users of the others (false sharing). Use

@@ -1,47 +1,81 @@
 //! The classic reader-preferring rwlock (the kernel's pre-4.2 `rwlock_t`,
 //! before qrwlock).
 //!
-//! | word      | meaning                                                   |
-//! |-----------|-----------------------------------------------------------|
-//! | `readers` | reader biases: readers holding the lock, or checking for a writer after adding theirs |
-//! | `writer`  | 1 while a writer holds the lock, or has just claimed it and checks for readers; written only by the writer that claimed it from 0 |
-//! | `sleepers`| waiters (readers or writers) asleep, or about to sleep, on `readers` or `writer` |
+//! | word       | meaning                                                   |
+//! |------------|-----------------------------------------------------------|
+//! | `cnts`     | reader biases in units of `READER` (readers holding the lock, or checking for a writer after adding theirs); bit 0 `HEAD_SLEEPS`: the queue-head writer sleeps until they drain |
+//! | `writer`   | 1 while a writer holds the lock, or has just claimed it and checks for readers; written only by the writer that claimed it from 0 |
+//! | `sleepers` | waiters (readers, the queue-head writer) asleep, or about to sleep, on `writer` |
+//! | `drained`  | the queue-head writer's futex word while `HEAD_SLEEPS` is set: bumped by the reader that wakes it |
+//! | `wait_lock`| the writers' queue (a [`Queued`] spinlock)                |
 //!
-//! Readers enter whenever no writer *holds* the lock, even while a writer
-//! waits: a steady stream of readers starves writers — the classic complaint
-//! the fair [`QueuedRw`](super::raw::QueuedRw) answers.
+//! Readers enter whenever no writer *holds* the lock, even while writers
+//! wait: a steady stream of readers starves writers — the classic complaint
+//! the fair [`QueuedRw`](super::raw::QueuedRw) answers. Readers never look at
+//! the writers' queue.
 //!
 //! A reader adds its bias with one `fetch_add` (it never fails and retries, as
 //! a CAS does when readers crowd the line) and then loads `writer`; a writer
-//! claims `writer` by a CAS from 0 and then loads `readers`. Both pairs are
+//! claims `writer` by a CAS from 0 and then loads `cnts`. Both pairs are
 //! SeqCst (the store-buffering pattern: a locked RMW on x86, so no fence
 //! instruction), so at least one of the two sees the other. A reader that
 //! sees a writer takes its bias back, waits for `writer` to be 0 and tries
-//! again; a writer that sees readers gives the word back and waits for both
-//! words to be 0. Only the claimer
+//! again; a writer that sees readers gives the word back. Only the claimer
 //! writes `writer`, so `write_unlock` is a plain release store; a reader
 //! leaves with one `fetch_sub`.
 //!
-//! Waiters spin with [`crate::Backoff`] and, once it is spent, sleep on the
-//! word they wait for (a futex): a sleeper counts itself in `sleepers`, issues
-//! [`heavy_barrier`], and re-checks the word before it sleeps; a release that
-//! frees a word (`write_unlock` or a writer giving its claim back, the last
-//! `read_unlock`) issues [`light_barrier`] after its store or RMW and wakes
-//! every sleeper on that word if `sleepers` is non-zero — the asymmetric
-//! fence pair of the queued spinlock, so the unlock fast paths pay only a
-//! compiler barrier and a load.
+//! A writer whose fast path fails queues on `wait_lock`, as qrwlock's
+//! writers do: only the queue head waits on the lock words, so one writer at
+//! a time polls them (the others spin on, then sleep in, the queued lock),
+//! and a last reader out wakes at most that one — where writers that all
+//! waited on the words at once took turns bouncing the readers' line and
+//! were woken all together by every last reader out. The head claims nothing
+//! while it waits (a claim would turn readers away): it waits for `writer`
+//! to be 0 and the readers to drain, and then tries the claim as the fast
+//! path does. Fast-path writers may still take the lock past the queue.
+//!
+//! Waiters spin with [`crate::Backoff`] and, once it is spent, sleep:
+//! - on `writer` (readers, and the head while another writer holds it): a
+//!   sleeper counts itself in `sleepers`, issues [`heavy_barrier`], and
+//!   re-checks the word before it sleeps; a release of the word
+//!   (`write_unlock` or a writer giving its claim back) issues
+//!   [`light_barrier`] after its store and wakes every sleeper on it if
+//!   `sleepers` is non-zero — the asymmetric fence pair of the queued
+//!   spinlock, so the write release pays only a compiler barrier and a load;
+//! - for the readers to drain (the head only): it sets `HEAD_SLEEPS` with an
+//!   RMW on `cnts` and sleeps on `drained`; the last reader out sees the flag
+//!   in the exact result of its own `fetch_sub` (no fence), clears it with a
+//!   CAS (so one reader wakes the head, not each of a stream of them), bumps
+//!   `drained` and wakes the head. The head sleeps on `drained` and not on
+//!   `cnts` because readers that come and go would change `cnts` under its
+//!   futex wait and keep it from sleeping.
 
 use super::qrwlock::{claim_close, claim_open};
-use super::raw::{RawRwSpin, Spin};
+use super::qspinlock::Queued;
+use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
+/// `cnts`: the queue-head writer sleeps on `drained` until the readers drain.
+const HEAD_SLEEPS: u32 = 1;
+/// `cnts`: one reader's bias.
+const READER: u32 = 2;
+
 /// Reader-preferring rwlock (`rwlock_t` before qrwlock).
 #[derive(Debug)]
+#[repr(C)]
 pub struct ReaderPref {
-    readers: AtomicU32,
+    /// Reader biases and `HEAD_SLEEPS` (module docs).
+    cnts: AtomicU32,
+    /// 0, or 1 while a writer holds (or has just claimed) the lock; written
+    /// only by the writer that claimed it from 0.
     writer: AtomicU32,
+    /// Waiters asleep, or about to sleep, on `writer`.
     sleepers: AtomicU32,
+    /// The queue head's futex word while it sleeps for the readers to drain.
+    drained: AtomicU32,
+    /// The writers' queue: its holder is the only writer waiting on the words.
+    wait_lock: Queued,
 }
 
 /// Under loom, the SeqCst fence the reader/writer handshake needs between an
@@ -57,22 +91,27 @@ fn sb_fence() {
 
 // SAFETY: a writer holds the lock only while it owns `writer` (claimed by a CAS
 // from 0: one writer at a time) and saw no reader bias after claiming it; a
-// reader holds it only with its bias in `readers` and `writer` seen 0 after
+// reader holds it only with its bias in `cnts` and `writer` seen 0 after
 // adding it (the SeqCst handshake in the module docs: one of the two sees the
-// other). Entering accesses are Acquire (SeqCst), exits Release.
+// other). Entering accesses are Acquire (SeqCst), exits Release. The writers'
+// queue only decides which waiting writer tries the claim.
 unsafe impl RawRwSpin for ReaderPref {
     #[cfg(not(loom))]
     const INIT: Self = ReaderPref {
-        readers: AtomicU32::new(0),
+        cnts: AtomicU32::new(0),
         writer: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
+        drained: AtomicU32::new(0),
+        wait_lock: Queued::INIT,
     };
     #[cfg(loom)]
     fn new() -> Self {
         ReaderPref {
-            readers: AtomicU32::new(0),
+            cnts: AtomicU32::new(0),
             writer: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
+            drained: AtomicU32::new(0),
+            wait_lock: Queued::new(),
         }
     }
     const NAME: &'static str = "reader-pref";
@@ -80,9 +119,9 @@ unsafe impl RawRwSpin for ReaderPref {
     #[inline]
     fn read(&self) {
         // SeqCst: the reader's half of the handshake with a writer's claim and
-        // its load of `readers` (module docs). The load is also the Acquire
+        // its load of `cnts` (module docs). The load is also the Acquire
         // that pairs with the writer's Release store in `write_unlock`.
-        self.readers.fetch_add(1, Ordering::SeqCst);
+        self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
         if self.writer.load(Ordering::SeqCst) != 0 {
             self.read_slow();
@@ -95,7 +134,7 @@ unsafe impl RawRwSpin for ReaderPref {
             return false;
         }
         // SeqCst: as in `read`.
-        self.readers.fetch_add(1, Ordering::SeqCst);
+        self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
         if self.writer.load(Ordering::SeqCst) == 0 {
             return true;
@@ -120,7 +159,7 @@ unsafe impl RawRwSpin for ReaderPref {
     #[inline]
     fn try_write(&self) -> bool {
         // No claim while readers hold it: it would only bounce them.
-        if self.readers.load(Ordering::Relaxed) != 0 {
+        if self.cnts.load(Ordering::Relaxed) >= READER {
             return false;
         }
         // Irqs off while the claim is undecided (`claim_open`'s docs: a reader
@@ -137,7 +176,7 @@ unsafe impl RawRwSpin for ReaderPref {
                 sb_fence();
                 // SeqCst: as above; Acquire pairs with the last reader's
                 // Release `fetch_sub`.
-                self.readers.load(Ordering::SeqCst) == 0 || {
+                self.cnts.load(Ordering::SeqCst) < READER || {
                     self.give_back();
                     false
                 }
@@ -152,7 +191,7 @@ unsafe impl RawRwSpin for ReaderPref {
     }
 
     fn is_locked(&self) -> bool {
-        self.readers.load(Ordering::Relaxed) != 0 || self.writer.load(Ordering::Relaxed) != 0
+        self.cnts.load(Ordering::Relaxed) >= READER || self.writer.load(Ordering::Relaxed) != 0
     }
 
     fn is_write_locked(&self) -> bool {
@@ -167,7 +206,13 @@ impl ReaderPref {
         // Nobody else writes `writer` while we own it. Release: pairs with the
         // next entrant's Acquire load or CAS.
         self.writer.store(0, Ordering::Release);
-        self.wake_sleepers(&self.writer);
+        // Orders our store before the load below, with the sleeper's
+        // heavy_barrier() between its `sleepers` increment and its re-check of
+        // the word (see `sleep_while_claimed`): one of the two sees the other.
+        light_barrier();
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            crate::arch::futex::wake_all(&self.writer);
+        }
     }
 
     /// A reader came in before our claim of `writer`: give the word back.
@@ -179,45 +224,75 @@ impl ReaderPref {
     /// Drops one reader bias (`read_unlock`, or a reader backing off).
     #[inline]
     fn unbias(&self) {
-        // Release: pairs with a writer's Acquire load of `readers`.
-        if self.readers.fetch_sub(1, Ordering::Release) == 1 {
-            self.wake_sleepers(&self.readers);
+        // Release: pairs with a writer's Acquire load of `cnts`. The exact
+        // old value: the last reader out while the head sleeps sees its flag.
+        if self.cnts.fetch_sub(READER, Ordering::Release) == READER | HEAD_SLEEPS {
+            self.wake_head();
         }
     }
 
-    /// After a release that freed `word`: wakes its sleepers, if any.
-    #[inline]
-    fn wake_sleepers(&self, word: &AtomicU32) {
-        // Orders our release before the load below, with the sleeper's
-        // heavy_barrier() between its `sleepers` increment and its re-check of
-        // the word (see `sleep_while`): one of the two sees the other.
-        light_barrier();
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
-            crate::arch::futex::wake_all(word);
-        }
-    }
-
-    /// The spin budget is spent: sleeps on `word` while it is non-zero.
+    /// The last reader out found `HEAD_SLEEPS`: whoever clears it wakes the
+    /// head (one wake-up per sleep). A CAS that fails found a new reader
+    /// (its own exit will see the flag) or the head awake and gone.
     #[cold]
-    fn sleep_while_set(&self, word: &AtomicU32) {
+    fn wake_head(&self) {
+        // Acquire: pairs with the head's Release `fetch_or` of the flag, so
+        // that the head's load of `drained` before it cannot see our bump
+        // below (it then sleeps on the old value, and our wake finds it, or
+        // its wait finds the new value and returns at once).
+        if self
+            .cnts
+            .compare_exchange(HEAD_SLEEPS, 0, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Relaxed: the futex compares the value atomically with the wake.
+            self.drained.fetch_add(1, Ordering::Relaxed);
+            crate::arch::futex::wake_one(&self.drained);
+        }
+    }
+
+    /// The spin budget is spent: sleeps on `writer` while it is non-zero.
+    #[cold]
+    fn sleep_while_claimed(&self) {
         // Relaxed: ordered before the re-check by the heavy barrier.
         self.sleepers.fetch_add(1, Ordering::Relaxed);
         heavy_barrier();
         // Relaxed: the caller re-checks before it enters.
-        let w = word.load(Ordering::Relaxed);
+        let w = self.writer.load(Ordering::Relaxed);
         if w != 0 {
             // Sleeps only while the word still holds `w`; a release after our
             // barrier sees `sleepers` and wakes us.
-            crate::arch::futex::wait(word, w, None);
+            crate::arch::futex::wait(&self.writer, w, None);
         }
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// The queue head's spin budget is spent with readers in: sleeps until
+    /// the last of them (or of any that follow) leaves (module docs).
+    #[cold]
+    fn sleep_until_drained(&self) {
+        // Relaxed: the Release `fetch_or` below orders it before the flag.
+        let seq = self.drained.load(Ordering::Relaxed);
+        // Release: pairs with the waker's Acquire CAS (see `wake_head`).
+        // The RMW is ordered with the readers' RMWs on `cnts`: either the
+        // last reader out sees the flag, or we see no reader here.
+        let c = self.cnts.fetch_or(HEAD_SLEEPS, Ordering::Release);
+        if c >= READER {
+            crate::arch::futex::wait(&self.drained, seq, None);
+        }
+        // Woken (the waker cleared the flag), or drained already, or a
+        // spurious return: take the flag back if it is still up, so that no
+        // reader wakes a head that is awake.
+        if self.cnts.load(Ordering::Relaxed) & HEAD_SLEEPS != 0 {
+            self.cnts.fetch_and(!HEAD_SLEEPS, Ordering::Relaxed);
+        }
+    }
+
     /// Our bias is in and a writer's word was seen: take the bias back (a
-    /// waiting writer may have seen it and gone to sleep: leave as
-    /// `read_unlock` does), wait until the word is 0, and try again. Waiting
-    /// without a bias leaves readers and writers on an equal footing when the
-    /// writer leaves, as the classic lock's CAS did.
+    /// sleeping head writer may be waiting for it: leave as `read_unlock`
+    /// does), wait until the word is 0, and try again. Waiting without a bias
+    /// leaves readers and writers on an equal footing when the writer leaves,
+    /// as the classic lock's CAS did.
     #[cold]
     fn read_slow(&self) {
         loop {
@@ -226,14 +301,14 @@ impl ReaderPref {
             // Relaxed: only a hint; the SeqCst load below decides.
             while self.writer.load(Ordering::Relaxed) != 0 {
                 if spin.is_completed() {
-                    self.sleep_while_set(&self.writer);
+                    self.sleep_while_claimed();
                     spin.reset();
                 } else {
                     spin.snooze();
                 }
             }
             // SeqCst: as in `read`.
-            self.readers.fetch_add(1, Ordering::SeqCst);
+            self.cnts.fetch_add(READER, Ordering::SeqCst);
             sb_fence();
             if self.writer.load(Ordering::SeqCst) == 0 {
                 return;
@@ -241,25 +316,79 @@ impl ReaderPref {
         }
     }
 
+    /// Queues on `wait_lock`; as the head, waits for `writer` to be 0 and the
+    /// readers to drain (spinning, then sleeping on whichever keeps it out),
+    /// and claims the word as the fast path does.
     #[cold]
     fn write_slow(&self) {
+        self.wait_lock.lock();
         let spin = Spin::new();
         loop {
+            // Relaxed: only a hint; `try_write` decides.
             if self.writer.load(Ordering::Relaxed) == 0 && self.try_write() {
-                return;
+                break;
             }
             if spin.is_completed() {
-                // Wait for whichever word keeps us out.
                 if self.writer.load(Ordering::Relaxed) != 0 {
-                    self.sleep_while_set(&self.writer);
+                    self.sleep_while_claimed();
                 } else {
-                    self.sleep_while_set(&self.readers);
+                    self.sleep_until_drained();
                 }
                 spin.reset();
             } else {
                 spin.snooze();
             }
         }
+        // SAFETY: we took `wait_lock` above, on this thread.
+        unsafe { self.wait_lock.unlock() };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU64;
+
+    /// 16 threads (more than the CPUs), each a writer every fourth operation
+    /// and a reader otherwise: writers exclude everyone (a reader never sees
+    /// the pair torn), every write lands, and the words end clean — no bias,
+    /// claim, sleeper or `HEAD_SLEEPS` flag left behind by the writers' queue.
+    #[test]
+    fn stress_16_threads_leaves_the_words_clean() {
+        let l = ReaderPref::INIT;
+        let pair = [AtomicU64::new(0), AtomicU64::new(0)];
+        std::thread::scope(|sc| {
+            for _ in 0..16 {
+                sc.spawn(|| {
+                    for i in 0..20_000u32 {
+                        if i % 4 == 0 {
+                            l.write();
+                            // Relaxed: the lock orders these.
+                            pair[0].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                            core::hint::spin_loop();
+                            pair[1].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                            // SAFETY: taken just above, on this thread.
+                            unsafe { l.write_unlock() };
+                        } else {
+                            l.read();
+                            let a = pair[0].load(core::sync::atomic::Ordering::Relaxed);
+                            let b = pair[1].load(core::sync::atomic::Ordering::Relaxed);
+                            // SAFETY: taken just above, on this thread.
+                            unsafe { l.read_unlock() };
+                            assert_eq!(a, b, "a reader saw a writer's half-done update");
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            pair[0].load(core::sync::atomic::Ordering::Relaxed),
+            16 * 5_000
+        );
+        assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
+        assert_eq!(l.writer.load(Ordering::Relaxed), 0);
+        assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
+        assert!(!l.wait_lock.is_locked());
     }
 }
 
@@ -296,14 +425,14 @@ mod loom_tests {
             // SAFETY: taken just above.
             unsafe { s.0.write_unlock() };
             assert!(r.join().unwrap() <= 1);
-            assert_eq!(s.0.readers.load(Ordering::Relaxed), 0);
+            assert_eq!(s.0.cnts.load(Ordering::Relaxed), 0);
             assert_eq!(s.0.writer.load(Ordering::Relaxed), 0);
         });
     }
 
     /// A writer waits for a reader and, its one-round spin budget spent,
-    /// sleeps; the reader's unlock (`fetch_sub`, light barrier, `sleepers` load)
-    /// must wake it: a lost wake-up shows as a deadlock.
+    /// sleeps for the readers to drain; the reader's unlock (`fetch_sub`
+    /// seeing `HEAD_SLEEPS`) must wake it: a lost wake-up shows as a deadlock.
     #[test]
     fn loom_reader_pref_sleeping_writer_is_woken() {
         use loom::sync::Arc;
@@ -317,14 +446,53 @@ mod loom_tests {
                 unsafe { l2.write_unlock() };
             });
             // Some progress of ours (loom runs a yielding waiter again only
-            // after another thread did something), so the writer can spend
-            // its spin budget and sleep before we unlock.
+            // after another thread wrote something), so the writer can spend
+            // its spin budget and sleep before we unlock: a second read lock
+            // and unlock, which leaves our first one held.
             assert!(l.is_locked());
             assert!(!l.is_write_locked());
+            l.read();
+            // SAFETY: taken just above, on this thread.
+            unsafe { l.read_unlock() };
             // SAFETY: taken above, on this thread.
             unsafe { l.read_unlock() };
             w.join().unwrap();
-            assert_eq!(l.readers.load(Ordering::Relaxed), 0);
+            assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
+            assert_eq!(l.writer.load(Ordering::Relaxed), 0);
+            assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Two writers wait for a reader: one as the queue head (its one-round
+    /// budget spent, it sleeps for the readers to drain), the other in the
+    /// writers' queue. A second read lock is still granted meanwhile (reader
+    /// preference), and the last of the two read unlocks must wake the head:
+    /// a lost wake-up shows as a deadlock, a flag left up in the final word.
+    #[test]
+    fn loom_reader_pref_queued_writers_wait_for_the_readers() {
+        use loom::sync::Arc;
+        loom::model(|| {
+            let l = Arc::new(ReaderPref::new());
+            l.read();
+            let ws: Vec<_> = (0..2)
+                .map(|_| {
+                    let l = l.clone();
+                    loom::thread::spawn(move || {
+                        l.write();
+                        // SAFETY: taken just above.
+                        unsafe { l.write_unlock() };
+                    })
+                })
+                .collect();
+            l.read();
+            // SAFETY: both taken above, on this thread.
+            unsafe { l.read_unlock() };
+            // SAFETY: as above.
+            unsafe { l.read_unlock() };
+            for w in ws {
+                w.join().unwrap();
+            }
+            assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
             assert_eq!(l.writer.load(Ordering::Relaxed), 0);
             assert_eq!(l.sleepers.load(Ordering::Relaxed), 0);
         });
