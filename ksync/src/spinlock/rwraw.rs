@@ -54,6 +54,7 @@ use super::qrwlock::{claim_close, claim_open};
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::loom::sb_fence;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 /// `cnts`: the queue-head writer sleeps on `drained` until the readers drain.
@@ -76,17 +77,6 @@ pub struct ReaderPref {
     drained: AtomicU32,
     /// The writers' queue: its holder is the only writer waiting on the words.
     wait_lock: Queued,
-}
-
-/// Under loom, the SeqCst fence the reader/writer handshake needs between an
-/// RMW on one word and the load of the other: loom models SeqCst accesses as
-/// AcqRel (its README; `fence(SeqCst)` it models exactly). Natively the
-/// SeqCst accesses themselves forbid the store-buffering outcome, so this is
-/// nothing.
-#[inline(always)]
-fn sb_fence() {
-    #[cfg(loom)]
-    crate::loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
 // SAFETY: a writer holds the lock only while it owns `writer` (claimed by a CAS
