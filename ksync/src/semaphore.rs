@@ -233,30 +233,15 @@ impl Semaphore {
     /// Takes a unit if one is free and not reserved for a sleeper (`HANDOFF`).
     /// Acquire pairs with the Release `fetch_add` of the `up` that freed the
     /// unit (the CAS reads from it or from a later RMW in its release sequence).
-    ///
-    /// The first CAS guesses the word of a free binary semaphore with nobody
-    /// waiting (one unit, nothing else), instead of loading the word first:
-    /// where the line is on another CPU (the last `up` or `down` ran there),
-    /// a load fetches it shared and the CAS after it must fetch it again for
-    /// writing — two misses where the CAS alone takes one. A wrong guess
-    /// returns the word with the line now ours, and the second CAS from it
-    /// (a counting semaphore, or contenders counted) is local.
     #[inline]
     fn try_fast(&self) -> bool {
-        match self
-            .state
-            .compare_exchange(UNIT, 0, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => true,
-            Err(s) => {
-                s & HANDOFF == 0
-                    && s >= UNIT
-                    && self
-                        .state
-                        .compare_exchange(s, s - UNIT, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-            }
-        }
+        let s = self.state.load(Ordering::Relaxed);
+        s & HANDOFF == 0
+            && s >= UNIT
+            && self
+                .state
+                .compare_exchange(s, s - UNIT, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Takes a unit, sleeping uninterruptibly until one is free (`down`).
