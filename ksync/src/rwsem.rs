@@ -29,7 +29,7 @@
 //! The lock words are those of the queued rwlock
 //! ([`RwLock`](crate::spinlock::RwLock), after the kernel's
 //! `kernel/locking/qrwlock.c`), and the queue is a sleeping
-//! [`RawMutex`](crate::mutex::RawMutex) instead of a spinning MCS lock, so
+//! [`RawMutex`] instead of a spinning MCS lock, so
 //! every wait may sleep and be interrupted. Two words on one cache line:
 //!
 //! | `wlocked` | meaning |
@@ -61,7 +61,7 @@
 //! atomics on one word, hence the second word.)
 //!
 //! **Slow paths: one queue, one waiter on the words.** Contenders queue on
-//! `wait_lock`, a [`RawMutex`](crate::mutex::RawMutex) used without lockdep
+//! `wait_lock`, a [`RawMutex`] used without lockdep
 //! (it spins while its holder runs, then sleeps FIFO with a bounded hand-off):
 //! only its holder, the queue head, waits on the lock words.
 //! - *A head reader* adds its bias and waits for `WLOCKED` to clear (a
