@@ -34,6 +34,15 @@
 //! to be 0 and the readers to drain, and then tries the claim as the fast
 //! path does. Fast-path writers may still take the lock past the queue.
 //!
+//! The head polls the words at most every [`HEAD_POLL_GAP`] pauses (on top
+//! of its backoff): each poll takes the readers' line away from them, shared,
+//! and a reader's next `fetch_add` must fetch it back for writing, so a head
+//! that polled from the first pause kept two CPUs bouncing the line while the
+//! readers it waited for ran slower. Polled rarely, the readers run with the
+//! line hot and the head still sees the first gap between them within a few
+//! µs (the two-thread read-mostly row of `ksync bench --group rwlock` ran
+//! about twice as fast).
+//!
 //! Waiters spin with [`crate::Backoff`] and, once it is spent, sleep:
 //! - on `writer` (readers, and the head while another writer holds it): a
 //!   sleeper counts itself in `sleepers`, issues [`heavy_barrier`], and
@@ -61,6 +70,11 @@ use crate::loom::sync::atomic::{AtomicU32, Ordering};
 const HEAD_SLEEPS: u32 = 1;
 /// `cnts`: one reader's bias.
 const READER: u32 = 2;
+
+/// The pauses the queue-head writer lets pass between two polls of the lock
+/// words, besides its backoff (module docs). None under loom, where a pause
+/// is a yield and the models only need the order of events.
+const HEAD_POLL_GAP: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// Reader-preferring rwlock (`rwlock_t` before qrwlock).
 #[derive(Debug)]
@@ -327,6 +341,9 @@ impl ReaderPref {
                 spin.reset();
             } else {
                 spin.snooze();
+                for _ in 0..HEAD_POLL_GAP {
+                    crate::arch::cpu_relax();
+                }
             }
         }
         // SAFETY: we took `wait_lock` above, on this thread.
