@@ -186,8 +186,8 @@ const SPIN_TIME: Duration = Duration::ZERO;
 /// wait for ever behind threads that keep trading the lock). With 8 threads
 /// on 2 CPUs the sleepers take their turns at one per this bound, so it sets
 /// how evenly the threads share the lock: at 500 µs the bench's 8-thread fairness
-/// (fewest over most acquisitions per thread) was a median 0.71 in five quiet
-/// rounds, 0.56 at 1 ms, with the same throughput.
+/// (fewest over most acquisitions per thread) was a median 0.69 over seven
+/// quiet rounds, 0.58 at 1 ms, with the same throughput.
 #[cfg(not(loom))]
 pub const HANDOFF_AFTER: Duration = Duration::from_micros(500);
 
