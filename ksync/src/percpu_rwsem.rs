@@ -1472,18 +1472,21 @@ mod loom_tests {
     #[test]
     fn loom_percpu_rwsem_reader_and_writer_exclude() {
         for new in kinds() {
-            loom::model(move || {
-                let s = Arc::new(new());
-                let s2 = s.clone();
-                let w = loom::thread::spawn(move || {
-                    *s2.write() += 1;
-                });
-                let v = *s.read();
-                assert!(v == 0 || v == 1);
-                w.join().unwrap();
-                assert_eq!(*s.read(), 1);
-            });
+            loom::model(move || reader_races_writer(Arc::new(new())));
         }
+    }
+
+    /// One read on this thread races one write on another: the reader sees
+    /// the value before or after the write, and the write lands.
+    fn reader_races_writer(s: Arc<PercpuRwSemaphore<u32>>) {
+        let s2 = s.clone();
+        let w = loom::thread::spawn(move || {
+            *s2.write() += 1;
+        });
+        let v = *s.read();
+        assert!(v == 0 || v == 1);
+        w.join().unwrap();
+        assert_eq!(*s.read(), 1);
     }
 
     /// The same with the semaphore's id settled before the model's threads
@@ -1496,15 +1499,9 @@ mod loom_tests {
     fn loom_percpu_rwsem_fast_reader_and_writer_exclude() {
         loom::model(|| {
             let s = Arc::new(PercpuRwSemaphore::new(0u32));
+            // Settles the id: the racing read below takes the fast path.
             drop(s.read());
-            let s2 = s.clone();
-            let w = loom::thread::spawn(move || {
-                *s2.write() += 1;
-            });
-            let v = *s.read();
-            assert!(v == 0 || v == 1);
-            w.join().unwrap();
-            assert_eq!(*s.read(), 1);
+            reader_races_writer(s);
         });
     }
 
