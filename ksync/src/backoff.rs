@@ -200,6 +200,15 @@ impl Patience {
         let _ = d;
     }
 
+    /// Nanoseconds since the start (loom: 0).
+    #[inline]
+    pub(crate) fn elapsed_ns(&self) -> u64 {
+        #[cfg(not(loom))]
+        return now_ns().saturating_sub(self.start);
+        #[cfg(loom)]
+        0
+    }
+
     /// Whether `limit` has passed since the start (loom: always).
     #[inline]
     pub(crate) fn expired(&self, limit: Duration) -> bool {

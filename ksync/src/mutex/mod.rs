@@ -82,7 +82,13 @@
 //! `mutex_spin_on_owner` does; 50 µs is longer than the 15–25 µs a futex
 //! wake-up costs in this VM). Counted in acquisitions, turns are the same
 //! length for threads on CPUs of unequal speed; in time (before), two threads
-//! got 0.77 of each other's acquisitions. At the end of its turn the contender
+//! got 0.77 of each other's acquisitions. For the count to be what ends the
+//! turn, the contender must look soon after the `TURN`th release, not up to a
+//! poll interval (8 µs, thousands of releases) later: once it has seen the
+//! owner make releases, it polls next when the turn should be over at the rate
+//! seen so far (no sooner than 125 ns, no later than 8 µs away). With doubling
+//! intervals alone, the turn's overshoot was a time, so a faster owner still
+//! got more per turn. At the end of its turn the contender
 //! uncounts itself and queues a waiter entry on its stack; if it is first, it
 //! asks for hand-off (`HANDOFF`) and polls a while longer for it, which the
 //! owner's next unlock makes without any sleep or wake-up; otherwise (or if
@@ -206,6 +212,22 @@ const TURN: u32 = 2048;
 /// Under loom every turn is over at once (as patience is).
 #[cfg(loom)]
 const TURN: u32 = 0;
+
+/// The shortest poll interval of a contender near the end of its turn: a
+/// running owner makes about 40 releases in it, so a turn ends within 2 % of
+/// [`TURN`] releases.
+#[cfg(not(loom))]
+const POLL_NEAR: Duration = Duration::from_nanos(125);
+#[cfg(loom)]
+const POLL_NEAR: Duration = Duration::ZERO;
+
+/// When a contender should look next: after the time the owner needs for
+/// `left` more releases, at the rate it made `done` of them in `elapsed_ns`,
+/// clamped to [`POLL_NEAR`]..=[`POLL_MAX`]. `done` is not 0.
+fn until_turn_end(left: u32, done: u32, elapsed_ns: u64) -> Duration {
+    let ns = u64::from(left).saturating_mul(elapsed_ns) / u64::from(done);
+    Duration::from_nanos(ns).clamp(POLL_NEAR, POLL_MAX)
+}
 
 /// Why an awake contender stopped polling without the lock.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -709,10 +731,16 @@ impl RawMutex {
                 {
                     break Spun::Got;
                 }
-                if now.wrapping_sub(start) >= TURN || patience.expired(SPIN_TIME) {
+                let done = now.wrapping_sub(start);
+                if done >= TURN || patience.expired(SPIN_TIME) {
                     break Spun::TurnOver;
                 }
                 seen = Some(now);
+                if done != 0 {
+                    // The owner is making releases: poll next when the turn
+                    // should be over, at the rate seen so far.
+                    interval = until_turn_end(TURN - done, done, patience.elapsed_ns());
+                }
             }
             look = true;
             patience.relax_for(interval);
@@ -1129,6 +1157,21 @@ mod tests {
             std::thread::yield_now();
         }
         true
+    }
+
+    #[test]
+    fn next_poll_is_when_the_turn_should_end() {
+        // 512 releases in 2 µs: the other 1536 take 6 µs.
+        assert_eq!(
+            until_turn_end(1536, 512, 2_000),
+            Duration::from_nanos(6_000)
+        );
+        // Near the end the poll comes soon, but not sooner than POLL_NEAR.
+        assert_eq!(until_turn_end(4, 2044, 8_000), POLL_NEAR);
+        // A slow owner (or one off its CPU): no later than POLL_MAX.
+        assert_eq!(until_turn_end(2047, 1, 1_000_000), POLL_MAX);
+        // No overflow with a long wait and a whole turn left.
+        assert_eq!(until_turn_end(u32::MAX, 1, u64::MAX), POLL_MAX);
     }
 
     #[test]
