@@ -9,7 +9,7 @@
 //! read lock+unlock ≤ 1.5× `rcu_read_lock`+unlock and ≥ 10× faster than
 //! `parking_lot::RwLock::read` on 2 threads, 2 reader threads ≥ 1.8× one.
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Interleaved, Row, threaded};
 use ksync::arch::CachePadded;
 use ksync::percpu_rwsem::PercpuRwSemaphore;
 use ksync::rcu::{rcu_read_lock, rcu_register_thread};
@@ -49,15 +49,17 @@ fn run_ww_mutex(cfg: &Config, rows: &mut Vec<Row>) {
     let sc = "uncontended lock+unlock";
     let ww = CachePadded::new(WwMutex::new(&CLASS, 0u64));
     let ctx = WwAcquireCtx::new(&CLASS);
-    rows.push(single(cfg, G, sc, "ksync::ww_mutex::WwMutex (ctx)", || {
+    let mx = CachePadded::new(ksync::mutex::Mutex::new(0u64));
+    let mut unc = Interleaved::new(G, sc);
+    unc.add("ksync::ww_mutex::WwMutex (ctx)", || {
         *ww.lock(&ctx).expect("uncontended") += 1;
         black_box(&ww);
-    }));
-    let mx = CachePadded::new(ksync::mutex::Mutex::new(0u64));
-    rows.push(single(cfg, G, sc, "ksync::mutex::Mutex", || {
+    });
+    unc.add("ksync::mutex::Mutex", || {
         *mx.lock() += 1;
         black_box(&mx);
-    }));
+    });
+    rows.extend(unc.run(cfg));
 }
 
 /// A glibc mutex with the priority-inheritance protocol
@@ -118,26 +120,28 @@ fn run_rt_mutex(cfg: &Config, rows: &mut Vec<Row>) {
     const G: &str = "rt_mutex";
     let sc = "uncontended lock+unlock";
     let rt = CachePadded::new(RtMutex::new(0u64));
-    rows.push(single(cfg, G, sc, "ksync::rtmutex::RtMutex", || {
-        *rt.lock() += 1;
-        black_box(&rt);
-    }));
     let mx = CachePadded::new(ksync::mutex::Mutex::new(0u64));
-    rows.push(single(cfg, G, sc, "ksync::mutex::Mutex (no PI)", || {
-        *mx.lock() += 1;
-        black_box(&mx);
-    }));
     let pl = CachePadded::new(parking_lot::Mutex::new(0u64));
-    rows.push(single(cfg, G, sc, "parking_lot::Mutex (no PI)", || {
-        *pl.lock() += 1;
-        black_box(&pl);
-    }));
     let pi = CachePadded::new(PthreadPiMutex::new());
     let mut n = 0u64;
-    rows.push(single(cfg, G, sc, "glibc PTHREAD_PRIO_INHERIT", || {
+    let mut unc = Interleaved::new(G, sc);
+    unc.add("ksync::rtmutex::RtMutex", || {
+        *rt.lock() += 1;
+        black_box(&rt);
+    });
+    unc.add("ksync::mutex::Mutex (no PI)", || {
+        *mx.lock() += 1;
+        black_box(&mx);
+    });
+    unc.add("parking_lot::Mutex (no PI)", || {
+        *pl.lock() += 1;
+        black_box(&pl);
+    });
+    unc.add("glibc PTHREAD_PRIO_INHERIT", || {
         pi.with(|| n += 1);
         black_box(&pi);
-    }));
+    });
+    rows.extend(unc.run(cfg));
     black_box(n);
 }
 
@@ -147,15 +151,17 @@ fn run_percpu_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
     let sem = CachePadded::new(PercpuRwSemaphore::new(7u64));
     let pl = CachePadded::new(parking_lot::RwLock::new(7u64));
     rcu_register_thread();
-    rows.push(single(cfg, G, sc, "ksync PercpuRwSemaphore::read", || {
+    let mut unc = Interleaved::new(G, sc);
+    unc.add("ksync PercpuRwSemaphore::read", || {
         black_box(*sem.read());
-    }));
-    rows.push(single(cfg, G, sc, "ksync rcu_read_lock", || {
+    });
+    unc.add("ksync rcu_read_lock", || {
         drop(black_box(rcu_read_lock()));
-    }));
-    rows.push(single(cfg, G, sc, "parking_lot::RwLock::read", || {
+    });
+    unc.add("parking_lot::RwLock::read", || {
         black_box(*pl.read());
-    }));
+    });
+    rows.extend(unc.run(cfg));
     let sc2 = "read lock+unlock, 2 reader threads";
     rows.push(threaded(
         cfg,

@@ -9,6 +9,14 @@
 //! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
 //! pinging thread and its partner each spend per round trip.
 //!
+//! The single-thread scenarios of the lock groups (spinlock, rwlock, mutex,
+//! rwsem, semaphore, rt_mutex, ww_mutex, percpu_rwsem) measure their
+//! implementations in turns ([`Interleaved`]): short turns round-robin, the
+//! median turn reported, so that a CPU whose speed drifts over seconds (a
+//! shared host) slows every implementation of the scenario alike. The other
+//! groups' single-thread rows and all threaded rows run one implementation
+//! after another.
+//!
 //! The peers include C libraries (glibc's pthread locks, liburcu, Concurrency
 //! Kit: see [`peers`]); where this build lacked liburcu-dev or libck-dev, a
 //! line under the table (on stderr with `--json`) names the rows it skipped
@@ -185,6 +193,122 @@ pub fn single(
     }
 }
 
+/// How many turns each implementation of an [`Interleaved`] scenario gets.
+const TURNS: u32 = 40;
+
+/// The implementations of one single-thread scenario, measured in turns.
+///
+/// [`single`] measures one implementation for the whole time, then the next:
+/// on a shared host a CPU's speed drifts over seconds (another tenant on its
+/// sibling thread), and two rows measured a second apart differed by up to
+/// 30 % with the same code. Here every implementation runs [`TURNS`] short
+/// turns of `cfg.duration / TURNS`, round-robin (the order rotating each
+/// round), and reports the median of its turns' rates, so each sees the same
+/// drift and the ratios between them compare what they run.
+///
+/// ```ignore
+/// let mut unc = Interleaved::new("mutex", "uncontended");
+/// unc.add("ksync::mutex::Mutex", || *m.lock() += 1);
+/// unc.add("parking_lot::Mutex", || *p.lock() += 1);
+/// rows.extend(unc.run(cfg));
+/// ```
+pub struct Interleaved<'a> {
+    group: String,
+    scenario: String,
+    subjects: Vec<Subject<'a>>,
+}
+
+/// One implementation of an [`Interleaved`] scenario.
+struct Subject<'a> {
+    name: String,
+    /// Operations per call of `run`'s unit (a C peer's loop runs several).
+    per_unit: u64,
+    /// Runs `n` units back to back.
+    run: Box<dyn FnMut(u64) + 'a>,
+}
+
+impl<'a> Interleaved<'a> {
+    /// An empty scenario of `group`.
+    pub fn new(group: &str, scenario: &str) -> Self {
+        Interleaved {
+            group: group.into(),
+            scenario: scenario.into(),
+            subjects: Vec::new(),
+        }
+    }
+
+    /// Adds an implementation whose operation is `op`.
+    pub fn add(&mut self, name: &str, mut op: impl FnMut() + 'a) {
+        self.add_units(name, 1, move |n| {
+            for _ in 0..n {
+                op();
+            }
+        });
+    }
+
+    /// Adds an implementation that runs `n` units of `per_unit` operations
+    /// each when called with `n` (a C peer that loops inside C, so that one
+    /// call across the FFI does not swamp a nanosecond operation).
+    pub fn add_units(&mut self, name: &str, per_unit: u64, run: impl FnMut(u64) + 'a) {
+        self.subjects.push(Subject {
+            name: name.into(),
+            per_unit,
+            run: Box::new(run),
+        });
+    }
+
+    /// Measures every implementation in turns; one row each, in the order
+    /// they were added.
+    pub fn run(mut self, cfg: &Config) -> Vec<Row> {
+        let turn = cfg.duration / TURNS;
+        // Warm up, and size each one's batch to about a turn.
+        let batches: Vec<u64> = self
+            .subjects
+            .iter_mut()
+            .map(|s| {
+                (s.run)(10_000);
+                let mut batch = 1_000u64;
+                loop {
+                    let t = Instant::now();
+                    (s.run)(batch);
+                    let el = t.elapsed();
+                    if el >= turn / 2 || batch >= 1 << 40 {
+                        break batch;
+                    }
+                    batch *= 2;
+                }
+            })
+            .collect();
+        let n = self.subjects.len();
+        let mut secs_per_unit: Vec<Vec<f64>> = vec![Vec::new(); n];
+        for round in 0..TURNS as usize {
+            for k in 0..n {
+                let i = (round + k) % n;
+                let t = Instant::now();
+                (self.subjects[i].run)(batches[i]);
+                secs_per_unit[i].push(t.elapsed().as_secs_f64() / batches[i] as f64);
+            }
+        }
+        self.subjects
+            .iter()
+            .zip(secs_per_unit)
+            .map(|(s, times)| {
+                let secs = median(times) / s.per_unit as f64;
+                Row {
+                    group: self.group.clone(),
+                    scenario: self.scenario.clone(),
+                    impl_name: s.name.clone(),
+                    threads: 1,
+                    ops_per_sec: 1.0 / secs,
+                    ns_per_op: secs * 1e9,
+                    fairness: None,
+                    cpu_ns_per_side: None,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Runs `threads` threads, each calling its own `op` (made by `make(thread_index)`)
 /// in a loop until the time is up; all start together. Returns a row with the
 /// fairness (min/max operations per thread).
@@ -319,6 +443,17 @@ pub fn print_table(rows: &[Row]) {
     }
 }
 
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Merges the rows of several rounds into one row per measurement: the median
 /// of its throughput, of its ns/op and of its fairness over the rounds. A
 /// measurement is a (group, scenario, impl, threads) key and its occurrence
@@ -326,15 +461,6 @@ pub fn print_table(rows: &[Row]) {
 fn medians(rounds: Vec<Vec<Row>>) -> Vec<Row> {
     /// (group, scenario, impl, threads), and the occurrence within a round.
     type Key = ((String, String, String, usize), usize);
-    fn median(mut v: Vec<f64>) -> f64 {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    }
     // Each round's rows with their keys.
     let indexed: Vec<Vec<(Key, &Row)>> = rounds
         .iter()
@@ -480,6 +606,56 @@ pub fn main(args: Args) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_runs_every_subject_in_turns_and_reports_per_operation() {
+        use std::cell::Cell;
+        let cfg = Config {
+            duration: Duration::from_millis(40),
+        };
+        // How many units each subject ran, and the order of their turns.
+        let (a_units, b_units) = (Cell::new(0u64), Cell::new(0u64));
+        let order = std::cell::RefCell::new(Vec::new());
+        let mut unc = Interleaved::new("g", "s");
+        unc.add_units("a", 1, |n| {
+            a_units.set(a_units.get() + n);
+            order.borrow_mut().push('a');
+            for _ in 0..n {
+                std::hint::black_box(0u64);
+            }
+        });
+        unc.add_units("b", 4, |n| {
+            b_units.set(b_units.get() + n);
+            order.borrow_mut().push('b');
+            for _ in 0..4 * n {
+                std::hint::black_box(0u64);
+            }
+        });
+        let rows = unc.run(&cfg);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].impl_name.as_str(), rows[1].impl_name.as_str()),
+            ("a", "b")
+        );
+        for r in &rows {
+            assert_eq!(
+                (r.group.as_str(), r.scenario.as_str(), r.threads),
+                ("g", "s", 1)
+            );
+            assert!(r.ops_per_sec > 0.0 && r.ops_per_sec.is_finite());
+            // ns/op and ops/s describe the same median.
+            assert!((r.ns_per_op * r.ops_per_sec / 1e9 - 1.0).abs() < 1e-9);
+        }
+        // After warm-up and sizing, the measured turns alternate: every round
+        // runs each subject once, the first of the pair rotating.
+        let order = order.into_inner();
+        let turns: Vec<char> = order[order.len() - 2 * TURNS as usize..].to_vec();
+        for pair in turns.chunks(2) {
+            assert!(pair == ['a', 'b'] || pair == ['b', 'a'], "{pair:?}");
+        }
+        assert!(turns.starts_with(&['a', 'b', 'b', 'a']));
+        assert!(a_units.get() >= u64::from(TURNS) && b_units.get() >= u64::from(TURNS));
+    }
 
     fn row(impl_name: &str, ops: f64, fairness: Option<f64>) -> Row {
         Row {

@@ -9,7 +9,7 @@
 //! (fewest/most operations of one thread).
 
 use super::peers::{PthreadMutex, PthreadRwLock};
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Interleaved, Row, threaded};
 use ksync::arch::CachePadded;
 use std::hint::black_box;
 
@@ -58,12 +58,16 @@ impl Locked for PthreadMutex {
     }
 }
 
-fn mutex_rows<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
+/// Adds the uncontended lock+unlock of the lock `make` makes.
+fn mutex_uncontended<L: Locked + 'static>(unc: &mut Interleaved<'_>, name: &str, make: fn() -> L) {
     let l = CachePadded::new(make());
-    rows.push(single(cfg, "mutex", "uncontended", name, || {
+    unc.add(name, move || {
         l.with(|v| *v += 1);
         black_box(&l);
-    }));
+    });
+}
+
+fn mutex_contended<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
     for threads in [2, 8] {
         let l = CachePadded::new(make());
         rows.push(threaded(cfg, "mutex", "contended", name, threads, |_| {
@@ -74,14 +78,20 @@ fn mutex_rows<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn
 }
 
 fn run_mutex(cfg: &Config, rows: &mut Vec<Row>) {
-    mutex_rows(cfg, rows, "ksync::mutex::Mutex", || {
-        ksync::mutex::Mutex::new(0)
-    });
-    mutex_rows(cfg, rows, "parking_lot::Mutex", || {
-        parking_lot::Mutex::new(0)
-    });
-    mutex_rows(cfg, rows, "std::sync::Mutex", || std::sync::Mutex::new(0));
-    mutex_rows(cfg, rows, "glibc pthread_mutex_t", || PthreadMutex::new(0));
+    let ksync: fn() -> ksync::mutex::Mutex<u64> = || ksync::mutex::Mutex::new(0);
+    let pl: fn() -> parking_lot::Mutex<u64> = || parking_lot::Mutex::new(0);
+    let std: fn() -> std::sync::Mutex<u64> = || std::sync::Mutex::new(0);
+    let glibc: fn() -> PthreadMutex = || PthreadMutex::new(0);
+    let mut unc = Interleaved::new("mutex", "uncontended");
+    mutex_uncontended(&mut unc, "ksync::mutex::Mutex", ksync);
+    mutex_uncontended(&mut unc, "parking_lot::Mutex", pl);
+    mutex_uncontended(&mut unc, "std::sync::Mutex", std);
+    mutex_uncontended(&mut unc, "glibc pthread_mutex_t", glibc);
+    rows.extend(unc.run(cfg));
+    mutex_contended(cfg, rows, "ksync::mutex::Mutex", ksync);
+    mutex_contended(cfg, rows, "parking_lot::Mutex", pl);
+    mutex_contended(cfg, rows, "std::sync::Mutex", std);
+    mutex_contended(cfg, rows, "glibc pthread_mutex_t", glibc);
 }
 
 /// A reader-writer lock under measurement.
@@ -131,14 +141,22 @@ impl RwLocked for PthreadRwLock {
     }
 }
 
-fn rwsem_rows<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
+/// Adds the uncontended read and write of the lock `make` makes (a lock each).
+fn rwsem_uncontended<L: RwLocked + 'static>(
+    read: &mut Interleaved<'_>,
+    write: &mut Interleaved<'_>,
+    name: &str,
+    make: fn() -> L,
+) {
     let l = CachePadded::new(make());
-    rows.push(single(cfg, "rwsem", "uncontended read", name, || {
+    read.add(name, move || {
         black_box(l.read());
-    }));
-    rows.push(single(cfg, "rwsem", "uncontended write", name, || {
-        l.write()
-    }));
+    });
+    let l = CachePadded::new(make());
+    write.add(name, move || l.write());
+}
+
+fn rwsem_contended<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
     // Read-mostly: one write in 64 operations; mixed: one in 4. With 4 threads
     // and, oversubscribed on this machine's 2 CPUs, 8.
     for (scenario, every, threads) in [
@@ -164,14 +182,20 @@ fn rwsem_rows<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: 
 }
 
 fn run_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
-    rwsem_rows(cfg, rows, "ksync::rwsem::RwSemaphore", || {
-        ksync::rwsem::RwSemaphore::new(0)
-    });
-    rwsem_rows(cfg, rows, "parking_lot::RwLock", || {
-        parking_lot::RwLock::new(0)
-    });
-    rwsem_rows(cfg, rows, "std::sync::RwLock", || std::sync::RwLock::new(0));
-    rwsem_rows(cfg, rows, "glibc pthread_rwlock_t", || {
-        PthreadRwLock::new(0)
-    });
+    let ksync: fn() -> ksync::rwsem::RwSemaphore<u64> = || ksync::rwsem::RwSemaphore::new(0);
+    let pl: fn() -> parking_lot::RwLock<u64> = || parking_lot::RwLock::new(0);
+    let std: fn() -> std::sync::RwLock<u64> = || std::sync::RwLock::new(0);
+    let glibc: fn() -> PthreadRwLock = || PthreadRwLock::new(0);
+    let mut read = Interleaved::new("rwsem", "uncontended read");
+    let mut write = Interleaved::new("rwsem", "uncontended write");
+    rwsem_uncontended(&mut read, &mut write, "ksync::rwsem::RwSemaphore", ksync);
+    rwsem_uncontended(&mut read, &mut write, "parking_lot::RwLock", pl);
+    rwsem_uncontended(&mut read, &mut write, "std::sync::RwLock", std);
+    rwsem_uncontended(&mut read, &mut write, "glibc pthread_rwlock_t", glibc);
+    rows.extend(read.run(cfg));
+    rows.extend(write.run(cfg));
+    rwsem_contended(cfg, rows, "ksync::rwsem::RwSemaphore", ksync);
+    rwsem_contended(cfg, rows, "parking_lot::RwLock", pl);
+    rwsem_contended(cfg, rows, "std::sync::RwLock", std);
+    rwsem_contended(cfg, rows, "glibc pthread_rwlock_t", glibc);
 }

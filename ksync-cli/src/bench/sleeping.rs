@@ -3,7 +3,7 @@
 //! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`,
 //! with the CPU time each side spends per round trip).
 
-use super::{Config, Group, Row, single, thread_cpu, threaded};
+use super::{Config, Group, Interleaved, Row, single, thread_cpu, threaded};
 use ksync::arch::CachePadded;
 use ksync::completion::Completion;
 use ksync::sched::WaitQueue;
@@ -57,21 +57,17 @@ fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "semaphore";
     // Each subject on its own cache lines, on the heap.
     let sem = Box::new(CachePadded::new(Semaphore::new(1)));
-    rows.push(single(
-        cfg,
-        g,
-        "down+up uncontended",
-        "ksync Semaphore",
-        || {
-            sem.down();
-            sem.up();
-        },
-    ));
     let gs = GlibcSem::new(1);
-    rows.push(single(cfg, g, "down+up uncontended", "glibc sem_t", || {
+    let mut unc = Interleaved::new(g, "down+up uncontended");
+    unc.add("ksync Semaphore", || {
+        sem.down();
+        sem.up();
+    });
+    unc.add("glibc sem_t", || {
         gs.wait();
         gs.post();
-    }));
+    });
+    rows.extend(unc.run(cfg));
     for threads in [2, 8] {
         let sem = Semaphore::new(1);
         rows.push(threaded(

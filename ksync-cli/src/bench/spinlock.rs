@@ -11,29 +11,38 @@
 //! critical section" of the issue). Contended rows report fairness
 //! (min/max operations per thread).
 
-use super::peers::{PthreadMutex, PthreadRwLock};
-use super::{Config, Group, Row, single, threaded};
 #[cfg(ksync_ck)]
-use super::{peers::ck, per_iteration};
+use super::peers::ck;
+use super::peers::{PthreadMutex, PthreadRwLock};
+use super::{Config, Group, Interleaved, Row, threaded};
 use ksync::arch::CachePadded;
 use ksync::spinlock::raw::{Mcs, Queued, RawSpin, Tas, Ticket, Ttas};
 use ksync::spinlock::{ReaderPrefRwLock, RwLock, SpinLock};
 
-/// Runs one mutex-like subject in the three scenarios' shape chosen by
-/// `threads` (1 = uncontended via `single`, else `threaded`).
+/// Runs one mutex-like subject in the scenario chosen by `threads` (1 =
+/// uncontended, added to `unc`, the scenario's implementations measured in
+/// turns; else `threaded`).
 macro_rules! mutex_row {
-    ($cfg:expr, $rows:expr, $group:expr, $threads:expr, $name:expr, $new:expr, |$l:ident| $body:expr) => {{
+    ($cfg:expr, $rows:expr, $unc:expr, $group:expr, $threads:expr, $name:expr, $new:expr, |$l:ident| $body:expr) => {{
         let subject = CachePadded::new($new);
-        let row = if $threads == 1 {
-            let $l = &*subject;
-            single($cfg, $group, "uncontended", $name, || $body)
-        } else {
-            threaded($cfg, $group, scenario($threads), $name, $threads, |_| {
+        if $threads == 1 {
+            $unc.add($name, move || {
                 let $l = &*subject;
-                move || $body
-            })
-        };
-        $rows.push(row);
+                $body;
+            });
+        } else {
+            $rows.push(threaded(
+                $cfg,
+                $group,
+                scenario($threads),
+                $name,
+                $threads,
+                |_| {
+                    let $l = &*subject;
+                    move || $body
+                },
+            ));
+        }
     }};
 }
 
@@ -75,9 +84,11 @@ impl<B: RawSpin> RawSubject<B> {
 fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
     const G: &str = "spinlock";
     for threads in [1usize, 2, 8] {
+        let mut unc = Interleaved::new(G, "uncontended");
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync::SpinLock",
@@ -87,6 +98,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync::RawSpinLock",
@@ -96,6 +108,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "spin::Mutex",
@@ -105,6 +118,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "parking_lot::Mutex",
@@ -114,6 +128,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "std::sync::Mutex",
@@ -123,6 +138,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "glibc pthread_mutex_t",
@@ -131,11 +147,12 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         );
         #[cfg(ksync_ck)]
         for kind in ck::Kind::ALL {
-            ck_row(cfg, rows, threads, kind);
+            ck_row(cfg, rows, &mut unc, threads, kind);
         }
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync raw queued",
@@ -145,6 +162,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync raw mcs",
@@ -154,6 +172,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync raw ticket",
@@ -163,6 +182,7 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync raw ttas",
@@ -172,12 +192,14 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         mutex_row!(
             cfg,
             rows,
+            unc,
             G,
             threads,
             "ksync raw tas",
             RawSubject::<Tas>::new(),
             |l| l.op()
         );
+        rows.extend(unc.run(cfg));
     }
 }
 
@@ -190,43 +212,57 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
 #[cfg(ksync_ck)]
 const CK_PER_CALL: u64 = 64;
 
-/// One row of a Concurrency Kit spinlock, `threads` threads on one subject.
+/// One row of a Concurrency Kit spinlock, `threads` threads on one subject
+/// (uncontended: added to `unc`).
 #[cfg(ksync_ck)]
-fn ck_row(cfg: &Config, rows: &mut Vec<Row>, threads: usize, kind: ck::Kind) {
+fn ck_row(
+    cfg: &Config,
+    rows: &mut Vec<Row>,
+    unc: &mut Interleaved<'_>,
+    threads: usize,
+    kind: ck::Kind,
+) {
     let subject = ck::Subject::new(kind);
-    rows.push(if threads == 1 {
-        let row = single(cfg, "spinlock", "uncontended", kind.name(), || {
-            subject.run(CK_PER_CALL)
+    if threads == 1 {
+        unc.add_units(kind.name(), CK_PER_CALL, move |n| {
+            for _ in 0..n {
+                subject.run(CK_PER_CALL);
+            }
         });
-        per_iteration(row, CK_PER_CALL)
-    } else {
-        threaded(
-            cfg,
-            "spinlock",
-            scenario(threads),
-            kind.name(),
-            threads,
-            |_| {
-                let s = &subject;
-                move || s.run(1)
-            },
-        )
-    });
+        return;
+    }
+    rows.push(threaded(
+        cfg,
+        "spinlock",
+        scenario(threads),
+        kind.name(),
+        threads,
+        |_| {
+            let s = &subject;
+            move || s.run(1)
+        },
+    ));
 }
 
 /// Read-mostly mix for the threaded rwlock rows: one write in 16 operations.
 const WRITE_EVERY: u32 = 16;
 
+/// One rwlock: its uncontended read and write added to `read` and `write`
+/// (measured in turns with the others', a lock each), its threaded rows
+/// pushed to `rows`.
 macro_rules! rw_rows {
-    ($cfg:expr, $rows:expr, $name:expr, $new:expr, |$l:ident| read: $read:expr, write: $write:expr) => {{
+    ($cfg:expr, $rows:expr, $unc_read:expr, $unc_write:expr, $name:expr, $new:expr, |$l:ident| read: $read:expr, write: $write:expr) => {{
         let subject = CachePadded::new($new);
-        let $l = &*subject;
-        $rows.push(single($cfg, "rwlock", "uncontended-read", $name, || {
+        $unc_read.add($name, move || {
+            let $l = &*subject;
             core::hint::black_box($read);
-        }));
-        $rows.push(single($cfg, "rwlock", "uncontended-write", $name, || {
+        });
+        let subject = CachePadded::new($new);
+        $unc_write.add($name, move || {
+            let $l = &*subject;
             $write
-        }));
+        });
+        let subject = CachePadded::new($new);
         for threads in [2usize, 8] {
             let scenario = if threads == 2 {
                 "read-mostly-2"
@@ -250,12 +286,19 @@ macro_rules! rw_rows {
 }
 
 fn rwlock(cfg: &Config, rows: &mut Vec<Row>) {
-    rw_rows!(cfg, rows, "ksync::RwLock (qrwlock)", RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, rows, "ksync::ReaderPrefRwLock", ReaderPrefRwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, rows, "parking_lot::RwLock", parking_lot::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, rows, "std::sync::RwLock", std::sync::RwLock::new(0u64), |l| read: *l.read().unwrap(), write: *l.write().unwrap() += 1);
-    rw_rows!(cfg, rows, "spin::RwLock", spin::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, rows, "glibc pthread_rwlock_t", PthreadRwLock::new(0), |l| read: l.read(), write: l.write());
+    let mut read = Interleaved::new("rwlock", "uncontended-read");
+    let mut write = Interleaved::new("rwlock", "uncontended-write");
+    let mut threaded_rows = Vec::new();
+    let t = &mut threaded_rows;
+    rw_rows!(cfg, t, read, write, "ksync::RwLock (qrwlock)", RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(cfg, t, read, write, "ksync::ReaderPrefRwLock", ReaderPrefRwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(cfg, t, read, write, "parking_lot::RwLock", parking_lot::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(cfg, t, read, write, "std::sync::RwLock", std::sync::RwLock::new(0u64), |l| read: *l.read().unwrap(), write: *l.write().unwrap() += 1);
+    rw_rows!(cfg, t, read, write, "spin::RwLock", spin::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(cfg, t, read, write, "glibc pthread_rwlock_t", PthreadRwLock::new(0), |l| read: l.read(), write: l.write());
+    rows.extend(read.run(cfg));
+    rows.extend(write.run(cfg));
+    rows.extend(threaded_rows);
 }
 
 pub fn groups() -> Vec<Group> {
