@@ -77,8 +77,7 @@
 //! takes a free lock only if no release happened since the previous poll: a
 //! lock the running threads keep taking is theirs until the turn is over —
 //! `TURN` (2048) releases, counted in `releases`, as the queued spinlock
-//! counts its turns (four times as many while sleepers are queued, when a
-//! turn's end costs a sleep and a wake-up), or 50 µs (`SPIN_TIME`) for long critical sections (user
+//! counts its turns, or 50 µs (`SPIN_TIME`) for long critical sections (user
 //! space cannot see whether the owner is on a CPU, as the kernel's
 //! `mutex_spin_on_owner` does; 50 µs is longer than the 15–25 µs a futex
 //! wake-up costs in this VM). Counted in acquisitions, turns are the same
