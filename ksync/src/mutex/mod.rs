@@ -213,15 +213,6 @@ const TURN: u32 = 2048;
 #[cfg(loom)]
 const TURN: u32 = 0;
 
-/// The turn while sleepers are queued (`HAS_WAITERS` when the contender
-/// starts): four times as long. A turn that ends with sleepers queued costs
-/// a sleep and a wake-up (the contender queues behind them, and the first of
-/// them is woken), which a longer turn spreads over more acquisitions: with 8
-/// threads on 2 CPUs the bench's throughput rose by a quarter to a half with
-/// the same fairness. Without sleepers two threads trade turns awake, and
-/// short turns keep their shares even.
-const TURN_WITH_SLEEPERS: u32 = 4 * TURN;
-
 /// The shortest poll interval of a contender near the end of its turn: a
 /// running owner makes about 40 releases in it, so a turn ends within 2 % of
 /// [`TURN`] releases.
@@ -723,11 +714,6 @@ impl RawMutex {
         let mut interval = POLL_FIRST;
         // Relaxed: a count; a stale value only moves the turn's end.
         let start = self.releases.load(Ordering::Relaxed);
-        let turn = if self.flags.load(Ordering::Relaxed) & HAS_WAITERS != 0 {
-            TURN_WITH_SLEEPERS
-        } else {
-            TURN
-        };
         // A woken waiter was woken because the lock is free: look at once, and
         // take it if it is still free. A newcomer's CAS just failed: give the
         // owner its burst first.
@@ -746,14 +732,14 @@ impl RawMutex {
                     break Spun::Got;
                 }
                 let done = now.wrapping_sub(start);
-                if done >= turn || patience.expired(SPIN_TIME) {
+                if done >= TURN || patience.expired(SPIN_TIME) {
                     break Spun::TurnOver;
                 }
                 seen = Some(now);
                 if done != 0 {
                     // The owner is making releases: poll next when the turn
                     // should be over, at the rate seen so far.
-                    interval = until_turn_end(turn - done, done, patience.elapsed_ns());
+                    interval = until_turn_end(TURN - done, done, patience.elapsed_ns());
                 }
             }
             look = true;
