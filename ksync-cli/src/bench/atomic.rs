@@ -1,7 +1,7 @@
 //! Benchmark groups for the atomic area: `ksync::atomic` against the std types
 //! people use instead (registered in `super::all`).
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Interleaved, Row, threaded};
 use ksync::arch::CachePadded;
 use ksync::atomic::{Atomic, Bitmap, Refcount};
 use std::hint::black_box;
@@ -27,29 +27,27 @@ fn run_atomic(cfg: &Config, rows: &mut Vec<Row>) {
     const G: &str = "atomic";
     let k = CachePadded::new(Atomic::new(0));
     let s = CachePadded::new(AtomicI32::new(0));
-    rows.push(single(cfg, G, "add_return", "ksync::Atomic", || {
+    let mut add = Interleaved::new(G, "add_return");
+    add.add("ksync::Atomic", || {
         black_box(k.add_return(1));
-    }));
-    rows.push(single(
-        cfg,
-        G,
-        "add_return",
-        "std::AtomicI32 SeqCst",
-        || {
-            black_box(s.fetch_add(1, Ordering::SeqCst) + 1);
-        },
-    ));
-    rows.push(single(cfg, G, "inc_not_zero", "ksync::Atomic", || {
+    });
+    add.add("std::AtomicI32 SeqCst", || {
+        black_box(s.fetch_add(1, Ordering::SeqCst) + 1);
+    });
+    rows.extend(add.run(cfg));
+    let mut inz = Interleaved::new(G, "inc_not_zero");
+    inz.add("ksync::Atomic", || {
         black_box(k.inc_not_zero());
-    }));
-    rows.push(single(cfg, G, "inc_not_zero", "std fetch_update", || {
+    });
+    inz.add("std fetch_update", || {
         black_box(
             s.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| {
                 (v != 0).then(|| v.wrapping_add(1))
             })
             .is_ok(),
         );
-    }));
+    });
+    rows.extend(inz.run(cfg));
     for threads in [2, 4] {
         let sc = format!("inc, {threads} threads");
         rows.push(threaded(cfg, G, &sc, "ksync::Atomic", threads, |_| {
@@ -66,13 +64,15 @@ fn run_atomic(cfg: &Config, rows: &mut Vec<Row>) {
     // Reference get + put: the pair every lookup pays.
     let r = CachePadded::new(Refcount::new(1));
     let arc = Arc::new(0u64);
-    rows.push(single(cfg, G, "ref get+put", "ksync::Refcount", || {
+    let mut refs = Interleaved::new(G, "ref get+put");
+    refs.add("ksync::Refcount", || {
         r.inc();
         black_box(r.dec_and_test());
-    }));
-    rows.push(single(cfg, G, "ref get+put", "std::Arc clone+drop", || {
+    });
+    refs.add("std::Arc clone+drop", || {
         drop(black_box(arc.clone()));
-    }));
+    });
+    rows.extend(refs.run(cfg));
 }
 
 fn run_bitmap(cfg: &Config, rows: &mut Vec<Row>) {
@@ -82,24 +82,14 @@ fn run_bitmap(cfg: &Config, rows: &mut Vec<Row>) {
     map.set_bit(MBIT - 1);
     let words: Vec<AtomicUsize> = (0..MBIT / 64).map(|_| AtomicUsize::new(0)).collect();
     words[MBIT / 64 - 1].store(1 << 63, Ordering::Relaxed);
-    rows.push(single(
-        cfg,
-        G,
-        "find_next_bit 1 Mbit",
-        "ksync::Bitmap",
-        || {
-            black_box(map.find_next_bit(black_box(1)));
-        },
-    ));
-    rows.push(single(
-        cfg,
-        G,
-        "find_next_bit 1 Mbit",
-        "word-at-a-time loop",
-        || {
-            black_box(naive_find_next_bit(black_box(&words), 1));
-        },
-    ));
+    let mut find = Interleaved::new(G, "find_next_bit 1 Mbit");
+    find.add("ksync::Bitmap", || {
+        black_box(map.find_next_bit(black_box(1)));
+    });
+    find.add("word-at-a-time loop", || {
+        black_box(naive_find_next_bit(black_box(&words), 1));
+    });
+    rows.extend(find.run(cfg));
 }
 
 /// lib/find_bit.c's plain loop: one word, one test.

@@ -3,7 +3,7 @@
 //! preempt count, and of delivering an irq (ksync's dispatch against a bare
 //! signal round trip).
 
-use super::{Config, Group, Row, single};
+use super::{Config, Group, Interleaved, Row, single};
 use ksync::irq;
 use ksync::sched;
 use std::cell::Cell;
@@ -32,28 +32,17 @@ pub fn groups() -> Vec<Group> {
 
 fn run_mask(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "irq-mask";
-    rows.push(single(
-        cfg,
-        g,
-        "save+restore",
-        "ksync::local_irq_save+restore",
-        || {
-            let f = irq::local_irq_save();
-            black_box(&f);
-            irq::local_irq_restore(f);
-        },
-    ));
-    rows.push(single(
-        cfg,
-        g,
-        "save+restore",
-        "ksync::local_irq_disable+enable",
-        || {
-            irq::local_irq_disable();
-            black_box(());
-            irq::local_irq_enable();
-        },
-    ));
+    let mut unc = Interleaved::new(g, "save+restore");
+    unc.add("ksync::local_irq_save+restore", || {
+        let f = irq::local_irq_save();
+        black_box(&f);
+        irq::local_irq_restore(f);
+    });
+    unc.add("ksync::local_irq_disable+enable", || {
+        irq::local_irq_disable();
+        black_box(());
+        irq::local_irq_enable();
+    });
     // SAFETY: sigset operations on a zeroed local set; pthread_sigmask with valid
     // pointers. The set blocks every signal, then the old mask is restored.
     let (all, mut old) = unsafe {
@@ -61,20 +50,15 @@ fn run_mask(cfg: &Config, rows: &mut Vec<Row>) {
         libc::sigfillset(&mut all);
         (all, std::mem::zeroed::<libc::sigset_t>())
     };
-    rows.push(single(
-        cfg,
-        g,
-        "save+restore",
-        "pthread_sigmask block+setmask",
-        || {
-            // SAFETY: as above.
-            unsafe {
-                libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-                black_box(&old);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            }
-        },
-    ));
+    unc.add("pthread_sigmask block+setmask", || {
+        // SAFETY: as above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            black_box(&old);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+    });
+    rows.extend(unc.run(cfg));
 }
 
 thread_local! {
@@ -83,28 +67,18 @@ thread_local! {
 
 fn run_preempt(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "preempt";
-    rows.push(single(
-        cfg,
-        g,
-        "disable+enable",
-        "ksync::preempt_disable+enable",
-        || {
-            sched::preempt_disable();
-            black_box(());
-            sched::preempt_enable();
-        },
-    ));
-    rows.push(single(
-        cfg,
-        g,
-        "disable+enable",
-        "thread_local Cell inc+dec",
-        || {
-            COUNTER.with(|c| c.set(c.get() + 1));
-            black_box(());
-            COUNTER.with(|c| c.set(c.get() - 1));
-        },
-    ));
+    let mut unc = Interleaved::new(g, "disable+enable");
+    unc.add("ksync::preempt_disable+enable", || {
+        sched::preempt_disable();
+        black_box(());
+        sched::preempt_enable();
+    });
+    unc.add("thread_local Cell inc+dec", || {
+        COUNTER.with(|c| c.set(c.get() + 1));
+        black_box(());
+        COUNTER.with(|c| c.set(c.get() - 1));
+    });
+    rows.extend(unc.run(cfg));
     rows.push(single(
         cfg,
         g,

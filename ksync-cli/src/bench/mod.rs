@@ -9,13 +9,15 @@
 //! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
 //! pinging thread and its partner each spend per round trip.
 //!
-//! The single-thread scenarios of the lock groups (spinlock, rwlock, mutex,
-//! rwsem, semaphore, rt_mutex, ww_mutex, percpu_rwsem) measure their
-//! implementations in turns ([`Interleaved`]): short turns round-robin, the
-//! median turn reported, so that a CPU whose speed drifts over seconds (a
-//! shared host) slows every implementation of the scenario alike. The other
-//! groups' single-thread rows and all threaded rows run one implementation
-//! after another.
+//! Single-thread scenarios measure their implementations in turns
+//! ([`Interleaved`]): short turns round-robin, the median turn reported, so
+//! that a CPU whose speed drifts over seconds (a shared host) slows every
+//! implementation of the scenario alike. Three kinds still run one
+//! implementation after another: the RCU read rows (a macro shared with their
+//! CPU-time twins, and liburcu's loop in C), `irq-raise` (its irq line is
+//! registered around ksync's rows only) and the wake-up round trips (two
+//! threads; the mean over the whole run is the honest figure there); so do
+//! all threaded rows.
 //!
 //! The peers include C libraries (glibc's pthread locks, liburcu, Concurrency
 //! Kit: see [`peers`]); where this build lacked liburcu-dev or libck-dev, a

@@ -10,7 +10,7 @@
 //! - `this_cpu`: looking up this CPU (`cpu_id`, `PerCpu::this_cpu`) against
 //!   glibc's `sched_getcpu`.
 
-use super::{Config, Group, Row, single, threaded};
+use super::{Config, Group, Interleaved, Row, threaded};
 use ksync::arch::CachePadded;
 use ksync::percpu::{PerCpu, PercpuCounter};
 use ksync::seqlock::{SeqLatch, SeqLock};
@@ -150,33 +150,17 @@ fn percpu_counter(cfg: &Config, rows: &mut Vec<Row>) {
 }
 
 fn this_cpu(cfg: &Config, rows: &mut Vec<Row>) {
-    rows.push(single(
-        cfg,
-        "this_cpu",
-        "lookup",
-        "ksync::arch::cpu_id",
-        || {
-            black_box(ksync::arch::cpu_id());
-        },
-    ));
     let p: PerCpu<AtomicU64> = PerCpu::new();
-    rows.push(single(
-        cfg,
-        "this_cpu",
-        "lookup",
-        "ksync::PerCpu::this_cpu",
-        || {
-            black_box(p.this_cpu());
-        },
-    ));
-    rows.push(single(
-        cfg,
-        "this_cpu",
-        "lookup",
-        "libc::sched_getcpu",
-        || {
-            // SAFETY: sched_getcpu has no preconditions.
-            black_box(unsafe { libc::sched_getcpu() });
-        },
-    ));
+    let mut unc = Interleaved::new("this_cpu", "lookup");
+    unc.add("ksync::arch::cpu_id", || {
+        black_box(ksync::arch::cpu_id());
+    });
+    unc.add("ksync::PerCpu::this_cpu", || {
+        black_box(p.this_cpu());
+    });
+    unc.add("libc::sched_getcpu", || {
+        // SAFETY: sched_getcpu has no preconditions.
+        black_box(unsafe { libc::sched_getcpu() });
+    });
+    rows.extend(unc.run(cfg));
 }
