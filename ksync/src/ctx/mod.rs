@@ -10,6 +10,7 @@
 //! | `irqs_off` | the CPU's interrupt flag | [`local_irq_disable`], [`local_irq_save`] | [`irqs_disabled`], the irq signal handler |
 //! | `hardirq_raw` | `!current->hardirq_threaded` | the irq dispatch, `irq_enter`/`irq_exit`, [`lockdep_hardirq_threaded`] | lockdep's wait-context check |
 //! | `work` | `local_softirq_pending()`, the soft-masked irqs of powerpc's lazy masking | the irq layer, when it defers work | [`local_irq_enable`], [`local_irq_restore`], [`local_bh_enable`] |
+//! | `tid` | `current->pid` | its first read (a cached `gettid`) | the mutex's owner word, the rwlocks' writer claims |
 //!
 //! Bottom halves are off when the preempt count's softirq field is nonzero, so
 //! the bh-off state is part of the count, as in the kernel.
@@ -66,6 +67,10 @@ struct Context {
     /// hardirq emulated by the preempt count alone counts as threaded):
     /// lockdep lets it take raw spinlocks only.
     hardirq_raw: AtomicBool,
+    /// This thread's kernel thread id, cached by [`current_id`] (0: not yet).
+    /// Loom numbers its model threads instead.
+    #[cfg(not(loom))]
+    tid: AtomicU32,
 }
 
 thread_local! {
@@ -75,8 +80,40 @@ thread_local! {
             irqs_off: AtomicBool::new(false),
             work: AtomicU32::new(0),
             hardirq_raw: AtomicBool::new(false),
+            #[cfg(not(loom))]
+            tid: AtomicU32::new(0),
         }
     };
+}
+
+/// This thread's id: its kernel thread id, cached in the context so that a
+/// fast path reads it with one TLS load and no system call. Never 0, and
+/// below 2^30 (the kernel's `PID_MAX_LIMIT` is 2^22). Async-signal-safe: a
+/// handler that interrupts the first call stores the same value.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn current_id() -> u32 {
+    let t = CTX.with(|c| c.tid.load(Ordering::Relaxed));
+    if t != 0 {
+        return t;
+    }
+    #[cold]
+    fn init() -> u32 {
+        let t = crate::arch::gettid() as u32;
+        CTX.with(|c| c.tid.store(t, Ordering::Relaxed));
+        t
+    }
+    init()
+}
+
+/// Under loom every model thread runs on the same OS thread: number them instead.
+#[cfg(loom)]
+pub(crate) fn current_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    loom::thread_local! {
+        static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.with(|id| *id)
 }
 
 /// The kinds of work the irq layer defers until irqs or bottom halves are

@@ -160,6 +160,7 @@
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::{POLL_FIRST, POLL_MAX, Patience, Spin};
+use crate::ctx::current_id;
 use crate::error::Result;
 use crate::lock::{Backend, Guard, Lock, SleepingBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
@@ -240,38 +241,6 @@ enum Spun {
     /// A hand-off to another waiter is pending: it queues (or requeues) and
     /// waits.
     Yielded,
-}
-
-/// The caller's owner id: its kernel thread id, cached in a thread-local so the
-/// fast path does not make a system call.
-#[cfg(not(loom))]
-#[inline(always)]
-pub(crate) fn current_id() -> u32 {
-    std::thread_local! {
-        static TID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-    }
-    let t = TID.with(core::cell::Cell::get);
-    if t != 0 {
-        return t;
-    }
-    #[cold]
-    fn init() -> u32 {
-        let t = crate::arch::gettid() as u32;
-        TID.with(|c| c.set(t));
-        t
-    }
-    init()
-}
-
-/// Under loom every model thread runs on the same OS thread: number them instead.
-#[cfg(loom)]
-pub(crate) fn current_id() -> u32 {
-    use core::sync::atomic::AtomicU32 as StdAtomicU32;
-    static NEXT: StdAtomicU32 = StdAtomicU32::new(1);
-    loom::thread_local! {
-        static ID: u32 = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    }
-    ID.with(|id| *id)
 }
 
 /// The raw mutex: the lock word, the wait list and the lockdep map, without data.
