@@ -75,8 +75,23 @@ pub fn is_expedited() -> bool {
 /// The fast side of the pair: a compiler barrier when membarrier is in use,
 /// otherwise `fence(SeqCst)`. Orders this thread's earlier stores before its later
 /// loads only together with a [`heavy_barrier`] on the thread it races with.
+///
+/// The fast path is one load and one compare: the mode is decided before
+/// `main` (so `UNKNOWN` is rare), and the cold branch settles it and fences
+/// (a full fence is right in every mode).
 #[inline(always)]
 pub fn light_barrier() {
+    if MODE.load(Ordering::Relaxed) == EXPEDITED {
+        compiler_fence(Ordering::SeqCst);
+    } else {
+        light_barrier_slow();
+    }
+}
+
+/// [`light_barrier`] outside the membarrier mode, or before it is decided.
+#[cold]
+#[inline(never)]
+fn light_barrier_slow() {
     if mode() == EXPEDITED {
         compiler_fence(Ordering::SeqCst);
     } else {
