@@ -97,7 +97,8 @@
 //! head leaves in the words, its sleep flag, is cleared before it returns.
 //!
 //! Readers in interrupt context are refused (a panic, as for any sleeping
-//! lock), so unlike the spinning rwlock no writer's claim needs irqs off.
+//! lock), so unlike the spinning rwlocks' no writer's claim needs to carry
+//! its thread's id.
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::Spin;

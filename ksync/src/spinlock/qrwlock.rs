@@ -11,7 +11,8 @@
 //! | `wlocked`        | meaning                                        |
 //! |------------------|------------------------------------------------|
 //! | 0                | no writer                                      |
-//! | `WLOCKED`        | a writer holds the lock, or has just claimed it and checks for readers |
+//! | `CLAIMING \| id` | thread `id` has just claimed the word and checks for readers: its claim is undecided |
+//! | `WLOCKED`        | a writer holds the lock                        |
 //! | `WAITING`        | the queue-head writer waits for the readers to drain: new readers turn away into the queue |
 //!
 //! | `cnts` bits | name         | meaning                                        |
@@ -22,13 +23,16 @@
 //!
 //! `wlocked` leaves 0 only by a CAS from 0 (a writer claiming it), and nobody
 //! but the claimer writes it until it stores 0 again. A reader adds its bias
-//! to `cnts` and then loads `wlocked`; a writer claims `wlocked` and then
-//! loads `cnts`. Both pairs are SeqCst (the store-buffering pattern: a locked
-//! RMW on x86, so no fence instruction): at least one of the two sees the
-//! other. A reader that sees a writer's word takes its bias back and queues;
-//! a writer that sees readers after claiming `WLOCKED` in its fast path gives
-//! the word back (a release, as `write_unlock`) and queues. So a writer holds
-//! the lock exactly when it owns `WLOCKED` and saw no reader after claiming it.
+//! to `cnts` and then loads `wlocked`; a writer claims `wlocked` (as
+//! `CLAIMING | id`, its thread's id) and then loads `cnts`. Both pairs are
+//! SeqCst (the store-buffering pattern: a locked RMW on x86, so no fence
+//! instruction): at least one of the two sees the other. A reader that sees a
+//! writer's word takes its bias back and queues; a writer that sees readers
+//! after its fast-path claim gives the word back (a release, as
+//! `write_unlock`) and queues. A writer that sees none holds the lock, and
+//! says so with a plain store of `WLOCKED` to the word it owns. So a writer
+//! holds the lock exactly when it owns the word and saw no reader after
+//! claiming it; from then on the word reads `WLOCKED`.
 //!
 //! Contended lockers queue on `wait_lock` (a [`Queued`] spinlock, so waiters
 //! are FIFO and sleep when the holder is preempted): the queue head is the
@@ -53,19 +57,26 @@
 //!
 //! The kernel's irq rule is kept: a reader in interrupt context (hardirq or
 //! softirq) does not queue behind a waiting writer — it keeps its bias and
-//! waits only for a writer that *holds* the lock (`WLOCKED`) — so `read_lock`
-//! in an irq handler cannot deadlock against a writer queued on the same
-//! thread it interrupted. A writer's claim reads as `WLOCKED` before the
-//! writer knows whether it holds the lock, so irqs are off on the writer's
-//! thread across that window ([`ClaimIrqs`]: a thread-local flag).
+//! waits only for a writer that holds the lock or may be about to — so
+//! `read_lock` in an irq handler cannot deadlock against a writer queued on
+//! the same thread it interrupted. The kernel's writer claims and decides in
+//! one CAS; ours has a window between its claim and its check of the
+//! readers, and an irq may arrive in it. A reader that finds its *own*
+//! thread's claim (`CLAIMING | id` with its id) knows the writer is the code
+//! it interrupted, still undecided: it enters, and is gone before that writer
+//! resumes and checks `cnts`. Any other claim is a writer running elsewhere,
+//! which decides in a few instructions: the reader waits. So the claim needs
+//! no irq masking, and the fast path touches no thread-local state beyond the
+//! cached id ([`current_id`]).
 
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
+use crate::ctx::current_id;
 use crate::loom::sb_fence;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
-/// `wlocked`: a writer holds the lock (or checks for readers after claiming it).
+/// `wlocked`: a writer holds the lock.
 const WLOCKED: u32 = 1;
 /// `wlocked`: the queue-head writer waits for the readers to drain.
 const WAITING: u32 = 2;
@@ -82,50 +93,50 @@ const READER: u32 = 4;
 pub struct QueuedRw {
     /// Reader biases and the sleep flags (module docs).
     cnts: AtomicU32,
-    /// The writer's word: 0, `WLOCKED` or `WAITING`; written only by the
-    /// writer that claimed it from 0.
+    /// The writer's word: 0, `CLAIMING | id`, `WLOCKED` or `WAITING`;
+    /// written only by the writer that claimed it from 0.
     wlocked: AtomicU32,
     wait_lock: Queued,
 }
 
-/// A writer's claim of its word is undecided from the claim to its check of
-/// the readers (and, if it saw one, until it gives the word back): the word
-/// reads as held though the writer may not hold the lock. A reader in
-/// interrupt context on the same thread would wait for that word forever (the
-/// interrupted writer cannot decide until the handler returns), where the
-/// kernel's one-word CAS lets it in (the irq rule). So irqs are off on this
-/// thread across that window (a thread-local flag, no system call; an irq
-/// arriving meanwhile runs at the restore, when the writer either holds the
-/// lock — the kernel's rule then asks for `write_lock_irq*` — or has let go).
-/// Not under loom, which models no irqs and shares the thread-local flag
-/// between its threads.
-#[cfg(not(loom))]
-pub(super) type ClaimIrqs = crate::ctx::IrqFlags;
-/// See the non-loom definition.
-#[cfg(loom)]
-pub(super) type ClaimIrqs = ();
+/// The top bit of a writer's word that holds an undecided claim: the rest is
+/// the claiming thread's id ([`current_id`], below 2^30), so a reader in an
+/// irq handler can tell its own thread's claim from another's.
+pub(super) const CLAIMING: u32 = 1 << 31;
 
-/// Opens a claim window (see [`ClaimIrqs`]).
+/// The value this thread claims a writer's word with.
 #[inline(always)]
-pub(super) fn claim_open() -> ClaimIrqs {
-    #[cfg(not(loom))]
-    return crate::ctx::local_irq_save();
+pub(super) fn my_claim() -> u32 {
+    CLAIMING | current_id()
 }
 
-/// Closes a claim window opened by [`claim_open`].
+/// Whether a reader that found `w` in a writer's word after adding its bias
+/// may enter past it, from where it runs: no writer (0), or this thread's own
+/// undecided claim, which only an irq handler can see (the writer it
+/// interrupted cannot resume, and will check the readers only after the
+/// handler has left).
 #[inline(always)]
-pub(super) fn claim_close(irqs: ClaimIrqs) {
-    #[cfg(not(loom))]
-    crate::ctx::local_irq_restore(irqs);
-    #[cfg(loom)]
-    let () = irqs;
+pub(super) fn reader_passes_claim(w: u32) -> bool {
+    w == 0 || (w & CLAIMING != 0 && w == my_claim())
+}
+
+/// Marks a claim decided: the caller claimed `word` and saw no reader after
+/// it, so it holds the lock. A plain store (nobody else writes the word),
+/// and a compiler barrier so that none of the critical section's accesses
+/// move above it, where an irq handler on this thread would still read the
+/// claim as undecided and enter.
+#[inline(always)]
+pub(super) fn decide(word: &AtomicU32, held: u32) {
+    word.store(held, Ordering::Relaxed);
+    crate::loom::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
 // SAFETY: a writer holds the lock only while it owns `wlocked` (claimed by a
-// CAS from 0, so one writer at a time) as `WLOCKED` and saw no reader bias in
-// `cnts` after claiming it; a reader holds it only with its bias in `cnts` and
-// `WLOCKED` unseen after adding it (the SeqCst handshake in the module docs:
-// one of the two sees the other). Entering accesses are Acquire (SeqCst),
+// CAS from 0, so one writer at a time) and saw no reader bias in `cnts` after
+// claiming it; a reader holds it only with its bias in `cnts` and no writer's
+// word seen after adding it (the SeqCst handshake in the module docs: one of
+// the two sees the other), or its own thread's undecided claim, which it
+// leaves before that claim is decided (`reader_passes_claim`). Entering accesses are Acquire (SeqCst),
 // exits Release.
 unsafe impl RawRwSpin for QueuedRw {
     #[cfg(not(loom))]
@@ -151,18 +162,19 @@ unsafe impl RawRwSpin for QueuedRw {
         // Acquire that pairs with the Release store of `write_unlock`.
         self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
-        if self.wlocked.load(Ordering::SeqCst) != 0 {
-            self.read_slow();
+        let w = self.wlocked.load(Ordering::SeqCst);
+        if w != 0 {
+            self.read_slow(w);
         }
     }
 
     #[inline]
     fn try_read(&self) -> bool {
-        if self.wlocked.load(Ordering::Relaxed) == 0 {
+        if reader_passes_claim(self.wlocked.load(Ordering::Relaxed)) {
             // SeqCst: as in `read`.
             self.cnts.fetch_add(READER, Ordering::SeqCst);
             sb_fence();
-            if self.wlocked.load(Ordering::SeqCst) == 0 {
+            if reader_passes_claim(self.wlocked.load(Ordering::SeqCst)) {
                 return true;
             }
             self.unbias();
@@ -188,25 +200,25 @@ unsafe impl RawRwSpin for QueuedRw {
         if self.cnts.load(Ordering::Relaxed) >= READER {
             return false;
         }
-        let irqs = claim_open();
         // SeqCst: the writer's half of the handshake with the readers'
         // `fetch_add` and load (module docs); Acquire pairs with the last
         // writer's Release store.
-        let got = self
+        if self
             .wlocked
-            .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-            && {
-                sb_fence();
-                // SeqCst: as above; Acquire pairs with the last reader's
-                // Release `fetch_sub`.
-                self.cnts.load(Ordering::SeqCst) < READER || {
-                    self.give_back();
-                    false
-                }
-            };
-        claim_close(irqs);
-        got
+            .compare_exchange(0, my_claim(), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        sb_fence();
+        // SeqCst: as above; Acquire pairs with the last reader's Release
+        // `fetch_sub`.
+        if self.cnts.load(Ordering::SeqCst) >= READER {
+            self.give_back();
+            return false;
+        }
+        decide(&self.wlocked, WLOCKED);
+        true
     }
 
     #[inline]
@@ -215,13 +227,22 @@ unsafe impl RawRwSpin for QueuedRw {
     }
 
     fn is_locked(&self) -> bool {
-        self.wlocked.load(Ordering::Relaxed) & WLOCKED != 0
-            || self.cnts.load(Ordering::Relaxed) >= READER
+        self.is_write_locked() || self.cnts.load(Ordering::Relaxed) >= READER
     }
 
+    /// A writer holds it, or has claimed it on another thread and is about
+    /// to decide (an irq handler on the claimer's own thread reads its
+    /// undecided claim as not held: it could take a read lock).
     fn is_write_locked(&self) -> bool {
-        self.wlocked.load(Ordering::Relaxed) & WLOCKED != 0
+        writer_in(self.wlocked.load(Ordering::Relaxed))
     }
+}
+
+/// Whether `w` keeps a reader in interrupt context (or the queue-head reader)
+/// out: a writer holds the lock, or another thread's claim may be about to.
+#[inline]
+fn writer_in(w: u32) -> bool {
+    w == WLOCKED || (w & CLAIMING != 0 && w != my_claim())
 }
 
 impl QueuedRw {
@@ -271,7 +292,7 @@ impl QueuedRw {
         let spin = Spin::new();
         // SeqCst: the reader's side of the handshake (our bias is in); Acquire
         // pairs with the writer's Release store in `write_unlock`.
-        while self.wlocked.load(Ordering::SeqCst) & WLOCKED != 0 {
+        while writer_in(self.wlocked.load(Ordering::SeqCst)) {
             if spin.is_completed() {
                 crate::arch::yield_now();
             } else {
@@ -344,9 +365,14 @@ impl QueuedRw {
         }
     }
 
-    /// `queued_read_lock_slowpath`: our bias is already added.
+    /// `queued_read_lock_slowpath`: our bias is already added, and we saw `w`
+    /// in `wlocked`.
     #[cold]
-    fn read_slow(&self) {
+    fn read_slow(&self, w: u32) {
+        if reader_passes_claim(w) {
+            // This thread's own undecided claim: we interrupted the writer.
+            return;
+        }
         if crate::ctx::in_interrupt() {
             // Readers in interrupt context keep their bias and only wait for an
             // active writer (the irq rule above).
@@ -363,7 +389,7 @@ impl QueuedRw {
         // holder releases, a claimer sees our bias and gives the word back.
         self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
-        self.head_wait_wlocked(|w| w & WLOCKED == 0);
+        self.head_wait_wlocked(|w| !writer_in(w));
         // SAFETY: we took `wait_lock` above.
         unsafe { self.wait_lock.unlock() };
     }
@@ -388,24 +414,23 @@ impl QueuedRw {
             }
             loop {
                 self.head_wait_readers();
-                let irqs = claim_open();
                 // SeqCst: the writer's half of the handshake (module docs):
                 // a reader that biased before this store is seen below, one
-                // after sees `WLOCKED` (and nobody else writes the word we own).
-                self.wlocked.store(WLOCKED, Ordering::SeqCst);
+                // after sees our claim (and nobody else writes the word we
+                // own).
+                self.wlocked.store(my_claim(), Ordering::SeqCst);
                 sb_fence();
                 // SeqCst: as above; Acquire pairs with the last reader's
                 // Release `fetch_sub`.
                 if self.cnts.load(Ordering::SeqCst) < READER {
-                    claim_close(irqs);
+                    decide(&self.wlocked, WLOCKED);
                     break;
                 }
                 // A reader biased first: one in interrupt context (it does not
                 // queue, and goes first), or a fast-path reader about to see
                 // our word and back off. No head sleeps on `wlocked` (we are
-                // the head), so a store gives `WLOCKED` back.
+                // the head), so a store takes the claim back.
                 self.wlocked.store(WAITING, Ordering::Relaxed);
-                claim_close(irqs);
             }
         }
         // SAFETY: we took `wait_lock` above.
@@ -476,5 +501,94 @@ mod loom_tests {
             assert_eq!(l.cnts.load(Ordering::Relaxed), 0);
             assert_eq!(l.wlocked.load(Ordering::Relaxed), 0);
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ctx::{HARDIRQ_OFFSET, preempt_count_add, preempt_count_sub};
+
+    /// The words a reader may pass: none, or its own thread's undecided
+    /// claim. A holder, and another thread's claim, keep it out; a waiting
+    /// writer does not (the irq rule).
+    #[test]
+    fn a_reader_passes_only_its_own_threads_claim() {
+        let mine = my_claim();
+        let theirs = std::thread::spawn(my_claim).join().unwrap();
+        assert_ne!(mine, theirs);
+        assert!(mine & CLAIMING != 0 && mine & !CLAIMING != 0);
+        assert!(reader_passes_claim(0) && reader_passes_claim(mine));
+        for w in [WLOCKED, WAITING, theirs] {
+            assert!(!reader_passes_claim(w), "{w:#x}");
+        }
+        assert!(writer_in(WLOCKED) && writer_in(theirs));
+        for w in [0, WAITING, mine] {
+            assert!(!writer_in(w), "{w:#x}");
+        }
+    }
+
+    /// An irq on this thread that arrives between a writer's claim and its
+    /// check of the readers: the handler's reader gets in at once (it would
+    /// wait for ever for a claim that cannot be decided until it returns),
+    /// and is gone when the writer goes on; the writer then sees no reader
+    /// and holds the lock, and from then on the word keeps readers out.
+    #[test]
+    fn an_irq_reader_enters_past_its_own_threads_undecided_claim() {
+        let l = QueuedRw::INIT;
+        // The writer has claimed the word: it is this thread's claim.
+        l.wlocked.store(my_claim(), Ordering::Relaxed);
+        assert!(
+            !l.is_write_locked(),
+            "its own claim does not hold the lock yet"
+        );
+        preempt_count_add(HARDIRQ_OFFSET);
+        l.read();
+        assert_eq!(l.cnts.load(Ordering::Relaxed), READER);
+        assert!(l.try_read());
+        // SAFETY: both taken just above, on this thread.
+        unsafe {
+            l.read_unlock();
+            l.read_unlock();
+        }
+        preempt_count_sub(HARDIRQ_OFFSET);
+        // The writer resumes: no reader is left, so it holds the lock.
+        assert!(l.cnts.load(Ordering::Relaxed) < READER);
+        decide(&l.wlocked, WLOCKED);
+        assert!(l.is_write_locked());
+        assert!(!l.try_read());
+        // SAFETY: "held" by this thread since `decide`.
+        unsafe { l.write_unlock() };
+        assert!(!l.is_locked());
+    }
+
+    /// A real fast-path writer leaves the word as `WLOCKED` (decided), and a
+    /// reader on another thread in irq context waits for it to be released.
+    #[test]
+    fn a_decided_claim_keeps_an_irq_reader_out_until_released() {
+        use core::sync::atomic::AtomicBool;
+        let l = QueuedRw::INIT;
+        let entered = AtomicBool::new(false);
+        l.write();
+        assert_eq!(l.wlocked.load(Ordering::Relaxed), WLOCKED);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                preempt_count_add(HARDIRQ_OFFSET);
+                l.read();
+                entered.store(true, Ordering::Relaxed);
+                // SAFETY: taken just above, on this thread.
+                unsafe { l.read_unlock() };
+                preempt_count_sub(HARDIRQ_OFFSET);
+            });
+            // Wait for the reader's bias: it is now waiting on the word.
+            while l.cnts.load(Ordering::Relaxed) < READER {
+                std::thread::yield_now();
+            }
+            assert!(!entered.load(Ordering::Relaxed));
+            // SAFETY: taken above, on this thread.
+            unsafe { l.write_unlock() };
+        });
+        assert!(entered.load(Ordering::Relaxed));
+        assert!(!l.is_locked());
     }
 }

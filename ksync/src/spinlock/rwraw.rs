@@ -4,7 +4,7 @@
 //! | word       | meaning                                                   |
 //! |------------|-----------------------------------------------------------|
 //! | `cnts`     | reader biases in units of `READER` (readers holding the lock, or checking for a writer after adding theirs); bit 0 `HEAD_SLEEPS`: the queue-head writer sleeps until they drain |
-//! | `writer`   | 1 while a writer holds the lock, or has just claimed it and checks for readers; written only by the writer that claimed it from 0 |
+//! | `writer`   | `WRITER` while a writer holds the lock; `CLAIMING \| id` while thread `id` has just claimed it and checks for readers (undecided); written only by the writer that claimed it from 0 |
 //! | `sleepers` | waiters (readers, the queue-head writer) asleep, or about to sleep, on `writer` |
 //! | `drained`  | the queue-head writer's futex word while `HEAD_SLEEPS` is set: bumped by the reader that wakes it |
 //! | `wait_lock`| the writers' queue (a [`Queued`] spinlock)                |
@@ -20,9 +20,13 @@
 //! SeqCst (the store-buffering pattern: a locked RMW on x86, so no fence
 //! instruction), so at least one of the two sees the other. A reader that
 //! sees a writer takes its bias back, waits for `writer` to be 0 and tries
-//! again; a writer that sees readers gives the word back. Only the claimer
-//! writes `writer`, so `write_unlock` is a plain release store; a reader
-//! leaves with one `fetch_sub`.
+//! again; a writer that sees readers gives the word back, and one that sees
+//! none stores `WRITER` (it holds the lock). Only the claimer writes
+//! `writer`, so `write_unlock` is a plain release store; a reader leaves
+//! with one `fetch_sub`. A reader in an irq handler that finds its own
+//! thread's undecided claim enters past it, as in
+//! [`QueuedRw`](super::raw::QueuedRw) (whose module docs explain why that is
+//! sound and needs no irq masking).
 //!
 //! A writer whose fast path fails queues on `wait_lock`, as qrwlock's
 //! writers do: only the queue head waits on the lock words, so one writer at
@@ -59,7 +63,7 @@
 //!   `cnts` because readers that come and go would change `cnts` under its
 //!   futex wait and keep it from sleeping.
 
-use super::qrwlock::{claim_close, claim_open};
+use super::qrwlock::{CLAIMING, decide, my_claim, reader_passes_claim};
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
@@ -70,6 +74,8 @@ use crate::loom::sync::atomic::{AtomicU32, Ordering};
 const HEAD_SLEEPS: u32 = 1;
 /// `cnts`: one reader's bias.
 const READER: u32 = 2;
+/// `writer`: a writer holds the lock.
+const WRITER: u32 = 1;
 
 /// The pauses the queue-head writer lets pass between two polls of the lock
 /// words, besides its backoff (module docs). None under loom, where a pause
@@ -82,8 +88,9 @@ const HEAD_POLL_GAP: u32 = if cfg!(loom) { 0 } else { 64 };
 pub struct ReaderPref {
     /// Reader biases and `HEAD_SLEEPS` (module docs).
     cnts: AtomicU32,
-    /// 0, or 1 while a writer holds (or has just claimed) the lock; written
-    /// only by the writer that claimed it from 0.
+    /// 0, `CLAIMING | id` while a writer's claim is undecided, or `WRITER`
+    /// while it holds the lock; written only by the writer that claimed it
+    /// from 0.
     writer: AtomicU32,
     /// Waiters asleep, or about to sleep, on `writer`.
     sleepers: AtomicU32,
@@ -97,7 +104,8 @@ pub struct ReaderPref {
 // from 0: one writer at a time) and saw no reader bias after claiming it; a
 // reader holds it only with its bias in `cnts` and `writer` seen 0 after
 // adding it (the SeqCst handshake in the module docs: one of the two sees the
-// other). Entering accesses are Acquire (SeqCst), exits Release. The writers'
+// other), or its own thread's undecided claim, which it leaves before that
+// claim is decided (`reader_passes_claim`). Entering accesses are Acquire (SeqCst), exits Release. The writers'
 // queue only decides which waiting writer tries the claim.
 unsafe impl RawRwSpin for ReaderPref {
     #[cfg(not(loom))]
@@ -127,20 +135,21 @@ unsafe impl RawRwSpin for ReaderPref {
         // that pairs with the writer's Release store in `write_unlock`.
         self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
-        if self.writer.load(Ordering::SeqCst) != 0 {
-            self.read_slow();
+        let w = self.writer.load(Ordering::SeqCst);
+        if w != 0 {
+            self.read_slow(w);
         }
     }
 
     #[inline]
     fn try_read(&self) -> bool {
-        if self.writer.load(Ordering::Relaxed) != 0 {
+        if !reader_passes_claim(self.writer.load(Ordering::Relaxed)) {
             return false;
         }
         // SeqCst: as in `read`.
         self.cnts.fetch_add(READER, Ordering::SeqCst);
         sb_fence();
-        if self.writer.load(Ordering::SeqCst) == 0 {
+        if reader_passes_claim(self.writer.load(Ordering::SeqCst)) {
             return true;
         }
         // A writer holds it, or claimed it: take our bias back.
@@ -166,27 +175,25 @@ unsafe impl RawRwSpin for ReaderPref {
         if self.cnts.load(Ordering::Relaxed) >= READER {
             return false;
         }
-        // Irqs off while the claim is undecided (`claim_open`'s docs: a reader
-        // in an irq on this thread must not wait for a claim that may yield).
-        let irqs = claim_open();
         // SeqCst: the writer's half of the handshake with the readers'
         // `fetch_add` and load (module docs); Acquire pairs with the last
         // writer's Release store.
-        let got = self
+        if self
             .writer
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-            && {
-                sb_fence();
-                // SeqCst: as above; Acquire pairs with the last reader's
-                // Release `fetch_sub`.
-                self.cnts.load(Ordering::SeqCst) < READER || {
-                    self.give_back();
-                    false
-                }
-            };
-        claim_close(irqs);
-        got
+            .compare_exchange(0, my_claim(), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        sb_fence();
+        // SeqCst: as above; Acquire pairs with the last reader's Release
+        // `fetch_sub`.
+        if self.cnts.load(Ordering::SeqCst) >= READER {
+            self.give_back();
+            return false;
+        }
+        decide(&self.writer, WRITER);
+        true
     }
 
     #[inline]
@@ -195,11 +202,14 @@ unsafe impl RawRwSpin for ReaderPref {
     }
 
     fn is_locked(&self) -> bool {
-        self.cnts.load(Ordering::Relaxed) >= READER || self.writer.load(Ordering::Relaxed) != 0
+        self.cnts.load(Ordering::Relaxed) >= READER || self.is_write_locked()
     }
 
+    /// A writer holds it, or has claimed it on another thread and is about
+    /// to decide (as [`QueuedRw`](super::raw::QueuedRw)'s).
     fn is_write_locked(&self) -> bool {
-        self.writer.load(Ordering::Relaxed) != 0
+        let w = self.writer.load(Ordering::Relaxed);
+        w == WRITER || (w & CLAIMING != 0 && w != my_claim())
     }
 }
 
@@ -297,8 +307,15 @@ impl ReaderPref {
     /// does), wait until the word is 0, and try again. Waiting without a bias
     /// leaves readers and writers on an equal footing when the writer leaves,
     /// as the classic lock's CAS did.
+    ///
+    /// `w` is the word we saw. If it is this thread's own undecided claim, we
+    /// are an irq handler that interrupted that writer: we enter at once
+    /// (module docs).
     #[cold]
-    fn read_slow(&self) {
+    fn read_slow(&self, w: u32) {
+        if reader_passes_claim(w) {
+            return;
+        }
         loop {
             self.unbias();
             let spin = Spin::new();
@@ -314,7 +331,7 @@ impl ReaderPref {
             // SeqCst: as in `read`.
             self.cnts.fetch_add(READER, Ordering::SeqCst);
             sb_fence();
-            if self.writer.load(Ordering::SeqCst) == 0 {
+            if reader_passes_claim(self.writer.load(Ordering::SeqCst)) {
                 return;
             }
         }

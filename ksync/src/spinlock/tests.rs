@@ -335,9 +335,9 @@ fn lock_api_mutex_over_queued() {
     assert_eq!(*rw.read(), 5);
 }
 
-/// The two-word rwlocks' claim window (`qrwlock::ClaimIrqs`) turns irqs off
-/// only while the claim is undecided: every write path (taken, bounced by a
-/// reader, refused) leaves the thread's irq state as it found it, on or off.
+/// The two-word rwlocks' writers claim without touching the irq state (their
+/// claims carry the thread's id instead of masking irqs): every write path
+/// (taken, bounced by a reader, refused) leaves it as it found it, on or off.
 fn claim_window_restores_irqs<R: RawRwSpin>(l: &R) {
     for off in [false, true] {
         let saved = off.then(local_irq_save);
