@@ -103,6 +103,7 @@
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::Spin;
 use crate::error::Result;
+use crate::lock::twoword::{reader_enter, reader_try, writer_try};
 use crate::lock::{
     Backend, Guard, Lock, ReadGuard, SharedBackend, SleepingBackend, SleepingSharedBackend,
 };
@@ -406,12 +407,7 @@ impl RawRwSemaphore {
     /// then the slow path in `state`.
     #[inline]
     fn read_acquire(&self, state: TaskState) -> Result<()> {
-        // SeqCst: the reader's half of the handshake with a writer's claim of
-        // `wlocked` and its load of `cnts` (module docs). The load is also the
-        // Acquire that pairs with the Release store of `up_write`.
-        self.cnts.fetch_add(READER, Ordering::SeqCst);
-        sb_fence();
-        if self.wlocked.load(Ordering::SeqCst) == 0 {
+        if reader_enter(&self.cnts, &self.wlocked, READER) == 0 {
             return Ok(());
         }
         self.read_slow(state)
@@ -421,17 +417,13 @@ impl RawRwSemaphore {
     /// lock or waits for the readers to drain.
     #[inline]
     fn try_read(&self) -> bool {
-        if self.wlocked.load(Ordering::Relaxed) != 0 {
-            return false;
-        }
-        // SeqCst: as in `read_acquire`.
-        self.cnts.fetch_add(READER, Ordering::SeqCst);
-        sb_fence();
-        if self.wlocked.load(Ordering::SeqCst) == 0 {
-            return true;
-        }
-        self.unbias();
-        false
+        reader_try(
+            &self.cnts,
+            &self.wlocked,
+            READER,
+            |w| w == 0,
+            || self.unbias(),
+        )
     }
 
     /// Drops one reader bias: `up_read`, or a reader backing off.
@@ -453,25 +445,15 @@ impl RawRwSemaphore {
     /// (it owns `wlocked`).
     #[inline]
     fn try_write(&self) -> bool {
-        // No claim while readers hold it: it would only bounce them.
-        if self.cnts.load(Ordering::Relaxed) >= READER {
-            return false;
-        }
-        // SeqCst: the writer's half of the handshake with the readers'
-        // `fetch_add` and load (module docs); Acquire pairs with the last
-        // writer's Release store.
-        self.wlocked
-            .compare_exchange(0, WLOCKED, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-            && {
-                sb_fence();
-                // SeqCst: as above; Acquire pairs with the last reader's
-                // Release `fetch_sub`.
-                self.cnts.load(Ordering::SeqCst) < READER || {
-                    self.give_back();
-                    false
-                }
-            }
+        // No irq reader can see through the claim: it is the held value.
+        writer_try(
+            &self.wlocked,
+            &self.cnts,
+            READER,
+            || WLOCKED,
+            None,
+            || self.give_back(),
+        )
     }
 
     /// `down_write` without lockdep (the caller records it): the fast path,

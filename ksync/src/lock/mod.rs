@@ -71,6 +71,7 @@
 mod adapters;
 mod sleeping;
 mod state;
+pub(crate) mod twoword;
 
 pub use sleeping::{SleepingBackend, SleepingSharedBackend};
 pub use state::{AnyCtx, BhOff, GuardState, IrqOff, IrqSave, Preempt};

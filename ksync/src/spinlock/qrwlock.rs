@@ -67,12 +67,16 @@
 //! resumes and checks `cnts`. Any other claim is a writer running elsewhere,
 //! which decides in a few instructions: the reader waits. So the claim needs
 //! no irq masking, and the fast path touches no thread-local state beyond the
-//! cached id ([`current_id`]).
+//! cached thread id. The handshake and the claims are
+//! [`lock::twoword`](crate::lock::twoword)'s, shared with the other two-word
+//! locks.
 
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::ctx::current_id;
+use crate::lock::twoword::{
+    decide, my_claim, others_claim, reader_enter, reader_passes_claim, reader_try, writer_try,
+};
 use crate::loom::sb_fence;
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
@@ -97,38 +101,6 @@ pub struct QueuedRw {
     /// written only by the writer that claimed it from 0.
     wlocked: AtomicU32,
     wait_lock: Queued,
-}
-
-/// The top bit of a writer's word that holds an undecided claim: the rest is
-/// the claiming thread's id ([`current_id`], below 2^30), so a reader in an
-/// irq handler can tell its own thread's claim from another's.
-pub(super) const CLAIMING: u32 = 1 << 31;
-
-/// The value this thread claims a writer's word with.
-#[inline(always)]
-pub(super) fn my_claim() -> u32 {
-    CLAIMING | current_id()
-}
-
-/// Whether a reader that found `w` in a writer's word after adding its bias
-/// may enter past it, from where it runs: no writer (0), or this thread's own
-/// undecided claim, which only an irq handler can see (the writer it
-/// interrupted cannot resume, and will check the readers only after the
-/// handler has left).
-#[inline(always)]
-pub(super) fn reader_passes_claim(w: u32) -> bool {
-    w == 0 || (w & CLAIMING != 0 && w == my_claim())
-}
-
-/// Marks a claim decided: the caller claimed `word` and saw no reader after
-/// it, so it holds the lock. A plain store (nobody else writes the word),
-/// and a compiler barrier so that none of the critical section's accesses
-/// move above it, where an irq handler on this thread would still read the
-/// claim as undecided and enter.
-#[inline(always)]
-pub(super) fn decide(word: &AtomicU32, held: u32) {
-    word.store(held, Ordering::Relaxed);
-    crate::loom::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
 // SAFETY: a writer holds the lock only while it owns `wlocked` (claimed by a
@@ -157,12 +129,7 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn read(&self) {
-        // SeqCst: the reader's half of the handshake with a writer's claim of
-        // `wlocked` and its load of `cnts` (module docs). The load is also the
-        // Acquire that pairs with the Release store of `write_unlock`.
-        self.cnts.fetch_add(READER, Ordering::SeqCst);
-        sb_fence();
-        let w = self.wlocked.load(Ordering::SeqCst);
+        let w = reader_enter(&self.cnts, &self.wlocked, READER);
         if w != 0 {
             self.read_slow(w);
         }
@@ -170,16 +137,13 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn try_read(&self) -> bool {
-        if reader_passes_claim(self.wlocked.load(Ordering::Relaxed)) {
-            // SeqCst: as in `read`.
-            self.cnts.fetch_add(READER, Ordering::SeqCst);
-            sb_fence();
-            if reader_passes_claim(self.wlocked.load(Ordering::SeqCst)) {
-                return true;
-            }
-            self.unbias();
-        }
-        false
+        reader_try(
+            &self.cnts,
+            &self.wlocked,
+            READER,
+            reader_passes_claim,
+            || self.unbias(),
+        )
     }
 
     #[inline]
@@ -196,29 +160,14 @@ unsafe impl RawRwSpin for QueuedRw {
 
     #[inline]
     fn try_write(&self) -> bool {
-        // No claim while readers hold it: it would only bounce them.
-        if self.cnts.load(Ordering::Relaxed) >= READER {
-            return false;
-        }
-        // SeqCst: the writer's half of the handshake with the readers'
-        // `fetch_add` and load (module docs); Acquire pairs with the last
-        // writer's Release store.
-        if self
-            .wlocked
-            .compare_exchange(0, my_claim(), Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        sb_fence();
-        // SeqCst: as above; Acquire pairs with the last reader's Release
-        // `fetch_sub`.
-        if self.cnts.load(Ordering::SeqCst) >= READER {
-            self.give_back();
-            return false;
-        }
-        decide(&self.wlocked, WLOCKED);
-        true
+        writer_try(
+            &self.wlocked,
+            &self.cnts,
+            READER,
+            my_claim,
+            Some(WLOCKED),
+            || self.give_back(),
+        )
     }
 
     #[inline]
@@ -242,7 +191,7 @@ unsafe impl RawRwSpin for QueuedRw {
 /// out: a writer holds the lock, or another thread's claim may be about to.
 #[inline]
 fn writer_in(w: u32) -> bool {
-    w == WLOCKED || (w & CLAIMING != 0 && w != my_claim())
+    w == WLOCKED || others_claim(w)
 }
 
 impl QueuedRw {
@@ -508,6 +457,7 @@ mod loom_tests {
 mod tests {
     use super::*;
     use crate::ctx::{HARDIRQ_OFFSET, preempt_count_add, preempt_count_sub};
+    use crate::lock::twoword::CLAIMING;
 
     /// The words a reader may pass: none, or its own thread's undecided
     /// claim. A holder, and another thread's claim, keep it out; a waiting

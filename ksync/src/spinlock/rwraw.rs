@@ -63,11 +63,12 @@
 //!   `cnts` because readers that come and go would change `cnts` under its
 //!   futex wait and keep it from sleeping.
 
-use super::qrwlock::{CLAIMING, decide, my_claim, reader_passes_claim};
 use super::qspinlock::Queued;
 use super::raw::{RawRwSpin, RawSpin, Spin};
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::loom::sb_fence;
+use crate::lock::twoword::{
+    my_claim, others_claim, reader_enter, reader_passes_claim, reader_try, writer_try,
+};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
 /// `cnts`: the queue-head writer sleeps on `drained` until the readers drain.
@@ -130,12 +131,7 @@ unsafe impl RawRwSpin for ReaderPref {
 
     #[inline]
     fn read(&self) {
-        // SeqCst: the reader's half of the handshake with a writer's claim and
-        // its load of `cnts` (module docs). The load is also the Acquire
-        // that pairs with the writer's Release store in `write_unlock`.
-        self.cnts.fetch_add(READER, Ordering::SeqCst);
-        sb_fence();
-        let w = self.writer.load(Ordering::SeqCst);
+        let w = reader_enter(&self.cnts, &self.writer, READER);
         if w != 0 {
             self.read_slow(w);
         }
@@ -143,18 +139,14 @@ unsafe impl RawRwSpin for ReaderPref {
 
     #[inline]
     fn try_read(&self) -> bool {
-        if !reader_passes_claim(self.writer.load(Ordering::Relaxed)) {
-            return false;
-        }
-        // SeqCst: as in `read`.
-        self.cnts.fetch_add(READER, Ordering::SeqCst);
-        sb_fence();
-        if reader_passes_claim(self.writer.load(Ordering::SeqCst)) {
-            return true;
-        }
-        // A writer holds it, or claimed it: take our bias back.
-        self.unbias();
-        false
+        // A writer that holds it, or claimed it, turns us away.
+        reader_try(
+            &self.cnts,
+            &self.writer,
+            READER,
+            reader_passes_claim,
+            || self.unbias(),
+        )
     }
 
     #[inline]
@@ -171,29 +163,14 @@ unsafe impl RawRwSpin for ReaderPref {
 
     #[inline]
     fn try_write(&self) -> bool {
-        // No claim while readers hold it: it would only bounce them.
-        if self.cnts.load(Ordering::Relaxed) >= READER {
-            return false;
-        }
-        // SeqCst: the writer's half of the handshake with the readers'
-        // `fetch_add` and load (module docs); Acquire pairs with the last
-        // writer's Release store.
-        if self
-            .writer
-            .compare_exchange(0, my_claim(), Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        sb_fence();
-        // SeqCst: as above; Acquire pairs with the last reader's Release
-        // `fetch_sub`.
-        if self.cnts.load(Ordering::SeqCst) >= READER {
-            self.give_back();
-            return false;
-        }
-        decide(&self.writer, WRITER);
-        true
+        writer_try(
+            &self.writer,
+            &self.cnts,
+            READER,
+            my_claim,
+            Some(WRITER),
+            || self.give_back(),
+        )
     }
 
     #[inline]
@@ -209,7 +186,7 @@ unsafe impl RawRwSpin for ReaderPref {
     /// to decide (as [`QueuedRw`](super::raw::QueuedRw)'s).
     fn is_write_locked(&self) -> bool {
         let w = self.writer.load(Ordering::Relaxed);
-        w == WRITER || (w & CLAIMING != 0 && w != my_claim())
+        w == WRITER || others_claim(w)
     }
 }
 
@@ -328,10 +305,7 @@ impl ReaderPref {
                     spin.snooze();
                 }
             }
-            // SeqCst: as in `read`.
-            self.cnts.fetch_add(READER, Ordering::SeqCst);
-            sb_fence();
-            if reader_passes_claim(self.writer.load(Ordering::SeqCst)) {
+            if reader_passes_claim(reader_enter(&self.cnts, &self.writer, READER)) {
                 return;
             }
         }
