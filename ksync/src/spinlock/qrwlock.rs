@@ -108,8 +108,8 @@ pub struct QueuedRw {
 // claiming it; a reader holds it only with its bias in `cnts` and no writer's
 // word seen after adding it (the SeqCst handshake in the module docs: one of
 // the two sees the other), or its own thread's undecided claim, which it
-// leaves before that claim is decided (`reader_passes_claim`). Entering accesses are Acquire (SeqCst),
-// exits Release.
+// leaves before that claim is decided (`reader_passes_claim`). Entering
+// accesses are Acquire (SeqCst), exits Release.
 unsafe impl RawRwSpin for QueuedRw {
     #[cfg(not(loom))]
     const INIT: Self = QueuedRw {

@@ -106,8 +106,9 @@ pub struct ReaderPref {
 // reader holds it only with its bias in `cnts` and `writer` seen 0 after
 // adding it (the SeqCst handshake in the module docs: one of the two sees the
 // other), or its own thread's undecided claim, which it leaves before that
-// claim is decided (`reader_passes_claim`). Entering accesses are Acquire (SeqCst), exits Release. The writers'
-// queue only decides which waiting writer tries the claim.
+// claim is decided (`reader_passes_claim`). Entering accesses are Acquire
+// (SeqCst), exits Release. The writers' queue only decides which waiting
+// writer tries the claim.
 unsafe impl RawRwSpin for ReaderPref {
     #[cfg(not(loom))]
     const INIT: Self = ReaderPref {
