@@ -97,8 +97,8 @@
 //! head leaves in the words, its sleep flag, is cleared before it returns.
 //!
 //! Readers in interrupt context are refused (a panic, as for any sleeping
-//! lock), so unlike the spinning rwlocks' no writer's claim needs to carry
-//! its thread's id.
+//! lock), so a writer claims `wlocked` with its held value: unlike the
+//! spinning rwlocks' claims, it need not carry the thread's id.
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
 use crate::backoff::Spin;

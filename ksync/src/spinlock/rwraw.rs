@@ -140,7 +140,7 @@ unsafe impl RawRwSpin for ReaderPref {
 
     #[inline]
     fn try_read(&self) -> bool {
-        // A writer that holds it, or claimed it, turns us away.
+        // A writer that holds it, or another thread's claim, turns us away.
         reader_try(
             &self.cnts,
             &self.writer,
