@@ -67,6 +67,18 @@ pub fn gettid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
 }
 
+/// Has `child` run in the child of every later `fork`, on its one thread,
+/// before `fork` returns there (`pthread_atfork(NULL, NULL, child)`): for
+/// state cached per thread that names the parent's thread.
+#[cfg(not(loom))]
+pub(crate) fn at_fork_child(child: unsafe extern "C" fn()) {
+    // SAFETY: registers a handler; `child` stays valid (a function item) for
+    // the life of the process. It fails only for lack of memory, which leaves
+    // the handler unregistered: the caller's cache then outlives a fork, as it
+    // did before.
+    let _ = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
 /// Restricts thread `tid` of this process (0: the calling thread) to the CPUs in
 /// `cpus` (`sched_setaffinity(tid, cpus)`), as the kernel's torture framework
 /// moves its threads between CPUs.

@@ -90,6 +90,13 @@ thread_local! {
 /// fast path reads it with one TLS load and no system call. Never 0, and
 /// below 2^30 (the kernel's `PID_MAX_LIMIT` is 2^22). Async-signal-safe: a
 /// handler that interrupts the first call stores the same value.
+///
+/// Unique among the live threads of the process, the rwlocks' writer claims
+/// rely on it. A forked child's one thread would otherwise keep the id of
+/// the parent's thread that forked, and a thread the child starts later
+/// could be given that id again once the parent's thread is gone: so the
+/// child forgets the cached id (a `pthread_atfork` handler, registered before
+/// `main`).
 #[cfg(not(loom))]
 #[inline(always)]
 pub(crate) fn current_id() -> u32 {
@@ -104,6 +111,25 @@ pub(crate) fn current_id() -> u32 {
         t
     }
     init()
+}
+
+/// Registers [`forget_tid`] for the child of every `fork`, before `main` runs
+/// (while the process has one thread, so no fork can come first).
+#[cfg(not(loom))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static FORGET_TID_AT_FORK: extern "C" fn() = {
+    extern "C" fn register() {
+        crate::arch::at_fork_child(forget_tid);
+    }
+    register
+};
+
+/// The child of a `fork`: its thread is not the parent's, so the next
+/// [`current_id`] reads the id again.
+#[cfg(not(loom))]
+extern "C" fn forget_tid() {
+    CTX.with(|c| c.tid.store(0, Ordering::Relaxed));
 }
 
 /// Under loom every model thread runs on the same OS thread: number them instead.
@@ -220,5 +246,37 @@ fn run_deferred_work() {
             let run: fn() = unsafe { core::mem::transmute::<usize, fn()>(run) };
             run();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The id is the kernel's thread id, and a forked child reads its own
+    /// (not the parent's cached one).
+    #[test]
+    fn current_id_is_the_thread_id_and_a_forked_child_reads_its_own() {
+        let parent = current_id();
+        assert_eq!(parent, crate::arch::gettid() as u32);
+        // SAFETY: the child only reads its id (a TLS access and `gettid`, both
+        // async-signal-safe) and leaves with `_exit`: it runs nothing that a
+        // fork of a multithreaded process forbids.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = current_id() == crate::arch::gettid() as u32 && current_id() != parent;
+            // SAFETY: leaves the child at once, running no destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is ours.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child read {status:#x}"
+        );
+        assert_eq!(current_id(), parent);
     }
 }
