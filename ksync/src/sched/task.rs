@@ -66,7 +66,9 @@ pub(crate) mod wake_word {
 }
 
 pub(crate) struct TaskInner {
-    pub(crate) tid: i32,
+    /// The kernel thread id; set again in a forked child (its one thread is
+    /// the forking thread's task, with a new id).
+    pub(crate) tid: core::sync::atomic::AtomicI32,
     pub(crate) pthread: Pthread,
     pub(crate) name: Option<String>,
     /// The futex word the task sleeps on; see [`wake_word`].
@@ -119,7 +121,7 @@ impl TaskInner {
     fn for_this_thread() -> TaskInner {
         let t = std::thread::current();
         TaskInner {
-            tid: crate::arch::gettid(),
+            tid: core::sync::atomic::AtomicI32::new(crate::arch::gettid()),
             pthread: crate::arch::signal::pthread_self(),
             name: t.name().map(str::to_owned),
             wake: AtomicU32::new(wake_word::IDLE),
@@ -127,6 +129,28 @@ impl TaskInner {
             pending: AtomicU64::new(0),
             exited: AtomicBool::new(false),
         }
+    }
+}
+
+/// Registers [`refresh_tid`] for the child of every `fork`, before `main`
+/// runs.
+#[cfg(not(loom))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REFRESH_TID_AT_FORK: extern "C" fn() = {
+    extern "C" fn register() {
+        crate::arch::at_fork_child(refresh_tid);
+    }
+    register
+};
+
+/// The child of a `fork`: the task of its one thread (the forking thread's,
+/// copied) takes the child's thread id, so that `raise_irq`, signals and
+/// `Task::tid` name this thread and not the parent's.
+#[cfg(not(loom))]
+extern "C" fn refresh_tid() {
+    if let Some(t) = current_from_handler() {
+        t.tid.store(crate::arch::gettid(), Ordering::Relaxed);
     }
 }
 
@@ -171,7 +195,7 @@ pub fn current() -> Task {
 impl Task {
     /// The kernel thread id (`task_pid_nr`).
     pub fn tid(&self) -> i32 {
-        self.inner.tid
+        self.inner.tid.load(Ordering::Relaxed)
     }
 
     /// The thread's name, if it has one (`comm`).
@@ -267,7 +291,7 @@ impl TaskInner {
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("tid", &self.inner.tid)
+            .field("tid", &self.tid())
             .field("name", &self.inner.name)
             .field("state", &self.state())
             .field("pending", &self.pending_signals())
@@ -285,6 +309,34 @@ impl Eq for Task {}
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// A forked child's task is its own thread's: its id is the child's (the
+    /// parent's is not in the child's thread group, so `raise_irq` and
+    /// signals at the task would fail).
+    #[test]
+    fn a_forked_childs_current_task_has_the_childs_id() {
+        let me = current();
+        let parent = me.tid();
+        // SAFETY: the child only reads its task's id and `gettid` (a TLS access
+        // and a system call) and leaves with `_exit`: nothing that a fork of a
+        // multithreaded process forbids.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = me.tid() == crate::arch::gettid() && current().tid() != parent;
+            // SAFETY: leaves the child at once, running no destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is ours.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child's task kept the parent's id ({status:#x})"
+        );
+        assert_eq!(me.tid(), parent);
+    }
 
     #[test]
     fn an_exited_thread_reports_dead() {
