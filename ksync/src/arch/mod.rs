@@ -69,14 +69,58 @@ pub fn gettid() -> i32 {
 
 /// Has `child` run in the child of every later `fork`, on its one thread,
 /// before `fork` returns there (`pthread_atfork(NULL, NULL, child)`): for
-/// state cached per thread that names the parent's thread.
+/// state cached per thread that names the parent's thread. Use
+/// [`at_fork_child!`], which registers before `main`.
 #[cfg(not(loom))]
-pub(crate) fn at_fork_child(child: unsafe extern "C" fn()) {
+pub(crate) fn register_at_fork_child(child: unsafe extern "C" fn()) {
     // SAFETY: registers a handler; `child` stays valid (a function item) for
     // the life of the process. It fails only for lack of memory, which leaves
     // the handler unregistered: the caller's cache then outlives a fork, as it
     // did before.
     let _ = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
+/// Registers the `extern "C" fn()` named to run in the child of every `fork`
+/// ([`register_at_fork_child`]), from a constructor in `.init_array`: before
+/// `main`, while the process has one thread, so that no fork comes first.
+/// Nothing under loom.
+macro_rules! at_fork_child {
+    ($child:path) => {
+        #[cfg(not(loom))]
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static REGISTER: extern "C" fn() = {
+                extern "C" fn register() {
+                    $crate::arch::register_at_fork_child($child);
+                }
+                register
+            };
+        };
+    };
+}
+pub(crate) use at_fork_child;
+
+/// Forks; the child runs `check` and leaves with its verdict (`_exit`),
+/// which this returns. For tests of what a forked child sees: `check` must
+/// do only what a fork of a multithreaded process allows (no locks another
+/// thread may have held, no allocation).
+#[cfg(all(test, not(loom)))]
+pub(crate) fn forked_child_passes(check: fn() -> bool) -> bool {
+    // SAFETY: the child runs `check` (restricted as documented) and leaves
+    // with `_exit`, running no destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = check();
+        // SAFETY: as above.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is ours.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
 /// Restricts thread `tid` of this process (0: the calling thread) to the CPUs in

@@ -113,17 +113,8 @@ pub(crate) fn current_id() -> u32 {
     init()
 }
 
-/// Registers [`forget_tid`] for the child of every `fork`, before `main` runs
-/// (while the process has one thread, so no fork can come first).
-#[cfg(not(loom))]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static FORGET_TID_AT_FORK: extern "C" fn() = {
-    extern "C" fn register() {
-        crate::arch::at_fork_child(forget_tid);
-    }
-    register
-};
+// The child of every `fork` forgets the cached id, before `main` runs.
+crate::arch::at_fork_child!(forget_tid);
 
 /// The child of a `fork`: its thread is not the parent's, so the next
 /// [`current_id`] reads the id again.
@@ -259,24 +250,13 @@ mod tests {
     fn current_id_is_the_thread_id_and_a_forked_child_reads_its_own() {
         let parent = current_id();
         assert_eq!(parent, crate::arch::gettid() as u32);
-        // SAFETY: the child only reads its id (a TLS access and `gettid`, both
-        // async-signal-safe) and leaves with `_exit`: it runs nothing that a
-        // fork of a multithreaded process forbids.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let ok = current_id() == crate::arch::gettid() as u32 && current_id() != parent;
-            // SAFETY: leaves the child at once, running no destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; `status` is ours.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(r, pid);
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "the child read {status:#x}"
-        );
+        // The child reads its id: a TLS access and `gettid`.
+        static PARENT: AtomicU32 = AtomicU32::new(0);
+        PARENT.store(parent, Ordering::Relaxed);
+        assert!(crate::arch::forked_child_passes(|| {
+            current_id() == crate::arch::gettid() as u32
+                && current_id() != PARENT.load(Ordering::Relaxed)
+        }));
         assert_eq!(current_id(), parent);
     }
 }

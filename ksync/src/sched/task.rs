@@ -132,17 +132,8 @@ impl TaskInner {
     }
 }
 
-/// Registers [`refresh_tid`] for the child of every `fork`, before `main`
-/// runs.
-#[cfg(not(loom))]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static REFRESH_TID_AT_FORK: extern "C" fn() = {
-    extern "C" fn register() {
-        crate::arch::at_fork_child(refresh_tid);
-    }
-    register
-};
+// The child of every `fork` refreshes its task's id, before `main` runs.
+crate::arch::at_fork_child!(refresh_tid);
 
 /// The child of a `fork`: the task of its one thread (the forking thread's,
 /// copied) takes the child's thread id, so that `raise_irq`, signals and
@@ -315,27 +306,15 @@ mod tests {
     /// signals at the task would fail).
     #[test]
     fn a_forked_childs_current_task_has_the_childs_id() {
-        let me = current();
-        let parent = me.tid();
-        // SAFETY: the child only reads its task's id and `gettid` (a TLS access
-        // and a system call) and leaves with `_exit`: nothing that a fork of a
-        // multithreaded process forbids.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let ok = me.tid() == crate::arch::gettid() && current().tid() != parent;
-            // SAFETY: leaves the child at once, running no destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; `status` is ours.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(r, pid);
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "the child's task kept the parent's id ({status:#x})"
-        );
-        assert_eq!(me.tid(), parent);
+        static PARENT: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+        PARENT.store(current().tid(), Ordering::Relaxed);
+        // The child reads its task's id (`current` finds the task already
+        // made, so it does not allocate) and `gettid`.
+        assert!(crate::arch::forked_child_passes(|| {
+            let t = current_from_handler().map(|t| t.tid.load(Ordering::Relaxed));
+            t == Some(crate::arch::gettid()) && t != Some(PARENT.load(Ordering::Relaxed))
+        }));
+        assert_eq!(current().tid(), PARENT.load(Ordering::Relaxed));
     }
 
     #[test]
