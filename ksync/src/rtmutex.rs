@@ -80,25 +80,13 @@ use crate::sched::{self, TaskState};
 /// ksync signal waits to end a [`RtMutex::lock_interruptible`].
 pub const SIGNAL_SLICE: Duration = Duration::from_millis(2);
 
-/// The caller's kernel thread id, cached in a thread-local so the fast path
-/// makes no system call. The PI futex protocol needs the real tid: the kernel
-/// finds the owner's task (to boost it) from it.
+/// The caller's kernel thread id ([`crate::ctx::current_id`]: cached, so the
+/// fast path makes no system call, and refreshed in a forked child). The PI
+/// futex protocol needs the real tid: the kernel finds the owner's task (to
+/// boost it) from it.
 #[inline(always)]
 fn current_tid() -> u32 {
-    std::thread_local! {
-        static TID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-    }
-    let t = TID.with(core::cell::Cell::get);
-    if t != 0 {
-        return t;
-    }
-    #[cold]
-    fn init() -> u32 {
-        let t = crate::arch::gettid() as u32;
-        TID.with(|c| c.set(t));
-        t
-    }
-    init()
+    crate::ctx::current_id()
 }
 
 /// The raw priority-inheriting mutex: the PI futex word and the lockdep map,

@@ -10,7 +10,7 @@
 //! | `irqs_off` | the CPU's interrupt flag | [`local_irq_disable`], [`local_irq_save`] | [`irqs_disabled`], the irq signal handler |
 //! | `hardirq_raw` | `!current->hardirq_threaded` | the irq dispatch, `irq_enter`/`irq_exit`, [`lockdep_hardirq_threaded`] | lockdep's wait-context check |
 //! | `work` | `local_softirq_pending()`, the soft-masked irqs of powerpc's lazy masking | the irq layer, when it defers work | [`local_irq_enable`], [`local_irq_restore`], [`local_bh_enable`] |
-//! | `tid` | `current->pid` | its first read (a cached `gettid`) | the mutex's owner word, the rwlocks' writer claims |
+//! | `tid` | `current->pid` | its first read (a cached `gettid`) | the mutex's owner word, the rt_mutex's PI futex word, the rwlocks' writer claims |
 //!
 //! Bottom halves are off when the preempt count's softirq field is nonzero, so
 //! the bh-off state is part of the count, as in the kernel.
