@@ -98,7 +98,12 @@
 //! acquisition. The
 //! unlocker that wakes a waiter unlinks it (as parking_lot does) and counts it
 //! as a spinner; while it gets going, later unlocks wake nobody. The woken
-//! waiter spins for a turn; if it loses to a newcomer it goes back to the
+//! waiter spins for a turn, counted from its wake-up: the unlocker passes
+//! the release count in the wake-up's grant, so the releases the owner makes
+//! while the waiter gets going are part of the turn. (Counted from the
+//! waiter's first look, the owner's visit lasted a turn plus however long the
+//! wake-up took, thousands of acquisitions at 20 µs, and wake-ups vary.) If
+//! the woken waiter loses to a newcomer it goes back to the
 //! *front* of the list (keeping its place, as the kernel's first waiter does),
 //! asking for hand-off if its turn ran out (or it has waited more than
 //! [`HANDOFF_AFTER`] in all, or been woken [`HANDOFF_WAKEUPS`] times in vain).
@@ -176,6 +181,25 @@ const HANDOFF: u32 = 2;
 /// The grant (`sched::waitlist`'s hand-off payload) that marks a waiter the
 /// lock was handed to: `owner` holds its id already.
 const HANDED: u32 = 2;
+/// The low bits of the grant that marks a waiter woken to compete for the
+/// lock (not handed it); the bits above carry `releases` at the wake-up,
+/// where the waiter's turn starts.
+const WOKE: u32 = 3;
+/// Turns are counted modulo 2^30, the width of the count a `WOKE` grant carries.
+const WOKE_MASK: u32 = u32::MAX >> 2;
+
+/// The grant of a waiter woken when `releases` read `releases` (its low 30 bits).
+#[inline]
+fn woke_grant(releases: u32) -> u32 {
+    releases << 2 | WOKE
+}
+
+/// How many releases a turn that started at `start` (30 bits: a `WOKE`
+/// grant's count, or `releases` masked) has seen when `releases` reads `now`.
+#[inline]
+fn turn_done(now: u32, start: u32) -> u32 {
+    now.wrapping_sub(start) & WOKE_MASK
+}
 
 /// How long an awake contender (a newcomer whose CAS failed, or a waiter just
 /// woken) polls the lock before it goes to sleep: longer than a futex wake-up
@@ -582,7 +606,8 @@ impl RawMutex {
         if let Some(first) = q.front() {
             if wake {
                 self.spinners.fetch_add(1, Ordering::Relaxed);
-                q.take(first, woken);
+                let now = self.releases.load(Ordering::Relaxed);
+                q.hand_off(first, woke_grant(now), woken);
             } else {
                 q.hand_off(first, HANDED, woken);
             }
@@ -652,7 +677,7 @@ impl RawMutex {
         // Lock statistics: the fast CAS failed, this acquisition waits
         // (spinning first, then perhaps sleeping).
         lockdep::lock_contended(&self.dep_map);
-        let spun = self.spin(me, false);
+        let spun = self.spin(me, None);
         if spun == Spun::Got {
             return Ok(());
         }
@@ -675,14 +700,19 @@ impl RawMutex {
     /// counted us already); uncounted on return. A caller that then sleeps
     /// must issue `heavy_barrier` before its last look at the lock (an
     /// unlocker that saw us counted skipped its wake-up).
-    fn spin(&self, me: u32, woken: bool) -> Spun {
+    fn spin(&self, me: u32, woken_at: Option<u32>) -> Spun {
+        let woken = woken_at.is_some();
         if !woken {
             self.spinners.fetch_add(1, Ordering::Relaxed);
         }
         let patience = Patience::start();
         let mut interval = POLL_FIRST;
         // Relaxed: a count; a stale value only moves the turn's end.
-        let start = self.releases.load(Ordering::Relaxed);
+        let base = self.releases.load(Ordering::Relaxed);
+        // Where the turn started: for a woken waiter, at the wake-up (the
+        // releases the owner makes while the waiter gets going are part of
+        // the turn); for a newcomer, now.
+        let start = woken_at.unwrap_or(base & WOKE_MASK);
         // A woken waiter was woken because the lock is free: look at once, and
         // take it if it is still free. A newcomer's CAS just failed: give the
         // owner its burst first.
@@ -700,15 +730,16 @@ impl RawMutex {
                 {
                     break Spun::Got;
                 }
-                let done = now.wrapping_sub(start);
+                let done = turn_done(now, start);
                 if done >= TURN || patience.expired(SPIN_TIME) {
                     break Spun::TurnOver;
                 }
                 seen = Some(now);
-                if done != 0 {
+                let made = now.wrapping_sub(base);
+                if made != 0 {
                     // The owner is making releases: poll next when the turn
                     // should be over, at the rate seen so far.
-                    interval = until_turn_end(TURN - done, done, patience.elapsed_ns());
+                    interval = until_turn_end(TURN - done, made, patience.elapsed_ns());
                 }
             }
             look = true;
@@ -818,11 +849,12 @@ impl RawMutex {
             // Unlinked and marked. A hand-off stored our id in `owner` before
             // marking us `HANDED` (Release; `grant` is an Acquire load). Anything
             // else was a wake-up; the requeue below resets the mark.
-            if node.grant() == HANDED {
+            let grant = node.grant();
+            if grant == HANDED {
                 return Ok(());
             }
             // Counted as a spinner by the unlocker that woke us.
-            let spun = self.spin(me, true);
+            let spun = self.spin(me, Some(grant >> 2));
             if spun == Spun::Got {
                 return Ok(());
             }
@@ -1141,6 +1173,32 @@ mod tests {
         assert_eq!(until_turn_end(2047, 1, 1_000_000), POLL_MAX);
         // No overflow with a long wait and a whole turn left.
         assert_eq!(until_turn_end(u32::MAX, 1, u64::MAX), POLL_MAX);
+    }
+
+    /// A woken waiter's grant says it was woken (not handed the lock) and
+    /// carries the release count at the wake-up, from which its turn counts,
+    /// across the wrap of the 32-bit count and of the 30 bits carried.
+    #[test]
+    fn woken_waiters_turn_counts_from_the_wake_up() {
+        use crate::sched::waitlist::WOKEN;
+        for at in [
+            0,
+            1,
+            12_345,
+            WOKE_MASK - 5,
+            WOKE_MASK,
+            u32::MAX - 5,
+            u32::MAX,
+        ] {
+            let g = woke_grant(at);
+            assert!(g != 0 && g != HANDED && g != WOKEN, "{g:#x}");
+            let start = g >> 2;
+            assert_eq!(turn_done(at, start), 0);
+            assert_eq!(turn_done(at.wrapping_add(TURN - 1), start), TURN - 1);
+            assert_eq!(turn_done(at.wrapping_add(TURN), start), TURN);
+        }
+        // A newcomer's turn starts at the masked count: here, u32::MAX's.
+        assert_eq!(turn_done(7, WOKE_MASK), 8);
     }
 
     #[test]
