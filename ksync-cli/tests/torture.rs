@@ -134,6 +134,44 @@ fn every_fault_source_runs_and_prints_its_counters() {
     assert!(stdout.contains("ksync torture: SUCCESS"), "{stdout}");
 }
 
+/// The rwlock types whose irq handlers read-lock them: the handlers did (in
+/// the middle of task-context readers and of writers' claims on the same
+/// threads), and nothing overlapped a writer.
+#[test]
+fn irq_handlers_read_lock_the_irq_rwlocks() {
+    let out = ksync(&[
+        "torture",
+        "--type",
+        "rw_lock_irq,qrw_lock_irq",
+        "--duration",
+        "0.5",
+        "--stat-interval",
+        "0",
+        "--faults",
+        "irqs",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for t in ["rw_lock_irq", "qrw_lock_irq"] {
+        let line = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{t}-torture: Writes")))
+            .find(|l| l.contains(" read locks in the handler"))
+            .unwrap_or_else(|| panic!("no irqs line for {t}\n{stdout}"));
+        let reads: u64 = line
+            .split(" read locks in the handler")
+            .next()
+            .and_then(|s| s.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {line:?}"));
+        assert!(reads > 0, "{t}: no read lock in the handler\n{stdout}");
+        assert!(
+            stdout.contains(&format!("{t}-torture: SUCCESS")),
+            "{stdout}"
+        );
+    }
+}
+
 #[test]
 fn one_output_format_for_every_type() {
     let out = ksync(&[

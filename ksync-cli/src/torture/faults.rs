@@ -304,6 +304,7 @@ const STORM: u64 = 1000;
 
 static HANDLER_RUNS: AtomicU64 = AtomicU64::new(0);
 static IRQ_LOCKS: AtomicU64 = AtomicU64::new(0);
+static IRQ_READS: AtomicU64 = AtomicU64::new(0);
 static TASKLET_RUNS: AtomicU64 = AtomicU64::new(0);
 static BH_LOCKS: AtomicU64 = AtomicU64::new(0);
 static TASKLET: Tasklet = Tasklet::new(tasklet_fn, 0);
@@ -378,6 +379,11 @@ fn irq_handler(_irq: u32) {
             .write_from_irq(&mut || super::irq_cs(h.shared, h.mon))
         {
             IRQ_LOCKS.fetch_add(1, Ordering::Relaxed);
+        } else if h
+            .lock
+            .read_from_irq(&mut || super::irq_read_cs(h.shared, h.mon))
+        {
+            IRQ_READS.fetch_add(1, Ordering::Relaxed);
         }
     });
     TASKLET.schedule();
@@ -407,6 +413,7 @@ fn irqs(mon: &Monitor) -> String {
         [
             HANDLER_RUNS.load(Ordering::Relaxed),
             IRQ_LOCKS.load(Ordering::Relaxed),
+            IRQ_READS.load(Ordering::Relaxed),
             TASKLET_RUNS.load(Ordering::Relaxed),
             BH_LOCKS.load(Ordering::Relaxed),
         ]
@@ -438,7 +445,7 @@ fn irqs(mon: &Monitor) -> String {
     let d: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     format!(
         "irqs: {raised} raised ({storms} storms of {STORM} back to back at one thread), {refused} refused; \
-         {} handler runs, {} irq-safe lock takes in the handler, {} tasklet runs, {} bh lock takes in the tasklet",
-        d[0], d[1], d[2], d[3]
+         {} handler runs, {} irq-safe lock takes and {} read locks in the handler, {} tasklet runs, {} bh lock takes in the tasklet",
+        d[0], d[1], d[2], d[3], d[4]
     )
 }

@@ -788,6 +788,15 @@ pub trait TortureLock: Send + Sync {
         let _ = cs;
         false
     }
+    /// Runs `cs` with the lock held shared, taken the way an irq handler
+    /// takes a read side (a plain `read_lock`, as the kernel's handlers take
+    /// `tasklist_lock`), from the `irqs` fault's handler; returns false (and
+    /// runs nothing) for a lock whose handlers do not read-lock it. Must be
+    /// async-signal-safe.
+    fn read_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
+        let _ = cs;
+        false
+    }
     /// As [`write_from_irq`](Self::write_from_irq) from softirq context (a
     /// tasklet): the way a bh lock's softirq side takes it (`spin_lock`).
     fn write_from_softirq(&self, cs: &mut dyn FnMut()) -> bool {
@@ -855,6 +864,20 @@ pub fn irq_cs(sh: &Shared, mon: &Monitor) {
         mon.fail();
     }
     sh.writers_in.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The critical section of the `irqs` fault's handlers on a read side: the
+/// reader's checks, without the delay (it runs in a signal handler).
+pub fn irq_read_cs(sh: &Shared, mon: &Monitor) {
+    sh.readers_in.fetch_add(1, Ordering::Relaxed);
+    if sh.writers_in.load(Ordering::Relaxed) != 0 {
+        mon.fail();
+    }
+    let v = sh.slots[0].load(Ordering::Relaxed);
+    if sh.slots.iter().any(|s| s.load(Ordering::Relaxed) != v) {
+        mon.fail();
+    }
+    sh.readers_in.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The reader's critical section: no writer may be inside, and all slots agree.

@@ -67,12 +67,31 @@ impl<B: RawSpin + 'static> TortureLock for SpinT<B> {
 
 struct RwT<B: RawRwSpin> {
     lock: RwLockOf<(), B>,
+    /// Read-locked by irq handlers too: then writers take it with
+    /// `write_irq` (the kernel's `tasklist_lock` pattern; readers keep a plain
+    /// `read`, since an irq reader passes the readers it interrupts).
+    irq_readers: bool,
 }
 
 impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
     fn write(&self, cs: &mut dyn FnMut()) {
-        let _g = self.lock.write();
+        let _g = if self.irq_readers {
+            self.lock.write_irq().into_any()
+        } else {
+            self.lock.write().into_any()
+        };
         cs();
+    }
+    /// A handler takes the read side with a plain `read`: a writer holds
+    /// the lock only with irqs off, so the handler never interrupts one
+    /// on its own thread, and a waiting writer lets irq readers pass.
+    fn read_from_irq(&self, cs: &mut dyn FnMut()) -> bool {
+        if !self.irq_readers {
+            return false;
+        }
+        let _g = self.lock.read();
+        cs();
+        true
     }
     fn sibling(&self, depth: usize) -> Option<Box<dyn TortureLock>> {
         // rwlocks take no explicit key: one creation site per position gives
@@ -82,7 +101,10 @@ impl<B: RawRwSpin + 'static> TortureLock for RwT<B> {
             1 => RwLockOf::new(()),
             _ => return None,
         };
-        Some(Box::new(RwT::<B> { lock }))
+        Some(Box::new(RwT::<B> {
+            lock,
+            irq_readers: self.irq_readers,
+        }))
     }
     fn read(&self, cs: &mut dyn FnMut()) {
         let _g = self.lock.read();
@@ -114,6 +136,18 @@ fn spin<B: RawSpin + 'static>(variant: Variant) -> impl Fn(&Config, &Monitor) ->
 fn rw<B: RawRwSpin + 'static>(cfg: &Config, mon: &Monitor) -> Report {
     let t = RwT::<B> {
         lock: RwLockOf::new(()),
+        irq_readers: false,
+    };
+    lock_torture(&t, cfg, mon)
+}
+
+/// The rwlock read-locked by irq handlers too; a lockdep class of its own
+/// (this creation site), apart from the plain types' lock, whose writers
+/// keep irqs on.
+fn rw_irq<B: RawRwSpin + 'static>(cfg: &Config, mon: &Monitor) -> Report {
+    let t = RwT::<B> {
+        lock: RwLockOf::new(()),
+        irq_readers: true,
     };
     lock_torture(&t, cfg, mon)
 }
@@ -150,6 +184,12 @@ fn rw_lock(cfg: &Config, mon: &Monitor) -> Report {
 }
 fn qrw_lock(cfg: &Config, mon: &Monitor) -> Report {
     rw::<ksync::spinlock::raw::QueuedRw>(cfg, mon)
+}
+fn rw_lock_irq(cfg: &Config, mon: &Monitor) -> Report {
+    rw_irq::<ReaderPref>(cfg, mon)
+}
+fn qrw_lock_irq(cfg: &Config, mon: &Monitor) -> Report {
+    rw_irq::<ksync::spinlock::raw::QueuedRw>(cfg, mon)
 }
 
 pub fn types() -> Vec<TortureType> {
@@ -192,6 +232,18 @@ pub fn types() -> Vec<TortureType> {
             "RwLock (qrwlock, fair): readers and writers",
             2,
             qrw_lock,
+        ),
+        t(
+            "rw_lock_irq",
+            "ReaderPrefRwLock: write_irq, read, and read in irq handlers",
+            2,
+            rw_lock_irq,
+        ),
+        t(
+            "qrw_lock_irq",
+            "RwLock (qrwlock): write_irq, read, and read in irq handlers",
+            2,
+            qrw_lock_irq,
         ),
     ]
 }
