@@ -501,11 +501,11 @@ mod worker {
     use super::*;
     use crate::sched::{self, TaskState};
     use std::sync::Arc;
-    use std::sync::OnceLock;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
 
     static QUEUE: CallbackQueue = CallbackQueue::new();
-    static WORKER: OnceLock<()> = OnceLock::new();
+    /// Whether the worker has been started.
+    static WORKER: AtomicBool = AtomicBool::new(false);
     static PANICS: AtomicU64 = AtomicU64::new(0);
     /// rcu_barrier calls in progress: while non-zero the worker does not pause to
     /// gather batches.
@@ -560,19 +560,23 @@ mod worker {
     /// and a branch rather than a call.
     #[inline]
     fn ensure_worker() {
-        if WORKER.get().is_none() {
+        // Acquire: pairs with the starter's Release swap (nothing is published
+        // through it; the queue itself carries the callbacks).
+        if !WORKER.load(Ordering::Acquire) {
             start_worker();
         }
     }
 
     #[cold]
     fn start_worker() {
-        WORKER.get_or_init(|| {
+        // One caller starts it; a caller that loses the race returns at once:
+        // its callback is queued, and the worker drains the queue once it runs.
+        if !WORKER.swap(true, Ordering::AcqRel) {
             std::thread::Builder::new()
                 .name("ksync-rcu-cb".into())
                 .spawn(worker_loop)
                 .expect("ksync: cannot start the call_rcu worker thread");
-        });
+        }
     }
 
     thread_local! {
