@@ -57,6 +57,17 @@ impl RawLock {
         }
     }
 
+    /// Makes the lock unlocked again, whoever held it: in the child of a
+    /// fork, for a lock whose holder was another thread of the parent.
+    ///
+    /// # Safety
+    /// The caller is the process's only thread, and what the lock protects is
+    /// consistent without the holder's critical section (or is reset too).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn reinit_after_fork(&self) {
+        self.state.store(UNLOCKED, Ordering::Relaxed);
+    }
+
     /// Takes the lock, polling and then sleeping on its word while it is held.
     #[inline]
     pub(crate) fn lock(&self) {

@@ -202,6 +202,23 @@ impl Semaphore {
         }
     }
 
+    /// Makes the semaphore one with `count` free units and no waiter or
+    /// spinner, forgetting the waiters: in the child of a fork, where they
+    /// belong to the parent's other threads (see
+    /// [`WaitList::reinit_after_fork`](crate::sched::waitlist::WaitList::reinit_after_fork)).
+    ///
+    /// # Safety
+    /// As `WaitList::reinit_after_fork`; `count` is what the caller knows the
+    /// count to be once the parent's other threads are gone (the units they
+    /// held are theirs to give back, which they never will).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn reinit_after_fork(&self, count: usize) {
+        assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
+        // SAFETY: the caller's contract.
+        unsafe { self.waiters.reinit_after_fork() };
+        self.state.store(count as u64 * UNIT, Ordering::Relaxed);
+    }
+
     /// A semaphore with `count` free units (`sema_init`).
     #[cfg(loom)]
     pub fn new(count: usize) -> Self {

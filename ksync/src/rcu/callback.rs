@@ -504,8 +504,19 @@ mod worker {
     use std::sync::atomic::{AtomicBool, AtomicU64};
 
     static QUEUE: CallbackQueue = CallbackQueue::new();
-    /// Whether the worker has been started.
+    /// Whether the worker has been started (in this process: a forked child
+    /// starts its own, see [`restart_after_fork`]).
     static WORKER: AtomicBool = AtomicBool::new(false);
+    /// [`RUN`], or [`PAUSE_ASKED`] / [`PAUSED`] around a fork
+    /// ([`pause_for_fork`]); the futex word both sides wait on.
+    static PAUSE: AtomicU32 = AtomicU32::new(RUN);
+    /// `PAUSE`: the worker runs.
+    const RUN: u32 = 0;
+    /// `PAUSE`: `rcu_before_fork` asks the worker to stop at the top of its loop.
+    const PAUSE_ASKED: u32 = 1;
+    /// `PAUSE`: the worker has stopped there, holding no callback, until
+    /// `rcu_after_fork_parent` lets it go on.
+    const PAUSED: u32 = 2;
     static PANICS: AtomicU64 = AtomicU64::new(0);
     /// rcu_barrier calls in progress: while non-zero the worker does not pause to
     /// gather batches.
@@ -579,6 +590,88 @@ mod worker {
         }
     }
 
+    /// `call_rcu_before_fork`: stops the worker at the top of its loop, where
+    /// it holds no callback (none is lost in a child, which has no worker
+    /// thread) and takes no lock, until [`resume_after_fork`]. Waits for the
+    /// batch it runs, and so for that batch's grace period.
+    pub(in crate::rcu) fn pause_for_fork() {
+        if IN_WORKER.with(|w| w.get()) {
+            panic!(
+                "rcu_before_fork() called from a call_rcu callback: this would deadlock \
+                 (it waits for the callback thread to stop between batches)"
+            );
+        }
+        if !WORKER.load(Ordering::Acquire) {
+            return;
+        }
+        // Release: the worker that takes the node below (Acquire swap) or
+        // is woken for it sees the request at the top of its loop, at the
+        // latest after the batch that holds the node.
+        PAUSE.store(PAUSE_ASKED, Ordering::Release);
+        // A node wakes an idle worker through the queue's own protocol, which
+        // no wake-up can miss (a bare kick could come before the worker's
+        // IDLE store and be lost).
+        call_rcu(|| {});
+        let backoff = crate::Backoff::new();
+        // Acquire: pairs with the worker's Release store of PAUSED.
+        while PAUSE.load(Ordering::Acquire) != PAUSED {
+            if backoff.is_completed() {
+                let _ = crate::arch::futex::wait(&PAUSE, PAUSE_ASKED, None);
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// `call_rcu_after_fork_parent`: lets the paused worker go on.
+    pub(in crate::rcu) fn resume_after_fork() {
+        // Release: pairs with the worker's Acquire load in `pause_point`.
+        if PAUSE.swap(RUN, Ordering::Release) != RUN {
+            crate::arch::futex::wake_all(&PAUSE);
+        }
+    }
+
+    /// `call_rcu_after_fork_child`: the child of a fork has no worker thread
+    /// (and none of the parent's `rcu_barrier` callers or throttled
+    /// producers): forget them, and start a worker for the callbacks still
+    /// queued — the parent's worker stopped before it took them, so none is
+    /// lost or run twice in the child.
+    ///
+    /// # Safety
+    /// The caller is the child's only thread, and called [`pause_for_fork`]
+    /// before the fork.
+    pub(in crate::rcu) unsafe fn restart_after_fork() {
+        PAUSE.store(RUN, Ordering::Relaxed);
+        BARRIERS.store(0, Ordering::Relaxed);
+        // SAFETY: the caller is the only thread, so nothing else touches the
+        // queue's list; every entry on it belonged to a thread the child has
+        // not got.
+        unsafe { BATCH_DONE.reinit_after_fork() };
+        // The queue needs nothing: its stack is whole after every CAS, and the
+        // worker paused with its futex word at RUNNING (both of its sleeps
+        // restore it before they return).
+        WORKER.store(false, Ordering::Relaxed);
+        if !QUEUE.is_empty() {
+            start_worker();
+        }
+    }
+
+    /// The top of the worker's loop, when a fork asks it to stop.
+    #[cold]
+    fn pause_point() {
+        // Release: pairs with `pause_for_fork`'s Acquire load.
+        if PAUSE
+            .compare_exchange(PAUSE_ASKED, PAUSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            crate::arch::futex::wake_all(&PAUSE);
+        }
+        // Acquire: pairs with `resume_after_fork`'s Release swap.
+        while PAUSE.load(Ordering::Acquire) == PAUSED {
+            let _ = crate::arch::futex::wait(&PAUSE, PAUSED, None);
+        }
+    }
+
     thread_local! {
         /// Set on the callback thread: `rcu_barrier` there would wait for itself.
         static IN_WORKER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
@@ -587,6 +680,10 @@ mod worker {
     fn worker_loop() {
         IN_WORKER.with(|w| w.set(true));
         loop {
+            // Acquire: see `pause_for_fork`.
+            if PAUSE.load(Ordering::Acquire) != RUN {
+                pause_point();
+            }
             let (mut list, mut tail) = QUEUE.take_all_with_tail();
             if list.is_null() {
                 // Idle: a short spin catches bursts, then sleep.

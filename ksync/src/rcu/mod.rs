@@ -36,6 +36,10 @@
 //! - **Data structures**: [`RcuPtr`] (`rcu_dereference`, `rcu_assign_pointer`),
 //!   [`RcuList`] (`list_*_rcu`, `hlist_*_rcu`), [`RcuHashMap`].
 //! - **SRCU**: [`SrcuStruct`], domains whose readers may sleep.
+//! - **Fork without exec** (liburcu's calls): [`rcu_before_fork`], then
+//!   [`rcu_after_fork_parent`] and [`rcu_after_fork_child`], so that the
+//!   child's grace periods do not wait for the parent's other threads and its
+//!   callbacks still run.
 //!
 //! ```
 //! use ksync::rcu::{rcu_read_lock, synchronize_rcu, RcuPtr};
@@ -68,12 +72,16 @@ mod srcu;
 mod sync;
 
 mod callback;
+#[cfg(not(loom))]
+mod fork;
 mod gp;
 
 #[cfg(not(loom))]
 pub use callback::{
     GATHER, call_rcu, call_rcu_throttled, callback_panics, defer_drop, kfree_rcu, rcu_barrier,
 };
+#[cfg(not(loom))]
+pub use fork::{rcu_after_fork_child, rcu_after_fork_parent, rcu_before_fork};
 #[cfg(not(loom))]
 pub use hash::RcuHashMap;
 #[cfg(not(loom))]

@@ -201,6 +201,28 @@ impl Drop for Registration {
     }
 }
 
+/// In the child of a fork: removes every registered reader but the calling
+/// thread's own (the child has none of the parent's other threads, and a
+/// grace period must not wait for sections they were in at the fork), and
+/// frees their records — liburcu's `urcu_bp_prune_registry`.
+///
+/// # Safety
+/// The caller is the process's only thread, and `reg` is the registry, locked.
+pub(super) unsafe fn prune_after_fork(reg: &mut Vec<Reader>) {
+    let own = RECORD.with(|c| c.get());
+    reg.retain(|r| {
+        if r.rec == own {
+            return true;
+        }
+        // SAFETY: the record's thread is not in this process: no guard of it
+        // will ever drop, its thread-locals never run again, and the registry
+        // entry removed here (under the lock, `reg`) was the only other
+        // pointer to it.
+        unsafe { free_record(r.rec) };
+        false
+    });
+}
+
 /// # Safety
 /// `r` came from [`alloc_record`], is not in the registry and is not used again.
 unsafe fn free_record(r: *const Record) {

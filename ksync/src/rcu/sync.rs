@@ -40,7 +40,7 @@ use super::reader::{GP, registry};
 use crate::arch::membarrier::heavy_barrier;
 use crate::sched::waitlist::{Plain, WaitList, Waiter};
 use crate::sched::{self, TaskState};
-use crate::semaphore::Semaphore;
+use crate::semaphore::{Semaphore, SemaphoreGuard};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The callers of `synchronize_rcu` waiting for a grace period.
@@ -49,6 +49,32 @@ static GP_LOCK: Semaphore = Semaphore::new(1);
 /// The grace-period sequence: see the [module table](self). Changed only by
 /// the leader holding `GP_LOCK`, always with read-modify-writes.
 static GP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Takes the grace-period lock for a fork (`rcu_before_fork`): no grace
+/// period runs until the guard goes (in the parent) or the child's lock is
+/// made anew ([`reinit_after_fork`]).
+pub(super) fn lock_for_fork() -> SemaphoreGuard<'static> {
+    GP_LOCK.down_guard()
+}
+
+/// In the child of a fork: the grace-period lock free again and the
+/// `synchronize_rcu` callers forgotten — they were the parent's other
+/// threads: a leader among them, blocked on the lock the forking thread
+/// held, would otherwise be awaited for ever by every later caller.
+///
+/// # Safety
+/// The caller is the process's only thread, and `held` is the guard that
+/// [`lock_for_fork`] gave it before the fork.
+pub(super) unsafe fn reinit_after_fork(held: SemaphoreGuard<'static>) {
+    // Its `up` would hand the unit to a waiter the child has not got.
+    core::mem::forget(held);
+    // SAFETY: the caller's contract: the only thread, so every entry on the
+    // list and every waiter on the lock is another thread's, and gone.
+    unsafe {
+        GP_WAITERS.reinit_after_fork();
+        GP_LOCK.reinit_after_fork(1);
+    }
+}
 
 #[cold]
 #[track_caller]

@@ -304,6 +304,24 @@ impl<M: LockMode> WaitList<M> {
         }
     }
 
+    /// Empties the list and unlocks its lock, forgetting every entry: in the
+    /// child of a fork, where the entries belong to the parent's other
+    /// threads, which the child has not got (none is woken or touched).
+    ///
+    /// # Safety
+    /// The caller is the process's only thread, and no entry of its own is
+    /// linked (or detached and not yet marked).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn reinit_after_fork(&self) {
+        // SAFETY: the only thread, so nobody holds the lock or follows the
+        // ends; the entries they name are forgotten, never dereferenced.
+        unsafe { self.lock.reinit_after_fork() };
+        // SAFETY: as above: no reference to `ends` exists.
+        self.ends
+            .with_mut(|e| unsafe { *e = (ptr::null(), ptr::null()) });
+        self.active.store(false, Ordering::Relaxed);
+    }
+
     /// Takes the internal lock (with irqs off for [`IrqSafe`]).
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_, M> {

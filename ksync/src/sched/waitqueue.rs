@@ -89,6 +89,17 @@ impl core::fmt::Debug for WaitQueue {
 }
 
 impl WaitQueue {
+    /// Empties the queue, forgetting its entries: in the child of a fork
+    /// (see [`WaitList::reinit_after_fork`]).
+    ///
+    /// # Safety
+    /// As [`WaitList::reinit_after_fork`].
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn reinit_after_fork(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.list.reinit_after_fork() };
+    }
+
     /// An empty wait queue (`init_waitqueue_head`, `DECLARE_WAIT_QUEUE_HEAD`).
     #[doc(alias = "init_waitqueue_head")]
     #[cfg(not(loom))]

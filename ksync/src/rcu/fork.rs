@@ -1,0 +1,226 @@
+//! RCU across `fork()` without `exec()`: liburcu's `rcu_before_fork`,
+//! `rcu_after_fork_parent` and `rcu_after_fork_child` (`src/urcu.c`,
+//! `src/urcu-bp.c`), with its `call_rcu_*_fork` handlers folded in
+//! (`src/urcu-call-rcu-impl.h`).
+//!
+//! The user-facing story, and an example, are on [`rcu_before_fork`].
+
+use super::reader::{self, Reader};
+use super::{callback, sync};
+use crate::semaphore::SemaphoreGuard;
+use core::cell::RefCell;
+use std::sync::MutexGuard;
+
+/// What [`rcu_before_fork`] holds until the fork is over, on the forking
+/// thread. Fields drop in order: the registry lock first, as taken last.
+struct Held {
+    registry: MutexGuard<'static, Vec<Reader>>,
+    gp: SemaphoreGuard<'static>,
+    /// The parent's process id, so a call on the wrong side of the fork is
+    /// reported rather than run.
+    pid: u32,
+}
+
+thread_local! {
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Prepares RCU for a `fork` that is not followed by `exec`
+/// (`rcu_before_fork`, liburcu; also its `call_rcu_before_fork`). Call it on
+/// the thread that will fork, right before `fork`, then
+/// [`rcu_after_fork_parent`] in the parent and [`rcu_after_fork_child`] in
+/// the child.
+///
+/// A forked child has one thread, the one that called `fork`, and a copy of
+/// everything else. Left alone, RCU's state in it would name the parent's
+/// other threads:
+/// - a reader that was inside a read-side section at the fork stays in the
+///   registry with its count up, so every grace period in the child waits for
+///   it for ever;
+/// - a `synchronize_rcu` caller queued at the fork is awaited by every later
+///   caller in the child, and a lock that another thread held stays held;
+/// - the `call_rcu` worker thread is gone, so queued callbacks never run and
+///   `rcu_barrier` never returns.
+///
+/// This call brings RCU to a point where none of that is half done:
+/// it stops the callback worker between batches (holding no callback), takes
+/// the grace-period lock (no grace period runs) and the registry lock (no
+/// thread registers). [`rcu_after_fork_parent`] lets go of all three.
+/// [`rcu_after_fork_child`] keeps only its own thread in the registry,
+/// forgets the parent's other `synchronize_rcu` callers, frees the
+/// grace-period lock, and starts a callback worker of its own for the
+/// callbacks still queued: none is lost, and none runs twice in one process
+/// (the parent runs its copy, the child its own).
+///
+/// The kernel has no such calls: its `fork` copies no other task. They are
+/// not registered with `pthread_atfork` by ksync, as liburcu does not
+/// register its own: the prepare step waits for grace periods and callbacks,
+/// which would deadlock a `fork` from inside a read-side section or a
+/// callback; called explicitly, those misuses panic instead. A program that
+/// forks only to `exec` needs none of this.
+///
+/// Only RCU's own state is handled: an [`SrcuStruct`](super::SrcuStruct), a
+/// lock or a wait queue of the program's that another thread holds or waits
+/// on at the fork is as the fork left it, as with any lock (and `fork(2)`).
+///
+/// ```
+/// use ksync::rcu::{call_rcu, rcu_after_fork_child, rcu_after_fork_parent, rcu_barrier,
+///                  rcu_before_fork, synchronize_rcu};
+///
+/// rcu_before_fork();
+/// // SAFETY: the child below calls only what a forked child may, and leaves
+/// // with `_exit`.
+/// let pid = unsafe { libc::fork() };
+/// assert!(pid >= 0);
+/// if pid == 0 {
+///     // SAFETY: the child of a fork after `rcu_before_fork`, its only thread,
+///     // before it starts any thread.
+///     unsafe { rcu_after_fork_child() };
+///     synchronize_rcu();          // grace periods work in the child
+///     call_rcu(|| {});            // and callbacks run (its own worker)
+///     rcu_barrier();
+///     // SAFETY: leaves the child without running the parent's destructors.
+///     unsafe { libc::_exit(0) };
+/// }
+/// rcu_after_fork_parent();
+/// let mut status = 0;
+/// // SAFETY: waits for the child forked above.
+/// assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+/// assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+/// ```
+///
+/// It waits for the callback worker to finish the batch it runs (so for that
+/// batch's grace period and callbacks) and for a grace period in progress to
+/// end; meanwhile no grace period starts and no thread registers as a reader.
+/// The calling thread is registered first, so a signal handler's
+/// `rcu_read_lock` on it needs no registration.
+///
+/// # Panics
+/// Inside a read-side critical section or a `call_rcu` callback (either
+/// would deadlock), or if called again before the `rcu_after_fork_*` call.
+#[doc(alias = "urcu_memb_before_fork")]
+#[doc(alias = "call_rcu_before_fork")]
+pub fn rcu_before_fork() {
+    if super::rcu_read_lock_held() {
+        panic!(
+            "rcu_before_fork() called inside an RCU read-side critical section: this would \
+             deadlock (it waits for grace periods to end)"
+        );
+    }
+    if HELD.with(|h| h.borrow().is_some()) {
+        panic!("rcu_before_fork() called twice without rcu_after_fork_parent/child in between");
+    }
+    crate::lockdep::might_sleep();
+    super::rcu_register_thread();
+    callback::pause_for_fork();
+    let gp = sync::lock_for_fork();
+    let registry = reader::registry();
+    HELD.with(|h| {
+        *h.borrow_mut() = Some(Held {
+            registry,
+            gp,
+            pid: std::process::id(),
+        })
+    });
+}
+
+/// Takes what `rcu_before_fork` holds, checking the side of the fork.
+#[track_caller]
+fn take_held(what: &str, child: bool) -> Held {
+    let Some(held) = HELD.with(|h| h.borrow_mut().take()) else {
+        panic!("{what}() called without rcu_before_fork() before the fork, on this thread");
+    };
+    if (std::process::id() != held.pid) != child {
+        let side = if child { "parent" } else { "child" };
+        // Keep holding: the right call may still come.
+        HELD.with(|h| *h.borrow_mut() = Some(held));
+        panic!("{what}() called in the {side} of the fork");
+    }
+    held
+}
+
+/// Ends [`rcu_before_fork`] in the parent (`rcu_after_fork_parent`,
+/// liburcu; also its `call_rcu_after_fork_parent`): grace periods,
+/// registrations and callbacks go on.
+///
+/// # Panics
+/// Without an `rcu_before_fork` on this thread first, or in the child.
+#[doc(alias = "urcu_memb_after_fork_parent")]
+#[doc(alias = "call_rcu_after_fork_parent")]
+pub fn rcu_after_fork_parent() {
+    let held = take_held("rcu_after_fork_parent", false);
+    drop(held);
+    callback::resume_after_fork();
+}
+
+/// Ends [`rcu_before_fork`] in the child (`rcu_after_fork_child`, liburcu;
+/// also its `call_rcu_after_fork_child`): only the calling thread stays a
+/// registered reader, the parent's other `synchronize_rcu` callers are
+/// forgotten, and a new callback worker runs the callbacks still queued.
+///
+/// # Safety
+/// Call it in the child of a `fork` that followed [`rcu_before_fork`] on the
+/// same thread, before the child starts any thread: it frees the records of
+/// every other reader and forgets every other waiter, which is sound only
+/// where no other thread exists.
+///
+/// # Panics
+/// Without an `rcu_before_fork` on this thread first, or in the parent.
+#[doc(alias = "urcu_memb_after_fork_child")]
+#[doc(alias = "call_rcu_after_fork_child")]
+pub unsafe fn rcu_after_fork_child() {
+    let Held {
+        mut registry, gp, ..
+    } = take_held("rcu_after_fork_child", true);
+    // SAFETY: the caller's contract: the child's only thread; the registry
+    // lock is `registry`.
+    unsafe { reader::prune_after_fork(&mut registry) };
+    drop(registry);
+    // SAFETY: as above; `gp` is `lock_for_fork`'s guard from before the fork.
+    unsafe { sync::reinit_after_fork(gp) };
+    // SAFETY: as above; `pause_for_fork` ran in `rcu_before_fork`.
+    unsafe { callback::restart_after_fork() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rcu::{call_rcu, rcu_barrier, rcu_read_lock, synchronize_rcu};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    #[should_panic(expected = "inside an RCU read-side critical section")]
+    fn before_fork_in_a_reader_panics() {
+        let _g = rcu_read_lock();
+        rcu_before_fork();
+    }
+
+    /// From a callback it would wait for the worker that runs it: refused,
+    /// and the worker goes on.
+    #[test]
+    fn before_fork_in_a_callback_is_refused() {
+        static REFUSED: AtomicBool = AtomicBool::new(false);
+        call_rcu(|| {
+            let r = std::panic::catch_unwind(rcu_before_fork);
+            REFUSED.store(r.is_err(), Ordering::Relaxed);
+        });
+        rcu_barrier();
+        assert!(REFUSED.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn after_fork_calls_check_their_side() {
+        std::thread::spawn(|| {
+            let r = std::panic::catch_unwind(rcu_after_fork_parent);
+            assert!(r.is_err(), "no rcu_before_fork: refused");
+            rcu_before_fork();
+            // SAFETY: refused before it does anything: this is the parent.
+            let r = std::panic::catch_unwind(|| unsafe { rcu_after_fork_child() });
+            assert!(r.is_err(), "the parent's call to the child's end: refused");
+            rcu_after_fork_parent();
+            synchronize_rcu();
+        })
+        .join()
+        .unwrap();
+    }
+}
