@@ -28,8 +28,9 @@ thread_local! {
 /// Prepares RCU for a `fork` that is not followed by `exec`
 /// (`rcu_before_fork`, liburcu; also its `call_rcu_before_fork`). Call it on
 /// the thread that will fork, right before `fork`, then
-/// [`rcu_after_fork_parent`] in the parent and [`rcu_after_fork_child`] in
-/// the child.
+/// [`rcu_after_fork_parent`] in the parent — also if the fork failed: until
+/// then no grace period ends and no callback runs — and
+/// [`rcu_after_fork_child`] in the child.
 ///
 /// A forked child has one thread, the one that called `fork`, and a copy of
 /// everything else. Left alone, RCU's state in it would name the parent's
