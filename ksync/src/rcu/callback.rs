@@ -623,6 +623,12 @@ mod worker {
         }
     }
 
+    /// Whether the worker is paused for a fork (or was never started).
+    #[cfg(test)]
+    pub(in crate::rcu) fn paused_for_fork() -> bool {
+        !WORKER.load(Ordering::Acquire) || PAUSE.load(Ordering::Acquire) == PAUSED
+    }
+
     /// `call_rcu_after_fork_parent`: lets the paused worker go on.
     pub(in crate::rcu) fn resume_after_fork() {
         // Release: pairs with the worker's Acquire load in `pause_point`.

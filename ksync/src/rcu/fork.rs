@@ -9,13 +9,17 @@ use super::reader::{self, Reader};
 use super::{callback, sync};
 use crate::semaphore::SemaphoreGuard;
 use core::cell::RefCell;
-use std::sync::MutexGuard;
+use std::sync::{Mutex, MutexGuard};
 
 /// What [`rcu_before_fork`] holds until the fork is over, on the forking
 /// thread. Fields drop in order: the registry lock first, as taken last.
 struct Held {
     registry: MutexGuard<'static, Vec<Reader>>,
     gp: SemaphoreGuard<'static>,
+    /// One fork at a time: a second thread's `rcu_before_fork` would ask the
+    /// paused worker to pause again and the first one's parent call would
+    /// let it run under the second's fork.
+    _forking: MutexGuard<'static, ()>,
     /// The parent's process id, so a call on the wrong side of the fork is
     /// reported rather than run.
     pid: u32,
@@ -24,6 +28,9 @@ struct Held {
 thread_local! {
     static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
 }
+
+/// Taken first by [`rcu_before_fork`], let go last: see [`Held`].
+static FORKING: Mutex<()> = Mutex::new(());
 
 /// Prepares RCU for a `fork` that is not followed by `exec`
 /// (`rcu_before_fork`, liburcu; also its `call_rcu_before_fork`). Call it on
@@ -113,6 +120,8 @@ pub fn rcu_before_fork() {
     }
     crate::lockdep::might_sleep();
     super::rcu_register_thread();
+    // A poisoned lock guards no data: taken over.
+    let forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
     callback::pause_for_fork();
     let gp = sync::lock_for_fork();
     let registry = reader::registry();
@@ -120,6 +129,7 @@ pub fn rcu_before_fork() {
         *h.borrow_mut() = Some(Held {
             registry,
             gp,
+            _forking: forking,
             pid: std::process::id(),
         })
     });
@@ -149,8 +159,15 @@ fn take_held(what: &str, child: bool) -> Held {
 #[doc(alias = "urcu_memb_after_fork_parent")]
 #[doc(alias = "call_rcu_after_fork_parent")]
 pub fn rcu_after_fork_parent() {
-    let held = take_held("rcu_after_fork_parent", false);
-    drop(held);
+    let Held {
+        registry,
+        gp,
+        _forking,
+        ..
+    } = take_held("rcu_after_fork_parent", false);
+    drop(registry);
+    drop(gp);
+    // Before the next fork may ask it to pause again (`_forking` goes last).
     callback::resume_after_fork();
 }
 
@@ -171,7 +188,10 @@ pub fn rcu_after_fork_parent() {
 #[doc(alias = "call_rcu_after_fork_child")]
 pub unsafe fn rcu_after_fork_child() {
     let Held {
-        mut registry, gp, ..
+        mut registry,
+        gp,
+        _forking,
+        ..
     } = take_held("rcu_after_fork_child", true);
     // SAFETY: the caller's contract: the child's only thread; the registry
     // lock is `registry`.
@@ -207,6 +227,55 @@ mod tests {
         });
         rcu_barrier();
         assert!(REFUSED.load(Ordering::Relaxed));
+    }
+
+    /// Two threads prepare and end forks at once while callbacks flow: each
+    /// finds the worker paused for all of its window (one fork at a time; a
+    /// second prepare used to ask the paused worker again, and the first
+    /// one's parent call let it run under the second's window), and every
+    /// callback runs.
+    #[test]
+    fn concurrent_forkers_each_find_the_worker_paused() {
+        use std::sync::atomic::AtomicU64;
+        static RAN: AtomicU64 = AtomicU64::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut n = 0;
+                // Bounded: while the worker is paused, callbacks pile up.
+                while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                    call_rcu(|| {
+                        RAN.fetch_add(1, Ordering::Relaxed);
+                    });
+                    n += 1;
+                    if n % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let forkers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..10 {
+                            rcu_before_fork();
+                            let paused = callback::paused_for_fork();
+                            rcu_after_fork_parent();
+                            assert!(paused, "the worker ran inside a fork window");
+                        }
+                    })
+                })
+                .collect();
+            for f in forkers {
+                f.join().unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let before = RAN.load(Ordering::Relaxed);
+        call_rcu(|| {
+            RAN.fetch_add(1, Ordering::Relaxed);
+        });
+        rcu_barrier();
+        assert!(RAN.load(Ordering::Relaxed) > before);
     }
 
     #[test]
