@@ -16,6 +16,9 @@ use std::sync::{Mutex, MutexGuard};
 struct Held {
     registry: MutexGuard<'static, Vec<Reader>>,
     gp: SemaphoreGuard<'static>,
+    /// Lets the worker go on when dropped: in the parent, or at the exit of
+    /// a thread that never made the `rcu_after_fork_*` call.
+    worker: PausedWorker,
     /// One fork at a time: a second thread's `rcu_before_fork` would ask the
     /// paused worker to pause again and the first one's parent call would
     /// let it run under the second's fork.
@@ -23,6 +26,15 @@ struct Held {
     /// The parent's process id, so a call on the wrong side of the fork is
     /// reported rather than run.
     pid: u32,
+}
+
+/// The callback worker, paused by `rcu_before_fork` until this is dropped.
+struct PausedWorker;
+
+impl Drop for PausedWorker {
+    fn drop(&mut self) {
+        callback::resume_after_fork();
+    }
 }
 
 thread_local! {
@@ -115,20 +127,26 @@ pub fn rcu_before_fork() {
              deadlock (it waits for grace periods to end)"
         );
     }
+    crate::lockdep::might_sleep();
+    // Registered before `HELD` is first touched, so that at the exit of a
+    // thread that never ends its fork window `HELD`'s destructor (registered
+    // later, run earlier) lets go of the registry lock before the
+    // registration's destructor takes it.
+    super::rcu_register_thread();
     if HELD.with(|h| h.borrow().is_some()) {
         panic!("rcu_before_fork() called twice without rcu_after_fork_parent/child in between");
     }
-    crate::lockdep::might_sleep();
-    super::rcu_register_thread();
     // A poisoned lock guards no data: taken over.
     let forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
     callback::pause_for_fork();
+    let worker = PausedWorker;
     let gp = sync::lock_for_fork();
     let registry = reader::registry();
     HELD.with(|h| {
         *h.borrow_mut() = Some(Held {
             registry,
             gp,
+            worker,
             _forking: forking,
             pid: std::process::id(),
         })
@@ -159,16 +177,9 @@ fn take_held(what: &str, child: bool) -> Held {
 #[doc(alias = "urcu_memb_after_fork_parent")]
 #[doc(alias = "call_rcu_after_fork_parent")]
 pub fn rcu_after_fork_parent() {
-    let Held {
-        registry,
-        gp,
-        _forking,
-        ..
-    } = take_held("rcu_after_fork_parent", false);
-    drop(registry);
-    drop(gp);
-    // Before the next fork may ask it to pause again (`_forking` goes last).
-    callback::resume_after_fork();
+    // Drops in order: the locks, then the worker goes on, and only then may
+    // the next fork ask it to pause (`_forking` goes last).
+    drop(take_held("rcu_after_fork_parent", false));
 }
 
 /// Ends [`rcu_before_fork`] in the child (`rcu_after_fork_child`, liburcu;
@@ -190,9 +201,12 @@ pub unsafe fn rcu_after_fork_child() {
     let Held {
         mut registry,
         gp,
+        worker,
         _forking,
         ..
     } = take_held("rcu_after_fork_child", true);
+    // The child has no worker to let go on: it starts its own below.
+    core::mem::forget(worker);
     // SAFETY: the caller's contract: the child's only thread; the registry
     // lock is `registry`.
     unsafe { reader::prune_after_fork(&mut registry) };
@@ -276,6 +290,25 @@ mod tests {
         });
         rcu_barrier();
         assert!(RAN.load(Ordering::Relaxed) > before);
+    }
+
+    /// A thread that prepares a fork and exits without either after-call
+    /// lets go of everything at its exit: grace periods, callbacks and the
+    /// next fork go on.
+    #[test]
+    fn a_thread_that_exits_inside_its_fork_window_lets_go() {
+        std::thread::spawn(rcu_before_fork).join().unwrap();
+        static RAN: AtomicBool = AtomicBool::new(false);
+        call_rcu(|| RAN.store(true, Ordering::Relaxed));
+        rcu_barrier();
+        assert!(RAN.load(Ordering::Relaxed));
+        synchronize_rcu();
+        std::thread::spawn(|| {
+            rcu_before_fork();
+            rcu_after_fork_parent();
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
