@@ -594,13 +594,11 @@ mod worker {
     /// it holds no callback (none is lost in a child, which has no worker
     /// thread) and takes no lock, until [`resume_after_fork`]. Waits for the
     /// batch it runs, and so for that batch's grace period.
+    ///
+    /// # Panics
+    /// On the worker itself (see [`refuse_fork_in_callback`]).
     pub(in crate::rcu) fn pause_for_fork() {
-        if IN_WORKER.with(|w| w.get()) {
-            panic!(
-                "rcu_before_fork() called from a call_rcu callback: this would deadlock \
-                 (it waits for the callback thread to stop between batches)"
-            );
-        }
+        refuse_fork_in_callback();
         if !WORKER.load(Ordering::Acquire) {
             return;
         }
@@ -627,6 +625,18 @@ mod worker {
     #[cfg(test)]
     pub(in crate::rcu) fn paused_for_fork() -> bool {
         !WORKER.load(Ordering::Acquire) || PAUSE.load(Ordering::Acquire) == PAUSED
+    }
+
+    /// Panics on the worker thread: `rcu_before_fork` there would wait for
+    /// the worker to stop between batches, that is for itself. Called before
+    /// the fork path takes any lock.
+    pub(in crate::rcu) fn refuse_fork_in_callback() {
+        if IN_WORKER.with(|w| w.get()) {
+            panic!(
+                "rcu_before_fork() called from a call_rcu callback: this would deadlock \
+                 (it waits for the callback thread to stop between batches)"
+            );
+        }
     }
 
     /// `call_rcu_after_fork_parent`: lets the paused worker go on.

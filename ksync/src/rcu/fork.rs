@@ -127,6 +127,8 @@ pub fn rcu_before_fork() {
              deadlock (it waits for grace periods to end)"
         );
     }
+    // Before any lock: another fork's window may be waiting for this worker.
+    callback::refuse_fork_in_callback();
     crate::lockdep::might_sleep();
     // Registered before `HELD` is first touched, so that at the exit of a
     // thread that never ends its fork window `HELD`'s destructor (registered
