@@ -73,12 +73,47 @@ pub fn gettid() -> i32 {
 /// [`at_fork_child!`], which registers before `main`.
 #[cfg(not(loom))]
 pub(crate) fn register_at_fork_child(child: unsafe extern "C" fn()) {
-    // SAFETY: registers a handler; `child` stays valid (a function item) for
-    // the life of the process. It fails only for lack of memory, which leaves
-    // the handler unregistered: the caller's cache then outlives a fork, as it
-    // did before.
-    let _ = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    register_at_fork(None, None, Some(child));
 }
+
+/// `pthread_atfork(prepare, parent, child)`: `prepare` runs on the forking
+/// thread before every later `fork`, `parent` and `child` after it on each
+/// side. For a lock that no thread may hold across a fork: `prepare` takes
+/// it, the other two let go of it. Use [`at_fork!`].
+#[cfg(not(loom))]
+pub(crate) fn register_at_fork(
+    prepare: Option<unsafe extern "C" fn()>,
+    parent: Option<unsafe extern "C" fn()>,
+    child: Option<unsafe extern "C" fn()>,
+) {
+    // SAFETY: registers handlers; each stays valid (a function item) for the
+    // life of the process. It fails only for lack of memory, which leaves
+    // them unregistered: the state they keep then outlives a fork, as it did
+    // before.
+    let _ = unsafe { libc::pthread_atfork(prepare, parent, child) };
+}
+
+/// Registers three `extern "C" fn()` as `prepare`, `parent` and `child`
+/// handlers of every `fork` ([`register_at_fork`]), from a constructor in
+/// `.init_array`, as [`at_fork_child!`] does. Nothing under loom.
+#[allow(unused_macros)] // used only with the `lockdep` feature
+macro_rules! at_fork {
+    ($prepare:path, $parent:path, $child:path) => {
+        #[cfg(not(loom))]
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static REGISTER: extern "C" fn() = {
+                extern "C" fn register() {
+                    $crate::arch::register_at_fork(Some($prepare), Some($parent), Some($child));
+                }
+                register
+            };
+        };
+    };
+}
+#[allow(unused_imports)] // used only with the `lockdep` feature
+pub(crate) use at_fork;
 
 /// Registers the `extern "C" fn()` named to run in the child of every `fork`
 /// ([`register_at_fork_child`]), from a constructor in `.init_array`: before

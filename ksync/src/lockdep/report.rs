@@ -202,7 +202,7 @@ const MAX_KEPT: usize = 1024;
 
 static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
 
-fn reports() -> std::sync::MutexGuard<'static, Vec<Report>> {
+pub(super) fn reports() -> std::sync::MutexGuard<'static, Vec<Report>> {
     REPORTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 

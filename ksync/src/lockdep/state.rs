@@ -67,6 +67,51 @@ static STATE: Mutex<State> = Mutex::new(State {
     reported: None,
 });
 
+// Neither of the validator's two `std` mutexes may be held by another thread
+// across a `fork`: the child, which has none of the parent's other threads,
+// would wait for ever at its next slow path. Every fork takes both (state,
+// then reports: no code holds the reports' lock while it takes the state's)
+// with ksync irqs held back, and lets go of both on each side.
+crate::arch::at_fork!(fork_prepare, fork_release, fork_release);
+
+/// What the forking thread holds across a `fork`.
+struct ForkHold {
+    _reports: MutexGuard<'static, Vec<Report>>,
+    _state: MutexGuard<'static, State>,
+    irqs: ctx::IrqFlags,
+}
+
+thread_local! {
+    static FORK_HOLD: core::cell::RefCell<Option<ForkHold>> =
+        const { core::cell::RefCell::new(None) };
+}
+
+extern "C" fn fork_prepare() {
+    // A thread whose thread-locals are being destroyed takes nothing (and
+    // so keeps the behaviour from before).
+    let _ = FORK_HOLD.try_with(|h| {
+        let irqs = ctx::local_irq_save();
+        let state = state();
+        let reports = report::reports();
+        *h.borrow_mut() = Some(ForkHold {
+            _reports: reports,
+            _state: state,
+            irqs,
+        });
+    });
+}
+
+extern "C" fn fork_release() {
+    let _ = FORK_HOLD.try_with(|h| {
+        // The guards go first (field order), then irqs come back.
+        if let Some(hold) = h.borrow_mut().take() {
+            let irqs = hold.irqs;
+            drop(hold);
+            ctx::local_irq_restore(irqs);
+        }
+    });
+}
+
 /// Locks the global state. Call it with ksync irqs off or held back
 /// ([`irqs_held_back`]), or from inside the held-lock stack's borrow (which an
 /// irq handler on this thread skips), so that a handler cannot re-enter it.
