@@ -67,19 +67,13 @@ pub fn gettid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
 }
 
-/// Has `child` run in the child of every later `fork`, on its one thread,
-/// before `fork` returns there (`pthread_atfork(NULL, NULL, child)`): for
-/// state cached per thread that names the parent's thread. Use
-/// [`at_fork_child!`], which registers before `main`.
-#[cfg(not(loom))]
-pub(crate) fn register_at_fork_child(child: unsafe extern "C" fn()) {
-    register_at_fork(None, None, Some(child));
-}
-
 /// `pthread_atfork(prepare, parent, child)`: `prepare` runs on the forking
 /// thread before every later `fork`, `parent` and `child` after it on each
-/// side. For a lock that no thread may hold across a fork: `prepare` takes
-/// it, the other two let go of it. Use [`at_fork!`].
+/// side, `child` on the child's one thread. A child handler alone is for
+/// state cached per thread that names the parent's thread; the three
+/// together, for a lock that no thread may hold across a fork (`prepare`
+/// takes it, the other two let go of it). Use [`at_fork!`] or
+/// [`at_fork_child!`], which register before `main`.
 #[cfg(not(loom))]
 pub(crate) fn register_at_fork(
     prepare: Option<unsafe extern "C" fn()>,
@@ -93,45 +87,34 @@ pub(crate) fn register_at_fork(
     let _ = unsafe { libc::pthread_atfork(prepare, parent, child) };
 }
 
-/// Registers three `extern "C" fn()` as `prepare`, `parent` and `child`
-/// handlers of every `fork` ([`register_at_fork`]), from a constructor in
-/// `.init_array`, as [`at_fork_child!`] does. Nothing under loom.
-#[allow(unused_macros)] // used only with the `lockdep` feature
+/// Registers `extern "C" fn()`s as `prepare`, `parent` and `child` handlers
+/// of every `fork` ([`register_at_fork`]), from a constructor in
+/// `.init_array`: before `main`, while the process has one thread, so that
+/// no fork comes first. Nothing under loom.
 macro_rules! at_fork {
     ($prepare:path, $parent:path, $child:path) => {
+        $crate::arch::at_fork!(@register Some($prepare), Some($parent), Some($child));
+    };
+    (@register $prepare:expr, $parent:expr, $child:expr) => {
         #[cfg(not(loom))]
         const _: () = {
             #[used]
             #[unsafe(link_section = ".init_array")]
             static REGISTER: extern "C" fn() = {
                 extern "C" fn register() {
-                    $crate::arch::register_at_fork(Some($prepare), Some($parent), Some($child));
+                    $crate::arch::register_at_fork($prepare, $parent, $child);
                 }
                 register
             };
         };
     };
 }
-#[allow(unused_imports)] // used only with the `lockdep` feature
 pub(crate) use at_fork;
 
-/// Registers the `extern "C" fn()` named to run in the child of every `fork`
-/// ([`register_at_fork_child`]), from a constructor in `.init_array`: before
-/// `main`, while the process has one thread, so that no fork comes first.
-/// Nothing under loom.
+/// [`at_fork!`] with a `child` handler only.
 macro_rules! at_fork_child {
     ($child:path) => {
-        #[cfg(not(loom))]
-        const _: () = {
-            #[used]
-            #[unsafe(link_section = ".init_array")]
-            static REGISTER: extern "C" fn() = {
-                extern "C" fn register() {
-                    $crate::arch::register_at_fork_child($child);
-                }
-                register
-            };
-        };
+        $crate::arch::at_fork!(@register None, None, Some($child));
     };
 }
 pub(crate) use at_fork_child;
