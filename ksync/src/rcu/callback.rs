@@ -595,10 +595,8 @@ mod worker {
     /// thread) and takes no lock, until [`resume_after_fork`]. Waits for the
     /// batch it runs, and so for that batch's grace period.
     ///
-    /// # Panics
-    /// On the worker itself (see [`refuse_fork_in_callback`]).
+    /// Its caller has called [`refuse_fork_in_callback`] first.
     pub(in crate::rcu) fn pause_for_fork() {
-        refuse_fork_in_callback();
         if !WORKER.load(Ordering::Acquire) {
             return;
         }
