@@ -292,6 +292,61 @@ pub fn synchronize_irq(irq: u32) {
     }
 }
 
+/// What a `fork` holds of the lines: every line's thread slot, and the
+/// installation lock (see [`super::fork`]).
+pub(super) struct ForkHold {
+    _install: std::sync::MutexGuard<'static, ()>,
+    slots: [threaded::SlotGuard; NR_IRQS],
+}
+
+/// Takes the locks of [`ForkHold`]. Called with the timer's and
+/// `ksoftirqd`'s start locks held (the order `ensure_ticker` takes them in),
+/// before the irq-disabling spinlocks.
+pub(super) fn fork_lock() -> ForkHold {
+    let install = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    ForkHold {
+        _install: install,
+        slots: core::array::from_fn(|i| threaded::lock_slot(&DESCS[i].thread)),
+    }
+}
+
+/// In the child of a `fork`, alone and under [`fork_lock`]: only the
+/// handlers running on this thread still run, so every line's `active`
+/// count becomes this thread's share of it (or `synchronize_irq` would wait
+/// for ever for handlers on threads the child lacks); an unbinding that such
+/// a thread had begun is finished; and each threaded line's thread is
+/// forgotten. Returns the lines whose thread is to be started again, with
+/// their names.
+pub(super) fn reset_in_child(hold: &mut ForkHold) -> [Option<&'static str>; NR_IRQS] {
+    let mine = LINES.with(|l| l.in_progress.load(Ordering::Relaxed));
+    core::array::from_fn(|i| {
+        let desc = &DESCS[i];
+        desc.active.store((mine >> i) & 1, Ordering::Relaxed);
+        let freeing = desc.handler.load(Ordering::Relaxed) == FREEING;
+        let name = threaded::reset_in_child(i as u32, &desc.thread, &mut hold.slots[i], !freeing);
+        if freeing && !threaded::is_thread_of(i as u32) {
+            desc.handler.store(0, Ordering::Relaxed);
+        }
+        name
+    })
+}
+
+/// In the child of a `fork`, after the locks are let go: starts the threads
+/// [`reset_in_child`] listed. A line whose thread cannot be started is
+/// unbound, as `request_threaded_irq` leaves a line whose thread it cannot
+/// start, and said so on stderr.
+pub(super) fn restart_threads_in_child(names: [Option<&'static str>; NR_IRQS]) {
+    for (irq, name) in names.into_iter().enumerate() {
+        let Some(name) = name else { continue };
+        if threaded::start(irq as u32, &DESCS[irq].thread, name).is_err() {
+            signal::write_stderr(
+                b"ksync: an irq thread could not be started in a forked child; its line is freed\n",
+            );
+            let _ = free_irq(irq as u32);
+        }
+    }
+}
+
 /// How many times line `irq`'s handler has run, on all threads (`kstat_irqs`).
 /// 0 for lines out of range.
 pub fn irq_count(irq: u32) -> u64 {

@@ -70,6 +70,17 @@
 //! The first [`request_irq`] starts two threads: `ksoftirqd` (parked until work
 //! is handed to it) and `ktimer` (parked while no timer is armed).
 //!
+//! **Across `fork()`**, these threads and each threaded line's thread are
+//! started again in the child (which the fork leaves with its forking thread
+//! only), by `pthread_atfork` handlers that need no call from the program.
+//! Work queued for them (softirqs and tasklets handed to `ksoftirqd`, armed
+//! timers, a thread function's due run) runs in the child too; a timer
+//! callback, thread function or handler that was running on another thread
+//! of the parent is not running in the child, so `del_timer_sync` and
+//! [`synchronize_irq`] do not wait for it. A fork while another thread is
+//! inside [`request_irq`] or [`free_irq`] leaves the child unable to bind or
+//! free lines.
+//!
 //! # What a handler may call
 //!
 //! Irq handlers, softirq actions, tasklet functions and timer callbacks all run
@@ -140,6 +151,7 @@
 //! irq::free_irq(9).unwrap();
 //! ```
 
+mod fork;
 mod hardirq;
 mod local;
 pub mod softirq;

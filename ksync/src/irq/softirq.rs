@@ -392,13 +392,21 @@ static KSOFTIRQD: Ksoftirqd = Ksoftirqd {
     started: AtomicBool::new(false),
 };
 
+/// Serializes the start of `ksoftirqd` (and is held across a `fork`, see
+/// [`super::fork`]).
+pub(super) static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    /// Whether this thread is `ksoftirqd`.
+    static IS_KSOFTIRQD: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
 /// Starts `ksoftirqd` if it is not running (task context only: it spawns a
 /// thread).
 pub(crate) fn start_ksoftirqd() {
     if KSOFTIRQD.started.load(Ordering::Acquire) {
         return;
     }
-    static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = START.lock().unwrap_or_else(|e| e.into_inner());
     if KSOFTIRQD.started.load(Ordering::Relaxed) {
         return;
@@ -438,7 +446,32 @@ fn wakeup_softirqd(l: &IrqLocal) {
     futex_wake(&KSOFTIRQD.word);
 }
 
+/// Takes the `ksoftirqd` queue's lock for a `fork` (irqs off until
+/// [`fork_unlock`]), so that no other thread is inside it when the child is
+/// made.
+pub(super) fn fork_lock() -> ctx::IrqFlags {
+    KSOFTIRQD.lock.lock()
+}
+
+/// Lets go of what [`fork_lock`] took.
+pub(super) fn fork_unlock(flags: ctx::IrqFlags) {
+    KSOFTIRQD.lock.unlock(flags);
+}
+
+/// In the child of a `fork`, alone and under [`fork_lock`]: the parent's
+/// `ksoftirqd` is not in the child, so it is marked as not started; returns
+/// whether it ran in the parent (and is to be started again). The queue and
+/// the tasklets handed over stay, for the new thread. If the forking thread
+/// is `ksoftirqd` itself, it still is in the child and nothing changes.
+pub(super) fn forget_ksoftirqd_in_child() -> bool {
+    if IS_KSOFTIRQD.with(core::cell::Cell::get) {
+        return false;
+    }
+    KSOFTIRQD.started.swap(false, Ordering::Relaxed)
+}
+
 fn ksoftirqd_main() {
+    IS_KSOFTIRQD.with(|k| k.set(true));
     let mut busy_streak = 0u32;
     loop {
         // Acquire pairs with the Release increment in `wakeup_softirqd`.

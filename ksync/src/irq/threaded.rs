@@ -22,7 +22,7 @@
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::softirq::{futex_wait, futex_wake};
@@ -70,8 +70,17 @@ pub(super) struct IrqThread {
     /// Wake-ups counted but not yet served (`desc->threads_active`).
     active: AtomicU32,
     /// The line's thread while it is bound, for `free_irq` to join.
-    handle: Mutex<Option<JoinHandle<()>>>,
+    handle: Mutex<Slot>,
 }
+
+/// A threaded line's thread and the name it was started under.
+pub(super) struct Slot {
+    thread: Option<JoinHandle<()>>,
+    name: &'static str,
+}
+
+/// A line's [`Slot`], locked.
+pub(super) type SlotGuard = MutexGuard<'static, Slot>;
 
 impl IrqThread {
     pub(super) const fn new() -> Self {
@@ -79,7 +88,10 @@ impl IrqThread {
             thread_fn: AtomicUsize::new(0),
             word: AtomicU32::new(0),
             active: AtomicU32::new(0),
-            handle: Mutex::new(None),
+            handle: Mutex::new(Slot {
+                thread: None,
+                name: "",
+            }),
         }
     }
 
@@ -130,14 +142,64 @@ pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Resu
         .name(format!("irq/{irq}-{name}"))
         .spawn(move || thread_main(irq, t))
         .map_err(|_| Error::NoMemory)?;
-    *t.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    *t.handle.lock().unwrap_or_else(|e| e.into_inner()) = Slot {
+        thread: Some(h),
+        name,
+    };
     Ok(())
+}
+
+/// Locks `t`'s slot, for a `fork` (see [`super::fork`]): no other thread is
+/// then inside `start` or `stop` when the child is made.
+pub(super) fn lock_slot(t: &'static IrqThread) -> SlotGuard {
+    t.handle.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// In the child of a `fork`, alone and with `slot` (line `irq`'s) locked:
+/// the parent's thread for the line is not in the child (unless the forking
+/// thread is it, and then nothing changes). `bound` says whether the line is
+/// still bound; if not, a `free_irq` by a thread the child lacks was under
+/// way, and its thread half is finished here. Returns the name to start a
+/// new thread under, for a bound threaded line: its run that was due stays
+/// due, and the runs the parent's thread was serving are dropped with it
+/// (they would keep `synchronize_irq` waiting for ever).
+pub(super) fn reset_in_child(
+    irq: u32,
+    t: &IrqThread,
+    slot: &mut Slot,
+    bound: bool,
+) -> Option<&'static str> {
+    if is_thread_of(irq) {
+        return None;
+    }
+    // The handle names a thread of the parent: joining or detaching it here
+    // would touch a thread descriptor the child does not have.
+    if let Some(h) = slot.thread.take() {
+        core::mem::forget(h);
+    }
+    if !bound {
+        t.word.store(0, Ordering::Relaxed);
+        t.active.store(0, Ordering::Relaxed);
+        t.thread_fn.store(0, Ordering::Relaxed);
+        return None;
+    }
+    if t.thread_fn.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let due = t.word.load(Ordering::Relaxed) & RUN != 0;
+    t.active.store(u32::from(due), Ordering::Relaxed);
+    Some(slot.name)
 }
 
 /// Stops the thread that serves `t` and waits for it to exit. The line is
 /// unbound and idle (`synchronize_irq` returned).
 pub(super) fn stop(t: &IrqThread) {
-    let h = t.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let h = t
+        .handle
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .thread
+        .take();
     // Relaxed: the thread only needs to see the bit, and nothing is
     // published with it.
     t.word.fetch_or(STOP, Ordering::Relaxed);

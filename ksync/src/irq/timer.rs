@@ -481,20 +481,35 @@ fn timer_interrupt(_irq: u32) {
     }
 }
 
+/// Serializes the start of `ktimer` (and is held across a `fork`, see
+/// [`super::fork`]). Taken before the `ksoftirqd` start lock.
+pub(super) static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether the timer irq line is bound to [`timer_interrupt`] (it stays bound:
+/// `free_irq` refuses the line). Changed under [`START`].
+static IRQ_BOUND: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread is `ktimer`.
+    static IS_KTIMER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
 /// Starts `ktimer` (and requests the timer irq) if needed. Task context only.
 pub(crate) fn ensure_ticker() {
     if BASE.started.load(Ordering::Acquire) {
         return;
     }
-    static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = START.lock().unwrap_or_else(|e| e.into_inner());
     if BASE.started.load(Ordering::Relaxed) {
         return;
     }
     epoch();
     super::softirq::start_ksoftirqd();
-    if super::hardirq::request(super::hardirq::TIMER_IRQ, timer_interrupt, "timer").is_err() {
-        return; // the irq signal is unavailable: no timers (mod_timer still arms)
+    if !IRQ_BOUND.load(Ordering::Relaxed) {
+        if super::hardirq::request(super::hardirq::TIMER_IRQ, timer_interrupt, "timer").is_err() {
+            return; // the irq signal is unavailable: no timers (mod_timer still arms)
+        }
+        IRQ_BOUND.store(true, Ordering::Relaxed);
     }
     if std::thread::Builder::new()
         .name("ktimer".into())
@@ -515,7 +530,45 @@ fn kick_ticker() {
     }
 }
 
+/// Takes the timer base's lock for a `fork` (irqs off until
+/// [`fork_unlock`]), so that no other thread is inside it when the child is
+/// made.
+pub(super) fn fork_lock() -> crate::ctx::IrqFlags {
+    BASE.lock.lock()
+}
+
+/// Lets go of what [`fork_lock`] took.
+pub(super) fn fork_unlock(flags: crate::ctx::IrqFlags) {
+    BASE.lock.unlock(flags);
+}
+
+/// In the child of a `fork`, alone and under [`fork_lock`]: forgets the
+/// parent's threads. A callback that was running on another thread never
+/// finishes there, so it no longer counts as running (`del_timer_sync` would
+/// wait for it for ever), and the next pass may run. `ktimer` is marked as
+/// not started (unless the forking thread is `ktimer`, which it then still
+/// is); returns whether it ran in the parent (and is to be started again).
+/// The armed timers stay armed.
+pub(super) fn forget_threads_in_child() -> bool {
+    // A pass runs on this thread only if it is inside a callback (the fork
+    // came from one): `running_on` means something only while `running` is set.
+    let ours = !BASE.running.load(Ordering::Relaxed).is_null()
+        && BASE.running_on.load(Ordering::Relaxed) == this_thread_id();
+    if !ours {
+        BASE.running.store(ptr::null_mut(), Ordering::Relaxed);
+        BASE.running_on.store(0, Ordering::Relaxed);
+        BASE.softirq_busy.store(false, Ordering::Relaxed);
+    }
+    if IS_KTIMER.with(core::cell::Cell::get) {
+        return false;
+    }
+    BASE.parked.store(false, Ordering::Relaxed);
+    TICKING.store(false, Ordering::Relaxed);
+    BASE.started.swap(false, Ordering::Relaxed)
+}
+
 fn ticker_main() {
+    IS_KTIMER.with(|k| k.set(true));
     let tid = crate::arch::gettid();
     loop {
         let seen = BASE.word.load(Ordering::SeqCst);
