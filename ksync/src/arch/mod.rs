@@ -87,6 +87,59 @@ pub(crate) fn register_at_fork(
     let _ = unsafe { libc::pthread_atfork(prepare, parent, child) };
 }
 
+thread_local! {
+    /// How many locks that a `prepare` fork handler takes this thread holds
+    /// or is taking (see [`ForkLockMark`]).
+    static FORK_LOCKS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread, from before it takes a lock that one of
+/// ksync's `prepare` fork handlers also takes until after it lets go
+/// ([`fork_lock_enter`] and [`fork_lock_exit`] for a lock without a guard).
+///
+/// A `prepare` handler that runs on a marked thread (a `fork` from a signal
+/// handler that interrupted the thread there) must take none of its locks:
+/// it could wait for the very section it interrupted. It then behaves as
+/// without handlers (the child may inherit a lock held), which is better
+/// than a parent that waits for itself. See [`holds_fork_lock`].
+pub(crate) struct ForkLockMark(core::marker::PhantomData<*const ()>);
+
+impl ForkLockMark {
+    pub(crate) fn new() -> Self {
+        fork_lock_enter();
+        ForkLockMark(core::marker::PhantomData)
+    }
+}
+
+impl Drop for ForkLockMark {
+    fn drop(&mut self) {
+        fork_lock_exit();
+    }
+}
+
+/// Marks the calling thread as taking a fork-guarded lock (see
+/// [`ForkLockMark`]); [`fork_lock_exit`] ends it. Async-signal-safe.
+#[inline]
+pub(crate) fn fork_lock_enter() {
+    FORK_LOCKS.with(|n| n.set(n.get() + 1));
+    // A signal handler on this thread sees the mark before the lock is taken.
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Ends one [`fork_lock_enter`], after the lock is let go.
+#[inline]
+pub(crate) fn fork_lock_exit() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    FORK_LOCKS.with(|n| n.set(n.get() - 1));
+}
+
+/// Whether the calling thread holds or is taking a fork-guarded lock (see
+/// [`ForkLockMark`]): what a `prepare` handler asks first. The handlers'
+/// own takes are not marked.
+pub(crate) fn holds_fork_lock() -> bool {
+    FORK_LOCKS.with(|n| n.get() != 0)
+}
+
 /// Registers `extern "C" fn()`s as `prepare`, `parent` and `child` handlers
 /// of every `fork` ([`register_at_fork`]), from a constructor in
 /// `.init_array`: before `main`, while the process has one thread, so that

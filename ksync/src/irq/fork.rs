@@ -15,6 +15,9 @@
 //!   installation lock, every line's thread slot, then (irqs off) the timer
 //!   base and the `ksoftirqd` queue. No other thread is then inside any of
 //!   them when the child is made.
+//!   A fork from a signal handler that interrupted the forking thread
+//!   inside one of them takes none (see
+//!   [`ForkLockMark`](crate::arch::ForkLockMark)).
 //! - **parent**: let go of them.
 //! - **child**: still holding them, forget the threads the child lacks (a
 //!   timer callback or a handler that ran on one no longer counts as
@@ -57,6 +60,11 @@ thread_local! {
 }
 
 extern "C" fn prepare() {
+    // A fork from a signal handler that interrupted this thread inside one
+    // of these locks takes none of them (it would wait for itself).
+    if crate::arch::holds_fork_lock() {
+        return;
+    }
     // A thread whose thread-locals are being destroyed takes nothing.
     let _ = HOLD.try_with(|h| {
         let timer_start = timer::START.lock().unwrap_or_else(|e| e.into_inner());

@@ -139,6 +139,8 @@ fn chosen_signal() -> i32 {
 }
 
 fn install() -> Result<()> {
+    // Marked: a fork from a signal handler here must not wait for it.
+    let _mark = crate::arch::ForkLockMark::new();
     let _g = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if SIGNO.load(Ordering::Acquire) != 0 {
         return Ok(());

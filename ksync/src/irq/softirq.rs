@@ -407,6 +407,8 @@ pub(crate) fn start_ksoftirqd() {
     if KSOFTIRQD.started.load(Ordering::Acquire) {
         return;
     }
+    // Marked: a fork from a signal handler here must not wait for it.
+    let _mark = crate::arch::ForkLockMark::new();
     let _g = START.lock().unwrap_or_else(|e| e.into_inner());
     if KSOFTIRQD.started.load(Ordering::Relaxed) {
         return;
@@ -450,12 +452,12 @@ fn wakeup_softirqd(l: &IrqLocal) {
 /// [`fork_unlock`]), so that no other thread is inside it when the child is
 /// made.
 pub(super) fn fork_lock() -> ctx::IrqFlags {
-    KSOFTIRQD.lock.lock()
+    KSOFTIRQD.lock.lock_unmarked()
 }
 
 /// Lets go of what [`fork_lock`] took.
 pub(super) fn fork_unlock(flags: ctx::IrqFlags) {
-    KSOFTIRQD.lock.unlock(flags);
+    KSOFTIRQD.lock.unlock_unmarked(flags);
 }
 
 /// In the child of a `fork`, alone and under [`fork_lock`]: the parent's

@@ -26,6 +26,14 @@ impl IrqSpinLock {
 
     /// Disables irqs, then takes the lock (`raw_spin_lock_irqsave`).
     pub(crate) fn lock(&self) -> IrqFlags {
+        // A fork from a foreign signal handler on this thread must not wait
+        // for this lock (see `super::fork`).
+        crate::arch::fork_lock_enter();
+        self.lock_unmarked()
+    }
+
+    /// [`lock`](Self::lock) without the fork mark: for the fork handlers.
+    pub(crate) fn lock_unmarked(&self) -> IrqFlags {
         let flags = local_irq_save();
         let backoff = Backoff::new();
         loop {
@@ -46,6 +54,14 @@ impl IrqSpinLock {
 
     /// Releases the lock and restores the irq state (`raw_spin_unlock_irqrestore`).
     pub(crate) fn unlock(&self, flags: IrqFlags) {
+        // Release pairs with the Acquire CAS in `lock`.
+        self.locked.store(false, Ordering::Release);
+        crate::arch::fork_lock_exit();
+        local_irq_restore(flags);
+    }
+
+    /// [`unlock`](Self::unlock) of a [`lock_unmarked`](Self::lock_unmarked).
+    pub(crate) fn unlock_unmarked(&self, flags: IrqFlags) {
         // Release pairs with the Acquire CAS in `lock`.
         self.locked.store(false, Ordering::Release);
         local_irq_restore(flags);

@@ -499,6 +499,8 @@ pub(crate) fn ensure_ticker() {
     if BASE.started.load(Ordering::Acquire) {
         return;
     }
+    // Marked: a fork from a signal handler here must not wait for it.
+    let _mark = crate::arch::ForkLockMark::new();
     let _g = START.lock().unwrap_or_else(|e| e.into_inner());
     if BASE.started.load(Ordering::Relaxed) {
         return;
@@ -534,12 +536,12 @@ fn kick_ticker() {
 /// [`fork_unlock`]), so that no other thread is inside it when the child is
 /// made.
 pub(super) fn fork_lock() -> crate::ctx::IrqFlags {
-    BASE.lock.lock()
+    BASE.lock.lock_unmarked()
 }
 
 /// Lets go of what [`fork_lock`] took.
 pub(super) fn fork_unlock(flags: crate::ctx::IrqFlags) {
-    BASE.lock.unlock(flags);
+    BASE.lock.unlock_unmarked(flags);
 }
 
 /// In the child of a `fork`, alone and under [`fork_lock`]: forgets the

@@ -14,7 +14,7 @@ use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::report::{self, Report, ReportKind};
+use super::report::{self, Locked, Report, ReportKind};
 use crate::ctx;
 
 /// What makes two maps one class (with the subclass): their creation site, or
@@ -87,12 +87,18 @@ thread_local! {
 }
 
 extern "C" fn fork_prepare() {
+    // A fork from a signal handler that interrupted this thread inside the
+    // validator takes nothing: it would wait for itself (see `Locked`).
+    if crate::arch::holds_fork_lock() {
+        return;
+    }
     // A thread whose thread-locals are being destroyed takes nothing (and
     // so keeps the behaviour from before).
     let _ = FORK_HOLD.try_with(|h| {
         let irqs = ctx::local_irq_save();
-        let state = state();
-        let reports = report::reports();
+        // Unmarked: these two are the handler's own.
+        let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let reports = report::REPORTS.lock().unwrap_or_else(|e| e.into_inner());
         *h.borrow_mut() = Some(ForkHold {
             _reports: reports,
             _state: state,
@@ -115,8 +121,8 @@ extern "C" fn fork_release() {
 /// Locks the global state. Call it with ksync irqs off or held back
 /// ([`irqs_held_back`]), or from inside the held-lock stack's borrow (which an
 /// irq handler on this thread skips), so that a handler cannot re-enter it.
-pub(super) fn state() -> MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+pub(super) fn state() -> Locked<State> {
+    Locked::lock(&STATE)
 }
 
 impl State {
