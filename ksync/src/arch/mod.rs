@@ -140,6 +140,38 @@ pub(crate) fn holds_fork_lock() -> bool {
     FORK_LOCKS.with(|n| n.get() != 0)
 }
 
+/// A `std` mutex's guard with the calling thread marked ([`ForkLockMark`])
+/// from before the lock is taken until after it is let go: for the locks a
+/// `prepare` fork handler takes. See [`lock_marked`].
+pub(crate) struct MarkedGuard<'a, T> {
+    // Field order: the guard goes first, then the mark.
+    guard: std::sync::MutexGuard<'a, T>,
+    _mark: ForkLockMark,
+}
+
+/// Locks `m` (ignoring poison: the data of ksync's internal locks stays
+/// consistent across a panic) with the fork mark.
+pub(crate) fn lock_marked<T>(m: &std::sync::Mutex<T>) -> MarkedGuard<'_, T> {
+    let mark = ForkLockMark::new();
+    MarkedGuard {
+        guard: m.lock().unwrap_or_else(|e| e.into_inner()),
+        _mark: mark,
+    }
+}
+
+impl<T> core::ops::Deref for MarkedGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> core::ops::DerefMut for MarkedGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
 /// Registers `extern "C" fn()`s as `prepare`, `parent` and `child` handlers
 /// of every `fork` ([`register_at_fork`]), from a constructor in
 /// `.init_array`: before `main`, while the process has one thread, so that

@@ -140,8 +140,7 @@ fn chosen_signal() -> i32 {
 
 fn install() -> Result<()> {
     // Marked: a fork from a signal handler here must not wait for it.
-    let _mark = crate::arch::ForkLockMark::new();
-    let _g = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::arch::lock_marked(&INSTALL);
     if SIGNO.load(Ordering::Acquire) != 0 {
         return Ok(());
     }
@@ -179,7 +178,7 @@ pub(crate) fn request(irq: u32, handler: IrqHandler, name: &'static str) -> Resu
 fn bind(irq: u32, handler: usize, thread_fn: usize, name: &'static str) -> Result<()> {
     let desc = check_line(irq)?;
     install()?;
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut names = crate::arch::lock_marked(&NAMES);
     if desc.handler.load(Ordering::Relaxed) != 0 {
         return Err(Error::Busy);
     }
@@ -239,7 +238,7 @@ pub fn free_irq(irq: u32) -> Result<()> {
     if irq == TIMER_IRQ {
         return Err(Error::InvalidArgument);
     }
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut names = crate::arch::lock_marked(&NAMES);
     // Relaxed: every binding and unbinding holds the names lock, as here.
     if desc.handler.load(Ordering::Relaxed) <= FREEING {
         return Err(Error::NotFound);
@@ -305,6 +304,7 @@ pub(super) struct ForkHold {
 /// `ksoftirqd`'s start locks held (the order `ensure_ticker` takes them in),
 /// before the irq-disabling spinlocks.
 pub(super) fn fork_lock() -> ForkHold {
+    // Unmarked (see `ForkLockMark`): the fork handler's own.
     let install = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     ForkHold {
         _install: install,
@@ -359,9 +359,7 @@ pub fn irq_count(irq: u32) -> u64 {
 
 /// The name line `irq` was requested with.
 pub fn irq_name(irq: u32) -> Option<&'static str> {
-    NAMES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    crate::arch::lock_marked(&NAMES)
         .get(irq as usize)
         .copied()
         .flatten()

@@ -408,8 +408,7 @@ pub(crate) fn start_ksoftirqd() {
         return;
     }
     // Marked: a fork from a signal handler here must not wait for it.
-    let _mark = crate::arch::ForkLockMark::new();
-    let _g = START.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::arch::lock_marked(&START);
     if KSOFTIRQD.started.load(Ordering::Relaxed) {
         return;
     }

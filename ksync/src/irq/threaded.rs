@@ -143,8 +143,7 @@ pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Resu
         .spawn(move || thread_main(irq, t))
         .map_err(|_| Error::NoMemory)?;
     // Marked: a fork from a signal handler here must not wait for it.
-    let _mark = crate::arch::ForkLockMark::new();
-    *t.handle.lock().unwrap_or_else(|e| e.into_inner()) = Slot {
+    *crate::arch::lock_marked(&t.handle) = Slot {
         thread: Some(h),
         name,
     };
@@ -196,17 +195,8 @@ pub(super) fn reset_in_child(
 /// Stops the thread that serves `t` and waits for it to exit. The line is
 /// unbound and idle (`synchronize_irq` returned).
 pub(super) fn stop(t: &IrqThread) {
-    let h = {
-        // Marked: a fork from a signal handler here must not wait for it.
-        let _mark = crate::arch::ForkLockMark::new();
-        // (Edition 2024: the guard, a temporary of the tail, goes before the
-        // mark.)
-        t.handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .thread
-            .take()
-    };
+    // Marked: a fork from a signal handler here must not wait for it.
+    let h = crate::arch::lock_marked(&t.handle).thread.take();
     // Relaxed: the thread only needs to see the bit, and nothing is
     // published with it.
     t.word.fetch_or(STOP, Ordering::Relaxed);

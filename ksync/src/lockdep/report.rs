@@ -3,8 +3,8 @@
 
 #[cfg(all(feature = "lockdep", not(loom)))]
 use std::backtrace::{Backtrace, BacktraceStatus};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 /// What a [`Report`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,42 +202,11 @@ const MAX_KEPT: usize = 1024;
 
 pub(super) static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
 
-/// A guard of one of the validator's two `std` locks, with the calling
-/// thread marked as their holder from before the lock is taken until after
-/// it is let go ([`ForkLockMark`](crate::arch::ForkLockMark)): a `fork` from
-/// a (non-ksync) signal handler that interrupted the holder does not make
-/// the fork handlers wait for the section they interrupted.
-pub(super) struct Locked<T: 'static> {
-    // Field order: the guard goes first, then the mark.
-    guard: MutexGuard<'static, T>,
-    _mark: crate::arch::ForkLockMark,
-}
-
-impl<T> Locked<T> {
-    pub(super) fn lock(m: &'static Mutex<T>) -> Self {
-        let mark = crate::arch::ForkLockMark::new();
-        Locked {
-            guard: m.lock().unwrap_or_else(|e| e.into_inner()),
-            _mark: mark,
-        }
-    }
-}
-
-impl<T> core::ops::Deref for Locked<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> core::ops::DerefMut for Locked<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-pub(super) fn reports() -> Locked<Vec<Report>> {
-    Locked::lock(&REPORTS)
+/// The reports' lock, with the fork mark (see
+/// [`ForkLockMark`](crate::arch::ForkLockMark)): a `fork` from a signal
+/// handler that interrupted this thread here does not wait for it.
+pub(super) fn reports() -> crate::arch::MarkedGuard<'static, Vec<Report>> {
+    crate::arch::lock_marked(&REPORTS)
 }
 
 /// Removes and returns the reports raised by the current thread (empty without the

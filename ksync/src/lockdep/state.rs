@@ -14,7 +14,7 @@ use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::report::{self, Locked, Report, ReportKind};
+use super::report::{self, Report, ReportKind};
 use crate::ctx;
 
 /// What makes two maps one class (with the subclass): their creation site, or
@@ -121,8 +121,13 @@ extern "C" fn fork_release() {
 /// Locks the global state. Call it with ksync irqs off or held back
 /// ([`irqs_held_back`]), or from inside the held-lock stack's borrow (which an
 /// irq handler on this thread skips), so that a handler cannot re-enter it.
-pub(super) fn state() -> Locked<State> {
-    Locked::lock(&STATE)
+///
+/// The thread is marked ([`ForkLockMark`](crate::arch::ForkLockMark)) while
+/// it takes and holds the lock: a `fork` from a (non-ksync) signal handler
+/// that interrupted it here does not make the fork handlers wait for the
+/// section they interrupted.
+pub(super) fn state() -> crate::arch::MarkedGuard<'static, State> {
+    crate::arch::lock_marked(&STATE)
 }
 
 impl State {
