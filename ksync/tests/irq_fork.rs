@@ -231,3 +231,54 @@ fn a_fork_amid_timer_traffic_leaves_the_childs_timers_working() {
     busy.join().unwrap();
     assert_eq!(failed, None, "(fork number, child's exit code)");
 }
+
+fn noop_handler(_irq: u32) {}
+
+/// In the child: a line can be bound and freed, and the line the busy
+/// thread was binding and freeing is either bound or free, never stuck
+/// half-freed. Exit code 7 if binding fails, 8 if freeing fails, 9 if the
+/// busy line is stuck.
+fn child_binds_lines() -> i32 {
+    if irq::request_irq(9, noop_handler, "fork-child").is_err() {
+        return 7;
+    }
+    if irq::free_irq(9).is_err() {
+        return 8;
+    }
+    match irq::free_irq(8) {
+        Ok(()) | Err(ksync::Error::NotFound) => {}
+        Err(_) => return 9,
+    }
+    match irq::request_irq(8, noop_handler, "fork-child") {
+        Ok(()) => 0,
+        Err(_) => 9,
+    }
+}
+
+/// Another thread binds and frees a line without pause while this one
+/// forks again and again: every child can bind and free lines, the busy
+/// one included (a child made while the binding lock was held, or in the
+/// middle of a `free_irq`, could not).
+#[test]
+fn a_fork_amid_request_and_free_irq_leaves_the_child_able_to_bind() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    static STOP: AtomicBool = AtomicBool::new(false);
+    STOP.store(false, Relaxed);
+    let busy = std::thread::spawn(|| {
+        while !STOP.load(Relaxed) {
+            irq::request_irq(8, noop_handler, "fork-busy").unwrap();
+            irq::free_irq(8).unwrap();
+        }
+    });
+    let mut failed = None;
+    for i in 0..50 {
+        let code = fork_and_check(child_binds_lines);
+        if code != 0 {
+            failed = Some((i, code));
+            break;
+        }
+    }
+    STOP.store(true, Relaxed);
+    busy.join().unwrap();
+    assert_eq!(failed, None, "(fork number, child's exit code)");
+}

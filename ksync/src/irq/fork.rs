@@ -12,8 +12,9 @@
 //!
 //! - **prepare**: take the subsystem's locks, in the order its code nests
 //!   them: `ktimer`'s start lock, `ksoftirqd`'s start lock, the irq signal's
-//!   installation lock, every line's thread slot, then (irqs off) the timer
-//!   base and the `ksoftirqd` queue. No other thread is then inside any of
+//!   installation lock, the lock that orders bindings (`request_irq`,
+//!   `free_irq`), every line's thread slot, then (irqs off) the timer base
+//!   and the `ksoftirqd` queue. No other thread is then inside any of
 //!   them when the child is made.
 //!   A fork from a signal handler that interrupted the forking thread
 //!   inside one of them takes none (see
@@ -32,11 +33,13 @@
 //! that forks only to `exec` pays for the threads until the `exec`; one that
 //! never used ksync irqs starts nothing.
 //!
-//! Not covered: the lock that orders `request_irq` and `free_irq` (a `free_irq`
-//! holds it while it waits for handlers, so a fork cannot wait for it), so a
-//! fork during another thread's `request_irq` or `free_irq` leaves the child
-//! unable to bind or free lines; a tasklet that was running on another thread
-//! stays marked running in the child (`Tasklet::kill` of it waits for ever).
+//! A `free_irq` that another thread had begun (its line unbound, its wait
+//! for the handlers under way) is finished in the child.
+//!
+//! Not covered: a tasklet that was running on another thread stays marked
+//! running in the child (`Tasklet::kill` of it waits for ever): tasklets are
+//! found only through the lists they are queued on, and a running one is on
+//! none.
 
 use core::cell::RefCell;
 use std::sync::MutexGuard;

@@ -293,10 +293,12 @@ pub fn synchronize_irq(irq: u32) {
     }
 }
 
-/// What a `fork` holds of the lines: every line's thread slot, and the
-/// installation lock (see [`super::fork`]).
+/// What a `fork` holds of the lines: the installation lock, the names lock
+/// (which orders every binding and unbinding) and every line's thread slot
+/// (see [`super::fork`]).
 pub(super) struct ForkHold {
     _install: std::sync::MutexGuard<'static, ()>,
+    _names: std::sync::MutexGuard<'static, [Option<&'static str>; NR_IRQS]>,
     slots: [threaded::SlotGuard; NR_IRQS],
 }
 
@@ -304,10 +306,14 @@ pub(super) struct ForkHold {
 /// `ksoftirqd`'s start locks held (the order `ensure_ticker` takes them in),
 /// before the irq-disabling spinlocks.
 pub(super) fn fork_lock() -> ForkHold {
-    // Unmarked (see `ForkLockMark`): the fork handler's own.
+    // Unmarked (see `ForkLockMark`): the fork handler's own. `install` and
+    // `bind` nest them in this order; the names lock is held only for a few
+    // stores, never across a wait.
     let install = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
     ForkHold {
         _install: install,
+        _names: names,
         slots: core::array::from_fn(|i| threaded::lock_slot(&DESCS[i].thread)),
     }
 }

@@ -77,9 +77,7 @@
 //! timers, a thread function's due run) runs in the child too; a timer
 //! callback, thread function or handler that was running on another thread
 //! of the parent is not running in the child, so `del_timer_sync` and
-//! [`synchronize_irq`] do not wait for it. A fork while another thread is
-//! inside [`request_irq`] or [`free_irq`] leaves the child unable to bind or
-//! free lines.
+//! [`synchronize_irq`] do not wait for it.
 //!
 //! # What a handler may call
 //!
