@@ -39,6 +39,11 @@ impl Drop for PausedWorker {
 
 thread_local! {
     static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+    /// Whether `HELD` holds something. A type without a destructor, so
+    /// looking at it never registers one: `HELD` is first touched (and its
+    /// destructor registered) only by `rcu_before_fork`, after the thread's
+    /// reader registration (see there), whatever calls came before.
+    static IN_WINDOW: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// Taken first by [`rcu_before_fork`], let go last: see [`Held`].
@@ -130,14 +135,15 @@ pub fn rcu_before_fork() {
     // Before any lock: another fork's window may be waiting for this worker.
     callback::refuse_fork_in_callback();
     crate::lockdep::might_sleep();
-    // Registered before `HELD` is first touched, so that at the exit of a
-    // thread that never ends its fork window `HELD`'s destructor (registered
-    // later, run earlier) lets go of the registry lock before the
-    // registration's destructor takes it.
-    super::rcu_register_thread();
-    if HELD.with(|h| h.borrow().is_some()) {
+    if IN_WINDOW.with(core::cell::Cell::get) {
         panic!("rcu_before_fork() called twice without rcu_after_fork_parent/child in between");
     }
+    // Registered before `HELD` is first touched (no other path touches it
+    // first: they look at `IN_WINDOW`), so that at the exit of a thread that
+    // never ends its fork window `HELD`'s destructor (registered later, run
+    // earlier) lets go of the registry lock before the registration's
+    // destructor takes it.
+    super::rcu_register_thread();
     // A poisoned lock guards no data: taken over.
     let forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
     callback::pause_for_fork();
@@ -153,12 +159,19 @@ pub fn rcu_before_fork() {
             pid: std::process::id(),
         })
     });
+    IN_WINDOW.with(|w| w.set(true));
 }
 
 /// Takes what `rcu_before_fork` holds, checking the side of the fork.
 #[track_caller]
 fn take_held(what: &str, child: bool) -> Held {
-    let Some(held) = HELD.with(|h| h.borrow_mut().take()) else {
+    // `IN_WINDOW` first: a refused call must not be the first to touch `HELD`.
+    let held = if IN_WINDOW.with(core::cell::Cell::get) {
+        HELD.with(|h| h.borrow_mut().take())
+    } else {
+        None
+    };
+    let Some(held) = held else {
         panic!("{what}() called without rcu_before_fork() before the fork, on this thread");
     };
     if (std::process::id() != held.pid) != child {
@@ -167,6 +180,7 @@ fn take_held(what: &str, child: bool) -> Held {
         HELD.with(|h| *h.borrow_mut() = Some(held));
         panic!("{what}() called in the {side} of the fork");
     }
+    IN_WINDOW.with(|w| w.set(false));
     held
 }
 
@@ -311,6 +325,29 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// A refused after-call on a thread not yet registered as a reader,
+    /// then a window it never ends: its exit still lets go (the refused call
+    /// must not be the first to touch the hold, or the hold's destructor
+    /// would run after the registration's, which waits for the registry
+    /// lock the hold has).
+    #[test]
+    fn a_refused_call_before_registering_does_not_hang_the_exit() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            std::thread::spawn(|| {
+                let r = std::panic::catch_unwind(rcu_after_fork_parent);
+                assert!(r.is_err(), "no rcu_before_fork: refused");
+                rcu_before_fork();
+            })
+            .join()
+            .unwrap();
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the exit of a thread inside its fork window waits for ever");
+        synchronize_rcu();
     }
 
     #[test]
