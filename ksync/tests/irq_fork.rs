@@ -210,25 +210,38 @@ fn child_timer_works() -> i32 {
 /// lock was held would wait for ever).
 #[test]
 fn a_fork_amid_timer_traffic_leaves_the_childs_timers_working() {
+    forks_amid(
+        || {
+            pinned(&BUSY_TIMER).mod_timer(jiffies() + 1000);
+            pinned(&BUSY_TIMER).del_timer();
+        },
+        20,
+        child_timer_works,
+    );
+}
+
+/// Runs `busy` in a loop on another thread while this one forks `forks`
+/// times, each child running `check`; fails at the first child that does
+/// not pass.
+fn forks_amid(busy: fn(), forks: u32, check: fn() -> i32) {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Relaxed);
-    let busy = std::thread::spawn(|| {
+    let thread = std::thread::spawn(move || {
         while !STOP.load(Relaxed) {
-            pinned(&BUSY_TIMER).mod_timer(jiffies() + 1000);
-            pinned(&BUSY_TIMER).del_timer();
+            busy();
         }
     });
     let mut failed = None;
-    for i in 0..20 {
-        let code = fork_and_check(child_timer_works);
+    for i in 0..forks {
+        let code = fork_and_check(check);
         if code != 0 {
             failed = Some((i, code));
             break;
         }
     }
     STOP.store(true, Relaxed);
-    busy.join().unwrap();
+    thread.join().unwrap();
     assert_eq!(failed, None, "(fork number, child's exit code)");
 }
 
@@ -261,24 +274,12 @@ fn child_binds_lines() -> i32 {
 /// middle of a `free_irq`, could not).
 #[test]
 fn a_fork_amid_request_and_free_irq_leaves_the_child_able_to_bind() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    static STOP: AtomicBool = AtomicBool::new(false);
-    STOP.store(false, Relaxed);
-    let busy = std::thread::spawn(|| {
-        while !STOP.load(Relaxed) {
+    forks_amid(
+        || {
             irq::request_irq(8, noop_handler, "fork-busy").unwrap();
             irq::free_irq(8).unwrap();
-        }
-    });
-    let mut failed = None;
-    for i in 0..50 {
-        let code = fork_and_check(child_binds_lines);
-        if code != 0 {
-            failed = Some((i, code));
-            break;
-        }
-    }
-    STOP.store(true, Relaxed);
-    busy.join().unwrap();
-    assert_eq!(failed, None, "(fork number, child's exit code)");
+        },
+        50,
+        child_binds_lines,
+    );
 }
