@@ -136,6 +136,7 @@ pub(crate) fn fork_lock_exit() {
 /// Whether the calling thread holds or is taking a fork-guarded lock (see
 /// [`ForkLockMark`]): what a `prepare` handler asks first. The handlers'
 /// own takes are not marked.
+#[cfg(not(loom))]
 pub(crate) fn holds_fork_lock() -> bool {
     FORK_LOCKS.with(|n| n.get() != 0)
 }

@@ -296,6 +296,7 @@ pub fn synchronize_irq(irq: u32) {
 /// What a `fork` holds of the lines: the installation lock, the names lock
 /// (which orders every binding and unbinding) and every line's thread slot
 /// (see [`super::fork`]).
+#[cfg(not(loom))]
 pub(super) struct ForkHold {
     _install: std::sync::MutexGuard<'static, ()>,
     _names: std::sync::MutexGuard<'static, [Option<&'static str>; NR_IRQS]>,
@@ -305,6 +306,7 @@ pub(super) struct ForkHold {
 /// Takes the locks of [`ForkHold`]. Called with the timer's and
 /// `ksoftirqd`'s start locks held (the order `ensure_ticker` takes them in),
 /// before the irq-disabling spinlocks.
+#[cfg(not(loom))]
 pub(super) fn fork_lock() -> ForkHold {
     // Unmarked (see `ForkLockMark`): the fork handler's own. `install` and
     // `bind` nest them in this order; the names lock is held only for a few
@@ -325,6 +327,7 @@ pub(super) fn fork_lock() -> ForkHold {
 /// a thread had begun is finished; and each threaded line's thread is
 /// forgotten. Returns the lines whose thread is to be started again, with
 /// their names.
+#[cfg(not(loom))]
 pub(super) fn reset_in_child(hold: &mut ForkHold) -> [Option<&'static str>; NR_IRQS] {
     let mine = LINES.with(|l| l.in_progress.load(Ordering::Relaxed));
     core::array::from_fn(|i| {
@@ -343,6 +346,7 @@ pub(super) fn reset_in_child(hold: &mut ForkHold) -> [Option<&'static str>; NR_I
 /// [`reset_in_child`] listed. A line whose thread cannot be started is
 /// unbound, as `request_threaded_irq` leaves a line whose thread it cannot
 /// start, and said so on stderr.
+#[cfg(not(loom))]
 pub(super) fn restart_threads_in_child(names: [Option<&'static str>; NR_IRQS]) {
     for (irq, name) in names.into_iter().enumerate() {
         let Some(name) = name else { continue };

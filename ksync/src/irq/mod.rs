@@ -149,6 +149,7 @@
 //! irq::free_irq(9).unwrap();
 //! ```
 
+#[cfg(not(loom))]
 mod fork;
 mod hardirq;
 mod local;

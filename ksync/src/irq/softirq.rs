@@ -450,11 +450,13 @@ fn wakeup_softirqd(l: &IrqLocal) {
 /// Takes the `ksoftirqd` queue's lock for a `fork` (irqs off until
 /// [`fork_unlock`]), so that no other thread is inside it when the child is
 /// made.
+#[cfg(not(loom))]
 pub(super) fn fork_lock() -> ctx::IrqFlags {
     KSOFTIRQD.lock.lock_unmarked()
 }
 
 /// Lets go of what [`fork_lock`] took.
+#[cfg(not(loom))]
 pub(super) fn fork_unlock(flags: ctx::IrqFlags) {
     KSOFTIRQD.lock.unlock_unmarked(flags);
 }
@@ -464,6 +466,7 @@ pub(super) fn fork_unlock(flags: ctx::IrqFlags) {
 /// whether it ran in the parent (and is to be started again). The queue and
 /// the tasklets handed over stay, for the new thread. If the forking thread
 /// is `ksoftirqd` itself, it still is in the child and nothing changes.
+#[cfg(not(loom))]
 pub(super) fn forget_ksoftirqd_in_child() -> bool {
     if IS_KSOFTIRQD.with(core::cell::Cell::get) {
         return false;

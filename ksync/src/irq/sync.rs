@@ -61,6 +61,7 @@ impl IrqSpinLock {
     }
 
     /// [`unlock`](Self::unlock) of a [`lock_unmarked`](Self::lock_unmarked).
+    #[cfg(not(loom))]
     pub(crate) fn unlock_unmarked(&self, flags: IrqFlags) {
         // Release pairs with the Acquire CAS in `lock`.
         self.locked.store(false, Ordering::Release);

@@ -22,7 +22,7 @@
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use super::softirq::{futex_wait, futex_wake};
@@ -76,11 +76,14 @@ pub(super) struct IrqThread {
 /// A threaded line's thread and the name it was started under.
 pub(super) struct Slot {
     thread: Option<JoinHandle<()>>,
+    /// For a forked child's new thread (unread under loom, which forks not).
+    #[cfg_attr(loom, allow(dead_code))]
     name: &'static str,
 }
 
 /// A line's [`Slot`], locked.
-pub(super) type SlotGuard = MutexGuard<'static, Slot>;
+#[cfg(not(loom))]
+pub(super) type SlotGuard = std::sync::MutexGuard<'static, Slot>;
 
 impl IrqThread {
     pub(super) const fn new() -> Self {
@@ -152,6 +155,7 @@ pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Resu
 
 /// Locks `t`'s slot, for a `fork` (see [`super::fork`]): no other thread is
 /// then inside `start` or `stop` when the child is made.
+#[cfg(not(loom))]
 pub(super) fn lock_slot(t: &'static IrqThread) -> SlotGuard {
     t.handle.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -164,6 +168,7 @@ pub(super) fn lock_slot(t: &'static IrqThread) -> SlotGuard {
 /// new thread under, for a bound threaded line: its run that was due stays
 /// due, and the runs the parent's thread was serving are dropped with it
 /// (they would keep `synchronize_irq` waiting for ever).
+#[cfg(not(loom))]
 pub(super) fn reset_in_child(
     irq: u32,
     t: &IrqThread,

@@ -534,11 +534,13 @@ fn kick_ticker() {
 /// Takes the timer base's lock for a `fork` (irqs off until
 /// [`fork_unlock`]), so that no other thread is inside it when the child is
 /// made.
+#[cfg(not(loom))]
 pub(super) fn fork_lock() -> crate::ctx::IrqFlags {
     BASE.lock.lock_unmarked()
 }
 
 /// Lets go of what [`fork_lock`] took.
+#[cfg(not(loom))]
 pub(super) fn fork_unlock(flags: crate::ctx::IrqFlags) {
     BASE.lock.unlock_unmarked(flags);
 }
@@ -550,6 +552,7 @@ pub(super) fn fork_unlock(flags: crate::ctx::IrqFlags) {
 /// not started (unless the forking thread is `ktimer`, which it then still
 /// is); returns whether it ran in the parent (and is to be started again).
 /// The armed timers stay armed.
+#[cfg(not(loom))]
 pub(super) fn forget_threads_in_child() -> bool {
     // A pass runs on this thread only if it is inside a callback (the fork
     // came from one): `running_on` means something only while `running` is set.
