@@ -85,6 +85,32 @@ pub fn preempt_count_sub(val: u32) {
     });
 }
 
+/// [`preempt_enable`] on a lock guard's exit, whose own [`preempt_disable`]
+/// the count still holds: one decrement of the thread's count (`decl` on
+/// x86-64), as the kernel's `preempt_enable` without
+/// `CONFIG_DEBUG_PREEMPT`. The underflow check of [`preempt_count_sub`] (a
+/// load, a test, a branch and a separate store around the decrement) runs
+/// where that debug option would: with debug assertions or the `lockdep`
+/// feature. Without them, an unbalanced [`preempt_enable`] inside the
+/// guard's section (which takes the guard's own increment, so its own check
+/// passes) leaves the count one too low, as in the kernel, instead of
+/// panicking at the guard's drop; nothing else changes.
+#[inline(always)]
+pub(crate) fn preempt_enable_guard() {
+    if cfg!(any(debug_assertions, feature = "lockdep")) {
+        preempt_enable();
+    } else {
+        compiler_fence(Ordering::SeqCst);
+        CTX.with(|c| {
+            let c = &c.preempt_count;
+            c.store(
+                c.load(Ordering::Relaxed).wrapping_sub(PREEMPT_OFFSET),
+                Ordering::Relaxed,
+            );
+        });
+    }
+}
+
 #[inline(always)]
 const fn field_mask(val: u32) -> u32 {
     if val & PREEMPT_MASK != 0 {

@@ -5,13 +5,14 @@
 //! count; the unlock restores both, in the kernel's order. A sleeping lock changes
 //! nothing (`()`). Each variant is its own type, so a guard's drop is straight-line
 //! code: the plain spinlock guard's drop is the raw unlock and one
-//! `preempt_enable`, with nothing to match. [`AnyCtx`] is the one state chosen at
+//! decrement of the preempt count (`preempt_enable_guard`), with nothing to
+//! match. [`AnyCtx`] is the one state chosen at
 //! run time, for code that picks the variant from a value (the seqlock's writer,
 //! torture tests): [`Guard::into_any`](super::Guard::into_any) turns a typed guard
 //! into it.
 
 use crate::ctx::{self, IrqFlags};
-use crate::ctx::{preempt_disable, preempt_enable};
+use crate::ctx::{preempt_disable, preempt_enable_guard};
 
 /// What a guard restores after the unlock: the context its acquisition entered
 /// before taking the lock (irqs or bhs off, the preempt count raised), or nothing.
@@ -60,7 +61,7 @@ impl GuardState for Preempt {
     }
     #[inline(always)]
     fn exit(self) {
-        preempt_enable();
+        preempt_enable_guard();
     }
 }
 
@@ -79,7 +80,7 @@ impl GuardState for IrqOff {
     #[inline(always)]
     fn exit(self) {
         ctx::local_irq_enable();
-        preempt_enable();
+        preempt_enable_guard();
     }
 }
 
@@ -98,7 +99,7 @@ impl GuardState for IrqSave {
     #[inline(always)]
     fn exit(self) {
         ctx::local_irq_restore(self.0);
-        preempt_enable();
+        preempt_enable_guard();
     }
     #[inline]
     fn saved_flags(&self) -> Option<IrqFlags> {
@@ -120,7 +121,7 @@ impl GuardState for BhOff {
     }
     #[inline(always)]
     fn exit(self) {
-        preempt_enable();
+        preempt_enable_guard();
         ctx::local_bh_enable();
     }
 }
