@@ -19,7 +19,9 @@
 //! variant's is the backend's own ([`Backend::GuardState`]); a spinlock's `_irq`,
 //! `_irqsave` and `_bh` methods return guards over [`IrqOff`], [`IrqSave`] (the
 //! saved flags) and [`BhOff`]. Being types, the plain guard's drop has nothing to
-//! match and costs the raw unlock and one `preempt_enable`.
+//! match and costs the raw unlock and one decrement of the preempt count (the
+//! kernel's non-debug `preempt_enable`; the underflow check stays in debug
+//! builds and with `lockdep`).
 //!
 //! ## The two paths (DESIGN.md)
 //! Acquire: [`GuardState::enter`] (irqs or bhs off, then the preempt count, as the
