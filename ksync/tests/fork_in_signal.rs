@@ -56,26 +56,40 @@ fn install_handler() {
 
 static TIMER: Timer = Timer::setup(|_| {});
 
-/// The busy thread's loop: inside the timer base's lock much of the time.
-fn timer_traffic(stop: &AtomicBool) {
+/// The busy thread's step: inside the timer base's lock much of the time.
+fn timer_traffic() {
     let t = Pin::static_ref(&TIMER);
-    while !stop.load(Relaxed) {
-        t.mod_timer(jiffies() + 1000);
-        t.del_timer();
-    }
+    t.mod_timer(jiffies() + 1000);
+    t.del_timer();
 }
 
-/// Signals the thread running `work` 200 times, each time waiting until its
-/// handler's fork is done: a handler that waits for the lock its thread
-/// holds never finishes (the bound turns that into a failure).
-fn forks_from_handlers_interrupting(work: fn(&AtomicBool)) {
+/// Signals the thread running `work` in a loop 200 times, each time waiting
+/// until its handler's fork is done: a handler that waits for the lock its
+/// thread holds never finishes (the bound turns that into a failure).
+///
+/// The signals start after `work` ran once: its first run allocates (thread
+/// locals, the daemon threads), and glibc's `fork` takes the allocator's
+/// locks, so a fork from a handler that interrupted an allocation waits for
+/// ever whatever ksync does. Later runs do not allocate.
+fn forks_from_handlers_interrupting(work: fn()) {
     // One test at a time: the counters and the handler are shared.
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     install_handler();
     static STOP: AtomicBool = AtomicBool::new(false);
+    static READY: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Relaxed);
-    let busy = std::thread::spawn(move || work(&STOP));
+    READY.store(false, Relaxed);
+    let busy = std::thread::spawn(move || {
+        work();
+        READY.store(true, Release);
+        while !STOP.load(Relaxed) {
+            work();
+        }
+    });
+    while !READY.load(Acquire) {
+        std::thread::yield_now();
+    }
     let pthread = busy.as_pthread_t();
     for _ in 0..200 {
         let before = FORKS.load(Acquire);
@@ -102,14 +116,12 @@ fn a_fork_from_a_signal_handler_inside_the_timer_base_goes_on() {
     forks_from_handlers_interrupting(timer_traffic);
 }
 
-/// The validator's loop: inside its state's or reports' lock much of the
+/// The validator's step: inside its state's or reports' lock much of the
 /// time.
 #[cfg(feature = "lockdep")]
-fn validator_traffic(stop: &AtomicBool) {
-    while !stop.load(Relaxed) {
-        ksync::lockdep::reset();
-        let _ = ksync::lockdep::take_reports();
-    }
+fn validator_traffic() {
+    ksync::lockdep::reset();
+    let _ = ksync::lockdep::take_reports();
 }
 
 /// Lockdep's handlers: the thread is often inside the validator's locks
