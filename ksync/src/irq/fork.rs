@@ -36,10 +36,12 @@
 //! A `free_irq` that another thread had begun (its line unbound, its wait
 //! for the handlers under way) is finished in the child.
 //!
-//! Not covered: a tasklet that was running on another thread stays marked
-//! running in the child (`Tasklet::kill` of it waits for ever): tasklets are
-//! found only through the lists they are queued on, and a running one is on
-//! none.
+//! Not covered: tasklets are found only through the lists they are queued
+//! on, and another thread's own list is gone in the child. A tasklet that
+//! was running on another thread stays marked running there, and one queued
+//! on another thread's list stays marked scheduled, so scheduling it again
+//! does nothing and `Tasklet::kill` of either waits for ever. (Tasklets
+//! handed to `ksoftirqd`, or on the forking thread's lists, run.)
 
 use core::cell::RefCell;
 use std::sync::MutexGuard;
