@@ -76,8 +76,8 @@ pub(super) struct IrqThread {
 /// A threaded line's thread and the name it was started under.
 pub(super) struct Slot {
     thread: Option<JoinHandle<()>>,
-    /// For a forked child's new thread (unread under loom, which forks not).
-    #[cfg_attr(loom, allow(dead_code))]
+    /// For a forked child's new thread (no fork handlers under loom).
+    #[cfg(not(loom))]
     name: &'static str,
 }
 
@@ -93,6 +93,7 @@ impl IrqThread {
             active: AtomicU32::new(0),
             handle: Mutex::new(Slot {
                 thread: None,
+                #[cfg(not(loom))]
                 name: "",
             }),
         }
@@ -148,6 +149,7 @@ pub(super) fn start(irq: u32, t: &'static IrqThread, name: &'static str) -> Resu
     // Marked: a fork from a signal handler here must not wait for it.
     *crate::arch::lock_marked(&t.handle) = Slot {
         thread: Some(h),
+        #[cfg(not(loom))]
         name,
     };
     Ok(())
