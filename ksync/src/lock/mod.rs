@@ -771,6 +771,7 @@ impl<'a, T: ?Sized, B: Backend, C: GuardState> Guard<'a, T, B, C> {
 
     /// The lock this guard holds: for a condition variable that hands the hold
     /// to the kernel and back ([`RtCondVar`](crate::rtmutex::RtCondVar)).
+    #[cfg(not(loom))]
     #[inline(always)]
     pub(crate) fn lock_ref(&self) -> &'a Lock<T, B> {
         self.lock

@@ -161,6 +161,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<TaskInner>) -> R) -> R {
 
 /// The current task as seen from a signal handler: `None` if the thread never
 /// created its task (no ksync sleep or handle yet) or is exiting. Async-signal-safe.
+#[cfg(not(loom))]
 #[inline]
 pub(crate) fn current_from_handler() -> Option<&'static TaskInner> {
     let p = CURRENT_PTR.try_with(|p| p.get()).ok()?;

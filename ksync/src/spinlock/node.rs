@@ -113,6 +113,7 @@ loom::lazy_static! {
 }
 
 /// `Cell<u32>`: 0 = no index yet, `DEAD` = released at thread exit, else index + 1.
+#[cfg(not(loom))]
 const DEAD: u32 = u32::MAX;
 
 #[cfg(not(loom))]

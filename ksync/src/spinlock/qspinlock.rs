@@ -125,6 +125,7 @@ const TURN: u32 = 0;
 /// How often (in releases) an unlocker with a queue checks whether the head is
 /// late, and yields its CPU if it is (module docs: late head). A power of two,
 /// so the check on the unlock path is a mask.
+#[cfg(not(loom))]
 const LATE_YIELD: u32 = 256;
 
 /// The queued spinlock (`struct qspinlock`), paravirtual flavour.
