@@ -283,3 +283,160 @@ fn a_fork_amid_request_and_free_irq_leaves_the_child_able_to_bind() {
         child_binds_lines,
     );
 }
+
+/// Queued on another thread's own list at the fork (that thread holds bhs
+/// off, so it stays there).
+static LOST_QUEUED: Tasklet = Tasklet::new(lost_fn, 0);
+/// Running on another thread at the fork (its function waits while
+/// [`LOST_BLOCK`] is set).
+static LOST_RUNNING: Tasklet = Tasklet::new(lost_fn, 1);
+static LOST_RUNS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static LOST_BLOCK: AtomicBool = AtomicBool::new(false);
+static LOST_IN_FN: AtomicBool = AtomicBool::new(false);
+
+fn lost_fn(which: usize) {
+    if which == 1 {
+        LOST_IN_FN.store(true, Release);
+        while LOST_BLOCK.load(Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    LOST_RUNS[which].fetch_add(1, Release);
+}
+
+/// Exit codes: 0 passed; 11 the tasklet queued on a lost list still counts
+/// as scheduled; 12 the one running on a lost thread still counts as
+/// running; 13 and 14 scheduling them again did not run them. A `kill` that
+/// waits for the lost thread hangs (the alarm: 142).
+fn child_tasklets_are_idle() -> i32 {
+    if LOST_QUEUED.is_scheduled() {
+        return 11;
+    }
+    if LOST_RUNNING.is_running() {
+        return 12;
+    }
+    LOST_RUNNING.unlock_wait();
+    LOST_BLOCK.store(false, Release);
+    for (i, t) in [&LOST_QUEUED, &LOST_RUNNING].into_iter().enumerate() {
+        let runs = LOST_RUNS[i].load(Acquire);
+        t.schedule();
+        if !wait_until(|| LOST_RUNS[i].load(Acquire) > runs) {
+            return 13 + i as i32;
+        }
+        t.kill();
+    }
+    0
+}
+
+/// A tasklet that another thread had queued on its own list, and one that
+/// another thread was running, are idle in the child (the thread and its
+/// list are gone): they can be scheduled, run, and be killed. In the parent
+/// both go on once let go.
+#[test]
+fn tasklets_of_threads_the_child_lacks_are_idle_there() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let release = AtomicBool::new(false);
+    let queued = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ksync::ctx::local_bh_disable();
+            LOST_QUEUED.schedule();
+            queued.store(true, Release);
+            while !release.load(Acquire) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            // Runs it here, on this thread.
+            ksync::ctx::local_bh_enable();
+        });
+        LOST_BLOCK.store(true, Release);
+        s.spawn(|| {
+            ksync::ctx::local_bh_disable();
+            LOST_RUNNING.schedule();
+            // Runs it here; it waits while LOST_BLOCK is set.
+            ksync::ctx::local_bh_enable();
+        });
+        assert!(wait_until(
+            || queued.load(Acquire) && LOST_IN_FN.load(Acquire)
+        ));
+        assert!(LOST_QUEUED.is_scheduled() && LOST_RUNNING.is_running());
+
+        let code = fork_and_check(child_tasklets_are_idle);
+
+        release.store(true, Release);
+        LOST_BLOCK.store(false, Release);
+        assert!(wait_until(
+            || LOST_RUNS[0].load(Acquire) >= 1 && LOST_RUNS[1].load(Acquire) >= 1
+        ));
+        assert_eq!(
+            code, 0,
+            "the child failed check {code} (see child_tasklets_are_idle)"
+        );
+    });
+    LOST_QUEUED.kill();
+    LOST_RUNNING.kill();
+}
+
+/// Queued on the forking thread's own list at the fork.
+static KEPT: Tasklet = Tasklet::new(kept_fn, 0);
+static KEPT_RUNS: AtomicU32 = AtomicU32::new(0);
+/// Forks from its own function, on the forking thread.
+static FORKER: Tasklet = Tasklet::new(forker_fn, 0);
+static FORKER_CODE: AtomicI32 = AtomicI32::new(-1);
+
+fn kept_fn(_: usize) {
+    KEPT_RUNS.fetch_add(1, Release);
+}
+
+/// Exit codes: 21 the tasklet on this thread's list no longer counts as
+/// scheduled; 22 enabling bhs did not run it.
+fn child_keeps_own_list() -> i32 {
+    if !KEPT.is_scheduled() {
+        return 21;
+    }
+    let runs = KEPT_RUNS.load(Acquire);
+    ksync::ctx::local_bh_enable();
+    if KEPT_RUNS.load(Acquire) != runs + 1 {
+        return 22;
+    }
+    0
+}
+
+/// Exit code 23: the tasklet whose function forked no longer counts as
+/// running in the child, where that function still runs.
+fn child_keeps_own_run() -> i32 {
+    if !FORKER.is_running() {
+        return 23;
+    }
+    0
+}
+
+fn forker_fn(_: usize) {
+    FORKER_CODE.store(fork_and_check(child_keeps_own_run), Release);
+}
+
+/// What the forking thread had queued, or was running, stays so in the
+/// child: a tasklet on its own list runs there when bhs are enabled, and one
+/// whose function forked still counts as running.
+#[test]
+fn the_forking_threads_own_tasklets_stay_in_the_child() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ksync::ctx::local_bh_disable();
+    KEPT.schedule();
+    let code = fork_and_check(child_keeps_own_list);
+    ksync::ctx::local_bh_enable();
+    assert_eq!(
+        code, 0,
+        "the child failed check {code} (see child_keeps_own_list)"
+    );
+    assert_eq!(KEPT_RUNS.load(Acquire), 1);
+
+    ksync::ctx::local_bh_disable();
+    FORKER.schedule();
+    // Runs it here, and it forks.
+    ksync::ctx::local_bh_enable();
+    let code = FORKER_CODE.load(Acquire);
+    assert_eq!(
+        code, 0,
+        "the child failed check {code} (see child_keeps_own_run)"
+    );
+}

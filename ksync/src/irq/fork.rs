@@ -36,17 +36,18 @@
 //! A `free_irq` that another thread had begun (its line unbound, its wait
 //! for the handlers under way) is finished in the child.
 //!
-//! Not covered: tasklets are found only through the lists they are queued
-//! on, and another thread's own list is gone in the child. A tasklet that
-//! was running on another thread stays marked running there, and one queued
-//! on another thread's list stays marked scheduled, so scheduling it again
-//! does nothing and `Tasklet::kill` of either waits for ever. (Tasklets
-//! handed to `ksoftirqd`, or on the forking thread's lists, run.)
+//! Tasklets: those handed to `ksoftirqd`, or on the forking thread's lists,
+//! stay queued and run. One that was running on another thread, or queued
+//! on another thread's own list (gone with it), is idle in the child: the
+//! child starts a new fork generation, and the bits another generation set
+//! mean nothing (the tasklet module's "State word"). Scheduling it again
+//! runs it, and `Tasklet::kill` of it returns; a run it was due on the lost
+//! list does not happen unless it is scheduled again.
 
 use core::cell::RefCell;
 use std::sync::MutexGuard;
 
-use super::{hardirq, softirq, timer};
+use super::{hardirq, softirq, tasklet, timer};
 use crate::ctx::IrqFlags;
 
 crate::arch::at_fork!(prepare, parent, child);
@@ -118,6 +119,8 @@ extern "C" fn child() {
         };
         // Alone, with irqs off and every lock held: nothing changes under us.
         let ksoftirqd = softirq::forget_ksoftirqd_in_child();
+        // Under the `ksoftirqd` lock (it guards the handed-over tasklets).
+        tasklet::restamp_in_child();
         let ktimer = timer::forget_threads_in_child();
         let lines = hardirq::reset_in_child(&mut hold.lines);
         release(hold);

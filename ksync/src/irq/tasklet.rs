@@ -6,6 +6,16 @@
 //! |---|---|---|---|
 //! | 0 | `SCHED` | [`Tasklet::schedule`] (the one that sets it queues the tasklet) | the runner, just before calling the function |
 //! | 1 | `RUN` | the runner (a try-lock: only one thread runs it) | the runner, after the function returns |
+//! | 2–31 | generation | whoever sets `SCHED` from clear: the fork generation then | — |
+//!
+//! The generation counts the forks this process descends from (modulo 2^30).
+//! `SCHED` and `RUN` hold only in the generation stamped beside them: in a
+//! child of `fork`, a tasklet that was queued on, or running on, a thread the
+//! child lacks keeps the parent's bits, which mean nothing there, and is idle
+//! — it can be scheduled again and killed. The child's fork handler
+//! ([`restamp_in_child`]) bumps the generation and stamps the new one on the
+//! tasklets that are still somewhere: on the forking thread's lists, on its
+//! run in progress, and handed to `ksoftirqd`.
 //!
 //! `count` is the disable depth: a tasklet taken off a list while disabled (or
 //! while `RUN` is held by another thread) is queued again and its softirq
@@ -119,6 +129,81 @@ fn take_from_ksoftirqd() -> bool {
 
 const SCHED: u32 = 1;
 const RUN: u32 = 2;
+/// The bits of the state word below the generation.
+const BITS: u32 = SCHED | RUN;
+/// Where the generation starts in the state word.
+const GEN_SHIFT: u32 = 2;
+
+/// The fork generation: bumped (only) in a child of `fork`, by
+/// [`restamp_in_child`], while the child has one thread.
+static GEN: AtomicU32 = AtomicU32::new(0);
+
+/// The current generation, in place in a state word.
+#[inline]
+fn stamp() -> u32 {
+    GEN.load(Ordering::Relaxed) << GEN_SHIFT
+}
+
+/// The bits of state word `s` that hold: none if they were set in another
+/// generation (by a thread of a parent process).
+#[inline]
+fn live(s: u32) -> u32 {
+    if s & !BITS == stamp() { s & BITS } else { 0 }
+}
+
+thread_local! {
+    /// This thread's run in progress in [`tasklet_action`]: the tasklet whose
+    /// function runs (null between functions) and the rest of the list it
+    /// took, for [`restamp_in_child`]. Const-initialised, no destructor.
+    static RUNNING: [core::cell::Cell<*mut Tasklet>; 2] =
+        const { [core::cell::Cell::new(ptr::null_mut()), core::cell::Cell::new(ptr::null_mut())] };
+}
+
+/// In a child of `fork`, alone, irqs off, holding the `ksoftirqd` lock: starts
+/// a new generation and stamps it on the tasklets the child still has — the
+/// forking thread's lists and its run in progress, and the ones handed to
+/// `ksoftirqd`. Every other tasklet's `SCHED` and `RUN` were set by threads
+/// the child lacks, and no longer hold. (No fork handlers under loom.)
+#[cfg(not(loom))]
+pub(super) fn restamp_in_child() {
+    let old = stamp();
+    GEN.store(
+        GEN.load(Ordering::Relaxed).wrapping_add(1) & (u32::MAX >> GEN_SHIFT),
+        Ordering::Relaxed,
+    );
+    let new = stamp();
+    let restamp_chain = |mut p: *mut Tasklet| {
+        while !p.is_null() {
+            // SAFETY: lists and runs hold only `&'static Tasklet`s.
+            let t: &'static Tasklet = unsafe { &*p };
+            // On a list of ours: scheduled, in the new generation; running
+            // only if it is the one our run in progress is calling.
+            let run = RUNNING.with(|r| core::ptr::eq(r[0].get(), p)) as u32 * RUN;
+            t.state.store(new | SCHED | run, Ordering::Relaxed);
+            p = t.next.load(Ordering::Relaxed);
+        }
+    };
+    TASKLETS.with(|own| {
+        restamp_chain(own[0].head.load(Ordering::Relaxed));
+        restamp_chain(own[1].head.load(Ordering::Relaxed));
+    });
+    restamp_chain(HANDED[0].head.load(Ordering::Relaxed));
+    restamp_chain(HANDED[1].head.load(Ordering::Relaxed));
+    RUNNING.with(|r| {
+        restamp_chain(r[1].get());
+        let cur = r[0].get();
+        if !cur.is_null() {
+            // SAFETY: as above.
+            let t: &'static Tasklet = unsafe { &*cur };
+            let s = t.state.load(Ordering::Relaxed);
+            // Not found on a list of ours above: it runs here, and a `SCHED`
+            // it has again belongs to a list the child lacks.
+            if s & !BITS == old {
+                t.state.store(new | RUN, Ordering::Relaxed);
+            }
+        }
+    });
+}
 
 /// A tasklet (`struct tasklet_struct`): a function and its data, run once per
 /// scheduling in softirq context, never concurrently with itself.
@@ -191,10 +276,8 @@ impl Tasklet {
     }
 
     fn schedule_on(&'static self, list: usize, nr: Softirq) {
-        // AcqRel: Release publishes the scheduler's writes to the run that will
-        // clear SCHED (its AcqRel fetch_and reads this RMW's value or a later
-        // one); the thread that sets the bit owns the `next` link.
-        if self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED == 0 {
+        // The thread that sets the bit owns the `next` link.
+        if self.claim_sched() {
             let flags = local_irq_save();
             softirq::open_handover(give_to_ksoftirqd, take_from_ksoftirqd);
             TASKLETS.with(|l| l[list].push(self));
@@ -211,14 +294,40 @@ impl Tasklet {
         }
     }
 
+    /// Sets `SCHED` if it is clear (or stale: another generation's), stamping
+    /// this generation; whether it did, and so owns the `next` link.
+    #[inline]
+    fn claim_sched(&self) -> bool {
+        let now = stamp();
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let bits = live(s);
+            if bits & SCHED != 0 {
+                return false;
+            }
+            // AcqRel: Release publishes the scheduler's writes to the run that
+            // will clear SCHED (its AcqRel fetch_and reads this RMW's value or
+            // a later one).
+            match self.state.compare_exchange_weak(
+                s,
+                now | bits | SCHED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
+        }
+    }
+
     /// Whether the tasklet is scheduled and has not started running.
     pub fn is_scheduled(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & SCHED != 0
+        live(self.state.load(Ordering::Relaxed)) & SCHED != 0
     }
 
     /// Whether the tasklet's function is running now, on any thread.
     pub fn is_running(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & RUN != 0
+        live(self.state.load(Ordering::Relaxed)) & RUN != 0
     }
 
     /// Disables the tasklet without waiting (`tasklet_disable_nosync`): it may
@@ -260,7 +369,7 @@ impl Tasklet {
         let backoff = Backoff::new();
         // Acquire pairs with the runner's Release clear of RUN: its writes are
         // visible once we see the bit clear.
-        while self.state.load(Ordering::Acquire) & RUN != 0 {
+        while live(self.state.load(Ordering::Acquire)) & RUN != 0 {
             backoff.snooze();
         }
     }
@@ -278,7 +387,7 @@ impl Tasklet {
         }
         let backoff = Backoff::new();
         // Own SCHED ourselves, so nobody queues it while we wait.
-        while self.state.fetch_or(SCHED, Ordering::AcqRel) & SCHED != 0 {
+        while !self.claim_sched() {
             // It may be on this thread's own list (raised with irqs off).
             softirq::do_softirq();
             backoff.snooze();
@@ -323,6 +432,7 @@ fn tasklet_action(own: &TaskletList, list: usize) {
     while !p.is_null() {
         // SAFETY: lists hold only `&'static Tasklet`s (`schedule_on` takes one).
         let t: &'static Tasklet = unsafe { &*p };
+        let p_cur = p;
         p = t.next.load(Ordering::Relaxed);
         // Acquire pairs with the Release clear of RUN by the previous runner.
         if t.state.fetch_or(RUN, Ordering::Acquire) & RUN == 0 {
@@ -331,7 +441,16 @@ fn tasklet_action(own: &TaskletList, list: usize) {
                     let msg = b"ksync: tasklet on a list without TASKLET_STATE_SCHED\n";
                     crate::arch::signal::write_stderr(msg);
                 }
+                // For a fork inside the function (`restamp_in_child`).
+                RUNNING.with(|r| {
+                    r[0].set(p_cur);
+                    r[1].set(p);
+                });
                 (t.func)(t.data);
+                RUNNING.with(|r| {
+                    r[0].set(ptr::null_mut());
+                    r[1].set(ptr::null_mut());
+                });
                 // Release pairs with the Acquire RUN try-lock of the next runner and
                 // with `unlock_wait`.
                 t.state.fetch_and(!RUN, Ordering::Release);
