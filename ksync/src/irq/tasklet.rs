@@ -296,25 +296,29 @@ impl Tasklet {
 
     /// Sets `SCHED` if it is clear (or stale: another generation's), stamping
     /// this generation; whether it did, and so owns the `next` link.
+    ///
+    /// Always one successful RMW, even when `SCHED` is set already (it then
+    /// writes the word back unchanged), as `test_and_set_bit` is a full
+    /// barrier either way: AcqRel's Release publishes the caller's writes to
+    /// the run that will clear `SCHED` (its AcqRel `fetch_and` reads this
+    /// RMW's value or a later one), so a tasklet scheduled again before it
+    /// starts running sees what its second scheduler wrote.
     #[inline]
     fn claim_sched(&self) -> bool {
         let now = stamp();
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let bits = live(s);
-            if bits & SCHED != 0 {
-                return false;
-            }
-            // AcqRel: Release publishes the scheduler's writes to the run that
-            // will clear SCHED (its AcqRel fetch_and reads this RMW's value or
-            // a later one).
-            match self.state.compare_exchange_weak(
-                s,
-                now | bits | SCHED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
+            let (new, claims) = if bits & SCHED != 0 {
+                (s, false)
+            } else {
+                (now | bits | SCHED, true)
+            };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return claims,
                 Err(x) => s = x,
             }
         }
