@@ -6,7 +6,8 @@
 //! Every operation takes the lock, bumps a counter inside it and releases it.
 //! Contended scenarios run 2 and 8 threads on one lock (more threads than this
 //! machine's CPUs, so sleeping and waking are measured too) and report fairness
-//! (fewest/most operations of one thread).
+//! (fewest/most operations of one thread). The mutex's "with work" scenario
+//! spins 20 pauses inside each section and 20 after it.
 
 use super::peers::{PthreadMutex, PthreadRwLock};
 use super::{Config, Group, Interleaved, Row, threaded};
@@ -74,6 +75,36 @@ fn mutex_contended<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, mak
             let l = &l;
             move || l.with(|v| *v = black_box(*v + 1))
         }));
+    }
+    // Sections with work in them and work between them (as a real user's):
+    // a lock that keeps the running threads' bursts to themselves leaves the
+    // lock free while its owner works outside it.
+    for threads in [2, 8] {
+        let l = CachePadded::new(make());
+        rows.push(threaded(
+            cfg,
+            "mutex",
+            "contended, with work",
+            name,
+            threads,
+            |_| {
+                let l = &l;
+                move || {
+                    l.with(|v| {
+                        *v = black_box(*v + 1);
+                        pauses(20);
+                    });
+                    pauses(20);
+                }
+            },
+        ));
+    }
+}
+
+/// `n` spin-loop hints: work that takes a little time and touches no memory.
+fn pauses(n: u32) {
+    for _ in 0..n {
+        std::hint::spin_loop();
     }
 }
 
