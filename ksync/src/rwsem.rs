@@ -546,7 +546,7 @@ impl RawRwSemaphore {
 
     /// Takes `wait_lock`, the queue (an interrupted wait leaves it untouched).
     fn enqueue(&self, state: TaskState) -> Result<()> {
-        self.wait_lock.acquire(state)
+        self.wait_lock.acquire_queue(state)
     }
 
     /// Lets the next queued waiter be the head.
