@@ -48,7 +48,4 @@ pub(crate) use sleep::sleep_in_kernel;
 pub(crate) use sleep::sleep_on_word;
 pub use sleep::{msleep, msleep_interruptible, sleep, sleep_timeout};
 pub use task::{Task, TaskState, current};
-#[allow(unused_imports)]
-#[cfg(not(loom))]
-pub(crate) use task::{TaskInner, current_from_handler, with_current};
 pub use waitqueue::{WaitQueue, WaitQueueEntry};
