@@ -83,19 +83,19 @@
 //! wake-up costs in this VM). Counted in acquisitions, turns are the same
 //! length for threads on CPUs of unequal speed; in time (before), two threads
 //! got 0.77 of each other's acquisitions. The exception is an owner that
-//! releases slowly: at most one release per 250 ns (`SLOW_RELEASE_NS`) on
-//! average since the contender started polling. Such an owner works outside
-//! the lock between its sections, so the contender polls every pause,
-//! takes the lock whenever it finds it free, and runs its own section beside
-//! the owner's other work, as parking_lot's spinners do. For the count to be
-//! what ends the turn, the contender must look soon after the `TURN`th release, not up to a
-//! poll interval (8 µs, thousands of releases) later: once it has seen the
-//! owner make releases, it polls next when the turn should be over at the rate
-//! seen so far (no sooner than 125 ns, no later than 8 µs away). With doubling
-//! intervals alone, the turn's overshoot was a time, so a faster owner still
-//! got more per turn. At the end of its turn the contender
-//! uncounts itself and queues a waiter entry on its stack; if it is first, it
-//! asks for hand-off (`HANDOFF`) and polls a while longer for it, which the
+//! releases slowly: at most one release per 250 ns (`SLOW_RELEASE_NS`)
+//! between two of the contender's looks. Such an owner works outside the
+//! lock between its sections, so the contender polls every pause, takes the
+//! lock whenever it finds it free, and runs its own section beside the
+//! owner's other work, as parking_lot's spinners do. For the count to be
+//! what ends the turn, the contender must look soon after the `TURN`th
+//! release, not up to a poll interval (8 µs, thousands of releases) later:
+//! once it has seen the owner make releases, it polls next when the turn
+//! should be over at the rate seen so far (no sooner than 125 ns, no later
+//! than 8 µs away). With doubling intervals alone, the turn's overshoot was
+//! a time, so a faster owner still got more per turn. At the end of its
+//! turn the contender uncounts itself and queues a waiter entry on its
+//! stack; if it is first, it asks for hand-off (`HANDOFF`) and polls a while longer for it, which the
 //! owner's next unlock makes without any sleep or wake-up; otherwise (or if
 //! none comes) it sleeps in [`sched::sleep`](crate::sched::sleep). Only the
 //! first waiter asks: were every waiter to carry its request into the queue,
@@ -252,8 +252,8 @@ const POLL_NEAR: Duration = Duration::from_nanos(125);
 const POLL_NEAR: Duration = Duration::ZERO;
 
 /// The release rate below which a contender takes a free lock whenever it
-/// sees one, turn or no turn: one release per this many ns, on average, since
-/// the contender started polling. A running thread that re-takes the lock in
+/// sees one, turn or no turn: one release per this many ns, on average,
+/// between two of the contender's looks. A running thread that re-takes the lock in
 /// a tight loop releases every few ns, and its turn keeps its cache line hot.
 /// One that releases this rarely spends most of the time outside the lock, so
 /// the lock would sit free while the contender waits for its turn; taking it
