@@ -1,7 +1,7 @@
 //! Benchmark groups for the atomic area: `ksync::atomic` against the std types
 //! people use instead (registered in `super::all`).
 
-use super::{Config, Group, Interleaved, Row, threaded};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns};
 use ksync::arch::CachePadded;
 use ksync::atomic::{Atomic, Bitmap, Refcount};
 use std::hint::black_box;
@@ -50,16 +50,15 @@ fn run_atomic(cfg: &Config, rows: &mut Vec<Row>) {
     rows.extend(inz.run(cfg));
     for threads in [2, 4] {
         let sc = format!("inc, {threads} threads");
-        rows.push(threaded(cfg, G, &sc, "ksync::Atomic", threads, |_| {
-            let k = &k;
-            move || k.inc()
-        }));
-        rows.push(threaded(cfg, G, &sc, "std::AtomicI32", threads, |_| {
-            let s = &s;
+        let (k, s) = (&k, &s);
+        let mut t = ThreadedTurns::new(G, &sc, threads);
+        t.add("ksync::Atomic", move |_| move || k.inc());
+        t.add("std::AtomicI32", move |_| {
             move || {
                 s.fetch_add(1, Ordering::Relaxed);
             }
-        }));
+        });
+        rows.extend(t.run(cfg));
     }
     // Reference get + put: the pair every lookup pays.
     let r = CachePadded::new(Refcount::new(1));

@@ -9,15 +9,20 @@
 //! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
 //! pinging thread and its partner each spend per round trip.
 //!
-//! Single-thread scenarios measure their implementations in turns
-//! ([`Interleaved`]): short turns round-robin, the median turn reported, so
-//! that a CPU whose speed drifts over seconds (a shared host) slows every
-//! implementation of the scenario alike. Three kinds still run one
-//! implementation after another: the RCU read rows (a macro shared with their
-//! CPU-time twins, and liburcu's loop in C), `irq-raise` (its irq line is
-//! registered around ksync's rows only) and the wake-up round trips (two
-//! threads; the mean over the whole run is the honest figure there); so do
-//! all threaded rows.
+//! Scenarios measure their implementations in turns: short turns
+//! round-robin, the median turn reported, so that a CPU whose speed drifts
+//! over seconds (a shared host) slows every implementation of the scenario
+//! alike. Single-thread scenarios do so with [`Interleaved`]; threaded ones
+//! with [`ThreadedTurns`], where each implementation keeps its own threads,
+//! parked between its turns (a 2-vCPU VM's two vCPUs move between the two
+//! hyperthreads of one core and two cores every few seconds, and a contended
+//! lock's throughput follows). Some still run one implementation after
+//! another: the RCU read rows (a macro shared with their CPU-time twins, and
+//! liburcu's loop in C), `irq-raise` (its irq line is registered around
+//! ksync's rows only), the wake-up round trips (two threads; the mean over
+//! the whole run is the honest figure there), and the threaded rows that
+//! run beside a writer or updater thread of their own (`seqlock`, the RCU
+//! and `later` groups' threaded rows).
 //!
 //! The peers include C libraries (glibc's pthread locks, liburcu, Concurrency
 //! Kit: see [`peers`]); where this build lacked liburcu-dev or libck-dev, a
@@ -26,7 +31,7 @@
 
 use serde::Serialize;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod atomic;
@@ -304,6 +309,235 @@ impl<'a> Interleaved<'a> {
                     ops_per_sec: 1.0 / secs,
                     ns_per_op: secs * 1e9,
                     fairness: None,
+                    cpu_ns_per_side: None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// How many counted turns each implementation of a [`ThreadedTurns`] scenario
+/// gets (after one warm-up turn).
+const THREADED_TURNS: u32 = 8;
+
+/// The implementations of one threaded scenario, measured in turns.
+///
+/// [`threaded`] runs one implementation for the whole time, then the next. On
+/// a 2-vCPU VM the host moves the two vCPUs between a pair of hyperthreads of
+/// one core (a cache line crosses between them in about 35 ns round trip) and
+/// two cores (about 170–250 ns), every few seconds; a contended lock's
+/// throughput follows (a binary semaphore moved between 1.3 and 1.7 Mops/s
+/// with the same code), so two rows measured a second apart compared the
+/// placements as much as the locks. Here every implementation keeps its own
+/// `threads` threads, parked between turns, and runs [`THREADED_TURNS`] turns
+/// of `cfg.duration / THREADED_TURNS`, round-robin (the order rotating each
+/// round). Its throughput is the median of its turns' rates; its fairness
+/// counts each thread's operations over all its turns, as one run of the
+/// whole duration would.
+///
+/// ```ignore
+/// let m = CachePadded::new(ksync::mutex::Mutex::new(0u64));
+/// let p = CachePadded::new(parking_lot::Mutex::new(0u64));
+/// let mut t = ThreadedTurns::new("mutex", "contended", 8);
+/// t.add("ksync::mutex::Mutex", |_| || *m.lock() += 1);
+/// t.add("parking_lot::Mutex", |_| || *p.lock() += 1);
+/// rows.extend(t.run(cfg));
+/// ```
+pub struct ThreadedTurns<'a> {
+    group: String,
+    scenario: String,
+    threads: usize,
+    subjects: Vec<ThreadedSubject<'a>>,
+}
+
+/// A thread's batch runner: runs its operation `n` times.
+type Batch<'a> = Box<dyn FnMut(u32) + 'a>;
+
+/// One implementation of a [`ThreadedTurns`] scenario.
+struct ThreadedSubject<'a> {
+    name: String,
+    /// Makes thread `i`'s batch runner, on that thread.
+    make: Box<dyn Fn(usize) -> Batch<'a> + Sync + 'a>,
+}
+
+/// The handshake between the conductor of a [`ThreadedTurns`] run and one
+/// implementation's threads.
+struct Crew {
+    /// Bumped to start a turn (or to leave, once `done` is set); each thread
+    /// parks until it sees a new value, and the conductor unparks them one by
+    /// one, in an order that rotates from turn to turn: the threads of a
+    /// barrier wake in the order they arrived, so the threads still running
+    /// when a turn ended would run first in every turn after it, and
+    /// fairness, counted over all the turns, would measure that instead of
+    /// the lock.
+    turn: AtomicU64,
+    /// The conductor and the threads meet here once each thread has seen
+    /// `running` go false.
+    end: Barrier,
+    running: AtomicBool,
+    done: AtomicBool,
+}
+
+impl Crew {
+    /// Starts the crew's next turn (or, with `done` set, its leaving), waking
+    /// `threads` from `first` on.
+    fn start(&self, threads: &[std::thread::Thread], first: usize) {
+        self.turn.fetch_add(1, Ordering::Release);
+        for j in 0..threads.len() {
+            threads[(first + j) % threads.len()].unpark();
+        }
+    }
+
+    /// Parks until the conductor starts a turn after `seen`; returns it.
+    fn await_turn(&self, seen: u64) -> u64 {
+        loop {
+            let now = self.turn.load(Ordering::Acquire);
+            if now != seen {
+                return now;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl<'a> ThreadedTurns<'a> {
+    /// An empty scenario of `group`, run by `threads` threads per implementation.
+    pub fn new(group: &str, scenario: &str, threads: usize) -> Self {
+        ThreadedTurns {
+            group: group.into(),
+            scenario: scenario.into(),
+            threads,
+            subjects: Vec::new(),
+        }
+    }
+
+    /// Adds an implementation: thread `i` runs the operation `make(i)` makes
+    /// (called on that thread).
+    pub fn add<F: FnMut() + 'a>(&mut self, name: &str, make: impl Fn(usize) -> F + Sync + 'a) {
+        self.subjects.push(ThreadedSubject {
+            name: name.into(),
+            make: Box::new(move |i| {
+                let mut op = make(i);
+                Box::new(move |n| {
+                    for _ in 0..n {
+                        op();
+                    }
+                })
+            }),
+        });
+    }
+
+    /// Measures every implementation in turns; one row each, in the order
+    /// they were added.
+    pub fn run(self, cfg: &Config) -> Vec<Row> {
+        let turn = cfg.duration / THREADED_TURNS;
+        let n = self.subjects.len();
+        let threads = self.threads;
+        let crews: Vec<Crew> = (0..n)
+            .map(|_| Crew {
+                turn: AtomicU64::new(0),
+                end: Barrier::new(threads + 1),
+                running: AtomicBool::new(false),
+                done: AtomicBool::new(false),
+            })
+            .collect();
+        // Each thread's operations over the counted turns.
+        let counts: Vec<Vec<AtomicU64>> = (0..n)
+            .map(|_| (0..threads).map(|_| AtomicU64::new(0)).collect())
+            .collect();
+        let counting = AtomicBool::new(false);
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
+        std::thread::scope(|s| {
+            // Each crew's threads, to unpark.
+            let handles: Vec<Vec<std::thread::Thread>> = self
+                .subjects
+                .iter()
+                .zip(&crews)
+                .zip(&counts)
+                .map(|((subject, crew), counts)| {
+                    let counting = &counting;
+                    counts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, mine)| {
+                            s.spawn(move || {
+                                let mut batch = (subject.make)(i);
+                                let mut seen = 0;
+                                loop {
+                                    seen = crew.await_turn(seen);
+                                    if crew.done.load(Ordering::Relaxed) {
+                                        return;
+                                    }
+                                    let mut ops = 0u64;
+                                    while crew.running.load(Ordering::Relaxed) {
+                                        batch(64);
+                                        ops += 64;
+                                    }
+                                    if counting.load(Ordering::Relaxed) {
+                                        mine.fetch_add(ops, Ordering::Relaxed);
+                                    }
+                                    crew.end.wait();
+                                }
+                            })
+                            .thread()
+                            .clone()
+                        })
+                        .collect()
+                })
+                .collect();
+            // Turn `t` of crew `k`: its operations per second.
+            let one_turn = |k: usize, t: usize| {
+                let crew = &crews[k];
+                let before: u64 = counts[k].iter().map(|c| c.load(Ordering::Relaxed)).sum();
+                crew.running.store(true, Ordering::Relaxed);
+                let t0 = Instant::now();
+                crew.start(&handles[k], t);
+                std::thread::sleep(turn);
+                crew.running.store(false, Ordering::Relaxed);
+                crew.end.wait();
+                let secs = t0.elapsed().as_secs_f64();
+                let after: u64 = counts[k].iter().map(|c| c.load(Ordering::Relaxed)).sum();
+                (after - before) as f64 / secs
+            };
+            // Warm up each (not counted), then the counted turns.
+            for k in 0..n {
+                one_turn(k, 0);
+            }
+            counting.store(true, Ordering::Relaxed);
+            for round in 0..THREADED_TURNS as usize {
+                for j in 0..n {
+                    let k = (round + j) % n;
+                    rates[k].push(one_turn(k, round + 1));
+                }
+            }
+            for (crew, threads) in crews.iter().zip(&handles) {
+                crew.done.store(true, Ordering::Relaxed);
+                crew.start(threads, 0);
+            }
+        });
+        self.subjects
+            .iter()
+            .zip(rates)
+            .zip(&counts)
+            .map(|((s, rates), counts)| {
+                let counts: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+                let (min, max) = (
+                    counts.iter().min().copied().unwrap_or(0),
+                    counts.iter().max().copied().unwrap_or(0),
+                );
+                let rate = median(rates);
+                Row {
+                    group: self.group.clone(),
+                    scenario: self.scenario.clone(),
+                    impl_name: s.name.clone(),
+                    threads,
+                    ops_per_sec: rate,
+                    ns_per_op: 1e9 * threads as f64 / rate.max(f64::MIN_POSITIVE),
+                    fairness: Some(if max == 0 {
+                        0.0
+                    } else {
+                        min as f64 / max as f64
+                    }),
                     cpu_ns_per_side: None,
                 }
             })
@@ -657,6 +891,76 @@ mod tests {
         }
         assert!(turns.starts_with(&['a', 'b', 'b', 'a']));
         assert!(a_units.get() >= u64::from(TURNS) && b_units.get() >= u64::from(TURNS));
+    }
+
+    /// Each implementation's threads are its own (made once each, on the
+    /// thread that runs them) and only one implementation runs at a time;
+    /// the rows report the median turn's rate for all the threads together.
+    #[test]
+    fn threaded_turns_run_each_crew_alone_on_its_own_threads() {
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+        use std::sync::atomic::AtomicUsize;
+        let cfg = Config {
+            duration: Duration::from_millis(40),
+        };
+        // (subject, thread index, OS thread) of every `make` call.
+        let made = Mutex::new(Vec::new());
+        // How many threads of each subject are inside an operation now, and
+        // whether one ever saw the other subject's inside at the same time.
+        let inside = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let overlap = AtomicBool::new(false);
+        let ops = [AtomicU64::new(0), AtomicU64::new(0)];
+        let mut t = ThreadedTurns::new("g", "s", 3);
+        for (k, name) in ["a", "b"].into_iter().enumerate() {
+            let (made, inside, overlap, ops) = (&made, &inside, &overlap, &ops);
+            t.add(name, move |i| {
+                made.lock()
+                    .unwrap()
+                    .push((k, i, std::thread::current().id()));
+                move || {
+                    inside[k].fetch_add(1, Ordering::SeqCst);
+                    if inside[1 - k].load(Ordering::SeqCst) != 0 {
+                        overlap.store(true, Ordering::Relaxed);
+                    }
+                    std::hint::black_box(0u64);
+                    inside[k].fetch_sub(1, Ordering::SeqCst);
+                    ops[k].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let rows = t.run(&cfg);
+        assert!(!overlap.load(Ordering::Relaxed), "two crews ran at once");
+        let made = made.into_inner().unwrap();
+        assert_eq!(made.len(), 6);
+        let threads: HashSet<_> = made.iter().map(|m| m.2).collect();
+        assert_eq!(threads.len(), 6, "a thread ran two operations");
+        for k in 0..2 {
+            let mut idx: Vec<usize> = made.iter().filter(|m| m.0 == k).map(|m| m.1).collect();
+            idx.sort();
+            assert_eq!(idx, [0, 1, 2]);
+        }
+        assert_eq!(rows.len(), 2);
+        for (r, name) in rows.iter().zip(["a", "b"]) {
+            assert_eq!(
+                (
+                    r.group.as_str(),
+                    r.scenario.as_str(),
+                    r.impl_name.as_str(),
+                    r.threads
+                ),
+                ("g", "s", name, 3)
+            );
+            assert!(r.ops_per_sec > 0.0 && r.ops_per_sec.is_finite());
+            // ns/op is per thread: the threads together run 1e9 / ns × 3.
+            assert!((r.ns_per_op * r.ops_per_sec / 3e9 - 1.0).abs() < 1e-9);
+            let f = r.fairness.expect("threaded rows have a fairness");
+            assert!((0.0..=1.0).contains(&f));
+        }
+        // Every turn ran whole batches of 64.
+        for n in &ops {
+            assert_eq!(n.load(Ordering::Relaxed) % 64, 0);
+        }
     }
 
     fn row(impl_name: &str, ops: f64, fairness: Option<f64>) -> Row {

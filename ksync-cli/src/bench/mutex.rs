@@ -10,7 +10,7 @@
 //! spins 20 pauses inside each section and 20 after it.
 
 use super::peers::{PthreadMutex, PthreadRwLock};
-use super::{Config, Group, Interleaved, Row, threaded};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns};
 use ksync::arch::CachePadded;
 use std::hint::black_box;
 
@@ -68,37 +68,26 @@ fn mutex_uncontended<L: Locked + 'static>(unc: &mut Interleaved<'_>, name: &str,
     });
 }
 
-fn mutex_contended<L: Locked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
-    for threads in [2, 8] {
-        let l = CachePadded::new(make());
-        rows.push(threaded(cfg, "mutex", "contended", name, threads, |_| {
-            let l = &l;
-            move || l.with(|v| *v = black_box(*v + 1))
-        }));
-    }
-    // Sections with work in them and work between them (as a real user's):
-    // a lock that keeps the running threads' bursts to themselves leaves the
-    // lock free while its owner works outside it.
-    for threads in [2, 8] {
-        let l = CachePadded::new(make());
-        rows.push(threaded(
-            cfg,
-            "mutex",
-            "contended, with work",
-            name,
-            threads,
-            |_| {
-                let l = &l;
-                move || {
-                    l.with(|v| {
-                        *v = black_box(*v + 1);
-                        pauses(20);
-                    });
-                    pauses(20);
-                }
-            },
-        ));
-    }
+/// Adds the lock `l` to the contended scenarios `tight` (the lock taken in a
+/// loop) and `work` (sections with work in them and work between them, as a
+/// real user's: a lock that keeps the running threads' bursts to themselves
+/// leaves the lock free while its owner works outside it).
+fn mutex_contended<'a, L: Locked>(
+    tight: &mut ThreadedTurns<'a>,
+    work: &mut ThreadedTurns<'a>,
+    name: &str,
+    l: &'a [CachePadded<L>; 2],
+) {
+    tight.add(name, move |_| move || l[0].with(|v| *v = black_box(*v + 1)));
+    work.add(name, move |_| {
+        move || {
+            l[1].with(|v| {
+                *v = black_box(*v + 1);
+                pauses(20);
+            });
+            pauses(20);
+        }
+    });
 }
 
 /// `n` spin-loop hints: work that takes a little time and touches no memory.
@@ -119,10 +108,23 @@ fn run_mutex(cfg: &Config, rows: &mut Vec<Row>) {
     mutex_uncontended(&mut unc, "std::sync::Mutex", std);
     mutex_uncontended(&mut unc, "glibc pthread_mutex_t", glibc);
     rows.extend(unc.run(cfg));
-    mutex_contended(cfg, rows, "ksync::mutex::Mutex", ksync);
-    mutex_contended(cfg, rows, "parking_lot::Mutex", pl);
-    mutex_contended(cfg, rows, "std::sync::Mutex", std);
-    mutex_contended(cfg, rows, "glibc pthread_mutex_t", glibc);
+    let mut with_work = Vec::new();
+    for threads in [2, 8] {
+        // A lock each for each scenario, on its own cache lines.
+        let k = [CachePadded::new(ksync()), CachePadded::new(ksync())];
+        let p = [CachePadded::new(pl()), CachePadded::new(pl())];
+        let s = [CachePadded::new(std()), CachePadded::new(std())];
+        let g = [CachePadded::new(glibc()), CachePadded::new(glibc())];
+        let mut tight = ThreadedTurns::new("mutex", "contended", threads);
+        let mut work = ThreadedTurns::new("mutex", "contended, with work", threads);
+        mutex_contended(&mut tight, &mut work, "ksync::mutex::Mutex", &k);
+        mutex_contended(&mut tight, &mut work, "parking_lot::Mutex", &p);
+        mutex_contended(&mut tight, &mut work, "std::sync::Mutex", &s);
+        mutex_contended(&mut tight, &mut work, "glibc pthread_mutex_t", &g);
+        rows.extend(tight.run(cfg));
+        with_work.extend(work.run(cfg));
+    }
+    rows.extend(with_work);
 }
 
 /// A reader-writer lock under measurement.
@@ -187,29 +189,29 @@ fn rwsem_uncontended<L: RwLocked + 'static>(
     write.add(name, move || l.write());
 }
 
-fn rwsem_contended<L: RwLocked>(cfg: &Config, rows: &mut Vec<Row>, name: &str, make: fn() -> L) {
-    // Read-mostly: one write in 64 operations; mixed: one in 4. With 4 threads
-    // and, oversubscribed on this machine's 2 CPUs, 8.
-    for (scenario, every, threads) in [
-        ("read-mostly (1/64 w)", 64u32, 4),
-        ("mixed (1/4 w)", 4, 4),
-        ("read-mostly (1/64 w)", 64, 8),
-        ("mixed (1/4 w)", 4, 8),
-    ] {
-        let l = CachePadded::new(make());
-        rows.push(threaded(cfg, "rwsem", scenario, name, threads, |i| {
-            let l = &l;
-            let mut n = i as u32;
-            move || {
-                n = n.wrapping_add(1);
-                if n.is_multiple_of(every) {
-                    l.write();
-                } else {
-                    black_box(l.read());
-                }
+/// The contended rwsem scenarios: read-mostly (one write in 64 operations)
+/// and mixed (one in 4), with 4 threads and, oversubscribed on a 2-CPU
+/// machine, 8: (scenario, write every, threads).
+const RWSEM_CONTENDED: [(&str, u32, usize); 4] = [
+    ("read-mostly (1/64 w)", 64, 4),
+    ("mixed (1/4 w)", 4, 4),
+    ("read-mostly (1/64 w)", 64, 8),
+    ("mixed (1/4 w)", 4, 8),
+];
+
+/// Adds the lock `l` to `t`, a scenario where one operation in `every` writes.
+fn rwsem_contended<'a, L: RwLocked>(t: &mut ThreadedTurns<'a>, name: &str, every: u32, l: &'a L) {
+    t.add(name, move |i| {
+        let mut n = i as u32;
+        move || {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(every) {
+                l.write();
+            } else {
+                black_box(l.read());
             }
-        }));
-    }
+        }
+    });
 }
 
 fn run_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
@@ -225,8 +227,14 @@ fn run_rwsem(cfg: &Config, rows: &mut Vec<Row>) {
     rwsem_uncontended(&mut read, &mut write, "glibc pthread_rwlock_t", glibc);
     rows.extend(read.run(cfg));
     rows.extend(write.run(cfg));
-    rwsem_contended(cfg, rows, "ksync::rwsem::RwSemaphore", ksync);
-    rwsem_contended(cfg, rows, "parking_lot::RwLock", pl);
-    rwsem_contended(cfg, rows, "std::sync::RwLock", std);
-    rwsem_contended(cfg, rows, "glibc pthread_rwlock_t", glibc);
+    for (scenario, every, threads) in RWSEM_CONTENDED {
+        let (k, p) = (CachePadded::new(ksync()), CachePadded::new(pl()));
+        let (s, g) = (CachePadded::new(std()), CachePadded::new(glibc()));
+        let mut t = ThreadedTurns::new("rwsem", scenario, threads);
+        rwsem_contended(&mut t, "ksync::rwsem::RwSemaphore", every, &*k);
+        rwsem_contended(&mut t, "parking_lot::RwLock", every, &*p);
+        rwsem_contended(&mut t, "std::sync::RwLock", every, &*s);
+        rwsem_contended(&mut t, "glibc pthread_rwlock_t", every, &*g);
+        rows.extend(t.run(cfg));
+    }
 }

@@ -10,7 +10,7 @@
 //! - `this_cpu`: looking up this CPU (`cpu_id`, `PerCpu::this_cpu`) against
 //!   glibc's `sched_getcpu`.
 
-use super::{Config, Group, Interleaved, Row, threaded};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns, threaded};
 use ksync::arch::CachePadded;
 use ksync::percpu::{PerCpu, PercpuCounter};
 use ksync::seqlock::{SeqLatch, SeqLock};
@@ -115,37 +115,21 @@ fn seqlock(cfg: &Config, rows: &mut Vec<Row>) {
 fn percpu_counter(cfg: &Config, rows: &mut Vec<Row>) {
     for threads in [2, 8] {
         let c = PercpuCounter::new(0);
-        rows.push(threaded(
-            cfg,
-            "percpu_counter",
-            "add",
-            "ksync::PercpuCounter",
-            threads,
-            |_| || c.add(black_box(1)),
-        ));
-        black_box(c.sum());
         let p: PerCpu<AtomicU64> = PerCpu::new();
-        rows.push(threaded(
-            cfg,
-            "percpu_counter",
-            "add",
-            "ksync::PerCpu::this_cpu_add",
-            threads,
-            |_| || p.this_cpu_add(black_box(1)),
-        ));
         let a = CachePadded::new(AtomicU64::new(0));
-        rows.push(threaded(
-            cfg,
-            "percpu_counter",
-            "add",
-            "AtomicU64::fetch_add (shared)",
-            threads,
-            |_| {
-                || {
-                    a.fetch_add(black_box(1), Ordering::Relaxed);
-                }
-            },
-        ));
+        let (c, p, a) = (&c, &p, &a);
+        let mut t = ThreadedTurns::new("percpu_counter", "add", threads);
+        t.add("ksync::PercpuCounter", move |_| move || c.add(black_box(1)));
+        t.add("ksync::PerCpu::this_cpu_add", move |_| {
+            move || p.this_cpu_add(black_box(1))
+        });
+        t.add("AtomicU64::fetch_add (shared)", move |_| {
+            move || {
+                a.fetch_add(black_box(1), Ordering::Relaxed);
+            }
+        });
+        rows.extend(t.run(cfg));
+        black_box(c.sum());
     }
 }
 

@@ -3,7 +3,7 @@
 //! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`,
 //! with the CPU time each side spends per round trip).
 
-use super::{Config, Group, Interleaved, Row, single, thread_cpu, threaded};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns, single, thread_cpu};
 use ksync::arch::CachePadded;
 use ksync::completion::Completion;
 use ksync::sched::WaitQueue;
@@ -69,38 +69,27 @@ fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
     });
     rows.extend(unc.run(cfg));
     for threads in [2, 8] {
-        let sem = Semaphore::new(1);
-        rows.push(threaded(
-            cfg,
-            g,
-            "binary, contended",
-            "ksync Semaphore",
-            threads,
-            |_| {
-                || {
-                    sem.down();
-                    spin(20);
-                    sem.up();
-                    spin(20);
-                }
-            },
-        ));
+        let sem = CachePadded::new(Semaphore::new(1));
         let gs = GlibcSem::new(1);
-        rows.push(threaded(
-            cfg,
-            g,
-            "binary, contended",
-            "glibc sem_t",
-            threads,
-            |_| {
-                || {
-                    gs.wait();
-                    spin(20);
-                    gs.post();
-                    spin(20);
-                }
-            },
-        ));
+        let (sem, gs) = (&*sem, &*gs);
+        let mut t = ThreadedTurns::new(g, "binary, contended", threads);
+        t.add("ksync Semaphore", move |_| {
+            move || {
+                sem.down();
+                spin(20);
+                sem.up();
+                spin(20);
+            }
+        });
+        t.add("glibc sem_t", move |_| {
+            move || {
+                gs.wait();
+                spin(20);
+                gs.post();
+                spin(20);
+            }
+        });
+        rows.extend(t.run(cfg));
     }
 }
 

@@ -14,34 +14,32 @@
 #[cfg(ksync_ck)]
 use super::peers::ck;
 use super::peers::{PthreadMutex, PthreadRwLock};
-use super::{Config, Group, Interleaved, Row, threaded};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns};
 use ksync::arch::CachePadded;
 use ksync::spinlock::raw::{Mcs, Queued, RawSpin, Tas, Ticket, Ttas};
 use ksync::spinlock::{ReaderPrefRwLock, RwLock, SpinLock};
+use std::sync::Arc;
 
-/// Runs one mutex-like subject in the scenario chosen by `threads` (1 =
-/// uncontended, added to `unc`, the scenario's implementations measured in
-/// turns; else `threaded`).
+/// Adds one mutex-like subject to the scenario chosen by `threads` (1 =
+/// uncontended, to `unc`; else to `turns`: either way the scenario's
+/// implementations are measured in turns).
 macro_rules! mutex_row {
-    ($cfg:expr, $rows:expr, $unc:expr, $group:expr, $threads:expr, $name:expr, $new:expr, |$l:ident| $body:expr) => {{
-        let subject = CachePadded::new($new);
+    ($unc:expr, $turns:expr, $threads:expr, $name:expr, $new:expr, |$l:ident| $body:expr) => {{
         if $threads == 1 {
+            let subject = CachePadded::new($new);
             $unc.add($name, move || {
                 let $l = &*subject;
                 $body;
             });
         } else {
-            $rows.push(threaded(
-                $cfg,
-                $group,
-                scenario($threads),
-                $name,
-                $threads,
-                |_| {
-                    let $l = &*subject;
-                    move || $body
-                },
-            ));
+            let subject = Arc::new(CachePadded::new($new));
+            $turns.add($name, move |_| {
+                let subject = Arc::clone(&subject);
+                move || {
+                    let $l = &**subject;
+                    $body;
+                }
+            });
         }
     }};
 }
@@ -85,61 +83,50 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
     const G: &str = "spinlock";
     for threads in [1usize, 2, 8] {
         let mut unc = Interleaved::new(G, "uncontended");
+        let mut turns = ThreadedTurns::new(G, scenario(threads), threads);
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync::SpinLock",
             SpinLock::new(0u64),
             |l| { *l.lock() += 1 }
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync::RawSpinLock",
             ksync::spinlock::RawSpinLock::new(0u64),
             |l| { *l.lock() += 1 }
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "spin::Mutex",
             spin::Mutex::new(0u64),
             |l| { *l.lock() += 1 }
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "parking_lot::Mutex",
             parking_lot::Mutex::new(0u64),
             |l| { *l.lock() += 1 }
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "std::sync::Mutex",
             std::sync::Mutex::new(0u64),
             |l| { *l.lock().unwrap() += 1 }
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "glibc pthread_mutex_t",
             PthreadMutex::new(0),
@@ -147,59 +134,53 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         );
         #[cfg(ksync_ck)]
         for kind in ck::Kind::ALL {
-            ck_row(cfg, rows, &mut unc, threads, kind);
+            ck_row(&mut unc, &mut turns, threads, kind);
         }
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync raw queued",
             RawSubject::<Queued>::new(),
             |l| l.op()
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync raw mcs",
             RawSubject::<Mcs>::new(),
             |l| l.op()
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync raw ticket",
             RawSubject::<Ticket>::new(),
             |l| l.op()
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync raw ttas",
             RawSubject::<Ttas>::new(),
             |l| l.op()
         );
         mutex_row!(
-            cfg,
-            rows,
             unc,
-            G,
+            turns,
             threads,
             "ksync raw tas",
             RawSubject::<Tas>::new(),
             |l| l.op()
         );
-        rows.extend(unc.run(cfg));
+        if threads == 1 {
+            rows.extend(unc.run(cfg));
+        } else {
+            rows.extend(turns.run(cfg));
+        }
     }
 }
 
@@ -212,18 +193,17 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
 #[cfg(ksync_ck)]
 const CK_PER_CALL: u64 = 64;
 
-/// One row of a Concurrency Kit spinlock, `threads` threads on one subject
-/// (uncontended: added to `unc`).
+/// One Concurrency Kit spinlock, `threads` threads on one subject, added to
+/// `turns` (uncontended: to `unc`).
 #[cfg(ksync_ck)]
 fn ck_row(
-    cfg: &Config,
-    rows: &mut Vec<Row>,
     unc: &mut Interleaved<'_>,
+    turns: &mut ThreadedTurns<'_>,
     threads: usize,
     kind: ck::Kind,
 ) {
-    let subject = ck::Subject::new(kind);
     if threads == 1 {
+        let subject = ck::Subject::new(kind);
         unc.add_units(kind.name(), CK_PER_CALL, move |n| {
             for _ in 0..n {
                 subject.run(CK_PER_CALL);
@@ -231,27 +211,21 @@ fn ck_row(
         });
         return;
     }
-    rows.push(threaded(
-        cfg,
-        "spinlock",
-        scenario(threads),
-        kind.name(),
-        threads,
-        |_| {
-            let s = &subject;
-            move || s.run(1)
-        },
-    ));
+    let subject = Arc::new(ck::Subject::new(kind));
+    turns.add(kind.name(), move |_| {
+        let s = Arc::clone(&subject);
+        move || s.run(1)
+    });
 }
 
 /// Read-mostly mix for the threaded rwlock rows: one write in 16 operations.
 const WRITE_EVERY: u32 = 16;
 
 /// One rwlock: its uncontended read and write added to `read` and `write`
-/// (measured in turns with the others', a lock each), its threaded rows
-/// pushed to `rows`.
+/// (measured in turns with the others', a lock each), its read-mostly mix to
+/// `turns` (2 threads, then 8: measured in turns too).
 macro_rules! rw_rows {
-    ($cfg:expr, $rows:expr, $unc_read:expr, $unc_write:expr, $name:expr, $new:expr, |$l:ident| read: $read:expr, write: $write:expr) => {{
+    ($unc_read:expr, $unc_write:expr, $turns:expr, $name:expr, $new:expr, |$l:ident| read: $read:expr, write: $write:expr) => {{
         let subject = CachePadded::new($new);
         $unc_read.add($name, move || {
             let $l = &*subject;
@@ -262,17 +236,14 @@ macro_rules! rw_rows {
             let $l = &*subject;
             $write
         });
-        let subject = CachePadded::new($new);
-        for threads in [2usize, 8] {
-            let scenario = if threads == 2 {
-                "read-mostly-2"
-            } else {
-                "read-mostly-oversub"
-            };
-            $rows.push(threaded($cfg, "rwlock", scenario, $name, threads, |_| {
-                let $l = &*subject;
+        let subject = Arc::new(CachePadded::new($new));
+        for turns in $turns.iter_mut() {
+            let subject = Arc::clone(&subject);
+            turns.add($name, move |_| {
+                let subject = Arc::clone(&subject);
                 let mut i = 0u32;
                 move || {
+                    let $l = &**subject;
                     i = i.wrapping_add(1);
                     if i % WRITE_EVERY == 0 {
                         $write
@@ -280,7 +251,7 @@ macro_rules! rw_rows {
                         core::hint::black_box($read);
                     }
                 }
-            }));
+            });
         }
     }};
 }
@@ -288,17 +259,21 @@ macro_rules! rw_rows {
 fn rwlock(cfg: &Config, rows: &mut Vec<Row>) {
     let mut read = Interleaved::new("rwlock", "uncontended-read");
     let mut write = Interleaved::new("rwlock", "uncontended-write");
-    let mut threaded_rows = Vec::new();
-    let t = &mut threaded_rows;
-    rw_rows!(cfg, t, read, write, "ksync::RwLock (qrwlock)", RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, t, read, write, "ksync::ReaderPrefRwLock", ReaderPrefRwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, t, read, write, "parking_lot::RwLock", parking_lot::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, t, read, write, "std::sync::RwLock", std::sync::RwLock::new(0u64), |l| read: *l.read().unwrap(), write: *l.write().unwrap() += 1);
-    rw_rows!(cfg, t, read, write, "spin::RwLock", spin::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
-    rw_rows!(cfg, t, read, write, "glibc pthread_rwlock_t", PthreadRwLock::new(0), |l| read: l.read(), write: l.write());
+    let mut t = [
+        ThreadedTurns::new("rwlock", "read-mostly-2", 2),
+        ThreadedTurns::new("rwlock", "read-mostly-oversub", 8),
+    ];
+    rw_rows!(read, write, t, "ksync::RwLock (qrwlock)", RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(read, write, t, "ksync::ReaderPrefRwLock", ReaderPrefRwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(read, write, t, "parking_lot::RwLock", parking_lot::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(read, write, t, "std::sync::RwLock", std::sync::RwLock::new(0u64), |l| read: *l.read().unwrap(), write: *l.write().unwrap() += 1);
+    rw_rows!(read, write, t, "spin::RwLock", spin::RwLock::new(0u64), |l| read: *l.read(), write: *l.write() += 1);
+    rw_rows!(read, write, t, "glibc pthread_rwlock_t", PthreadRwLock::new(0), |l| read: l.read(), write: l.write());
     rows.extend(read.run(cfg));
     rows.extend(write.run(cfg));
-    rows.extend(threaded_rows);
+    for turns in t {
+        rows.extend(turns.run(cfg));
+    }
 }
 
 pub fn groups() -> Vec<Group> {
