@@ -347,6 +347,8 @@ pub struct ThreadedTurns<'a> {
     group: String,
     scenario: String,
     threads: usize,
+    /// Operations a thread runs between two looks at whether its turn is over.
+    batch: u32,
     subjects: Vec<ThreadedSubject<'a>>,
 }
 
@@ -407,8 +409,21 @@ impl<'a> ThreadedTurns<'a> {
             group: group.into(),
             scenario: scenario.into(),
             threads,
+            batch: 64,
             subjects: Vec::new(),
         }
+    }
+
+    /// Has each thread look whether its turn is over after every `batch`
+    /// operations (64 unless set): fewer where an operation can take a
+    /// scheduler tick (a FIFO spinlock with more threads than CPUs hands the
+    /// lock to a waiter that is not running), since a turn ends only when
+    /// every thread has finished its batch. A batch is one call through a
+    /// `dyn` closure, so 1 costs a few ns an operation.
+    pub fn batch(mut self, batch: u32) -> Self {
+        assert!(batch > 0, "a batch runs at least one operation");
+        self.batch = batch;
+        self
     }
 
     /// Adds an implementation: thread `i` runs the operation `make(i)` makes
@@ -432,7 +447,7 @@ impl<'a> ThreadedTurns<'a> {
     pub fn run(self, cfg: &Config) -> Vec<Row> {
         let turn = cfg.duration / THREADED_TURNS;
         let n = self.subjects.len();
-        let threads = self.threads;
+        let (threads, per_look) = (self.threads, self.batch);
         let crews: Vec<Crew> = (0..n)
             .map(|_| Crew {
                 turn: AtomicU64::new(0),
@@ -470,8 +485,8 @@ impl<'a> ThreadedTurns<'a> {
                                     }
                                     let mut ops = 0u64;
                                     while crew.running.load(Ordering::Relaxed) {
-                                        batch(64);
-                                        ops += 64;
+                                        batch(per_look);
+                                        ops += u64::from(per_look);
                                     }
                                     if counting.load(Ordering::Relaxed) {
                                         mine.fetch_add(ops, Ordering::Relaxed);
