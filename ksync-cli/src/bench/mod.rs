@@ -31,7 +31,7 @@
 
 use serde::Serialize;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod atomic;
@@ -317,8 +317,12 @@ impl<'a> Interleaved<'a> {
 }
 
 /// How many counted turns each implementation of a [`ThreadedTurns`] scenario
-/// gets (after one warm-up turn).
-const THREADED_TURNS: u32 = 8;
+/// gets (after one warm-up turn). Each turn starts a sleeping lock's queue
+/// afresh, and fairness counts over all the turns: few, long turns keep it
+/// close to what one run of the whole duration would count, while 4
+/// implementations' turns of 50 ms still alternate far faster than the
+/// host's placements change.
+const THREADED_TURNS: u32 = 4;
 
 /// The implementations of one threaded scenario, measured in turns.
 ///
@@ -332,8 +336,8 @@ const THREADED_TURNS: u32 = 8;
 /// `threads` threads, parked between turns, and runs [`THREADED_TURNS`] turns
 /// of `cfg.duration / THREADED_TURNS`, round-robin (the order rotating each
 /// round). Its throughput is the median of its turns' rates; its fairness
-/// counts each thread's operations over all its turns, as one run of the
-/// whole duration would.
+/// counts each thread's operations over all its turns (close to what one
+/// run of the whole duration counts, not the same: see [`THREADED_TURNS`]).
 ///
 /// ```ignore
 /// let m = CachePadded::new(ksync::mutex::Mutex::new(0u64));
@@ -373,21 +377,31 @@ struct Crew {
     /// fairness, counted over all the turns, would measure that instead of
     /// the lock.
     turn: AtomicU64,
+    /// How many of the threads are awake for the turn: the conductor lets
+    /// them run (`started`) only once all are, so that no thread starts its
+    /// turn a scheduler slice late (the threads it wakes first can preempt
+    /// the conductor before it has woken the rest).
+    ready: AtomicUsize,
+    /// The last turn the conductor let run …
+    started: AtomicU64,
+    /// … and the last it ended. A thread runs its operations while its turn
+    /// is started and not ended (one that wakes after the end runs none).
+    ended: AtomicU64,
     /// The conductor and the threads meet here once each thread has seen
-    /// `running` go false.
+    /// its turn end.
     end: Barrier,
-    running: AtomicBool,
     done: AtomicBool,
 }
 
 impl Crew {
     /// Starts the crew's next turn (or, with `done` set, its leaving), waking
-    /// `threads` from `first` on.
-    fn start(&self, threads: &[std::thread::Thread], first: usize) {
-        self.turn.fetch_add(1, Ordering::Release);
+    /// `threads` from `first` on; returns the turn.
+    fn start(&self, threads: &[std::thread::Thread], first: usize) -> u64 {
+        let turn = self.turn.fetch_add(1, Ordering::Release) + 1;
         for j in 0..threads.len() {
             threads[(first + j) % threads.len()].unpark();
         }
+        turn
     }
 
     /// Parks until the conductor starts a turn after `seen`; returns it.
@@ -399,6 +413,30 @@ impl Crew {
             }
             std::thread::park();
         }
+    }
+
+    /// Says this thread is awake for `turn`, then waits (yielding its CPU to
+    /// the others still waking) until the conductor lets it run.
+    fn await_go(&self, turn: u64) {
+        self.ready.fetch_add(1, Ordering::Release);
+        while self.started.load(Ordering::Acquire) < turn {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether `turn` is still running.
+    fn running(&self, turn: u64) -> bool {
+        self.ended.load(Ordering::Relaxed) < turn
+    }
+
+    /// The conductor's side: waits (yielding) until all `threads` are
+    /// awake for `turn`, then lets them run.
+    fn go(&self, turn: u64, threads: usize) {
+        while self.ready.load(Ordering::Acquire) < threads {
+            std::thread::yield_now();
+        }
+        self.ready.store(0, Ordering::Relaxed);
+        self.started.store(turn, Ordering::Release);
     }
 }
 
@@ -451,8 +489,10 @@ impl<'a> ThreadedTurns<'a> {
         let crews: Vec<Crew> = (0..n)
             .map(|_| Crew {
                 turn: AtomicU64::new(0),
+                ready: AtomicUsize::new(0),
                 end: Barrier::new(threads + 1),
-                running: AtomicBool::new(false),
+                started: AtomicU64::new(0),
+                ended: AtomicU64::new(0),
                 done: AtomicBool::new(false),
             })
             .collect();
@@ -483,8 +523,9 @@ impl<'a> ThreadedTurns<'a> {
                                     if crew.done.load(Ordering::Relaxed) {
                                         return;
                                     }
+                                    crew.await_go(seen);
                                     let mut ops = 0u64;
-                                    while crew.running.load(Ordering::Relaxed) {
+                                    while crew.running(seen) {
                                         batch(per_look);
                                         ops += u64::from(per_look);
                                     }
@@ -504,11 +545,11 @@ impl<'a> ThreadedTurns<'a> {
             let one_turn = |k: usize, t: usize| {
                 let crew = &crews[k];
                 let before: u64 = counts[k].iter().map(|c| c.load(Ordering::Relaxed)).sum();
-                crew.running.store(true, Ordering::Relaxed);
+                let this = crew.start(&handles[k], t);
+                crew.go(this, threads);
                 let t0 = Instant::now();
-                crew.start(&handles[k], t);
                 std::thread::sleep(turn);
-                crew.running.store(false, Ordering::Relaxed);
+                crew.ended.store(this, Ordering::Relaxed);
                 crew.end.wait();
                 let secs = t0.elapsed().as_secs_f64();
                 let after: u64 = counts[k].iter().map(|c| c.load(Ordering::Relaxed)).sum();
@@ -915,7 +956,6 @@ mod tests {
     fn threaded_turns_run_each_crew_alone_on_its_own_threads() {
         use std::collections::HashSet;
         use std::sync::Mutex;
-        use std::sync::atomic::AtomicUsize;
         let cfg = Config {
             duration: Duration::from_millis(40),
         };

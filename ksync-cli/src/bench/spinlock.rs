@@ -86,8 +86,8 @@ fn spinlock(cfg: &Config, rows: &mut Vec<Row>) {
         // Oversubscribed, the FIFO locks (ticket, MCS) hand the lock to
         // waiters that are not running: an acquisition can take a tick, and
         // a turn ends only when every thread has finished its batch (with 64
-        // the group took 57 s instead of 13; with 8 the same, and the rows
-        // the same as with 64).
+        // the group took four times as long as with 8, whose rows read the
+        // same).
         let mut turns = ThreadedTurns::new(G, scenario(threads), threads).batch(8);
         mutex_row!(
             unc,
