@@ -299,6 +299,7 @@ mod tests {
             ns_per_op: 1e9 / ops,
             fairness: None,
             cpu_ns_per_side: None,
+            line_round_trip_ns: None,
         }
     }
 

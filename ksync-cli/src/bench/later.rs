@@ -260,5 +260,6 @@ fn median_row(scenario: &str, impl_name: &str, mut samples: Vec<f64>) -> Row {
         ns_per_op: med,
         fairness: None,
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }

@@ -7,7 +7,12 @@
 //! throughput and its ratio to the best peer (an implementation whose name does
 //! not start with `ksync`). `--json` prints the rows; `--chart FILE` draws them.
 //! The wake-up rows add a column, `cpu ns/op each`: the CPU time that the
-//! pinging thread and its partner each spend per round trip.
+//! pinging thread and its partner each spend per round trip. Threaded rows
+//! measured in turns add `line rt ns`: the shortest and longest time a cache
+//! line took to go between two threads and back, measured before and after
+//! the scenario. On a 2-vCPU VM about 35 ns means the two vCPUs ran as
+//! hyperthreads of one core, 170–250 ns two cores, and thousands a busy
+//! machine: a contended row's figures follow.
 //!
 //! Scenarios measure their implementations in turns: short turns
 //! round-robin, the median turn reported, so that a CPU whose speed drifts
@@ -106,6 +111,14 @@ pub struct Row {
     /// gives away.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_side: Option<Vec<f64>>,
+    /// For threaded scenarios measured in turns: the lowest and the highest
+    /// time a cache line took to go between two threads and back (ns),
+    /// measured before and after the scenario (over all rounds, once merged).
+    /// On a VM it shows where the host ran the vCPUs: two hyperthreads of one
+    /// core (some 35 ns on a 2-vCPU EPYC VM) or two cores (170–250 ns), and a
+    /// contended lock's throughput follows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_round_trip_ns: Option<[f64; 2]>,
 }
 
 /// One registered benchmark group.
@@ -195,6 +208,7 @@ pub fn single(
                 ns_per_op: secs * 1e9 / ops as f64,
                 fairness: None,
                 cpu_ns_per_side: None,
+                line_round_trip_ns: None,
             };
         }
         if el < cfg.duration / 100 {
@@ -265,6 +279,7 @@ where
             min as f64 / max as f64
         }),
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }
 
@@ -292,8 +307,20 @@ pub fn print_table(rows: &[Row]) {
                 .join(" / "))
         ),
     };
+    // The line round-trip column only where some row has it (threaded rows
+    // measured in turns).
+    let rtt_column = rows.iter().any(|r| r.line_round_trip_ns.is_some());
+    let rtt_cell = |r: Option<&Row>| match r {
+        _ if !rtt_column => String::new(),
+        None => format!(" {:>14}", "line rt ns"),
+        Some(r) => format!(
+            " {:>14}",
+            r.line_round_trip_ns
+                .map_or("-".into(), |[lo, hi]| format!("{lo:.0}-{hi:.0}"))
+        ),
+    };
     println!(
-        "{:<12} {:<22} {:>3}  {:<34} {:>14} {:>10} {:>9} {:>8}{}",
+        "{:<12} {:<22} {:>3}  {:<34} {:>14} {:>10} {:>9} {:>8}{}{}",
         "group",
         "scenario",
         "thr",
@@ -302,7 +329,8 @@ pub fn print_table(rows: &[Row]) {
         "ns/op",
         "fairness",
         "vs best",
-        cpu_cell(None)
+        cpu_cell(None),
+        rtt_cell(None)
     );
     for (g, s, t) in keys {
         let set: Vec<&Row> = rows
@@ -322,7 +350,7 @@ pub fn print_table(rows: &[Row]) {
             };
             let fair = r.fairness.map_or("-".into(), |f| format!("{f:.2}"));
             println!(
-                "{:<12} {:<22} {:>3}  {:<34} {:>14.0} {:>10.2} {:>9} {:>8}{}",
+                "{:<12} {:<22} {:>3}  {:<34} {:>14.0} {:>10.2} {:>9} {:>8}{}{}",
                 r.group,
                 r.scenario,
                 r.threads,
@@ -331,7 +359,8 @@ pub fn print_table(rows: &[Row]) {
                 r.ns_per_op,
                 fair,
                 ratio,
-                cpu_cell(Some(r))
+                cpu_cell(Some(r)),
+                rtt_cell(Some(r))
             );
         }
     }
@@ -392,6 +421,8 @@ fn medians(rounds: Vec<Vec<Row>>) -> Vec<Row> {
                 .filter_map(|r| r.cpu_ns_per_side.as_ref())
                 .collect();
             let sides = cpu.iter().map(|v| v.len()).min().unwrap_or(0);
+            // The line round trips: the lowest and highest any round saw.
+            let rtt: Vec<[f64; 2]> = same.iter().filter_map(|r| r.line_round_trip_ns).collect();
             Row {
                 ops_per_sec: median(same.iter().map(|r| r.ops_per_sec).collect()),
                 ns_per_op: median(same.iter().map(|r| r.ns_per_op).collect()),
@@ -400,6 +431,12 @@ fn medians(rounds: Vec<Vec<Row>>) -> Vec<Row> {
                     (0..sides)
                         .map(|i| median(cpu.iter().map(|v| v[i]).collect()))
                         .collect()
+                }),
+                line_round_trip_ns: (!rtt.is_empty()).then(|| {
+                    [
+                        rtt.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min),
+                        rtt.iter().map(|v| v[1]).fold(0.0, f64::max),
+                    ]
                 }),
                 ..(*r0).clone()
             }
@@ -511,6 +548,7 @@ mod tests {
             ns_per_op: 1e9 / ops,
             fairness,
             cpu_ns_per_side: None,
+            line_round_trip_ns: None,
         }
     }
 
@@ -550,5 +588,23 @@ mod tests {
         ]);
         assert_eq!(m[0].cpu_ns_per_side, Some(vec![200.0, 8.0]));
         assert_eq!(m[1].cpu_ns_per_side, None);
+    }
+
+    /// The line round trips merge to the lowest and the highest any round
+    /// saw (whether the host moved the vCPUs during the measurement), not a
+    /// median; rows without them stay without them.
+    #[test]
+    fn medians_merge_line_round_trips_to_their_range() {
+        let with_rtt = |ops, rtt: [f64; 2]| Row {
+            line_round_trip_ns: Some(rtt),
+            ..row("a", ops, None)
+        };
+        let m = medians(vec![
+            vec![with_rtt(1.0, [35.0, 40.0]), row("b", 1.0, None)],
+            vec![with_rtt(2.0, [33.0, 180.0]), row("b", 2.0, None)],
+            vec![with_rtt(3.0, [36.0, 36.0]), row("b", 3.0, None)],
+        ]);
+        assert_eq!(m[0].line_round_trip_ns, Some([33.0, 180.0]));
+        assert_eq!(m[1].line_round_trip_ns, None);
     }
 }

@@ -51,6 +51,7 @@ fn single_cpu(cfg: &Config, scenario: &str, impl_name: &str, mut op: impl FnMut(
         ns_per_op: cpu * 1e9 / ops as f64,
         fairness: None,
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }
 
@@ -198,6 +199,7 @@ fn threaded_cpu<F: FnMut()>(
         ns_per_op: cpu * 1e9 / ops.max(1) as f64,
         fairness: Some(if max > 0.0 { min / max } else { 0.0 }),
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }
 
@@ -353,6 +355,7 @@ fn median_row(scenario: &str, impl_name: &str, mut samples: Vec<f64>) -> Row {
         ns_per_op: med,
         fairness: None,
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }
 
@@ -462,6 +465,7 @@ fn rate_row(scenario: &str, impl_name: &str, n: u64, secs: f64) -> Row {
         ns_per_op: secs * 1e9 / n as f64,
         fairness: None,
         cpu_ns_per_side: None,
+        line_round_trip_ns: None,
     }
 }
 

@@ -119,6 +119,7 @@ impl<'a> Interleaved<'a> {
                     ns_per_op: secs * 1e9,
                     fairness: None,
                     cpu_ns_per_side: None,
+                    line_round_trip_ns: None,
                 }
             })
             .collect()
@@ -174,6 +175,54 @@ struct ThreadedSubject<'a> {
     name: String,
     /// Makes thread `i`'s batch runner, on that thread.
     make: Box<dyn Fn(usize) -> Batch<'a> + Sync + 'a>,
+}
+
+/// How many times [`line_round_trip`] hands its cache line from one thread
+/// to the other: 2 000 round trips, well under a millisecond on a quiet
+/// machine (on a busy one each can take a scheduler slice, and the figure
+/// says so).
+const BOUNCES: u64 = 4_000;
+
+/// The time a cache line takes to go from one thread to another and back
+/// (ns), from [`BOUNCES`] hand-offs between this thread and a fresh one,
+/// timed from the moment both are running: on a VM it tells where the host
+/// ran the two (see [`ThreadedTurns`]), and on a busy machine it is long. A waiting side yields its
+/// CPU now and then, so two threads on one CPU still finish (slowly).
+pub fn line_round_trip() -> f64 {
+    let line = ksync::arch::CachePadded::new(AtomicU64::new(u64::MAX));
+    // Waits until the line holds `want`, polling.
+    let wait_for = |want: u64| {
+        let mut polls = 0u32;
+        while line.load(Ordering::Acquire) != want {
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(1024) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    };
+    // Hands the line on at each of its turns from `first` on (every other
+    // value).
+    let pass = |first: u64| {
+        let mut next = first;
+        while next < BOUNCES {
+            wait_for(next);
+            line.store(next + 1, Ordering::Release);
+            next += 2;
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            line.store(0, Ordering::Release);
+            pass(1);
+        });
+        wait_for(0);
+        let t0 = Instant::now();
+        pass(0);
+        wait_for(BOUNCES);
+        t0.elapsed().as_nanos() as f64 / (BOUNCES / 2) as f64
+    })
 }
 
 /// The handshake between the conductor of a [`ThreadedTurns`] run and one
@@ -293,6 +342,7 @@ impl<'a> ThreadedTurns<'a> {
     /// Measures every implementation in turns; one row each, in the order
     /// they were added.
     pub fn run(self, cfg: &Config) -> Vec<Row> {
+        let rtt_before = line_round_trip();
         let turn = cfg.duration / THREADED_TURNS;
         let n = self.subjects.len();
         let (threads, per_look) = (self.threads, self.batch);
@@ -381,6 +431,8 @@ impl<'a> ThreadedTurns<'a> {
                 crew.start(threads, 0);
             }
         });
+        let rtt_after = line_round_trip();
+        let rtt = [rtt_before.min(rtt_after), rtt_before.max(rtt_after)];
         self.subjects
             .iter()
             .zip(rates)
@@ -405,6 +457,7 @@ impl<'a> ThreadedTurns<'a> {
                         min as f64 / max as f64
                     }),
                     cpu_ns_per_side: None,
+                    line_round_trip_ns: Some(rtt),
                 }
             })
             .collect()
@@ -528,6 +581,10 @@ mod tests {
             assert!((r.ns_per_op * r.ops_per_sec / 3e9 - 1.0).abs() < 1e-9);
             let f = r.fairness.expect("threaded rows have a fairness");
             assert!((0.0..=1.0).contains(&f));
+            let [lo, hi] = r
+                .line_round_trip_ns
+                .expect("rows measured in turns carry the line round trips");
+            assert!(lo > 0.0 && lo <= hi && hi.is_finite(), "{lo} {hi}");
         }
         // Every turn ran whole batches of 64.
         for n in &ops {
