@@ -10,8 +10,8 @@
 //! pinging thread and its partner each spend per round trip. Threaded rows
 //! measured in turns add `line rt ns`: the shortest and longest time a cache
 //! line took to go between two threads and back, measured before and after
-//! the scenario. On a 2-vCPU VM about 35 ns means the two vCPUs ran as
-//! hyperthreads of one core, 170–250 ns two cores, and thousands a busy
+//! the scenario. On a 2-vCPU VM about 65 ns means the two vCPUs ran as
+//! hyperthreads of one core, 300–380 ns two cores, and thousands a busy
 //! machine: a contended row's figures follow.
 //!
 //! Scenarios measure their implementations in turns: short turns
@@ -115,7 +115,7 @@ pub struct Row {
     /// time a cache line took to go between two threads and back (ns),
     /// measured before and after the scenario (over all rounds, once merged).
     /// On a VM it shows where the host ran the vCPUs: two hyperthreads of one
-    /// core (some 35 ns on a 2-vCPU EPYC VM) or two cores (170–250 ns), and a
+    /// core (some 65 ns on a 2-vCPU EPYC VM) or two cores (300–380 ns), and a
     /// contended lock's throughput follows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_round_trip_ns: Option<[f64; 2]>,
