@@ -24,11 +24,13 @@ static CHILD_CB_RAN: AtomicBool = AtomicBool::new(false);
 fn a_forked_child_has_working_rcu_and_the_parent_goes_on() {
     CHILD_CB_RAN.store(false, Ordering::Relaxed);
     // A registered reader, which enters its section once the fork is prepared.
+    let (registered_tx, registered_rx) = mpsc::channel::<()>();
     let (enter_tx, enter_rx) = mpsc::channel::<()>();
     let (inside_tx, inside_rx) = mpsc::channel::<()>();
     let (leave_tx, leave_rx) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         ksync::rcu::rcu_register_thread();
+        registered_tx.send(()).unwrap();
         enter_rx.recv().unwrap();
         let g = rcu_read_lock();
         inside_tx.send(()).unwrap();
@@ -38,6 +40,10 @@ fn a_forked_child_has_working_rcu_and_the_parent_goes_on() {
     // The callback worker exists before the fork (so it is paused, not absent).
     call_rcu(|| {});
     rcu_barrier();
+    // Registered before the fork is prepared: from `rcu_before_fork` to
+    // `rcu_after_fork_parent` no thread can register, and a reader that got
+    // there first would wait for a fork that waits for it.
+    registered_rx.recv().unwrap();
 
     rcu_before_fork();
     enter_tx.send(()).unwrap();
