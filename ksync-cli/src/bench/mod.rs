@@ -217,6 +217,18 @@ pub fn single(
     }
 }
 
+/// The fairness of a threaded row: the fewest operations one thread ran over
+/// the most (0 when none ran any).
+pub fn fairness(counts: &[u64]) -> f64 {
+    let min = counts.iter().min().copied().unwrap_or(0);
+    let max = counts.iter().max().copied().unwrap_or(0);
+    if max == 0 {
+        0.0
+    } else {
+        min as f64 / max as f64
+    }
+}
+
 /// Runs `threads` threads, each calling its own `op` (made by `make(thread_index)`)
 /// in a loop until the time is up; all start together. Returns a row with the
 /// fairness (min/max operations per thread).
@@ -262,10 +274,6 @@ where
         (counts, t0.elapsed().as_secs_f64())
     });
     let total: u64 = counts.iter().sum();
-    let (min, max) = (
-        counts.iter().min().copied().unwrap_or(0),
-        counts.iter().max().copied().unwrap_or(0),
-    );
     Row {
         group: group.into(),
         scenario: scenario.into(),
@@ -273,11 +281,7 @@ where
         threads,
         ops_per_sec: total as f64 / secs,
         ns_per_op: secs * 1e9 * threads as f64 / total.max(1) as f64,
-        fairness: Some(if max == 0 {
-            0.0
-        } else {
-            min as f64 / max as f64
-        }),
+        fairness: Some(fairness(&counts)),
         cpu_ns_per_side: None,
         line_round_trip_ns: None,
     }
@@ -588,6 +592,14 @@ mod tests {
         ]);
         assert_eq!(m[0].cpu_ns_per_side, Some(vec![200.0, 8.0]));
         assert_eq!(m[1].cpu_ns_per_side, None);
+    }
+
+    #[test]
+    fn fairness_is_the_fewest_operations_over_the_most() {
+        assert_eq!(fairness(&[50, 100, 80]), 0.5);
+        assert_eq!(fairness(&[7, 7]), 1.0);
+        assert_eq!(fairness(&[0, 0]), 0.0);
+        assert_eq!(fairness(&[]), 0.0);
     }
 
     /// The line round trips merge to the lowest and the highest any round

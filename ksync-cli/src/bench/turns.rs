@@ -3,7 +3,7 @@
 //! [`Interleaved`] for single-thread scenarios, [`ThreadedTurns`] for
 //! threaded ones.
 
-use super::{Config, Row, median};
+use super::{Config, Row, fairness, median};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -453,10 +453,6 @@ impl<'a> ThreadedTurns<'a> {
             .zip(&counts)
             .map(|((s, rates), counts)| {
                 let counts: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                let (min, max) = (
-                    counts.iter().min().copied().unwrap_or(0),
-                    counts.iter().max().copied().unwrap_or(0),
-                );
                 let rate = median(rates);
                 Row {
                     group: self.group.clone(),
@@ -465,11 +461,7 @@ impl<'a> ThreadedTurns<'a> {
                     threads,
                     ops_per_sec: rate,
                     ns_per_op: 1e9 * threads as f64 / rate.max(f64::MIN_POSITIVE),
-                    fairness: Some(if max == 0 {
-                        0.0
-                    } else {
-                        min as f64 / max as f64
-                    }),
+                    fairness: Some(fairness(&counts)),
                     cpu_ns_per_side: None,
                     line_round_trip_ns: rtt,
                 }
