@@ -217,6 +217,14 @@ pub fn single(
     }
 }
 
+/// `n` spin-loop hints: work that takes a little time and touches no memory
+/// (the work inside and between the sections of the "with work" rows).
+pub fn pauses(n: u32) {
+    for _ in 0..n {
+        std::hint::spin_loop();
+    }
+}
+
 /// The fairness of a threaded row: the fewest operations one thread ran over
 /// the most (0 when none ran any).
 pub fn fairness(counts: &[u64]) -> f64 {

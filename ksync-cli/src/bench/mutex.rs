@@ -10,7 +10,7 @@
 //! spins 20 pauses inside each section and 20 after it.
 
 use super::peers::{PthreadMutex, PthreadRwLock};
-use super::{Config, Group, Interleaved, Row, ThreadedTurns};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns, pauses};
 use ksync::arch::CachePadded;
 use std::hint::black_box;
 
@@ -88,13 +88,6 @@ fn mutex_contended<'a, L: Locked>(
             pauses(20);
         }
     });
-}
-
-/// `n` spin-loop hints: work that takes a little time and touches no memory.
-fn pauses(n: u32) {
-    for _ in 0..n {
-        std::hint::spin_loop();
-    }
 }
 
 fn run_mutex(cfg: &Config, rows: &mut Vec<Row>) {

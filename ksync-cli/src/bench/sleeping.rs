@@ -3,7 +3,7 @@
 //! (completion and wait-queue ping-pong latency vs std `Mutex` + `Condvar`,
 //! with the CPU time each side spends per round trip).
 
-use super::{Config, Group, Interleaved, Row, ThreadedTurns, single, thread_cpu};
+use super::{Config, Group, Interleaved, Row, ThreadedTurns, pauses, single, thread_cpu};
 use ksync::arch::CachePadded;
 use ksync::completion::Completion;
 use ksync::sched::WaitQueue;
@@ -47,12 +47,6 @@ impl Drop for GlibcSem {
     }
 }
 
-fn spin(n: u32) {
-    for _ in 0..n {
-        std::hint::spin_loop();
-    }
-}
-
 fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
     let g = "semaphore";
     // Each subject on its own cache lines, on the heap.
@@ -76,17 +70,17 @@ fn semaphore(cfg: &Config, rows: &mut Vec<Row>) {
         t.add("ksync Semaphore", move |_| {
             move || {
                 sem.down();
-                spin(20);
+                pauses(20);
                 sem.up();
-                spin(20);
+                pauses(20);
             }
         });
         t.add("glibc sem_t", move |_| {
             move || {
                 gs.wait();
-                spin(20);
+                pauses(20);
                 gs.post();
-                spin(20);
+                pauses(20);
             }
         });
         rows.extend(t.run(cfg));
