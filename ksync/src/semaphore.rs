@@ -11,10 +11,11 @@
 //! The policy is the sleeping locks' (DESIGN.md, "Key decisions"): a running
 //! `down` may take a free unit past the sleepers (throughput: the unit does not
 //! wait for a sleeper to wake up, 15–25 µs in a VM), the sleepers keep FIFO
-//! order among themselves, a sleeper that has waited [`HANDOFF_AFTER`] (or
-//! been woken [`HANDOFF_WAKEUPS`] times in vain) gets the next unit handed to
-//! it directly (no starvation), and an `up` wakes nobody while a contender is
-//! awake to take the unit.
+//! order among themselves, a sleeper that has been first for [`HANDOFF_AFTER`]
+//! (or been woken [`HANDOFF_WAKEUPS`] times in vain) gets the next unit handed
+//! to it directly (no starvation), and an `up` wakes nobody while a contender
+//! is awake to take the unit. Sleepers keep no timers: a `down` that waits
+//! costs nothing while it waits, however long no unit comes.
 //!
 //! One 64-bit word holds everything the fast paths and the wake-up decision
 //! need, so that each of them is one atomic read-modify-write whose result is
@@ -45,8 +46,11 @@
 //! A woken sleeper polls as a spinner; if it loses the unit to a running
 //! `down`, it queues again at the *front* (it keeps its place), and asks for
 //! hand-off if it has waited long enough. A first sleeper that nobody wakes
-//! (contenders keep trading the unit) wakes itself after [`HANDOFF_AFTER`] and
-//! asks then.
+//! (contenders keep trading the unit) is asked for by the contenders
+//! themselves: the list notes when its front changes, and a spinning
+//! newcomer that sees the first sleeper has been first for
+//! [`HANDOFF_AFTER`] sets its `handoff` flag under the list lock (and
+//! kicks), then queues behind it.
 //!
 //! **Why no unit or wake-up is lost.** Call the word *stranded* when a unit is
 //! free, sleepers are queued, and either `HANDOFF` is set or no contender is
@@ -74,6 +78,8 @@
 //! never happened, and no unit is lost or duplicated.
 
 use crate::backoff::Patience;
+#[cfg(not(loom))]
+use crate::backoff::now_ns;
 use crate::error::{Error, Result};
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::sched::TaskState;
@@ -115,9 +121,12 @@ const YIELD_EVERY: u32 = 256;
 /// loom every poll (patience is always exhausted there: one poll).
 const CLOCK_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
-/// A sleeper that has waited this long asks for the next unit to be handed to
-/// it (`HANDOFF`). A first sleeper that nobody wakes (an `up` wakes nobody
-/// while a contender is awake) wakes itself when this has passed, to ask.
+/// The starvation bound. A sleeper that has been first this long gets the
+/// next unit handed to it (`HANDOFF`): a spinning contender that sees it asks
+/// on its behalf (an `up` wakes nobody while a contender is awake, and the
+/// contenders are who could keep a sleeper waiting for ever; sleepers keep no
+/// timer). A woken sleeper that loses after waiting this long in all asks for
+/// itself when it requeues.
 pub const HANDOFF_AFTER: Duration = Duration::from_millis(1);
 
 /// A sleeper woken this many times without getting a unit asks for hand-off.
@@ -173,6 +182,18 @@ enum Entry {
 pub struct Semaphore {
     /// `count | spinners | HANDOFF | WAITERS`; see the module docs.
     state: AtomicU64,
+    /// When the list's first entry became first ([`now_ns`]): written under
+    /// the list lock whenever the front changes ([`Semaphore::note_front`]),
+    /// read by spinning contenders, who ask for hand-off on that sleeper's
+    /// behalf once it has waited [`HANDOFF_AFTER`] there (sleepers keep no
+    /// timers). Not in the loom build, which has no clock: there every
+    /// sleeper has waited long enough.
+    #[cfg(not(loom))]
+    first_since: core::sync::atomic::AtomicU64,
+    /// The address of the entry `first_since` belongs to (0: none); written
+    /// and read under the list lock only.
+    #[cfg(not(loom))]
+    front: core::sync::atomic::AtomicUsize,
     waiters: WaitList,
 }
 
@@ -198,6 +219,8 @@ impl Semaphore {
         assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
         Semaphore {
             state: AtomicU64::new(count as u64 * UNIT),
+            first_since: core::sync::atomic::AtomicU64::new(0),
+            front: core::sync::atomic::AtomicUsize::new(0),
             waiters: WaitList::new(),
         }
     }
@@ -216,6 +239,7 @@ impl Semaphore {
         assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
         // SAFETY: the caller's contract.
         unsafe { self.waiters.reinit_after_fork() };
+        self.front.store(0, Ordering::Relaxed);
         self.state.store(count as u64 * UNIT, Ordering::Relaxed);
     }
 
@@ -449,6 +473,7 @@ impl Semaphore {
         loop {
             let s = self.state.load(Ordering::Relaxed);
             if !stranded(s) {
+                self.note_front(l);
                 return;
             }
             let first = l
@@ -474,6 +499,65 @@ impl Semaphore {
                 }
             }
         }
+    }
+
+    /// Under the list lock, after every change of the list (each ends with a
+    /// kick): notes when its first entry became first, if that changed.
+    #[inline]
+    fn note_front(&self, l: &Locked<'_>) {
+        #[cfg(not(loom))]
+        {
+            let front = l.front().map_or(0, |w| w as *const Waiter as usize);
+            // Relaxed: both are written and compared under the list lock;
+            // spinners read `first_since` only to time a request that they
+            // check again under the lock.
+            if self.front.load(Ordering::Relaxed) != front {
+                self.front.store(front, Ordering::Relaxed);
+                if front != 0 {
+                    self.first_since.store(now_ns(), Ordering::Relaxed);
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = l;
+    }
+
+    /// Whether the list's first entry has been first for [`HANDOFF_AFTER`].
+    /// Always under loom, which has no clock: the models run every
+    /// spinner's request for a sleeping first waiter.
+    #[inline]
+    fn first_waited_too_long(&self) -> bool {
+        #[cfg(not(loom))]
+        return now_ns().saturating_sub(self.first_since.load(Ordering::Relaxed))
+            >= HANDOFF_AFTER.as_nanos() as u64;
+        #[cfg(loom)]
+        true
+    }
+
+    /// A spinning contender found that the first sleeper has been first for
+    /// [`HANDOFF_AFTER`]: asks for the next unit to be handed to it, on its
+    /// behalf (it keeps no timer), and kicks (a free unit goes to it at
+    /// once). `true` if a hand-off is pending or done: the contender stops
+    /// polling and queues.
+    #[cold]
+    fn ask_handoff_for_first(&self) -> bool {
+        let mut woken = Detached::empty();
+        let asked = {
+            let l = self.waiters.lock();
+            match l.front() {
+                // Again under the list lock, where `first_since` is exact:
+                // the front may have changed since the spinner looked.
+                Some(first) if !first.handoff.get() && self.first_waited_too_long() => {
+                    // Under the lock: the flag of a linked entry is read by kicks.
+                    first.handoff.set(true);
+                    self.settle(&l, 0, &mut woken);
+                    true
+                }
+                _ => false,
+            }
+        };
+        woken.wake();
+        asked
     }
 
     /// Under the list lock, after linking or unlinking an entry: sets the
@@ -575,7 +659,7 @@ impl Semaphore {
     /// critical section). Polling with loads, the poller keeps a shared copy
     /// of the line: a poll misses only after the word changed, so closer
     /// polls cost the holder nothing more than its `up`'s one miss.
-    fn spin(&self) -> bool {
+    fn spin(&self, newcomer: bool) -> bool {
         let patience = Patience::start();
         let mut polls = 0u32;
         loop {
@@ -587,8 +671,21 @@ impl Semaphore {
                 return true;
             }
             polls = polls.wrapping_add(1);
-            if polls.is_multiple_of(CLOCK_EVERY) && patience.expired(SPIN_TIME) {
-                return false;
+            if polls.is_multiple_of(CLOCK_EVERY) {
+                // The first sleeper has waited its bound at the front: ask for
+                // the next unit to be handed to it, and queue behind it. (Not
+                // a sleeper just woken: it was ahead of that one, and keeps
+                // its place when it requeues.)
+                if newcomer
+                    && s & WAITERS != 0
+                    && self.first_waited_too_long()
+                    && self.ask_handoff_for_first()
+                {
+                    return false;
+                }
+                if patience.expired(SPIN_TIME) {
+                    return false;
+                }
             }
             if polls.is_multiple_of(YIELD_EVERY) {
                 crate::arch::yield_now();
@@ -602,7 +699,7 @@ impl Semaphore {
         let counted = match self.enter() {
             Entry::Took => return Ok(()),
             Entry::Counted => {
-                if self.spin() {
+                if self.spin(true) {
                     return Ok(());
                 }
                 true
@@ -642,7 +739,7 @@ impl Semaphore {
                 return Ok(());
             }
             // Woken, and counted as a spinner by the kick that woke us.
-            if self.spin() {
+            if self.spin(false) {
                 return Ok(());
             }
             counted = true;
@@ -658,8 +755,7 @@ impl Semaphore {
 
     /// Sleeps until a kick detaches and marks `w`: `Ok(true)` if it handed us a
     /// unit, `Ok(false)` for a plain wake-up (we are counted as a spinner).
-    /// While queued without having asked for hand-off, wakes itself every
-    /// [`HANDOFF_AFTER`] to ask if it is first. On a signal or the deadline,
+    /// No timer but the caller's deadline. On a signal or the deadline,
     /// leaves (module docs, "Leaving early").
     fn sleep_queued(
         &self,
@@ -676,49 +772,19 @@ impl Semaphore {
                 spin.snooze();
             }
         }
-        #[cfg(not(loom))]
-        let mut ask_at = Instant::now() + HANDOFF_AFTER;
         loop {
             if w.is_woken() {
                 return Ok(w.grant() == GRANTED);
             }
-            #[cfg(not(loom))]
-            let wake_at = if w.handoff.get() {
-                deadline
-            } else {
-                Some(deadline.map_or(ask_at, |d| d.min(ask_at)))
-            };
-            #[cfg(loom)]
-            let wake_at = deadline;
-            match crate::sched::sleep(state, wake_at) {
+            // No timer but the caller's deadline: a spinning contender asks
+            // for hand-off on our behalf once we have been first for
+            // `HANDOFF_AFTER`, and with nobody awake, `up` kicks us.
+            match crate::sched::sleep(state, deadline) {
                 // A wake-up, or a spurious one: the loop looks at the mark.
                 Ok(()) => {}
-                Err(Error::TimedOut) if deadline.is_none_or(|d| Instant::now() < d) => {
-                    self.ask_handoff(w);
-                    #[cfg(not(loom))]
-                    {
-                        ask_at = Instant::now() + HANDOFF_AFTER;
-                    }
-                }
                 Err(e) => return self.leave(w, e),
             }
         }
-    }
-
-    /// The hand-off timer of a queued sleeper ran out: if it is first, it asks
-    /// for the next unit (and gets a free one at once, through the kick).
-    #[cold]
-    fn ask_handoff(&self, w: &Waiter) {
-        let mut woken = Detached::empty();
-        {
-            let l = self.waiters.lock();
-            if l.front().is_some_and(|f| core::ptr::eq(f, w)) && !w.handoff.get() {
-                // Under the lock: the flag of a linked entry is read by kicks.
-                w.handoff.set(true);
-                self.settle(&l, 0, &mut woken);
-            }
-        }
-        woken.wake();
     }
 
     /// Leaves the wait after `err` (a signal or the deadline): `Ok(true)` if a
@@ -852,33 +918,108 @@ mod tests {
         true
     }
 
-    /// The timer alone: a first sleeper that no `up` would wake (a pretend
-    /// awake contender is counted, so an `up` leaves the unit to it) asks for
-    /// hand-off after `HANDOFF_AFTER`, and the next `up` hands it the unit.
-    #[test]
-    fn sleeper_timer_asks_for_the_handoff_no_up_would_give() {
-        let s = Arc::new(Semaphore::new_locked());
-        s.state.fetch_add(SPINNER, Ordering::Relaxed);
-        let s2 = s.clone();
-        let t = std::thread::spawn(move || s2.down());
+    /// Waits until `s` has a first sleeper that has been first for
+    /// `HANDOFF_AFTER` (a state, not a sleep: on a slow machine it comes
+    /// later, never earlier).
+    fn wait_until_first_waited_too_long(s: &Semaphore) {
         assert!(
-            wait_until(|| s.state.load(Ordering::Relaxed) & HANDOFF != 0),
-            "the sleeper's timer never asked for hand-off"
+            wait_until(
+                || s.state.load(Ordering::Relaxed) & WAITERS != 0 && s.first_waited_too_long()
+            ),
+            "the sleeper never queued"
         );
-        s.up();
-        // Without the hand-off it would sleep for ever: the guard fails it.
-        assert!(
-            wait_until(|| t.is_finished()),
-            "the unit was not handed over"
-        );
-        t.join().unwrap();
-        assert_eq!(s.state.load(Ordering::Relaxed), SPINNER);
-        s.state.fetch_sub(SPINNER, Ordering::Relaxed);
     }
 
-    /// A sleeper that asked for hand-off (the unit reserved for it) and is then
-    /// interrupted leaves nothing behind: no flag, so running downs may take
-    /// the next unit again.
+    /// A sleeper keeps no timer: `down`s on a semaphore that stays at 0 for
+    /// many times `HANDOFF_AFTER` are not woken once (each used to wake
+    /// every `HANDOFF_AFTER` to ask for hand-off, a thousand wake-ups a
+    /// second for each idle waiter, until it was first and had asked).
+    #[test]
+    fn downs_sleep_through_a_long_wait_woken_by_nothing() {
+        let s = Arc::new(Semaphore::new_locked());
+        let sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel();
+                let s2 = s.clone();
+                let t = std::thread::spawn(move || {
+                    tx.send(current()).unwrap();
+                    s2.down();
+                });
+                let task = rx.recv().unwrap();
+                assert!(
+                    wait_until(|| task.state() == TaskState::Uninterruptible),
+                    "the down never went to sleep"
+                );
+                (t, task)
+            })
+            .collect();
+        let before: Vec<u64> = sleepers
+            .iter()
+            .map(|(_, task)| crate::arch::sched::voluntary_switches(task.tid()))
+            .collect();
+        std::thread::sleep(HANDOFF_AFTER * 20);
+        for ((_, task), before) in sleepers.iter().zip(before) {
+            assert_eq!(
+                crate::arch::sched::voluntary_switches(task.tid()),
+                before,
+                "a sleeper woke while no unit came"
+            );
+            assert_eq!(task.state(), TaskState::Uninterruptible);
+        }
+        for _ in 0..3 {
+            s.up();
+        }
+        for (t, _) in sleepers {
+            t.join().unwrap();
+        }
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+    }
+
+    /// The starvation bound without timers: a first sleeper that no `up`
+    /// would wake (a contender is awake) is asked for by that contender once
+    /// it has been first for `HANDOFF_AFTER`; the contender queues behind it,
+    /// and the next `up` hands the sleeper the unit.
+    #[test]
+    fn a_spinner_asks_for_the_handoff_on_behalf_of_a_sleeping_first_waiter() {
+        let s = Arc::new(Semaphore::new_locked());
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let (s2, order2) = (s.clone(), order.clone());
+        let sleeper = std::thread::spawn(move || {
+            tx.send(current()).unwrap();
+            s2.down();
+            order2.lock().unwrap().push("sleeper");
+        });
+        let task = rx.recv().unwrap();
+        assert!(
+            wait_until(|| task.state() == TaskState::Uninterruptible),
+            "the sleeper never went to sleep"
+        );
+        wait_until_first_waited_too_long(&s);
+        assert_eq!(s.state.load(Ordering::Relaxed), WAITERS);
+        let (s3, order3) = (s.clone(), order.clone());
+        let contender = std::thread::spawn(move || {
+            s3.down();
+            order3.lock().unwrap().push("contender");
+        });
+        // The contender spins, sees the first sleeper's time is up, and asks.
+        assert!(
+            wait_until(|| s.state.load(Ordering::Relaxed) & HANDOFF != 0),
+            "the spinner never asked for hand-off on the sleeper's behalf"
+        );
+        s.up();
+        sleeper.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["sleeper"]);
+        s.up();
+        contender.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["sleeper", "contender"]);
+        assert_eq!(s.state.load(Ordering::Relaxed), 0);
+    }
+
+    /// A sleeper that a spinner asked for (the unit reserved for it) and is
+    /// then interrupted leaves no reservation behind: the spinner queued
+    /// behind it is first now, without a request, and the next unit is
+    /// free for whoever takes it.
     #[test]
     fn interrupted_after_asking_for_handoff_leaves_no_reservation() {
         let s = Arc::new(Semaphore::new_locked());
@@ -892,11 +1033,22 @@ mod tests {
         });
         let task = rx.recv().unwrap();
         assert!(
+            wait_until(|| task.state() == TaskState::Interruptible),
+            "the sleeper never went to sleep"
+        );
+        wait_until_first_waited_too_long(&s);
+        let s3 = s.clone();
+        let contender = std::thread::spawn(move || s3.down());
+        assert!(
             wait_until(|| s.state.load(Ordering::Relaxed) & HANDOFF != 0),
-            "the sleeper's timer never asked for hand-off"
+            "the spinner never asked for hand-off on the sleeper's behalf"
         );
         task.send_signal(Signal::SIGINT);
         assert_eq!(t.join().unwrap(), Err(Error::Interrupted));
+        // The contender waits, first now, with no request: no reservation.
+        assert!(wait_until(|| s.state.load(Ordering::Relaxed) == WAITERS));
+        s.up();
+        contender.join().unwrap();
         assert_eq!(s.state.load(Ordering::Relaxed), 0);
         s.up();
         assert!(s.try_down());

@@ -86,3 +86,17 @@ mod tests {
         .unwrap();
     }
 }
+
+/// How many times thread `tid` of this process has gone to sleep so far (its
+/// voluntary context switches, from `/proc/self/task/<tid>/status`). The
+/// tests use it to check that a waiter sleeps through, woken by nothing.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn voluntary_switches(tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .expect("/proc/self/task/<tid>/status is readable");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the status names the voluntary context switches")
+}
