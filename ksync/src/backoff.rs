@@ -209,6 +209,28 @@ impl Patience {
         0
     }
 
+    /// When patience started counting ([`now_ns`]; loom: 0).
+    #[inline]
+    pub(crate) fn start_ns(&self) -> u64 {
+        #[cfg(not(loom))]
+        return self.start;
+        #[cfg(loom)]
+        0
+    }
+
+    /// Nanoseconds from the start to `now` (a [`now_ns`] reading the caller
+    /// has taken; loom: 0).
+    #[inline]
+    pub(crate) fn elapsed_at(&self, now: u64) -> u64 {
+        #[cfg(not(loom))]
+        return now.saturating_sub(self.start);
+        #[cfg(loom)]
+        {
+            let _ = now;
+            0
+        }
+    }
+
     /// Whether `limit` has passed since the start (loom: always).
     #[inline]
     pub(crate) fn expired(&self, limit: Duration) -> bool {

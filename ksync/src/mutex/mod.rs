@@ -112,9 +112,19 @@
 //! *front* of the list (keeping its place, as the kernel's first waiter does),
 //! asking for hand-off if its turn ran out (or it has waited more than
 //! [`HANDOFF_AFTER`] in all, or been woken [`HANDOFF_WAKEUPS`] times in vain).
-//! A first waiter that sleeps is not woken while others are awake, so it also
-//! sleeps with a [`HANDOFF_AFTER`] timer: when it fires, it asks for hand-off —
-//! the starvation bound.
+//! While the lock changes hands, a sleeper looks at it every
+//! [`HANDOFF_AFTER`]: it takes the lock if it finds it free, and asks for
+//! hand-off if it is first (with 8 threads on 2 CPUs these looks are much of
+//! what shares the lock evenly over short times). Once the lock has not
+//! changed hands for a whole period (its owner holds it), the sleeper sleeps
+//! until woken, so a waiter behind a lock held for long costs nothing. Such
+//! an untimed sleeper is timed by others once it is first: an unlock leaves
+//! the sleepers asleep only while a contender is awake, and an awake
+//! contender that sees that an untimed first waiter has been first for
+//! [`HANDOFF_AFTER`] (the list notes the time whenever its front changes)
+//! asks for hand-off on its behalf: it queues behind it, or, if it has just
+//! taken the lock, hands it over at its unlock. (A first waiter with a timer
+//! asks for itself, and contenders leave it to do so.)
 //!
 //! **Unlock** (the owner):
 //! 1. load `flags`; if `HANDOFF` is set, hand the lock to the first waiter
@@ -169,7 +179,7 @@
 //! owner panics naming the owner's tid.
 
 use crate::arch::membarrier::{heavy_barrier, light_barrier};
-use crate::backoff::{POLL_FIRST, POLL_MAX, Patience, Spin};
+use crate::backoff::{POLL_FIRST, POLL_MAX, Patience, Spin, now_ns};
 use crate::ctx::current_id;
 use crate::error::Result;
 use crate::lock::{Backend, Guard, Lock, SleepingBackend};
@@ -216,14 +226,18 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 #[cfg(loom)]
 const SPIN_TIME: Duration = Duration::ZERO;
 
-/// A waiter that has waited this long asks for hand-off. A sleeping first
-/// waiter wakes itself when this has passed to ask (the unlocker does not wake
-/// sleepers while a contender is awake, so without the timer a sleeper could
-/// wait for ever behind threads that keep trading the lock). With 8 threads
-/// on 2 CPUs the sleepers take their turns at one per this bound, so it sets
-/// how evenly the threads share the lock: at 500 µs the bench's 8-thread fairness
-/// (fewest over most acquisitions per thread) was a median 0.69 over seven
-/// quiet rounds, 0.58 at 1 ms, with the same throughput.
+/// How long a waiter waits before it asks for hand-off: the starvation
+/// bound. A sleeper looks at the lock this often while the lock changes
+/// hands (module docs) and asks if it is first; an untimed sleeper that has
+/// been first this long is asked for by the awake contender that sees it.
+/// (Unlock does not wake sleepers while a contender is awake, so without a
+/// request a sleeper could wait for ever behind threads that keep trading
+/// the lock.) A waiter that loses to a newcomer after waiting this long in
+/// all asks for itself when it requeues. With 8 threads on 2 CPUs the
+/// sleepers take their turns at about one per this bound, so it
+/// also sets how evenly the threads share the lock over short times: at
+/// 500 µs the bench's 8-thread fairness (fewest over most acquisitions per
+/// thread) was a median 0.69 over seven quiet rounds, 0.58 at 1 ms.
 #[cfg(not(loom))]
 pub const HANDOFF_AFTER: Duration = Duration::from_micros(500);
 
@@ -355,6 +369,20 @@ pub struct RawMutex {
     /// owner, before its release store, so a plain load and store (no atomic
     /// read-modify-write) lose no count; read by contenders as a count.
     releases: AtomicU32,
+    /// When the wait list's first entry became first ([`now_ns`]), if it
+    /// sleeps untimed (else `u64::MAX`): written under the list lock
+    /// whenever the front changes ([`publish`]), read by awake contenders,
+    /// who ask for hand-off on that waiter's behalf once it has waited
+    /// [`HANDOFF_AFTER`] there. Not in the loom build, which has no clock:
+    /// there every first waiter has waited long enough.
+    ///
+    /// [`publish`]: RawMutex::publish
+    #[cfg(not(loom))]
+    first_since: core::sync::atomic::AtomicU64,
+    /// The address of the entry `first_since` belongs to (0: none). Written
+    /// and read under the list lock only.
+    #[cfg(not(loom))]
+    front: core::sync::atomic::AtomicUsize,
     /// The sleepers, FIFO.
     waiters: WaitList<Plain>,
     dep_map: LockdepMap,
@@ -370,6 +398,8 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
+            first_since: core::sync::atomic::AtomicU64::new(0),
+            front: core::sync::atomic::AtomicUsize::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -387,6 +417,8 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
+            first_since: core::sync::atomic::AtomicU64::new(0),
+            front: core::sync::atomic::AtomicUsize::new(0),
             waiters: WaitList::new(),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
@@ -692,7 +724,7 @@ impl RawMutex {
                 q.hand_off(first, HANDED, woken);
             }
         }
-        self.flags.store(Self::flags_of(q), Ordering::Relaxed);
+        self.publish(q);
     }
 
     /// Under the list lock, with `HANDOFF` set: if the lock is free, takes it
@@ -810,7 +842,8 @@ impl RawMutex {
         let mut polls = 0u32;
         let spun = loop {
             if look {
-                if self.flags.load(Ordering::Relaxed) & HANDOFF != 0 {
+                let f = self.flags.load(Ordering::Relaxed);
+                if f & HANDOFF != 0 {
                     break Spun::Yielded;
                 }
                 let now = self.releases.load(Ordering::Relaxed);
@@ -820,8 +853,22 @@ impl RawMutex {
                 // since the previous look, so that an owner that was
                 // descheduled and runs its bursts again is not taken for slow.
                 let made_since = now.wrapping_sub(seen.unwrap_or(base & WOKE_MASK)) & WOKE_MASK;
+                // Whether to look at how long the first waiter has waited
+                // (below). Not a waiter just woken: it was ahead of that one,
+                // and keeps its place when it requeues.
+                let check_first = !woken && f & HAS_WAITERS != 0;
+                // The clock, read only where the rate needs it; elsewhere
+                // the spin's start (at most `SPIN_TIME` ago) tells well
+                // enough whether the first waiter has waited its bound. No
+                // other reading delays a take of a free lock, nor the
+                // section that follows it.
+                let clock = if eager && made_since != 0 {
+                    now_ns()
+                } else {
+                    patience.start_ns()
+                };
                 if eager && made_since != 0 {
-                    let t = patience.elapsed_ns();
+                    let t = patience.elapsed_at(clock);
                     slow = t.saturating_sub(last_look) >= u64::from(made_since) * SLOW_RELEASE_NS;
                     last_look = t;
                 }
@@ -831,11 +878,20 @@ impl RawMutex {
                 // A free lock is ours if the running threads are not taking
                 // it in a burst: no release since our previous look, or
                 // releases too far apart for a burst.
-                if (seen.is_none_or(|s| s == now) || slow)
+                let took = (seen.is_none_or(|s| s == now) || slow)
                     && self.owner.load(Ordering::Relaxed) == UNLOCKED
-                    && self.try_acquire(me)
-                {
+                    && self.try_acquire(me);
+                // The first waiter has waited its bound at the front: ask for
+                // the lock to be handed to it. Without the lock, we queue
+                // behind it; with it, our unlock hands it over.
+                let asked = check_first
+                    && self.first_waited_too_long_at(clock)
+                    && self.ask_handoff_for_first();
+                if took {
                     break Spun::Got;
+                }
+                if asked {
+                    break Spun::Yielded;
                 }
                 let done = turn_done(now, start);
                 if done >= TURN || patience.expired(SPIN_TIME) {
@@ -896,11 +952,11 @@ impl RawMutex {
         node.handoff.set(turn_over);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        // When a sleeping waiter wakes itself to ask for hand-off if it is first.
+        // When a sleeper looks at the lock next, and `releases` when it last
+        // looked: `None` once it has asked for hand-off, or once the lock
+        // has not changed hands for a whole period (see below).
         #[cfg(not(loom))]
-        let mut deadline = Some(start + HANDOFF_AFTER);
-        #[cfg(loom)]
-        let mut deadline: Option<std::time::Instant> = None;
+        let mut look_at = Some((start + HANDOFF_AFTER, self.releases.load(Ordering::Relaxed)));
         let mut wakeups = 0u32;
         loop {
             let handoff_is_ours = {
@@ -924,8 +980,7 @@ impl RawMutex {
                     // a wake-up per acquisition: the convoy barging avoids.)
                     node.handoff.set(false);
                 }
-                let f = Self::flags_of(&q);
-                self.flags.store(f, Ordering::Relaxed);
+                let f = self.publish(&q);
                 first && f & HANDOFF != 0
             };
             if handoff_is_ours && self.await_handoff(me, &node) {
@@ -958,16 +1013,32 @@ impl RawMutex {
                         continue;
                     }
                 }
+                // While the lock changes hands, look at it every
+                // `HANDOFF_AFTER` (take it if it is free, ask for hand-off
+                // if first); once it has not changed hands for a whole
+                // period (its owner holds it), sleep until woken: an idle
+                // waiter costs nothing. Untimed, it is timed by others once
+                // first: an awake contender asks for hand-off on its behalf
+                // after `HANDOFF_AFTER`, and with nobody awake, unlock wakes
+                // the first waiter.
+                #[cfg(not(loom))]
                 if node.handoff.get() {
-                    deadline = None;
+                    look_at = None;
                 }
+                #[cfg(not(loom))]
+                let deadline = look_at.map(|(at, _)| at);
+                #[cfg(loom)]
+                let deadline = None;
                 match crate::sched::sleep(state, deadline) {
                     Ok(()) => {}
                     Err(crate::Error::TimedOut) => {
-                        self.ask_handoff_if_first(&node);
                         #[cfg(not(loom))]
                         {
-                            deadline = Some(std::time::Instant::now() + HANDOFF_AFTER);
+                            let now = self.releases.load(Ordering::Relaxed);
+                            let idle = look_at.is_none_or(|(_, seen)| seen == now);
+                            self.timer_ran_out(&node, idle);
+                            look_at =
+                                (!idle).then(|| (std::time::Instant::now() + HANDOFF_AFTER, now));
                         }
                     }
                     Err(e) => {
@@ -994,6 +1065,15 @@ impl RawMutex {
             let long = wakeups >= HANDOFF_WAKEUPS;
             // Unlinked: only we read the flag until we are linked again.
             node.handoff.set(long || spun == Spun::TurnOver);
+            // Woken: the lock changes hands, so look at it again as it does.
+            node.untimed.set(false);
+            #[cfg(not(loom))]
+            {
+                look_at = look_at.or_else(|| {
+                    let now = self.releases.load(Ordering::Relaxed);
+                    Some((std::time::Instant::now() + HANDOFF_AFTER, now))
+                });
+            }
         }
     }
 
@@ -1039,18 +1119,100 @@ impl RawMutex {
     }
 
     /// A sleeping waiter's timer ran out ([`HANDOFF_AFTER`]): if it is still
-    /// queued and first, ask for the lock to be handed to it.
+    /// queued and first, it asks for the lock to be handed to it; if not, and
+    /// the lock has not changed hands since its last look (`idle`), it stops
+    /// its timer and is marked untimed, for contenders to time once it is
+    /// first.
+    #[cfg(not(loom))]
     #[cold]
-    fn ask_handoff_if_first(&self, node: &Waiter) {
+    fn timer_ran_out(&self, node: &Waiter, idle: bool) {
         let q = self.waiters.lock();
-        if node.handoff.get() {
+        if node.handoff.get() || !q.is_linked(node) {
             return;
         }
         if q.front().is_some_and(|f| core::ptr::eq(f, node)) {
-            // Under the list lock: kicks read a linked entry's flag.
+            // Under the list lock: unlockers read a linked entry's flag.
             node.handoff.set(true);
-            self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
+            self.publish(&q);
+        } else if idle {
+            // Under the list lock: `publish` reads a linked entry's flag.
+            node.untimed.set(true);
         }
+    }
+
+    /// An awake contender found that the untimed first waiter has waited
+    /// [`HANDOFF_AFTER`] at the front ([`first_waited_too_long`]):
+    /// asks for the lock to be handed to it, on its behalf (it may be asleep,
+    /// with no timer). `true` if a hand-off is pending now: the contender
+    /// stops competing and queues behind it (or, if it has just taken the
+    /// lock, hands it over at its unlock).
+    ///
+    /// [`first_waited_too_long`]: RawMutex::first_waited_too_long
+    #[cold]
+    fn ask_handoff_for_first(&self) -> bool {
+        let q = self.waiters.lock();
+        let Some(first) = q.front() else {
+            return false;
+        };
+        if !first.handoff.get() {
+            // Again under the list lock, where `first_since` is exact: the
+            // front may have changed since the contender looked.
+            if !self.first_waited_too_long() {
+                return false;
+            }
+            // Under the list lock: unlockers read a linked entry's flag.
+            first.handoff.set(true);
+        }
+        self.publish(&q) & HANDOFF != 0
+    }
+
+    /// Whether the list's first entry sleeps untimed and has been first for
+    /// [`HANDOFF_AFTER`]. Always under loom, which has no clock: the models
+    /// run every contender's request for a sleeping first waiter.
+    #[inline]
+    fn first_waited_too_long(&self) -> bool {
+        self.first_waited_too_long_at(now_ns())
+    }
+
+    /// [`first_waited_too_long`](Self::first_waited_too_long) with the
+    /// clock read already ([`now_ns`]).
+    #[inline]
+    fn first_waited_too_long_at(&self, now: u64) -> bool {
+        #[cfg(not(loom))]
+        return now.saturating_sub(self.first_since.load(Ordering::Relaxed))
+            >= HANDOFF_AFTER.as_nanos() as u64;
+        #[cfg(loom)]
+        {
+            let _ = now;
+            true
+        }
+    }
+
+    /// Under the list lock, after every change of the list: stores the flags
+    /// that describe it (`flags_of`) and returns them, and notes when its
+    /// first entry became first, if that changed and it sleeps untimed (for
+    /// a timed one, `u64::MAX`: never too long).
+    fn publish(&self, q: &Locked<'_, Plain>) -> u32 {
+        let f = Self::flags_of(q);
+        self.flags.store(f, Ordering::Relaxed);
+        #[cfg(not(loom))]
+        {
+            let front = q.front().map_or(0, |w| w as *const Waiter as usize);
+            // Relaxed: both are written and compared under the list lock;
+            // contenders read `first_since` only to time a request that
+            // they check again under the lock.
+            if self.front.load(Ordering::Relaxed) != front {
+                self.front.store(front, Ordering::Relaxed);
+                // A first waiter with a timer looks at the lock and asks for
+                // itself; only an untimed one needs timing by contenders.
+                let since = match q.front() {
+                    Some(w) if w.untimed.get() => now_ns(),
+                    _ => u64::MAX,
+                };
+                self.first_since.store(since, Ordering::Relaxed);
+            }
+        }
+        f
     }
 
     /// Unlinks `node` after its own CAS took the lock.
@@ -1068,7 +1230,7 @@ impl RawMutex {
         }
         // We own the lock: if the new first waiter asked for hand-off, our
         // unlock sees HANDOFF.
-        self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
+        self.publish(&q);
     }
 
     /// A waiter gives up (signal). Returns `true` if a hand-off made it the owner
@@ -1079,7 +1241,7 @@ impl RawMutex {
         {
             let q = self.waiters.lock();
             if q.remove(node) {
-                self.flags.store(Self::flags_of(&q), Ordering::Relaxed);
+                self.publish(&q);
             } else {
                 // An unlocker unlinked us: a hand-off, or a wake-up we absorb.
                 drop(q);
@@ -1533,9 +1695,10 @@ mod tests {
 
     /// Liveness against two hogs that trade the lock (one of them is nearly
     /// always awake and polling, so unlocks rarely wake a sleeper): a third
-    /// thread still gets in, by its own polls or by its `HANDOFF_AFTER` timer
-    /// (which `sleeper_timer_asks_for_the_handoff_no_unlock_would_give` tests
-    /// alone).
+    /// thread still gets in, by its own polls or by the hogs' request for
+    /// hand-off on its behalf (which
+    /// `a_contender_asks_for_the_handoff_on_behalf_of_a_sleeping_first_waiter`
+    /// tests alone).
     #[test]
     fn sleeper_gets_in_past_two_hogs_trading_the_lock() {
         let m = Arc::new(Mutex::new(0u64));
@@ -1571,44 +1734,134 @@ mod tests {
         assert!(got.is_ok(), "the sleeper was starved");
     }
 
-    /// The timer alone: a sleeper that no unlock would wake (a pretend awake
-    /// contender is counted, so an unlock leaves the wake-up to it) wakes
-    /// itself after `HANDOFF_AFTER` and asks for hand-off, and the unlock
-    /// hands it the lock although a contender is awake.
+    /// Waits until the first waiter of `m` has been first for
+    /// `HANDOFF_AFTER`, untimed (a state, not a sleep: on a slow machine it comes
+    /// later, never earlier).
+    fn wait_until_first_waited_too_long(m: &RawMutex) {
+        assert!(
+            wait_until(
+                || m.flags.load(Ordering::Relaxed) & HAS_WAITERS != 0 && m.first_waited_too_long()
+            ),
+            "the waiter never queued"
+        );
+    }
+
+    /// A waiter behind a lock that does not change hands stops looking at it:
+    /// queued behind a lock held for many times `HANDOFF_AFTER`, it wakes at
+    /// most once (to find that nobody released the lock), not every
+    /// `HANDOFF_AFTER` (2 000 wake-ups a second for each waiter of a lock
+    /// held by a thread that sleeps, as it did). Three waiters: the first
+    /// asks for hand-off when its turn ends and then has no timer anyway;
+    /// the others are the ones that used to wake.
     #[test]
-    fn sleeper_timer_asks_for_the_handoff_no_unlock_would_give() {
+    fn waiters_sleep_through_a_long_hold_woken_at_most_once() {
         let m = Arc::new(Mutex::new(0u64));
         let g = m.lock();
-        m.raw().spinners.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel();
-        let m2 = m.clone();
-        let t = std::thread::spawn(move || {
-            tx.send(current()).unwrap();
-            *m2.lock() += 1;
-        });
-        let task = rx.recv().unwrap();
-        // Its timer ran out and it asked for hand-off (only a sleeper does)...
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel();
+                let m = m.clone();
+                let t = std::thread::spawn(move || {
+                    tx.send(current()).unwrap();
+                    *m.lock() += 1;
+                });
+                let task = rx.recv().unwrap();
+                assert!(
+                    wait_until(|| task.state() == TaskState::Uninterruptible),
+                    "the waiter never went to sleep"
+                );
+                (t, task)
+            })
+            .collect();
+        let switches = |w: &(std::thread::JoinHandle<()>, crate::sched::Task)| {
+            crate::arch::sched::voluntary_switches(w.1.tid())
+        };
+        let before: Vec<u64> = waiters.iter().map(switches).collect();
+        std::thread::sleep(HANDOFF_AFTER * 20);
+        for (w, before) in waiters.iter().zip(before) {
+            let woken = switches(w) - before;
+            assert!(
+                woken <= 1,
+                "a waiter woke {woken} times while the lock was held"
+            );
+            assert!(wait_until(|| w.1.state() == TaskState::Uninterruptible));
+        }
+        drop(g);
+        for (t, _) in waiters {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 3);
+    }
+
+    /// The starvation bound without timers: a sleeper that no unlock would
+    /// wake (a contender is awake) and that sleeps without a timer is asked
+    /// for by that contender, once it has been first for
+    /// `HANDOFF_AFTER`; the contender queues behind it, and the unlock
+    /// hands the sleeper the lock, so it gets it first.
+    ///
+    /// The sleeper must be first without having asked, and without a timer
+    /// (one that looks asks for itself). One that queues at the end of its
+    /// own turn asks for itself, so it queues second, behind a waiter that
+    /// asked; its timer finds that nobody released the lock, so it sleeps on
+    /// untimed; then the first waiter gets the lock and holds it while the
+    /// sleeper, first now, waits.
+    #[test]
+    fn a_contender_asks_for_the_handoff_on_behalf_of_a_sleeping_first_waiter() {
+        let m = Arc::new(Mutex::new(Vec::new()));
+        let g = m.lock();
+        let spawn_waiter = |name: &'static str, hold: Option<mpsc::Receiver<()>>| {
+            let (tx, rx) = mpsc::channel();
+            let m = m.clone();
+            let t = std::thread::spawn(move || {
+                tx.send(current()).unwrap();
+                let mut g = m.lock();
+                g.push(name);
+                if let Some(hold) = hold {
+                    hold.recv().unwrap();
+                }
+            });
+            let task = rx.recv().unwrap();
+            assert!(
+                wait_until(|| task.state() == TaskState::Uninterruptible),
+                "{name} never went to sleep"
+            );
+            (t, task)
+        };
+        let (release, hold) = mpsc::channel();
+        let (holder, holder_task) = spawn_waiter("holder", Some(hold));
+        let holder_tid = holder_task.tid();
+        let (sleeper, sleeper_task) = spawn_waiter("sleeper", None);
+        // The sleeper's timer: it wakes once, finds no release, and sleeps
+        // on without one.
+        let asleep = crate::arch::sched::voluntary_switches(sleeper_task.tid());
+        assert!(
+            wait_until(
+                || crate::arch::sched::voluntary_switches(sleeper_task.tid()) > asleep
+                    && sleeper_task.state() == TaskState::Uninterruptible
+            ),
+            "the sleeper's timer never looked at the lock"
+        );
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), HAS_WAITERS | HANDOFF);
+        // The holder gets the lock (it asked for it) and keeps it; the
+        // sleeper is first now, without a request or a timer.
+        drop(g);
+        assert!(wait_until(|| m.raw().owner() == Some(holder_tid)));
+        wait_until_first_waited_too_long(m.raw());
+        assert_eq!(m.raw().flags.load(Ordering::Relaxed), HAS_WAITERS);
+        let m3 = m.clone();
+        let contender = std::thread::spawn(move || m3.lock().push("contender"));
+        // The contender spins, sees the first waiter's time is up, and asks.
         assert!(
             wait_until(|| m.raw().flags.load(Ordering::Relaxed) & HANDOFF != 0),
-            "the sleeper's timer never asked for hand-off"
+            "the contender never asked for hand-off on the sleeper's behalf"
         );
-        // ...and it is asleep again, with no timer left (first, it waits for
-        // the hand-off). Had it not gone back to sleep yet, the unlock would
-        // still hand off: the test passes either way, but tests the sleeper.
-        assert!(
-            wait_until(|| task.state() == TaskState::Uninterruptible),
-            "the waiter did not go back to sleep"
-        );
-        drop(g);
-        // Without the hand-off it would sleep for ever: the guard fails it.
-        assert!(
-            wait_until(|| t.is_finished()),
-            "the sleeper was never woken"
-        );
-        m.raw().spinners.fetch_sub(1, Ordering::Relaxed);
-        t.join().unwrap();
-        assert_eq!(*m.lock(), 1);
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        sleeper.join().unwrap();
+        contender.join().unwrap();
+        assert_eq!(*m.lock(), ["holder", "sleeper", "contender"]);
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), 0);
+        assert_eq!(m.raw().spinners.load(Ordering::Relaxed), 0);
     }
 
     /// Interrupted lockers against a holder that keeps releasing and

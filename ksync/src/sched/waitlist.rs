@@ -172,6 +172,11 @@ pub(crate) struct Waiter {
     /// mutex; the rwsem under the list lock), read by the owner and under the
     /// list lock.
     pub(crate) handoff: Cell<bool>,
+    /// A sleeping lock's waiter that sleeps with no timer (the mutex's: the
+    /// lock stopped changing hands), so that awake contenders time its wait
+    /// once it is first. Written by the owner, under the list lock while
+    /// linked; read under the list lock.
+    pub(crate) untimed: Cell<bool>,
     _pin: PhantomPinned,
 }
 
@@ -212,6 +217,7 @@ impl Waiter {
             tag,
             key: 0,
             handoff: Cell::new(false),
+            untimed: Cell::new(false),
             _pin: PhantomPinned,
         }
     }
