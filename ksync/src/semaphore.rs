@@ -85,7 +85,7 @@ use crate::backoff::{Patience, now_ns};
 use crate::error::{Error, Result};
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::sched::TaskState;
-use crate::sched::waitlist::{Detached, Locked, WaitList, Waiter};
+use crate::sched::waitlist::{Detached, FrontClock, Locked, WaitList, Waiter};
 use std::time::{Duration, Instant};
 
 /// The list is non-empty.
@@ -185,14 +185,10 @@ enum Entry {
 pub struct Semaphore {
     /// `count | spinners | HANDOFF | WAITERS`; see the module docs.
     state: AtomicU64,
-    /// When the list's first entry became first ([`now_ns`]), if it sleeps
-    /// untimed (else `u64::MAX`): written under the list lock whenever the
-    /// front changes ([`Semaphore::note_front`]), read by spinning
-    /// contenders, who ask for hand-off on that sleeper's behalf once it has
-    /// waited [`HANDOFF_AFTER`] there. Not in the loom build, which has no
-    /// clock: there every first sleeper has waited long enough.
-    #[cfg(not(loom))]
-    first_since: core::sync::atomic::AtomicU64,
+    /// When the list's first entry became first, if it sleeps untimed:
+    /// spinning contenders ask for hand-off on its behalf once it has waited
+    /// [`HANDOFF_AFTER`] there.
+    front_clock: FrontClock,
     /// Slow-path events (a contender entering, a spinner taking a unit, a
     /// kick), counted with plain loads and stores (an increment lost to a
     /// race does not matter): a sleeper whose timer finds the count as it
@@ -200,10 +196,6 @@ pub struct Semaphore {
     /// stops its timer. Not in the loom build.
     #[cfg(not(loom))]
     events: core::sync::atomic::AtomicU32,
-    /// The address of the entry `first_since` belongs to (0: none); written
-    /// and read under the list lock only.
-    #[cfg(not(loom))]
-    front: core::sync::atomic::AtomicUsize,
     waiters: WaitList,
 }
 
@@ -229,9 +221,8 @@ impl Semaphore {
         assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
         Semaphore {
             state: AtomicU64::new(count as u64 * UNIT),
-            first_since: core::sync::atomic::AtomicU64::new(u64::MAX),
+            front_clock: FrontClock::new(),
             events: core::sync::atomic::AtomicU32::new(0),
-            front: core::sync::atomic::AtomicUsize::new(0),
             waiters: WaitList::new(),
         }
     }
@@ -250,7 +241,7 @@ impl Semaphore {
         assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
         // SAFETY: the caller's contract.
         unsafe { self.waiters.reinit_after_fork() };
-        self.front.store(0, Ordering::Relaxed);
+        self.front_clock.reset();
         self.state.store(count as u64 * UNIT, Ordering::Relaxed);
     }
 
@@ -259,6 +250,7 @@ impl Semaphore {
     pub fn new(count: usize) -> Self {
         Semaphore {
             state: AtomicU64::new(count as u64 * UNIT),
+            front_clock: FrontClock::new(),
             waiters: WaitList::new(),
         }
     }
@@ -518,25 +510,7 @@ impl Semaphore {
     /// it sleeps untimed.
     #[inline]
     fn note_front(&self, l: &Locked<'_>) {
-        #[cfg(not(loom))]
-        {
-            let front = l.front().map_or(0, |w| w as *const Waiter as usize);
-            // Relaxed: both are written and compared under the list lock;
-            // spinners read `first_since` only to time a request that they
-            // check again under the lock.
-            if self.front.load(Ordering::Relaxed) != front {
-                self.front.store(front, Ordering::Relaxed);
-                // A first sleeper with a timer asks for itself; only an
-                // untimed one needs timing by spinners.
-                let since = match l.front() {
-                    Some(w) if w.untimed.get() => now_ns(),
-                    _ => u64::MAX,
-                };
-                self.first_since.store(since, Ordering::Relaxed);
-            }
-        }
-        #[cfg(loom)]
-        let _ = l;
+        self.front_clock.note(l.front());
     }
 
     /// Counts a slow-path event (see `events`).
@@ -562,14 +536,7 @@ impl Semaphore {
     /// clock read already ([`now_ns`]).
     #[inline]
     fn first_waited_too_long_at(&self, now: u64) -> bool {
-        #[cfg(not(loom))]
-        return now.saturating_sub(self.first_since.load(Ordering::Relaxed))
-            >= HANDOFF_AFTER.as_nanos() as u64;
-        #[cfg(loom)]
-        {
-            let _ = now;
-            true
-        }
+        self.front_clock.waited(now, HANDOFF_AFTER)
     }
 
     /// A spinning contender found that the first sleeper has been first for
@@ -1095,14 +1062,20 @@ mod tests {
         };
         let (first, _) = spawn_down("first");
         let (sleeper, sleeper_task) = spawn_down("sleeper");
-        let asleep = crate::arch::sched::voluntary_switches(sleeper_task.tid());
+        // The sleeper's timer: it wakes once, finds nothing happened, and
+        // sleeps on without one, marked untimed.
         assert!(
-            wait_until(
-                || crate::arch::sched::voluntary_switches(sleeper_task.tid()) > asleep
-                    && sleeper_task.state() == TaskState::Uninterruptible
-            ),
-            "the sleeper's timer never looked"
+            wait_until(|| {
+                let l = s.waiters.lock();
+                l.front()
+                    .and_then(|f| l.next_of(f))
+                    .is_some_and(|w| w.untimed.get())
+            }),
+            "the sleeper's timer never stopped"
         );
+        assert!(wait_until(
+            || sleeper_task.state() == TaskState::Uninterruptible
+        ));
         // The first asked for itself (its timer); the unit goes to it.
         assert!(wait_until(
             || s.state.load(Ordering::Relaxed) == WAITERS | HANDOFF

@@ -186,7 +186,7 @@ use crate::lock::{Backend, Guard, Lock, SleepingBackend};
 use crate::lockdep::{self, AcquireKind, LockdepMap};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::sched::TaskState;
-use crate::sched::waitlist::{Detached, Locked, Plain, WaitList, Waiter};
+use crate::sched::waitlist::{Detached, FrontClock, Locked, Plain, WaitList, Waiter};
 use core::fmt;
 use core::time::Duration;
 
@@ -238,7 +238,6 @@ const SPIN_TIME: Duration = Duration::ZERO;
 /// also sets how evenly the threads share the lock over short times: at
 /// 500 µs the bench's 8-thread fairness (fewest over most acquisitions per
 /// thread) was a median 0.69 over seven quiet rounds, 0.58 at 1 ms.
-#[cfg(not(loom))]
 pub const HANDOFF_AFTER: Duration = Duration::from_micros(500);
 
 /// A waiter woken this many times without getting the lock asks for hand-off.
@@ -369,20 +368,10 @@ pub struct RawMutex {
     /// owner, before its release store, so a plain load and store (no atomic
     /// read-modify-write) lose no count; read by contenders as a count.
     releases: AtomicU32,
-    /// When the wait list's first entry became first ([`now_ns`]), if it
-    /// sleeps untimed (else `u64::MAX`): written under the list lock
-    /// whenever the front changes ([`publish`]), read by awake contenders,
-    /// who ask for hand-off on that waiter's behalf once it has waited
-    /// [`HANDOFF_AFTER`] there. Not in the loom build, which has no clock:
-    /// there every first waiter has waited long enough.
-    ///
-    /// [`publish`]: RawMutex::publish
-    #[cfg(not(loom))]
-    first_since: core::sync::atomic::AtomicU64,
-    /// The address of the entry `first_since` belongs to (0: none). Written
-    /// and read under the list lock only.
-    #[cfg(not(loom))]
-    front: core::sync::atomic::AtomicUsize,
+    /// When the wait list's first entry became first, if it sleeps untimed:
+    /// awake contenders ask for hand-off on its behalf once it has waited
+    /// [`HANDOFF_AFTER`] there.
+    front_clock: FrontClock,
     /// The sleepers, FIFO.
     waiters: WaitList<Plain>,
     dep_map: LockdepMap,
@@ -398,8 +387,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
-            first_since: core::sync::atomic::AtomicU64::new(0),
-            front: core::sync::atomic::AtomicUsize::new(0),
+            front_clock: FrontClock::new(),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -417,8 +405,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
-            first_since: core::sync::atomic::AtomicU64::new(0),
-            front: core::sync::atomic::AtomicUsize::new(0),
+            front_clock: FrontClock::new(),
             waiters: WaitList::new(),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
@@ -433,6 +420,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
+            front_clock: FrontClock::new(),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -1178,14 +1166,7 @@ impl RawMutex {
     /// clock read already ([`now_ns`]).
     #[inline]
     fn first_waited_too_long_at(&self, now: u64) -> bool {
-        #[cfg(not(loom))]
-        return now.saturating_sub(self.first_since.load(Ordering::Relaxed))
-            >= HANDOFF_AFTER.as_nanos() as u64;
-        #[cfg(loom)]
-        {
-            let _ = now;
-            true
-        }
+        self.front_clock.waited(now, HANDOFF_AFTER)
     }
 
     /// Under the list lock, after every change of the list: stores the flags
@@ -1195,23 +1176,7 @@ impl RawMutex {
     fn publish(&self, q: &Locked<'_, Plain>) -> u32 {
         let f = Self::flags_of(q);
         self.flags.store(f, Ordering::Relaxed);
-        #[cfg(not(loom))]
-        {
-            let front = q.front().map_or(0, |w| w as *const Waiter as usize);
-            // Relaxed: both are written and compared under the list lock;
-            // contenders read `first_since` only to time a request that
-            // they check again under the lock.
-            if self.front.load(Ordering::Relaxed) != front {
-                self.front.store(front, Ordering::Relaxed);
-                // A first waiter with a timer looks at the lock and asks for
-                // itself; only an untimed one needs timing by contenders.
-                let since = match q.front() {
-                    Some(w) if w.untimed.get() => now_ns(),
-                    _ => u64::MAX,
-                };
-                self.first_since.store(since, Ordering::Relaxed);
-            }
-        }
+        self.front_clock.note(q.front());
         f
     }
 
@@ -1832,15 +1797,19 @@ mod tests {
         let holder_tid = holder_task.tid();
         let (sleeper, sleeper_task) = spawn_waiter("sleeper", None);
         // The sleeper's timer: it wakes once, finds no release, and sleeps
-        // on without one.
-        let asleep = crate::arch::sched::voluntary_switches(sleeper_task.tid());
+        // on without one, marked untimed.
         assert!(
-            wait_until(
-                || crate::arch::sched::voluntary_switches(sleeper_task.tid()) > asleep
-                    && sleeper_task.state() == TaskState::Uninterruptible
-            ),
-            "the sleeper's timer never looked at the lock"
+            wait_until(|| {
+                let q = m.raw().waiters.lock();
+                q.front()
+                    .and_then(|f| q.next_of(f))
+                    .is_some_and(|w| w.untimed.get())
+            }),
+            "the sleeper's timer never stopped"
         );
+        assert!(wait_until(
+            || sleeper_task.state() == TaskState::Uninterruptible
+        ));
         assert_eq!(m.raw().flags.load(Ordering::Relaxed), HAS_WAITERS | HANDOFF);
         // The holder gets the lock (it asked for it) and keeps it; the
         // sleeper is first now, without a request or a timer.

@@ -267,6 +267,79 @@ impl Waiter {
 // ---------------------------------------------------------------------------
 // The list.
 
+/// When a wait list's first entry became first, for the sleeping locks
+/// whose awake contenders time an untimed first sleeper (the mutex's and
+/// the semaphore's starvation bound: a sleeper keeps a timer to ask for
+/// hand-off only while the lock is busy). Written under the list lock
+/// whenever the front changes ([`note`](Self::note)); read without it,
+/// only to time a request that is checked again under the lock. Not in the
+/// loom build, which has no clock: there every first sleeper has waited
+/// long enough, so the models run every request.
+pub(crate) struct FrontClock {
+    /// The entry the reading belongs to, as an address (0: none).
+    #[cfg(not(loom))]
+    front: core::sync::atomic::AtomicUsize,
+    /// When it became first (`backoff::now_ns`), if it sleeps untimed; else
+    /// `u64::MAX`: never too long.
+    #[cfg(not(loom))]
+    since: core::sync::atomic::AtomicU64,
+}
+
+impl FrontClock {
+    /// No entry first.
+    pub(crate) const fn new() -> Self {
+        FrontClock {
+            #[cfg(not(loom))]
+            front: core::sync::atomic::AtomicUsize::new(0),
+            #[cfg(not(loom))]
+            since: core::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Under the list lock, after a change of the list whose first entry is
+    /// now `front`: notes when it became first, if it changed and sleeps
+    /// untimed ([`Waiter::untimed`]). A first entry with a timer asks for
+    /// itself.
+    #[inline]
+    pub(crate) fn note(&self, front: Option<&Waiter>) {
+        #[cfg(not(loom))]
+        {
+            let addr = front.map_or(0, |w| w as *const Waiter as usize);
+            // Relaxed: both are written and compared under the list lock.
+            if self.front.load(Ordering::Relaxed) != addr {
+                self.front.store(addr, Ordering::Relaxed);
+                let since = match front {
+                    Some(w) if w.untimed.get() => crate::backoff::now_ns(),
+                    _ => u64::MAX,
+                };
+                self.since.store(since, Ordering::Relaxed);
+            }
+        }
+        #[cfg(loom)]
+        let _ = front;
+    }
+
+    /// Whether the first entry sleeps untimed and had been first for
+    /// `bound` at `now` (a `backoff::now_ns` reading). Always under loom.
+    #[inline]
+    pub(crate) fn waited(&self, now: u64, bound: core::time::Duration) -> bool {
+        #[cfg(not(loom))]
+        return now.saturating_sub(self.since.load(Ordering::Relaxed)) >= bound.as_nanos() as u64;
+        #[cfg(loom)]
+        {
+            let _ = (now, bound);
+            true
+        }
+    }
+
+    /// Forgets the first entry (in a forked child, with the list).
+    #[cfg(not(loom))]
+    pub(crate) fn reset(&self) {
+        self.front.store(0, Ordering::Relaxed);
+        self.since.store(u64::MAX, Ordering::Relaxed);
+    }
+}
+
 /// A FIFO list of [`Waiter`] entries under a [`RawLock`], in the form `M`
 /// ([`IrqSafe`] by default, or [`Plain`]).
 pub(crate) struct WaitList<M: LockMode = IrqSafe> {
