@@ -539,9 +539,9 @@ impl Semaphore {
         self.front_clock.waited(now, HANDOFF_AFTER)
     }
 
-    /// A spinning contender found that the first sleeper has been first for
-    /// [`HANDOFF_AFTER`]: asks for the next unit to be handed to it, on its
-    /// behalf (it keeps no timer), and kicks (a free unit goes to it at
+    /// A spinning contender found that the untimed first sleeper has been
+    /// first for [`HANDOFF_AFTER`]: asks for the next unit to be handed to
+    /// it, on its behalf (it has no timer to ask with), and kicks (a free unit goes to it at
     /// once). `true` if a hand-off is pending or done: the contender stops
     /// polling and queues.
     #[cold]
@@ -550,7 +550,7 @@ impl Semaphore {
         let asked = {
             let l = self.waiters.lock();
             match l.front() {
-                // Again under the list lock, where `first_since` is exact:
+                // Again under the list lock, where the front clock is exact:
                 // the front may have changed since the spinner looked.
                 Some(first) if !first.handoff.get() && self.first_waited_too_long() => {
                     // Under the lock: the flag of a linked entry is read by kicks.

@@ -1143,7 +1143,7 @@ impl RawMutex {
             return false;
         };
         if !first.handoff.get() {
-            // Again under the list lock, where `first_since` is exact: the
+            // Again under the list lock, where the front clock is exact: the
             // front may have changed since the contender looked.
             if !self.first_waited_too_long() {
                 return false;
