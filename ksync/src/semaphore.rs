@@ -221,7 +221,7 @@ impl Semaphore {
         assert!(count as u64 <= MAX_COUNT, "semaphore count too large");
         Semaphore {
             state: AtomicU64::new(count as u64 * UNIT),
-            front_clock: FrontClock::new(),
+            front_clock: FrontClock::new(HANDOFF_AFTER),
             events: core::sync::atomic::AtomicU32::new(0),
             waiters: WaitList::new(),
         }
@@ -250,7 +250,7 @@ impl Semaphore {
     pub fn new(count: usize) -> Self {
         Semaphore {
             state: AtomicU64::new(count as u64 * UNIT),
-            front_clock: FrontClock::new(),
+            front_clock: FrontClock::new(HANDOFF_AFTER),
             waiters: WaitList::new(),
         }
     }
@@ -523,27 +523,11 @@ impl Semaphore {
         }
     }
 
-    /// Whether the list's first entry sleeps untimed and has been first for
-    /// [`HANDOFF_AFTER`].
-    /// Always under loom, which has no clock: the models run every
-    /// spinner's request for a sleeping first waiter.
-    #[inline]
-    fn first_waited_too_long(&self) -> bool {
-        self.first_waited_too_long_at(now_ns())
-    }
-
-    /// [`first_waited_too_long`](Self::first_waited_too_long) with the
-    /// clock read already ([`now_ns`]).
-    #[inline]
-    fn first_waited_too_long_at(&self, now: u64) -> bool {
-        self.front_clock.waited(now, HANDOFF_AFTER)
-    }
-
     /// A spinning contender found that the untimed first sleeper has been
     /// first for [`HANDOFF_AFTER`]: asks for the next unit to be handed to
-    /// it, on its behalf (it has no timer to ask with), and kicks (a free unit goes to it at
-    /// once). `true` if a hand-off is pending or done: the contender stops
-    /// polling and queues.
+    /// it, on its behalf (it has no timer to ask with), and kicks (a free
+    /// unit goes to it at once). `true` if a hand-off is pending or done: the
+    /// contender stops polling and queues.
     #[cold]
     fn ask_handoff_for_first(&self) -> bool {
         let mut woken = Detached::empty();
@@ -552,7 +536,7 @@ impl Semaphore {
             match l.front() {
                 // Again under the list lock, where the front clock is exact:
                 // the front may have changed since the spinner looked.
-                Some(first) if !first.handoff.get() && self.first_waited_too_long() => {
+                Some(first) if !first.handoff.get() && self.front_clock.waited(now_ns()) => {
                     // Under the lock: the flag of a linked entry is read by kicks.
                     first.handoff.set(true);
                     self.settle(&l, 0, &mut woken);
@@ -687,7 +671,7 @@ impl Semaphore {
                 // its place when it requeues.)
                 if newcomer
                     && s & WAITERS != 0
-                    && self.first_waited_too_long_at(now)
+                    && self.front_clock.waited(now)
                     && self.ask_handoff_for_first()
                 {
                     return false;
@@ -978,7 +962,7 @@ mod tests {
     fn wait_until_first_waited_too_long(s: &Semaphore) {
         assert!(
             wait_until(
-                || s.state.load(Ordering::Relaxed) & WAITERS != 0 && s.first_waited_too_long()
+                || s.state.load(Ordering::Relaxed) & WAITERS != 0 && s.front_clock.waited(now_ns())
             ),
             "the sleeper never queued"
         );

@@ -387,7 +387,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
-            front_clock: FrontClock::new(),
+            front_clock: FrontClock::new(HANDOFF_AFTER),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -405,7 +405,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
-            front_clock: FrontClock::new(),
+            front_clock: FrontClock::new(HANDOFF_AFTER),
             waiters: WaitList::new(),
             dep_map: LockdepMap::with_key(name, key).sleeping(),
         }
@@ -420,7 +420,7 @@ impl RawMutex {
             flags: AtomicU32::new(0),
             spinners: AtomicU32::new(0),
             releases: AtomicU32::new(0),
-            front_clock: FrontClock::new(),
+            front_clock: FrontClock::new(HANDOFF_AFTER),
             waiters: WaitList::new(),
             dep_map: LockdepMap::new_sleeping("mutex"),
         }
@@ -872,9 +872,8 @@ impl RawMutex {
                 // The first waiter has waited its bound at the front: ask for
                 // the lock to be handed to it. Without the lock, we queue
                 // behind it; with it, our unlock hands it over.
-                let asked = check_first
-                    && self.first_waited_too_long_at(clock)
-                    && self.ask_handoff_for_first();
+                let asked =
+                    check_first && self.front_clock.waited(clock) && self.ask_handoff_for_first();
                 if took {
                     break Spun::Got;
                 }
@@ -1129,13 +1128,11 @@ impl RawMutex {
     }
 
     /// An awake contender found that the untimed first waiter has waited
-    /// [`HANDOFF_AFTER`] at the front ([`first_waited_too_long`]):
-    /// asks for the lock to be handed to it, on its behalf (it may be asleep,
-    /// with no timer). `true` if a hand-off is pending now: the contender
-    /// stops competing and queues behind it (or, if it has just taken the
-    /// lock, hands it over at its unlock).
-    ///
-    /// [`first_waited_too_long`]: RawMutex::first_waited_too_long
+    /// [`HANDOFF_AFTER`] at the front ([`FrontClock::waited`]): asks for the
+    /// lock to be handed to it, on its behalf (it may be asleep, with no
+    /// timer). `true` if a hand-off is pending now: the contender stops
+    /// competing and queues behind it (or, if it has just taken the lock,
+    /// hands it over at its unlock).
     #[cold]
     fn ask_handoff_for_first(&self) -> bool {
         let q = self.waiters.lock();
@@ -1145,28 +1142,13 @@ impl RawMutex {
         if !first.handoff.get() {
             // Again under the list lock, where the front clock is exact: the
             // front may have changed since the contender looked.
-            if !self.first_waited_too_long() {
+            if !self.front_clock.waited(now_ns()) {
                 return false;
             }
             // Under the list lock: unlockers read a linked entry's flag.
             first.handoff.set(true);
         }
         self.publish(&q) & HANDOFF != 0
-    }
-
-    /// Whether the list's first entry sleeps untimed and has been first for
-    /// [`HANDOFF_AFTER`]. Always under loom, which has no clock: the models
-    /// run every contender's request for a sleeping first waiter.
-    #[inline]
-    fn first_waited_too_long(&self) -> bool {
-        self.first_waited_too_long_at(now_ns())
-    }
-
-    /// [`first_waited_too_long`](Self::first_waited_too_long) with the
-    /// clock read already ([`now_ns`]).
-    #[inline]
-    fn first_waited_too_long_at(&self, now: u64) -> bool {
-        self.front_clock.waited(now, HANDOFF_AFTER)
     }
 
     /// Under the list lock, after every change of the list: stores the flags
@@ -1704,9 +1686,8 @@ mod tests {
     /// later, never earlier).
     fn wait_until_first_waited_too_long(m: &RawMutex) {
         assert!(
-            wait_until(
-                || m.flags.load(Ordering::Relaxed) & HAS_WAITERS != 0 && m.first_waited_too_long()
-            ),
+            wait_until(|| m.flags.load(Ordering::Relaxed) & HAS_WAITERS != 0
+                && m.front_clock.waited(now_ns())),
             "the waiter never queued"
         );
     }

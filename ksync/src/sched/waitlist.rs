@@ -283,12 +283,20 @@ pub(crate) struct FrontClock {
     /// `u64::MAX`: never too long.
     #[cfg(not(loom))]
     since: core::sync::atomic::AtomicU64,
+    /// How long an untimed first entry may wait before contenders ask for
+    /// hand-off on its behalf (the primitive's `HANDOFF_AFTER`).
+    #[cfg(not(loom))]
+    bound: core::time::Duration,
 }
 
 impl FrontClock {
-    /// No entry first.
-    pub(crate) const fn new() -> Self {
+    /// No entry first; an untimed first entry waits at most `bound`.
+    pub(crate) const fn new(bound: core::time::Duration) -> Self {
+        #[cfg(loom)]
+        let _ = bound;
         FrontClock {
+            #[cfg(not(loom))]
+            bound,
             #[cfg(not(loom))]
             front: core::sync::atomic::AtomicUsize::new(0),
             #[cfg(not(loom))]
@@ -319,15 +327,17 @@ impl FrontClock {
         let _ = front;
     }
 
-    /// Whether the first entry sleeps untimed and had been first for
-    /// `bound` at `now` (a `backoff::now_ns` reading). Always under loom.
+    /// Whether the first entry sleeps untimed and had been first for the
+    /// bound at `now` (a `backoff::now_ns` reading): contenders ask for
+    /// hand-off on its behalf. Always under loom.
     #[inline]
-    pub(crate) fn waited(&self, now: u64, bound: core::time::Duration) -> bool {
+    pub(crate) fn waited(&self, now: u64) -> bool {
         #[cfg(not(loom))]
-        return now.saturating_sub(self.since.load(Ordering::Relaxed)) >= bound.as_nanos() as u64;
+        return now.saturating_sub(self.since.load(Ordering::Relaxed))
+            >= self.bound.as_nanos() as u64;
         #[cfg(loom)]
         {
-            let _ = (now, bound);
+            let _ = now;
             true
         }
     }
